@@ -1,0 +1,336 @@
+//! Settings: built-in defaults, then an optional TOML file, then `KURIR_<SECTION>__<KEY>`.
+//!
+//! Every setting has a default so that `kurir run` works on a fresh machine with no file at all.
+//! `config/kurir.toml` documents each one; a test keeps that file and these defaults equal.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors that stop start-up: a bad file or value, named so a person can fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment value could not be read or did not fit a setting.
+    #[error("configuration {origin}: {message}")]
+    Invalid {
+        /// Where the bad value came from: the file path or "environment".
+        origin: String,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// A value parsed but is outside what kurir can work with.
+    #[error("configuration {origin}: `{key}` {problem}")]
+    OutOfRange {
+        /// Where the value came from.
+        origin: String,
+        /// The setting, as `section.key`.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// All of kurir's settings, one struct per `[section]` of `kurir.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where jobs arrive and where letters, receipts and quarantined jobs are left.
+    pub spool: SpoolSettings,
+    /// Where the job store lives.
+    pub store: StoreSettings,
+    /// The sender printed on letters (return address) and named in messages.
+    pub sender: SenderSettings,
+    /// The postal print queue.
+    pub print: PrintSettings,
+    /// Log output.
+    pub log: LogSettings,
+}
+
+/// `[spool]`: the directory tree that is the interface to writers and readers of documents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolSettings {
+    /// Root of the spool; relative paths are taken from the working directory.
+    pub dir: PathBuf,
+    /// Largest accepted PDF in bytes; larger files are quarantined before they are read.
+    pub max_pdf_bytes: u64,
+    /// Largest accepted `job.toml` in bytes.
+    pub max_manifest_bytes: u64,
+    /// Most documents one job may carry.
+    pub max_documents: usize,
+    /// Most pages one document may have.
+    pub max_pages: usize,
+    /// Most bytes all compressed streams of one PDF may inflate to (decompression-bomb guard).
+    pub max_decompressed_bytes: u64,
+    /// How long a job directory in `incoming/` without `job.toml` is left alone, in case a
+    /// writer that ignores the tmp-then-rename rule is still writing it.
+    #[serde(with = "humantime_serde")]
+    pub settle: Duration,
+    /// Safety-net rescan of `incoming/`, in case a file-system event was lost.
+    #[serde(with = "humantime_serde")]
+    pub rescan_interval: Duration,
+}
+
+impl Default for SpoolSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("spool"),
+            max_pdf_bytes: 25_000_000,
+            max_manifest_bytes: 65_536,
+            max_documents: 10,
+            max_pages: 500,
+            max_decompressed_bytes: 200_000_000,
+            settle: Duration::from_secs(10),
+            rescan_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[store]`: the sled database, the single source of truth for job state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Directory of the database and the control socket.
+    pub dir: PathBuf,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("state"),
+        }
+    }
+}
+
+/// `[sender]`: Migrationsverket's return address and contact for the municipalities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SenderSettings {
+    /// Authority name.
+    pub name: String,
+    /// Unit within the authority.
+    pub unit: String,
+    /// Street or box line.
+    pub street: String,
+    /// Postnummer, `nnn nn`.
+    pub postnummer: String,
+    /// Postort.
+    pub postort: String,
+    /// Telephone for questions about a decision.
+    pub phone: String,
+    /// Office hours for that telephone.
+    pub phone_hours: String,
+    /// E-mail for questions about a decision.
+    pub email: String,
+}
+
+impl Default for SenderSettings {
+    fn default() -> Self {
+        Self {
+            name: "Migrationsverket".into(),
+            unit: "Bosättningsenheten".into(),
+            street: "Box 413".into(),
+            postnummer: "901 08".into(),
+            postort: "Umeå".into(),
+            phone: "010-485 52 11".into(),
+            phone_hours: "vardagar 09.00–12.00".into(),
+            email: "ensamkommandebarn-rapport@migrationsverket.se".into(),
+        }
+    }
+}
+
+/// `[print]`: letters for window envelopes, collected in batches for a print shop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrintSettings {
+    /// A batch is closed when it holds this many letters (and at the end of each day).
+    pub batch_max_letters: u32,
+    /// The address field that shows through the envelope window.
+    pub window: WindowSettings,
+}
+
+impl Default for PrintSettings {
+    fn default() -> Self {
+        Self {
+            batch_max_letters: 500,
+            window: WindowSettings::default(),
+        }
+    }
+}
+
+/// `[print.window]`: position and size of the address field on an A4 page, in millimetres
+/// from the page's top-left corner (DIN 5008 by default, also used in Nordic practice).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WindowSettings {
+    /// Distance from the left edge.
+    pub left_mm: f64,
+    /// Distance from the top edge.
+    pub top_mm: f64,
+    /// Width of the field.
+    pub width_mm: f64,
+    /// Height of the field.
+    pub height_mm: f64,
+}
+
+impl Default for WindowSettings {
+    fn default() -> Self {
+        Self {
+            left_mm: 20.0,
+            top_mm: 45.0,
+            width_mm: 85.0,
+            height_mm: 40.0,
+        }
+    }
+}
+
+/// `[log]`: how log lines look and how many there are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `human` for a terminal, `json` for journald and log shippers.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `kurir=debug`; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Settings {
+    /// Loads defaults ← `file` (if given) ← environment `KURIR_<SECTION>__<KEY>`.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let origin = match file {
+            Some(path) => format!("file {}", path.display()),
+            None => "(built-in defaults and environment)".to_string(),
+        };
+        let invalid = |e: config::ConfigError| ConfigError::Invalid {
+            origin: origin.clone(),
+            message: e.to_string(),
+        };
+        let defaults = config::Config::try_from(&Settings::default()).map_err(invalid)?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Invalid {
+                    origin,
+                    message: "no such file".into(),
+                });
+            }
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        // Only `KURIR_<SECTION>__<KEY>` names are settings; `KURIR_CONFIG` (the file's path)
+        // and other `KURIR_*` variables are not, and must not be read as unknown keys.
+        let settings_vars: config::Map<String, String> = std::env::vars()
+            .filter(|(name, _)| name.starts_with("KURIR_") && name[6..].contains("__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("KURIR")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(settings_vars)),
+        );
+        let settings: Settings = builder
+            .build()
+            .map_err(invalid)?
+            .try_deserialize()
+            .map_err(invalid)?;
+        settings.check(&origin)?;
+        Ok(settings)
+    }
+
+    fn check(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, problem: &str| ConfigError::OutOfRange {
+            origin: origin.to_string(),
+            key,
+            problem: problem.to_string(),
+        };
+        if self.spool.max_pdf_bytes == 0 {
+            return Err(bad("spool.max_pdf_bytes", "must be greater than 0"));
+        }
+        if self.spool.max_documents == 0 {
+            return Err(bad("spool.max_documents", "must be at least 1"));
+        }
+        if self.print.batch_max_letters == 0 {
+            return Err(bad("print.batch_max_letters", "must be at least 1"));
+        }
+        let w = &self.print.window;
+        if !(w.left_mm >= 0.0 && w.top_mm >= 0.0 && w.width_mm > 20.0 && w.height_mm > 15.0)
+            || w.left_mm + w.width_mm > 210.0
+            || w.top_mm + w.height_mm > 297.0
+        {
+            return Err(bad(
+                "print.window",
+                "must lie on an A4 page (210×297 mm) and be at least 20×15 mm",
+            ));
+        }
+        if self.spool.rescan_interval.is_zero() {
+            return Err(bad("spool.rescan_interval", "must be greater than 0"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_file_equals_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/kurir.toml");
+        let text = std::fs::read_to_string(&path).expect("config/kurir.toml exists");
+        let parsed: Settings = toml::from_str(&text).expect("config/kurir.toml parses");
+        assert_eq!(parsed, Settings::default());
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named_with_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[spool]\nmax_pdf_byte = 3\n").expect("write");
+        let err = Settings::load(Some(&path)).expect_err("unknown key refused");
+        let msg = err.to_string();
+        assert!(msg.contains("max_pdf_byte"), "{msg}");
+        assert!(msg.contains("bad.toml"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[print]\nbatch_max_letters = \"many\"\n").expect("write");
+        let msg = Settings::load(Some(&path)).expect_err("refused").to_string();
+        assert!(msg.contains("batch_max_letters"), "{msg}");
+    }
+
+    #[test]
+    fn out_of_range_value_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.toml");
+        std::fs::write(&path, "[print.window]\nleft_mm = 190\n").expect("write");
+        let msg = Settings::load(Some(&path)).expect_err("refused").to_string();
+        assert!(msg.contains("print.window"), "{msg}");
+    }
+}

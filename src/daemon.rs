@@ -1,0 +1,197 @@
+//! `kurir run`: wires the stages together and runs them until SIGTERM or SIGINT.
+//!
+//! Start-up order matters: the store is opened (and so locked) first, then interrupted work is
+//! finished (open print batch reconciled, claimed jobs recovered), and only then does intake
+//! look at new jobs. Shutdown stops intake and the queue between jobs and flushes the store.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::{watch, Notify};
+
+use crate::config::Settings;
+use crate::control::{self, Handler};
+use crate::fsutil;
+use crate::intake::Intake;
+use crate::pdf::PdfLimits;
+use crate::print::PrintQueue;
+use crate::queue::QueueManager;
+use crate::registry::Seed;
+use crate::spool::Spool;
+use crate::store::Store;
+use crate::validate::JobLimits;
+
+/// Runs the daemon until a termination signal.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let spool = Spool::new(&settings.spool.dir);
+    spool
+        .ensure()
+        .with_context(|| format!("creating the spool in {}", spool.root().display()))?;
+    fsutil::create_private_dir(&settings.store.dir)
+        .with_context(|| format!("creating the state directory {}", settings.store.dir.display()))?;
+    let store = Store::open(&settings.store.dir).map_err(|e| {
+        if e.is_locked() {
+            anyhow::anyhow!(
+                "another kurir run already uses the store in {}",
+                settings.store.dir.display()
+            )
+        } else {
+            anyhow::Error::new(e).context(format!(
+                "opening the store in {}",
+                settings.store.dir.display()
+            ))
+        }
+    })?;
+    let seed = Arc::new(Seed::builtin().context("loading the built-in municipality list")?);
+    let pdf_limits = PdfLimits::from_settings(&settings.spool);
+    let job_limits = JobLimits {
+        pdf: pdf_limits,
+        max_manifest_bytes: settings.spool.max_manifest_bytes,
+        max_documents: settings.spool.max_documents,
+    };
+
+    let print = PrintQueue::new(
+        spool.clone(),
+        store.clone(),
+        seed.clone(),
+        settings.print.clone(),
+        settings.sender.clone(),
+        pdf_limits,
+    );
+    let intake = Arc::new(Intake::new(
+        spool.clone(),
+        store.clone(),
+        seed.clone(),
+        job_limits,
+        settings.spool.settle,
+        false,
+    ));
+
+    // Finish what an earlier run left half-done before taking new work.
+    let (print, recovered) = {
+        let intake = intake.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(PrintQueue, usize)> {
+            print.recover().context("reconciling the open print batch")?;
+            let n = intake.recover().context("recovering interrupted jobs")?;
+            Ok((print, n))
+        })
+        .await
+        .context("recovery task")??
+    };
+    if recovered > 0 {
+        tracing::info!(jobs = recovered, "finished work interrupted by an earlier stop");
+    }
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let wake_intake = Arc::new(Notify::new());
+    let wake_queue = Arc::new(Notify::new());
+    let _watcher = watch_incoming(&spool, wake_intake.clone())?;
+
+    let handler = Arc::new(Handler::new(store.clone(), seed.clone()));
+    let socket = control::socket_path(&settings.store.dir);
+    let control_task = tokio::spawn(control::serve(socket.clone(), handler, shutdown_rx.clone()));
+
+    let queue = QueueManager::new(store.clone(), spool.clone(), seed.clone(), print);
+    let queue_task = tokio::spawn(queue.run(wake_queue.clone(), shutdown_rx.clone()));
+
+    let intake_task = tokio::spawn(intake_loop(
+        intake,
+        wake_intake,
+        wake_queue,
+        settings.spool.rescan_interval,
+        shutdown_rx.clone(),
+    ));
+
+    tracing::info!(
+        spool = %spool.root().display(),
+        state = %settings.store.dir.display(),
+        "kurir running"
+    );
+    wait_for_signal().await?;
+    tracing::info!("shutting down: intake stops, work in progress finishes");
+    let _ = shutdown_tx.send(true);
+    let _ = intake_task.await;
+    let _ = queue_task.await;
+    match control_task.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "control socket ended with an error"),
+        Err(e) => tracing::warn!(error = %e, "control socket task failed"),
+        Ok(Ok(())) => {}
+    }
+    store.flush().context("flushing the store")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Claims new jobs whenever the watcher or the rescan timer says so.
+async fn intake_loop(
+    intake: Arc<Intake>,
+    wake: Arc<Notify>,
+    wake_queue: Arc<Notify>,
+    rescan: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut recover_next = false;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let worker = intake.clone();
+        let again = recover_next;
+        let result = tokio::task::spawn_blocking(move || {
+            if again {
+                worker.recover()?;
+            }
+            worker.scan()
+        })
+        .await;
+        match result {
+            Ok(Ok(outcome)) => {
+                recover_next = false;
+                if outcome.queued > 0 {
+                    wake_queue.notify_one();
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "intake failed; will look again");
+                recover_next = true;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "intake task panicked; will look again");
+                recover_next = true;
+            }
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(rescan) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Watches `incoming/` so that a new job is claimed at once. Events are only hints: intake
+/// always rescans the folder, so a lost or coalesced event costs at most one rescan interval.
+fn watch_incoming(spool: &Spool, wake: Arc<Notify>) -> anyhow::Result<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Err(e) = &event {
+            tracing::warn!(error = %e, "file watcher reported an error; rescanning");
+        }
+        wake.notify_one();
+    })
+    .context("starting the file watcher")?;
+    watcher
+        .watch(&spool.incoming(), notify::RecursiveMode::NonRecursive)
+        .with_context(|| format!("watching {}", spool.incoming().display()))?;
+    Ok(watcher)
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

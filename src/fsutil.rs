@@ -1,0 +1,161 @@
+//! File-system steps that must be atomic, durable or safe against hostile entries.
+//!
+//! Files from writers are opened without following links and without blocking on FIFOs, and
+//! their size is checked on the open descriptor before a byte is read. Files kurir hands over
+//! (letters, manifests, receipts) are written to a temporary name, synced, and renamed, so a
+//! reader sees the whole file or none of it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Why a writer's file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The entry is a symbolic link.
+    #[error("is a symbolic link; links are not followed")]
+    Symlink,
+    /// A directory, FIFO, socket or device.
+    #[error("is not a regular file")]
+    NotRegular,
+    /// Over the limit.
+    #[error("is {size} bytes; at most {max} bytes are accepted")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Does not exist.
+    #[error("does not exist")]
+    Missing,
+    /// Any other I/O error.
+    #[error("cannot be read: {0}")]
+    Io(std::io::Error),
+}
+
+/// Reads a regular file of at most `max` bytes without following a link at its last component.
+pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => ReadError::Symlink,
+            _ if e.kind() == std::io::ErrorKind::NotFound => ReadError::Missing,
+            _ => ReadError::Io(e),
+        })?;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    if !meta.file_type().is_file() {
+        return Err(ReadError::NotRegular);
+    }
+    if meta.len() > max {
+        return Err(ReadError::TooLarge {
+            size: meta.len(),
+            max,
+        });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    // take() bounds the read even if the file grows after fstat.
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > max {
+        return Err(ReadError::TooLarge {
+            size: bytes.len() as u64,
+            max,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Creates a directory and its parents with mode 0700 (the spool holds children's data).
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// Makes a rename or a new entry in `dir` durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Writes `bytes` to `path` atomically and durably: temporary file in the same directory,
+/// fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("path has no parent directory"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("path has no file name"))?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}
+
+/// Writes a new file durably (no rename), for files inside a directory that is itself renamed
+/// into place afterwards.
+pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_links_fifos_and_oversize() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("real.pdf");
+        std::fs::write(&target, b"0123456789").expect("write");
+        let link = dir.path().join("link.pdf");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        assert!(matches!(read_bounded(&link, 100), Err(ReadError::Symlink)));
+        assert!(matches!(
+            read_bounded(&target, 5),
+            Err(ReadError::TooLarge { .. })
+        ));
+        assert_eq!(read_bounded(&target, 10).expect("reads").len(), 10);
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).expect("cstring");
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(read_bounded(&fifo, 100), Err(ReadError::NotRegular)));
+        assert!(matches!(
+            read_bounded(&dir.path().join("nope"), 100),
+            Err(ReadError::Missing)
+        ));
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.json");
+        write_atomic(&path, b"one").expect("write");
+        write_atomic(&path, b"two").expect("write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+}

@@ -1,0 +1,341 @@
+//! Intake: claims jobs from `spool/incoming/`, validates them, routes them and records them.
+//!
+//! Claiming is a rename into `spool/active/<job-id>/`, so a job is owned by exactly one place at
+//! any instant. The store is written before anything else happens to a claimed job; after a
+//! crash, [`Intake::recover`] finds claimed jobs the store does not know yet and finishes them.
+//! A bad job is recorded as quarantined first and then moved, so the move can be completed
+//! after a crash too.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use jiff::Timestamp;
+
+use crate::fsutil;
+use crate::job::JobId;
+use crate::receipt;
+use crate::registry::Seed;
+use crate::route::{self, Route, RouteInput};
+use crate::spool::Spool;
+use crate::state::{JobRecord, JobState, QuarantineInfo, Recipient};
+use crate::store::{Store, StoreError};
+use crate::validate::{self, JobLimits, Rejection};
+
+/// What can stop intake from handling a job (bad input is not an error: it is quarantined).
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The spool could not be read or changed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The receipt could not be written.
+    #[error(transparent)]
+    Receipt(#[from] receipt::ReceiptError),
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> IntakeError + 'a {
+    move |source| IntakeError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What a scan of `incoming/` did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ScanOutcome {
+    /// Jobs accepted and queued.
+    pub queued: usize,
+    /// Jobs quarantined.
+    pub quarantined: usize,
+    /// Directories left alone because they may still be being written.
+    pub waiting: usize,
+}
+
+/// The intake stage.
+pub struct Intake {
+    spool: Spool,
+    store: Store,
+    seed: Arc<Seed>,
+    limits: JobLimits,
+    settle: Duration,
+    relay_configured: bool,
+}
+
+impl Intake {
+    /// Intake over this spool and store.
+    pub fn new(
+        spool: Spool,
+        store: Store,
+        seed: Arc<Seed>,
+        limits: JobLimits,
+        settle: Duration,
+        relay_configured: bool,
+    ) -> Self {
+        Intake {
+            spool,
+            store,
+            seed,
+            limits,
+            settle,
+            relay_configured,
+        }
+    }
+
+    /// Finishes what a crash interrupted: claimed jobs not yet recorded, quarantines not yet
+    /// moved, receipts not yet written.
+    pub fn recover(&self) -> Result<usize, IntakeError> {
+        let mut finished = 0;
+        let active = self.spool.active();
+        let mut names: Vec<String> = std::fs::read_dir(&active)
+            .map_err(io("reading", &active))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        for name in names {
+            let Ok(id) = name.parse::<JobId>() else {
+                continue;
+            };
+            if self.store.get(&id)?.is_none() {
+                tracing::info!(job_id = %id, "recovering a job claimed before a crash");
+                // The writer's directory name was not recorded yet; the id stands in for it.
+                self.process_claimed(&id, id.as_str())?;
+                finished += 1;
+            }
+        }
+        for record in self.store.pending()? {
+            if record.state == JobState::Quarantined {
+                self.finish_quarantine(&record, None)?;
+                finished += 1;
+            } else if record.state.is_final() && !record.receipt_written {
+                receipt::issue(&self.spool, &self.store, &self.seed, &record.id)?;
+                finished += 1;
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Claims and handles every job in `incoming/`, oldest name first.
+    pub fn scan(&self) -> Result<ScanOutcome, IntakeError> {
+        let incoming = self.spool.incoming();
+        let mut names: Vec<String> = std::fs::read_dir(&incoming)
+            .map_err(io("reading", &incoming))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        let mut outcome = ScanOutcome::default();
+        for name in names {
+            let path = incoming.join(&name);
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue; // gone since the listing
+            };
+            if meta.is_dir() && !path.join("job.toml").exists() && self.is_young(&meta) {
+                outcome.waiting += 1;
+                continue;
+            }
+            let id = self.choose_id(&name)?;
+            let target = self.spool.active_job(&id);
+            match std::fs::rename(&path, &target) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("claiming", &path)(e)),
+            }
+            match self.process_claimed(&id, &name)? {
+                JobState::Quarantined => outcome.quarantined += 1,
+                _ => outcome.queued += 1,
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// A directory without job.toml younger than the settle time may still be being written.
+    fn is_young(&self, meta: &std::fs::Metadata) -> bool {
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        SystemTime::now()
+            .duration_since(modified)
+            .map(|age| age < self.settle)
+            .unwrap_or(true)
+    }
+
+    /// `kurir submit` names the directory by the job id it printed; keep it. Any other name
+    /// gets a fresh id.
+    fn choose_id(&self, name: &str) -> Result<JobId, IntakeError> {
+        if let Ok(id) = name.parse::<JobId>() {
+            if self.store.get(&id)?.is_none() && !self.spool.active_job(&id).exists() {
+                return Ok(id);
+            }
+        }
+        Ok(JobId::generate())
+    }
+
+    /// Validates, routes and records a claimed job; returns the state it was recorded in.
+    fn process_claimed(&self, id: &JobId, source: &str) -> Result<JobState, IntakeError> {
+        let dir = self.spool.active_job(id);
+        let now = Timestamp::now();
+        let meta = std::fs::symlink_metadata(&dir).map_err(io("inspecting", &dir))?;
+        let verdict = if meta.file_type().is_symlink() {
+            Err(validate::not_a_directory("symbolic link"))
+        } else if !meta.is_dir() {
+            Err(validate::not_a_directory("file or special file"))
+        } else {
+            validate::validate_job(&dir, &self.seed, &self.limits)
+        };
+        let mut record = JobRecord {
+            id: id.clone(),
+            source: source.chars().take(200).collect(),
+            state: JobState::Received,
+            to: None,
+            recipients: Vec::new(),
+            documents: Vec::new(),
+            received_at: now,
+            updated_at: now,
+            next_attempt: None,
+            attempts: 0,
+            quarantine: None,
+            receipt_written: false,
+            events: 0,
+        };
+        match verdict {
+            Ok(job) => {
+                record.to = job.recipients.first().map(|(code, _)| *code);
+                record.documents = job.documents;
+                let mut routes = Vec::new();
+                for (code, role) in job.recipients {
+                    let chosen = route::route(RouteInput {
+                        relay_configured: self.relay_configured,
+                        secure_connection: false,
+                        verified_address: None,
+                    });
+                    routes.push(match &chosen {
+                        Route::Email { .. } => format!("{code}: email"),
+                        Route::Post { reason } => format!("{code}: post ({})", reason.describe()),
+                    });
+                    record.recipients.push(Recipient {
+                        kommunkod: code,
+                        role,
+                        channel: Some(chosen.channel()),
+                        letter: None,
+                    });
+                }
+                record.state = JobState::Queued;
+                record.next_attempt = Some(now);
+                let pages: u32 = record.documents.iter().map(|d| d.pages).sum();
+                self.store.enqueue(
+                    &record,
+                    &[
+                        (
+                            JobState::Received,
+                            format!(
+                                "claimed and validated: {} document(s), {pages} page(s) in all",
+                                record.documents.len()
+                            ),
+                        ),
+                        (JobState::Queued, format!("routed: {}", routes.join(", "))),
+                    ],
+                )?;
+                tracing::info!(job_id = %id, channel = record.channel_summary(), "job queued");
+                Ok(JobState::Queued)
+            }
+            Err(rejection) => {
+                let dir_name = self.quarantine_name(source, id);
+                record.state = JobState::Quarantined;
+                record.quarantine = Some(QuarantineInfo {
+                    code: rejection.code.to_string(),
+                    summary: rejection.summary.clone(),
+                    dir: dir_name,
+                });
+                self.store.enqueue(
+                    &record,
+                    &[(
+                        JobState::Quarantined,
+                        format!("quarantined ({}): {}", rejection.code, rejection.summary),
+                    )],
+                )?;
+                tracing::warn!(job_id = %id, reason = rejection.code, "job quarantined");
+                self.finish_quarantine(&record, Some(&rejection))?;
+                Ok(JobState::Quarantined)
+            }
+        }
+    }
+
+    /// `quarantine/<source>/`, or `<source>.<job-id>` if that name is taken or unusable.
+    fn quarantine_name(&self, source: &str, id: &JobId) -> String {
+        let usable = !source.is_empty()
+            && source.len() <= 100
+            && !source.starts_with('.')
+            && !source.contains('/');
+        if usable && !self.spool.quarantine().join(source).exists() {
+            source.to_string()
+        } else if usable {
+            format!("{source}.{id}")
+        } else {
+            id.to_string()
+        }
+    }
+
+    /// Moves a quarantined job out of `active/` (if it is still there), writes `reason.txt`
+    /// and the receipt. Safe to run again after a crash.
+    fn finish_quarantine(
+        &self,
+        record: &JobRecord,
+        rejection: Option<&Rejection>,
+    ) -> Result<(), IntakeError> {
+        let Some(info) = &record.quarantine else {
+            return Ok(());
+        };
+        let qdir = self.spool.quarantine().join(&info.dir);
+        let active = self.spool.active_job(&record.id);
+        if let Ok(meta) = std::fs::symlink_metadata(&active) {
+            if meta.is_dir() {
+                std::fs::rename(&active, &qdir).map_err(io("quarantining", &active))?;
+            } else {
+                // A stray file, link or FIFO: keep it, unchanged, inside a folder of its own.
+                fsutil::create_private_dir(&qdir).map_err(io("quarantining", &qdir))?;
+                let keep = qdir.join(if record.source.contains('/') {
+                    record.id.as_str()
+                } else {
+                    record.source.as_str()
+                });
+                std::fs::rename(&active, &keep).map_err(io("quarantining", &active))?;
+            }
+            fsutil::sync_dir(&self.spool.quarantine()).map_err(io("syncing", &qdir))?;
+        }
+        let reason_name = if qdir.join("reason.txt").exists() && rejection.is_some() {
+            "reason.kurir.txt"
+        } else {
+            "reason.txt"
+        };
+        let reason_path = qdir.join(reason_name);
+        if !reason_path.exists() || rejection.is_some() {
+            let text = match rejection {
+                Some(r) => r.reason_text(record.id.as_str()),
+                None => Rejection {
+                    code: "recovered",
+                    summary: info.summary.clone(),
+                    detail: String::new(),
+                }
+                .reason_text(record.id.as_str())
+                .replace("(recovered)", &format!("({})", info.code)),
+            };
+            if qdir.is_dir() {
+                fsutil::write_atomic(&reason_path, text.as_bytes())
+                    .map_err(io("writing reason", &reason_path))?;
+            }
+        }
+        receipt::issue(&self.spool, &self.store, &self.seed, &record.id)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,25 @@
+//! kurir delivers Migrationsverket's assignment decisions (anvisningsbeslut) and notices of the
+//! need for a legal guardian (anmälan om behov av god man) to Swedish municipalities, by
+//! protected e-mail or by a postal print queue, replacing fax.
+//!
+//! The flow, one module per stage, talking only through the store:
+//! `intake → validate → route → queue → deliver (print) → store → receipt`.
+
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod fsutil;
+pub mod intake;
+pub mod job;
+pub mod letter;
+pub mod logging;
+pub mod pdf;
+pub mod print;
+pub mod queue;
+pub mod receipt;
+pub mod registry;
+pub mod route;
+pub mod spool;
+pub mod state;
+pub mod store;
+pub mod validate;

@@ -1,0 +1,385 @@
+//! The `kurir` command: the daemon and the tools around it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use kurir::config::{LogFormat, Settings};
+use kurir::control::{self, Request};
+use kurir::job::{CaseNumber, DocumentKind, JobId, Kommunkod};
+use kurir::pdf::PdfLimits;
+use kurir::registry::Seed;
+use kurir::spool::{Spool, SubmitRequest};
+use kurir::state::{Event, JobRecord, JobState};
+
+/// kurir delivers Migrationsverket's assignment decisions (anvisningsbeslut) and notices of the
+/// need for a legal guardian (anmälan om behov av god man) to municipalities: by protected
+/// e-mail where a municipality has a verified secure connection, otherwise as letters in a
+/// postal print queue.
+///
+/// Start the daemon with `kurir run`, drop a job with `kurir submit`, and follow it with
+/// `kurir status` and `kurir list`. Everything works on built-in defaults: the spool in
+/// ./spool and the job store in ./state.
+#[derive(Parser, Debug)]
+#[command(name = "kurir", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    /// Settings file (TOML); see config/kurir.toml for every setting and its default.
+    #[arg(long, global = true, env = "KURIR_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Log format: `human` for a terminal, `json` for journald.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon: watch the spool, deliver jobs, write receipts (stop with Ctrl-C/SIGTERM).
+    Run,
+    /// Drop a job into the spool and print its job id (no running daemon needed).
+    Submit {
+        /// Kommunkod of the assigned municipality (anvisningskommun), e.g. 2480.
+        #[arg(long, value_name = "KOMMUNKOD")]
+        to: Kommunkod,
+        /// Case number (dossiernummer) `xx-xxxxxx`; written into job.toml only, never logged.
+        #[arg(long, value_name = "CASE")]
+        case: CaseNumber,
+        /// The assignment decision (PDF).
+        #[arg(long, value_name = "PDF")]
+        anvisningsbeslut: Option<PathBuf>,
+        /// The notice that the child needs a legal guardian (PDF).
+        #[arg(long, value_name = "PDF")]
+        god_man: Option<PathBuf>,
+        /// Kommunkod of a municipality that gets a copy for information (repeatable).
+        #[arg(long, value_name = "KOMMUNKOD")]
+        copy_to: Vec<Kommunkod>,
+    },
+    /// Show one job's state and full history.
+    Status {
+        /// The job id printed by `kurir submit`.
+        job_id: JobId,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List jobs, newest first (like mailq).
+    List {
+        /// Only jobs in this state.
+        #[arg(long, value_enum)]
+        state: Option<JobState>,
+        /// At most this many jobs.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show and change what is registered about a municipality.
+    Municipality {
+        #[command(subcommand)]
+        command: MunicipalityCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MunicipalityCommand {
+    /// Show a municipality's built-in facts and registration.
+    Show {
+        /// Kommunkod.
+        code: Kommunkod,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a municipality's registration.
+    Set {
+        /// Kommunkod.
+        code: Kommunkod,
+        /// Postal address for letters: lines separated by newlines (or `\n`), last line
+        /// `nnn nn Postort`; an empty value removes it.
+        #[arg(long, value_name = "LINES")]
+        postal_address: Option<String>,
+        /// Who makes the change (default: the OS user).
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// Show every change to a municipality's registration.
+    History {
+        /// Kommunkod.
+        code: Kommunkod,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kurir: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    let format = cli.log_format.unwrap_or(settings.log.format);
+    let is_daemon = matches!(cli.command, Command::Run);
+    kurir::logging::init(format, &settings.log.filter, is_daemon);
+    let seed = Arc::new(Seed::builtin()?);
+
+    match cli.command {
+        Command::Run => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(kurir::daemon::run(settings))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Submit {
+            to,
+            case,
+            anvisningsbeslut,
+            god_man,
+            copy_to,
+        } => {
+            let mut documents = Vec::new();
+            if let Some(path) = anvisningsbeslut {
+                documents.push((DocumentKind::Anvisningsbeslut, path));
+            }
+            if let Some(path) = god_man {
+                documents.push((DocumentKind::GodMan, path));
+            }
+            if documents.is_empty() {
+                bail!("give at least one document: --anvisningsbeslut FILE and/or --god-man FILE");
+            }
+            for code in std::iter::once(&to).chain(copy_to.iter()) {
+                seed.require(*code)?;
+            }
+            if copy_to.contains(&to) {
+                bail!("--copy-to {to} is the assigned municipality itself");
+            }
+            let spool = Spool::new(&settings.spool.dir);
+            let id = spool.submit(
+                SubmitRequest {
+                    to,
+                    case,
+                    copy_to,
+                    documents,
+                },
+                &PdfLimits::from_settings(&settings.spool),
+            )?;
+            println!("{id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { job_id, json } => {
+            let result = ask(&settings, seed.clone(), Request::Status { id: job_id })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                let job: JobRecord = serde_json::from_value(result["job"].clone())?;
+                let events: Vec<Event> = serde_json::from_value(result["events"].clone())?;
+                print_status(&job, &events, &seed);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List { state, limit, json } => {
+            let result = ask(&settings, seed, Request::List { state, limit })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                let jobs: Vec<JobRecord> = serde_json::from_value(result)?;
+                print_list(&jobs);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Municipality { command } => municipality(&settings, seed, command),
+    }
+}
+
+fn ask(settings: &Settings, seed: Arc<Seed>, request: Request) -> anyhow::Result<serde_json::Value> {
+    kurir::fsutil::create_private_dir(&settings.store.dir)
+        .with_context(|| format!("creating {}", settings.store.dir.display()))?;
+    let response = control::request(&settings.store.dir, seed, request)?;
+    if response.ok {
+        Ok(response.result)
+    } else {
+        bail!("{}", response.error.unwrap_or_else(|| "request failed".into()))
+    }
+}
+
+fn municipality(
+    settings: &Settings,
+    seed: Arc<Seed>,
+    command: MunicipalityCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        MunicipalityCommand::Show { code, json } => {
+            let result = ask(settings, seed, Request::MunicipalityShow { code })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                let m = &result["municipality"];
+                println!("kommunkod       {}", m["code"].as_str().unwrap_or(""));
+                println!("name            {}", m["name"].as_str().unwrap_or(""));
+                println!("county          {}", m["county"].as_str().unwrap_or(""));
+                let address = &result["registered"]["postal_address"];
+                if address.is_null() {
+                    println!("postal address  (none registered: letters go to the registry office)");
+                } else {
+                    let lines: kurir::registry::PostalAddress =
+                        serde_json::from_value(address.clone())?;
+                    println!("postal address  {}", lines.lines().join(", "));
+                }
+            }
+        }
+        MunicipalityCommand::Set {
+            code,
+            postal_address,
+            operator,
+        } => {
+            let operator = operator.unwrap_or_else(os_user);
+            ask(
+                settings,
+                seed,
+                Request::MunicipalitySet {
+                    code,
+                    postal_address,
+                    operator,
+                },
+            )?;
+            println!("{code}: registration changed");
+        }
+        MunicipalityCommand::History { code, json } => {
+            let result = ask(settings, seed, Request::MunicipalityHistory { code })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                let changes: Vec<kurir::store::RegistryChange> = serde_json::from_value(result)?;
+                for c in changes {
+                    println!(
+                        "{}  {}  before: {}  after: {}",
+                        c.at,
+                        c.operator,
+                        serde_json::to_string(&c.before)?,
+                        serde_json::to_string(&c.after)?
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The person at the keyboard: the sudo caller, else the OS account.
+fn os_user() -> String {
+    if let Ok(user) = std::env::var("SUDO_USER") {
+        return user;
+    }
+    // SAFETY: getuid cannot fail; getpwuid returns null or a pointer to a static record that
+    // is read at once, before any other call could overwrite it.
+    unsafe {
+        let uid = libc::getuid();
+        let pw = libc::getpwuid(uid);
+        if !pw.is_null() && !(*pw).pw_name.is_null() {
+            return std::ffi::CStr::from_ptr((*pw).pw_name)
+                .to_string_lossy()
+                .into_owned();
+        }
+        format!("uid {uid}")
+    }
+}
+
+fn print_status(job: &JobRecord, events: &[Event], seed: &Seed) {
+    let name = |code: Kommunkod| {
+        seed.get(code)
+            .map(|m| m.name.clone())
+            .unwrap_or_default()
+    };
+    println!("job        {}", job.id);
+    println!("state      {}", job.state);
+    println!("channel    {}", job.channel_summary());
+    if let Some(to) = job.to {
+        println!("to         {to} {}", name(to));
+    }
+    for r in job.recipients.iter().skip(1) {
+        println!("copy to    {} {}", r.kommunkod, name(r.kommunkod));
+    }
+    for d in &job.documents {
+        println!("document   {} ({}, sha256 {})", d.kind, pages(d.pages), d.sha256);
+    }
+    for r in &job.recipients {
+        if let Some(l) = &r.letter {
+            let flag = if l.address_missing {
+                "  ADDRESS MISSING: sent to the registry office"
+            } else {
+                ""
+            };
+            println!("letter     {} → batch {} file {}{flag}", r.kommunkod, l.batch, l.file);
+        }
+    }
+    if let Some(q) = &job.quarantine {
+        println!("quarantine spool/quarantine/{} ({}: {})", q.dir, q.code, q.summary);
+    }
+    if let Some(next) = job.next_attempt {
+        println!("next       {next}");
+    }
+    println!("history");
+    for e in events {
+        println!("  {}  {:<13} {}", e.at, e.state.as_str(), e.detail);
+    }
+}
+
+fn pages(n: u32) -> String {
+    if n == 1 {
+        "1 page".into()
+    } else {
+        format!("{n} pages")
+    }
+}
+
+fn print_list(jobs: &[JobRecord]) {
+    println!(
+        "{:<24}  {:>8}  {:<13}  {:<9}  {:<7}  FLAGS",
+        "JOB ID", "AGE", "STATE", "TO", "CHANNEL"
+    );
+    let now = jiff::Timestamp::now();
+    for job in jobs {
+        let age = now.duration_since(job.received_at);
+        let secs = age.as_secs().max(0);
+        let age = match secs {
+            s if s < 120 => format!("{s}s"),
+            s if s < 7200 => format!("{}m", s / 60),
+            s if s < 172_800 => format!("{}h", s / 3600),
+            s => format!("{}d", s / 86_400),
+        };
+        let to = job.to.map(|k| k.to_string()).unwrap_or_else(|| "-".into());
+        let mut flags = Vec::new();
+        if job.address_missing() {
+            flags.push("address-missing".to_string());
+        }
+        if let Some(q) = &job.quarantine {
+            flags.push(q.code.clone());
+        }
+        println!(
+            "{:<24}  {:>8}  {:<13}  {:<9}  {:<7}  {}",
+            job.id,
+            age,
+            job.state.as_str(),
+            to,
+            job.channel_summary(),
+            flags.join(",")
+        );
+    }
+    println!("-- {} job(s)", jobs.len());
+}

@@ -1,0 +1,163 @@
+//! Receipts: `spool/receipts/<job-id>.json`, what the case system reads to learn what happened.
+//!
+//! A receipt is written atomically whenever a job reaches a final or hand-over state. It is
+//! derived from the store alone, so it can be written again after a crash with the same content.
+
+use serde::Serialize;
+
+use crate::fsutil;
+use crate::job::{DocumentKind, JobId, Kommunkod, RecipientRole};
+use crate::registry::Seed;
+use crate::spool::Spool;
+use crate::state::{Event, JobRecord, QuarantineInfo};
+use crate::store::{Store, StoreError};
+
+/// The receipt's JSON shape. Field names are a contract with the case system.
+#[derive(Debug, Serialize)]
+pub struct Receipt<'a> {
+    /// The job.
+    pub job_id: &'a JobId,
+    /// The job directory's name as the writer dropped it.
+    pub source: &'a str,
+    /// Final or hand-over state.
+    pub state: &'static str,
+    /// `post`, `email`, `mixed`, or `-` for a quarantined job.
+    pub channel: &'static str,
+    /// A letter went to a registry office for want of an address.
+    pub address_missing: bool,
+    /// Each municipality and how it was reached.
+    pub recipients: Vec<ReceiptRecipient>,
+    /// Each document.
+    pub documents: Vec<ReceiptDocument>,
+    /// The first print batch used, if any.
+    pub batch: Option<String>,
+    /// Why the job was quarantined, if it was.
+    pub quarantine: Option<&'a QuarantineInfo>,
+    /// When kurir claimed the job.
+    pub received_at: String,
+    /// When it reached this state.
+    pub finished_at: String,
+    /// Every step, oldest first.
+    pub events: &'a [Event],
+}
+
+/// One recipient in a receipt.
+#[derive(Debug, Serialize)]
+pub struct ReceiptRecipient {
+    /// The municipality.
+    pub kommunkod: Kommunkod,
+    /// Its name.
+    pub name: String,
+    /// Assigned or copy.
+    pub role: RecipientRole,
+    /// `post` or `email`.
+    pub channel: Option<&'static str>,
+    /// Print batch of its letter.
+    pub batch: Option<String>,
+    /// Letter file in the batch.
+    pub letter: Option<String>,
+    /// Pages of the letter.
+    pub letter_pages: Option<u32>,
+    /// SHA-256 of the letter.
+    pub letter_sha256: Option<String>,
+    /// Addressed to the registry office for want of an address.
+    pub address_missing: bool,
+}
+
+/// One document in a receipt.
+#[derive(Debug, Serialize)]
+pub struct ReceiptDocument {
+    /// Which document.
+    pub kind: DocumentKind,
+    /// Pages.
+    pub pages: u32,
+    /// Bytes.
+    pub bytes: u64,
+    /// SHA-256.
+    pub sha256: String,
+}
+
+/// Builds the receipt for a job from its record and history.
+pub fn build<'a>(record: &'a JobRecord, events: &'a [Event], seed: &Seed) -> Receipt<'a> {
+    let recipients: Vec<ReceiptRecipient> = record
+        .recipients
+        .iter()
+        .map(|r| ReceiptRecipient {
+            kommunkod: r.kommunkod,
+            name: seed
+                .get(r.kommunkod)
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+            role: r.role,
+            channel: r.channel.map(|c| c.as_str()),
+            batch: r.letter.as_ref().map(|l| l.batch.clone()),
+            letter: r.letter.as_ref().map(|l| l.file.clone()),
+            letter_pages: r.letter.as_ref().map(|l| l.pages),
+            letter_sha256: r.letter.as_ref().map(|l| l.sha256.clone()),
+            address_missing: r.letter.as_ref().is_some_and(|l| l.address_missing),
+        })
+        .collect();
+    Receipt {
+        job_id: &record.id,
+        source: &record.source,
+        state: record.state.as_str(),
+        channel: record.channel_summary(),
+        address_missing: record.address_missing(),
+        batch: recipients.iter().find_map(|r| r.batch.clone()),
+        recipients,
+        documents: record
+            .documents
+            .iter()
+            .map(|d| ReceiptDocument {
+                kind: d.kind,
+                pages: d.pages,
+                bytes: d.bytes,
+                sha256: d.sha256.clone(),
+            })
+            .collect(),
+        quarantine: record.quarantine.as_ref(),
+        received_at: record.received_at.to_string(),
+        finished_at: record.updated_at.to_string(),
+        events,
+    }
+}
+
+/// Writes the receipt file atomically.
+pub fn write(spool: &Spool, record: &JobRecord, events: &[Event], seed: &Seed) -> std::io::Result<()> {
+    let receipt = build(record, events, seed);
+    let mut bytes = serde_json::to_vec_pretty(&receipt).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    fsutil::write_atomic(&spool.receipt(&record.id), &bytes)
+}
+
+/// Why a receipt could not be issued.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiptError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The job is not in the store.
+    #[error("no job {0} to write a receipt for")]
+    NoJob(JobId),
+    /// The file could not be written.
+    #[error("writing receipt for job {id}: {source}")]
+    Io {
+        /// The job.
+        id: JobId,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Writes the receipt of a job in a final state from the store and notes that it is written.
+pub fn issue(spool: &Spool, store: &Store, seed: &Seed, id: &JobId) -> Result<(), ReceiptError> {
+    let record = store.get(id)?.ok_or_else(|| ReceiptError::NoJob(id.clone()))?;
+    let events = store.events(id)?;
+    write(spool, &record, &events, seed).map_err(|source| ReceiptError::Io {
+        id: id.clone(),
+        source,
+    })?;
+    store.mark_receipt_written(id)?;
+    tracing::info!(job_id = %id, state = %record.state, "receipt written");
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Routing: which channel a municipality's copy of a job takes. A pure function, so every rule
+//! is a row in a table test and the decision never depends on I/O.
+//!
+//! The rule (DOMAIN.md): protected e-mail only when kurir has a relay that enforces verified TLS,
+//! the municipality has a secure connection, and an address for it has been proven to work.
+//! Anything less goes by post: a document is never sent over a weaker route.
+
+use crate::state::Channel;
+
+/// The facts routing looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInput<'a> {
+    /// An SMTP relay with required TLS is configured.
+    pub relay_configured: bool,
+    /// The municipality has a secure connection (säker anslutning).
+    pub secure_connection: bool,
+    /// The address proven to work (verified and active), if any.
+    pub verified_address: Option<&'a str>,
+}
+
+/// Where one recipient's documents go, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Protected e-mail to this address.
+    Email {
+        /// The verified address.
+        address: String,
+    },
+    /// A printed letter.
+    Post {
+        /// Why not e-mail.
+        reason: PostReason,
+    },
+}
+
+impl Route {
+    /// The channel this route uses.
+    pub fn channel(&self) -> Channel {
+        match self {
+            Route::Email { .. } => Channel::Email,
+            Route::Post { .. } => Channel::Post,
+        }
+    }
+}
+
+/// Why a recipient gets post rather than e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostReason {
+    /// No SMTP relay is configured.
+    NoRelay,
+    /// The municipality has no secure connection.
+    NoSecureConnection,
+    /// It has one, but no address has been proven to work yet.
+    NoVerifiedAddress,
+}
+
+impl PostReason {
+    /// Words for the job's history.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PostReason::NoRelay => "no SMTP relay configured",
+            PostReason::NoSecureConnection => "municipality has no secure connection",
+            PostReason::NoVerifiedAddress => "no verified secure address",
+        }
+    }
+}
+
+/// Decides the route for one recipient.
+pub fn route(input: RouteInput<'_>) -> Route {
+    if !input.relay_configured {
+        return Route::Post {
+            reason: PostReason::NoRelay,
+        };
+    }
+    if !input.secure_connection {
+        return Route::Post {
+            reason: PostReason::NoSecureConnection,
+        };
+    }
+    match input.verified_address {
+        Some(address) if !address.is_empty() => Route::Email {
+            address: address.to_string(),
+        },
+        _ => Route::Post {
+            reason: PostReason::NoVerifiedAddress,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_table() {
+        let addr = Some("registrator@umea.se");
+        let table: &[(bool, bool, Option<&str>, Route)] = &[
+            (false, true, addr, Route::Post { reason: PostReason::NoRelay }),
+            (false, false, None, Route::Post { reason: PostReason::NoRelay }),
+            (true, false, addr, Route::Post { reason: PostReason::NoSecureConnection }),
+            (true, true, None, Route::Post { reason: PostReason::NoVerifiedAddress }),
+            (true, true, Some(""), Route::Post { reason: PostReason::NoVerifiedAddress }),
+            (true, true, addr, Route::Email { address: "registrator@umea.se".into() }),
+        ];
+        for (relay, secure, address, expected) in table {
+            let got = route(RouteInput {
+                relay_configured: *relay,
+                secure_connection: *secure,
+                verified_address: *address,
+            });
+            assert_eq!(&got, expected, "relay={relay} secure={secure} address={address:?}");
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! What the store knows about a job: its state, recipients, documents and history.
+//!
+//! These records hold no personal data: no case number, no names, no file names chosen by the
+//! writer (except the job directory's own name, which the writer needs to find its receipt).
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::job::{DocumentKind, JobId, Kommunkod, RecipientRole};
+
+/// Where a job is in its life. See ARCHITECTURE.md for the transitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum JobState {
+    /// Claimed from the spool and validated; not yet routed.
+    Received,
+    /// Routed and waiting for its deliverer.
+    Queued,
+    /// A deliverer is working on it.
+    Sending,
+    /// An attempt failed for a reason that may pass; `next_attempt` says when it is tried again.
+    Deferred,
+    /// E-mail did not succeed in time or failed permanently; the job goes to post instead.
+    FallenBack,
+    /// Letters are in a print batch: handed over to the postal path.
+    PrintQueued,
+    /// The print shop confirmed printing.
+    Printed,
+    /// Accepted by the receiving mail server.
+    Delivered,
+    /// Given up; operations alerted.
+    Failed,
+    /// Stopped by an operator.
+    Cancelled,
+    /// Bad input; kept in `spool/quarantine/` with a reason.
+    Quarantined,
+}
+
+impl JobState {
+    /// A state after which kurir does nothing more with the job by itself.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::PrintQueued
+                | JobState::Printed
+                | JobState::Delivered
+                | JobState::Failed
+                | JobState::Cancelled
+                | JobState::Quarantined
+        )
+    }
+
+    /// The kebab-case name used on the command line, in JSON and in receipts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Received => "received",
+            JobState::Queued => "queued",
+            JobState::Sending => "sending",
+            JobState::Deferred => "deferred",
+            JobState::FallenBack => "fallen-back",
+            JobState::PrintQueued => "print-queued",
+            JobState::Printed => "printed",
+            JobState::Delivered => "delivered",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::Quarantined => "quarantined",
+        }
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How documents reach a municipality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Channel {
+    /// Protected e-mail over enforced, verified TLS.
+    Email,
+    /// A printed letter in a window envelope.
+    Post,
+}
+
+impl Channel {
+    /// The lower-case name used in tables and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Post => "post",
+        }
+    }
+}
+
+/// One document of a job, as validated: enough to prove later what was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentRecord {
+    /// Which document.
+    pub kind: DocumentKind,
+    /// File name inside `spool/active/<job-id>/` (checked to be a safe name).
+    pub file: String,
+    /// Number of pages.
+    pub pages: u32,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the file, lower-case hex.
+    pub sha256: String,
+}
+
+/// A letter in a print batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LetterRef {
+    /// The batch directory's name under `spool/print/`.
+    pub batch: String,
+    /// The letter's file name in the batch.
+    pub file: String,
+    /// Pages including the cover letter.
+    pub pages: u32,
+    /// SHA-256 of the letter PDF.
+    pub sha256: String,
+    /// No postal address was registered: the letter is addressed to the registry office.
+    pub address_missing: bool,
+}
+
+/// One municipality that gets the job's documents, and how it got them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// The municipality.
+    pub kommunkod: Kommunkod,
+    /// Assigned municipality or copy.
+    pub role: RecipientRole,
+    /// The chosen channel, once routed.
+    pub channel: Option<Channel>,
+    /// The print letter, once made.
+    pub letter: Option<LetterRef>,
+}
+
+/// Why a job was quarantined, in words safe for logs and status (no file content quoted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineInfo {
+    /// Short machine-readable reason, e.g. `pdf-encrypted`.
+    pub code: String,
+    /// One sentence for a person.
+    pub summary: String,
+    /// Directory name under `spool/quarantine/`.
+    pub dir: String,
+}
+
+/// Everything the store keeps about one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The job's id.
+    pub id: JobId,
+    /// The name of the directory the writer dropped into `spool/incoming/`.
+    pub source: String,
+    /// Current state.
+    pub state: JobState,
+    /// The assigned municipality, when the manifest could be read.
+    pub to: Option<Kommunkod>,
+    /// All recipients, the assigned municipality first.
+    pub recipients: Vec<Recipient>,
+    /// The documents in reading order.
+    pub documents: Vec<DocumentRecord>,
+    /// When kurir claimed the job.
+    pub received_at: Timestamp,
+    /// When the record last changed.
+    pub updated_at: Timestamp,
+    /// When the scheduler should next look at the job (None: nothing scheduled).
+    pub next_attempt: Option<Timestamp>,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// Set when the job was quarantined.
+    pub quarantine: Option<QuarantineInfo>,
+    /// The receipt for the current final state is on disk.
+    pub receipt_written: bool,
+    /// Number of events in the job's history (the next event's sequence number).
+    pub events: u32,
+}
+
+impl JobRecord {
+    /// Any letter of this job was addressed to a registry office for want of an address.
+    pub fn address_missing(&self) -> bool {
+        self.recipients
+            .iter()
+            .any(|r| r.letter.as_ref().is_some_and(|l| l.address_missing))
+    }
+
+    /// The job's channel as one word: `post`, `email`, `mixed`, or `-` before routing.
+    pub fn channel_summary(&self) -> &'static str {
+        let mut channels = self.recipients.iter().filter_map(|r| r.channel);
+        match channels.next() {
+            None => "-",
+            Some(first) if channels.all(|c| c == first) => first.as_str(),
+            Some(_) => "mixed",
+        }
+    }
+}
+
+/// One entry of a job's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When it happened.
+    pub at: Timestamp,
+    /// The state the job entered (or stayed in).
+    pub state: JobState,
+    /// What happened, without personal data.
+    pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_match_serde_and_cli() {
+        for s in [JobState::FallenBack, JobState::PrintQueued, JobState::Quarantined] {
+            let json = serde_json::to_string(&s).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+        }
+        assert!(JobState::PrintQueued.is_final());
+        assert!(!JobState::Deferred.is_final());
+    }
+}

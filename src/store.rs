@@ -1,0 +1,715 @@
+//! The job store: sled, the single source of truth for what happened to every job.
+//!
+//! Each public call is one sled transaction across the trees it touches, followed by a flush,
+//! because sled commits are durable only after `flush` (see FIELD-NOTES.md): when a call returns
+//! `Ok`, the fact survives `kill -9`. Values are JSON with a format version, so the format can
+//! evolve without a migration tool.
+//!
+//! Trees:
+//! - `jobs`: job id → [`JobRecord`]
+//! - `events`: job id, NUL, sequence (u32 BE) → [`Event`]
+//! - `due`: next attempt (ms, u64 BE), job id → job id — what the scheduler reads; it holds
+//!   only scheduled jobs, so start-up never scans history
+//! - `pending`: job id → () for every job with work left (not final, or receipt not written)
+//! - `letters`: batch id, NUL, letter file → [`LetterRow`]
+//! - `batches`: batch id → [`BatchRecord`]; `meta`: `open_batch` → batch id
+//! - `registry`: kommunkod → [`Registered`]; `registry_history`: kommunkod, NUL, time → change
+
+use std::path::Path;
+
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::Transactional;
+
+use crate::job::{JobId, Kommunkod, RecipientRole};
+use crate::registry::PostalAddress;
+use crate::state::{Event, JobRecord, JobState};
+
+/// The on-disk format version of every value this module writes.
+const FORMAT_VERSION: u32 = 1;
+
+/// What can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled itself failed (I/O, corruption, or the database is locked by another process).
+    #[error("job store: {0}")]
+    Sled(#[from] sled::Error),
+    /// A value could not be encoded or decoded.
+    #[error("job store value: {0}")]
+    Codec(#[from] serde_json::Error),
+    /// A value written by a newer kurir.
+    #[error("job store value has format version {0}; this kurir reads version {FORMAT_VERSION}")]
+    UnsupportedVersion(u32),
+    /// No such job.
+    #[error("no job with id {0}")]
+    NotFound(JobId),
+    /// The job exists already.
+    #[error("job {0} exists already")]
+    AlreadyExists(JobId),
+    /// Compare-and-set failed: someone else moved the job first.
+    #[error("job {id} is {actual}, expected {expected}")]
+    Conflict {
+        /// The job.
+        id: JobId,
+        /// The states the caller expected.
+        expected: String,
+        /// The state it is in.
+        actual: JobState,
+    },
+}
+
+impl StoreError {
+    /// The database is held by another process (normally a running `kurir run`).
+    pub fn is_locked(&self) -> bool {
+        match self {
+            StoreError::Sled(sled::Error::Io(e)) => {
+                e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One letter as the print shop's manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LetterRow {
+    /// Batch id.
+    pub batch: String,
+    /// PDF file name in the batch directory.
+    pub file: String,
+    /// The job.
+    pub job_id: JobId,
+    /// The recipient municipality.
+    pub kommunkod: Kommunkod,
+    /// Assigned municipality or copy.
+    pub role: RecipientRole,
+    /// Recipient name line.
+    pub namn: String,
+    /// c/o line.
+    pub care_of: String,
+    /// Street or box.
+    pub adress: String,
+    /// Second street line.
+    pub lagenhet: String,
+    /// `nnn nn`.
+    pub postnummer: String,
+    /// Postort.
+    pub postort: String,
+    /// Pages including the cover letter.
+    pub pages: u32,
+    /// SHA-256 of the PDF.
+    pub sha256: String,
+    /// The address was unknown; the letter goes to the registry office.
+    pub address_missing: bool,
+}
+
+/// A print batch: a directory of letters the print shop takes once it is closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRecord {
+    /// Directory name under `spool/print/`, e.g. `20261122-001`.
+    pub id: String,
+    /// The Stockholm calendar day the batch belongs to, `YYYY-MM-DD`.
+    pub day: String,
+    /// When it was opened.
+    pub opened_at: Timestamp,
+    /// Letters in it.
+    pub letters: u32,
+    /// When it was closed, if it was.
+    pub closed_at: Option<Timestamp>,
+}
+
+/// What has been registered about a municipality beyond the built-in list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Registered {
+    /// Postal address for letters.
+    pub postal_address: Option<PostalAddress>,
+}
+
+/// One change to a municipality's registration: who, when, before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryChange {
+    /// When.
+    pub at: Timestamp,
+    /// Operator name (command line or OS user).
+    pub operator: String,
+    /// What it was.
+    pub before: Registered,
+    /// What it became.
+    pub after: Registered,
+}
+
+/// A write that must commit together with a job transition.
+#[derive(Debug, Clone)]
+pub enum SideWrite {
+    /// A letter joins a batch.
+    Letter(LetterRow),
+    /// A batch record changes (its letter count).
+    Batch(BatchRecord),
+}
+
+/// The store. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    jobs: sled::Tree,
+    events: sled::Tree,
+    due: sled::Tree,
+    pending: sled::Tree,
+    letters: sled::Tree,
+    batches: sled::Tree,
+    meta: sled::Tree,
+    registry: sled::Tree,
+    registry_history: sled::Tree,
+}
+
+#[derive(Serialize)]
+struct VersionedRef<'a, T> {
+    v: u32,
+    #[serde(flatten)]
+    data: &'a T,
+}
+
+#[derive(Deserialize)]
+struct Versioned<T> {
+    v: u32,
+    #[serde(flatten)]
+    data: T,
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    Ok(serde_json::to_vec(&VersionedRef {
+        v: FORMAT_VERSION,
+        data: value,
+    })?)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    let versioned: Versioned<T> = serde_json::from_slice(bytes)?;
+    if versioned.v != FORMAT_VERSION {
+        return Err(StoreError::UnsupportedVersion(versioned.v));
+    }
+    Ok(versioned.data)
+}
+
+fn event_key(id: &JobId, seq: u32) -> Vec<u8> {
+    let mut key = id.as_str().as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn due_key(at: Timestamp, id: &JobId) -> Vec<u8> {
+    let ms = u64::try_from(at.as_millisecond()).unwrap_or(0);
+    let mut key = ms.to_be_bytes().to_vec();
+    key.extend_from_slice(id.as_str().as_bytes());
+    key
+}
+
+fn letter_key(batch: &str, file: &str) -> Vec<u8> {
+    let mut key = batch.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(file.as_bytes());
+    key
+}
+
+fn prefix(batch_or_code: &str) -> Vec<u8> {
+    let mut key = batch_or_code.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(e: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn tx_decode<T: DeserializeOwned>(bytes: &[u8]) -> TxResult<T> {
+    decode(bytes).or_else(abort)
+}
+
+fn tx_encode<T: Serialize>(value: &T) -> TxResult<Vec<u8>> {
+    encode(value).or_else(abort)
+}
+
+fn unwrap_tx<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    })
+}
+
+/// The index maintenance every job write does: due entry and pending marker follow the record.
+fn reindex(
+    due: &TransactionalTree,
+    pending: &TransactionalTree,
+    old: Option<&JobRecord>,
+    new: &JobRecord,
+) -> Result<(), UnabortableTransactionError> {
+    if let Some(at) = old.and_then(|o| o.next_attempt) {
+        due.remove(due_key(at, &new.id))?;
+    }
+    if let (Some(at), false) = (new.next_attempt, new.state.is_final()) {
+        due.insert(due_key(at, &new.id), new.id.as_str().as_bytes())?;
+    }
+    if new.state.is_final() && new.receipt_written {
+        pending.remove(new.id.as_str().as_bytes())?;
+    } else {
+        pending.insert(new.id.as_str().as_bytes(), &[])?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. Fails if another process holds it.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        Ok(Store {
+            jobs: db.open_tree("jobs")?,
+            events: db.open_tree("events")?,
+            due: db.open_tree("due")?,
+            pending: db.open_tree("pending")?,
+            letters: db.open_tree("letters")?,
+            batches: db.open_tree("batches")?,
+            meta: db.open_tree("meta")?,
+            registry: db.open_tree("registry")?,
+            registry_history: db.open_tree("registry_history")?,
+            db,
+        })
+    }
+
+    /// Makes every committed write durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Records a new job with its first events (e.g. received, then queued). Fails if the id
+    /// exists.
+    pub fn enqueue(&self, record: &JobRecord, history: &[(JobState, String)]) -> Result<(), StoreError> {
+        let mut record = record.clone();
+        let events: Vec<Event> = history
+            .iter()
+            .map(|(state, detail)| Event {
+                at: record.updated_at,
+                state: *state,
+                detail: detail.clone(),
+            })
+            .collect();
+        record.events = u32::try_from(events.len()).unwrap_or(u32::MAX);
+        let result = (&self.jobs, &self.events, &self.due, &self.pending).transaction(
+            |(jobs, event_tree, due, pending)| {
+                let key = record.id.as_str().as_bytes();
+                if jobs.get(key)?.is_some() {
+                    return abort(StoreError::AlreadyExists(record.id.clone()));
+                }
+                jobs.insert(key, tx_encode(&record)?)?;
+                for (seq, event) in events.iter().enumerate() {
+                    let seq = u32::try_from(seq).unwrap_or(u32::MAX);
+                    event_tree.insert(event_key(&record.id, seq), tx_encode(event)?)?;
+                }
+                reindex(due, pending, None, &record)?;
+                Ok(())
+            },
+        );
+        unwrap_tx(result)?;
+        self.flush()
+    }
+
+    /// Moves a job from one of `expected` to whatever `change` makes of it, appending an event,
+    /// together with `side` writes, in one durable step. Compare-and-set: if the job is in
+    /// another state, nothing is written and [`StoreError::Conflict`] is returned.
+    pub fn transition(
+        &self,
+        id: &JobId,
+        expected: &[JobState],
+        detail: &str,
+        side: &[SideWrite],
+        change: impl Fn(&mut JobRecord),
+    ) -> Result<JobRecord, StoreError> {
+        let now = Timestamp::now();
+        let result = (
+            &self.jobs,
+            &self.events,
+            &self.due,
+            &self.pending,
+            &self.letters,
+            &self.batches,
+        )
+            .transaction(|(jobs, events, due, pending, letters, batches)| {
+                let key = id.as_str().as_bytes();
+                let Some(bytes) = jobs.get(key)? else {
+                    return abort(StoreError::NotFound(id.clone()));
+                };
+                let old: JobRecord = tx_decode(&bytes)?;
+                if !expected.contains(&old.state) {
+                    return abort(StoreError::Conflict {
+                        id: id.clone(),
+                        expected: expected
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join("|"),
+                        actual: old.state,
+                    });
+                }
+                let mut new = old.clone();
+                change(&mut new);
+                new.updated_at = now;
+                if new.state != old.state {
+                    new.receipt_written = false;
+                }
+                let event = Event {
+                    at: now,
+                    state: new.state,
+                    detail: detail.to_string(),
+                };
+                events.insert(event_key(id, new.events), tx_encode(&event)?)?;
+                new.events += 1;
+                jobs.insert(key, tx_encode(&new)?)?;
+                reindex(due, pending, Some(&old), &new)?;
+                for write in side {
+                    match write {
+                        SideWrite::Letter(row) => {
+                            letters.insert(letter_key(&row.batch, &row.file), tx_encode(row)?)?;
+                        }
+                        SideWrite::Batch(batch) => {
+                            batches.insert(batch.id.as_bytes(), tx_encode(batch)?)?;
+                        }
+                    }
+                }
+                Ok(new)
+            });
+        let record = unwrap_tx(result)?;
+        self.flush()?;
+        Ok(record)
+    }
+
+    /// Notes that the receipt for the job's current final state is on disk. Not flushed: if the
+    /// note is lost in a crash, the receipt is written again, which is harmless.
+    pub fn mark_receipt_written(&self, id: &JobId) -> Result<(), StoreError> {
+        let result = (&self.jobs, &self.due, &self.pending).transaction(|(jobs, due, pending)| {
+            let key = id.as_str().as_bytes();
+            let Some(bytes) = jobs.get(key)? else {
+                return abort(StoreError::NotFound(id.clone()));
+            };
+            let old: JobRecord = tx_decode(&bytes)?;
+            let mut new = old.clone();
+            new.receipt_written = true;
+            jobs.insert(key, tx_encode(&new)?)?;
+            reindex(due, pending, Some(&old), &new)?;
+            Ok(())
+        });
+        unwrap_tx(result)
+    }
+
+    /// One job, if it exists.
+    pub fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        match self.jobs.get(id.as_str().as_bytes())? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A job's history, oldest first.
+    pub fn events(&self, id: &JobId) -> Result<Vec<Event>, StoreError> {
+        let mut key = id.as_str().as_bytes().to_vec();
+        key.push(0);
+        self.events
+            .scan_prefix(key)
+            .map(|item| decode(&item?.1))
+            .collect()
+    }
+
+    /// Jobs whose next attempt is at or before `now`, earliest first, at most `limit`.
+    pub fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        let end_ms = u64::try_from(now.as_millisecond())
+            .unwrap_or(0)
+            .saturating_add(1);
+        let end = end_ms.to_be_bytes().to_vec();
+        let mut out = Vec::new();
+        for item in self.due.range(..end) {
+            let (_, id) = item?;
+            let id = String::from_utf8_lossy(&id).to_string();
+            if let Ok(id) = id.parse::<JobId>() {
+                if let Some(record) = self.get(&id)? {
+                    out.push(record);
+                }
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every job with work left (not final, or its receipt not yet written).
+    pub fn pending(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.pending.iter() {
+            let (key, _) = item?;
+            let id = String::from_utf8_lossy(&key).to_string();
+            if let Ok(id) = id.parse::<JobId>() {
+                if let Some(record) = self.get(&id)? {
+                    out.push(record);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Newest jobs first, optionally only those in `state`, at most `limit`.
+    pub fn list(
+        &self,
+        state: Option<JobState>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.jobs.iter().rev() {
+            let record: JobRecord = decode(&item?.1)?;
+            if state.is_none_or(|s| s == record.state) {
+                out.push(record);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The batch letters currently go into, if one is open.
+    pub fn open_batch(&self) -> Result<Option<BatchRecord>, StoreError> {
+        let Some(id) = self.meta.get(b"open_batch")? else {
+            return Ok(None);
+        };
+        self.batch(&String::from_utf8_lossy(&id))
+    }
+
+    /// One batch by id.
+    pub fn batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
+        match self.batches.get(id.as_bytes())? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Ids of all batches that start with `day_prefix` (e.g. `20261122-`), to number a new one.
+    pub fn batch_ids_with_prefix(&self, day_prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.batches
+            .scan_prefix(day_prefix.as_bytes())
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).to_string()))
+            .collect()
+    }
+
+    /// Records a new batch and makes it the open one.
+    pub fn open_new_batch(&self, batch: &BatchRecord) -> Result<(), StoreError> {
+        let result = (&self.batches, &self.meta).transaction(|(batches, meta)| {
+            batches.insert(batch.id.as_bytes(), tx_encode(batch)?)?;
+            meta.insert(b"open_batch".as_slice(), batch.id.as_bytes())?;
+            Ok(())
+        });
+        unwrap_tx(result)?;
+        self.flush()
+    }
+
+    /// Marks a batch closed; it is no longer the open one.
+    pub fn close_batch(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        let result = (&self.batches, &self.meta).transaction(|(batches, meta)| {
+            if let Some(bytes) = batches.get(id.as_bytes())? {
+                let mut batch: BatchRecord = tx_decode(&bytes)?;
+                batch.closed_at = Some(at);
+                batches.insert(id.as_bytes(), tx_encode(&batch)?)?;
+            }
+            if meta.get(b"open_batch")?.as_deref() == Some(id.as_bytes()) {
+                meta.remove(b"open_batch".as_slice())?;
+            }
+            Ok(())
+        });
+        unwrap_tx(result)?;
+        self.flush()
+    }
+
+    /// The letters of one batch, in file-name order.
+    pub fn letters(&self, batch: &str) -> Result<Vec<LetterRow>, StoreError> {
+        self.letters
+            .scan_prefix(prefix(batch))
+            .map(|item| decode(&item?.1))
+            .collect()
+    }
+
+    /// What has been registered for a municipality (default: nothing).
+    pub fn registered(&self, code: Kommunkod) -> Result<Registered, StoreError> {
+        match self.registry.get(code.as_str().as_bytes())? {
+            Some(bytes) => decode(&bytes),
+            None => Ok(Registered::default()),
+        }
+    }
+
+    /// Replaces a municipality's registration, keeping the previous value in its history.
+    pub fn register(
+        &self,
+        code: Kommunkod,
+        after: &Registered,
+        operator: &str,
+    ) -> Result<RegistryChange, StoreError> {
+        let at = Timestamp::now();
+        let result = (&self.registry, &self.registry_history).transaction(|(reg, history)| {
+            let before: Registered = match reg.get(code.as_str().as_bytes())? {
+                Some(bytes) => tx_decode(&bytes)?,
+                None => Registered::default(),
+            };
+            let change = RegistryChange {
+                at,
+                operator: operator.to_string(),
+                before,
+                after: after.clone(),
+            };
+            reg.insert(code.as_str().as_bytes(), tx_encode(after)?)?;
+            let mut key = prefix(code.as_str());
+            key.extend_from_slice(&at.as_nanosecond().to_be_bytes());
+            history.insert(key, tx_encode(&change)?)?;
+            Ok(change)
+        });
+        let change = unwrap_tx(result)?;
+        self.flush()?;
+        Ok(change)
+    }
+
+    /// Every change to a municipality's registration, oldest first.
+    pub fn registry_history(&self, code: Kommunkod) -> Result<Vec<RegistryChange>, StoreError> {
+        self.registry_history
+            .scan_prefix(prefix(code.as_str()))
+            .map(|item| decode(&item?.1))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Channel, Recipient};
+
+    fn record(state: JobState) -> JobRecord {
+        let now = Timestamp::now();
+        JobRecord {
+            id: JobId::generate(),
+            source: "drop-1".into(),
+            state,
+            to: Some("2480".parse().expect("code")),
+            recipients: vec![Recipient {
+                kommunkod: "2480".parse().expect("code"),
+                role: RecipientRole::Assigned,
+                channel: Some(Channel::Post),
+                letter: None,
+            }],
+            documents: vec![],
+            received_at: now,
+            updated_at: now,
+            next_attempt: Some(now),
+            attempts: 0,
+            quarantine: None,
+            receipt_written: false,
+            events: 0,
+        }
+    }
+
+    #[test]
+    fn enqueue_then_due_then_transition_to_final_leaves_schedule() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let job = record(JobState::Queued);
+        store.enqueue(&job, &[(JobState::Queued, "received".into())]).expect("enqueue");
+        assert!(matches!(
+            store.enqueue(&job, &[(JobState::Queued, "again".into())]),
+            Err(StoreError::AlreadyExists(_))
+        ));
+        let due = store.due(Timestamp::now(), 10).expect("due");
+        assert_eq!(due.len(), 1);
+
+        let done = store
+            .transition(&job.id, &[JobState::Queued], "printed", &[], |r| {
+                r.state = JobState::PrintQueued;
+                r.next_attempt = None;
+            })
+            .expect("transition");
+        assert_eq!(done.state, JobState::PrintQueued);
+        assert!(store.due(Timestamp::now(), 10).expect("due").is_empty());
+        assert_eq!(store.pending().expect("pending").len(), 1, "receipt still owed");
+        store.mark_receipt_written(&job.id).expect("mark");
+        assert!(store.pending().expect("pending").is_empty());
+
+        let events = store.events(&job.id).expect("events");
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].state, JobState::PrintQueued);
+    }
+
+    #[test]
+    fn transition_from_unexpected_state_is_a_conflict_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let job = record(JobState::Queued);
+        store.enqueue(&job, &[(JobState::Queued, "received".into())]).expect("enqueue");
+        let err = store
+            .transition(&job.id, &[JobState::Sending], "x", &[], |r| {
+                r.state = JobState::Delivered
+            })
+            .expect_err("conflict");
+        assert!(matches!(err, StoreError::Conflict { .. }));
+        assert_eq!(store.events(&job.id).expect("events").len(), 1);
+    }
+
+    #[test]
+    fn due_excludes_future_attempts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut job = record(JobState::Deferred);
+        job.next_attempt = Some(Timestamp::now() + jiff::SignedDuration::from_secs(3600));
+        store.enqueue(&job, &[(JobState::Deferred, "deferred".into())]).expect("enqueue");
+        assert!(store.due(Timestamp::now(), 10).expect("due").is_empty());
+    }
+
+    #[test]
+    fn data_survives_reopen_and_list_filters_by_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = record(JobState::Queued);
+        let b = record(JobState::Quarantined);
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store.enqueue(&a, &[(JobState::Queued, "received".into())]).expect("enqueue");
+            store.enqueue(&b, &[(JobState::Quarantined, "quarantined".into())]).expect("enqueue");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.list(None, 10).expect("list").len(), 2);
+        let q = store.list(Some(JobState::Quarantined), 10).expect("list");
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].id, b.id);
+    }
+
+    #[test]
+    fn registry_changes_keep_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let code: Kommunkod = "2480".parse().expect("code");
+        let first = Registered {
+            postal_address: Some(PostalAddress::parse("Box 1\n901 84 Umeå").expect("addr")),
+        };
+        store.register(code, &first, "anna").expect("register");
+        store
+            .register(code, &Registered::default(), "bo")
+            .expect("register");
+        let history = store.registry_history(code).expect("history");
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[1].before, first);
+        assert_eq!(history[1].operator, "bo");
+    }
+}
