@@ -321,7 +321,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "[print]\nbatch_max_letters = \"many\"\n").expect("write");
-        let msg = Settings::load(Some(&path)).expect_err("refused").to_string();
+        let msg = Settings::load(Some(&path))
+            .expect_err("refused")
+            .to_string();
         assert!(msg.contains("batch_max_letters"), "{msg}");
     }
 
@@ -330,7 +332,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("k.toml");
         std::fs::write(&path, "[print.window]\nleft_mm = 190\n").expect("write");
-        let msg = Settings::load(Some(&path)).expect_err("refused").to_string();
+        let msg = Settings::load(Some(&path))
+            .expect_err("refused")
+            .to_string();
         assert!(msg.contains("print.window"), "{msg}");
     }
 }

@@ -256,7 +256,11 @@ fn call_daemon(socket: &Path, request: &Request) -> std::io::Result<Response> {
 }
 
 /// Sends a request to the running daemon, or answers it from the store when none runs.
-pub fn request(state_dir: &Path, seed: Arc<Seed>, request: Request) -> Result<Response, ClientError> {
+pub fn request(
+    state_dir: &Path,
+    seed: Arc<Seed>,
+    request: Request,
+) -> Result<Response, ClientError> {
     let socket = socket_path(state_dir);
     let mut last_store_error = None;
     for _ in 0..20 {

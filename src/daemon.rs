@@ -23,12 +23,18 @@ use crate::validate::JobLimits;
 
 /// Runs the daemon until a termination signal.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    // Installed first, so that a SIGTERM during start-up is a clean stop, not a kill.
+    let signals = Signals::install()?;
     let spool = Spool::new(&settings.spool.dir);
     spool
         .ensure()
         .with_context(|| format!("creating the spool in {}", spool.root().display()))?;
-    fsutil::create_private_dir(&settings.store.dir)
-        .with_context(|| format!("creating the state directory {}", settings.store.dir.display()))?;
+    fsutil::create_private_dir(&settings.store.dir).with_context(|| {
+        format!(
+            "creating the state directory {}",
+            settings.store.dir.display()
+        )
+    })?;
     let store = Store::open(&settings.store.dir).map_err(|e| {
         if e.is_locked() {
             anyhow::anyhow!(
@@ -71,7 +77,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (print, recovered) = {
         let intake = intake.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<(PrintQueue, usize)> {
-            print.recover().context("reconciling the open print batch")?;
+            print
+                .recover()
+                .context("reconciling the open print batch")?;
             let n = intake.recover().context("recovering interrupted jobs")?;
             Ok((print, n))
         })
@@ -79,7 +87,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .context("recovery task")??
     };
     if recovered > 0 {
-        tracing::info!(jobs = recovered, "finished work interrupted by an earlier stop");
+        tracing::info!(
+            jobs = recovered,
+            "finished work interrupted by an earlier stop"
+        );
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -107,7 +118,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         state = %settings.store.dir.display(),
         "kurir running"
     );
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("shutting down: intake stops, work in progress finishes");
     let _ = shutdown_tx.send(true);
     let _ = intake_task.await;
@@ -185,13 +196,25 @@ fn watch_incoming(spool: &Spool, wake: Arc<Notify>) -> anyhow::Result<notify::Re
     Ok(watcher)
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment the daemon starts.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

@@ -142,7 +142,10 @@ mod tests {
         let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).expect("cstring");
         // SAFETY: mkfifo with a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert!(matches!(read_bounded(&fifo, 100), Err(ReadError::NotRegular)));
+        assert!(matches!(
+            read_bounded(&fifo, 100),
+            Err(ReadError::NotRegular)
+        ));
         assert!(matches!(
             read_bounded(&dir.path().join("nope"), 100),
             Err(ReadError::Missing)

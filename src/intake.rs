@@ -6,6 +6,7 @@
 //! A bad job is recorded as quarantined first and then moved, so the move can be completed
 //! after a crash too.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -50,6 +51,9 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
         source,
     }
 }
+
+/// The file in a claimed job that holds the name the writer gave the job directory.
+pub const SOURCE_NOTE: &str = ".kurir-source";
 
 /// What a scan of `incoming/` did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +113,12 @@ impl Intake {
             };
             if self.store.get(&id)?.is_none() {
                 tracing::info!(job_id = %id, "recovering a job claimed before a crash");
-                // The writer's directory name was not recorded yet; the id stands in for it.
-                self.process_claimed(&id, id.as_str())?;
+                let note = active.join(&name).join(SOURCE_NOTE);
+                let source = fsutil::read_bounded(&note, 1024)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .unwrap_or_else(|| id.to_string());
+                self.process_claimed(&id, &source)?;
                 finished += 1;
             }
         }
@@ -147,6 +155,19 @@ impl Intake {
                 continue;
             }
             let id = self.choose_id(&name)?;
+            if meta.is_dir() {
+                // Remember the writer's name inside the job, so that a crash between the claim
+                // and the store write does not lose it. Best effort: the id is what matters.
+                // create_new and O_NOFOLLOW: never write through a link the writer planted.
+                let note = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(path.join(SOURCE_NOTE));
+                if let Ok(mut file) = note {
+                    let _ = std::io::Write::write_all(&mut file, name.as_bytes());
+                }
+            }
             let target = self.spool.active_job(&id);
             match std::fs::rename(&path, &target) {
                 Ok(()) => {}

@@ -292,8 +292,8 @@ pub enum ManifestError {
 impl Manifest {
     /// Parses and checks `job.toml` text.
     pub fn parse(text: &str, max_documents: usize) -> Result<Manifest, ManifestError> {
-        let manifest: Manifest =
-            toml::from_str(text).map_err(|e| ManifestError::Syntax(describe_toml_error(&e, text)))?;
+        let manifest: Manifest = toml::from_str(text)
+            .map_err(|e| ManifestError::Syntax(describe_toml_error(&e, text)))?;
         manifest.check(max_documents)?;
         Ok(manifest)
     }
@@ -335,11 +335,7 @@ impl Manifest {
 
     /// Writes the manifest as `job.toml` text, the only place the case number is written.
     pub fn to_toml(&self) -> String {
-        let mut out = format!(
-            "to = \"{}\"\ncase = \"{}\"\n",
-            self.to,
-            self.case.expose()
-        );
+        let mut out = format!("to = \"{}\"\ncase = \"{}\"\n", self.to, self.case.expose());
         if !self.copy_to.is_empty() {
             let list: Vec<String> = self.copy_to.iter().map(|c| format!("\"{c}\"")).collect();
             out.push_str(&format!("copy_to = [{}]\n", list.join(", ")));
@@ -460,7 +456,9 @@ file = "godman.pdf"
     #[test]
     fn wrong_type_error_does_not_quote_the_value() {
         let text = GOOD.replace("\"12-345678\"", "12345678");
-        let msg = Manifest::parse(&text, 10).expect_err("wrong type").to_string();
+        let msg = Manifest::parse(&text, 10)
+            .expect_err("wrong type")
+            .to_string();
         assert!(!msg.contains("12345678"), "{msg}");
         assert!(msg.contains("line 3"), "{msg}");
     }

@@ -156,8 +156,20 @@ fn add_cover_page(
     // Letterhead and reference block.
     text.line(Font::Bold, 14.0, left, top(20.0), &s.name);
     text.line(Font::Regular, 10.0, left, top(20.0) - 14.0, &s.unit);
-    text.line(Font::Regular, 10.0, right_col, top(20.0), &format!("Datum: {}", cover.date));
-    text.line(Font::Regular, 10.0, right_col, top(20.0) - 13.0, &format!("Referens: {}", cover.reference));
+    text.line(
+        Font::Regular,
+        10.0,
+        right_col,
+        top(20.0),
+        &format!("Datum: {}", cover.date),
+    );
+    text.line(
+        Font::Regular,
+        10.0,
+        right_col,
+        top(20.0) - 13.0,
+        &format!("Referens: {}", cover.reference),
+    );
 
     // The window: a small return-address line, then the recipient.
     let w = cover.window;
@@ -165,9 +177,17 @@ fn add_cover_page(
     let field_width = w.width_mm * MM;
     let field_top = top(w.top_mm);
     let return_line = format!("{}, {}, {} {}", s.name, s.street, s.postnummer, s.postort);
-    text.fitted_line(Font::Regular, 7.0, field_left, field_top - 9.0, field_width, &return_line);
+    text.fitted_line(
+        Font::Regular,
+        7.0,
+        field_left,
+        field_top - 9.0,
+        field_width,
+        &return_line,
+    );
     let mut y = field_top - 9.0 - 18.0;
-    let lines = std::iter::once(cover.to.name.as_str()).chain(cover.to.lines.iter().map(String::as_str));
+    let lines =
+        std::iter::once(cover.to.name.as_str()).chain(cover.to.lines.iter().map(String::as_str));
     for line in lines {
         text.fitted_line(Font::Regular, 10.5, field_left, y, field_width, line);
         y -= 13.0;
@@ -176,7 +196,13 @@ fn add_cover_page(
     // Body.
     let mut y = top(105.0);
     let body_width = PAGE_W - 2.0 * left;
-    text.line(Font::Bold, 12.0, left, y, "Handlingar från Migrationsverket");
+    text.line(
+        Font::Bold,
+        12.0,
+        left,
+        y,
+        "Handlingar från Migrationsverket",
+    );
     y -= 22.0;
     if let Some(assigned) = &cover.copy_of {
         y = text.paragraph(
@@ -232,7 +258,10 @@ fn add_cover_page(
         8.0,
         left,
         15.0 * MM,
-        &format!("{} · {} · {} · {} {}", s.name, s.unit, s.street, s.postnummer, s.postort),
+        &format!(
+            "{} · {} · {} · {} {}",
+            s.name, s.unit, s.street, s.postnummer, s.postort
+        ),
     );
 
     let content = Content {
@@ -405,7 +434,10 @@ mod tests {
             reference: "20261122-141005-3f9a2c1b",
             date: "2026-11-22".into(),
             copy_of: None,
-            enclosures: vec![(DocumentKind::Anvisningsbeslut, 1), (DocumentKind::GodMan, 1)],
+            enclosures: vec![
+                (DocumentKind::Anvisningsbeslut, 1),
+                (DocumentKind::GodMan, 1),
+            ],
         };
         let letter = build(&cover, &[&doc, &doc], &crate::pdf::tests::limits()).expect("built");
         assert_eq!(letter.pages, 3);

@@ -207,14 +207,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn ask(settings: &Settings, seed: Arc<Seed>, request: Request) -> anyhow::Result<serde_json::Value> {
+fn ask(
+    settings: &Settings,
+    seed: Arc<Seed>,
+    request: Request,
+) -> anyhow::Result<serde_json::Value> {
     kurir::fsutil::create_private_dir(&settings.store.dir)
         .with_context(|| format!("creating {}", settings.store.dir.display()))?;
     let response = control::request(&settings.store.dir, seed, request)?;
     if response.ok {
         Ok(response.result)
     } else {
-        bail!("{}", response.error.unwrap_or_else(|| "request failed".into()))
+        bail!(
+            "{}",
+            response.error.unwrap_or_else(|| "request failed".into())
+        )
     }
 }
 
@@ -235,7 +242,9 @@ fn municipality(
                 println!("county          {}", m["county"].as_str().unwrap_or(""));
                 let address = &result["registered"]["postal_address"];
                 if address.is_null() {
-                    println!("postal address  (none registered: letters go to the registry office)");
+                    println!(
+                        "postal address  (none registered: letters go to the registry office)"
+                    );
                 } else {
                     let lines: kurir::registry::PostalAddress =
                         serde_json::from_value(address.clone())?;
@@ -301,11 +310,7 @@ fn os_user() -> String {
 }
 
 fn print_status(job: &JobRecord, events: &[Event], seed: &Seed) {
-    let name = |code: Kommunkod| {
-        seed.get(code)
-            .map(|m| m.name.clone())
-            .unwrap_or_default()
-    };
+    let name = |code: Kommunkod| seed.get(code).map(|m| m.name.clone()).unwrap_or_default();
     println!("job        {}", job.id);
     println!("state      {}", job.state);
     println!("channel    {}", job.channel_summary());
@@ -316,7 +321,12 @@ fn print_status(job: &JobRecord, events: &[Event], seed: &Seed) {
         println!("copy to    {} {}", r.kommunkod, name(r.kommunkod));
     }
     for d in &job.documents {
-        println!("document   {} ({}, sha256 {})", d.kind, pages(d.pages), d.sha256);
+        println!(
+            "document   {} ({}, sha256 {})",
+            d.kind,
+            pages(d.pages),
+            d.sha256
+        );
     }
     for r in &job.recipients {
         if let Some(l) = &r.letter {
@@ -325,11 +335,17 @@ fn print_status(job: &JobRecord, events: &[Event], seed: &Seed) {
             } else {
                 ""
             };
-            println!("letter     {} → batch {} file {}{flag}", r.kommunkod, l.batch, l.file);
+            println!(
+                "letter     {} → batch {} file {}{flag}",
+                r.kommunkod, l.batch, l.file
+            );
         }
     }
     if let Some(q) = &job.quarantine {
-        println!("quarantine spool/quarantine/{} ({}: {})", q.dir, q.code, q.summary);
+        println!(
+            "quarantine spool/quarantine/{} ({}: {})",
+            q.dir, q.code, q.summary
+        );
     }
     if let Some(next) = job.next_attempt {
         println!("next       {next}");

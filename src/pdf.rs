@@ -47,7 +47,9 @@ pub enum PdfError {
     #[error("the PDF cannot be read (damaged, truncated or still being written): {0}")]
     Damaged(String),
     /// Encrypted or password-protected.
-    #[error("the PDF is encrypted or password-protected; send it unencrypted (the channel protects it)")]
+    #[error(
+        "the PDF is encrypted or password-protected; send it unencrypted (the channel protects it)"
+    )]
     Encrypted,
     /// No pages.
     #[error("the PDF has no pages")]
@@ -64,7 +66,9 @@ pub enum PdfError {
     #[error("the PDF contains {0}, which is not allowed in a decision; export it again as plain PDF (PDF/A)")]
     ActiveContent(&'static str),
     /// A stream inflates past the bound: a decompression bomb or an absurd document.
-    #[error("the PDF's compressed content inflates to more than {limit} bytes (decompression bomb?)")]
+    #[error(
+        "the PDF's compressed content inflates to more than {limit} bytes (decompression bomb?)"
+    )]
     Bomb {
         /// The bound that was hit.
         limit: u64,
@@ -106,7 +110,11 @@ pub fn load(bytes: &[u8], limits: &PdfLimits) -> Result<Document, PdfError> {
     };
     Document::load_mem_with_options(bytes, options).map_err(|e| {
         let text = e.to_string();
-        if text.contains("limit") && text.contains("bomb") {
+        if matches!(
+            e,
+            lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { .. })
+        ) || (text.contains("limit") && text.contains("bomb"))
+        {
             PdfError::Bomb {
                 limit: limits.max_decompressed_bytes,
             }
@@ -162,7 +170,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or("").chars().take(200).collect()
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect()
 }
 
 /// A damaged file may still say it is encrypted; an encrypted one must be reported as such.
@@ -208,7 +221,9 @@ fn check_dictionary(dict: &lopdf::Dictionary, depth: usize) -> Result<(), PdfErr
         return Err(PdfError::ActiveContent("JavaScript"));
     }
     if name_is(action, &[b"Launch"]) {
-        return Err(PdfError::ActiveContent("a Launch action (starts a program)"));
+        return Err(PdfError::ActiveContent(
+            "a Launch action (starts a program)",
+        ));
     }
     if name_is(action, &[b"SubmitForm", b"ImportData"]) {
         return Err(PdfError::ActiveContent("a form submission action"));
@@ -222,7 +237,10 @@ fn check_dictionary(dict: &lopdf::Dictionary, depth: usize) -> Result<(), PdfErr
     {
         return Err(PdfError::ActiveContent("an embedded file"));
     }
-    if name_is(dict.get(b"Subtype").ok(), &[b"RichMedia", b"FileAttachment"]) {
+    if name_is(
+        dict.get(b"Subtype").ok(),
+        &[b"RichMedia", b"FileAttachment"],
+    ) {
         return Err(PdfError::ActiveContent("an embedded file or rich media"));
     }
     if dict.has(b"XFA") {
@@ -263,14 +281,13 @@ fn check_inflation(doc: &Document, max_total: u64) -> Result<(), PdfError> {
             Ok(content) => {
                 remaining = remaining.saturating_sub(content.len() as u64);
             }
+            Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded {
+                ..
+            })) => return Err(PdfError::Bomb { limit: max_total }),
             Err(e) => {
-                let text = e.to_string();
-                if text.contains("limit") {
-                    return Err(PdfError::Bomb { limit: max_total });
-                }
                 return Err(PdfError::Damaged(format!(
                     "a compressed stream cannot be decoded: {}",
-                    first_line(&text)
+                    first_line(&e.to_string())
                 )));
             }
         }
@@ -302,7 +319,9 @@ pub(crate) mod tests {
         });
         doc.objects.insert(
             pages_id,
-            Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => vec![page.into()], "Count" => 1 }),
+            Object::Dictionary(
+                dictionary! { "Type" => "Pages", "Kids" => vec![page.into()], "Count" => 1 },
+            ),
         );
         let mut catalog = dictionary! { "Type" => "Catalog", "Pages" => pages_id };
         if let Some((k, v)) = extra {
@@ -324,9 +343,10 @@ pub(crate) mod tests {
 
     #[test]
     fn javascript_open_action_is_refused() {
-        let js = dictionary! { "S" => "JavaScript", "JS" => Object::string_literal("app.alert(1)") };
-        let err = validate(&simple_pdf(Some(("OpenAction", js.into()))), &limits())
-            .expect_err("refused");
+        let js =
+            dictionary! { "S" => "JavaScript", "JS" => Object::string_literal("app.alert(1)") };
+        let err =
+            validate(&simple_pdf(Some(("OpenAction", js.into()))), &limits()).expect_err("refused");
         assert_eq!(err.code(), "pdf-active-content");
     }
 
@@ -340,7 +360,8 @@ pub(crate) mod tests {
 
     #[test]
     fn embedded_files_are_refused() {
-        let names = dictionary! { "EmbeddedFiles" => dictionary! { "Names" => Vec::<Object>::new() } };
+        let names =
+            dictionary! { "EmbeddedFiles" => dictionary! { "Names" => Vec::<Object>::new() } };
         let err =
             validate(&simple_pdf(Some(("Names", names.into()))), &limits()).expect_err("refused");
         assert!(err.to_string().contains("embedded file"), "{err}");
@@ -355,7 +376,10 @@ pub(crate) mod tests {
         let pdf = simple_pdf(None);
         let half = &pdf[..pdf.len() / 3];
         let err = validate(half, &limits()).expect_err("refused");
-        assert!(matches!(err, PdfError::Damaged(_) | PdfError::NoPages), "{err:?}");
+        assert!(
+            matches!(err, PdfError::Damaged(_) | PdfError::NoPages),
+            "{err:?}"
+        );
     }
 
     #[test]

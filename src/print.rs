@@ -147,7 +147,11 @@ impl PrintQueue {
 
         let mut rows = Vec::new();
         let mut letters = Vec::new();
-        for recipient in job.recipients.iter().filter(|r| r.channel == Some(Channel::Post)) {
+        for recipient in job
+            .recipients
+            .iter()
+            .filter(|r| r.channel == Some(Channel::Post))
+        {
             let code = recipient.kommunkod;
             let name = self
                 .seed
@@ -238,7 +242,11 @@ impl PrintQueue {
             "{} letter(s) in print batch {}{}",
             letters.len(),
             batch.id,
-            if missing { "; address missing: sent to the registry office" } else { "" }
+            if missing {
+                "; address missing: sent to the registry office"
+            } else {
+                ""
+            }
         );
         let record = self.store.transition(
             &job.id,
@@ -266,9 +274,7 @@ impl PrintQueue {
         let Some(batch) = self.store.open_batch()? else {
             return Ok(());
         };
-        if batch.letters >= self.settings.batch_max_letters
-            || batch.day != stockholm_date(now)?
-        {
+        if batch.letters >= self.settings.batch_max_letters || batch.day != stockholm_date(now)? {
             self.close(&batch)?;
         } else if added {
             self.write_manifest(&batch.id)?;

@@ -51,19 +51,18 @@ impl QueueManager {
                 break;
             }
             let worker = this.clone();
-            let handled = match tokio::task::spawn_blocking(move || worker.round(Timestamp::now()))
-                .await
-            {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "queue round failed");
-                    0
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "queue round panicked");
-                    0
-                }
-            };
+            let handled =
+                match tokio::task::spawn_blocking(move || worker.round(Timestamp::now())).await {
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "queue round failed");
+                        0
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "queue round panicked");
+                        0
+                    }
+                };
             if handled < ROUND_SIZE {
                 tokio::select! {
                     _ = wake.notified() => {}
@@ -74,32 +73,41 @@ impl QueueManager {
         }
     }
 
-    /// Delivers the jobs that are due now; returns how many it looked at.
+    /// Delivers the jobs that are due now; returns how many it looked at. Receipts are issued
+    /// after the round's batch bookkeeping, so a receipt never names a letter that the batch
+    /// manifest does not list yet.
     pub fn round(&self, now: Timestamp) -> Result<usize, StoreError> {
         let due = self.store.due(now, ROUND_SIZE)?;
-        let mut printed = 0;
+        let mut finished = Vec::new();
         for job in &due {
             match self.deliver(job, now) {
-                Ok(true) => printed += 1,
-                Ok(false) => {}
+                Ok(record) => finished.push(record),
                 Err(e) => {
                     tracing::error!(job_id = %job.id, error = %e, "delivery attempt failed; will retry");
                     let detail = format!("attempt failed: {e}; retrying");
                     let retry = now + RETRY_AFTER_ERROR;
-                    let _ = self.store.transition(&job.id, &[job.state], &detail, &[], |r| {
-                        r.next_attempt = Some(retry);
-                    });
+                    let _ = self
+                        .store
+                        .transition(&job.id, &[job.state], &detail, &[], |r| {
+                            r.next_attempt = Some(retry);
+                        });
                 }
             }
         }
-        if let Err(e) = self.print.finish_round(now, printed > 0) {
+        if let Err(e) = self.print.finish_round(now, !finished.is_empty()) {
             tracing::error!(error = %e, "print batch bookkeeping failed");
+        }
+        for record in finished {
+            if let Err(e) = receipt::issue(&self.spool, &self.store, &self.seed, &record.id) {
+                // The job stays pending; the receipt is written again at the next start.
+                tracing::error!(job_id = %record.id, error = %e, "receipt could not be written");
+            }
         }
         Ok(due.len())
     }
 
-    /// Hands one job to its deliverer. Returns whether a letter was printed.
-    fn deliver(&self, job: &JobRecord, now: Timestamp) -> Result<bool, DeliverError> {
+    /// Hands one job to its deliverer; returns the job as recorded after delivery.
+    fn deliver(&self, job: &JobRecord, now: Timestamp) -> Result<JobRecord, DeliverError> {
         let all_post = job
             .recipients
             .iter()
@@ -108,8 +116,7 @@ impl QueueManager {
             JobState::Queued | JobState::FallenBack if all_post => {
                 let record = self.print.print_job(job, now)?;
                 tracing::info!(job_id = %record.id, "letters queued for print");
-                receipt::issue(&self.spool, &self.store, &self.seed, &record.id)?;
-                Ok(true)
+                Ok(record)
             }
             _ => Err(DeliverError::NoDeliverer(job.state)),
         }
@@ -121,8 +128,6 @@ impl QueueManager {
 enum DeliverError {
     #[error(transparent)]
     Print(#[from] PrintError),
-    #[error(transparent)]
-    Receipt(#[from] receipt::ReceiptError),
     #[error("no deliverer for a job in state {0} with these channels")]
     NoDeliverer(JobState),
 }

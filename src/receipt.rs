@@ -123,7 +123,12 @@ pub fn build<'a>(record: &'a JobRecord, events: &'a [Event], seed: &Seed) -> Rec
 }
 
 /// Writes the receipt file atomically.
-pub fn write(spool: &Spool, record: &JobRecord, events: &[Event], seed: &Seed) -> std::io::Result<()> {
+pub fn write(
+    spool: &Spool,
+    record: &JobRecord,
+    events: &[Event],
+    seed: &Seed,
+) -> std::io::Result<()> {
     let receipt = build(record, events, seed);
     let mut bytes = serde_json::to_vec_pretty(&receipt).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
@@ -151,7 +156,9 @@ pub enum ReceiptError {
 
 /// Writes the receipt of a job in a final state from the store and notes that it is written.
 pub fn issue(spool: &Spool, store: &Store, seed: &Seed, id: &JobId) -> Result<(), ReceiptError> {
-    let record = store.get(id)?.ok_or_else(|| ReceiptError::NoJob(id.clone()))?;
+    let record = store
+        .get(id)?
+        .ok_or_else(|| ReceiptError::NoJob(id.clone()))?;
     let events = store.events(id)?;
     write(spool, &record, &events, seed).map_err(|source| ReceiptError::Io {
         id: id.clone(),

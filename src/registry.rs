@@ -61,12 +61,13 @@ impl Seed {
                 problem: e.to_string(),
             })?;
             let field = |n: usize| row.get(n).unwrap_or("").trim().to_string();
-            let code: Kommunkod = field(0).parse().map_err(|e: crate::job::ParseError| {
-                RegistryError::Seed {
-                    line,
-                    problem: e.to_string(),
-                }
-            })?;
+            let code: Kommunkod =
+                field(0)
+                    .parse()
+                    .map_err(|e: crate::job::ParseError| RegistryError::Seed {
+                        line,
+                        problem: e.to_string(),
+                    })?;
             let name = official_name(code, &field(1));
             by_code.insert(
                 code,
@@ -144,8 +145,13 @@ impl PostalAddress {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .collect();
-        if lines.iter().any(|l| l.chars().count() > 60 || l.chars().any(char::is_control)) {
-            return Err(bad("each line must be at most 60 characters, without control characters"));
+        if lines
+            .iter()
+            .any(|l| l.chars().count() > 60 || l.chars().any(char::is_control))
+        {
+            return Err(bad(
+                "each line must be at most 60 characters, without control characters",
+            ));
         }
         let last = lines
             .pop()
@@ -164,7 +170,11 @@ impl PostalAddress {
             [street] => (street.to_string(), None),
             [street, extra] => (street.to_string(), Some(extra.to_string())),
             [] => return Err(bad("a street or box line is missing")),
-            _ => return Err(bad("at most: c/o line, two street lines, postnummer and postort")),
+            _ => {
+                return Err(bad(
+                    "at most: c/o line, two street lines, postnummer and postort",
+                ))
+            }
         };
         Ok(PostalAddress {
             care_of,
@@ -192,7 +202,10 @@ impl PostalAddress {
 
 /// Splits `"901 84 Umeå"` or `"90184 Umeå"` into (`"901 84"`, `"Umeå"`).
 fn split_postnummer(line: &str) -> Option<(String, String)> {
-    let digits: String = line.chars().take_while(|c| c.is_ascii_digit() || *c == ' ').collect();
+    let digits: String = line
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ' ')
+        .collect();
     let only_digits: String = digits.chars().filter(char::is_ascii_digit).collect();
     if only_digits.len() != 5 {
         return None;
@@ -215,7 +228,12 @@ mod tests {
     fn builtin_list_has_all_290_with_corrected_names() {
         let seed = Seed::builtin().expect("seed parses");
         assert_eq!(seed.len(), 290);
-        let name = |c: &str| seed.get(c.parse().expect("code")).expect("exists").name.clone();
+        let name = |c: &str| {
+            seed.get(c.parse().expect("code"))
+                .expect("exists")
+                .name
+                .clone()
+        };
         assert_eq!(name("2480"), "Umeå kommun");
         assert_eq!(name("0980"), "Region Gotland");
         assert_eq!(name("0880"), "Kalmar kommun");
@@ -231,7 +249,8 @@ mod tests {
         assert_eq!(a.postnummer, "901 84");
         assert_eq!(a.postort, "Umeå");
         assert_eq!(a.street, "Skolgatan 31A");
-        let b = PostalAddress::parse("c/o Socialtjänsten\nBox 1\nPlan 2\n901 84 UMEÅ").expect("valid");
+        let b =
+            PostalAddress::parse("c/o Socialtjänsten\nBox 1\nPlan 2\n901 84 UMEÅ").expect("valid");
         assert_eq!(b.care_of.as_deref(), Some("Socialtjänsten"));
         assert_eq!(b.extra.as_deref(), Some("Plan 2"));
         assert_eq!(b.lines().len(), 4);

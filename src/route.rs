@@ -95,12 +95,54 @@ mod tests {
     fn routing_table() {
         let addr = Some("registrator@umea.se");
         let table: &[(bool, bool, Option<&str>, Route)] = &[
-            (false, true, addr, Route::Post { reason: PostReason::NoRelay }),
-            (false, false, None, Route::Post { reason: PostReason::NoRelay }),
-            (true, false, addr, Route::Post { reason: PostReason::NoSecureConnection }),
-            (true, true, None, Route::Post { reason: PostReason::NoVerifiedAddress }),
-            (true, true, Some(""), Route::Post { reason: PostReason::NoVerifiedAddress }),
-            (true, true, addr, Route::Email { address: "registrator@umea.se".into() }),
+            (
+                false,
+                true,
+                addr,
+                Route::Post {
+                    reason: PostReason::NoRelay,
+                },
+            ),
+            (
+                false,
+                false,
+                None,
+                Route::Post {
+                    reason: PostReason::NoRelay,
+                },
+            ),
+            (
+                true,
+                false,
+                addr,
+                Route::Post {
+                    reason: PostReason::NoSecureConnection,
+                },
+            ),
+            (
+                true,
+                true,
+                None,
+                Route::Post {
+                    reason: PostReason::NoVerifiedAddress,
+                },
+            ),
+            (
+                true,
+                true,
+                Some(""),
+                Route::Post {
+                    reason: PostReason::NoVerifiedAddress,
+                },
+            ),
+            (
+                true,
+                true,
+                addr,
+                Route::Email {
+                    address: "registrator@umea.se".into(),
+                },
+            ),
         ];
         for (relay, secure, address, expected) in table {
             let got = route(RouteInput {
@@ -108,7 +150,10 @@ mod tests {
                 secure_connection: *secure,
                 verified_address: *address,
             });
-            assert_eq!(&got, expected, "relay={relay} secure={secure} address={address:?}");
+            assert_eq!(
+                &got, expected,
+                "relay={relay} secure={secure} address={address:?}"
+            );
         }
     }
 }

@@ -216,7 +216,11 @@ mod tests {
 
     #[test]
     fn state_names_match_serde_and_cli() {
-        for s in [JobState::FallenBack, JobState::PrintQueued, JobState::Quarantined] {
+        for s in [
+            JobState::FallenBack,
+            JobState::PrintQueued,
+            JobState::Quarantined,
+        ] {
             let json = serde_json::to_string(&s).expect("serializes");
             assert_eq!(json, format!("\"{}\"", s.as_str()));
         }

@@ -295,7 +295,11 @@ impl Store {
 
     /// Records a new job with its first events (e.g. received, then queued). Fails if the id
     /// exists.
-    pub fn enqueue(&self, record: &JobRecord, history: &[(JobState, String)]) -> Result<(), StoreError> {
+    pub fn enqueue(
+        &self,
+        record: &JobRecord,
+        history: &[(JobState, String)],
+    ) -> Result<(), StoreError> {
         let mut record = record.clone();
         let events: Vec<Event> = history
             .iter()
@@ -628,7 +632,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let job = record(JobState::Queued);
-        store.enqueue(&job, &[(JobState::Queued, "received".into())]).expect("enqueue");
+        store
+            .enqueue(&job, &[(JobState::Queued, "received".into())])
+            .expect("enqueue");
         assert!(matches!(
             store.enqueue(&job, &[(JobState::Queued, "again".into())]),
             Err(StoreError::AlreadyExists(_))
@@ -644,7 +650,11 @@ mod tests {
             .expect("transition");
         assert_eq!(done.state, JobState::PrintQueued);
         assert!(store.due(Timestamp::now(), 10).expect("due").is_empty());
-        assert_eq!(store.pending().expect("pending").len(), 1, "receipt still owed");
+        assert_eq!(
+            store.pending().expect("pending").len(),
+            1,
+            "receipt still owed"
+        );
         store.mark_receipt_written(&job.id).expect("mark");
         assert!(store.pending().expect("pending").is_empty());
 
@@ -658,7 +668,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let job = record(JobState::Queued);
-        store.enqueue(&job, &[(JobState::Queued, "received".into())]).expect("enqueue");
+        store
+            .enqueue(&job, &[(JobState::Queued, "received".into())])
+            .expect("enqueue");
         let err = store
             .transition(&job.id, &[JobState::Sending], "x", &[], |r| {
                 r.state = JobState::Delivered
@@ -674,7 +686,9 @@ mod tests {
         let store = Store::open(dir.path()).expect("open");
         let mut job = record(JobState::Deferred);
         job.next_attempt = Some(Timestamp::now() + jiff::SignedDuration::from_secs(3600));
-        store.enqueue(&job, &[(JobState::Deferred, "deferred".into())]).expect("enqueue");
+        store
+            .enqueue(&job, &[(JobState::Deferred, "deferred".into())])
+            .expect("enqueue");
         assert!(store.due(Timestamp::now(), 10).expect("due").is_empty());
     }
 
@@ -685,8 +699,12 @@ mod tests {
         let b = record(JobState::Quarantined);
         {
             let store = Store::open(dir.path()).expect("open");
-            store.enqueue(&a, &[(JobState::Queued, "received".into())]).expect("enqueue");
-            store.enqueue(&b, &[(JobState::Quarantined, "quarantined".into())]).expect("enqueue");
+            store
+                .enqueue(&a, &[(JobState::Queued, "received".into())])
+                .expect("enqueue");
+            store
+                .enqueue(&b, &[(JobState::Quarantined, "quarantined".into())])
+                .expect("enqueue");
         }
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(store.list(None, 10).expect("list").len(), 2);

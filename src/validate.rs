@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::fsutil::{self, ReadError};
-use crate::job::{Manifest, RecipientRole, Kommunkod};
+use crate::job::{Kommunkod, Manifest, RecipientRole};
 use crate::pdf::{self, PdfLimits};
 use crate::registry::Seed;
 use crate::state::DocumentRecord;
@@ -99,14 +99,12 @@ pub fn validate_job(dir: &Path, seed: &Seed, limits: &JobLimits) -> Result<Valid
             "Save job.toml as UTF-8.",
         )
     })?;
-    let manifest = Manifest::parse(&text, limits.max_documents).map_err(|e| {
-        Rejection::new("manifest-invalid", e.to_string(), e.to_string())
-    })?;
+    let manifest = Manifest::parse(&text, limits.max_documents)
+        .map_err(|e| Rejection::new("manifest-invalid", e.to_string(), e.to_string()))?;
 
     for (code, _) in manifest.recipients() {
-        seed.require(code).map_err(|e| {
-            Rejection::new("unknown-kommunkod", e.to_string(), e.to_string())
-        })?;
+        seed.require(code)
+            .map_err(|e| Rejection::new("unknown-kommunkod", e.to_string(), e.to_string()))?;
     }
 
     let named: Vec<&str> = manifest.documents.iter().map(|d| d.file.as_str()).collect();
@@ -117,11 +115,18 @@ pub fn validate_job(dir: &Path, seed: &Seed, limits: &JobLimits) -> Result<Valid
     if !unexpected.is_empty() {
         return Err(Rejection::new(
             "unexpected-file",
-            format!("the job holds {} file(s) that job.toml does not name", unexpected.len()),
+            format!(
+                "the job holds {} file(s) that job.toml does not name",
+                unexpected.len()
+            ),
             format!(
                 "Files not named in job.toml: {}. Name every document in job.toml or remove \
                  the file, so that nothing is silently left undelivered.",
-                unexpected.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                unexpected
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
@@ -129,8 +134,8 @@ pub fn validate_job(dir: &Path, seed: &Seed, limits: &JobLimits) -> Result<Valid
     let mut documents = Vec::new();
     for (i, doc) in manifest.documents.iter().enumerate() {
         let index = i + 1;
-        let bytes = fsutil::read_bounded(&dir.join(&doc.file), limits.pdf.max_bytes).map_err(
-            |e| {
+        let bytes =
+            fsutil::read_bounded(&dir.join(&doc.file), limits.pdf.max_bytes).map_err(|e| {
                 let code = match e {
                     ReadError::Symlink => "symlink",
                     ReadError::NotRegular => "not-a-regular-file",
@@ -143,8 +148,7 @@ pub fn validate_job(dir: &Path, seed: &Seed, limits: &JobLimits) -> Result<Valid
                     format!("document {index} ({}) {e}", doc.kind),
                     format!("Document {index}, file {:?}, {e}.", doc.file),
                 )
-            },
-        )?;
+            })?;
         let summary = pdf::validate(&bytes, &limits.pdf).map_err(|e| {
             Rejection::new(
                 e.code(),
@@ -180,6 +184,9 @@ fn list_entries(dir: &Path) -> Result<Vec<String>, Rejection> {
     for entry in std::fs::read_dir(dir).map_err(unreadable)? {
         let entry = entry.map_err(unreadable)?;
         let name = entry.file_name().to_string_lossy().to_string();
+        if name == crate::intake::SOURCE_NOTE {
+            continue;
+        }
         let file_type = entry.file_type().map_err(unreadable)?;
         if file_type.is_symlink() {
             return Err(Rejection::new(

@@ -24,7 +24,10 @@ pub fn text_pdf(pages: &[&[&str]]) -> Vec<u8> {
         for line in *lines {
             let encoding = lopdf::Encoding::SimpleEncoding(b"WinAnsiEncoding");
             let bytes = Document::encode_text(&encoding, line);
-            ops.push(Operation::new("Tj", vec![Object::String(bytes, StringFormat::Literal)]));
+            ops.push(Operation::new(
+                "Tj",
+                vec![Object::String(bytes, StringFormat::Literal)],
+            ));
             ops.push(Operation::new("T*", vec![]));
         }
         ops.push(Operation::new("ET", vec![]));
@@ -57,12 +60,19 @@ pub fn text_pdf(pages: &[&[&str]]) -> Vec<u8> {
 /// A synthetic anvisningsbeslut, marked so tests can find its pages in a letter.
 pub fn beslut(marker: &str) -> Vec<u8> {
     text_pdf(&[
-        &["ANVISNINGSBESLUT (syntetiskt testdokument)", marker, "Sida 1"],
+        &[
+            "ANVISNINGSBESLUT (syntetiskt testdokument)",
+            marker,
+            "Sida 1",
+        ],
         &["ANVISNINGSBESLUT fortsättning", marker, "Sida 2"],
     ])
 }
 
 /// A synthetic anmälan om behov av god man.
 pub fn god_man(marker: &str) -> Vec<u8> {
-    text_pdf(&[&["ANMÄLAN OM BEHOV AV GOD MAN (syntetiskt testdokument)", marker]])
+    text_pdf(&[&[
+        "ANMÄLAN OM BEHOV AV GOD MAN (syntetiskt testdokument)",
+        marker,
+    ]])
 }
