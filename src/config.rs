@@ -43,6 +43,12 @@ pub struct Settings {
     pub sender: SenderSettings,
     /// The postal print queue.
     pub print: PrintSettings,
+    /// The SMTP relay for protected e-mail (none by default: everything goes by post).
+    pub smtp: SmtpSettings,
+    /// S/MIME signing with the agency's certificate.
+    pub smime: SmimeSettings,
+    /// The municipality registry.
+    pub registry: RegistrySettings,
     /// Log output.
     pub log: LogSettings,
 }
@@ -185,6 +191,121 @@ impl Default for WindowSettings {
     }
 }
 
+/// How kurir opens TLS to the relay. There is no plaintext setting, on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connect, then STARTTLS is required before anything else (port 587 or 25).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Wrapper,
+}
+
+/// `[smtp]`: the relay (or receiving server) that protected e-mail is handed to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// Relay host name; empty means no relay, and every job goes by post. TLS verifies the
+    /// relay's certificate against this name.
+    pub host: String,
+    /// Relay port.
+    pub port: u16,
+    /// `starttls` or `wrapper`; TLS is always required and verified (TLS 1.2 or newer).
+    pub tls: SmtpTls,
+    /// PEM file of the CA certificates that verify the relay; empty means the system's roots.
+    pub ca_file: PathBuf,
+    /// The agency's sender address (From and envelope sender).
+    pub from: String,
+    /// Display name in From.
+    pub from_name: String,
+    /// Name sent in EHLO; empty means this machine's host name.
+    pub hello_name: String,
+    /// Optional TLS client certificate (PEM) and key for the relay.
+    pub client_cert: PathBuf,
+    /// Key of the client certificate.
+    pub client_key: PathBuf,
+    /// Optional SMTP AUTH user (only ever sent after TLS is up).
+    pub username: String,
+    /// Password for `username`; prefer the environment: `KURIR_SMTP__PASSWORD`.
+    pub password: String,
+    /// Bound on connecting and on each SMTP step.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Idle connections kept open for reuse.
+    pub pool_max_idle: usize,
+    /// How long an idle connection is kept.
+    #[serde(with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+    /// Fixed wait before a deferred e-mail is tried again.
+    #[serde(with = "humantime_serde")]
+    pub retry_interval: Duration,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            tls: SmtpTls::Starttls,
+            ca_file: PathBuf::new(),
+            from: String::new(),
+            from_name: "Migrationsverket".into(),
+            hello_name: String::new(),
+            client_cert: PathBuf::new(),
+            client_key: PathBuf::new(),
+            username: String::new(),
+            password: String::new(),
+            timeout: Duration::from_secs(30),
+            pool_max_idle: 4,
+            pool_idle_timeout: Duration::from_secs(60),
+            retry_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+impl SmtpSettings {
+    /// A relay is configured: protected e-mail is possible.
+    pub fn enabled(&self) -> bool {
+        !self.host.trim().is_empty()
+    }
+}
+
+/// `[smime]`: every message is signed with the agency's certificate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmimeSettings {
+    /// The agency's signing certificate (PEM, may include its chain).
+    pub sign_cert: PathBuf,
+    /// Its private key (PEM, mode 0600).
+    pub sign_key: PathBuf,
+}
+
+impl Default for SmimeSettings {
+    fn default() -> Self {
+        Self {
+            sign_cert: PathBuf::from("certs/agency-sign.pem"),
+            sign_key: PathBuf::from("certs/agency-sign.key"),
+        }
+    }
+}
+
+/// `[registry]`: how municipality addresses are proven.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// How long a verification code sent to a new address stays valid.
+    #[serde(with = "humantime_serde")]
+    pub verification_code_ttl: Duration,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            verification_code_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
 /// `[log]`: how log lines look and how many there are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -285,6 +406,25 @@ impl Settings {
                 "print.window",
                 "must lie on an A4 page (210×297 mm) and be at least 20×15 mm",
             ));
+        }
+        if self.smtp.enabled() {
+            if self.smtp.from.parse::<lettre::Address>().is_err() {
+                return Err(bad(
+                    "smtp.from",
+                    "must be the agency's e-mail address when smtp.host is set",
+                ));
+            }
+            if self.smtp.retry_interval.is_zero() {
+                return Err(bad("smtp.retry_interval", "must be greater than 0"));
+            }
+            if self.smtp.client_cert.as_os_str().is_empty()
+                != self.smtp.client_key.as_os_str().is_empty()
+            {
+                return Err(bad(
+                    "smtp.client_cert",
+                    "and smtp.client_key must be given together",
+                ));
+            }
         }
         if self.spool.rescan_interval.is_zero() {
             return Err(bad("spool.rescan_interval", "must be greater than 0"));

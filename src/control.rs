@@ -9,6 +9,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+
+use crate::csv_io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +18,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
+use jiff::{SignedDuration, Timestamp};
+
 use crate::job::{JobId, Kommunkod};
-use crate::registry::{PostalAddress, Seed};
+use crate::mail::Mailer;
+use crate::registry::{new_verification_code, Changes, Registered, Seed};
+use crate::route::{self, Route, RouteInput};
 use crate::state::JobState;
 use crate::store::{Store, StoreError};
 
@@ -42,7 +48,12 @@ pub enum Request {
         /// At most this many.
         limit: usize,
     },
-    /// A municipality: built-in facts and what is registered.
+    /// All municipalities with their registration.
+    MunicipalityList {
+        /// Only those with a secure connection.
+        secure_only: bool,
+    },
+    /// A municipality: built-in facts, registration and the route documents take now.
     MunicipalityShow {
         /// The municipality.
         code: Kommunkod,
@@ -51,8 +62,8 @@ pub enum Request {
     MunicipalitySet {
         /// The municipality.
         code: Kommunkod,
-        /// New postal address, as lines.
-        postal_address: Option<String>,
+        /// What to change.
+        changes: Changes,
         /// Who makes the change.
         operator: String,
     },
@@ -60,6 +71,33 @@ pub enum Request {
     MunicipalityHistory {
         /// The municipality.
         code: Kommunkod,
+    },
+    /// Bulk registration from CSV text.
+    MunicipalityImport {
+        /// The CSV file's content.
+        csv: String,
+        /// Only show what would change.
+        dry_run: bool,
+        /// Who makes the change.
+        operator: String,
+    },
+    /// All registrations as CSV text (the import format).
+    MunicipalityExport,
+    /// Sends a one-time code to the municipality's pending address.
+    MunicipalityVerify {
+        /// The municipality.
+        code: Kommunkod,
+        /// Who asks.
+        operator: String,
+    },
+    /// Makes the pending address active with the code it received.
+    MunicipalityConfirm {
+        /// The municipality.
+        code: Kommunkod,
+        /// The code from the verification message.
+        secret: String,
+        /// Who confirms.
+        operator: String,
     },
 }
 
@@ -97,24 +135,46 @@ impl Response {
 pub struct Handler {
     store: Store,
     seed: Arc<Seed>,
+    mailer: Option<Arc<Mailer>>,
+    relay_configured: bool,
+    code_ttl: SignedDuration,
+    /// Registry changes are read-modify-write: one at a time.
+    registry_lock: tokio::sync::Mutex<()>,
+}
+
+fn store_err(e: StoreError) -> String {
+    e.to_string()
 }
 
 impl Handler {
-    /// A handler over this store.
-    pub fn new(store: Store, seed: Arc<Seed>) -> Self {
-        Handler { store, seed }
+    /// A handler over this store; `mailer` sends verification messages; `relay_configured`
+    /// says whether e-mail is a possible route at all.
+    pub fn new(
+        store: Store,
+        seed: Arc<Seed>,
+        mailer: Option<Arc<Mailer>>,
+        relay_configured: bool,
+        code_ttl: Duration,
+    ) -> Self {
+        Handler {
+            store,
+            seed,
+            mailer,
+            relay_configured,
+            code_ttl: SignedDuration::try_from(code_ttl).unwrap_or(SignedDuration::from_hours(168)),
+            registry_lock: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Answers one request.
-    pub fn handle(&self, request: Request) -> Response {
-        match self.try_handle(request) {
+    pub async fn handle(&self, request: Request) -> Response {
+        match self.try_handle(request).await {
             Ok(value) => Response::ok(value),
             Err(message) => Response::err(message),
         }
     }
 
-    fn try_handle(&self, request: Request) -> Result<Value, String> {
-        let store_err = |e: StoreError| e.to_string();
+    async fn try_handle(&self, request: Request) -> Result<Value, String> {
         let json_err = |e: serde_json::Error| e.to_string();
         match request {
             Request::Status { id } => {
@@ -130,39 +190,196 @@ impl Handler {
                 let jobs = self.store.list(state, limit).map_err(store_err)?;
                 serde_json::to_value(jobs).map_err(json_err)
             }
+            Request::MunicipalityList { secure_only } => {
+                let registered: std::collections::HashMap<Kommunkod, Registered> = self
+                    .store
+                    .all_registered()
+                    .map_err(store_err)?
+                    .into_iter()
+                    .collect();
+                let rows: Vec<Value> = self
+                    .seed
+                    .iter()
+                    .filter_map(|m| {
+                        let r = registered.get(&m.code).cloned().unwrap_or_default();
+                        if secure_only && !r.secure_connection {
+                            return None;
+                        }
+                        Some(json!({ "municipality": m, "registered": r }))
+                    })
+                    .collect();
+                Ok(Value::Array(rows))
+            }
             Request::MunicipalityShow { code } => {
                 let seed = self.seed.require(code).map_err(|e| e.to_string())?;
                 let registered = self.store.registered(code).map_err(store_err)?;
-                Ok(json!({ "municipality": seed, "registered": registered }))
+                let route = route::route(RouteInput {
+                    relay_configured: self.relay_configured,
+                    secure_connection: registered.secure_connection,
+                    verified_address: registered.active_address.as_deref(),
+                });
+                let route = match route {
+                    Route::Email { address } => format!("e-mail to {address}"),
+                    Route::Post { reason } => format!("post ({})", reason.describe()),
+                };
+                Ok(json!({ "municipality": seed, "registered": registered, "route": route }))
             }
             Request::MunicipalitySet {
                 code,
-                postal_address,
+                changes,
                 operator,
             } => {
                 self.seed.require(code).map_err(|e| e.to_string())?;
+                let _guard = self.registry_lock.lock().await;
                 let mut registered = self.store.registered(code).map_err(store_err)?;
-                if let Some(text) = postal_address {
-                    registered.postal_address = if text.trim().is_empty() {
-                        None
-                    } else {
-                        Some(PostalAddress::parse(&text).map_err(|e| e.to_string())?)
-                    };
-                }
-                let change = self
-                    .store
-                    .register(code, &registered, &operator)
+                let before = registered.clone();
+                registered
+                    .apply(&changes, Timestamp::now())
+                    .map_err(|e| e.to_string())?;
+                let diff = diff(&before, &registered);
+                self.store
+                    .register(code, &registered, &operator, "set")
                     .map_err(store_err)?;
                 tracing::info!(kommunkod = %code, operator = %operator, "municipality registration changed");
-                serde_json::to_value(change).map_err(json_err)
+                Ok(json!({ "kommunkod": code, "changes": diff, "registered": registered }))
             }
             Request::MunicipalityHistory { code } => {
                 self.seed.require(code).map_err(|e| e.to_string())?;
                 let history = self.store.registry_history(code).map_err(store_err)?;
                 serde_json::to_value(history).map_err(json_err)
             }
+            Request::MunicipalityImport {
+                csv,
+                dry_run,
+                operator,
+            } => self.import(&csv, dry_run, &operator).await,
+            Request::MunicipalityExport => {
+                let all = self.store.all_registered().map_err(store_err)?;
+                csv_io::export(&all).map(Value::String)
+            }
+            Request::MunicipalityVerify { code, operator } => {
+                self.seed.require(code).map_err(|e| e.to_string())?;
+                let mailer = self.mailer.clone().ok_or(
+                    "no SMTP relay is configured ([smtp] host): the verification message must \
+                     travel the same protected route as decisions",
+                )?;
+                let _guard = self.registry_lock.lock().await;
+                let mut registered = self.store.registered(code).map_err(store_err)?;
+                let secret = new_verification_code();
+                if secret.is_empty() {
+                    return Err("no randomness available for a verification code".into());
+                }
+                let expires = Timestamp::now() + self.code_ttl;
+                let address = registered
+                    .set_code(code, &secret, expires)
+                    .map_err(|e| e.to_string())?;
+                // Recorded before it is sent: a code that arrives is always one kurir knows.
+                self.store
+                    .register(
+                        code,
+                        &registered,
+                        &operator,
+                        &format!("verification code sent to {address}"),
+                    )
+                    .map_err(store_err)?;
+                let reply = mailer
+                    .send_verification(code, &registered, &secret)
+                    .await
+                    .map_err(|e| format!("sending the verification message to {address}: {e}"))?;
+                tracing::info!(kommunkod = %code, operator = %operator, "verification message sent");
+                Ok(
+                    json!({ "kommunkod": code, "address": address, "expires": expires, "reply": reply }),
+                )
+            }
+            Request::MunicipalityConfirm {
+                code,
+                secret,
+                operator,
+            } => {
+                self.seed.require(code).map_err(|e| e.to_string())?;
+                let _guard = self.registry_lock.lock().await;
+                let mut registered = self.store.registered(code).map_err(store_err)?;
+                let address = registered
+                    .confirm(code, &secret, Timestamp::now())
+                    .map_err(|e| e.to_string())?;
+                self.store
+                    .register(
+                        code,
+                        &registered,
+                        &operator,
+                        &format!("address {address} confirmed"),
+                    )
+                    .map_err(store_err)?;
+                tracing::info!(kommunkod = %code, operator = %operator, "address confirmed and active");
+                Ok(json!({ "kommunkod": code, "active_address": address }))
+            }
         }
     }
+
+    /// Applies a CSV file: every row is checked first; with errors or `dry_run` nothing is
+    /// written. Returns the changes per municipality.
+    async fn import(&self, text: &str, dry_run: bool, operator: &str) -> Result<Value, String> {
+        let rows = csv_io::parse(text)?;
+        let _guard = self.registry_lock.lock().await;
+        let now = Timestamp::now();
+        let mut planned = Vec::new();
+        let mut errors = Vec::new();
+        for (line, code, changes) in rows {
+            if let Err(e) = self.seed.require(code) {
+                errors.push(format!("line {line}: {e}"));
+                continue;
+            }
+            let before = self.store.registered(code).map_err(store_err)?;
+            let mut after = before.clone();
+            match after.apply(&changes, now) {
+                Ok(()) => {
+                    let d = diff(&before, &after);
+                    if !d.is_empty() {
+                        planned.push((code, after, d));
+                    }
+                }
+                Err(e) => errors.push(format!("line {line} (kommun {code}): {e}")),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(format!("nothing was imported:\n{}", errors.join("\n")));
+        }
+        let summary: Vec<Value> = planned
+            .iter()
+            .map(|(code, _, d)| json!({ "kommunkod": code, "changes": d }))
+            .collect();
+        if !dry_run {
+            for (code, after, _) in &planned {
+                self.store
+                    .register(*code, after, operator, "import")
+                    .map_err(store_err)?;
+            }
+            tracing::info!(municipalities = planned.len(), operator = %operator, "registrations imported");
+        }
+        Ok(json!({ "dry_run": dry_run, "municipalities": summary }))
+    }
+}
+
+/// Field-by-field differences between two registrations, for dry runs and replies.
+fn diff(before: &Registered, after: &Registered) -> Vec<Value> {
+    let (Ok(Value::Object(b)), Ok(Value::Object(a))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return Vec::new();
+    };
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            let shown = |x: Option<&Value>| match (k.as_str(), x) {
+                ("smime_cert", Some(Value::Object(o))) => {
+                    o.get("sha256").cloned().unwrap_or(Value::Null)
+                }
+                (_, Some(v)) => v.clone(),
+                (_, None) => Value::Null,
+            };
+            json!({ "field": k, "before": shown(b.get(k)), "after": shown(Some(v)) })
+        })
+        .collect()
 }
 
 /// The socket's path in the state directory.
@@ -211,9 +428,7 @@ async fn answer(stream: tokio::net::UnixStream, handler: Arc<Handler>) -> std::i
         .read_line(&mut line)
         .await?;
     let response = match serde_json::from_str::<Request>(&line) {
-        Ok(request) => tokio::task::spawn_blocking(move || handler.handle(request))
-            .await
-            .unwrap_or_else(|e| Response::err(format!("request failed: {e}"))),
+        Ok(request) => handler.handle(request).await,
         Err(e) => Response::err(format!("malformed request: {e}")),
     };
     let mut bytes = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
@@ -257,10 +472,11 @@ fn call_daemon(socket: &Path, request: &Request) -> std::io::Result<Response> {
 
 /// Sends a request to the running daemon, or answers it from the store when none runs.
 pub fn request(
-    state_dir: &Path,
+    settings: &crate::config::Settings,
     seed: Arc<Seed>,
     request: Request,
 ) -> Result<Response, ClientError> {
+    let state_dir = settings.store.dir.as_path();
     let socket = socket_path(state_dir);
     let mut last_store_error = None;
     for _ in 0..20 {
@@ -274,7 +490,7 @@ pub fn request(
             Err(source) => return Err(ClientError::Io { socket, source }),
         }
         match Store::open(state_dir) {
-            Ok(store) => return Ok(Handler::new(store, seed).handle(request)),
+            Ok(store) => return Ok(answer_locally(settings, store, seed, request)),
             // The daemon is starting or stopping: its socket will answer in a moment.
             Err(e) if e.is_locked() => {
                 last_store_error = Some(e);
@@ -289,4 +505,38 @@ pub fn request(
             "store locked".into(),
         ))),
     })
+}
+
+/// No daemon runs: this process holds the store for one request.
+fn answer_locally(
+    settings: &crate::config::Settings,
+    store: Store,
+    seed: Arc<Seed>,
+    request: Request,
+) -> Response {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return Response::err(format!("starting a runtime: {e}")),
+    };
+    // Only a verification sends mail; other requests must work even if e-mail is mis-set.
+    let sends_mail = matches!(request, Request::MunicipalityVerify { .. });
+    let mailer = if settings.smtp.enabled() && sends_mail {
+        match Mailer::new(settings, store.clone(), seed.clone()) {
+            Ok(m) => Some(Arc::new(m)),
+            Err(e) => return Response::err(format!("setting up e-mail: {e}")),
+        }
+    } else {
+        None
+    };
+    let handler = Handler::new(
+        store,
+        seed,
+        mailer,
+        settings.smtp.enabled(),
+        settings.registry.verification_code_ttl,
+    );
+    runtime.block_on(handler.handle(request))
 }

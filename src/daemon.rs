@@ -13,6 +13,7 @@ use crate::config::Settings;
 use crate::control::{self, Handler};
 use crate::fsutil;
 use crate::intake::Intake;
+use crate::mail::Mailer;
 use crate::pdf::PdfLimits;
 use crate::print::PrintQueue;
 use crate::queue::QueueManager;
@@ -64,24 +65,45 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.sender.clone(),
         pdf_limits,
     );
+    let mailer = if settings.smtp.enabled() {
+        let mailer = Mailer::new(&settings, store.clone(), seed.clone())
+            .context("setting up protected e-mail ([smtp], [smime])")?;
+        tracing::info!(relay = %mailer.relay(), "protected e-mail enabled");
+        Some(Arc::new(mailer))
+    } else {
+        tracing::info!("no SMTP relay configured: every job goes to the postal print queue");
+        None
+    };
     let intake = Arc::new(Intake::new(
         spool.clone(),
         store.clone(),
         seed.clone(),
         job_limits,
         settings.spool.settle,
-        false,
+        mailer.is_some(),
     ));
+    let queue = QueueManager::new(
+        store.clone(),
+        spool.clone(),
+        seed.clone(),
+        print,
+        mailer.clone(),
+        settings.smtp.retry_interval,
+    );
 
     // Finish what an earlier run left half-done before taking new work.
-    let (print, recovered) = {
+    let (queue, recovered) = {
         let intake = intake.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<(PrintQueue, usize)> {
-            print
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(QueueManager, usize)> {
+            queue
+                .print()
                 .recover()
                 .context("reconciling the open print batch")?;
             let n = intake.recover().context("recovering interrupted jobs")?;
-            Ok((print, n))
+            let m = queue
+                .recover()
+                .context("recovering jobs interrupted while sending")?;
+            Ok((queue, n + m))
         })
         .await
         .context("recovery task")??
@@ -98,11 +120,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let wake_queue = Arc::new(Notify::new());
     let _watcher = watch_incoming(&spool, wake_intake.clone())?;
 
-    let handler = Arc::new(Handler::new(store.clone(), seed.clone()));
+    let handler = Arc::new(Handler::new(
+        store.clone(),
+        seed.clone(),
+        mailer.clone(),
+        mailer.is_some(),
+        settings.registry.verification_code_ttl,
+    ));
     let socket = control::socket_path(&settings.store.dir);
     let control_task = tokio::spawn(control::serve(socket.clone(), handler, shutdown_rx.clone()));
 
-    let queue = QueueManager::new(store.clone(), spool.clone(), seed.clone(), print);
     let queue_task = tokio::spawn(queue.run(wake_queue.clone(), shutdown_rx.clone()));
 
     let intake_task = tokio::spawn(intake_loop(

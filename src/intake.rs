@@ -235,10 +235,11 @@ impl Intake {
                 record.documents = job.documents;
                 let mut routes = Vec::new();
                 for (code, role) in job.recipients {
+                    let registered = self.store.registered(code)?;
                     let chosen = route::route(RouteInput {
                         relay_configured: self.relay_configured,
-                        secure_connection: false,
-                        verified_address: None,
+                        secure_connection: registered.secure_connection,
+                        verified_address: registered.active_address.as_deref(),
                     });
                     routes.push(match &chosen {
                         Route::Email { .. } => format!("{code}: email"),
@@ -249,6 +250,7 @@ impl Intake {
                         role,
                         channel: Some(chosen.channel()),
                         letter: None,
+                        email: None,
                     });
                 }
                 record.state = JobState::Queued;

@@ -5,20 +5,25 @@
 //! The flow, one module per stage, talking only through the store:
 //! `intake → validate → route → queue → deliver (print) → store → receipt`.
 
+pub mod compose;
 pub mod config;
 pub mod control;
+pub mod csv_io;
 pub mod daemon;
 pub mod fsutil;
 pub mod intake;
 pub mod job;
 pub mod letter;
 pub mod logging;
+pub mod mail;
 pub mod pdf;
 pub mod print;
 pub mod queue;
 pub mod receipt;
 pub mod registry;
 pub mod route;
+pub mod smime;
+pub mod smtp;
 pub mod spool;
 pub mod state;
 pub mod store;

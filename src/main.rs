@@ -7,6 +7,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
+mod municipality_cmd;
+
 use kurir::config::{LogFormat, Settings};
 use kurir::control::{self, Request};
 use kurir::job::{CaseNumber, DocumentKind, JobId, Kommunkod};
@@ -80,42 +82,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show and change what is registered about a municipality.
+    /// Register and check municipalities' secure addresses, contacts and postal addresses.
     Municipality {
         #[command(subcommand)]
-        command: MunicipalityCommand,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum MunicipalityCommand {
-    /// Show a municipality's built-in facts and registration.
-    Show {
-        /// Kommunkod.
-        code: Kommunkod,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Change a municipality's registration.
-    Set {
-        /// Kommunkod.
-        code: Kommunkod,
-        /// Postal address for letters: lines separated by newlines (or `\n`), last line
-        /// `nnn nn Postort`; an empty value removes it.
-        #[arg(long, value_name = "LINES")]
-        postal_address: Option<String>,
-        /// Who makes the change (default: the OS user).
-        #[arg(long)]
-        operator: Option<String>,
-    },
-    /// Show every change to a municipality's registration.
-    History {
-        /// Kommunkod.
-        code: Kommunkod,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        command: municipality_cmd::MunicipalityCommand,
     },
 }
 
@@ -203,7 +173,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Municipality { command } => municipality(&settings, seed, command),
+        Command::Municipality { command } => {
+            municipality_cmd::run(command, &|request| ask(&settings, seed.clone(), request))
+        }
     }
 }
 
@@ -214,7 +186,7 @@ fn ask(
 ) -> anyhow::Result<serde_json::Value> {
     kurir::fsutil::create_private_dir(&settings.store.dir)
         .with_context(|| format!("creating {}", settings.store.dir.display()))?;
-    let response = control::request(&settings.store.dir, seed, request)?;
+    let response = control::request(settings, seed, request)?;
     if response.ok {
         Ok(response.result)
     } else {
@@ -225,73 +197,8 @@ fn ask(
     }
 }
 
-fn municipality(
-    settings: &Settings,
-    seed: Arc<Seed>,
-    command: MunicipalityCommand,
-) -> anyhow::Result<ExitCode> {
-    match command {
-        MunicipalityCommand::Show { code, json } => {
-            let result = ask(settings, seed, Request::MunicipalityShow { code })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
-            } else {
-                let m = &result["municipality"];
-                println!("kommunkod       {}", m["code"].as_str().unwrap_or(""));
-                println!("name            {}", m["name"].as_str().unwrap_or(""));
-                println!("county          {}", m["county"].as_str().unwrap_or(""));
-                let address = &result["registered"]["postal_address"];
-                if address.is_null() {
-                    println!(
-                        "postal address  (none registered: letters go to the registry office)"
-                    );
-                } else {
-                    let lines: kurir::registry::PostalAddress =
-                        serde_json::from_value(address.clone())?;
-                    println!("postal address  {}", lines.lines().join(", "));
-                }
-            }
-        }
-        MunicipalityCommand::Set {
-            code,
-            postal_address,
-            operator,
-        } => {
-            let operator = operator.unwrap_or_else(os_user);
-            ask(
-                settings,
-                seed,
-                Request::MunicipalitySet {
-                    code,
-                    postal_address,
-                    operator,
-                },
-            )?;
-            println!("{code}: registration changed");
-        }
-        MunicipalityCommand::History { code, json } => {
-            let result = ask(settings, seed, Request::MunicipalityHistory { code })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
-            } else {
-                let changes: Vec<kurir::store::RegistryChange> = serde_json::from_value(result)?;
-                for c in changes {
-                    println!(
-                        "{}  {}  before: {}  after: {}",
-                        c.at,
-                        c.operator,
-                        serde_json::to_string(&c.before)?,
-                        serde_json::to_string(&c.after)?
-                    );
-                }
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// The person at the keyboard: the sudo caller, else the OS account.
-fn os_user() -> String {
+pub(crate) fn os_user() -> String {
     if let Ok(user) = std::env::var("SUDO_USER") {
         return user;
     }

@@ -19,7 +19,7 @@ use crate::letter::{self, Addressee, CoverLetter};
 use crate::pdf::PdfLimits;
 use crate::registry::Seed;
 use crate::spool::Spool;
-use crate::state::{Channel, JobRecord, JobState, LetterRef};
+use crate::state::{JobRecord, LetterRef};
 use crate::store::{BatchRecord, LetterRow, SideWrite, Store, StoreError};
 
 /// The marker file that closes a batch.
@@ -121,7 +121,9 @@ impl PrintQueue {
         Ok(())
     }
 
-    /// Makes and records the letters of one queued post job. Returns the job as recorded.
+    /// Makes and records the letters for every recipient of `job` that awaits one. If that
+    /// finishes the job, it moves to its final state in the same step. Returns the job as
+    /// recorded.
     pub fn print_job(&self, job: &JobRecord, now: Timestamp) -> Result<JobRecord, PrintError> {
         let active = self.spool.active_job(&job.id);
         let mut documents = Vec::with_capacity(job.documents.len());
@@ -147,11 +149,7 @@ impl PrintQueue {
 
         let mut rows = Vec::new();
         let mut letters = Vec::new();
-        for recipient in job
-            .recipients
-            .iter()
-            .filter(|r| r.channel == Some(Channel::Post))
-        {
+        for recipient in job.recipients.iter().filter(|r| r.awaits_letter()) {
             let code = recipient.kommunkod;
             let name = self
                 .seed
@@ -248,22 +246,19 @@ impl PrintQueue {
                 ""
             }
         );
-        let record = self.store.transition(
-            &job.id,
-            &[JobState::Queued, JobState::FallenBack],
-            &detail,
-            &side,
-            |r| {
-                r.state = JobState::PrintQueued;
-                r.next_attempt = None;
-                r.attempts += 1;
+        let record = self
+            .store
+            .transition(&job.id, &[job.state], &detail, &side, |r| {
                 for (code, letter) in &letters {
                     if let Some(rec) = r.recipients.iter_mut().find(|x| x.kommunkod == *code) {
                         rec.letter = Some(letter.clone());
                     }
                 }
-            },
-        )?;
+                if let Some(done) = r.settled_state() {
+                    r.state = done;
+                    r.next_attempt = None;
+                }
+            })?;
         Ok(record)
     }
 

@@ -9,7 +9,7 @@ use crate::fsutil;
 use crate::job::{DocumentKind, JobId, Kommunkod, RecipientRole};
 use crate::registry::Seed;
 use crate::spool::Spool;
-use crate::state::{Event, JobRecord, QuarantineInfo};
+use crate::state::{EmailDelivery, Event, JobRecord, QuarantineInfo};
 use crate::store::{Store, StoreError};
 
 /// The receipt's JSON shape. Field names are a contract with the case system.
@@ -62,6 +62,13 @@ pub struct ReceiptRecipient {
     pub letter_sha256: Option<String>,
     /// Addressed to the registry office for want of an address.
     pub address_missing: bool,
+    /// The e-mail address it was delivered to, if by e-mail.
+    pub address: Option<String>,
+    /// E-mail delivery: Message-ID, every attempt, and the proof (server reply with queue id,
+    /// TLS version and cipher, server certificate SHA-256, S/MIME signing and encryption).
+    pub email: Option<EmailDelivery>,
+    /// E-mail was rejected permanently and the recipient got a letter instead.
+    pub fell_back_to_post: bool,
 }
 
 /// One document in a receipt.
@@ -95,6 +102,13 @@ pub fn build<'a>(record: &'a JobRecord, events: &'a [Event], seed: &Seed) -> Rec
             letter_pages: r.letter.as_ref().map(|l| l.pages),
             letter_sha256: r.letter.as_ref().map(|l| l.sha256.clone()),
             address_missing: r.letter.as_ref().is_some_and(|l| l.address_missing),
+            address: r
+                .email
+                .as_ref()
+                .and_then(|e| e.accepted.as_ref())
+                .map(|p| p.address.clone()),
+            email: r.email.clone(),
+            fell_back_to_post: r.email.is_some() && r.letter.is_some(),
         })
         .collect();
     Receipt {

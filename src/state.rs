@@ -136,6 +136,80 @@ pub struct Recipient {
     pub channel: Option<Channel>,
     /// The print letter, once made.
     pub letter: Option<LetterRef>,
+    /// The e-mail delivery, once tried.
+    #[serde(default)]
+    pub email: Option<EmailDelivery>,
+}
+
+impl Recipient {
+    /// The recipient has its documents: a letter is in a print batch, or the mail server
+    /// accepted the message.
+    pub fn is_done(&self) -> bool {
+        self.letter.is_some() || self.email.as_ref().is_some_and(|e| e.accepted.is_some())
+    }
+
+    /// The recipient still waits for an e-mail delivery.
+    pub fn awaits_email(&self) -> bool {
+        self.channel == Some(Channel::Email) && !self.is_done()
+    }
+
+    /// The recipient still waits for a letter.
+    pub fn awaits_letter(&self) -> bool {
+        self.channel == Some(Channel::Post) && self.letter.is_none()
+    }
+}
+
+/// E-mail delivery to one municipality: every attempt and, once accepted, the proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailDelivery {
+    /// The Message-ID, the same on every attempt.
+    pub message_id: String,
+    /// Every attempt, oldest first.
+    pub attempts: Vec<EmailAttempt>,
+    /// What proves delivery, once the server accepted.
+    pub accepted: Option<EmailProof>,
+    /// The permanent rejection that sent this recipient to post, if any.
+    pub rejected: Option<String>,
+}
+
+/// One e-mail attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailAttempt {
+    /// When.
+    pub at: Timestamp,
+    /// The address tried.
+    pub address: String,
+    /// `accepted`, `deferred`, `rejected`, `unknown` or `no-route`.
+    pub outcome: String,
+    /// The server's reply or the failure, in words.
+    pub reply: String,
+}
+
+/// What kurir can show about an accepted message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailProof {
+    /// When the server accepted it.
+    pub at: Timestamp,
+    /// The address it went to.
+    pub address: String,
+    /// The server's final reply (with its queue id).
+    pub reply: String,
+    /// The relay it was handed to, `host:port`.
+    pub relay: String,
+    /// TLS version.
+    pub tls_version: String,
+    /// TLS cipher.
+    pub tls_cipher: String,
+    /// SHA-256 of the server's certificate.
+    pub server_cert_sha256: String,
+    /// SHA-256 of the agency certificate that signed it.
+    pub signed_by_sha256: String,
+    /// Whether it was encrypted (S/MIME).
+    pub encrypted: bool,
+    /// SHA-256 of the certificate it was encrypted to.
+    pub encrypted_to_sha256: Option<String>,
+    /// SHA-256 of the message as sent.
+    pub message_sha256: String,
 }
 
 /// Why a job was quarantined, in words safe for logs and status (no file content quoted).
@@ -186,6 +260,23 @@ impl JobRecord {
         self.recipients
             .iter()
             .any(|r| r.letter.as_ref().is_some_and(|l| l.address_missing))
+    }
+
+    /// The final state once every recipient is done: `delivered` when the assigned
+    /// municipality got e-mail, `print-queued` when it got a letter. `None` while work remains.
+    pub fn settled_state(&self) -> Option<JobState> {
+        if self.recipients.is_empty() || !self.recipients.iter().all(Recipient::is_done) {
+            return None;
+        }
+        let assigned_by_email = self.recipients[0]
+            .email
+            .as_ref()
+            .is_some_and(|e| e.accepted.is_some());
+        Some(if assigned_by_email {
+            JobState::Delivered
+        } else {
+            JobState::PrintQueued
+        })
     }
 
     /// The job's channel as one word: `post`, `email`, `mixed`, or `-` before routing.

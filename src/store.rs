@@ -26,7 +26,7 @@ use sled::transaction::{
 use sled::Transactional;
 
 use crate::job::{JobId, Kommunkod, RecipientRole};
-use crate::registry::PostalAddress;
+use crate::registry::{Registered, RegistryChange};
 use crate::state::{Event, JobRecord, JobState};
 
 /// The on-disk format version of every value this module writes.
@@ -121,27 +121,6 @@ pub struct BatchRecord {
     pub letters: u32,
     /// When it was closed, if it was.
     pub closed_at: Option<Timestamp>,
-}
-
-/// What has been registered about a municipality beyond the built-in list.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Registered {
-    /// Postal address for letters.
-    pub postal_address: Option<PostalAddress>,
-}
-
-/// One change to a municipality's registration: who, when, before and after.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegistryChange {
-    /// When.
-    pub at: Timestamp,
-    /// Operator name (command line or OS user).
-    pub operator: String,
-    /// What it was.
-    pub before: Registered,
-    /// What it became.
-    pub after: Registered,
 }
 
 /// A write that must commit together with a job transition.
@@ -560,11 +539,13 @@ impl Store {
     }
 
     /// Replaces a municipality's registration, keeping the previous value in its history.
+    /// `what` says in words what changed (e.g. "set", "verification code sent").
     pub fn register(
         &self,
         code: Kommunkod,
         after: &Registered,
         operator: &str,
+        what: &str,
     ) -> Result<RegistryChange, StoreError> {
         let at = Timestamp::now();
         let result = (&self.registry, &self.registry_history).transaction(|(reg, history)| {
@@ -575,6 +556,7 @@ impl Store {
             let change = RegistryChange {
                 at,
                 operator: operator.to_string(),
+                what: what.to_string(),
                 before,
                 after: after.clone(),
             };
@@ -587,6 +569,18 @@ impl Store {
         let change = unwrap_tx(result)?;
         self.flush()?;
         Ok(change)
+    }
+
+    /// Every municipality with a registration, in code order.
+    pub fn all_registered(&self) -> Result<Vec<(Kommunkod, Registered)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.registry.iter() {
+            let (key, value) = item?;
+            if let Ok(code) = String::from_utf8_lossy(&key).parse::<Kommunkod>() {
+                out.push((code, decode(&value)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Every change to a municipality's registration, oldest first.
@@ -615,6 +609,7 @@ mod tests {
                 role: RecipientRole::Assigned,
                 channel: Some(Channel::Post),
                 letter: None,
+                email: None,
             }],
             documents: vec![],
             received_at: now,
@@ -719,11 +714,16 @@ mod tests {
         let store = Store::open(dir.path()).expect("open");
         let code: Kommunkod = "2480".parse().expect("code");
         let first = Registered {
-            postal_address: Some(PostalAddress::parse("Box 1\n901 84 Umeå").expect("addr")),
+            postal_address: Some(
+                crate::registry::PostalAddress::parse("Box 1\n901 84 Umeå").expect("addr"),
+            ),
+            ..Registered::default()
         };
-        store.register(code, &first, "anna").expect("register");
         store
-            .register(code, &Registered::default(), "bo")
+            .register(code, &first, "anna", "set")
+            .expect("register");
+        store
+            .register(code, &Registered::default(), "bo", "set")
             .expect("register");
         let history = store.registry_history(code).expect("history");
         assert_eq!(history.len(), 2);

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod pdf;
+pub mod peer;
+pub mod pki;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

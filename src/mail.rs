@@ -1,0 +1,271 @@
+//! The e-mail deliverer: one attempt to one municipality, from the registry's proven address
+//! to a classified outcome the queue can record.
+//!
+//! The route is looked up again at every attempt, so a municipality that withdrew its secure
+//! connection, or whose proven address changed, is never sent to on stale facts.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use crate::compose::{self, Attachment, DecisionMail, MailFrom};
+use crate::config::{SenderSettings, SmtpSettings};
+use crate::fsutil;
+use crate::job::{Kommunkod, RecipientRole};
+use crate::registry::{Registered, Seed};
+use crate::smime::Signer;
+use crate::smtp::{Accepted, Relay, SendError};
+use crate::spool::Spool;
+use crate::state::{EmailProof, JobRecord};
+use crate::store::Store;
+
+/// What one attempt came to.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The server accepted the message.
+    Accepted(Box<EmailProof>),
+    /// Try again later (4xx, connection or TLS failure; nothing was sent over a weaker route).
+    Deferred {
+        /// The address tried.
+        address: String,
+        /// Why.
+        reason: String,
+        /// The failure was TLS itself.
+        tls: bool,
+    },
+    /// It may have been delivered: the connection broke after the message was sent.
+    Unknown {
+        /// The address tried.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// 5xx: this address will not take it; the recipient falls back to post.
+    Rejected {
+        /// The address tried.
+        address: String,
+        /// The server's reply.
+        reply: String,
+    },
+    /// The registry no longer gives a secure route: post instead.
+    NoRoute(String),
+    /// kurir could not even compose the message (a defect or a broken file): try later.
+    Failed(String),
+}
+
+/// The deliverer and everything it needs.
+pub struct Mailer {
+    relay: Relay,
+    signer: Arc<Signer>,
+    settings: SmtpSettings,
+    sender: SenderSettings,
+    store: Store,
+    seed: Arc<Seed>,
+    spool: Spool,
+    max_pdf_bytes: u64,
+}
+
+/// Why the mailer could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    /// The relay settings are unusable.
+    #[error(transparent)]
+    Relay(#[from] crate::smtp::SetupError),
+    /// The signing identity is unusable.
+    #[error(transparent)]
+    Smime(#[from] crate::smime::SmimeError),
+}
+
+impl Mailer {
+    /// Sets up the relay client and loads the signing identity.
+    pub fn new(
+        settings: &crate::config::Settings,
+        store: Store,
+        seed: Arc<Seed>,
+    ) -> Result<Mailer, MailerError> {
+        let relay = Relay::new(&settings.smtp)?;
+        let signer = Signer::load(&settings.smime.sign_cert, &settings.smime.sign_key)?;
+        Ok(Mailer {
+            relay,
+            signer: Arc::new(signer),
+            settings: settings.smtp.clone(),
+            sender: settings.sender.clone(),
+            store,
+            seed,
+            spool: Spool::new(&settings.spool.dir),
+            max_pdf_bytes: settings.spool.max_pdf_bytes,
+        })
+    }
+
+    /// The agency's sender address.
+    pub fn from_address(&self) -> &str {
+        &self.settings.from
+    }
+
+    /// The relay, `host:port`.
+    pub fn relay(&self) -> String {
+        self.relay.endpoint()
+    }
+
+    fn from(&self) -> MailFrom<'_> {
+        MailFrom {
+            address: &self.settings.from,
+            name: &self.settings.from_name,
+        }
+    }
+
+    fn name(&self, code: Kommunkod) -> String {
+        self.seed
+            .get(code)
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| format!("kommun {code}"))
+    }
+
+    /// One attempt to deliver `job` to the recipient `code` by e-mail.
+    pub async fn attempt(&self, job: &JobRecord, code: Kommunkod) -> Outcome {
+        let registered = match self.store.registered(code) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        let address = match (&registered.active_address, registered.secure_connection) {
+            (Some(a), true) => a.clone(),
+            (_, false) => {
+                return Outcome::NoRoute(
+                    "the municipality no longer has a secure connection".into(),
+                )
+            }
+            (None, true) => return Outcome::NoRoute("no verified address".into()),
+        };
+        let role = job
+            .recipients
+            .iter()
+            .find(|r| r.kommunkod == code)
+            .map(|r| r.role)
+            .unwrap_or(RecipientRole::Assigned);
+        let composed = match self
+            .compose_decision(job, code, role, &address, &registered)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return Outcome::Failed(e),
+        };
+        let pin = registered.tls_pin.as_deref();
+        match self.relay.send(&address, &composed.bytes, pin).await {
+            Ok(Accepted { reply, tls }) => Outcome::Accepted(Box::new(EmailProof {
+                at: Timestamp::now(),
+                address,
+                reply,
+                relay: self.relay.endpoint(),
+                tls_version: tls.version,
+                tls_cipher: tls.cipher,
+                server_cert_sha256: tls.server_cert_sha256,
+                signed_by_sha256: self.signer.fingerprint().to_string(),
+                encrypted: composed.encrypted_to.is_some(),
+                encrypted_to_sha256: composed.encrypted_to,
+                message_sha256: crate::pdf::sha256_hex(&composed.bytes),
+            })),
+            Err(SendError::Permanent(reply)) => Outcome::Rejected { address, reply },
+            Err(SendError::Unknown(reason)) => Outcome::Unknown { address, reason },
+            Err(e) => Outcome::Deferred {
+                address,
+                tls: e.is_tls(),
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    /// Reads the documents and builds the signed (and maybe encrypted) message, off the
+    /// async threads: it is file I/O and public-key cryptography.
+    async fn compose_decision(
+        &self,
+        job: &JobRecord,
+        code: Kommunkod,
+        role: RecipientRole,
+        address: &str,
+        registered: &Registered,
+    ) -> Result<compose::Composed, String> {
+        let dir = self.spool.active_job(&job.id);
+        let documents = job.documents.clone();
+        let max = self.max_pdf_bytes;
+        let signer = self.signer.clone();
+        let sender = self.sender.clone();
+        let from_address = self.settings.from.clone();
+        let from_name = self.settings.from_name.clone();
+        let to = address.to_string();
+        let job_id = job.id.clone();
+        let cert = registered.smime_cert.clone();
+        let copy_of = match role {
+            RecipientRole::Copy => job.to.map(|c| self.name(c)),
+            RecipientRole::Assigned => None,
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut contents = Vec::with_capacity(documents.len());
+            for (i, doc) in documents.iter().enumerate() {
+                let bytes = fsutil::read_bounded(&dir.join(&doc.file), max)
+                    .map_err(|e| format!("reading document {}: {e}", i + 1))?;
+                contents.push(bytes);
+            }
+            let mail = DecisionMail {
+                from: MailFrom {
+                    address: &from_address,
+                    name: &from_name,
+                },
+                to: &to,
+                kommunkod: code,
+                job_id: &job_id,
+                copy_of,
+                documents: documents
+                    .iter()
+                    .zip(&contents)
+                    .map(|(d, bytes)| Attachment {
+                        kind: d.kind,
+                        pages: d.pages,
+                        bytes,
+                    })
+                    .collect(),
+                sender: &sender,
+            };
+            compose::decision(&mail, &signer, cert.as_ref()).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("composing the message: {e}"))?
+    }
+
+    /// Sends the verification code for the municipality's pending address over the same route
+    /// decisions take (relay, verified TLS, pin, S/MIME).
+    pub async fn send_verification(
+        &self,
+        code: Kommunkod,
+        registered: &Registered,
+        secret: &str,
+    ) -> Result<String, String> {
+        let pending = registered
+            .pending
+            .as_ref()
+            .ok_or_else(|| format!("kommun {code} has no address waiting for verification"))?;
+        let name = self.name(code);
+        let composed = compose::verification(
+            &compose::VerificationMail {
+                from: self.from(),
+                to: &pending.address,
+                kommunkod: code,
+                municipality_name: &name,
+                code: secret,
+                sender: &self.sender,
+            },
+            &self.signer,
+            registered.smime_cert.as_ref(),
+        )
+        .map_err(|e| e.to_string())?;
+        let accepted = self
+            .relay
+            .send(
+                &pending.address,
+                &composed.bytes,
+                registered.tls_pin.as_deref(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(accepted.reply)
+    }
+}

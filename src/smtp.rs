@@ -1,0 +1,561 @@
+//! SMTP to the relay with required, verified TLS — never plaintext.
+//!
+//! lettre speaks SMTP; OpenSSL (tokio-openssl) does the TLS, because kurir must check things
+//! lettre's pooled transport does not expose: the negotiated version and cipher for the
+//! receipt, the server certificate's SHA-256, and a per-municipality pin — all before a single
+//! byte of a message is sent. For STARTTLS the connection is a [`SwitchStream`]: lettre reads
+//! the greeting and sends EHLO and STARTTLS over plain TCP, then the same socket is upgraded
+//! in place and lettre continues over TLS. If the server offers no STARTTLS, or the handshake
+//! or the verification fails, the connection is dropped and the delivery is deferred.
+//!
+//! Each message goes in its own envelope (one recipient), so one municipality's rejection
+//! cannot affect another's. Connections are reused from a small pool.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset, Starttls};
+use lettre::transport::smtp::extension::{ClientId, Extension};
+use lettre::Address;
+use openssl::ssl::{SslConnector, SslMethod, SslVersion};
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::X509;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_openssl::SslStream;
+
+use crate::config::{SmtpSettings, SmtpTls};
+
+/// What the TLS session to the server was: recorded in the receipt as proof.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TlsFacts {
+    /// e.g. `TLSv1.3`.
+    pub version: String,
+    /// e.g. `TLS_AES_256_GCM_SHA384`.
+    pub cipher: String,
+    /// SHA-256 of the server certificate (DER), hex.
+    pub server_cert_sha256: String,
+    /// SHA-256 of the server's public key (SubjectPublicKeyInfo DER), hex.
+    pub server_key_sha256: String,
+}
+
+/// The server took the message.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The server's final reply, e.g. `250 2.0.0 Ok: queued as 4XyZ`.
+    pub reply: String,
+    /// The TLS session it went over.
+    pub tls: TlsFacts,
+}
+
+/// Why a message was not accepted, classified for the queue.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// TCP connect failed or timed out: try later.
+    #[error("cannot connect to the relay: {0}")]
+    Connect(String),
+    /// The server does not offer STARTTLS: nothing was sent; try later, never without TLS.
+    #[error("the server offers no STARTTLS; nothing was sent (TLS is required)")]
+    NoStartTls,
+    /// The TLS handshake or certificate verification failed: nothing was sent.
+    #[error("TLS failed, nothing was sent: {0}")]
+    Tls(String),
+    /// The server's certificate does not match the municipality's registered pin.
+    #[error("the server's certificate does not match the registered TLS pin (got certificate {cert}, key {key}); nothing was sent")]
+    PinMismatch {
+        /// SHA-256 of the certificate seen.
+        cert: String,
+        /// SHA-256 of its key.
+        key: String,
+    },
+    /// A 4xx reply, or the connection failed before the message was handed over.
+    #[error("temporary failure: {0}")]
+    Transient(String),
+    /// A 5xx reply: this address will not take the message.
+    #[error("rejected permanently: {0}")]
+    Permanent(String),
+    /// The connection broke after the message was sent and before the server answered:
+    /// it may or may not have been accepted.
+    #[error("delivery unknown (connection lost after the message was sent): {0}")]
+    Unknown(String),
+}
+
+impl SendError {
+    /// Whether it is worth trying again later (everything but a permanent rejection).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, SendError::Permanent(_))
+    }
+
+    /// A failure of TLS itself (counted separately by operations).
+    pub fn is_tls(&self) -> bool {
+        matches!(
+            self,
+            SendError::NoStartTls | SendError::Tls(_) | SendError::PinMismatch { .. }
+        )
+    }
+}
+
+/// Why the relay client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The CA file cannot be used.
+    #[error("smtp.ca_file {path}: {message}")]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The client certificate cannot be used.
+    #[error("smtp.client_cert/client_key: {0}")]
+    ClientCert(String),
+    /// OpenSSL refused a setting.
+    #[error("TLS set-up: {0}")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+    /// A bad address or name.
+    #[error("smtp: {0}")]
+    Settings(String),
+}
+
+struct Pooled {
+    conn: AsyncSmtpConnection,
+    tls: TlsFacts,
+    idle_since: Instant,
+}
+
+/// The relay client: one per daemon, shared by all deliveries.
+pub struct Relay {
+    settings: SmtpSettings,
+    connector: SslConnector,
+    hello: ClientId,
+    from: Address,
+    pool: Mutex<Vec<Pooled>>,
+}
+
+impl Relay {
+    /// Prepares the TLS context (CA, TLS ≥ 1.2, client certificate) and the sender address.
+    pub fn new(settings: &SmtpSettings) -> Result<Relay, SetupError> {
+        let mut builder = SslConnector::builder(SslMethod::tls_client())?;
+        builder.set_min_proto_version(Some(SslVersion::TLS1_2))?;
+        if !settings.ca_file.as_os_str().is_empty() {
+            let path = &settings.ca_file;
+            let pem = std::fs::read(path).map_err(|e| SetupError::CaFile {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            let certs = X509::stack_from_pem(&pem).map_err(|e| SetupError::CaFile {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            if certs.is_empty() {
+                return Err(SetupError::CaFile {
+                    path: path.clone(),
+                    message: "holds no certificate".into(),
+                });
+            }
+            // Only these CAs: the system's roots are not consulted when a CA file is set.
+            let mut store = X509StoreBuilder::new()?;
+            for cert in certs {
+                store.add_cert(cert)?;
+            }
+            builder.set_cert_store(store.build());
+        }
+        if !settings.client_cert.as_os_str().is_empty() {
+            builder
+                .set_certificate_chain_file(&settings.client_cert)
+                .map_err(|e| SetupError::ClientCert(e.to_string()))?;
+            builder
+                .set_private_key_file(&settings.client_key, openssl::ssl::SslFiletype::PEM)
+                .map_err(|e| SetupError::ClientCert(e.to_string()))?;
+            builder
+                .check_private_key()
+                .map_err(|e| SetupError::ClientCert(e.to_string()))?;
+        }
+        let hello = if settings.hello_name.is_empty() {
+            ClientId::default()
+        } else {
+            ClientId::Domain(settings.hello_name.clone())
+        };
+        let from = settings
+            .from
+            .parse::<Address>()
+            .map_err(|e| SetupError::Settings(format!("from {:?}: {e}", settings.from)))?;
+        Ok(Relay {
+            settings: settings.clone(),
+            connector: builder.build(),
+            hello,
+            from,
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The relay as `host:port`, for logs and receipts.
+    pub fn endpoint(&self) -> String {
+        format!("{}:{}", self.settings.host, self.settings.port)
+    }
+
+    /// Sends one message to one recipient. `pin` is the municipality's registered TLS pin.
+    pub async fn send(
+        &self,
+        to: &str,
+        message: &[u8],
+        pin: Option<&str>,
+    ) -> Result<Accepted, SendError> {
+        let to: Address = to
+            .parse()
+            .map_err(|e| SendError::Permanent(format!("invalid recipient address: {e}")))?;
+        let mut pooled = match self.take_pooled().await {
+            Some(p) => p,
+            None => self.connect().await?,
+        };
+        if let Some(pin) = pin {
+            let pin = pin.to_lowercase();
+            if pooled.tls.server_cert_sha256 != pin && pooled.tls.server_key_sha256 != pin {
+                let err = SendError::PinMismatch {
+                    cert: pooled.tls.server_cert_sha256.clone(),
+                    key: pooled.tls.server_key_sha256.clone(),
+                };
+                self.put_back(pooled);
+                return Err(err);
+            }
+        }
+        let result = self.transaction(&mut pooled.conn, &to, message).await;
+        let tls = pooled.tls.clone();
+        match &result {
+            Ok(_) | Err(SendError::Transient(_)) | Err(SendError::Permanent(_))
+                if !pooled.conn.has_broken() =>
+            {
+                if result.is_err() {
+                    let _ = self.step(pooled.conn.command(Rset)).await;
+                }
+                self.put_back(pooled);
+            }
+            _ => pooled.conn.abort().await,
+        }
+        result.map(|reply| Accepted { reply, tls })
+    }
+
+    /// MAIL, RCPT, DATA, message — each step bounded by the timeout. Returns the final reply.
+    async fn transaction(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        to: &Address,
+        message: &[u8],
+    ) -> Result<String, SendError> {
+        let before = |e: lettre::transport::smtp::Error| classify(e, false);
+        self.step(conn.command(Mail::new(Some(self.from.clone()), vec![])))
+            .await?
+            .map_err(before)?;
+        self.step(conn.command(Rcpt::new(to.clone(), vec![])))
+            .await?
+            .map_err(before)?;
+        self.step(conn.command(Data)).await?.map_err(before)?;
+        let response =
+            match tokio::time::timeout(self.settings.timeout, conn.message(message)).await {
+                Ok(r) => r.map_err(|e| classify(e, true))?,
+                Err(_) => {
+                    return Err(SendError::Unknown(format!(
+                        "no reply within {:?} after the message was sent",
+                        self.settings.timeout
+                    )))
+                }
+            };
+        let code = response.code();
+        let text: Vec<&str> = response.message().collect();
+        Ok(format!("{code} {}", text.join(" ")))
+    }
+
+    /// Runs one SMTP step with the timeout; a timeout before the message is a transient error.
+    async fn step<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, SendError> {
+        tokio::time::timeout(self.settings.timeout, fut)
+            .await
+            .map_err(|_| {
+                SendError::Transient(format!("no reply within {:?}", self.settings.timeout))
+            })
+    }
+
+    async fn take_pooled(&self) -> Option<Pooled> {
+        loop {
+            let candidate = {
+                let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+                pool.pop()
+            }?;
+            let mut candidate = candidate;
+            if candidate.idle_since.elapsed() > self.settings.pool_idle_timeout {
+                let _ = self.step(candidate.conn.quit()).await;
+                continue;
+            }
+            if matches!(self.step(candidate.conn.test_connected()).await, Ok(true)) {
+                return Some(candidate);
+            }
+            candidate.conn.abort().await;
+        }
+    }
+
+    fn put_back(&self, mut pooled: Pooled) {
+        pooled.idle_since = Instant::now();
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < self.settings.pool_max_idle {
+            pool.push(pooled);
+        }
+    }
+
+    /// Opens a connection with verified TLS; fails before any mail command otherwise.
+    async fn connect(&self) -> Result<Pooled, SendError> {
+        let addr = (self.settings.host.as_str(), self.settings.port);
+        let tcp = tokio::time::timeout(self.settings.timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                SendError::Connect(format!("timed out after {:?}", self.settings.timeout))
+            })?
+            .map_err(|e| SendError::Connect(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let (stream, switch) = SwitchStream::plain(tcp);
+        let (conn, tls) = match self.settings.tls {
+            SmtpTls::Wrapper => {
+                let tcp = switch
+                    .take_plain()
+                    .map_err(|e| SendError::Connect(e.to_string()))?;
+                let (tls_stream, facts) = self.handshake(tcp).await?;
+                switch.put_tls(tls_stream);
+                let conn = self
+                    .step(AsyncSmtpConnection::connect_with_transport(
+                        Box::new(stream),
+                        &self.hello,
+                    ))
+                    .await?
+                    .map_err(|e| classify(e, false))?;
+                (conn, facts)
+            }
+            SmtpTls::Starttls => {
+                let mut conn = self
+                    .step(AsyncSmtpConnection::connect_with_transport(
+                        Box::new(stream),
+                        &self.hello,
+                    ))
+                    .await?
+                    .map_err(|e| classify(e, false))?;
+                if !conn.server_info().supports_feature(Extension::StartTls) {
+                    let _ = self.step(conn.quit()).await;
+                    return Err(SendError::NoStartTls);
+                }
+                self.step(conn.command(Starttls))
+                    .await?
+                    .map_err(|e| SendError::Tls(format!("STARTTLS refused: {e}")))?;
+                let tcp = switch
+                    .take_plain()
+                    .map_err(|e| SendError::Tls(e.to_string()))?;
+                let (tls_stream, facts) = self.handshake(tcp).await?;
+                switch.put_tls(tls_stream);
+                self.step(conn.command(Ehlo::new(self.hello.clone())))
+                    .await?
+                    .map_err(|e| classify(e, false))?;
+                (conn, facts)
+            }
+        };
+        let mut conn = conn;
+        if !self.settings.username.is_empty() {
+            let credentials = lettre::transport::smtp::authentication::Credentials::new(
+                self.settings.username.clone(),
+                self.settings.password.clone(),
+            );
+            use lettre::transport::smtp::authentication::Mechanism;
+            self.step(conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials))
+                .await?
+                .map_err(|e| classify(e, false))?;
+        }
+        Ok(Pooled {
+            conn,
+            tls,
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// TLS handshake with hostname and chain verification; returns the stream and its facts.
+    async fn handshake(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<(SslStream<TcpStream>, TlsFacts), SendError> {
+        let ssl = self
+            .connector
+            .configure()
+            .and_then(|c| c.into_ssl(&self.settings.host))
+            .map_err(|e| SendError::Tls(e.to_string()))?;
+        let mut stream = SslStream::new(ssl, tcp).map_err(|e| SendError::Tls(e.to_string()))?;
+        let handshake =
+            tokio::time::timeout(self.settings.timeout, Pin::new(&mut stream).connect()).await;
+        match handshake {
+            Err(_) => return Err(SendError::Tls("handshake timed out".into())),
+            Ok(Err(e)) => {
+                let verify = stream.ssl().verify_result();
+                let reason = if verify.as_raw() != 0 {
+                    format!("certificate verification failed: {}", verify.error_string())
+                } else {
+                    e.to_string()
+                };
+                return Err(SendError::Tls(reason));
+            }
+            Ok(Ok(())) => {}
+        }
+        let ssl = stream.ssl();
+        let cert = ssl
+            .peer_certificate()
+            .ok_or_else(|| SendError::Tls("the server sent no certificate".into()))?;
+        let cert_der = cert.to_der().map_err(|e| SendError::Tls(e.to_string()))?;
+        let key_der = cert
+            .public_key()
+            .and_then(|k| k.public_key_to_der())
+            .map_err(|e| SendError::Tls(e.to_string()))?;
+        let facts = TlsFacts {
+            version: ssl.version_str().to_string(),
+            cipher: ssl
+                .current_cipher()
+                .map(|c| c.name().to_string())
+                .unwrap_or_default(),
+            server_cert_sha256: crate::pdf::sha256_hex(&cert_der),
+            server_key_sha256: crate::pdf::sha256_hex(&key_der),
+        };
+        Ok((stream, facts))
+    }
+}
+
+/// Maps a lettre error to the queue's classes. `after_data` is true once the message itself
+/// was (possibly) written: then a broken connection means the outcome is unknown.
+fn classify(e: lettre::transport::smtp::Error, after_data: bool) -> SendError {
+    let text = e.to_string();
+    if e.is_permanent() {
+        SendError::Permanent(text)
+    } else if e.is_transient() {
+        SendError::Transient(text)
+    } else if after_data {
+        SendError::Unknown(text)
+    } else {
+        SendError::Transient(text)
+    }
+}
+
+enum Inner {
+    Plain(TcpStream),
+    Tls(Box<SslStream<TcpStream>>),
+    Taken,
+}
+
+/// A socket that starts as plain TCP and can be upgraded to TLS in place, while lettre holds
+/// it. kurir keeps a [`Switch`] handle to perform the upgrade between two SMTP commands.
+#[derive(Clone)]
+pub struct SwitchStream {
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// kurir's handle on a [`SwitchStream`] given to lettre.
+pub struct Switch {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl SwitchStream {
+    fn plain(tcp: TcpStream) -> (SwitchStream, Switch) {
+        let inner = Arc::new(Mutex::new(Inner::Plain(tcp)));
+        (
+            SwitchStream {
+                inner: inner.clone(),
+            },
+            Switch { inner },
+        )
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+}
+
+impl Switch {
+    fn take_plain(&self) -> io::Result<TcpStream> {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match std::mem::replace(&mut *guard, Inner::Taken) {
+            Inner::Plain(tcp) => Ok(tcp),
+            other => {
+                *guard = other;
+                Err(io::Error::other("connection is not plain TCP"))
+            }
+        }
+    }
+
+    fn put_tls(&self, stream: SslStream<TcpStream>) {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        *guard = Inner::Tls(Box::new(stream));
+    }
+}
+
+fn taken() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection is being upgraded")
+}
+
+impl AsyncRead for SwitchStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.with(|inner| match inner {
+            Inner::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Inner::Taken => Poll::Ready(Err(taken())),
+        })
+    }
+}
+
+impl AsyncWrite for SwitchStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.with(|inner| match inner {
+            Inner::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Inner::Taken => Poll::Ready(Err(taken())),
+        })
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|inner| match inner {
+            Inner::Plain(s) => Pin::new(s).poll_flush(cx),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Inner::Taken => Poll::Ready(Err(taken())),
+        })
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|inner| match inner {
+            Inner::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Inner::Taken => Poll::Ready(Ok(())),
+        })
+    }
+}
+
+impl std::fmt::Debug for SwitchStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.with(|inner| match inner {
+            Inner::Plain(_) => "plain",
+            Inner::Tls(_) => "tls",
+            Inner::Taken => "upgrading",
+        });
+        write!(f, "SwitchStream({state})")
+    }
+}
+
+impl AsyncTokioStream for SwitchStream {
+    fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.with(|inner| match inner {
+            Inner::Plain(s) => s.peer_addr(),
+            Inner::Tls(s) => s.get_ref().peer_addr(),
+            Inner::Taken => Err(taken()),
+        })
+    }
+}

@@ -1,0 +1,189 @@
+//! A throw-away PKI made at test time with OpenSSL: a CA, a server certificate for 127.0.0.1,
+//! the agency's S/MIME signing identity and municipality certificates (valid, expired, or
+//! without the e-mail protection usage).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::bn::BigNum;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::extension::{
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+};
+use openssl::x509::{X509NameBuilder, X509};
+
+/// A certificate and key written as PEM files.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// SHA-256 of the certificate's DER, hex.
+    pub sha256: String,
+}
+
+/// What a leaf certificate is for.
+pub enum Usage {
+    Server,
+    Email(&'static str),
+    EmailWithoutProtectionPurpose(&'static str),
+    ExpiredEmail(&'static str),
+}
+
+pub struct Ca {
+    cert: X509,
+    key: PKey<Private>,
+    pub pem: PathBuf,
+    dir: PathBuf,
+}
+
+fn key() -> PKey<Private> {
+    PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("pkey")
+}
+
+fn serial() -> Asn1Integer {
+    let mut bn = BigNum::new().expect("bn");
+    bn.rand(64, openssl::bn::MsbOption::MAYBE_ZERO, false)
+        .expect("rand");
+    bn.to_asn1_integer().expect("serial")
+}
+
+impl Ca {
+    pub fn new(dir: &Path, name: &str) -> Ca {
+        std::fs::create_dir_all(dir).expect("pki dir");
+        let key = key();
+        let mut subject = X509NameBuilder::new().expect("name");
+        subject.append_entry_by_text("CN", name).expect("cn");
+        let subject = subject.build();
+        let mut b = X509::builder().expect("builder");
+        b.set_version(2).expect("v3");
+        b.set_serial_number(&serial()).expect("serial");
+        b.set_subject_name(&subject).expect("subject");
+        b.set_issuer_name(&subject).expect("issuer");
+        b.set_pubkey(&key).expect("pubkey");
+        b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
+            .expect("nb");
+        b.set_not_after(&Asn1Time::days_from_now(3).expect("t"))
+            .expect("na");
+        b.append_extension(BasicConstraints::new().critical().ca().build().expect("bc"))
+            .expect("ext");
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()
+                .expect("ku"),
+        )
+        .expect("ext");
+        b.sign(&key, MessageDigest::sha256()).expect("sign");
+        let cert = b.build();
+        let pem = dir.join(format!("{name}.pem").replace(' ', "-"));
+        std::fs::write(&pem, cert.to_pem().expect("pem")).expect("write ca");
+        Ca {
+            cert,
+            key,
+            pem,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn issue(&self, file_name: &str, usage: Usage) -> Identity {
+        let key = key();
+        let mut name = X509NameBuilder::new().expect("name");
+        name.append_entry_by_text("CN", file_name).expect("cn");
+        name.append_entry_by_text("O", "kurir test").expect("o");
+        let name = name.build();
+        let mut b = X509::builder().expect("builder");
+        b.set_version(2).expect("v3");
+        b.set_serial_number(&serial()).expect("serial");
+        b.set_subject_name(&name).expect("subject");
+        b.set_issuer_name(self.cert.subject_name()).expect("issuer");
+        b.set_pubkey(&key).expect("pubkey");
+        let (from, to) = match usage {
+            Usage::ExpiredEmail(_) => (
+                Asn1Time::from_unix(1_600_000_000).expect("t"),
+                Asn1Time::from_unix(1_600_086_400).expect("t"),
+            ),
+            _ => (
+                Asn1Time::days_from_now(0).expect("t"),
+                Asn1Time::days_from_now(2).expect("t"),
+            ),
+        };
+        b.set_not_before(&from).expect("nb");
+        b.set_not_after(&to).expect("na");
+        let ctx = b.x509v3_context(Some(&self.cert), None);
+        let mut exts = Vec::new();
+        match usage {
+            Usage::Server => {
+                exts.push(
+                    SubjectAlternativeName::new()
+                        .ip("127.0.0.1")
+                        .dns("localhost")
+                        .build(&ctx)
+                        .expect("san"),
+                );
+                exts.push(ExtendedKeyUsage::new().server_auth().build().expect("eku"));
+                exts.push(
+                    KeyUsage::new()
+                        .digital_signature()
+                        .key_encipherment()
+                        .build()
+                        .expect("ku"),
+                );
+            }
+            Usage::Email(addr) | Usage::ExpiredEmail(addr) => {
+                exts.push(
+                    SubjectAlternativeName::new()
+                        .email(addr)
+                        .build(&ctx)
+                        .expect("san"),
+                );
+                exts.push(
+                    ExtendedKeyUsage::new()
+                        .email_protection()
+                        .build()
+                        .expect("eku"),
+                );
+                exts.push(
+                    KeyUsage::new()
+                        .digital_signature()
+                        .key_encipherment()
+                        .non_repudiation()
+                        .build()
+                        .expect("ku"),
+                );
+            }
+            Usage::EmailWithoutProtectionPurpose(addr) => {
+                exts.push(
+                    SubjectAlternativeName::new()
+                        .email(addr)
+                        .build(&ctx)
+                        .expect("san"),
+                );
+                exts.push(ExtendedKeyUsage::new().server_auth().build().expect("eku"));
+            }
+        }
+        for e in exts {
+            b.append_extension(e).expect("ext");
+        }
+        b.sign(&self.key, MessageDigest::sha256()).expect("sign");
+        let cert = b.build();
+        let cert_path = self.dir.join(format!("{file_name}.pem"));
+        let key_path = self.dir.join(format!("{file_name}.key"));
+        std::fs::write(&cert_path, cert.to_pem().expect("pem")).expect("write cert");
+        std::fs::write(&key_path, key.private_key_to_pem_pkcs8().expect("key pem"))
+            .expect("write key");
+        let der = cert.to_der().expect("der");
+        Identity {
+            cert: cert_path,
+            key: key_path,
+            sha256: openssl::sha::sha256(&der)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        }
+    }
+}
