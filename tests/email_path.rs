@@ -611,3 +611,93 @@ fn import_shows_a_dry_run_first_and_export_gives_the_same_back() {
         "[]"
     );
 }
+
+#[test]
+fn a_registered_tls_pin_is_checked_before_anything_is_sent() {
+    let mut rig = rig();
+    rig.env.start();
+    register_and_prove(&rig);
+    let server = std::fs::read_to_string(rig.env.path().join("pki/server.pem")).expect("pem");
+    let der = openssl::x509::X509::from_pem(server.as_bytes())
+        .expect("x509")
+        .to_der()
+        .expect("der");
+    let right = kurir::pdf::sha256_hex(&der);
+
+    rig.env
+        .ok(&["municipality", "set", "2480", "--tls-pin", &right]);
+    let ok = rig.env.submit("2480", None);
+    assert_eq!(rig.env.wait_receipt(&ok)["state"], "delivered");
+
+    let mails_before = rig.peer.count("MAIL");
+    rig.env
+        .ok(&["municipality", "set", "2480", "--tls-pin", &"ab".repeat(32)]);
+    let pinned = rig.env.submit("2480", None);
+    common::wait_for("a deferred attempt", Duration::from_secs(30), || {
+        rig.env.status(&pinned)["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| {
+                e["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("does not match the registered TLS pin")
+            })
+    });
+    assert_eq!(
+        rig.peer.count("MAIL"),
+        mails_before,
+        "sent despite a pin mismatch"
+    );
+    assert!(rig.env.receipt(&pinned).is_none());
+    rig.env.stop();
+}
+
+#[test]
+fn tls_from_the_first_byte_works_as_well_as_starttls() {
+    let mut rig = rig();
+    rig.env.start();
+    register_and_prove(&rig);
+    rig.env.stop();
+    let server = Identity {
+        cert: rig.env.path().join("pki/server.pem"),
+        key: rig.env.path().join("pki/server.key"),
+        sha256: String::new(),
+    };
+    let wrapped =
+        Peer::start_implicit_tls(&rig.env.path().join("peer465"), &server.cert, &server.key);
+    rig.env
+        .set_env("KURIR_SMTP__PORT", &wrapped.port.to_string())
+        .set_env("KURIR_SMTP__TLS", "wrapper");
+    rig.env.start();
+    let id = rig.env.submit("2480", None);
+    let receipt = rig.env.wait_receipt(&id);
+    assert_eq!(receipt["state"], "delivered", "{receipt:#}");
+    assert_eq!(wrapped.count("STARTTLS"), 0);
+    assert_eq!(
+        wrapped.count("DATA-COMMAND tls=yes"),
+        1,
+        "{}",
+        wrapped.log()
+    );
+    rig.env.stop();
+}
+
+#[test]
+fn a_copy_goes_by_the_copy_recipients_own_route() {
+    let mut rig = rig();
+    rig.env.start();
+    register_and_prove(&rig);
+    // 0180 has no secure connection: its copy is a letter; 2480 gets e-mail.
+    let id = rig.env.submit("2480", Some("0180"));
+    let receipt = rig.env.wait_receipt(&id);
+    assert_eq!(receipt["state"], "delivered", "{receipt:#}");
+    assert_eq!(receipt["channel"], "mixed");
+    let recipients = receipt["recipients"].as_array().expect("recipients");
+    assert_eq!(recipients[0]["channel"], "email");
+    assert_eq!(recipients[1]["kommunkod"], "0180");
+    assert_eq!(recipients[1]["channel"], "post");
+    assert!(recipients[1]["letter"].is_string());
+    rig.env.stop();
+}

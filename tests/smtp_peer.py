@@ -12,7 +12,7 @@ Fault injection is read from DIR/rules.json at every RCPT, so a test can change 
 server runs: {"address": {"tempfail": K, "reject": true}} answers 451 to the first K RCPTs of
 that address and 550 to every RCPT of a rejected one.
 
-Usage: smtp_peer.py --dir DIR --port PORT [--cert PEM --key PEM] [--no-starttls]
+Usage: smtp_peer.py --dir DIR --port PORT [--cert PEM --key PEM] [--no-starttls | --implicit-tls]
 """
 
 import argparse
@@ -51,8 +51,11 @@ class Peer:
             return {}
 
     @staticmethod
-    def tls_of(session):
-        return "yes" if session.ssl else "no"
+    def tls_of(server):
+        """Whether this connection is encrypted: after STARTTLS or from the first byte."""
+        transport = getattr(server, "transport", None)
+        encrypted = transport is not None and transport.get_extra_info("ssl_object") is not None
+        return "yes" if encrypted or server.session.ssl else "no"
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.log(f"EHLO {hostname}")
@@ -60,7 +63,7 @@ class Peer:
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        self.log(f"MAIL {address} tls={self.tls_of(session)}")
+        self.log(f"MAIL {address} tls={self.tls_of(server)}")
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
@@ -103,7 +106,7 @@ class LoggingSMTP(SMTP):
         return await super().smtp_STARTTLS(arg)
 
     async def smtp_DATA(self, arg):
-        self.event_handler.log(f"DATA-COMMAND tls={'yes' if self.session.ssl else 'no'}")
+        self.event_handler.log(f"DATA-COMMAND tls={Peer.tls_of(self)}")
         return await super().smtp_DATA(arg)
 
     def connection_made(self, transport):
@@ -123,11 +126,16 @@ def main():
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--no-starttls", action="store_true")
+    parser.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (port 465 style)")
     args = parser.parse_args()
 
     peer = Peer(args.dir)
     kwargs = {}
-    if not args.no_starttls:
+    if args.implicit_tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
+        kwargs["ssl_context"] = context
+    elif not args.no_starttls:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.cert, args.key)
         kwargs["tls_context"] = context

@@ -22,6 +22,15 @@ fn free_port() -> u16 {
 impl Peer {
     /// Starts a peer with STARTTLS using `cert`/`key`, or without STARTTLS when `None`.
     pub fn start(dir: &Path, tls: Option<(&Path, &Path)>) -> Peer {
+        Peer::start_with(dir, tls, false)
+    }
+
+    /// Starts a peer that speaks TLS from the first byte (port 465 style).
+    pub fn start_implicit_tls(dir: &Path, cert: &Path, key: &Path) -> Peer {
+        Peer::start_with(dir, Some((cert, key)), true)
+    }
+
+    fn start_with(dir: &Path, tls: Option<(&Path, &Path)>, implicit: bool) -> Peer {
         std::fs::create_dir_all(dir).expect("peer dir");
         let port = free_port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_peer.py");
@@ -34,6 +43,9 @@ impl Peer {
         match tls {
             Some((cert, key)) => {
                 cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+                if implicit {
+                    cmd.arg("--implicit-tls");
+                }
             }
             None => {
                 cmd.arg("--no-starttls");
