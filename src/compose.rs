@@ -244,6 +244,20 @@ pub fn verification(
     finish(&mail.from, mail.to, subject, id, inner, signer, encrypt_to)
 }
 
+/// Composes a signed plain-text notice, such as an alert to operations.
+pub fn notice(
+    from: &MailFrom<'_>,
+    to: &str,
+    subject: String,
+    body: String,
+    signer: &Signer,
+) -> Result<Composed, ComposeError> {
+    let inner = MimePart::new("text/plain", BodyPart::Text(body.into()));
+    let nonce = crate::pdf::sha256_hex(format!("{subject}{}", jiff::Timestamp::now()).as_bytes());
+    let id = format!("notice.{}@{}", &nonce[..24], from.domain());
+    finish(from, to, subject, id, inner, signer, None)
+}
+
 /// Signs `inner` (multipart/signed), optionally encrypts the signed entity, and wraps it in
 /// a message with minimal headers.
 fn finish(

@@ -49,6 +49,14 @@ pub struct Settings {
     pub smime: SmimeSettings,
     /// The municipality registry.
     pub registry: RegistrySettings,
+    /// Retries, concurrency and shutdown of the queue manager.
+    pub queue: QueueSettings,
+    /// When e-mail gives way to post, and when kurir gives up.
+    pub deadlines: DeadlineSettings,
+    /// The office hours deadlines and alerts are counted in.
+    pub working_hours: WorkingHoursSettings,
+    /// Where alerts go besides `spool/alerts/` and the log.
+    pub alerts: AlertSettings,
     /// Log output.
     pub log: LogSettings,
 }
@@ -236,9 +244,6 @@ pub struct SmtpSettings {
     /// How long an idle connection is kept.
     #[serde(with = "humantime_serde")]
     pub pool_idle_timeout: Duration,
-    /// Fixed wait before a deferred e-mail is tried again.
-    #[serde(with = "humantime_serde")]
-    pub retry_interval: Duration,
 }
 
 impl Default for SmtpSettings {
@@ -258,7 +263,6 @@ impl Default for SmtpSettings {
             timeout: Duration::from_secs(30),
             pool_max_idle: 4,
             pool_idle_timeout: Duration::from_secs(60),
-            retry_interval: Duration::from_secs(300),
         }
     }
 }
@@ -304,6 +308,123 @@ impl Default for RegistrySettings {
             verification_code_ttl: Duration::from_secs(7 * 24 * 3600),
         }
     }
+}
+
+/// `[queue]`: when a deferred delivery is tried again and how much runs at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSettings {
+    /// Waits between attempts; the last one repeats.
+    #[serde(with = "duration_list")]
+    pub retry_intervals: Vec<Duration>,
+    /// Random spread of each wait, as a fraction (0.1 = ±10 %), so retries do not arrive in
+    /// lockstep.
+    pub jitter: f64,
+    /// Most SMTP sessions open to the relay at once.
+    pub per_relay_connections: usize,
+    /// Most jobs handled at once (all deliverers together).
+    pub max_concurrent_jobs: usize,
+    /// On SIGTERM, how long SMTP sessions in flight may take to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        let m = |n: u64| Duration::from_secs(60 * n);
+        Self {
+            retry_intervals: vec![m(1), m(2), m(5), m(10), m(15), m(30)],
+            jitter: 0.1,
+            per_relay_connections: 4,
+            max_concurrent_jobs: 16,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Deadlines for one kind of document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KindDeadlines {
+    /// Working time after intake when e-mail that has not succeeded gives way to post.
+    #[serde(with = "humantime_serde")]
+    pub fallback_after: Duration,
+    /// Calendar time after intake when kurir gives up (`failed`) and alerts.
+    #[serde(with = "humantime_serde")]
+    pub expire_after: Duration,
+}
+
+impl Default for KindDeadlines {
+    fn default() -> Self {
+        Self {
+            fallback_after: Duration::from_secs(4 * 3600),
+            expire_after: Duration::from_secs(5 * 24 * 3600),
+        }
+    }
+}
+
+/// `[deadlines]`: per document kind, and when a waiting job is worth a person's attention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeadlineSettings {
+    /// A job still deferred after this much working time raises an alert.
+    #[serde(with = "humantime_serde")]
+    pub warn_after: Duration,
+    /// For the assignment decision.
+    pub anvisningsbeslut: KindDeadlines,
+    /// For the notice of the need for a legal guardian.
+    #[serde(rename = "god-man")]
+    pub god_man: KindDeadlines,
+}
+
+impl Default for DeadlineSettings {
+    fn default() -> Self {
+        Self {
+            warn_after: Duration::from_secs(15 * 60),
+            anvisningsbeslut: KindDeadlines::default(),
+            god_man: KindDeadlines::default(),
+        }
+    }
+}
+
+impl DeadlineSettings {
+    /// The deadlines of one document kind.
+    pub fn for_kind(&self, kind: crate::job::DocumentKind) -> &KindDeadlines {
+        match kind {
+            crate::job::DocumentKind::Anvisningsbeslut => &self.anvisningsbeslut,
+            crate::job::DocumentKind::GodMan => &self.god_man,
+        }
+    }
+}
+
+/// `[working_hours]`: deadlines and alerts count working time; deliveries go at any hour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkingHoursSettings {
+    /// IANA time zone.
+    pub time_zone: String,
+    /// Start of the working day, `HH:MM`.
+    pub start: String,
+    /// End of the working day, `HH:MM`.
+    pub end: String,
+}
+
+impl Default for WorkingHoursSettings {
+    fn default() -> Self {
+        Self {
+            time_zone: "Europe/Stockholm".into(),
+            start: "08:00".into(),
+            end: "17:00".into(),
+        }
+    }
+}
+
+/// `[alerts]`: alerts always go to `spool/alerts/` and the log; optionally also by e-mail.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertSettings {
+    /// Operations' address for alert e-mails (sent through the relay); empty: none.
+    pub email: String,
 }
 
 /// `[log]`: how log lines look and how many there are.
@@ -414,9 +535,6 @@ impl Settings {
                     "must be the agency's e-mail address when smtp.host is set",
                 ));
             }
-            if self.smtp.retry_interval.is_zero() {
-                return Err(bad("smtp.retry_interval", "must be greater than 0"));
-            }
             if self.smtp.client_cert.as_os_str().is_empty()
                 != self.smtp.client_key.as_os_str().is_empty()
             {
@@ -426,10 +544,69 @@ impl Settings {
                 ));
             }
         }
+        let q = &self.queue;
+        if q.retry_intervals.is_empty() || q.retry_intervals.iter().any(Duration::is_zero) {
+            return Err(bad(
+                "queue.retry_intervals",
+                "must list at least one wait, none of them 0",
+            ));
+        }
+        if !(0.0..=0.5).contains(&q.jitter) {
+            return Err(bad("queue.jitter", "must be between 0 and 0.5"));
+        }
+        if q.per_relay_connections == 0 || q.max_concurrent_jobs == 0 {
+            return Err(bad(
+                "queue.per_relay_connections",
+                "and queue.max_concurrent_jobs must be at least 1",
+            ));
+        }
+        let w = &self.working_hours;
+        if let Err(e) = crate::worktime::WorkingHours::new(&w.time_zone, &w.start, &w.end) {
+            return Err(bad("working_hours", &e.to_string()));
+        }
+        if !self.alerts.email.is_empty() && self.alerts.email.parse::<lettre::Address>().is_err() {
+            return Err(bad("alerts.email", "must be an e-mail address or empty"));
+        }
         if self.spool.rescan_interval.is_zero() {
             return Err(bad("spool.rescan_interval", "must be greater than 0"));
         }
         Ok(())
+    }
+}
+
+/// A list of durations, written as `["1m", "2m"]` in TOML or `"1m,2m"` in the environment.
+mod duration_list {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            list.iter()
+                .map(|d| humantime::format_duration(*d).to_string()),
+        )
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<String>),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let items = match Form::deserialize(d)? {
+            Form::List(list) => list,
+            Form::Text(text) => text.split(',').map(|s| s.trim().to_string()).collect(),
+        };
+        items
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                humantime::parse_duration(s)
+                    .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
+            })
+            .collect()
     }
 }
 
@@ -465,6 +642,19 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(msg.contains("batch_max_letters"), "{msg}");
+    }
+
+    #[test]
+    fn retry_intervals_parse_from_a_list_or_comma_text() {
+        #[derive(serde::Deserialize)]
+        struct T {
+            #[serde(with = "duration_list")]
+            v: Vec<Duration>,
+        }
+        let a: T = toml::from_str("v = [\"1m\", \"30s\"]").expect("list");
+        let b: T = toml::from_str("v = \"1m, 30s\"").expect("text");
+        assert_eq!(a.v, vec![Duration::from_secs(60), Duration::from_secs(30)]);
+        assert_eq!(a.v, b.v);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::{watch, Notify};
 
+use crate::alert::Alerter;
 use crate::config::Settings;
 use crate::control::{self, Handler};
 use crate::fsutil;
@@ -16,11 +17,12 @@ use crate::intake::Intake;
 use crate::mail::Mailer;
 use crate::pdf::PdfLimits;
 use crate::print::PrintQueue;
-use crate::queue::QueueManager;
+use crate::queue::{Policy, QueueManager};
 use crate::registry::Seed;
 use crate::spool::Spool;
 use crate::store::Store;
 use crate::validate::JobLimits;
+use crate::worktime::WorkingHours;
 
 /// Runs the daemon until a termination signal.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -82,27 +84,49 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.spool.settle,
         mailer.is_some(),
     ));
+    let (alert_mail_tx, alert_mail_rx) = tokio::sync::mpsc::channel(256);
+    let alert_email =
+        (!settings.alerts.email.is_empty() && mailer.is_some()).then(|| alert_mail_tx.clone());
+    let alerter = Arc::new(Alerter::new(
+        spool.clone(),
+        store.clone(),
+        seed.clone(),
+        alert_email,
+    ));
+    intake.set_alerter(alerter.clone());
+    let hours = WorkingHours::new(
+        &settings.working_hours.time_zone,
+        &settings.working_hours.start,
+        &settings.working_hours.end,
+    )
+    .context("[working_hours]")?;
+    let policy = Policy::new(&settings.queue, &settings.deadlines, hours);
     let queue = QueueManager::new(
         store.clone(),
         spool.clone(),
         seed.clone(),
         print,
         mailer.clone(),
-        settings.smtp.retry_interval,
+        alerter.clone(),
+        policy,
+        &settings.queue,
     );
+    if let (Some(mailer), false) = (mailer.clone(), settings.alerts.email.is_empty()) {
+        tokio::spawn(mail_alerts(
+            mailer,
+            settings.alerts.email.clone(),
+            alert_mail_rx,
+        ));
+    }
 
     // Finish what an earlier run left half-done before taking new work.
     let (queue, recovered) = {
         let intake = intake.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<(QueueManager, usize)> {
-            queue
-                .print()
-                .recover()
-                .context("reconciling the open print batch")?;
-            let n = intake.recover().context("recovering interrupted jobs")?;
             let m = queue
                 .recover()
-                .context("recovering jobs interrupted while sending")?;
+                .context("recovering the print batch and jobs interrupted while sending")?;
+            let n = intake.recover().context("recovering interrupted jobs")?;
             Ok((queue, n + m))
         })
         .await
@@ -149,7 +173,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!("shutting down: intake stops, work in progress finishes");
     let _ = shutdown_tx.send(true);
     let _ = intake_task.await;
-    let _ = queue_task.await;
+    // SMTP sessions in flight may finish within the grace period; after it they are dropped
+    // and their jobs, still `sending`, are tried again at the next start.
+    let grace = settings.queue.shutdown_grace;
+    let mut queue_task = queue_task;
+    if tokio::time::timeout(grace, &mut queue_task).await.is_err() {
+        tracing::warn!(grace = ?grace, "deliveries in flight did not finish in time; stopping them");
+        queue_task.abort();
+    }
     match control_task.await {
         Ok(Err(e)) => tracing::warn!(error = %e, "control socket ended with an error"),
         Err(e) => tracing::warn!(error = %e, "control socket task failed"),
@@ -158,6 +189,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     store.flush().context("flushing the store")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// E-mails alerts to operations, one at a time, best effort: the alert file is the record.
+async fn mail_alerts(
+    mailer: Arc<Mailer>,
+    to: String,
+    mut alerts: tokio::sync::mpsc::Receiver<crate::alert::Alert>,
+) {
+    while let Some(alert) = alerts.recv().await {
+        let (subject, body) = crate::alert::email_text(&alert);
+        if let Err(e) = mailer.send_notice(&to, subject, body).await {
+            tracing::error!(job_id = %alert.job_id, error = %e, "alert e-mail could not be sent");
+        }
+    }
 }
 
 /// Claims new jobs whenever the watcher or the rescan timer says so.

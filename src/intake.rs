@@ -74,6 +74,7 @@ pub struct Intake {
     limits: JobLimits,
     settle: Duration,
     relay_configured: bool,
+    alerter: std::sync::OnceLock<Arc<crate::alert::Alerter>>,
 }
 
 impl Intake {
@@ -93,7 +94,13 @@ impl Intake {
             limits,
             settle,
             relay_configured,
+            alerter: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Lets intake raise an alert for every quarantined job.
+    pub fn set_alerter(&self, alerter: Arc<crate::alert::Alerter>) {
+        let _ = self.alerter.set(alerter);
     }
 
     /// Finishes what a crash interrupted: claimed jobs not yet recorded, quarantines not yet
@@ -228,6 +235,8 @@ impl Intake {
             quarantine: None,
             receipt_written: false,
             events: 0,
+            alerts: Vec::new(),
+            unknown_deliveries: 0,
         };
         match verdict {
             Ok(job) => {
@@ -289,6 +298,23 @@ impl Intake {
                 )?;
                 tracing::warn!(job_id = %id, reason = rejection.code, "job quarantined");
                 self.finish_quarantine(&record, Some(&rejection))?;
+                if let Some(alerter) = self.alerter.get() {
+                    let alert = alerter.compose(
+                        crate::alert::AlertKind::Quarantined,
+                        id,
+                        record.to,
+                        format!("bad input ({}): {}", rejection.code, rejection.summary),
+                        format!(
+                            "nothing is delivered; the job is kept in spool/quarantine/{}",
+                            record
+                                .quarantine
+                                .as_ref()
+                                .map(|q| q.dir.as_str())
+                                .unwrap_or("")
+                        ),
+                    );
+                    alerter.raise(alert);
+                }
                 Ok(JobState::Quarantined)
             }
         }

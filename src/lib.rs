@@ -5,6 +5,7 @@
 //! The flow, one module per stage, talking only through the store:
 //! `intake → validate → route → queue → deliver (print) → store → receipt`.
 
+pub mod alert;
 pub mod compose;
 pub mod config;
 pub mod control;

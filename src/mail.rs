@@ -32,6 +32,8 @@ pub enum Outcome {
         reason: String,
         /// The failure was TLS itself.
         tls: bool,
+        /// The relay itself failed (connect, TLS): all its jobs should wait.
+        relay: bool,
     },
     /// It may have been delivered: the connection broke after the message was sent.
     Unknown {
@@ -169,6 +171,7 @@ impl Mailer {
             Err(e) => Outcome::Deferred {
                 address,
                 tls: e.is_tls(),
+                relay: e.is_relay_failure(),
                 reason: e.to_string(),
             },
         }
@@ -229,6 +232,23 @@ impl Mailer {
         })
         .await
         .map_err(|e| format!("composing the message: {e}"))?
+    }
+
+    /// Sends a signed notice (an alert) to `to`.
+    pub async fn send_notice(
+        &self,
+        to: &str,
+        subject: String,
+        body: String,
+    ) -> Result<String, String> {
+        let composed = compose::notice(&self.from(), to, subject, body, &self.signer)
+            .map_err(|e| e.to_string())?;
+        let accepted = self
+            .relay
+            .send(to, &composed.bytes, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(accepted.reply)
     }
 
     /// Sends the verification code for the municipality's pending address over the same route

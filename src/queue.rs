@@ -1,17 +1,29 @@
-//! The queue manager: reads due jobs from the store and hands each to its deliverers.
+//! The queue manager: decides when each job is tried, when e-mail gives way to post, when
+//! kurir gives up, and when a person is alerted — and hands jobs to the deliverers.
 //!
-//! The store's `due` index is the queue; nothing is kept only in memory, so a restart resumes
-//! where the last run stopped. A job with e-mail recipients moves to `sending` (durably) before
-//! any message leaves, and every attempt's outcome is recorded before the next one starts, so
-//! a crash resends at most the message in flight — with the same Message-ID. Letters are made
-//! on the blocking pool; receipts are issued after the round's batch bookkeeping.
+//! The store's `due` index is the queue and every decision is recorded there, so a restart
+//! resumes exactly where the last run stopped. A job moves to `sending` (durably) before any
+//! message leaves, and every attempt's outcome is recorded before the next, so a crash resends
+//! at most the message in flight — with the same Message-ID.
+//!
+//! Policy, in order, for a due job:
+//! 1. its municipality is on hold → `held`;
+//! 2. older than `expire_after` → `failed`, alert;
+//! 3. e-mail not done by `fallback_after` (working time) → letters instead, alert;
+//! 4. the relay itself is failing → wait for the relay's next retry, do not hammer it;
+//! 5. otherwise attempt e-mail (at most `per_relay_connections` at once), then make letters;
+//! 6. not finished → `deferred` until the next retry (schedule with jitter), or the next
+//!    deadline if that comes first; after `warn_after` of working time, alert once.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 
+use crate::alert::{AlertKind, Alerter};
+use crate::config::{DeadlineSettings, QueueSettings};
 use crate::job::Kommunkod;
 use crate::mail::{Mailer, Outcome};
 use crate::print::{PrintError, PrintQueue};
@@ -19,23 +31,108 @@ use crate::receipt;
 use crate::registry::Seed;
 use crate::spool::Spool;
 use crate::state::{Channel, EmailAttempt, EmailDelivery, JobRecord, JobState};
-use crate::store::{Store, StoreError};
+use crate::store::{RelayHealth, Store, StoreError};
+use crate::worktime::WorkingHours;
 
-/// Most jobs handled in one round before the batch bookkeeping runs.
+/// Most jobs taken from the store in one round.
 const ROUND_SIZE: usize = 64;
 /// How long a job waits after an unexpected error before it is tried again.
 const RETRY_AFTER_ERROR: SignedDuration = SignedDuration::from_secs(60);
 /// How often the queue looks at the store when nothing woke it.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
-/// The queue manager's parts.
+/// When things are tried and given up: the settings, turned into arithmetic.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    retry_intervals: Vec<SignedDuration>,
+    jitter: f64,
+    deadlines: DeadlineSettings,
+    hours: WorkingHours,
+}
+
+/// The instants that matter for one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// After this, a deferred job raises an alert.
+    pub warn_at: Timestamp,
+    /// After this, e-mail gives way to post.
+    pub fallback_at: Timestamp,
+    /// After this, kurir gives up.
+    pub expire_at: Timestamp,
+}
+
+fn signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
+impl Policy {
+    /// The policy of the `[queue]`, `[deadlines]` and `[working_hours]` settings.
+    pub fn new(queue: &QueueSettings, deadlines: &DeadlineSettings, hours: WorkingHours) -> Policy {
+        Policy {
+            retry_intervals: queue.retry_intervals.iter().copied().map(signed).collect(),
+            jitter: queue.jitter,
+            deadlines: deadlines.clone(),
+            hours,
+        }
+    }
+
+    /// The wait before attempt number `attempt + 1` (0-based `attempt` just failed), with
+    /// jitter; the last interval repeats.
+    pub fn retry_delay(&self, attempt: u32) -> SignedDuration {
+        let index = (attempt as usize).min(self.retry_intervals.len().saturating_sub(1));
+        let base = self
+            .retry_intervals
+            .get(index)
+            .copied()
+            .unwrap_or(SignedDuration::from_mins(30));
+        let mut bytes = [0u8; 4];
+        let unit = if openssl::rand::rand_bytes(&mut bytes).is_ok() {
+            f64::from(u32::from_be_bytes(bytes)) / f64::from(u32::MAX) * 2.0 - 1.0
+        } else {
+            0.0
+        };
+        let factor = 1.0 + self.jitter * unit;
+        SignedDuration::from_secs_f64((base.as_secs_f64() * factor).max(1.0))
+    }
+
+    /// The job's deadlines: the strictest of its documents' kinds.
+    pub fn deadlines(&self, job: &JobRecord) -> Deadlines {
+        let kinds = job
+            .documents
+            .iter()
+            .map(|d| self.deadlines.for_kind(d.kind));
+        let fallback = kinds
+            .clone()
+            .map(|k| k.fallback_after)
+            .min()
+            .unwrap_or_default();
+        let expire = kinds.map(|k| k.expire_after).min().unwrap_or_default();
+        Deadlines {
+            warn_at: self
+                .hours
+                .add(job.received_at, signed(self.deadlines.warn_after)),
+            fallback_at: self.hours.add(job.received_at, signed(fallback)),
+            expire_at: job.received_at + signed(expire),
+        }
+    }
+}
+
+/// The queue manager's parts. Cheap to clone: everything is shared.
+#[derive(Clone)]
 pub struct QueueManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     store: Store,
     spool: Spool,
     seed: Arc<Seed>,
-    print: Arc<PrintQueue>,
+    print: Arc<Mutex<PrintQueue>>,
     mailer: Option<Arc<Mailer>>,
-    retry_interval: SignedDuration,
+    alerter: Arc<Alerter>,
+    policy: Policy,
+    relay_slots: Arc<Semaphore>,
+    job_slots: Arc<Semaphore>,
 }
 
 /// Why handling a job failed unexpectedly (not a delivery outcome: those are recorded).
@@ -47,9 +144,15 @@ pub enum QueueError {
     /// Making letters failed.
     #[error(transparent)]
     Print(#[from] PrintError),
-    /// A blocking task failed.
+    /// A worker task failed.
     #[error("worker task failed: {0}")]
     Task(String),
+}
+
+/// What handling one job did.
+struct Handled {
+    job: JobRecord,
+    made_letters: bool,
 }
 
 impl QueueManager {
@@ -60,31 +163,37 @@ impl QueueManager {
         seed: Arc<Seed>,
         print: PrintQueue,
         mailer: Option<Arc<Mailer>>,
-        retry_interval: Duration,
+        alerter: Arc<Alerter>,
+        policy: Policy,
+        queue: &QueueSettings,
     ) -> Self {
         QueueManager {
-            store,
-            spool,
-            seed,
-            print: Arc::new(print),
-            mailer,
-            retry_interval: SignedDuration::try_from(retry_interval)
-                .unwrap_or(SignedDuration::from_secs(300)),
+            inner: Arc::new(Inner {
+                store,
+                spool,
+                seed,
+                print: Arc::new(Mutex::new(print)),
+                mailer,
+                alerter,
+                policy,
+                relay_slots: Arc::new(Semaphore::new(queue.per_relay_connections)),
+                job_slots: Arc::new(Semaphore::new(queue.max_concurrent_jobs)),
+            }),
         }
     }
 
-    /// The print deliverer (for start-up reconciliation).
-    pub fn print(&self) -> &PrintQueue {
-        &self.print
-    }
-
-    /// Jobs that were `sending` when the last run stopped are due again now (their messages
-    /// keep their Message-ID, so a receiver can discard a duplicate).
-    pub fn recover(&self) -> Result<usize, StoreError> {
+    /// Reconciles the open print batch and makes jobs that were `sending` when the last run
+    /// stopped due again (their messages keep their Message-ID). Blocking: run before `run`.
+    pub fn recover(&self) -> Result<usize, QueueError> {
+        self.inner
+            .print
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .recover()?;
         let mut n = 0;
-        for job in self.store.pending()? {
+        for job in self.inner.store.pending()? {
             if job.state == JobState::Sending {
-                self.store.transition(
+                self.inner.store.transition(
                     &job.id,
                     &[JobState::Sending],
                     "interrupted while sending; will try again",
@@ -100,7 +209,8 @@ impl QueueManager {
         Ok(n)
     }
 
-    /// Runs rounds until shutdown; `wake` is notified when intake queued something.
+    /// Runs rounds until shutdown; `wake` is notified when intake queued something. A round in
+    /// progress at shutdown is finished (the caller bounds how long that may take).
     pub async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         loop {
             if *shutdown.borrow() {
@@ -123,78 +233,138 @@ impl QueueManager {
         }
     }
 
-    /// Handles the jobs that are due now; returns how many it looked at.
+    /// Handles the jobs that are due at `now`; returns how many it looked at. `now` is the
+    /// clock for every decision, so tests can drive deadlines without waiting.
     pub async fn round(&self, now: Timestamp) -> Result<usize, QueueError> {
-        let due = self.store.due(now, ROUND_SIZE)?;
+        let inner = &self.inner;
+        let due = inner.store.due(now, ROUND_SIZE)?;
+        let holds: Arc<HashSet<Kommunkod>> =
+            Arc::new(inner.store.holds()?.into_iter().map(|(k, _)| k).collect());
+        let mut tasks = tokio::task::JoinSet::new();
+        for job in due.iter().cloned() {
+            let permit = inner
+                .job_slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| QueueError::Task(e.to_string()))?;
+            let worker = self.inner.clone();
+            let holds = holds.clone();
+            tasks.spawn(async move {
+                let id = job.id.clone();
+                let state = job.state;
+                let result = worker.handle(job, now, &holds).await;
+                drop(permit);
+                (id, state, result)
+            });
+        }
         let mut finished = Vec::new();
         let mut printed = false;
-        for job in &due {
-            match self.process(job.clone(), now).await {
-                Ok((record, made_letters)) => {
-                    printed |= made_letters;
-                    if record.state.is_final() {
-                        finished.push(record.id);
+        while let Some(joined) = tasks.join_next().await {
+            let (id, state, result) = joined.map_err(|e| QueueError::Task(e.to_string()))?;
+            match result {
+                Ok(handled) => {
+                    printed |= handled.made_letters;
+                    if handled.job.state.is_final() {
+                        finished.push(handled.job.id);
                     }
                 }
                 Err(e) => {
-                    tracing::error!(job_id = %job.id, error = %e, "handling the job failed; will retry");
-                    let detail = format!("handling failed: {e}; retrying");
-                    let retry = now + RETRY_AFTER_ERROR;
-                    let current = self
-                        .store
-                        .get(&job.id)?
-                        .map(|j| j.state)
-                        .unwrap_or(job.state);
-                    if !current.is_final() {
-                        let _ = self
-                            .store
-                            .transition(&job.id, &[current], &detail, &[], |r| {
-                                if r.state == JobState::Sending {
-                                    r.state = JobState::Deferred;
-                                }
-                                r.next_attempt = Some(retry);
-                            });
-                    }
+                    tracing::error!(job_id = %id, error = %e, "handling the job failed; will retry");
+                    inner.retry_after_error(&id, state, now, &e.to_string());
                 }
             }
         }
-        let print = self.print.clone();
-        let bookkeeping =
-            tokio::task::spawn_blocking(move || print.finish_round(now, printed)).await;
+        let worker = self.inner.clone();
+        let bookkeeping = tokio::task::spawn_blocking(move || {
+            worker
+                .print
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .finish_round(now, printed)
+        })
+        .await;
         match bookkeeping {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "print batch bookkeeping failed"),
             Err(e) => tracing::error!(error = %e, "print batch bookkeeping task failed"),
         }
         for id in finished {
-            if let Err(e) = receipt::issue(&self.spool, &self.store, &self.seed, &id) {
+            if let Err(e) = receipt::issue(&inner.spool, &inner.store, &inner.seed, &id) {
                 // The job stays pending; the receipt is written again at the next start.
                 tracing::error!(job_id = %id, error = %e, "receipt could not be written");
             }
         }
         Ok(due.len())
     }
+}
 
-    /// One job: e-mail recipients first, then letters, then the job's resulting state.
-    /// Returns the job as recorded and whether letters were made.
-    async fn process(
+impl Inner {
+    fn retry_after_error(
+        &self,
+        id: &crate::job::JobId,
+        was: JobState,
+        now: Timestamp,
+        error: &str,
+    ) {
+        let current = self
+            .store
+            .get(id)
+            .ok()
+            .flatten()
+            .map(|j| j.state)
+            .unwrap_or(was);
+        if current.is_final() || current == JobState::Held {
+            return;
+        }
+        let detail = format!("handling failed: {error}; retrying");
+        let retry = now + RETRY_AFTER_ERROR;
+        let _ = self.store.transition(id, &[current], &detail, &[], |r| {
+            if r.state == JobState::Sending {
+                r.state = JobState::Deferred;
+            }
+            r.next_attempt = Some(retry);
+        });
+    }
+
+    /// Applies the policy to one due job.
+    async fn handle(
         &self,
         job: JobRecord,
         now: Timestamp,
-    ) -> Result<(JobRecord, bool), QueueError> {
+        holds: &HashSet<Kommunkod>,
+    ) -> Result<Handled, QueueError> {
         let mut job = job;
+        if let Some(code) = job.to.filter(|c| holds.contains(c)) {
+            job = self.store.transition(
+                &job.id,
+                &[job.state],
+                &format!("held: kommun {code} is on hold"),
+                &[],
+                |r| {
+                    r.state = JobState::Held;
+                    r.next_attempt = None;
+                },
+            )?;
+            return Ok(Handled {
+                job,
+                made_letters: false,
+            });
+        }
+        let deadlines = self.policy.deadlines(&job);
+        if now >= deadlines.expire_at {
+            return self.give_up(job);
+        }
+        if now >= deadlines.fallback_at && job.recipients.iter().any(|r| r.awaits_email()) {
+            job = self.fall_back(job, "e-mail did not succeed before the fallback deadline")?;
+        }
         if job.recipients.iter().any(|r| r.awaits_email()) {
-            job = self.send_email(job).await?;
+            job = self.send_email(job, now).await?;
         }
         let mut made_letters = false;
         if job.recipients.iter().any(|r| r.awaits_letter()) {
-            let print = self.print.clone();
-            let pending = job.clone();
-            job = tokio::task::spawn_blocking(move || print.print_job(&pending, now))
-                .await
-                .map_err(|e| QueueError::Task(e.to_string()))??;
+            job = self.print_letters(job, now).await?;
             made_letters = true;
-            tracing::info!(job_id = %job.id, "letters queued for print");
         }
         if let Some(done) = job.settled_state() {
             if job.state != done {
@@ -210,49 +380,183 @@ impl QueueManager {
                 )?;
             }
             tracing::info!(job_id = %job.id, state = %job.state, "job finished");
-        } else if job.state != JobState::Deferred || job.next_attempt.is_none_or(|t| t <= now) {
-            let retry = Timestamp::now() + self.retry_interval;
-            let waiting: Vec<String> = job
+        } else {
+            job = self.defer(job, now, deadlines)?;
+        }
+        Ok(Handled { job, made_letters })
+    }
+
+    /// Expiry: nothing more is tried; operations must act.
+    fn give_up(&self, job: JobRecord) -> Result<Handled, QueueError> {
+        let waiting: Vec<String> = job
+            .recipients
+            .iter()
+            .filter(|r| !r.is_done())
+            .map(|r| r.kommunkod.to_string())
+            .collect();
+        let job = self.store.transition(
+            &job.id,
+            &[job.state],
+            &format!(
+                "expired: not delivered to {} in time; giving up",
+                waiting.join(", ")
+            ),
+            &[],
+            |r| {
+                r.state = JobState::Failed;
+                r.next_attempt = None;
+                r.alerts.push(AlertKind::Failed.as_str().into());
+            },
+        )?;
+        let alert = self.alerter.compose(
+            AlertKind::Failed,
+            &job.id,
+            job.to,
+            format!(
+                "the documents reached no route before the expiry deadline (still waiting: {})",
+                waiting.join(", ")
+            ),
+            "kurir has stopped trying (state failed)".into(),
+        );
+        self.alerter.raise(alert);
+        Ok(Handled {
+            job,
+            made_letters: false,
+        })
+    }
+
+    /// Every recipient still waiting for e-mail gets a letter instead.
+    fn fall_back(&self, job: JobRecord, why: &str) -> Result<JobRecord, QueueError> {
+        let codes: Vec<Kommunkod> = job
+            .recipients
+            .iter()
+            .filter(|r| r.awaits_email())
+            .map(|r| r.kommunkod)
+            .collect();
+        let job = self.store.transition(
+            &job.id,
+            &[job.state],
+            &format!("{why}: falling back to post for {}", join(&codes)),
+            &[],
+            |r| {
+                r.state = JobState::FallenBack;
+                for rec in r.recipients.iter_mut().filter(|x| x.awaits_email()) {
+                    rec.channel = Some(Channel::Post);
+                }
+                r.alerts.push(AlertKind::FellBack.as_str().into());
+            },
+        )?;
+        for code in codes {
+            let alert = self.alerter.compose(
+                AlertKind::FellBack,
+                &job.id,
+                Some(code),
+                format!("e-mail to kommun {code} did not succeed: {why}"),
+                "a letter is made for the postal print queue".into(),
+            );
+            self.alerter.raise(alert);
+        }
+        Ok(job)
+    }
+
+    /// Not finished: wait for the next retry, or the next deadline if that comes first.
+    fn defer(&self, job: JobRecord, now: Timestamp, d: Deadlines) -> Result<JobRecord, QueueError> {
+        let relay_retry = self.store.relay_health()?.retry_at.filter(|t| *t > now);
+        let own_retry = now + self.policy.retry_delay(job.attempts.saturating_sub(1));
+        // Never before the relay's own retry: all its jobs wait for it together.
+        let mut next = relay_retry.map_or(own_retry, |t| t.max(own_retry));
+        for deadline in [d.fallback_at, d.expire_at] {
+            if deadline > now {
+                next = next.min(deadline);
+            }
+        }
+        let warned = job
+            .alerts
+            .iter()
+            .any(|a| a == AlertKind::DeferredTooLong.as_str());
+        if !warned && d.warn_at > now {
+            next = next.min(d.warn_at);
+        }
+        let raise_warning = !warned && now >= d.warn_at;
+        let waiting: Vec<Kommunkod> = job
+            .recipients
+            .iter()
+            .filter(|r| r.awaits_email())
+            .map(|r| r.kommunkod)
+            .collect();
+        let job = self.store.transition(
+            &job.id,
+            &[job.state],
+            &format!(
+                "deferred: e-mail to {} is tried again at {next}",
+                join(&waiting)
+            ),
+            &[],
+            |r| {
+                r.state = JobState::Deferred;
+                r.next_attempt = Some(next);
+                if raise_warning {
+                    r.alerts.push(AlertKind::DeferredTooLong.as_str().into());
+                }
+            },
+        )?;
+        tracing::info!(job_id = %job.id, next_attempt = %next, "job deferred");
+        if raise_warning {
+            let last = job
                 .recipients
                 .iter()
-                .filter(|r| r.awaits_email())
-                .map(|r| r.kommunkod.to_string())
-                .collect();
-            job = self.store.transition(
+                .filter_map(|r| r.email.as_ref())
+                .filter_map(|e| e.attempts.last())
+                .map(|a| a.reply.clone())
+                .next_back()
+                .unwrap_or_else(|| "not tried yet".into());
+            let alert = self.alerter.compose(
+                AlertKind::DeferredTooLong,
                 &job.id,
-                &[job.state],
-                &format!(
-                    "deferred: e-mail to {} will be tried again at {retry}",
-                    waiting.join(", ")
+                waiting.first().copied().or(job.to),
+                format!("e-mail is still not delivered; last attempt: {last}"),
+                format!(
+                    "next attempt at {next}; letters instead from {} if e-mail has not succeeded",
+                    d.fallback_at
                 ),
-                &[],
-                |r| {
-                    r.state = JobState::Deferred;
-                    r.next_attempt = Some(retry);
-                },
-            )?;
-            tracing::warn!(job_id = %job.id, next_attempt = %retry, "job deferred");
+            );
+            self.alerter.raise(alert);
         }
-        Ok((job, made_letters))
+        Ok(job)
+    }
+
+    async fn print_letters(&self, job: JobRecord, now: Timestamp) -> Result<JobRecord, QueueError> {
+        // PDF work is blocking; one print queue, used by one job at a time (batch consistency).
+        let print = self.print.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            print
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .print_job(&job, now)
+        })
+        .await
+        .map_err(|e| QueueError::Task(e.to_string()))??;
+        tracing::info!(job_id = %job.id, "letters queued for print");
+        Ok(job)
     }
 
     /// Attempts every recipient that awaits e-mail, recording each outcome at once.
-    async fn send_email(&self, job: JobRecord) -> Result<JobRecord, QueueError> {
+    async fn send_email(&self, job: JobRecord, now: Timestamp) -> Result<JobRecord, QueueError> {
         let Some(mailer) = &self.mailer else {
-            // The relay was removed from the configuration: post is the only route left.
-            return Ok(self.store.transition(
-                &job.id,
-                &[job.state],
-                "no SMTP relay configured any more: falling back to post",
-                &[],
-                |r| {
-                    r.state = JobState::FallenBack;
-                    for rec in r.recipients.iter_mut().filter(|x| x.awaits_email()) {
-                        rec.channel = Some(Channel::Post);
-                    }
-                },
-            )?);
+            return self.fall_back(job, "no SMTP relay is configured any more");
         };
+        let health = self.store.relay_health()?;
+        if let Some(retry_at) = health.retry_at.filter(|t| *t > now) {
+            // The relay itself is failing: wait for its retry instead of hammering it.
+            tracing::debug!(job_id = %job.id, %retry_at, "relay unavailable; not tried");
+            return Ok(job);
+        }
+        let permit = self
+            .relay_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| QueueError::Task(e.to_string()))?;
         let mut job = self.store.transition(
             &job.id,
             &[JobState::Queued, JobState::Deferred, JobState::FallenBack],
@@ -271,9 +575,38 @@ impl QueueManager {
             .collect();
         for code in codes {
             let outcome = mailer.attempt(&job, code).await;
-            job = self.record(&job, code, outcome)?;
+            self.note_relay_health(&outcome, now)?;
+            job = self.record(&job, code, outcome, mailer.from_address())?;
         }
+        drop(permit);
         Ok(job)
+    }
+
+    /// Tracks failures of the relay itself in the store, so all its jobs back off together.
+    fn note_relay_health(&self, outcome: &Outcome, now: Timestamp) -> Result<(), StoreError> {
+        let mut health = self.store.relay_health()?;
+        match outcome {
+            Outcome::Deferred {
+                relay: true,
+                reason,
+                ..
+            } => {
+                health.failures += 1;
+                let wait = self.policy.retry_delay(health.failures - 1);
+                health.retry_at = Some(now + wait);
+                health.last_error = Some(reason.clone());
+                tracing::warn!(failures = health.failures, retry_at = %now.saturating_add(wait).unwrap_or(now), "relay failing; all e-mail waits");
+                self.store.set_relay_health(&health)
+            }
+            Outcome::Accepted(_)
+            | Outcome::Rejected { .. }
+            | Outcome::Deferred { relay: false, .. }
+                if health != RelayHealth::default() =>
+            {
+                self.store.set_relay_health(&RelayHealth::default())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Records one attempt's outcome on the job.
@@ -282,26 +615,21 @@ impl QueueManager {
         job: &JobRecord,
         code: Kommunkod,
         outcome: Outcome,
-    ) -> Result<JobRecord, StoreError> {
+        from: &str,
+    ) -> Result<JobRecord, QueueError> {
         let now = Timestamp::now();
-        let message_id = crate::compose::message_id(
-            self.mailer
-                .as_ref()
-                .map(|m| m.from_address())
-                .unwrap_or("kurir@invalid"),
-            &job.id,
-            code,
-        );
+        let message_id = crate::compose::message_id(from, &job.id, code);
+        let attempt = |address: &str, outcome: &str, reply: &str| EmailAttempt {
+            at: now,
+            address: address.to_string(),
+            outcome: outcome.to_string(),
+            reply: reply.to_string(),
+        };
         let (attempt, detail, fall_back) = match &outcome {
             Outcome::Accepted(proof) => {
                 tracing::info!(job_id = %job.id, kommunkod = %code, reply = %proof.reply, "e-mail accepted");
                 (
-                    EmailAttempt {
-                        at: now,
-                        address: proof.address.clone(),
-                        outcome: "accepted".into(),
-                        reply: proof.reply.clone(),
-                    },
+                    attempt(&proof.address, "accepted", &proof.reply),
                     format!(
                         "{code}: e-mail accepted by {} over {}: {}",
                         proof.relay, proof.tls_version, proof.reply
@@ -313,15 +641,11 @@ impl QueueManager {
                 address,
                 reason,
                 tls,
+                ..
             } => {
                 tracing::warn!(job_id = %job.id, kommunkod = %code, tls_failure = tls, reason = %reason, "e-mail deferred");
                 (
-                    EmailAttempt {
-                        at: now,
-                        address: address.clone(),
-                        outcome: "deferred".into(),
-                        reply: reason.clone(),
-                    },
+                    attempt(address, "deferred", reason),
                     format!("{code}: e-mail deferred: {reason}"),
                     false,
                 )
@@ -329,12 +653,7 @@ impl QueueManager {
             Outcome::Unknown { address, reason } => {
                 tracing::warn!(job_id = %job.id, kommunkod = %code, reason = %reason, "e-mail delivery unknown");
                 (
-                    EmailAttempt {
-                        at: now,
-                        address: address.clone(),
-                        outcome: "unknown".into(),
-                        reply: reason.clone(),
-                    },
+                    attempt(address, "unknown", reason),
                     format!(
                         "{code}: delivery unknown, will resend with the same Message-ID: {reason}"
                     ),
@@ -344,44 +663,34 @@ impl QueueManager {
             Outcome::Rejected { address, reply } => {
                 tracing::warn!(job_id = %job.id, kommunkod = %code, reply = %reply, "e-mail rejected permanently; falling back to post");
                 (
-                    EmailAttempt {
-                        at: now,
-                        address: address.clone(),
-                        outcome: "rejected".into(),
-                        reply: reply.clone(),
-                    },
+                    attempt(address, "rejected", reply),
                     format!("{code}: e-mail rejected permanently ({reply}); falling back to post"),
                     true,
                 )
             }
             Outcome::NoRoute(reason) => (
-                EmailAttempt {
-                    at: now,
-                    address: String::new(),
-                    outcome: "no-route".into(),
-                    reply: reason.clone(),
-                },
+                attempt("", "no-route", reason),
                 format!("{code}: {reason}; falling back to post"),
                 true,
             ),
             Outcome::Failed(reason) => {
                 tracing::error!(job_id = %job.id, kommunkod = %code, reason = %reason, "message could not be composed");
                 (
-                    EmailAttempt {
-                        at: now,
-                        address: String::new(),
-                        outcome: "deferred".into(),
-                        reply: reason.clone(),
-                    },
+                    attempt("", "deferred", reason),
                     format!("{code}: message could not be composed: {reason}"),
                     false,
                 )
             }
         };
-        self.store
+        let record = self
+            .store
             .transition(&job.id, &[job.state], &detail, &[], |r| {
                 if fall_back {
                     r.state = JobState::FallenBack;
+                    r.alerts.push(AlertKind::FellBack.as_str().into());
+                }
+                if matches!(outcome, Outcome::Unknown { .. }) {
+                    r.unknown_deliveries += 1;
                 }
                 if let Some(rec) = r.recipients.iter_mut().find(|x| x.kommunkod == code) {
                     let delivery = rec.email.get_or_insert_with(|| EmailDelivery {
@@ -401,6 +710,25 @@ impl QueueManager {
                         _ => {}
                     }
                 }
-            })
+            })?;
+        if fall_back {
+            let alert = self.alerter.compose(
+                AlertKind::FellBack,
+                &record.id,
+                Some(code),
+                detail.clone(),
+                "a letter is made for the postal print queue".into(),
+            );
+            self.alerter.raise(alert);
+        }
+        Ok(record)
     }
+}
+
+fn join(codes: &[Kommunkod]) -> String {
+    codes
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

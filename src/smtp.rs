@@ -72,7 +72,10 @@ pub enum SendError {
         /// SHA-256 of its key.
         key: String,
     },
-    /// A 4xx reply, or the connection failed before the message was handed over.
+    /// The connection broke or stalled before the message was handed over.
+    #[error("connection to the relay failed: {0}")]
+    Connection(String),
+    /// A 4xx reply.
     #[error("temporary failure: {0}")]
     Transient(String),
     /// A 5xx reply: this address will not take the message.
@@ -88,6 +91,18 @@ impl SendError {
     /// Whether it is worth trying again later (everything but a permanent rejection).
     pub fn is_transient(&self) -> bool {
         !matches!(self, SendError::Permanent(_))
+    }
+
+    /// A failure of the relay itself rather than of one recipient: every job for the relay
+    /// should wait instead of trying it again at once.
+    pub fn is_relay_failure(&self) -> bool {
+        matches!(
+            self,
+            SendError::Connect(_)
+                | SendError::Connection(_)
+                | SendError::NoStartTls
+                | SendError::Tls(_)
+        )
     }
 
     /// A failure of TLS itself (counted separately by operations).
@@ -269,12 +284,13 @@ impl Relay {
         Ok(format!("{code} {}", text.join(" ")))
     }
 
-    /// Runs one SMTP step with the timeout; a timeout before the message is a transient error.
+    /// Runs one SMTP step with the timeout; a timeout before the message is a connection
+    /// failure (nothing was handed over).
     async fn step<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, SendError> {
         tokio::time::timeout(self.settings.timeout, fut)
             .await
             .map_err(|_| {
-                SendError::Transient(format!("no reply within {:?}", self.settings.timeout))
+                SendError::Connection(format!("no reply within {:?}", self.settings.timeout))
             })
     }
 
@@ -434,7 +450,7 @@ fn classify(e: lettre::transport::smtp::Error, after_data: bool) -> SendError {
     } else if after_data {
         SendError::Unknown(text)
     } else {
-        SendError::Transient(text)
+        SendError::Connection(text)
     }
 }
 

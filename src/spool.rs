@@ -7,6 +7,7 @@
 //! spool/quarantine/<name>/   bad input, untouched, with reason.txt
 //! spool/print/<batch-id>/    letters and manifest.csv for the print shop; READY when closed
 //! spool/receipts/<job-id>.json   what happened, for the case system
+//! spool/alerts/<time>-<job-id>-<kind>.json   what a person must act on
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -87,6 +88,10 @@ impl Spool {
     pub fn receipts(&self) -> PathBuf {
         self.root.join("receipts")
     }
+    /// Alerts for operations.
+    pub fn alerts(&self) -> PathBuf {
+        self.root.join("alerts")
+    }
     /// One job's receipt.
     pub fn receipt(&self, id: &JobId) -> PathBuf {
         self.receipts().join(format!("{id}.json"))
@@ -101,6 +106,7 @@ impl Spool {
             self.quarantine(),
             self.print(),
             self.receipts(),
+            self.alerts(),
         ] {
             fsutil::create_private_dir(&dir)?;
         }

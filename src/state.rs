@@ -33,6 +33,8 @@ pub enum JobState {
     Failed,
     /// Stopped by an operator.
     Cancelled,
+    /// Held by an operator (the job, or its municipality); nothing happens until released.
+    Held,
     /// Bad input; kept in `spool/quarantine/` with a reason.
     Quarantined,
 }
@@ -64,6 +66,7 @@ impl JobState {
             JobState::Delivered => "delivered",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
+            JobState::Held => "held",
             JobState::Quarantined => "quarantined",
         }
     }
@@ -252,6 +255,12 @@ pub struct JobRecord {
     pub receipt_written: bool,
     /// Number of events in the job's history (the next event's sequence number).
     pub events: u32,
+    /// Alerts already raised for this job (by kind), so each is raised once.
+    #[serde(default)]
+    pub alerts: Vec<String>,
+    /// Attempts whose outcome was unknown (connection lost after the message was sent).
+    #[serde(default)]
+    pub unknown_deliveries: u32,
 }
 
 impl JobRecord {

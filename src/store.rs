@@ -123,6 +123,28 @@ pub struct BatchRecord {
     pub closed_at: Option<Timestamp>,
 }
 
+/// Why an operator holds a municipality.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldNote {
+    /// Who.
+    pub operator: String,
+    /// Why.
+    pub reason: String,
+    /// Since when.
+    pub at: Timestamp,
+}
+
+/// Consecutive failures of the relay itself and when it may be tried again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayHealth {
+    /// Failures in a row (connect, TLS).
+    pub failures: u32,
+    /// No attempt before this instant.
+    pub retry_at: Option<Timestamp>,
+    /// The last failure, in words.
+    pub last_error: Option<String>,
+}
+
 /// A write that must commit together with a job transition.
 #[derive(Debug, Clone)]
 pub enum SideWrite {
@@ -583,6 +605,49 @@ impl Store {
         Ok(out)
     }
 
+    /// Municipalities an operator has put on hold, with who and why.
+    pub fn holds(&self) -> Result<Vec<(Kommunkod, HoldNote)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.meta.scan_prefix(b"hold:") {
+            let (key, value) = item?;
+            let code = String::from_utf8_lossy(&key[5..]).to_string();
+            if let Ok(code) = code.parse::<Kommunkod>() {
+                out.push((code, decode(&value)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Puts a municipality on hold (`Some`) or releases it (`None`).
+    pub fn set_hold(&self, code: Kommunkod, note: Option<&HoldNote>) -> Result<(), StoreError> {
+        let key = format!("hold:{code}");
+        match note {
+            Some(n) => {
+                self.meta.insert(key.as_bytes(), encode(n)?)?;
+            }
+            None => {
+                self.meta.remove(key.as_bytes())?;
+            }
+        }
+        self.flush()
+    }
+
+    /// The relay's recent failures: kept in the store so that a restart does not forget that
+    /// the relay is down and hammer it.
+    pub fn relay_health(&self) -> Result<RelayHealth, StoreError> {
+        match self.meta.get(b"relay_health")? {
+            Some(bytes) => decode(&bytes),
+            None => Ok(RelayHealth::default()),
+        }
+    }
+
+    /// Records the relay's health (not flushed: losing it costs one extra attempt).
+    pub fn set_relay_health(&self, health: &RelayHealth) -> Result<(), StoreError> {
+        self.meta
+            .insert(b"relay_health".as_slice(), encode(health)?)?;
+        Ok(())
+    }
+
     /// Every change to a municipality's registration, oldest first.
     pub fn registry_history(&self, code: Kommunkod) -> Result<Vec<RegistryChange>, StoreError> {
         self.registry_history
@@ -619,6 +684,8 @@ mod tests {
             quarantine: None,
             receipt_written: false,
             events: 0,
+            alerts: Vec::new(),
+            unknown_deliveries: 0,
         }
     }
 

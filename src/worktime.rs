@@ -62,7 +62,10 @@ impl WorkingHours {
         if !self.is_working_day(date) {
             return None;
         }
-        let from = date.to_datetime(self.start).to_zoned(self.tz.clone()).ok()?;
+        let from = date
+            .to_datetime(self.start)
+            .to_zoned(self.tz.clone())
+            .ok()?;
         let to = date.to_datetime(self.end).to_zoned(self.tz.clone()).ok()?;
         Some((from.timestamp(), to.timestamp()))
     }
@@ -239,23 +242,35 @@ mod tests {
         assert!(!w.is_working_day(date(2026, 12, 24)));
         assert!(!w.is_working_day(date(2026, 11, 21)), "a Saturday");
         assert!(w.is_working_day(date(2026, 11, 23)), "an ordinary Monday");
-        assert!(w.is_working_day(date(2026, 6, 18)), "the day before midsommarafton");
+        assert!(
+            w.is_working_day(date(2026, 6, 18)),
+            "the day before midsommarafton"
+        );
     }
 
     #[test]
     fn four_working_hours_from_friday_afternoon_end_on_monday_morning() {
         let w = WorkingHours::swedish_default().expect("hours");
         // Friday 20 Nov 2026 15:00 → 2 h left on Friday, 2 h on Monday → Monday 10:00.
-        assert_eq!(w.add(at("2026-11-20 15:00"), SignedDuration::from_hours(4)), at("2026-11-23 10:00"));
+        assert_eq!(
+            w.add(at("2026-11-20 15:00"), SignedDuration::from_hours(4)),
+            at("2026-11-23 10:00")
+        );
         // Dropped on a Saturday night: the clock starts Monday 08:00.
-        assert_eq!(w.add(at("2026-11-21 23:00"), SignedDuration::from_mins(15)), at("2026-11-23 08:15"));
+        assert_eq!(
+            w.add(at("2026-11-21 23:00"), SignedDuration::from_mins(15)),
+            at("2026-11-23 08:15")
+        );
     }
 
     #[test]
     fn working_time_skips_a_holiday_weekend() {
         let w = WorkingHours::swedish_default().expect("hours");
         // Thursday 2 April 2026 16:00; Friday is långfredagen, Monday annandag påsk.
-        assert_eq!(w.add(at("2026-04-02 16:00"), SignedDuration::from_hours(4)), at("2026-04-07 11:00"));
+        assert_eq!(
+            w.add(at("2026-04-02 16:00"), SignedDuration::from_hours(4)),
+            at("2026-04-07 11:00")
+        );
         assert_eq!(
             w.between(at("2026-04-02 16:00"), at("2026-04-07 11:00")),
             SignedDuration::from_hours(4)
@@ -271,6 +286,9 @@ mod tests {
         // And back on Sunday 25 October 2026.
         let end = w.add(at("2026-10-23 16:00"), SignedDuration::from_hours(2));
         assert_eq!(end, at("2026-10-26 09:00"));
-        assert_eq!(w.between(at("2026-10-26 08:00"), at("2026-10-26 17:00")), SignedDuration::from_hours(9));
+        assert_eq!(
+            w.between(at("2026-10-26 08:00"), at("2026-10-26 17:00")),
+            SignedDuration::from_hours(9)
+        );
     }
 }

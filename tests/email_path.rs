@@ -50,7 +50,7 @@ fn point_kurir_at(env: &mut Env, peer: &Peer, ca_pem: &Path, agency: &Identity) 
         .set_env("KURIR_SMTP__CA_FILE", &ca_pem.to_string_lossy())
         .set_env("KURIR_SMTP__FROM", FROM)
         .set_env("KURIR_SMTP__TIMEOUT", "5s")
-        .set_env("KURIR_SMTP__RETRY_INTERVAL", "1s")
+        .set_env("KURIR_QUEUE__RETRY_INTERVALS", "1s")
         .set_env("KURIR_SMIME__SIGN_CERT", &agency.cert.to_string_lossy())
         .set_env("KURIR_SMIME__SIGN_KEY", &agency.key.to_string_lossy());
 }

@@ -1,0 +1,196 @@
+//! Alerts: when a document cannot be delivered as it should, a person must know at once what
+//! to do. An alert is a JSON file in `spool/alerts/`, a WARN log line with an `alert` field,
+//! and — where `[alerts] email` is set — a signed e-mail to operations.
+//!
+//! An alert names the job id, the municipality, its telephone number and contact persons, what
+//! failed and what kurir will do next. It carries no personal data about the child.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::fsutil;
+use crate::job::{JobId, Kommunkod};
+use crate::registry::{Contact, Seed};
+use crate::spool::Spool;
+use crate::store::Store;
+
+/// What the alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlertKind {
+    /// Still not delivered after `[deadlines] warn_after` of working time.
+    DeferredTooLong,
+    /// E-mail gave way to post (deadline passed, permanent rejection or operator).
+    FellBack,
+    /// kurir gave up.
+    Failed,
+    /// Bad input was quarantined.
+    Quarantined,
+}
+
+impl AlertKind {
+    /// The kebab-case name, used in file names, log fields and the job's record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::DeferredTooLong => "deferred-too-long",
+            AlertKind::FellBack => "fell-back",
+            AlertKind::Failed => "failed",
+            AlertKind::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// One alert, as written to `spool/alerts/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Alert {
+    /// What it is about.
+    pub kind: AlertKind,
+    /// When it was raised.
+    pub at: Timestamp,
+    /// The job.
+    pub job_id: JobId,
+    /// The municipality concerned, if known.
+    pub kommunkod: Option<Kommunkod>,
+    /// Its name.
+    pub municipality: Option<String>,
+    /// Its registered telephone number.
+    pub phone: Option<String>,
+    /// Its contact persons.
+    pub contacts: Vec<Contact>,
+    /// What failed.
+    pub what_failed: String,
+    /// What kurir does next.
+    pub next_step: String,
+    /// What a person should do.
+    pub action: String,
+}
+
+/// Raises alerts. Cheap to share; e-mail goes through a background task.
+pub struct Alerter {
+    spool: Spool,
+    store: Store,
+    seed: Arc<Seed>,
+    email: Option<mpsc::Sender<Alert>>,
+}
+
+impl Alerter {
+    /// An alerter; `email` is the queue of the task that e-mails operations, if configured.
+    pub fn new(
+        spool: Spool,
+        store: Store,
+        seed: Arc<Seed>,
+        email: Option<mpsc::Sender<Alert>>,
+    ) -> Self {
+        Alerter {
+            spool,
+            store,
+            seed,
+            email,
+        }
+    }
+
+    /// Builds an alert about `job_id` and municipality `code` with its contact details.
+    pub fn compose(
+        &self,
+        kind: AlertKind,
+        job_id: &JobId,
+        code: Option<Kommunkod>,
+        what_failed: String,
+        next_step: String,
+    ) -> Alert {
+        let registered = code
+            .and_then(|c| self.store.registered(c).ok())
+            .unwrap_or_default();
+        let municipality = code.and_then(|c| self.seed.get(c)).map(|m| m.name.clone());
+        let action = match kind {
+            AlertKind::DeferredTooLong => {
+                "Call the municipality to check that its mail server accepts mail from the agency; \
+                 the job keeps retrying. `kurir status <job>` shows every attempt."
+            }
+            AlertKind::FellBack => {
+                "A letter is in the print queue: make sure today's batch is printed and posted, and \
+                 call the municipality so it expects the letter."
+            }
+            AlertKind::Failed => {
+                "Nothing was delivered. Deliver the documents another way now, and call the \
+                 municipality."
+            }
+            AlertKind::Quarantined => {
+                "Read reason.txt in the quarantined folder, correct the job and submit it again."
+            }
+        };
+        Alert {
+            kind,
+            at: Timestamp::now(),
+            job_id: job_id.clone(),
+            kommunkod: code,
+            municipality,
+            phone: registered.phone,
+            contacts: registered.contacts,
+            what_failed,
+            next_step,
+            action: action.to_string(),
+        }
+    }
+
+    /// Writes the alert file, logs it, and queues the e-mail. Never fails the caller: an alert
+    /// that cannot be written is logged at ERROR instead.
+    pub fn raise(&self, alert: Alert) {
+        tracing::warn!(
+            alert = alert.kind.as_str(),
+            job_id = %alert.job_id,
+            kommunkod = alert.kommunkod.map(|k| k.to_string()).unwrap_or_default(),
+            what_failed = %alert.what_failed,
+            next_step = %alert.next_step,
+            "ALERT"
+        );
+        let name = format!(
+            "{}-{}-{}.json",
+            alert.at.strftime("%Y%m%dT%H%M%S%.3fZ"),
+            alert.job_id,
+            alert.kind.as_str()
+        );
+        let path = self.spool.alerts().join(name);
+        let written = serde_json::to_vec_pretty(&alert)
+            .map_err(std::io::Error::other)
+            .and_then(|mut bytes| {
+                bytes.push(b'\n');
+                fsutil::write_atomic(&path, &bytes)
+            });
+        if let Err(e) = written {
+            tracing::error!(job_id = %alert.job_id, error = %e, "alert file could not be written");
+        }
+        if let Some(tx) = &self.email {
+            if tx.try_send(alert).is_err() {
+                tracing::error!("alert e-mail queue is full or closed; the alert file stands");
+            }
+        }
+    }
+}
+
+/// The text of an alert e-mail to operations.
+pub fn email_text(alert: &Alert) -> (String, String) {
+    let subject = format!("kurir larm: {} – ref {}", alert.kind.as_str(), alert.job_id);
+    let mut body = format!(
+        "Larm från kurir ({kind}) för referens {job}.\r\n\r\nVad som hänt: {what}\r\n\
+         Nästa steg: {next}\r\nÅtgärd: {action}\r\n",
+        kind = alert.kind.as_str(),
+        job = alert.job_id,
+        what = alert.what_failed,
+        next = alert.next_step,
+        action = alert.action,
+    );
+    if let (Some(code), Some(name)) = (alert.kommunkod, &alert.municipality) {
+        body.push_str(&format!("\r\nKommun: {name} ({code})\r\n"));
+    }
+    if let Some(phone) = &alert.phone {
+        body.push_str(&format!("Telefon: {phone}\r\n"));
+    }
+    for c in &alert.contacts {
+        body.push_str(&format!("Kontakt: {c}\r\n"));
+    }
+    (subject, body)
+}
