@@ -17,7 +17,7 @@ use crate::intake::Intake;
 use crate::mail::Mailer;
 use crate::pdf::PdfLimits;
 use crate::print::PrintQueue;
-use crate::queue::{Policy, QueueManager};
+use crate::queue::{Policy, QueueManager, QueueParts};
 use crate::registry::Seed;
 use crate::spool::Spool;
 use crate::store::Store;
@@ -102,12 +102,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .context("[working_hours]")?;
     let policy = Policy::new(&settings.queue, &settings.deadlines, hours);
     let queue = QueueManager::new(
-        store.clone(),
-        spool.clone(),
-        seed.clone(),
-        print,
-        mailer.clone(),
-        alerter.clone(),
+        QueueParts {
+            store: store.clone(),
+            spool: spool.clone(),
+            seed: seed.clone(),
+            print,
+            mailer: mailer.clone(),
+            alerter: alerter.clone(),
+        },
         policy,
         &settings.queue,
     );

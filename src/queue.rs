@@ -117,7 +117,23 @@ impl Policy {
     }
 }
 
-/// The queue manager's parts. Cheap to clone: everything is shared.
+/// What the queue manager works with.
+pub struct QueueParts {
+    /// The store.
+    pub store: Store,
+    /// The spool (receipts).
+    pub spool: Spool,
+    /// The municipality list (receipts).
+    pub seed: Arc<Seed>,
+    /// The postal deliverer.
+    pub print: PrintQueue,
+    /// The e-mail deliverer; `None` when no relay is configured.
+    pub mailer: Option<Arc<Mailer>>,
+    /// Where alerts go.
+    pub alerter: Arc<Alerter>,
+}
+
+/// The queue manager. Cheap to clone: everything is shared.
 #[derive(Clone)]
 pub struct QueueManager {
     inner: Arc<Inner>,
@@ -156,25 +172,16 @@ struct Handled {
 }
 
 impl QueueManager {
-    /// A queue manager with its deliverers; `mailer` is `None` when no relay is configured.
-    pub fn new(
-        store: Store,
-        spool: Spool,
-        seed: Arc<Seed>,
-        print: PrintQueue,
-        mailer: Option<Arc<Mailer>>,
-        alerter: Arc<Alerter>,
-        policy: Policy,
-        queue: &QueueSettings,
-    ) -> Self {
+    /// A queue manager with its deliverers, under `policy` and the `[queue]` limits.
+    pub fn new(parts: QueueParts, policy: Policy, queue: &QueueSettings) -> Self {
         QueueManager {
             inner: Arc::new(Inner {
-                store,
-                spool,
-                seed,
-                print: Arc::new(Mutex::new(print)),
-                mailer,
-                alerter,
+                store: parts.store,
+                spool: parts.spool,
+                seed: parts.seed,
+                print: Arc::new(Mutex::new(parts.print)),
+                mailer: parts.mailer,
+                alerter: parts.alerter,
                 policy,
                 relay_slots: Arc::new(Semaphore::new(queue.per_relay_connections)),
                 job_slots: Arc::new(Semaphore::new(queue.max_concurrent_jobs)),
