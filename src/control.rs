@@ -22,8 +22,10 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::job::{JobId, Kommunkod};
 use crate::mail::Mailer;
+use crate::operator::{self, Actor, Operations, Target};
 use crate::registry::{new_verification_code, Changes, Registered, Seed};
 use crate::route::{self, Route, RouteInput};
+use crate::spool::Spool;
 use crate::state::JobState;
 use crate::store::{Store, StoreError};
 
@@ -90,6 +92,43 @@ pub enum Request {
         /// Who asks.
         operator: String,
     },
+    /// Operator: try now.
+    Retry {
+        /// What to retry.
+        target: Target,
+        /// Who and why.
+        actor: Actor,
+    },
+    /// Operator: stop until released.
+    Hold {
+        /// What to hold.
+        target: Target,
+        /// Who and why.
+        actor: Actor,
+    },
+    /// Operator: let held jobs go on.
+    Release {
+        /// What to release.
+        target: Target,
+        /// Who and why.
+        actor: Actor,
+    },
+    /// Operator: stop a job for good.
+    Cancel {
+        /// The job.
+        id: JobId,
+        /// Who and why.
+        actor: Actor,
+    },
+    /// Operator: letters instead of e-mail, now.
+    Reroute {
+        /// The job.
+        id: JobId,
+        /// Who and why.
+        actor: Actor,
+    },
+    /// The queue's shape: unfinished jobs by state, age and municipality.
+    Queue,
     /// Makes the pending address active with the code it received.
     MunicipalityConfirm {
         /// The municipality.
@@ -135,6 +174,7 @@ impl Response {
 pub struct Handler {
     store: Store,
     seed: Arc<Seed>,
+    spool: Spool,
     mailer: Option<Arc<Mailer>>,
     relay_configured: bool,
     code_ttl: SignedDuration,
@@ -146,12 +186,17 @@ fn store_err(e: StoreError) -> String {
     e.to_string()
 }
 
+fn op_err(e: operator::OperatorError) -> String {
+    e.to_string()
+}
+
 impl Handler {
     /// A handler over this store; `mailer` sends verification messages; `relay_configured`
     /// says whether e-mail is a possible route at all.
     pub fn new(
         store: Store,
         seed: Arc<Seed>,
+        spool: Spool,
         mailer: Option<Arc<Mailer>>,
         relay_configured: bool,
         code_ttl: Duration,
@@ -159,10 +204,19 @@ impl Handler {
         Handler {
             store,
             seed,
+            spool,
             mailer,
             relay_configured,
             code_ttl: SignedDuration::try_from(code_ttl).unwrap_or(SignedDuration::from_hours(168)),
             registry_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn operations(&self) -> Operations<'_> {
+        Operations {
+            store: &self.store,
+            spool: &self.spool,
+            seed: &self.seed,
         }
     }
 
@@ -189,6 +243,23 @@ impl Handler {
             Request::List { state, limit } => {
                 let jobs = self.store.list(state, limit).map_err(store_err)?;
                 serde_json::to_value(jobs).map_err(json_err)
+            }
+            Request::Retry { target, actor } => {
+                self.operations().retry(&target, &actor).map_err(op_err)
+            }
+            Request::Hold { target, actor } => {
+                self.operations().hold(&target, &actor).map_err(op_err)
+            }
+            Request::Release { target, actor } => {
+                self.operations().release(&target, &actor).map_err(op_err)
+            }
+            Request::Cancel { id, actor } => self.operations().cancel(&id, &actor).map_err(op_err),
+            Request::Reroute { id, actor } => self
+                .operations()
+                .reroute_to_post(&id, &actor)
+                .map_err(op_err),
+            Request::Queue => {
+                operator::queue_shape(&self.store, &self.seed, Timestamp::now()).map_err(store_err)
             }
             Request::MunicipalityList { secure_only } => {
                 let registered: std::collections::HashMap<Kommunkod, Registered> = self
@@ -534,6 +605,7 @@ fn answer_locally(
     let handler = Handler::new(
         store,
         seed,
+        Spool::new(&settings.spool.dir),
         mailer,
         settings.smtp.enabled(),
         settings.registry.verification_code_ttl,

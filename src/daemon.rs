@@ -149,6 +149,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let handler = Arc::new(Handler::new(
         store.clone(),
         seed.clone(),
+        spool.clone(),
         mailer.clone(),
         mailer.is_some(),
         settings.registry.verification_code_ttl,

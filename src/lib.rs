@@ -17,6 +17,7 @@ pub mod job;
 pub mod letter;
 pub mod logging;
 pub mod mail;
+pub mod operator;
 pub mod pdf;
 pub mod print;
 pub mod queue;

@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
 mod municipality_cmd;
+mod operator_cmd;
 
 use kurir::config::{LogFormat, Settings};
 use kurir::control::{self, Request};
@@ -82,6 +83,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Operator(operator_cmd::OperatorCommand),
     /// Register and check municipalities' secure addresses, contacts and postal addresses.
     Municipality {
         #[command(subcommand)]
@@ -172,6 +175,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_list(&jobs);
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Operator(command) => {
+            operator_cmd::run(command, &|request| ask(&settings, seed.clone(), request))
         }
         Command::Municipality { command } => {
             municipality_cmd::run(command, &|request| ask(&settings, seed.clone(), request))

@@ -8,9 +8,14 @@ command it sees to DIR/peer.log, one line each:
     CONNECT / EHLO <name> / STARTTLS / MAIL <from> tls=<yes|no> / RCPT <to> -> <code>
     DATA-COMMAND tls=<yes|no> / DATA <n> <to> / QUIT
 
-Fault injection is read from DIR/rules.json at every RCPT, so a test can change it while the
-server runs: {"address": {"tempfail": K, "reject": true}} answers 451 to the first K RCPTs of
-that address and 550 to every RCPT of a rejected one.
+Fault injection is read from DIR/rules.json, so a test can change it while the server runs;
+counts start again whenever the file changes. Per recipient address:
+    {"tempfail": K, "code": 421}   the first K RCPTs get 421 (default 451)
+    {"reject": true}               every RCPT gets 550
+    {"delay": S, "times": K}       the first K messages are stored, then the reply waits S seconds
+    {"drop_mid_data": K}           the first K DATA get 354, then the connection is closed
+    {"drop_after_data": K}         the first K messages are stored, then the connection is closed
+                                   without a reply
 
 Usage: smtp_peer.py --dir DIR --port PORT [--cert PEM --key PEM] [--no-starttls | --implicit-tls]
 """
@@ -35,7 +40,8 @@ class Peer:
         os.makedirs(self.mail_dir, exist_ok=True)
         self.lock = threading.Lock()
         self.count = 0
-        self.rcpt_counts = {}
+        self.counts = {}
+        self.rules_text = None
 
     def log(self, line):
         with self.lock:
@@ -46,9 +52,24 @@ class Peer:
         path = os.path.join(self.dir, "rules.json")
         try:
             with open(path, encoding="utf-8") as f:
-                return json.load(f)
+                text = f.read()
         except FileNotFoundError:
-            return {}
+            text = "{}"
+        with self.lock:
+            if text != self.rules_text:
+                self.rules_text = text
+                self.counts = {}
+        return json.loads(text)
+
+    def take(self, address, key, limit):
+        """True for the first `limit` occurrences of (address, key) since the rules changed."""
+        with self.lock:
+            n = self.counts.get((address, key), 0) + 1
+            self.counts[(address, key)] = n
+        return n <= int(limit)
+
+    def rule(self, address):
+        return self.rules().get(address.lower(), {})
 
     @staticmethod
     def tls_of(server):
@@ -69,14 +90,12 @@ class Peer:
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        rule = self.rules().get(address.lower(), {})
-        with self.lock:
-            n = self.rcpt_counts.get(address.lower(), 0) + 1
-            self.rcpt_counts[address.lower()] = n
+        rule = self.rule(address)
         if rule.get("reject"):
             reply = "550 5.1.1 Mailbox unavailable"
-        elif n <= int(rule.get("tempfail", 0)):
-            reply = "451 4.3.0 Temporary failure, try again later"
+        elif self.take(address.lower(), "tempfail", rule.get("tempfail", 0)):
+            code = int(rule.get("code", 451))
+            reply = f"{code} 4.3.0 Temporary failure, try again later"
         else:
             envelope.rcpt_tos.append(address)
             reply = "250 2.1.5 Ok"
@@ -93,6 +112,15 @@ class Peer:
             f.write(envelope.original_content)
         os.rename(tmp, path)
         self.log(f"DATA {n} {','.join(envelope.rcpt_tos)}")
+        address = (envelope.rcpt_tos or [""])[0].lower()
+        rule = self.rule(address)
+        if self.take(address, "drop_after_data", rule.get("drop_after_data", 0)):
+            self.log(f"DROP-AFTER-DATA {n}")
+            server.transport.close()
+            return "250 2.0.0 Ok: never sent"
+        if "delay" in rule and self.take(address, "delay", rule.get("times", 1)):
+            self.log(f"DELAY {n} {rule['delay']}s")
+            await asyncio.sleep(float(rule["delay"]))
         return f"250 2.0.0 Ok: queued as Q{n:06d}"
 
     async def handle_QUIT(self, server, session, envelope):
@@ -107,6 +135,14 @@ class LoggingSMTP(SMTP):
 
     async def smtp_DATA(self, arg):
         self.event_handler.log(f"DATA-COMMAND tls={Peer.tls_of(self)}")
+        rcpts = self.envelope.rcpt_tos if self.envelope else []
+        address = (rcpts or [""])[0].lower()
+        rule = self.event_handler.rule(address) if address else {}
+        if address and self.event_handler.take(address, "drop_mid_data", rule.get("drop_mid_data", 0)):
+            self.event_handler.log("DROP-MID-DATA")
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            self.transport.close()
+            return
         return await super().smtp_DATA(arg)
 
     def connection_made(self, transport):

@@ -2,6 +2,7 @@
 //! qpdf and pdftotext. Nothing here fakes kurir's behaviour.
 #![allow(dead_code)]
 
+pub mod mail;
 pub mod pdf;
 pub mod peer;
 pub mod pki;

@@ -1,0 +1,344 @@
+//! Operator control: retry now, hold, release, cancel, reroute to post, and the queue's shape.
+//!
+//! Every action is a compare-and-set transition in the store with an event that names the
+//! operator and the reason, so the job's history says who did what and why. A job that is
+//! being sent at this moment cannot be changed: the operator is told to try again.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::job::{JobId, Kommunkod};
+use crate::registry::Seed;
+use crate::spool::Spool;
+use crate::state::{Channel, JobRecord, JobState};
+use crate::store::{HoldNote, RelayHealth, Store, StoreError};
+
+/// What an action applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// One job.
+    Job(JobId),
+    /// Every unfinished job whose assigned municipality this is.
+    Municipality(Kommunkod),
+}
+
+/// Who acts and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The operator.
+    pub operator: String,
+    /// The reason given.
+    pub reason: String,
+}
+
+impl Actor {
+    fn says(&self, what: &str) -> String {
+        if self.reason.trim().is_empty() {
+            format!("{what} by {}", self.operator)
+        } else {
+            format!("{what} by {}: {}", self.operator, self.reason.trim())
+        }
+    }
+}
+
+/// Why an action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No such job.
+    #[error("no job with id {0}")]
+    NoJob(JobId),
+    /// The job is in a state the action does not apply to.
+    #[error("job {id} is {state}: {hint}")]
+    WrongState {
+        /// The job.
+        id: JobId,
+        /// Its state.
+        state: JobState,
+        /// What the operator can do.
+        hint: &'static str,
+    },
+    /// A reason is required for this action.
+    #[error("give a reason (--reason): it is recorded in the job's history")]
+    NoReason,
+    /// The receipt could not be written.
+    #[error(transparent)]
+    Receipt(#[from] crate::receipt::ReceiptError),
+}
+
+/// The stores and files operator actions touch.
+pub struct Operations<'a> {
+    /// The store.
+    pub store: &'a Store,
+    /// The spool (receipts).
+    pub spool: &'a Spool,
+    /// The municipality list (receipts).
+    pub seed: &'a Seed,
+}
+
+const ACTIVE: [JobState; 4] = [
+    JobState::Received,
+    JobState::Queued,
+    JobState::Deferred,
+    JobState::FallenBack,
+];
+
+impl Operations<'_> {
+    fn job(&self, id: &JobId) -> Result<JobRecord, OperatorError> {
+        self.store
+            .get(id)?
+            .ok_or_else(|| OperatorError::NoJob(id.clone()))
+    }
+
+    fn jobs_of(&self, code: Kommunkod) -> Result<Vec<JobRecord>, OperatorError> {
+        Ok(self
+            .store
+            .pending()?
+            .into_iter()
+            .filter(|j| j.to == Some(code) && !j.state.is_final())
+            .collect())
+    }
+
+    fn refuse(job: &JobRecord, hint: &'static str) -> OperatorError {
+        OperatorError::WrongState {
+            id: job.id.clone(),
+            state: job.state,
+            hint,
+        }
+    }
+
+    fn busy_or(job: &JobRecord, hint: &'static str) -> OperatorError {
+        if job.state == JobState::Sending {
+            Self::refuse(job, "it is being sent right now; try again in a moment")
+        } else {
+            Self::refuse(job, hint)
+        }
+    }
+
+    /// Tries the job (or the municipality's jobs) at once, and forgets the relay's back-off.
+    pub fn retry(&self, target: &Target, actor: &Actor) -> Result<Value, OperatorError> {
+        let now = Timestamp::now();
+        let jobs = match target {
+            Target::Job(id) => {
+                let job = self.job(id)?;
+                if !ACTIVE.contains(&job.state) {
+                    return Err(Self::busy_or(
+                        &job,
+                        "only waiting jobs can be retried (release a held one first)",
+                    ));
+                }
+                vec![job]
+            }
+            Target::Municipality(code) => self
+                .jobs_of(*code)?
+                .into_iter()
+                .filter(|j| ACTIVE.contains(&j.state))
+                .collect(),
+        };
+        self.store.set_relay_health(&RelayHealth::default())?;
+        let mut done = Vec::new();
+        for job in jobs {
+            self.store.transition(
+                &job.id,
+                &[job.state],
+                &actor.says("retry requested"),
+                &[],
+                |r| {
+                    r.next_attempt = Some(now);
+                },
+            )?;
+            done.push(job.id);
+        }
+        Ok(json!({ "action": "retry", "jobs": done }))
+    }
+
+    /// Stops the job (or the municipality's jobs, including ones that arrive later) until
+    /// released.
+    pub fn hold(&self, target: &Target, actor: &Actor) -> Result<Value, OperatorError> {
+        if actor.reason.trim().is_empty() {
+            return Err(OperatorError::NoReason);
+        }
+        let jobs = match target {
+            Target::Job(id) => {
+                let job = self.job(id)?;
+                if !ACTIVE.contains(&job.state) {
+                    return Err(Self::busy_or(
+                        &job,
+                        "only unfinished, waiting jobs can be held",
+                    ));
+                }
+                vec![job]
+            }
+            Target::Municipality(code) => {
+                self.store.set_hold(
+                    *code,
+                    Some(&HoldNote {
+                        operator: actor.operator.clone(),
+                        reason: actor.reason.clone(),
+                        at: Timestamp::now(),
+                    }),
+                )?;
+                self.jobs_of(*code)?
+                    .into_iter()
+                    .filter(|j| ACTIVE.contains(&j.state))
+                    .collect()
+            }
+        };
+        let mut done = Vec::new();
+        for job in jobs {
+            self.store
+                .transition(&job.id, &[job.state], &actor.says("held"), &[], |r| {
+                    r.state = JobState::Held;
+                    r.next_attempt = None;
+                })?;
+            done.push(job.id);
+        }
+        Ok(json!({ "action": "hold", "jobs": done }))
+    }
+
+    /// Lets held jobs go on at once.
+    pub fn release(&self, target: &Target, actor: &Actor) -> Result<Value, OperatorError> {
+        let now = Timestamp::now();
+        let jobs = match target {
+            Target::Job(id) => {
+                let job = self.job(id)?;
+                if job.state != JobState::Held {
+                    return Err(Self::refuse(&job, "only held jobs can be released"));
+                }
+                vec![job]
+            }
+            Target::Municipality(code) => {
+                self.store.set_hold(*code, None)?;
+                self.jobs_of(*code)?
+                    .into_iter()
+                    .filter(|j| j.state == JobState::Held)
+                    .collect()
+            }
+        };
+        let mut done = Vec::new();
+        for job in jobs {
+            self.store.transition(
+                &job.id,
+                &[JobState::Held],
+                &actor.says("released"),
+                &[],
+                |r| {
+                    r.state = JobState::Queued;
+                    r.next_attempt = Some(now);
+                },
+            )?;
+            done.push(job.id);
+        }
+        Ok(json!({ "action": "release", "jobs": done }))
+    }
+
+    /// Stops a job for good; its receipt says so.
+    pub fn cancel(&self, id: &JobId, actor: &Actor) -> Result<Value, OperatorError> {
+        if actor.reason.trim().is_empty() {
+            return Err(OperatorError::NoReason);
+        }
+        let job = self.job(id)?;
+        if job.state.is_final() || job.state == JobState::Sending {
+            return Err(Self::busy_or(&job, "it is finished already"));
+        }
+        self.store
+            .transition(id, &[job.state], &actor.says("cancelled"), &[], |r| {
+                r.state = JobState::Cancelled;
+                r.next_attempt = None;
+            })?;
+        crate::receipt::issue(self.spool, self.store, self.seed, id)?;
+        Ok(json!({ "action": "cancel", "jobs": [id] }))
+    }
+
+    /// Sends every recipient still waiting for e-mail a letter instead, at once.
+    pub fn reroute_to_post(&self, id: &JobId, actor: &Actor) -> Result<Value, OperatorError> {
+        if actor.reason.trim().is_empty() {
+            return Err(OperatorError::NoReason);
+        }
+        let job = self.job(id)?;
+        if !ACTIVE.contains(&job.state) && job.state != JobState::Held {
+            return Err(Self::busy_or(&job, "it is finished already"));
+        }
+        if !job.recipients.iter().any(|r| r.awaits_email()) {
+            return Err(Self::refuse(&job, "no recipient is waiting for e-mail"));
+        }
+        let now = Timestamp::now();
+        self.store.transition(
+            id,
+            &[job.state],
+            &actor.says("rerouted to post"),
+            &[],
+            |r| {
+                r.state = JobState::FallenBack;
+                r.next_attempt = Some(now);
+                for rec in r.recipients.iter_mut().filter(|x| x.awaits_email()) {
+                    rec.channel = Some(Channel::Post);
+                }
+            },
+        )?;
+        Ok(json!({ "action": "reroute", "jobs": [id] }))
+    }
+}
+
+/// Age buckets of the queue summary, like Postfix's qshape.
+pub const AGE_BUCKETS: [(&str, i64); 6] = [
+    ("5m", 300),
+    ("15m", 900),
+    ("1h", 3600),
+    ("4h", 14_400),
+    ("1d", 86_400),
+    ("older", i64::MAX),
+];
+
+/// The unfinished jobs by state × age × municipality, with their next attempts.
+pub fn queue_shape(store: &Store, seed: &Seed, now: Timestamp) -> Result<Value, StoreError> {
+    let jobs: Vec<JobRecord> = store
+        .pending()?
+        .into_iter()
+        .filter(|j| !j.state.is_final())
+        .collect();
+    let bucket = |j: &JobRecord| {
+        let age = now.duration_since(j.received_at).as_secs();
+        AGE_BUCKETS
+            .iter()
+            .position(|(_, limit)| age < *limit)
+            .unwrap_or(AGE_BUCKETS.len() - 1)
+    };
+    let mut by_municipality: BTreeMap<String, [usize; 6]> = BTreeMap::new();
+    let mut by_state: BTreeMap<String, [usize; 6]> = BTreeMap::new();
+    let mut total = [0usize; 6];
+    for j in &jobs {
+        let b = bucket(j);
+        total[b] += 1;
+        let code = j.to.map(|k| k.to_string()).unwrap_or_else(|| "-".into());
+        by_municipality.entry(code).or_default()[b] += 1;
+        by_state.entry(j.state.as_str().to_string()).or_default()[b] += 1;
+    }
+    let mut upcoming: Vec<&JobRecord> = jobs.iter().filter(|j| j.next_attempt.is_some()).collect();
+    upcoming.sort_by_key(|j| j.next_attempt);
+    let holds = store.holds()?;
+    Ok(json!({
+        "buckets": AGE_BUCKETS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        "total": total,
+        "by_municipality": by_municipality.iter().map(|(code, counts)| json!({
+            "kommunkod": code,
+            "name": code.parse::<Kommunkod>().ok().and_then(|k| seed.get(k)).map(|m| m.name.clone()),
+            "counts": counts,
+        })).collect::<Vec<_>>(),
+        "by_state": by_state.iter().map(|(state, counts)| json!({ "state": state, "counts": counts })).collect::<Vec<_>>(),
+        "next_attempts": upcoming.iter().take(20).map(|j| json!({
+            "job_id": j.id, "state": j.state, "kommunkod": j.to, "next_attempt": j.next_attempt,
+            "attempts": j.attempts,
+        })).collect::<Vec<_>>(),
+        "held_municipalities": holds.iter().map(|(k, n)| json!({
+            "kommunkod": k, "operator": n.operator, "reason": n.reason, "at": n.at,
+        })).collect::<Vec<_>>(),
+        "relay": store.relay_health()?,
+    }))
+}
