@@ -14,7 +14,7 @@ use crate::fsutil;
 use crate::job::{Kommunkod, RecipientRole};
 use crate::registry::{Registered, Seed};
 use crate::smime::Signer;
-use crate::smtp::{Accepted, Relay, SendError};
+use crate::smtp::{Accepted, CommitToken, Relay, SendError};
 use crate::spool::Spool;
 use crate::state::{EmailProof, JobRecord};
 use crate::store::Store;
@@ -123,8 +123,24 @@ impl Mailer {
             .unwrap_or_else(|| format!("kommun {code}"))
     }
 
-    /// One attempt to deliver `job` to the recipient `code` by e-mail.
-    pub async fn attempt(&self, job: &JobRecord, code: Kommunkod) -> Outcome {
+    /// One attempt to deliver `job` to the recipient `code` by e-mail. Hold the returned token
+    /// until the outcome is recorded (see [`CommitToken`]).
+    pub async fn attempt(
+        &self,
+        job: &JobRecord,
+        code: Kommunkod,
+    ) -> (Outcome, Option<CommitToken>) {
+        let mut token = None;
+        let outcome = self.attempt_inner(job, code, &mut token).await;
+        (outcome, token)
+    }
+
+    async fn attempt_inner(
+        &self,
+        job: &JobRecord,
+        code: Kommunkod,
+        token: &mut Option<CommitToken>,
+    ) -> Outcome {
         let registered = match self.store.registered(code) {
             Ok(r) => r,
             Err(e) => return Outcome::Failed(e.to_string()),
@@ -152,7 +168,12 @@ impl Mailer {
             Err(e) => return Outcome::Failed(e),
         };
         let pin = registered.tls_pin.as_deref();
-        match self.relay.send(&address, &composed.bytes, pin).await {
+        let (result, commit) = self
+            .relay
+            .send_committed(&address, &composed.bytes, pin)
+            .await;
+        *token = commit;
+        match result {
             Ok(Accepted { reply, tls }) => Outcome::Accepted(Box::new(EmailProof {
                 at: Timestamp::now(),
                 address,

@@ -581,9 +581,11 @@ impl Inner {
             .map(|r| r.kommunkod)
             .collect();
         for code in codes {
-            let outcome = mailer.attempt(&job, code).await;
+            let (outcome, commit) = mailer.attempt(&job, code).await;
             self.note_relay_health(&outcome, now)?;
             job = self.record(&job, code, outcome, mailer.from_address())?;
+            // Recorded and flushed: the next message may end its DATA.
+            drop(commit);
         }
         drop(permit);
         Ok(job)

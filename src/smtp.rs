@@ -149,7 +149,14 @@ pub struct Relay {
     hello: ClientId,
     from: Address,
     pool: Mutex<Vec<Pooled>>,
+    /// Serialises the end of DATA with the recording of its outcome (see [`CommitToken`]).
+    commit_lock: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// Held from handing a message's content to the server until its outcome is durably
+/// recorded. Drop it after recording.
+#[derive(Debug)]
+pub struct CommitToken(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
 
 impl Relay {
     /// Prepares the TLS context (CA, TLS ≥ 1.2, client certificate) and the sender address.
@@ -205,6 +212,7 @@ impl Relay {
             hello,
             from,
             pool: Mutex::new(Vec::new()),
+            commit_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -214,11 +222,37 @@ impl Relay {
     }
 
     /// Sends one message to one recipient. `pin` is the municipality's registered TLS pin.
+    /// For messages whose outcome is recorded elsewhere, use [`Relay::send_committed`].
     pub async fn send(
         &self,
         to: &str,
         message: &[u8],
         pin: Option<&str>,
+    ) -> Result<Accepted, SendError> {
+        self.send_committed(to, message, pin).await.0
+    }
+
+    /// Like [`Relay::send`], and returns a [`CommitToken`] once the message itself was handed
+    /// to the server. Keep it until the outcome is durably recorded: while it is held no other
+    /// message can end its DATA, so a crash leaves at most one message whose acceptance the
+    /// server knows and kurir does not — at most one duplicate per crash.
+    pub async fn send_committed(
+        &self,
+        to: &str,
+        message: &[u8],
+        pin: Option<&str>,
+    ) -> (Result<Accepted, SendError>, Option<CommitToken>) {
+        let mut commit = None;
+        let result = self.send_inner(to, message, pin, &mut commit).await;
+        (result, commit)
+    }
+
+    async fn send_inner(
+        &self,
+        to: &str,
+        message: &[u8],
+        pin: Option<&str>,
+        commit: &mut Option<CommitToken>,
     ) -> Result<Accepted, SendError> {
         let to: Address = to
             .parse()
@@ -238,7 +272,9 @@ impl Relay {
                 return Err(err);
             }
         }
-        let result = self.transaction(&mut pooled.conn, &to, message).await;
+        let result = self
+            .transaction(&mut pooled.conn, &to, message, commit)
+            .await;
         let tls = pooled.tls.clone();
         match &result {
             Ok(_) | Err(SendError::Transient(_)) | Err(SendError::Permanent(_))
@@ -260,6 +296,7 @@ impl Relay {
         conn: &mut AsyncSmtpConnection,
         to: &Address,
         message: &[u8],
+        commit: &mut Option<CommitToken>,
     ) -> Result<String, SendError> {
         let before = |e: lettre::transport::smtp::Error| classify(e, false);
         self.step(conn.command(Mail::new(Some(self.from.clone()), vec![])))
@@ -269,6 +306,7 @@ impl Relay {
             .await?
             .map_err(before)?;
         self.step(conn.command(Data)).await?.map_err(before)?;
+        *commit = Some(CommitToken(self.commit_lock.clone().lock_owned().await));
         let response =
             match tokio::time::timeout(self.settings.timeout, conn.message(message)).await {
                 Ok(r) => r.map_err(|e| classify(e, true))?,

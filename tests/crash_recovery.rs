@@ -6,10 +6,23 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::mail::{register_and_prove, rig};
 use common::{manifest, pdf, Env};
 
 const JOBS: usize = 200;
 const KILLS: usize = 5;
+
+fn seed_from_env_or_clock() -> u64 {
+    std::env::var("KURIR_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        })
+}
 
 /// A small deterministic generator, seeded from the clock and printed, so a failure can be
 /// replayed with KURIR_TEST_SEED.
@@ -166,4 +179,117 @@ fn kill_9_during_a_flow_of_200_jobs_loses_nothing_and_prints_nothing_twice() {
         .count();
     assert_eq!(leftovers, 0, "jobs left in incoming");
     env.stop();
+}
+
+#[test]
+fn kill_9_during_500_mixed_e_mail_and_post_jobs_delivers_every_document() {
+    const MIXED: usize = 500;
+    let seed = seed_from_env_or_clock();
+    eprintln!("KURIR_TEST_SEED={seed}");
+    let mut rng = Lcg(seed);
+    let mut rig = rig();
+    rig.env
+        .set_env("KURIR_PRINT__BATCH_MAX_LETTERS", "60")
+        .set_env("KURIR_SPOOL__RESCAN_INTERVAL", "200ms")
+        .set_env("KURIR_SMTP__TIMEOUT", "5s");
+    rig.env.start();
+    register_and_prove(&rig);
+    let beslut = pdf::beslut("MIXED");
+    let godman = pdf::god_man("MIXED");
+    let files: [(&str, &[u8]); 2] = [("b.pdf", &beslut), ("g.pdf", &godman)];
+    let by_mail = manifest(
+        "2480",
+        &[("anvisningsbeslut", "b.pdf"), ("god-man", "g.pdf")],
+    );
+    let by_post = manifest(
+        "0180",
+        &[("anvisningsbeslut", "b.pdf"), ("god-man", "g.pdf")],
+    );
+    let name = |i: usize| format!("mixed-{i:03}");
+    let drop = |env: &Env, i: usize| {
+        env.drop_job(
+            &name(i),
+            if i % 2 == 0 { &by_mail } else { &by_post },
+            &files,
+        )
+    };
+
+    for i in 0..MIXED / 2 {
+        drop(&rig.env, i);
+    }
+    let mut next = MIXED / 2;
+    for kill in 0..KILLS {
+        if kill > 0 {
+            rig.env.start();
+        }
+        let wait = rng.next_ms(100, 700);
+        let end = (next + (MIXED / 2) / KILLS).min(MIXED);
+        for i in next..end {
+            drop(&rig.env, i);
+        }
+        next = end;
+        std::thread::sleep(Duration::from_millis(wait));
+        eprintln!(
+            "kill {kill}: after {wait} ms, {} receipts so far",
+            rig.env.receipts().len()
+        );
+        rig.env.kill9();
+    }
+    for i in next..MIXED {
+        drop(&rig.env, i);
+    }
+    rig.env.start();
+    common::wait_for("all receipts", Duration::from_secs(240), || {
+        rig.env.assert_alive();
+        rig.env.receipts().len() >= MIXED
+    });
+
+    let receipts = rig.env.receipts();
+    assert_eq!(receipts.len(), MIXED);
+    let mut message_ids = Vec::new();
+    for r in &receipts {
+        let source = r["source"].as_str().expect("source");
+        let i: usize = source.trim_start_matches("mixed-").parse().expect("index");
+        if i % 2 == 0 {
+            assert_eq!(r["state"], "delivered", "{source}: {r:#}");
+            message_ids.push(format!(
+                "<{}>",
+                r["recipients"][0]["email"]["message_id"]
+                    .as_str()
+                    .expect("message id")
+            ));
+        } else {
+            assert_eq!(r["state"], "print-queued", "{source}");
+        }
+    }
+
+    // The server's own store: every e-mail job arrived, duplicates only from kills.
+    let mut arrived: HashMap<String, usize> = HashMap::new();
+    for path in rig.peer.messages() {
+        let raw = std::fs::read(&path).expect("read");
+        let text = String::from_utf8_lossy(&raw);
+        if let Some(line) = text.lines().find(|l| l.starts_with("Message-ID:")) {
+            *arrived.entry(line[11..].trim().to_string()).or_default() += 1;
+        }
+    }
+    for id in &message_ids {
+        assert!(arrived.contains_key(id), "{id} never reached the server");
+    }
+    let duplicates: usize = message_ids
+        .iter()
+        .map(|id| arrived.get(id).copied().unwrap_or(0).saturating_sub(1))
+        .sum();
+    eprintln!("duplicates (same Message-ID twice at the server): {duplicates} after {KILLS} kills");
+    assert!(
+        duplicates <= KILLS,
+        "{duplicates} duplicates for {KILLS} kills"
+    );
+
+    let letters = common::letter_files(&rig.env.spool());
+    assert_eq!(letters.len(), MIXED / 2, "one letter per post job");
+    let rows = common::manifest_rows(&rig.env.spool());
+    let row_jobs: HashSet<&str> = rows.iter().map(|r| r["job_id"].as_str()).collect();
+    assert_eq!(rows.len(), MIXED / 2);
+    assert_eq!(row_jobs.len(), MIXED / 2);
+    rig.env.stop();
 }
