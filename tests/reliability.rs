@@ -64,22 +64,50 @@ fn a_421_twice_then_250_is_delivered_on_the_third_attempt() {
 
 #[test]
 fn a_550_is_one_attempt_and_a_letter() {
-    let mut rig = faulty(json!({ "reject": true }), "5s");
-    let before = (rig.peer.count("RCPT"), rig.peer.count("DATA-COMMAND"));
+    let mut rig = rig();
+    rig.env
+        .set_env("KURIR_QUEUE__RETRY_INTERVALS", "1s")
+        .set_env("KURIR_ALERTS__EMAIL", "ops@kurir-test.example");
+    rig.env.start();
+    register_and_prove(&rig);
+    rig.peer.set_rules(json!({ UMEA: { "reject": true } }));
+    let rcpt = format!("RCPT {UMEA}");
+    let before = rig.peer.count(&rcpt);
     let id = rig.env.submit("2480", None);
     let receipt = rig.env.wait_receipt(&id);
     assert_eq!(receipt["state"], "print-queued");
     assert_eq!(outcomes(&receipt), ["rejected"]);
-    assert_eq!(rig.peer.count("RCPT") - before.0, 1);
+    assert_eq!(rig.peer.count(&rcpt) - before, 1);
+    let stored_for_umea = rig
+        .peer
+        .log()
+        .lines()
+        .filter(|l| l.starts_with("DATA ") && l.ends_with(UMEA))
+        .count();
     assert_eq!(
-        rig.peer.count("DATA-COMMAND") - before.1,
-        0,
-        "no DATA after a 550"
+        stored_for_umea, 1,
+        "only the verification message; no DATA after a 550"
     );
     let alerts: Vec<_> = std::fs::read_dir(rig.env.spool().join("alerts"))
         .expect("alerts")
         .collect();
     assert!(!alerts.is_empty(), "a fallback raises an alert");
+    common::wait_for(
+        "alert e-mail to operations",
+        Duration::from_secs(30),
+        || {
+            rig.peer
+                .log()
+                .lines()
+                .any(|l| l.starts_with("DATA ") && l.ends_with("ops@kurir-test.example"))
+        },
+    );
+    let logs = rig.env.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"alert\":\"fell-back\"") && l.contains(&id)),
+        "no WARN line with an alert field"
+    );
     rig.env.stop();
 }
 
@@ -295,5 +323,51 @@ fn sigterm_lets_a_session_in_flight_finish_and_nothing_is_sent_twice() {
         2,
         "verification + one decision, nothing resent"
     );
+    rig.env.stop();
+}
+
+#[test]
+fn a_failing_relay_makes_every_job_wait_instead_of_hammering_it() {
+    let mut rig = rig();
+    rig.env.start();
+    register_and_prove(&rig);
+    rig.env.stop();
+    let plain = common::peer::Peer::start(&rig.env.path().join("plain"), None);
+    rig.env
+        .set_env("KURIR_SMTP__PORT", &plain.port.to_string())
+        .set_env("KURIR_QUEUE__RETRY_INTERVALS", "1m")
+        .set_env("KURIR_QUEUE__JITTER", "0");
+    rig.env.start();
+    let first = rig.env.submit("2480", None);
+    common::wait_for("first attempt fails", Duration::from_secs(30), || {
+        state(&rig, &first) == "deferred"
+    });
+    let connections = plain.count("EHLO");
+    assert_eq!(connections, 1, "{}", plain.log());
+
+    // A new job for the same relay is not tried while the relay is known to fail.
+    let second = rig.env.submit("2480", None);
+    common::wait_for("second job deferred", Duration::from_secs(30), || {
+        state(&rig, &second) == "deferred"
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        plain.count("EHLO"),
+        connections,
+        "the failing relay was tried again:\n{}",
+        plain.log()
+    );
+    let shape: Value = serde_json::from_str(&rig.env.ok(&["queue", "--json"])).expect("json");
+    assert_eq!(shape["relay"]["failures"], 1, "{shape:#}");
+    assert!(shape["relay"]["last_error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("STARTTLS"));
+
+    // An operator's retry forgets the back-off and tries at once.
+    rig.env.ok(&["retry", "--to", "2480"]);
+    common::wait_for("tried again", Duration::from_secs(30), || {
+        plain.count("EHLO") > connections
+    });
     rig.env.stop();
 }
