@@ -129,6 +129,13 @@ pub enum Request {
     },
     /// The queue's shape: unfinished jobs by state, age and municipality.
     Queue,
+    /// Walks the audit chain.
+    AuditVerify,
+    /// Audit entries from an instant on.
+    AuditExport {
+        /// From when.
+        since: Timestamp,
+    },
     /// Makes the pending address active with the code it received.
     MunicipalityConfirm {
         /// The municipality.
@@ -258,6 +265,16 @@ impl Handler {
                 .operations()
                 .reroute_to_post(&id, &actor)
                 .map_err(op_err),
+            Request::AuditVerify => match self.store.verify_audit().map_err(store_err)? {
+                crate::audit::Verdict::Ok { entries } => Ok(json!({ "ok": true, "entries": entries })),
+                crate::audit::Verdict::Broken { seq, problem } => {
+                    Ok(json!({ "ok": false, "seq": seq, "problem": problem }))
+                }
+            },
+            Request::AuditExport { since } => {
+                let entries = self.store.audit_since(since).map_err(store_err)?;
+                serde_json::to_value(entries).map_err(json_err)
+            }
             Request::Queue => {
                 operator::queue_shape(&self.store, &self.seed, Timestamp::now()).map_err(store_err)
             }

@@ -6,6 +6,7 @@
 //! `intake → validate → route → queue → deliver (print) → store → receipt`.
 
 pub mod alert;
+pub mod audit;
 pub mod compose;
 pub mod config;
 pub mod control;

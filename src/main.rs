@@ -85,11 +85,40 @@ enum Command {
     },
     #[command(flatten)]
     Operator(operator_cmd::OperatorCommand),
+    /// The audit trail: a hash chain of every state change, registry change and operator action.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Register and check municipalities' secure addresses, contacts and postal addresses.
     Municipality {
         #[command(subcommand)]
         command: municipality_cmd::MunicipalityCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check every link of the chain; exit 1 naming the first broken entry.
+    Verify,
+    /// Write entries as JSON lines (for a regulator): no document content, no names.
+    Export {
+        /// From this date (`YYYY-MM-DD`, Swedish time) or instant (RFC 3339).
+        #[arg(long, value_name = "DATE")]
+        since: String,
+    },
+}
+
+fn parse_since(text: &str) -> anyhow::Result<jiff::Timestamp> {
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    let date: jiff::civil::Date = text
+        .parse()
+        .with_context(|| format!("--since {text:?}: expected YYYY-MM-DD or an RFC 3339 instant"))?;
+    Ok(date
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Stockholm")?)?
+        .timestamp())
 }
 
 fn main() -> ExitCode {
@@ -176,6 +205,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Audit { command } => match command {
+            AuditCommand::Verify => {
+                let result = ask(&settings, seed, Request::AuditVerify)?;
+                if result["ok"] == serde_json::Value::Bool(true) {
+                    println!("ok, {} entries", result["entries"]);
+                    Ok(ExitCode::SUCCESS)
+                } else {
+                    println!(
+                        "BROKEN at entry {}: {}",
+                        result["seq"],
+                        result["problem"].as_str().unwrap_or("")
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+            AuditCommand::Export { since } => {
+                let since = parse_since(&since)?;
+                let result = ask(&settings, seed, Request::AuditExport { since })?;
+                for entry in result.as_array().into_iter().flatten() {
+                    println!("{}", serde_json::to_string(entry)?);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         Command::Operator(command) => {
             operator_cmd::run(command, &|request| ask(&settings, seed.clone(), request))
         }

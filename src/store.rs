@@ -25,6 +25,7 @@ use sled::transaction::{
 };
 use sled::Transactional;
 
+use crate::audit::{self, AuditEntry, AuditKind};
 use crate::job::{JobId, Kommunkod, RecipientRole};
 use crate::registry::{Registered, RegistryChange};
 use crate::state::{Event, JobRecord, JobState};
@@ -167,6 +168,8 @@ pub struct Store {
     meta: sled::Tree,
     registry: sled::Tree,
     registry_history: sled::Tree,
+    audit: sled::Tree,
+    finished: sled::Tree,
 }
 
 #[derive(Serialize)]
@@ -196,6 +199,19 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
         return Err(StoreError::UnsupportedVersion(versioned.v));
     }
     Ok(versioned.data)
+}
+
+/// Names of the registration fields that differ (values are not audited: they may name people).
+fn changed_fields(before: &Registered, after: &Registered) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(b)), Ok(serde_json::Value::Object(a))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return Vec::new();
+    };
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 fn event_key(id: &JobId, seq: u32) -> Vec<u8> {
@@ -250,9 +266,14 @@ fn unwrap_tx<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreEr
 fn reindex(
     due: &TransactionalTree,
     pending: &TransactionalTree,
+    finished: &TransactionalTree,
     old: Option<&JobRecord>,
     new: &JobRecord,
 ) -> Result<(), UnabortableTransactionError> {
+    let was_final = old.is_some_and(|o| o.state.is_final());
+    if new.state.is_final() && !was_final {
+        finished.insert(due_key(new.updated_at, &new.id), new.id.as_str().as_bytes())?;
+    }
     if let Some(at) = old.and_then(|o| o.next_attempt) {
         due.remove(due_key(at, &new.id))?;
     }
@@ -284,6 +305,8 @@ impl Store {
             meta: db.open_tree("meta")?,
             registry: db.open_tree("registry")?,
             registry_history: db.open_tree("registry_history")?,
+            audit: db.open_tree("audit")?,
+            finished: db.open_tree("finished")?,
             db,
         })
     }
@@ -311,21 +334,52 @@ impl Store {
             })
             .collect();
         record.events = u32::try_from(events.len()).unwrap_or(u32::MAX);
-        let result = (&self.jobs, &self.events, &self.due, &self.pending).transaction(
-            |(jobs, event_tree, due, pending)| {
+        let documents: Vec<serde_json::Value> = record
+            .documents
+            .iter()
+            .map(|d| serde_json::json!({ "kind": d.kind, "pages": d.pages, "sha256": d.sha256 }))
+            .collect();
+        let result = (
+            &self.jobs,
+            &self.events,
+            &self.due,
+            &self.pending,
+            &self.finished,
+            &self.audit,
+            &self.meta,
+        )
+            .transaction(|(jobs, event_tree, due, pending, finished, audit, meta)| {
                 let key = record.id.as_str().as_bytes();
                 if jobs.get(key)?.is_some() {
                     return abort(StoreError::AlreadyExists(record.id.clone()));
                 }
                 jobs.insert(key, tx_encode(&record)?)?;
                 for (seq, event) in events.iter().enumerate() {
-                    let seq = u32::try_from(seq).unwrap_or(u32::MAX);
-                    event_tree.insert(event_key(&record.id, seq), tx_encode(event)?)?;
+                    let n = u32::try_from(seq).unwrap_or(u32::MAX);
+                    event_tree.insert(event_key(&record.id, n), tx_encode(event)?)?;
+                    let data = if seq == 0 {
+                        serde_json::json!({ "source": record.source, "documents": documents })
+                    } else {
+                        serde_json::Value::Null
+                    };
+                    audit::append(
+                        audit,
+                        meta,
+                        audit::Draft {
+                            kind: AuditKind::Job,
+                            job_id: Some(record.id.clone()),
+                            kommunkod: record.to,
+                            state: Some(event.state),
+                            operator: None,
+                            action: event.detail.clone(),
+                            data,
+                        },
+                        event.at,
+                    )?;
                 }
-                reindex(due, pending, None, &record)?;
+                reindex(due, pending, finished, None, &record)?;
                 Ok(())
-            },
-        );
+            });
         unwrap_tx(result)?;
         self.flush()
     }
@@ -342,6 +396,16 @@ impl Store {
         change: impl Fn(&mut JobRecord),
     ) -> Result<JobRecord, StoreError> {
         let now = Timestamp::now();
+        let letter_hashes: Vec<serde_json::Value> = side
+            .iter()
+            .filter_map(|w| match w {
+                SideWrite::Letter(row) => Some(serde_json::json!({
+                    "batch": row.batch, "letter": row.file, "kommunkod": row.kommunkod,
+                    "pages": row.pages, "sha256": row.sha256,
+                })),
+                SideWrite::Batch(_) => None,
+            })
+            .collect();
         let result = (
             &self.jobs,
             &self.events,
@@ -349,8 +413,11 @@ impl Store {
             &self.pending,
             &self.letters,
             &self.batches,
+            &self.finished,
+            &self.audit,
+            &self.meta,
         )
-            .transaction(|(jobs, events, due, pending, letters, batches)| {
+            .transaction(|(jobs, events, due, pending, letters, batches, finished, audit, meta)| {
                 let key = id.as_str().as_bytes();
                 let Some(bytes) = jobs.get(key)? else {
                     return abort(StoreError::NotFound(id.clone()));
@@ -381,7 +448,25 @@ impl Store {
                 events.insert(event_key(id, new.events), tx_encode(&event)?)?;
                 new.events += 1;
                 jobs.insert(key, tx_encode(&new)?)?;
-                reindex(due, pending, Some(&old), &new)?;
+                reindex(due, pending, finished, Some(&old), &new)?;
+                audit::append(
+                    audit,
+                    meta,
+                    audit::Draft {
+                        kind: AuditKind::Job,
+                        job_id: Some(id.clone()),
+                        kommunkod: new.to,
+                        state: Some(new.state),
+                        operator: None,
+                        action: detail.to_string(),
+                        data: if letter_hashes.is_empty() {
+                            serde_json::Value::Null
+                        } else {
+                            serde_json::json!({ "letters": letter_hashes })
+                        },
+                    },
+                    now,
+                )?;
                 for write in side {
                     match write {
                         SideWrite::Letter(row) => {
@@ -402,7 +487,8 @@ impl Store {
     /// Notes that the receipt for the job's current final state is on disk. Not flushed: if the
     /// note is lost in a crash, the receipt is written again, which is harmless.
     pub fn mark_receipt_written(&self, id: &JobId) -> Result<(), StoreError> {
-        let result = (&self.jobs, &self.due, &self.pending).transaction(|(jobs, due, pending)| {
+        let result = (&self.jobs, &self.due, &self.pending, &self.finished).transaction(
+            |(jobs, due, pending, finished)| {
             let key = id.as_str().as_bytes();
             let Some(bytes) = jobs.get(key)? else {
                 return abort(StoreError::NotFound(id.clone()));
@@ -411,7 +497,7 @@ impl Store {
             let mut new = old.clone();
             new.receipt_written = true;
             jobs.insert(key, tx_encode(&new)?)?;
-            reindex(due, pending, Some(&old), &new)?;
+            reindex(due, pending, finished, Some(&old), &new)?;
             Ok(())
         });
         unwrap_tx(result)
@@ -570,7 +656,8 @@ impl Store {
         what: &str,
     ) -> Result<RegistryChange, StoreError> {
         let at = Timestamp::now();
-        let result = (&self.registry, &self.registry_history).transaction(|(reg, history)| {
+        let result = (&self.registry, &self.registry_history, &self.audit, &self.meta).transaction(
+            |(reg, history, audit_tree, meta)| {
             let before: Registered = match reg.get(code.as_str().as_bytes())? {
                 Some(bytes) => tx_decode(&bytes)?,
                 None => Registered::default(),
@@ -586,6 +673,20 @@ impl Store {
             let mut key = prefix(code.as_str());
             key.extend_from_slice(&at.as_nanosecond().to_be_bytes());
             history.insert(key, tx_encode(&change)?)?;
+            audit::append(
+                audit_tree,
+                meta,
+                audit::Draft {
+                    kind: AuditKind::Registry,
+                    job_id: None,
+                    kommunkod: Some(code),
+                    state: None,
+                    operator: Some(operator.to_string()),
+                    action: what.to_string(),
+                    data: serde_json::json!({ "fields": changed_fields(&change.before, &change.after) }),
+                },
+                at,
+            )?;
             Ok(change)
         });
         let change = unwrap_tx(result)?;
@@ -646,6 +747,75 @@ impl Store {
         self.meta
             .insert(b"relay_health".as_slice(), encode(health)?)?;
         Ok(())
+    }
+
+    /// Appends an operator action that changes no job state (e.g. deleting a quarantined job).
+    pub fn audit_operator(&self, draft: audit::Draft) -> Result<(), StoreError> {
+        let at = Timestamp::now();
+        let result = (&self.audit, &self.meta).transaction(|(audit_tree, meta)| {
+            audit::append(audit_tree, meta, draft.clone(), at)?;
+            Ok(())
+        });
+        unwrap_tx(result)?;
+        self.flush()
+    }
+
+    /// Checks the whole audit chain.
+    pub fn verify_audit(&self) -> Result<audit::Verdict, StoreError> {
+        let head = self.meta.get(b"audit_head")?.and_then(|b| {
+            let v: serde_json::Value = serde_json::from_slice(&b).ok()?;
+            Some((v["seq"].as_u64()?, v["hash"].as_str()?.to_string()))
+        });
+        let entries = self.audit.iter().map(|item| {
+            item.map_err(|e| e.to_string()).map(|(k, v)| {
+                let mut seq = [0u8; 8];
+                seq.copy_from_slice(&k[..8.min(k.len())]);
+                (u64::from_be_bytes(seq), v.to_vec())
+            })
+        });
+        Ok(audit::verify(entries, head))
+    }
+
+    /// Audit entries from `since` on, oldest first.
+    pub fn audit_since(&self, since: Timestamp) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.audit.iter() {
+            let (_, bytes) = item?;
+            let entry: AuditEntry = serde_json::from_slice(&bytes)?;
+            if entry.at >= since {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Final jobs that finished before `before`, oldest first (for retention).
+    pub fn finished_before(&self, before: Timestamp, limit: usize) -> Result<Vec<JobId>, StoreError> {
+        let end_ms = u64::try_from(before.as_millisecond()).unwrap_or(0);
+        let mut out = Vec::new();
+        for item in self.finished.range(..end_ms.to_be_bytes().to_vec()) {
+            let (_, id) = item?;
+            if let Ok(id) = String::from_utf8_lossy(&id).parse::<JobId>() {
+                out.push(id);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops a job from the retention index once its documents are purged.
+    pub fn forget_finished(&self, id: &JobId, finished_at: Timestamp) -> Result<(), StoreError> {
+        self.finished.remove(due_key(finished_at, id))?;
+        Ok(())
+    }
+
+    /// Writes and flushes a heartbeat: proves the store is writable (for /healthz).
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        let now = Timestamp::now().as_millisecond().to_be_bytes();
+        self.meta.insert(b"heartbeat".as_slice(), &now[..])?;
+        self.flush()
     }
 
     /// Every change to a municipality's registration, oldest first.
