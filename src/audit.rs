@@ -260,16 +260,25 @@ mod tests {
     fn a_changed_entry_is_named() {
         let mut c = chain(5);
         c[2].action = "something else".into();
-        assert!(matches!(verify(feed(&c), None), Verdict::Broken { seq: 3, .. }));
+        assert!(matches!(
+            verify(feed(&c), None),
+            Verdict::Broken { seq: 3, .. }
+        ));
     }
 
     #[test]
     fn a_removed_entry_is_named() {
         let mut c = chain(5);
         c.remove(1);
-        assert!(matches!(verify(feed(&c), None), Verdict::Broken { seq: 2, .. }));
+        assert!(matches!(
+            verify(feed(&c), None),
+            Verdict::Broken { seq: 2, .. }
+        ));
         let c = chain(5);
         let head = Some((5, c[4].hash.clone()));
-        assert!(matches!(verify(feed(&c[..4]), head), Verdict::Broken { seq: 5, .. }));
+        assert!(matches!(
+            verify(feed(&c[..4]), head),
+            Verdict::Broken { seq: 5, .. }
+        ));
     }
 }

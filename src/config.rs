@@ -57,6 +57,10 @@ pub struct Settings {
     pub working_hours: WorkingHoursSettings,
     /// Where alerts go besides `spool/alerts/` and the log.
     pub alerts: AlertSettings,
+    /// Metrics and health.
+    pub ops: OpsSettings,
+    /// How long delivered documents stay in the spool.
+    pub retention: RetentionSettings,
     /// Log output.
     pub log: LogSettings,
 }
@@ -84,6 +88,9 @@ pub struct SpoolSettings {
     /// Safety-net rescan of `incoming/`, in case a file-system event was lost.
     #[serde(with = "humantime_serde")]
     pub rescan_interval: Duration,
+    /// Let the daemon's group read the spool and state (mode 0750 instead of 0700), e.g. for
+    /// a case system that reads receipts under another user of the same group.
+    pub group_access: bool,
 }
 
 impl Default for SpoolSettings {
@@ -97,6 +104,7 @@ impl Default for SpoolSettings {
             max_decompressed_bytes: 200_000_000,
             settle: Duration::from_secs(10),
             rescan_interval: Duration::from_secs(5),
+            group_access: false,
         }
     }
 }
@@ -427,6 +435,39 @@ pub struct AlertSettings {
     pub email: String,
 }
 
+/// `[ops]`: Prometheus metrics and the health check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpsSettings {
+    /// Address for `/metrics` and `/healthz`; keep it on loopback. Empty: not served.
+    pub listen: String,
+}
+
+impl Default for OpsSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9187".into(),
+        }
+    }
+}
+
+/// `[retention]`: delivered documents leave the spool; their hashes stay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// How long a finished job's documents stay in `spool/active/`.
+    #[serde(with = "humantime_serde")]
+    pub documents_after: Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            documents_after: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
 /// `[log]`: how log lines look and how many there are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -566,6 +607,12 @@ impl Settings {
         }
         if !self.alerts.email.is_empty() && self.alerts.email.parse::<lettre::Address>().is_err() {
             return Err(bad("alerts.email", "must be an e-mail address or empty"));
+        }
+        if !self.ops.listen.is_empty() && self.ops.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "ops.listen",
+                "must be an address like 127.0.0.1:9187, or empty",
+            ));
         }
         if self.spool.rescan_interval.is_zero() {
             return Err(bad("spool.rescan_interval", "must be greater than 0"));

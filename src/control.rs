@@ -129,6 +129,27 @@ pub enum Request {
     },
     /// The queue's shape: unfinished jobs by state, age and municipality.
     Queue,
+    /// Quarantined jobs still in the quarantine folder.
+    QuarantineList,
+    /// One quarantined job: reason and files.
+    QuarantineShow {
+        /// The job.
+        id: JobId,
+    },
+    /// Puts a corrected quarantined job back into `incoming/`.
+    QuarantineRelease {
+        /// The job.
+        id: JobId,
+        /// Who and why.
+        actor: Actor,
+    },
+    /// Deletes a quarantined job's folder.
+    QuarantineDelete {
+        /// The job.
+        id: JobId,
+        /// Who and why.
+        actor: Actor,
+    },
     /// Walks the audit chain.
     AuditVerify,
     /// Audit entries from an instant on.
@@ -265,8 +286,22 @@ impl Handler {
                 .operations()
                 .reroute_to_post(&id, &actor)
                 .map_err(op_err),
+            Request::QuarantineList => self.operations().quarantine_list().map_err(op_err),
+            Request::QuarantineShow { id } => {
+                self.operations().quarantine_show(&id).map_err(op_err)
+            }
+            Request::QuarantineRelease { id, actor } => self
+                .operations()
+                .quarantine_release(&id, &actor)
+                .map_err(op_err),
+            Request::QuarantineDelete { id, actor } => self
+                .operations()
+                .quarantine_delete(&id, &actor)
+                .map_err(op_err),
             Request::AuditVerify => match self.store.verify_audit().map_err(store_err)? {
-                crate::audit::Verdict::Ok { entries } => Ok(json!({ "ok": true, "entries": entries })),
+                crate::audit::Verdict::Ok { entries } => {
+                    Ok(json!({ "ok": true, "entries": entries }))
+                }
                 crate::audit::Verdict::Broken { seq, problem } => {
                     Ok(json!({ "ok": false, "seq": seq, "problem": problem }))
                 }

@@ -28,6 +28,13 @@ use crate::worktime::WorkingHours;
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Installed first, so that a SIGTERM during start-up is a clean stop, not a kill.
     let signals = Signals::install()?;
+    crate::ops::systemd::status("starting: opening the store and recovering");
+    fsutil::set_group_access(settings.spool.group_access);
+    let metrics = crate::ops::metrics_handle();
+    if metrics.is_none() {
+        tracing::warn!("the metrics recorder could not be installed; /metrics will be empty");
+    }
+    let health = Arc::new(crate::ops::Health::default());
     let spool = Spool::new(&settings.spool.dir);
     spool
         .ensure()
@@ -109,6 +116,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             print,
             mailer: mailer.clone(),
             alerter: alerter.clone(),
+            health: health.clone(),
         },
         policy,
         &settings.queue,
@@ -144,7 +152,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let wake_intake = Arc::new(Notify::new());
     let wake_queue = Arc::new(Notify::new());
-    let _watcher = watch_incoming(&spool, wake_intake.clone())?;
+    let _watcher = watch_incoming(&spool, wake_intake.clone(), health.clone())?;
 
     let handler = Arc::new(Handler::new(
         store.clone(),
@@ -167,12 +175,38 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         shutdown_rx.clone(),
     ));
 
+    let ops_task = if settings.ops.listen.is_empty() {
+        None
+    } else {
+        let listen: std::net::SocketAddr = settings.ops.listen.parse().context("[ops] listen")?;
+        Some(tokio::spawn(crate::ops::serve(
+            listen,
+            settings.store.dir.join("ops.addr"),
+            store.clone(),
+            spool.clone(),
+            health.clone(),
+            shutdown_rx.clone(),
+        )))
+    };
+    tokio::spawn(crate::ops::systemd::watchdog(
+        health.clone(),
+        shutdown_rx.clone(),
+    ));
+    tokio::spawn(retention_loop(
+        store.clone(),
+        spool.clone(),
+        settings.retention.documents_after,
+        shutdown_rx.clone(),
+    ));
+
     tracing::info!(
         spool = %spool.root().display(),
         state = %settings.store.dir.display(),
         "kurir running"
     );
+    crate::ops::systemd::ready("running: intake and delivery started");
     signals.wait().await;
+    crate::ops::systemd::stopping();
     tracing::info!("shutting down: intake stops, work in progress finishes");
     let _ = shutdown_tx.send(true);
     let _ = intake_task.await;
@@ -184,6 +218,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::warn!(grace = ?grace, "deliveries in flight did not finish in time; stopping them");
         queue_task.abort();
     }
+    if let Some(task) = ops_task {
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics endpoint ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "metrics endpoint task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     match control_task.await {
         Ok(Err(e)) => tracing::warn!(error = %e, "control socket ended with an error"),
         Err(e) => tracing::warn!(error = %e, "control socket task failed"),
@@ -192,6 +233,36 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     store.flush().context("flushing the store")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Removes finished jobs' documents after the retention period, at start and every hour.
+async fn retention_loop(
+    store: Store,
+    spool: Spool,
+    keep: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let keep = jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::MAX);
+    loop {
+        let (store2, spool2) = (store.clone(), spool.clone());
+        let cutoff = jiff::Timestamp::now()
+            .checked_sub(keep)
+            .unwrap_or(jiff::Timestamp::MIN);
+        match tokio::task::spawn_blocking(move || {
+            crate::operator::purge_documents(&store2, &spool2, cutoff)
+        })
+        .await
+        {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(jobs = n, "documents removed after the retention period"),
+            Ok(Err(e)) => tracing::error!(error = %e, "retention failed; will try again"),
+            Err(e) => tracing::error!(error = %e, "retention task failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// E-mails alerts to operations, one at a time, best effort: the alert file is the record.
@@ -256,11 +327,22 @@ async fn intake_loop(
 
 /// Watches `incoming/` so that a new job is claimed at once. Events are only hints: intake
 /// always rescans the folder, so a lost or coalesced event costs at most one rescan interval.
-fn watch_incoming(spool: &Spool, wake: Arc<Notify>) -> anyhow::Result<notify::RecommendedWatcher> {
+fn watch_incoming(
+    spool: &Spool,
+    wake: Arc<Notify>,
+    health: Arc<crate::ops::Health>,
+) -> anyhow::Result<notify::RecommendedWatcher> {
     use notify::Watcher;
+    let incoming = spool.incoming();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Err(e) = &event {
             tracing::warn!(error = %e, "file watcher reported an error; rescanning");
+            // Events after an error are hints at best; the folder itself must still be there.
+            if !incoming.is_dir() {
+                health
+                    .watcher_alive
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         wake.notify_one();
     })

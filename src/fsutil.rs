@@ -70,11 +70,36 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     Ok(bytes)
 }
 
-/// Creates a directory and its parents with mode 0700 (the spool holds children's data).
+static GROUP_ACCESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Lets the daemon's group read what kurir creates from now on (`[spool] group_access`):
+/// directories 0750 and files 0640 instead of 0700 and 0600.
+pub fn set_group_access(allowed: bool) {
+    GROUP_ACCESS.store(allowed, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn dir_mode() -> u32 {
+    if GROUP_ACCESS.load(std::sync::atomic::Ordering::Relaxed) {
+        0o750
+    } else {
+        0o700
+    }
+}
+
+fn file_mode() -> u32 {
+    if GROUP_ACCESS.load(std::sync::atomic::Ordering::Relaxed) {
+        0o640
+    } else {
+        0o600
+    }
+}
+
+/// Creates a directory and its parents with mode 0700 (0750 with group access): the spool
+/// holds children's data.
 pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(dir_mode())
         .create(path)
 }
 
@@ -98,7 +123,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .mode(file_mode())
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)?;
         file.write_all(bytes)?;
@@ -114,7 +139,7 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(file_mode())
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)?;
     file.write_all(bytes)?;

@@ -125,7 +125,10 @@ impl Intake {
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
                     .unwrap_or_else(|| id.to_string());
-                self.process_claimed(&id, &source)?;
+                if self.process_claimed(&id, &source)?.is_none() {
+                    // Still being written when recovered: it is back in incoming/.
+                    continue;
+                }
                 finished += 1;
             }
         }
@@ -182,11 +185,27 @@ impl Intake {
                 Err(e) => return Err(io("claiming", &path)(e)),
             }
             match self.process_claimed(&id, &name)? {
-                JobState::Quarantined => outcome.quarantined += 1,
-                _ => outcome.queued += 1,
+                Some(JobState::Quarantined) => outcome.quarantined += 1,
+                Some(_) => outcome.queued += 1,
+                None => outcome.waiting += 1,
             }
         }
         Ok(outcome)
+    }
+
+    /// The directory or a file in it changed within the settle time.
+    fn recently_modified(&self, dir: &Path) -> bool {
+        let young = |m: std::fs::Metadata| self.is_young(&m);
+        if std::fs::symlink_metadata(dir).map(young).unwrap_or(false) {
+            return true;
+        }
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| std::fs::symlink_metadata(e.path()).map(young).unwrap_or(false))
+            })
+            .unwrap_or(false)
     }
 
     /// A directory without job.toml younger than the settle time may still be being written.
@@ -209,8 +228,9 @@ impl Intake {
         Ok(JobId::generate())
     }
 
-    /// Validates, routes and records a claimed job; returns the state it was recorded in.
-    fn process_claimed(&self, id: &JobId, source: &str) -> Result<JobState, IntakeError> {
+    /// Validates, routes and records a claimed job; returns the state it was recorded in, or
+    /// `None` if it looked half-written and went back to `incoming/` to be read later.
+    fn process_claimed(&self, id: &JobId, source: &str) -> Result<Option<JobState>, IntakeError> {
         let dir = self.spool.active_job(id);
         let now = Timestamp::now();
         let meta = std::fs::symlink_metadata(&dir).map_err(io("inspecting", &dir))?;
@@ -221,6 +241,17 @@ impl Intake {
         } else {
             validate::validate_job(&dir, &self.seed, &self.limits)
         };
+        // A writer that ignores the tmp-then-rename rule may still be writing: a job that
+        // fails as incomplete while its files are fresh goes back to wait out the settle time.
+        if let Err(rejection) = &verdict {
+            if rejection.may_be_incomplete() && meta.is_dir() && self.recently_modified(&dir) {
+                let back = self.spool.incoming().join(source);
+                if !source.contains('/') && !back.exists() && std::fs::rename(&dir, &back).is_ok() {
+                    tracing::debug!(job_id = %id, "job looks half-written; left for a later scan");
+                    return Ok(None);
+                }
+            }
+        }
         let mut record = JobRecord {
             id: id.clone(),
             source: source.chars().take(200).collect(),
@@ -279,7 +310,7 @@ impl Intake {
                     ],
                 )?;
                 tracing::info!(job_id = %id, channel = record.channel_summary(), "job queued");
-                Ok(JobState::Queued)
+                Ok(Some(JobState::Queued))
             }
             Err(rejection) => {
                 let dir_name = self.quarantine_name(source, id);
@@ -315,7 +346,7 @@ impl Intake {
                     );
                     alerter.raise(alert);
                 }
-                Ok(JobState::Quarantined)
+                Ok(Some(JobState::Quarantined))
             }
         }
     }

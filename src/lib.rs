@@ -19,6 +19,7 @@ pub mod letter;
 pub mod logging;
 pub mod mail;
 pub mod operator;
+pub mod ops;
 pub mod pdf;
 pub mod print;
 pub mod queue;

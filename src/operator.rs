@@ -70,6 +70,14 @@ pub enum OperatorError {
     /// The receipt could not be written.
     #[error(transparent)]
     Receipt(#[from] crate::receipt::ReceiptError),
+    /// A file-system step failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// The stores and files operator actions touch.
@@ -286,6 +294,114 @@ impl Operations<'_> {
     }
 }
 
+impl Operations<'_> {
+    fn quarantined(&self, id: &JobId) -> Result<(JobRecord, std::path::PathBuf), OperatorError> {
+        let job = self.job(id)?;
+        let dir = match (&job.quarantine, job.state) {
+            (Some(q), JobState::Quarantined) => self.spool.quarantine().join(&q.dir),
+            _ => return Err(Self::refuse(&job, "it is not quarantined")),
+        };
+        if !dir.exists() {
+            return Err(Self::refuse(
+                &job,
+                "its quarantine folder was already released or deleted",
+            ));
+        }
+        Ok((job, dir))
+    }
+
+    /// Quarantined jobs whose folder is still in `spool/quarantine/`.
+    pub fn quarantine_list(&self) -> Result<Value, OperatorError> {
+        let jobs: Vec<Value> = self
+            .store
+            .list(Some(JobState::Quarantined), 10_000)?
+            .into_iter()
+            .filter_map(|j| {
+                let q = j.quarantine.clone()?;
+                self.spool.quarantine().join(&q.dir).exists().then(|| {
+                    json!({ "job_id": j.id, "received_at": j.received_at, "dir": q.dir,
+                            "code": q.code, "summary": q.summary })
+                })
+            })
+            .collect();
+        Ok(Value::Array(jobs))
+    }
+
+    /// A quarantined job: its reason and the files it holds.
+    pub fn quarantine_show(&self, id: &JobId) -> Result<Value, OperatorError> {
+        let (job, dir) = self.quarantined(id)?;
+        let reason = std::fs::read_to_string(dir.join("reason.txt")).unwrap_or_default();
+        let mut files = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let meta = std::fs::symlink_metadata(e.path()).ok();
+                files.push(json!({
+                    "name": e.file_name().to_string_lossy(),
+                    "bytes": meta.as_ref().map(|m| m.len()),
+                    "kind": meta.map(|m| if m.file_type().is_symlink() { "link" } else if m.is_dir() { "directory" } else if m.is_file() { "file" } else { "special" }),
+                }));
+            }
+        }
+        Ok(json!({ "job": job, "folder": dir, "reason": reason, "files": files }))
+    }
+
+    /// Puts a corrected quarantined job back into `incoming/`, where it becomes a new job.
+    pub fn quarantine_release(&self, id: &JobId, actor: &Actor) -> Result<Value, OperatorError> {
+        if actor.reason.trim().is_empty() {
+            return Err(OperatorError::NoReason);
+        }
+        let (job, dir) = self.quarantined(id)?;
+        if !dir.is_dir() {
+            return Err(Self::refuse(
+                &job,
+                "its quarantine entry is not a job folder",
+            ));
+        }
+        for kurir_file in ["reason.txt", "reason.kurir.txt", crate::intake::SOURCE_NOTE] {
+            let _ = std::fs::remove_file(dir.join(kurir_file));
+        }
+        let name = format!("released-{id}");
+        let target = self.spool.incoming().join(&name);
+        std::fs::rename(&dir, &target).map_err(|source| OperatorError::Io {
+            what: format!("moving {} to {}", dir.display(), target.display()),
+            source,
+        })?;
+        self.store.transition(
+            id,
+            &[JobState::Quarantined],
+            &actor.says(&format!("released from quarantine as incoming/{name}")),
+            &[],
+            |_| {},
+        )?;
+        Ok(json!({ "action": "quarantine-release", "jobs": [id], "incoming": name }))
+    }
+
+    /// Deletes a quarantined job's folder for good.
+    pub fn quarantine_delete(&self, id: &JobId, actor: &Actor) -> Result<Value, OperatorError> {
+        if actor.reason.trim().is_empty() {
+            return Err(OperatorError::NoReason);
+        }
+        let (_, dir) = self.quarantined(id)?;
+        let removed = if dir.is_dir() {
+            std::fs::remove_dir_all(&dir)
+        } else {
+            std::fs::remove_file(&dir)
+        };
+        removed.map_err(|source| OperatorError::Io {
+            what: format!("deleting {}", dir.display()),
+            source,
+        })?;
+        self.store.transition(
+            id,
+            &[JobState::Quarantined],
+            &actor.says("deleted from quarantine"),
+            &[],
+            |_| {},
+        )?;
+        Ok(json!({ "action": "quarantine-delete", "jobs": [id] }))
+    }
+}
+
 /// Age buckets of the queue summary, like Postfix's qshape.
 pub const AGE_BUCKETS: [(&str, i64); 6] = [
     ("5m", 300),
@@ -341,4 +457,38 @@ pub fn queue_shape(store: &Store, seed: &Seed, now: Timestamp) -> Result<Value, 
         })).collect::<Vec<_>>(),
         "relay": store.relay_health()?,
     }))
+}
+
+/// Removes the documents of jobs that finished before `cutoff` from `spool/active/`, noting it
+/// in each job's history (the receipt and the audit log keep the documents' SHA-256).
+/// Quarantined jobs are not touched: they stay until an operator acts. Returns how many.
+pub fn purge_documents(
+    store: &Store,
+    spool: &Spool,
+    cutoff: Timestamp,
+) -> Result<usize, StoreError> {
+    let mut purged = 0;
+    for (key, id) in store.finished_before(cutoff, 10_000)? {
+        let Some(job) = store.get(&id)? else {
+            store.forget_finished(&key)?;
+            continue;
+        };
+        let dir = spool.active_job(&id);
+        if job.state != JobState::Quarantined && dir.is_dir() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::error!(job_id = %id, error = %e, "documents could not be removed");
+                continue;
+            }
+            store.transition(
+                &id,
+                &[job.state],
+                "documents removed from the spool after the retention period; their SHA-256 stay in the receipt and the audit log",
+                &[],
+                |_| {},
+            )?;
+            purged += 1;
+        }
+        store.forget_finished(&key)?;
+    }
+    Ok(purged)
 }

@@ -100,6 +100,43 @@ pub enum OperatorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Quarantined jobs: kept until an operator releases (after correcting) or deletes them.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QuarantineCommand {
+    /// Quarantined jobs still in spool/quarantine/.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Why a job was quarantined and what its folder holds.
+    Show {
+        /// The job id.
+        job_id: JobId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a corrected job back into spool/incoming/ (it becomes a new job). Needs --reason.
+    Release {
+        /// The job id.
+        job_id: JobId,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
+    /// Delete a quarantined job's folder for good. Needs --reason.
+    Delete {
+        /// The job id.
+        job_id: JobId,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
 }
 
 /// Runs an operator command; `ask` reaches the daemon or the store.
@@ -147,6 +184,61 @@ pub fn run(
             })?,
             actor.json,
         ),
+        OperatorCommand::Quarantine { command } => match command {
+            QuarantineCommand::List { json } => {
+                let result = ask(Request::QuarantineList)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&result)?);
+                } else {
+                    println!(
+                        "{:<24}  {:<26}  {:<22}  FOLDER",
+                        "JOB ID", "RECEIVED", "REASON"
+                    );
+                    for q in result.as_array().into_iter().flatten() {
+                        println!(
+                            "{:<24}  {:<26}  {:<22}  spool/quarantine/{}",
+                            q["job_id"].as_str().unwrap_or(""),
+                            q["received_at"].as_str().unwrap_or(""),
+                            q["code"].as_str().unwrap_or(""),
+                            q["dir"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            QuarantineCommand::Show { job_id, json } => {
+                let result = ask(Request::QuarantineShow { id: job_id })?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&result)?);
+                } else {
+                    println!("folder  {}", result["folder"].as_str().unwrap_or(""));
+                    for f in result["files"].as_array().into_iter().flatten() {
+                        println!(
+                            "  {:<10} {:>10}  {}",
+                            f["kind"].as_str().unwrap_or(""),
+                            f["bytes"],
+                            f["name"].as_str().unwrap_or("")
+                        );
+                    }
+                    println!("\n{}", result["reason"].as_str().unwrap_or(""));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            QuarantineCommand::Release { job_id, actor } => (
+                ask(Request::QuarantineRelease {
+                    id: job_id,
+                    actor: actor.actor(),
+                })?,
+                actor.json,
+            ),
+            QuarantineCommand::Delete { job_id, actor } => (
+                ask(Request::QuarantineDelete {
+                    id: job_id,
+                    actor: actor.actor(),
+                })?,
+                actor.json,
+            ),
+        },
         OperatorCommand::Queue { json } => {
             let result = ask(Request::Queue)?;
             if json {

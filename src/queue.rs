@@ -131,6 +131,8 @@ pub struct QueueParts {
     pub mailer: Option<Arc<Mailer>>,
     /// Where alerts go.
     pub alerter: Arc<Alerter>,
+    /// Where the queue's loop proves it is alive (health check, systemd watchdog).
+    pub health: Arc<crate::ops::Health>,
 }
 
 /// The queue manager. Cheap to clone: everything is shared.
@@ -149,6 +151,7 @@ struct Inner {
     policy: Policy,
     relay_slots: Arc<Semaphore>,
     job_slots: Arc<Semaphore>,
+    health: Arc<crate::ops::Health>,
 }
 
 /// Why handling a job failed unexpectedly (not a delivery outcome: those are recorded).
@@ -185,6 +188,7 @@ impl QueueManager {
                 policy,
                 relay_slots: Arc::new(Semaphore::new(queue.per_relay_connections)),
                 job_slots: Arc::new(Semaphore::new(queue.max_concurrent_jobs)),
+                health: parts.health,
             }),
         }
     }
@@ -223,6 +227,7 @@ impl QueueManager {
             if *shutdown.borrow() {
                 break;
             }
+            self.inner.health.beat();
             let handled = match self.round(Timestamp::now()).await {
                 Ok(n) => n,
                 Err(e) => {
@@ -634,6 +639,18 @@ impl Inner {
             outcome: outcome.to_string(),
             reply: reply.to_string(),
         };
+        let class = match &outcome {
+            Outcome::Accepted(_) => Some(("2xx", false)),
+            Outcome::Deferred { tls: true, .. } => Some(("tls", true)),
+            Outcome::Deferred { relay: true, .. } => Some(("connection", false)),
+            Outcome::Deferred { .. } => Some(("4xx", false)),
+            Outcome::Rejected { .. } => Some(("5xx", false)),
+            Outcome::Unknown { .. } => Some(("unknown", false)),
+            Outcome::NoRoute(_) | Outcome::Failed(_) => None,
+        };
+        if let Some((class, tls)) = class {
+            crate::ops::smtp_outcome(class, tls);
+        }
         let (attempt, detail, fall_back) = match &outcome {
             Outcome::Accepted(proof) => {
                 tracing::info!(job_id = %job.id, kommunkod = %code, reply = %proof.reply, "e-mail accepted");

@@ -14,6 +14,12 @@
 //! - `letters`: batch id, NUL, letter file → [`LetterRow`]
 //! - `batches`: batch id → [`BatchRecord`]; `meta`: `open_batch` → batch id
 //! - `registry`: kommunkod → [`Registered`]; `registry_history`: kommunkod, NUL, time → change
+//! - `audit`: sequence (u64 BE) → [`AuditEntry`], a hash chain written in the same transaction
+//!   as the change it records
+//! - `finished`: finish time (ms, u64 BE), job id → job id — what retention reads
+//!
+//! Every recorded job change is also counted for Prometheus (`ops::job_recorded`), after the
+//! flush, so metrics never count what a crash took back.
 
 use std::path::Path;
 
@@ -381,7 +387,9 @@ impl Store {
                 Ok(())
             });
         unwrap_tx(result)?;
-        self.flush()
+        self.flush()?;
+        crate::ops::job_recorded(&record, None);
+        Ok(())
     }
 
     /// Moves a job from one of `expected` to whatever `change` makes of it, appending an event,
@@ -417,70 +425,74 @@ impl Store {
             &self.audit,
             &self.meta,
         )
-            .transaction(|(jobs, events, due, pending, letters, batches, finished, audit, meta)| {
-                let key = id.as_str().as_bytes();
-                let Some(bytes) = jobs.get(key)? else {
-                    return abort(StoreError::NotFound(id.clone()));
-                };
-                let old: JobRecord = tx_decode(&bytes)?;
-                if !expected.contains(&old.state) {
-                    return abort(StoreError::Conflict {
-                        id: id.clone(),
-                        expected: expected
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join("|"),
-                        actual: old.state,
-                    });
-                }
-                let mut new = old.clone();
-                change(&mut new);
-                new.updated_at = now;
-                if new.state != old.state {
-                    new.receipt_written = false;
-                }
-                let event = Event {
-                    at: now,
-                    state: new.state,
-                    detail: detail.to_string(),
-                };
-                events.insert(event_key(id, new.events), tx_encode(&event)?)?;
-                new.events += 1;
-                jobs.insert(key, tx_encode(&new)?)?;
-                reindex(due, pending, finished, Some(&old), &new)?;
-                audit::append(
-                    audit,
-                    meta,
-                    audit::Draft {
-                        kind: AuditKind::Job,
-                        job_id: Some(id.clone()),
-                        kommunkod: new.to,
-                        state: Some(new.state),
-                        operator: None,
-                        action: detail.to_string(),
-                        data: if letter_hashes.is_empty() {
-                            serde_json::Value::Null
-                        } else {
-                            serde_json::json!({ "letters": letter_hashes })
+            .transaction(
+                |(jobs, events, due, pending, letters, batches, finished, audit, meta)| {
+                    let key = id.as_str().as_bytes();
+                    let Some(bytes) = jobs.get(key)? else {
+                        return abort(StoreError::NotFound(id.clone()));
+                    };
+                    let old: JobRecord = tx_decode(&bytes)?;
+                    if !expected.contains(&old.state) {
+                        return abort(StoreError::Conflict {
+                            id: id.clone(),
+                            expected: expected
+                                .iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join("|"),
+                            actual: old.state,
+                        });
+                    }
+                    let mut new = old.clone();
+                    change(&mut new);
+                    new.updated_at = now;
+                    if new.state != old.state {
+                        new.receipt_written = false;
+                    }
+                    let event = Event {
+                        at: now,
+                        state: new.state,
+                        detail: detail.to_string(),
+                    };
+                    events.insert(event_key(id, new.events), tx_encode(&event)?)?;
+                    new.events += 1;
+                    jobs.insert(key, tx_encode(&new)?)?;
+                    reindex(due, pending, finished, Some(&old), &new)?;
+                    audit::append(
+                        audit,
+                        meta,
+                        audit::Draft {
+                            kind: AuditKind::Job,
+                            job_id: Some(id.clone()),
+                            kommunkod: new.to,
+                            state: Some(new.state),
+                            operator: None,
+                            action: detail.to_string(),
+                            data: if letter_hashes.is_empty() {
+                                serde_json::Value::Null
+                            } else {
+                                serde_json::json!({ "letters": letter_hashes })
+                            },
                         },
-                    },
-                    now,
-                )?;
-                for write in side {
-                    match write {
-                        SideWrite::Letter(row) => {
-                            letters.insert(letter_key(&row.batch, &row.file), tx_encode(row)?)?;
-                        }
-                        SideWrite::Batch(batch) => {
-                            batches.insert(batch.id.as_bytes(), tx_encode(batch)?)?;
+                        now,
+                    )?;
+                    for write in side {
+                        match write {
+                            SideWrite::Letter(row) => {
+                                letters
+                                    .insert(letter_key(&row.batch, &row.file), tx_encode(row)?)?;
+                            }
+                            SideWrite::Batch(batch) => {
+                                batches.insert(batch.id.as_bytes(), tx_encode(batch)?)?;
+                            }
                         }
                     }
-                }
-                Ok(new)
-            });
-        let record = unwrap_tx(result)?;
+                    Ok((old.state, new))
+                },
+            );
+        let (previous, record) = unwrap_tx(result)?;
         self.flush()?;
+        crate::ops::job_recorded(&record, Some(previous));
         Ok(record)
     }
 
@@ -489,17 +501,18 @@ impl Store {
     pub fn mark_receipt_written(&self, id: &JobId) -> Result<(), StoreError> {
         let result = (&self.jobs, &self.due, &self.pending, &self.finished).transaction(
             |(jobs, due, pending, finished)| {
-            let key = id.as_str().as_bytes();
-            let Some(bytes) = jobs.get(key)? else {
-                return abort(StoreError::NotFound(id.clone()));
-            };
-            let old: JobRecord = tx_decode(&bytes)?;
-            let mut new = old.clone();
-            new.receipt_written = true;
-            jobs.insert(key, tx_encode(&new)?)?;
-            reindex(due, pending, finished, Some(&old), &new)?;
-            Ok(())
-        });
+                let key = id.as_str().as_bytes();
+                let Some(bytes) = jobs.get(key)? else {
+                    return abort(StoreError::NotFound(id.clone()));
+                };
+                let old: JobRecord = tx_decode(&bytes)?;
+                let mut new = old.clone();
+                new.receipt_written = true;
+                jobs.insert(key, tx_encode(&new)?)?;
+                reindex(due, pending, finished, Some(&old), &new)?;
+                Ok(())
+            },
+        );
         unwrap_tx(result)
     }
 
@@ -789,14 +802,19 @@ impl Store {
         Ok(out)
     }
 
-    /// Final jobs that finished before `before`, oldest first (for retention).
-    pub fn finished_before(&self, before: Timestamp, limit: usize) -> Result<Vec<JobId>, StoreError> {
+    /// Final jobs that finished before `before`, oldest first (for retention), each with its
+    /// index key for [`Store::forget_finished`].
+    pub fn finished_before(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, JobId)>, StoreError> {
         let end_ms = u64::try_from(before.as_millisecond()).unwrap_or(0);
         let mut out = Vec::new();
         for item in self.finished.range(..end_ms.to_be_bytes().to_vec()) {
-            let (_, id) = item?;
+            let (key, id) = item?;
             if let Ok(id) = String::from_utf8_lossy(&id).parse::<JobId>() {
-                out.push(id);
+                out.push((key.to_vec(), id));
             }
             if out.len() >= limit {
                 break;
@@ -805,9 +823,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Drops a job from the retention index once its documents are purged.
-    pub fn forget_finished(&self, id: &JobId, finished_at: Timestamp) -> Result<(), StoreError> {
-        self.finished.remove(due_key(finished_at, id))?;
+    /// Drops an entry of the retention index once retention is done with it.
+    pub fn forget_finished(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.finished.remove(key)?;
         Ok(())
     }
 

@@ -51,6 +51,22 @@ impl Rejection {
         }
     }
 
+    /// The failure could be a writer that has not finished (a missing or truncated file),
+    /// rather than bad input.
+    pub fn may_be_incomplete(&self) -> bool {
+        matches!(
+            self.code,
+            "manifest-missing"
+                | "manifest-invalid"
+                | "manifest-not-utf8"
+                | "document-missing"
+                | "pdf-damaged"
+                | "pdf-not-a-pdf"
+                | "pdf-no-pages"
+                | "unexpected-file"
+        )
+    }
+
     /// The text of `reason.txt`.
     pub fn reason_text(&self, job_id: &str) -> String {
         format!(

@@ -120,6 +120,7 @@ fn world(adjust: impl FnOnce(&mut Settings)) -> World {
             print,
             mailer: Some(mailer),
             alerter,
+            health: Arc::new(kurir::ops::Health::default()),
         },
         policy,
         &settings.queue,

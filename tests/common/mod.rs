@@ -29,9 +29,31 @@ impl Env {
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
             daemon: None,
-            env: Vec::new(),
+            // Tests run in parallel: every daemon takes a free port for /metrics.
+            env: vec![("KURIR_OPS__LISTEN".into(), "127.0.0.1:0".into())],
             log_seq: 0,
         }
+    }
+
+    /// The address the daemon serves /metrics and /healthz on.
+    pub fn ops_addr(&self) -> String {
+        std::fs::read_to_string(self.path().join("state/ops.addr")).expect("ops.addr written")
+    }
+
+    /// An HTTP GET on the daemon's ops endpoint; returns (status, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.ops_addr()).expect("connect");
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
     }
 
     /// Sets an environment variable for every kurir started from now on.

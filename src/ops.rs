@@ -1,0 +1,289 @@
+//! Operations: Prometheus metrics and a health check on loopback, and systemd's notify
+//! protocol (READY after recovery, STATUS lines, WATCHDOG pings from the queue's own loop).
+//!
+//! Metric labels are channels, states, reply classes and kommunkoder — never personal data.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use jiff::Timestamp;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::sync::watch;
+
+use crate::spool::Spool;
+use crate::state::{JobRecord, JobState};
+use crate::store::Store;
+
+/// Names of kurir's metrics, in one place.
+pub mod names {
+    /// Jobs claimed and queued, by channel.
+    pub const RECEIVED: &str = "kurir_jobs_received_total";
+    /// Jobs that reached their destination (accepted by the mail server or in a print
+    /// batch), by channel.
+    pub const DELIVERED: &str = "kurir_jobs_delivered_total";
+    /// Deferrals, by channel.
+    pub const DEFERRED: &str = "kurir_jobs_deferred_total";
+    /// Fallbacks from e-mail to post.
+    pub const FALLEN_BACK: &str = "kurir_jobs_fallen_back_total";
+    /// Jobs given up.
+    pub const FAILED: &str = "kurir_jobs_failed_total";
+    /// Jobs quarantined.
+    pub const QUARANTINED: &str = "kurir_jobs_quarantined_total";
+    /// SMTP outcomes by class (2xx, 4xx, 5xx, unknown, connection, tls).
+    pub const SMTP_REPLIES: &str = "kurir_smtp_replies_total";
+    /// TLS failures (handshake, verification, no STARTTLS, pin).
+    pub const TLS_FAILURES: &str = "kurir_tls_failures_total";
+    /// Seconds from intake to acceptance (e-mail) or print batch (post), by channel.
+    pub const LATENCY: &str = "kurir_delivery_latency_seconds";
+    /// Unfinished jobs by state.
+    pub const QUEUE_DEPTH: &str = "kurir_queue_depth";
+    /// Age of the oldest unfinished job.
+    pub const OLDEST_AGE: &str = "kurir_oldest_undelivered_age_seconds";
+    /// Print batches not yet closed.
+    pub const BATCHES_OPEN: &str = "kurir_print_batches_open";
+    /// Consecutive failures of the relay.
+    pub const RELAY_FAILURES: &str = "kurir_relay_consecutive_failures";
+}
+
+/// Installs the Prometheus recorder once per process; later calls return the same handle.
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                900.0, 3600.0, 14_400.0, 86_400.0,
+            ];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(names::LATENCY.into()),
+                    &buckets,
+                )
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+/// Counts a job event and, for a finished job, its latency.
+pub fn job_recorded(job: &JobRecord, previous: Option<JobState>) {
+    let channel = job.channel_summary();
+    let entered = |s: JobState| job.state == s && previous != Some(s);
+    if previous.is_none() {
+        if job.state == JobState::Quarantined {
+            metrics::counter!(names::QUARANTINED).increment(1);
+        } else {
+            metrics::counter!(names::RECEIVED, "channel" => channel).increment(1);
+        }
+        return;
+    }
+    if entered(JobState::Deferred) {
+        metrics::counter!(names::DEFERRED, "channel" => channel).increment(1);
+    }
+    if entered(JobState::FallenBack) {
+        metrics::counter!(names::FALLEN_BACK).increment(1);
+    }
+    if entered(JobState::Failed) {
+        metrics::counter!(names::FAILED).increment(1);
+    }
+    if entered(JobState::Delivered) || entered(JobState::PrintQueued) {
+        metrics::counter!(names::DELIVERED, "channel" => channel).increment(1);
+        let seconds = job.updated_at.duration_since(job.received_at).as_secs_f64();
+        metrics::histogram!(names::LATENCY, "channel" => channel).record(seconds.max(0.0));
+    }
+}
+
+/// Counts one SMTP outcome.
+pub fn smtp_outcome(class: &'static str, tls_failure: bool) {
+    metrics::counter!(names::SMTP_REPLIES, "class" => class).increment(1);
+    if tls_failure {
+        metrics::counter!(names::TLS_FAILURES).increment(1);
+    }
+}
+
+/// What `/healthz` checks, shared with the parts that know.
+#[derive(Debug)]
+pub struct Health {
+    /// The file watcher is running and has reported no fatal error.
+    pub watcher_alive: AtomicBool,
+    /// When the queue's loop last came round (ms since the epoch): the watchdog's evidence.
+    pub queue_heartbeat: AtomicI64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            watcher_alive: AtomicBool::new(true),
+            queue_heartbeat: AtomicI64::new(Timestamp::now().as_millisecond()),
+        }
+    }
+}
+
+impl Health {
+    /// The queue's loop is alive.
+    pub fn beat(&self) {
+        self.queue_heartbeat
+            .store(Timestamp::now().as_millisecond(), Ordering::Relaxed);
+    }
+
+    fn heartbeat_age(&self) -> Duration {
+        let ms = Timestamp::now().as_millisecond() - self.queue_heartbeat.load(Ordering::Relaxed);
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+    }
+}
+
+#[derive(Clone)]
+struct Ctx {
+    store: Store,
+    spool: Spool,
+    health: Arc<Health>,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// Serves `/metrics` and `/healthz` on `listen` until shutdown; writes the bound address to
+/// `addr_file` (useful with port 0).
+pub async fn serve(
+    listen: SocketAddr,
+    addr_file: std::path::PathBuf,
+    store: Store,
+    spool: Spool,
+    health: Arc<Health>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    crate::fsutil::write_atomic(&addr_file, bound.to_string().as_bytes())?;
+    tracing::info!(listen = %bound, "metrics and health on /metrics and /healthz");
+    let ctx = Ctx {
+        store,
+        spool,
+        health,
+        metrics: metrics_handle(),
+    };
+    let app = Router::new()
+        .route("/metrics", get(metrics_endpoint))
+        .route("/healthz", get(health_endpoint))
+        .with_state(ctx);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await
+}
+
+async fn metrics_endpoint(State(ctx): State<Ctx>) -> (StatusCode, String) {
+    let Some(handle) = ctx.metrics.clone() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable\n".into(),
+        );
+    };
+    let store = ctx.store.clone();
+    let gauges = tokio::task::spawn_blocking(move || update_gauges(&store)).await;
+    if let Ok(Err(e)) = gauges {
+        tracing::warn!(error = %e, "queue gauges could not be computed");
+    }
+    (StatusCode::OK, handle.render())
+}
+
+/// Gauges computed from the store at scrape time.
+fn update_gauges(store: &Store) -> Result<(), crate::store::StoreError> {
+    let now = Timestamp::now();
+    let mut depth: std::collections::BTreeMap<&'static str, f64> = [
+        JobState::Received,
+        JobState::Queued,
+        JobState::Sending,
+        JobState::Deferred,
+        JobState::FallenBack,
+        JobState::Held,
+    ]
+    .iter()
+    .map(|s| (s.as_str(), 0.0))
+    .collect();
+    let mut oldest = 0.0f64;
+    for job in store.pending()?.iter().filter(|j| !j.state.is_final()) {
+        *depth.entry(job.state.as_str()).or_default() += 1.0;
+        oldest = oldest.max(now.duration_since(job.received_at).as_secs_f64());
+    }
+    for (state, n) in depth {
+        metrics::gauge!(names::QUEUE_DEPTH, "state" => state).set(n);
+    }
+    metrics::gauge!(names::OLDEST_AGE).set(oldest);
+    let open = if store.open_batch()?.is_some() {
+        1.0
+    } else {
+        0.0
+    };
+    metrics::gauge!(names::BATCHES_OPEN).set(open);
+    metrics::gauge!(names::RELAY_FAILURES).set(f64::from(store.relay_health()?.failures));
+    Ok(())
+}
+
+async fn health_endpoint(State(ctx): State<Ctx>) -> (StatusCode, String) {
+    let store = ctx.store.clone();
+    let store_ok = tokio::task::spawn_blocking(move || store.check_writable())
+        .await
+        .map(|r| r.is_ok())
+        .unwrap_or(false);
+    let spool_ok = std::fs::read_dir(ctx.spool.incoming()).is_ok();
+    let watcher_ok = ctx.health.watcher_alive.load(Ordering::Relaxed);
+    let queue_ok = ctx.health.heartbeat_age() < Duration::from_secs(120);
+    let body = format!(
+        "{{\"store_writable\":{store_ok},\"spool_readable\":{spool_ok},\"watcher_alive\":{watcher_ok},\"queue_alive\":{queue_ok}}}\n"
+    );
+    if store_ok && spool_ok && watcher_ok && queue_ok {
+        (StatusCode::OK, body)
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body)
+    }
+}
+
+/// systemd's notify protocol; every call is a no-op outside systemd (no NOTIFY_SOCKET).
+pub mod systemd {
+    use super::*;
+
+    /// Start-up is finished: recovery done, intake about to start.
+    pub fn ready(status: &str) {
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(status),
+        ]);
+    }
+
+    /// A status line for `systemctl status`.
+    pub fn status(status: &str) {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(status)]);
+    }
+
+    /// Shutting down.
+    pub fn stopping() {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    }
+
+    /// Pings the watchdog at half its interval — but only while the queue's loop is alive, so
+    /// a hung daemon is restarted by systemd rather than kept alive by a timer.
+    pub async fn watchdog(health: Arc<Health>, mut shutdown: watch::Receiver<bool>) {
+        let Some(interval) = sd_notify::watchdog_enabled() else {
+            return;
+        };
+        let tick = (interval / 2).max(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = shutdown.changed() => return,
+            }
+            if health.heartbeat_age() < interval {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            } else {
+                tracing::error!("queue loop has not come round; withholding the watchdog ping");
+            }
+        }
+    }
+}
