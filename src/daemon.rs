@@ -235,13 +235,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes finished jobs' documents after the retention period, at start and every hour.
+/// Removes finished jobs' documents after the retention period: at start, then a few times
+/// per period (at most hourly).
 async fn retention_loop(
     store: Store,
     spool: Spool,
     keep: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Look a few times per retention period, at least every second, at most every hour.
+    let every = (keep / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(3600),
+    );
     let keep = jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::MAX);
     loop {
         let (store2, spool2) = (store.clone(), spool.clone());
@@ -259,7 +265,7 @@ async fn retention_loop(
             Err(e) => tracing::error!(error = %e, "retention task failed"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,
         }
     }

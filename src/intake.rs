@@ -201,9 +201,11 @@ impl Intake {
         }
         std::fs::read_dir(dir)
             .map(|entries| {
-                entries
-                    .flatten()
-                    .any(|e| std::fs::symlink_metadata(e.path()).map(young).unwrap_or(false))
+                entries.flatten().any(|e| {
+                    std::fs::symlink_metadata(e.path())
+                        .map(young)
+                        .unwrap_or(false)
+                })
             })
             .unwrap_or(false)
     }

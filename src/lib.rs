@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod csv_io;
 pub mod daemon;
+pub mod doctor;
 pub mod fsutil;
 pub mod intake;
 pub mod job;

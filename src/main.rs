@@ -85,6 +85,9 @@ enum Command {
     },
     #[command(flatten)]
     Operator(operator_cmd::OperatorCommand),
+    /// Check the installation: configuration, permissions, certificates, relay, registry,
+    /// spool. One line per check (ok / warn / fail); exit 1 if anything fails.
+    Doctor,
     /// The audit trail: a hash chain of every state change, registry change and operator action.
     Audit {
         #[command(subcommand)]
@@ -204,6 +207,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_list(&jobs);
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor => {
+            let origin = cli
+                .config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "built-in defaults and environment".into());
+            let list = ask(
+                &settings,
+                seed,
+                Request::MunicipalityList { secure_only: false },
+            )?;
+            let mut registry = Vec::new();
+            for row in list.as_array().into_iter().flatten() {
+                let code: Kommunkod = serde_json::from_value(row["municipality"]["code"].clone())?;
+                let registered: kurir::registry::Registered =
+                    serde_json::from_value(row["registered"].clone())?;
+                registry.push((code, registered));
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting a runtime")?;
+            let findings = runtime.block_on(kurir::doctor::examine(&settings, &origin, &registry));
+            let mut worst = kurir::doctor::Level::Ok;
+            for f in &findings {
+                println!("{:<5} {}: {}", f.level.as_str(), f.check, f.detail);
+                worst = worst.max(f.level);
+            }
+            Ok(if worst == kurir::doctor::Level::Fail {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Audit { command } => match command {
             AuditCommand::Verify => {

@@ -290,6 +290,13 @@ impl Relay {
         result.map(|reply| Accepted { reply, tls })
     }
 
+    /// Connects with verified TLS and says goodbye: what `kurir doctor` checks.
+    pub async fn probe(&self) -> Result<TlsFacts, SendError> {
+        let mut pooled = self.connect().await?;
+        let _ = self.step(pooled.conn.quit()).await;
+        Ok(pooled.tls)
+    }
+
     /// MAIL, RCPT, DATA, message — each step bounded by the timeout. Returns the final reply.
     async fn transaction(
         &self,

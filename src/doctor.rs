@@ -1,0 +1,395 @@
+//! `kurir doctor`: checks an installation the way an experienced operator would, one line per
+//! check — `ok`, `warn` or `fail` — before a real decision depends on it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::{X509StoreContext, X509};
+
+use crate::config::Settings;
+use crate::job::Kommunkod;
+use crate::registry::{check_certificate_for_email, Registered};
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Fine.
+    Ok,
+    /// Works, but needs attention soon.
+    Warn,
+    /// Broken: a delivery would fail or data is exposed.
+    Fail,
+}
+
+impl Level {
+    /// The word printed in the first column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Fail => "fail",
+        }
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// How serious.
+    pub level: Level,
+    /// What was checked.
+    pub check: String,
+    /// What was found.
+    pub detail: String,
+}
+
+fn finding(level: Level, check: impl Into<String>, detail: impl Into<String>) -> Finding {
+    Finding {
+        level,
+        check: check.into(),
+        detail: detail.into(),
+    }
+}
+
+/// Certificates that expire sooner than this are warned about.
+const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Runs every check. `registry` is what is registered (from the daemon or the store).
+pub async fn examine(
+    settings: &Settings,
+    config_origin: &str,
+    registry: &[(Kommunkod, Registered)],
+) -> Vec<Finding> {
+    let mut out = vec![finding(
+        Level::Ok,
+        "configuration",
+        format!("loaded from {config_origin}"),
+    )];
+    out.extend(check_directory(
+        &settings.spool.dir,
+        "spool",
+        settings.spool.group_access,
+    ));
+    out.extend(check_directory(
+        &settings.store.dir,
+        "state",
+        settings.spool.group_access,
+    ));
+    out.extend(check_spool(settings));
+    if settings.smtp.enabled() {
+        out.extend(check_private_key(
+            &settings.smime.sign_key,
+            "S/MIME signing key",
+        ));
+        out.extend(check_signing_certificate(settings));
+        if !settings.smtp.client_key.as_os_str().is_empty() {
+            out.extend(check_private_key(
+                &settings.smtp.client_key,
+                "relay client key",
+            ));
+        }
+        out.extend(check_relay(settings, registry).await);
+    } else {
+        out.push(finding(
+            Level::Ok,
+            "relay",
+            "none configured: every job goes to the postal print queue",
+        ));
+    }
+    out.extend(check_registry(registry, settings.smtp.enabled()));
+    out
+}
+
+fn mode(path: &Path) -> Option<u32> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
+}
+
+fn check_directory(path: &Path, what: &str, group_access: bool) -> Vec<Finding> {
+    let check = format!("{what} permissions");
+    match mode(path) {
+        None => vec![finding(
+            Level::Warn,
+            check,
+            format!(
+                "{} does not exist yet (the daemon creates it)",
+                path.display()
+            ),
+        )],
+        Some(m) if m & 0o007 != 0 => vec![finding(
+            Level::Fail,
+            check,
+            format!(
+                "{} is mode {m:04o}: readable by everyone; chmod 700",
+                path.display()
+            ),
+        )],
+        Some(m) if m & 0o070 != 0 && !group_access => vec![finding(
+            Level::Warn,
+            check,
+            format!(
+                "{} is mode {m:04o}: the group can read it, but [spool] group_access is false",
+                path.display()
+            ),
+        )],
+        Some(m) => vec![finding(
+            Level::Ok,
+            check,
+            format!("{} mode {m:04o}", path.display()),
+        )],
+    }
+}
+
+fn check_private_key(path: &Path, what: &str) -> Vec<Finding> {
+    match mode(path) {
+        None => vec![finding(
+            Level::Fail,
+            what,
+            format!("{} is missing", path.display()),
+        )],
+        Some(m) if m & 0o077 != 0 => vec![finding(
+            Level::Fail,
+            what,
+            format!(
+                "{} is mode {m:04o}: readable by others; chmod 600",
+                path.display()
+            ),
+        )],
+        Some(m) => vec![finding(
+            Level::Ok,
+            what,
+            format!("{} mode {m:04o}", path.display()),
+        )],
+    }
+}
+
+/// Days until a certificate expires (negative when expired).
+fn days_left(cert: &X509) -> Option<i32> {
+    let now = openssl::asn1::Asn1Time::days_from_now(0).ok()?;
+    now.diff(cert.not_after()).ok().map(|d| d.days)
+}
+
+fn expiry_finding(check: &str, cert: &X509) -> Finding {
+    match days_left(cert) {
+        Some(d) if d < 0 => finding(
+            Level::Fail,
+            check,
+            format!("expired on {}", cert.not_after()),
+        ),
+        Some(d) if Duration::from_secs(u64::try_from(d).unwrap_or(0) * 86_400) < EXPIRY_WARNING => {
+            finding(
+                Level::Warn,
+                check,
+                format!("expires in {d} days ({}): renew it", cert.not_after()),
+            )
+        }
+        _ => finding(
+            Level::Ok,
+            check,
+            format!("valid until {}", cert.not_after()),
+        ),
+    }
+}
+
+fn check_signing_certificate(settings: &Settings) -> Vec<Finding> {
+    let path = &settings.smime.sign_cert;
+    let check = "S/MIME signing certificate";
+    let certs = match std::fs::read(path).map(|pem| X509::stack_from_pem(&pem)) {
+        Ok(Ok(certs)) if !certs.is_empty() => certs,
+        _ => {
+            return vec![finding(
+                Level::Fail,
+                check,
+                format!("{} holds no readable certificate", path.display()),
+            )]
+        }
+    };
+    let cert = &certs[0];
+    let mut out = vec![expiry_finding(check, cert)];
+    if let Err(e) = check_certificate_for_email(cert) {
+        if !e.starts_with("expired") {
+            out.push(finding(Level::Fail, "S/MIME signing certificate usage", e));
+        }
+    }
+    out.push(verify_chain(cert, &certs[1..], &settings.smtp.ca_file));
+    out
+}
+
+fn verify_chain(cert: &X509, intermediates: &[X509], ca_file: &Path) -> Finding {
+    let check = "S/MIME certificate chain";
+    let result = (|| -> Result<bool, openssl::error::ErrorStack> {
+        let mut store = X509StoreBuilder::new()?;
+        if ca_file.as_os_str().is_empty() {
+            store.set_default_paths()?;
+        } else if let Ok(pem) = std::fs::read(ca_file) {
+            for ca in X509::stack_from_pem(&pem)? {
+                store.add_cert(ca)?;
+            }
+        }
+        let store = store.build();
+        let mut chain = openssl::stack::Stack::new()?;
+        for c in intermediates {
+            chain.push(c.clone())?;
+        }
+        let mut ctx = X509StoreContext::new()?;
+        ctx.init(&store, cert, &chain, |c| c.verify_cert())
+    })();
+    match result {
+        Ok(true) => finding(Level::Ok, check, "verifies against the configured CAs"),
+        Ok(false) => finding(
+            Level::Warn,
+            check,
+            "does not verify against the configured CAs (receivers need the agency's CA)",
+        ),
+        Err(e) => finding(Level::Warn, check, format!("cannot be checked: {e}")),
+    }
+}
+
+async fn check_relay(settings: &Settings, registry: &[(Kommunkod, Registered)]) -> Vec<Finding> {
+    let check = format!("relay {}:{}", settings.smtp.host, settings.smtp.port);
+    let relay = match crate::smtp::Relay::new(&settings.smtp) {
+        Ok(r) => r,
+        Err(e) => return vec![finding(Level::Fail, check, e.to_string())],
+    };
+    match relay.probe().await {
+        Ok(tls) => {
+            let mut out = vec![finding(
+                Level::Ok,
+                check,
+                format!(
+                    "reachable, {} {}, certificate verified (sha256 {})",
+                    tls.version, tls.cipher, tls.server_cert_sha256
+                ),
+            )];
+            for (code, r) in registry {
+                if let Some(pin) = &r.tls_pin {
+                    if *pin != tls.server_cert_sha256 && *pin != tls.server_key_sha256 {
+                        out.push(finding(
+                            Level::Warn,
+                            format!("TLS pin of {code}"),
+                            "does not match the relay's certificate: e-mail to it will wait",
+                        ));
+                    }
+                }
+            }
+            out
+        }
+        Err(e) => vec![finding(Level::Fail, check, e.to_string())],
+    }
+}
+
+fn check_registry(registry: &[(Kommunkod, Registered)], relay: bool) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let secure: Vec<&(Kommunkod, Registered)> = registry
+        .iter()
+        .filter(|(_, r)| r.secure_connection)
+        .collect();
+    let unproven: Vec<String> = secure
+        .iter()
+        .filter(|(_, r)| r.active_address.is_none())
+        .map(|(c, _)| c.to_string())
+        .collect();
+    if unproven.is_empty() {
+        out.push(finding(
+            Level::Ok,
+            "registry",
+            format!(
+                "{} municipalities with a secure connection, all with a proven address",
+                secure.len()
+            ),
+        ));
+    } else {
+        out.push(finding(
+            Level::Warn,
+            "registry",
+            format!(
+                "secure connection but no proven address (documents go by post): {}",
+                unproven.join(", ")
+            ),
+        ));
+    }
+    if !secure.is_empty() && !relay {
+        out.push(finding(
+            Level::Warn,
+            "registry",
+            "municipalities have secure connections but no relay is configured",
+        ));
+    }
+    for (code, r) in registry {
+        if let Some(cert) = r.smime_cert.as_ref().and_then(|c| c.x509().ok()) {
+            let f = expiry_finding(&format!("S/MIME certificate of {code}"), &cert);
+            if f.level != Level::Ok {
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
+fn check_spool(settings: &Settings) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let dir = &settings.spool.dir;
+    match free_bytes(dir) {
+        Some(free) if free < 100 << 20 => out.push(finding(
+            Level::Fail,
+            "disk space",
+            format!("{} MB free under {}", free >> 20, dir.display()),
+        )),
+        Some(free) if free < 1 << 30 => out.push(finding(
+            Level::Warn,
+            "disk space",
+            format!("{} MB free under {}", free >> 20, dir.display()),
+        )),
+        Some(free) => out.push(finding(
+            Level::Ok,
+            "disk space",
+            format!("{} GB free", free >> 30),
+        )),
+        None => {}
+    }
+    let stale: Vec<String> = std::fs::read_dir(dir.join("tmp"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    e.metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| SystemTime::now().duration_since(t).ok())
+                        .is_some_and(|age| age > Duration::from_secs(3600))
+                })
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    if stale.is_empty() {
+        out.push(finding(Level::Ok, "spool tmp/", "no stale entries"));
+    } else {
+        out.push(finding(
+            Level::Warn,
+            "spool tmp/",
+            format!(
+                "{} entries older than an hour (an interrupted writer?): {}",
+                stale.len(),
+                stale.join(", ")
+            ),
+        ));
+    }
+    out
+}
+
+/// Free bytes for unprivileged users on the file system holding `path` (or its parent).
+fn free_bytes(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let c = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a zeroed statvfs to fill.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
