@@ -52,7 +52,14 @@ fn files_text(dir: &Path, suffix: &str) -> String {
 }
 
 fn assert_clean(what: &str, text: &str) {
-    for marker in [CASE_MARKER, "531864", NAME_MARKER, "Karimi", BIRTH_MARKER, "2009-04-17"] {
+    for marker in [
+        CASE_MARKER,
+        "531864",
+        NAME_MARKER,
+        "Karimi",
+        BIRTH_MARKER,
+        "2009-04-17",
+    ] {
         assert!(!text.contains(marker), "{marker:?} found in {what}");
     }
 }
@@ -70,25 +77,48 @@ fn marker_strings_appear_only_inside_the_documents() {
     let doc = marked_pdf();
 
     // Post, e-mail (signed and encrypted), then a permanent failure that falls back to post.
-    rig.env.drop_job("job-post", &job_toml("0180"), &[("beslut.pdf", &doc)]);
-    rig.env.drop_job("job-mail", &job_toml("2480"), &[("beslut.pdf", &doc)]);
-    common::wait_for("post and mail done", Duration::from_secs(60), || rig.env.receipts().len() == 2);
+    rig.env
+        .drop_job("job-post", &job_toml("0180"), &[("beslut.pdf", &doc)]);
+    rig.env
+        .drop_job("job-mail", &job_toml("2480"), &[("beslut.pdf", &doc)]);
+    common::wait_for("post and mail done", Duration::from_secs(60), || {
+        rig.env.receipts().len() == 2
+    });
     rig.peer.set_rules(json!({ UMEA: { "reject": true } }));
-    rig.env.drop_job("job-fallback", &job_toml("2480"), &[("beslut.pdf", &doc)]);
+    rig.env
+        .drop_job("job-fallback", &job_toml("2480"), &[("beslut.pdf", &doc)]);
     // Quarantine: a broken document that carries the markers, and an unknown key.
     let mut broken = b"%PDF-1.7\n".to_vec();
     broken.extend_from_slice(NAME_MARKER.as_bytes());
-    rig.env.drop_job("job-broken", &job_toml("2480"), &[("beslut.pdf", &broken)]);
+    rig.env
+        .drop_job("job-broken", &job_toml("2480"), &[("beslut.pdf", &broken)]);
     let bad_manifest = job_toml("2480") + "child_name = \"Ahmed Karimi\"\n";
-    rig.env.drop_job("job-badkey", &bad_manifest, &[("beslut.pdf", &doc)]);
-    common::wait_for("every job finished", Duration::from_secs(60), || rig.env.receipts().len() == 5);
+    rig.env
+        .drop_job("job-badkey", &bad_manifest, &[("beslut.pdf", &doc)]);
+    common::wait_for("every job finished", Duration::from_secs(60), || {
+        rig.env.receipts().len() == 5
+    });
     common::wait_for("alert e-mails sent", Duration::from_secs(30), || {
-        rig.peer.log().lines().filter(|l| l.starts_with("DATA ") && l.ends_with("ops@kurir-test.example")).count() >= 3
+        rig.peer
+            .log()
+            .lines()
+            .filter(|l| l.starts_with("DATA ") && l.ends_with("ops@kurir-test.example"))
+            .count()
+            >= 3
     });
 
     let spool = rig.env.spool();
-    let states: Vec<String> = rig.env.receipts().iter().map(|r| r["state"].as_str().unwrap_or("").to_string()).collect();
-    assert_eq!(states.iter().filter(|s| *s == "quarantined").count(), 2, "{states:?}");
+    let states: Vec<String> = rig
+        .env
+        .receipts()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| *s == "quarantined").count(),
+        2,
+        "{states:?}"
+    );
     assert!(states.contains(&"delivered".to_string()), "{states:?}");
 
     assert_clean("the daemon's log", &rig.env.logs());
@@ -102,18 +132,30 @@ fn marker_strings_appear_only_inside_the_documents() {
     assert_clean("metrics", &metrics);
     assert_clean("kurir list", &rig.env.ok(&["list", "--json"]));
     for r in rig.env.receipts() {
-        assert_clean("kurir status", &rig.env.ok(&["status", r["job_id"].as_str().expect("id"), "--json"]));
+        assert_clean(
+            "kurir status",
+            &rig.env
+                .ok(&["status", r["job_id"].as_str().expect("id"), "--json"]),
+        );
     }
-    assert_clean("audit export", &rig.env.ok(&["audit", "export", "--since", "2020-01-01"]));
+    assert_clean(
+        "audit export",
+        &rig.env.ok(&["audit", "export", "--since", "2020-01-01"]),
+    );
     assert_clean("the SMTP server's log", &rig.peer.log());
     for message in rig.peer.messages() {
         let raw = std::fs::read(&message).expect("read");
         let text = String::from_utf8_lossy(&raw);
         let headers = text.split("\r\n\r\n").next().unwrap_or("");
         assert_clean("e-mail headers", headers);
-        let parsed = mail_parser::MessageParser::default().parse(&raw).expect("mime");
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&raw)
+            .expect("mime");
         assert_clean("e-mail subject", parsed.subject().unwrap_or(""));
-        if parsed.to().is_some_and(|t| t.first().and_then(|a| a.address()) == Some("ops@kurir-test.example")) {
+        if parsed
+            .to()
+            .is_some_and(|t| t.first().and_then(|a| a.address()) == Some("ops@kurir-test.example"))
+        {
             assert_clean("an alert e-mail", &text);
         }
     }
