@@ -154,6 +154,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let wake_queue = Arc::new(Notify::new());
     let _watcher = watch_incoming(&spool, wake_intake.clone(), health.clone())?;
 
+    let ops_task = if settings.ops.listen.is_empty() {
+        None
+    } else {
+        let listen: std::net::SocketAddr = settings.ops.listen.parse().context("[ops] listen")?;
+        let listener = crate::ops::bind(listen, &settings.store.dir.join("ops.addr"))
+            .await
+            .with_context(|| format!("[ops] listen {listen}"))?;
+        Some(tokio::spawn(crate::ops::serve(
+            listener,
+            store.clone(),
+            spool.clone(),
+            health.clone(),
+            shutdown_rx.clone(),
+        )))
+    };
     let handler = Arc::new(Handler::new(
         store.clone(),
         seed.clone(),
@@ -175,19 +190,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         shutdown_rx.clone(),
     ));
 
-    let ops_task = if settings.ops.listen.is_empty() {
-        None
-    } else {
-        let listen: std::net::SocketAddr = settings.ops.listen.parse().context("[ops] listen")?;
-        Some(tokio::spawn(crate::ops::serve(
-            listen,
-            settings.store.dir.join("ops.addr"),
-            store.clone(),
-            spool.clone(),
-            health.clone(),
-            shutdown_rx.clone(),
-        )))
-    };
     tokio::spawn(crate::ops::systemd::watchdog(
         health.clone(),
         shutdown_rx.clone(),

@@ -147,20 +147,27 @@ struct Ctx {
     metrics: Option<PrometheusHandle>,
 }
 
-/// Serves `/metrics` and `/healthz` on `listen` until shutdown; writes the bound address to
-/// `addr_file` (useful with port 0).
-pub async fn serve(
+/// Binds the metrics and health listener and writes the bound address to `addr_file` (useful
+/// with port 0), before the daemon says it is ready.
+pub async fn bind(
     listen: SocketAddr,
-    addr_file: std::path::PathBuf,
+    addr_file: &std::path::Path,
+) -> std::io::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    crate::fsutil::write_atomic(addr_file, bound.to_string().as_bytes())?;
+    tracing::info!(listen = %bound, "metrics and health on /metrics and /healthz");
+    Ok(listener)
+}
+
+/// Serves `/metrics` and `/healthz` until shutdown.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
     store: Store,
     spool: Spool,
     health: Arc<Health>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let bound = listener.local_addr()?;
-    crate::fsutil::write_atomic(&addr_file, bound.to_string().as_bytes())?;
-    tracing::info!(listen = %bound, "metrics and health on /metrics and /healthz");
     let ctx = Ctx {
         store,
         spool,

@@ -1,0 +1,640 @@
+//! End-to-end benchmark: kurir against a real receiving MTA, side by side with the MTA's own
+//! limit. `cargo bench --bench pipeline` (needs root and Postfix: `bench/setup`).
+//!
+//! 1. a private Postfix on 127.0.0.1 with STARTTLS and a test CA, its queue on tmpfs;
+//! 2. baseline: the rate at which it accepts the same messages (same size, same TLS, pooled
+//!    connections) from a minimal client (lettre + OpenSSL, 4 connections);
+//! 3. burst: `kurir run` on a fresh spool and store, N municipalities with proven addresses and
+//!    S/MIME certificates, a burst of 2-document jobs (~40 KB PDFs), signed and encrypted;
+//! 4. steady: an offered load of jobs per second, for latency;
+//! 5. post: the postal path's rate with no relay.
+//!
+//! Prints a table and writes `target/bench/pipeline.json`. Sizes come from the environment:
+//! KURIR_BENCH_JOBS (5000), KURIR_BENCH_BASELINE_MSGS (3000), KURIR_BENCH_STEADY_RATE (20),
+//! KURIR_BENCH_STEADY_SECS (30), KURIR_BENCH_POST_JOBS (2000), KURIR_BENCH_MUNICIPALITIES (20).
+
+#[path = "../tests/common/pki.rs"]
+mod pki;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use kurir::config::Settings;
+use kurir::job::Kommunkod;
+use kurir::registry::{Changes, RegisteredCert, Seed};
+use kurir::store::Store;
+use lopdf::content::{Content, Operation};
+use lopdf::{dictionary, Document, Object, Stream, StringFormat};
+use serde_json::json;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A realistic synthetic PDF of about `size` bytes: text pages plus an embedded image-like
+/// stream (no personal data).
+fn synthetic_pdf(title: &str, size: usize) -> Vec<u8> {
+    let mut doc = Document::with_version("1.7");
+    let pages_id = doc.new_object_id();
+    let font = doc.add_object(dictionary! {
+        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica", "Encoding" => "WinAnsiEncoding",
+    });
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..size.saturating_sub(3000))
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    let image = doc.add_object(Stream::new(
+        dictionary! {
+            "Type" => "XObject", "Subtype" => "Image", "Width" => 100, "Height" => (noise.len() / 300).max(1) as i64,
+            "ColorSpace" => "DeviceRGB", "BitsPerComponent" => 8,
+        },
+        noise,
+    ).with_compression(false));
+    let resources = doc.add_object(dictionary! {
+        "Font" => dictionary! { "F1" => font }, "XObject" => dictionary! { "Im1" => image },
+    });
+    let mut kids = Vec::new();
+    for page in 0..2 {
+        let mut ops = vec![
+            Operation::new("BT", vec![]),
+            Operation::new("Tf", vec!["F1".into(), 11.into()]),
+            Operation::new("Td", vec![60.into(), 780.into()]),
+            Operation::new("TL", vec![14.into()]),
+        ];
+        for line in 0..40 {
+            let text = format!("{title} – syntetisk text, sida {}, rad {line}", page + 1);
+            let bytes =
+                Document::encode_text(&lopdf::Encoding::SimpleEncoding(b"WinAnsiEncoding"), &text);
+            ops.push(Operation::new(
+                "Tj",
+                vec![Object::String(bytes, StringFormat::Literal)],
+            ));
+            ops.push(Operation::new("T*", vec![]));
+        }
+        ops.push(Operation::new("ET", vec![]));
+        if page == 1 {
+            ops.push(Operation::new("q", vec![]));
+            ops.push(Operation::new(
+                "cm",
+                vec![
+                    200.into(),
+                    0.into(),
+                    0.into(),
+                    100.into(),
+                    300.into(),
+                    100.into(),
+                ],
+            ));
+            ops.push(Operation::new("Do", vec!["Im1".into()]));
+            ops.push(Operation::new("Q", vec![]));
+        }
+        let content = doc.add_object(Stream::new(
+            dictionary! {},
+            Content { operations: ops }.encode().expect("content"),
+        ));
+        kids.push(Object::from(doc.add_object(dictionary! {
+            "Type" => "Page", "Parent" => pages_id, "Contents" => content, "Resources" => resources,
+            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        })));
+    }
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => 2 }),
+    );
+    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("pdf");
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Mta {
+    dir: PathBuf,
+}
+
+impl Mta {
+    fn start(dir: &Path, port: u16, cert: &Path, key: &Path) -> Mta {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/postfix.sh");
+        let status = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(dir)
+            .arg(port.to_string())
+            .arg(cert)
+            .arg(key)
+            .status()
+            .expect("bench/postfix.sh runs");
+        assert!(
+            status.success(),
+            "Postfix did not start (root and `bench/setup` needed)"
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "Postfix does not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Mta {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Mta {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/postfix.sh");
+        let _ = Command::new("bash")
+            .arg(script)
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Process facts from /proc.
+fn rss_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / hz.max(1.0)
+}
+
+struct Daemon {
+    child: Child,
+    state: PathBuf,
+}
+
+impl Daemon {
+    fn start(work: &Path, envs: &[(String, String)]) -> Daemon {
+        let log = std::fs::File::create(work.join("daemon.log")).expect("log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kurir"));
+        cmd.current_dir(work)
+            .args(["--log-format", "json", "run"])
+            .env("KURIR_LOG__FILTER", "warn")
+            .env("KURIR_OPS__LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log));
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("kurir run");
+        let state = work.join("state");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::os::unix::net::UnixStream::connect(state.join("kurir.sock")).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "kurir did not start; see {}",
+                work.join("daemon.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon { child, state }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(mut self) {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+        let _ = &self.state;
+    }
+}
+
+/// Writes `count` jobs under spool/tmp, ready to be dropped by renaming.
+fn build_jobs(
+    spool: &Path,
+    prefix: &str,
+    count: usize,
+    codes: &[Kommunkod],
+    beslut: &[u8],
+    godman: &[u8],
+) -> Vec<String> {
+    let tmp = spool.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    std::fs::create_dir_all(spool.join("incoming")).expect("incoming");
+    (0..count)
+        .map(|i| {
+            let name = format!("{prefix}-{i:06}");
+            let dir = tmp.join(&name);
+            std::fs::create_dir_all(&dir).expect("job dir");
+            let to = codes[i % codes.len()];
+            std::fs::write(
+                dir.join("job.toml"),
+                format!(
+                    "to = \"{to}\"\ncase = \"00-000000\"\n[[document]]\nkind = \"anvisningsbeslut\"\nfile = \"b.pdf\"\n[[document]]\nkind = \"god-man\"\nfile = \"g.pdf\"\n"
+                ),
+            )
+            .expect("job.toml");
+            std::fs::write(dir.join("b.pdf"), beslut).expect("pdf");
+            std::fs::write(dir.join("g.pdf"), godman).expect("pdf");
+            name
+        })
+        .collect()
+}
+
+fn drop_job(spool: &Path, name: &str) -> Timestamp {
+    std::fs::rename(
+        spool.join("tmp").join(name),
+        spool.join("incoming").join(name),
+    )
+    .expect("drop");
+    Timestamp::now()
+}
+
+/// Waits until `count` receipts exist; returns them by source name.
+fn wait_receipts(
+    spool: &Path,
+    count: usize,
+    limit: Duration,
+) -> HashMap<String, serde_json::Value> {
+    let dir = spool.join("receipts");
+    let start = Instant::now();
+    loop {
+        let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        if n >= count {
+            break;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "only {n} of {count} receipts after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::read_dir(&dir)
+        .expect("receipts")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|r| (r["source"].as_str().unwrap_or("").to_string(), r))
+        .collect()
+}
+
+/// When the job reached its destination: the mail server's acceptance, or the print batch.
+fn done_at(receipt: &serde_json::Value) -> Option<Timestamp> {
+    if let Some(at) = receipt["recipients"][0]["email"]["accepted"]["at"].as_str() {
+        return at.parse().ok();
+    }
+    receipt["finished_at"].as_str()?.parse().ok()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn latencies_ms(
+    drops: &HashMap<String, Timestamp>,
+    receipts: &HashMap<String, serde_json::Value>,
+) -> Vec<f64> {
+    let mut out: Vec<f64> = drops
+        .iter()
+        .filter_map(|(name, dropped)| {
+            let done = done_at(receipts.get(name)?)?;
+            Some(done.duration_since(*dropped).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    out.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    out
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench` probes benchmarks with --list
+    }
+    let jobs = env_usize("KURIR_BENCH_JOBS", 5000);
+    let baseline_msgs = env_usize("KURIR_BENCH_BASELINE_MSGS", 3000);
+    let steady_rate = env_usize("KURIR_BENCH_STEADY_RATE", 20);
+    let steady_secs = env_usize("KURIR_BENCH_STEADY_SECS", 30);
+    let post_jobs = env_usize("KURIR_BENCH_POST_JOBS", 2000);
+    let municipalities = env_usize("KURIR_BENCH_MUNICIPALITIES", 20);
+
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let work = target.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("work dir");
+    let shm = PathBuf::from(format!("/dev/shm/kurir-bench-{}", std::process::id()));
+
+    eprintln!("bench: making the test PKI and documents");
+    let ca = pki::Ca::new(&work.join("pki"), "kurir bench CA");
+    let server = ca.issue("mta", pki::Usage::Server);
+    let agency = ca.issue("agency", pki::Usage::Email("anvisning@bench.example"));
+    let muni = ca.issue(
+        "kommun",
+        pki::Usage::Email("registrator@kommun.bench.example"),
+    );
+    let beslut = synthetic_pdf("ANVISNINGSBESLUT", 40_000);
+    let godman = synthetic_pdf("ANMÄLAN OM BEHOV AV GOD MAN", 40_000);
+
+    let port = free_port();
+    let _mta = Mta::start(&shm, port, &server.cert, &server.key);
+    let mut settings = Settings::default();
+    settings.smtp.host = "127.0.0.1".into();
+    settings.smtp.port = port;
+    settings.smtp.ca_file = ca.pem.clone();
+    settings.smtp.from = "anvisning@bench.example".into();
+    settings.smime.sign_cert = agency.cert.clone();
+    settings.smime.sign_key = agency.key.clone();
+
+    // 2. Baseline: the same message, the same TLS, pooled connections, a minimal client.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let signer = kurir::smime::Signer::load(&agency.cert, &agency.key).expect("signer");
+    let cert =
+        RegisteredCert::parse(&std::fs::read_to_string(&muni.cert).expect("pem")).expect("cert");
+    let job_id: kurir::job::JobId = "20260101-000000-00000000".parse().expect("id");
+    let sender = settings.sender.clone();
+    let message = kurir::compose::decision(
+        &kurir::compose::DecisionMail {
+            from: kurir::compose::MailFrom {
+                address: "anvisning@bench.example",
+                name: "Migrationsverket",
+            },
+            to: "registrator@kommun.bench.example",
+            kommunkod: "2480".parse().expect("code"),
+            job_id: &job_id,
+            copy_of: None,
+            documents: vec![
+                kurir::compose::Attachment {
+                    kind: kurir::job::DocumentKind::Anvisningsbeslut,
+                    pages: 2,
+                    bytes: &beslut,
+                },
+                kurir::compose::Attachment {
+                    kind: kurir::job::DocumentKind::GodMan,
+                    pages: 2,
+                    bytes: &godman,
+                },
+            ],
+            sender: &sender,
+        },
+        &signer,
+        Some(&cert),
+    )
+    .expect("message")
+    .bytes;
+    eprintln!(
+        "bench: baseline, {baseline_msgs} messages of {} KB",
+        message.len() / 1024
+    );
+    let relay = Arc::new(kurir::smtp::Relay::new(&settings.smtp).expect("relay"));
+    let message = Arc::new(message);
+    let baseline_start = Instant::now();
+    runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..4 {
+            let (relay, message) = (relay.clone(), message.clone());
+            let n = baseline_msgs / 4 + usize::from(t < baseline_msgs % 4);
+            tasks.spawn(async move {
+                for _ in 0..n {
+                    relay
+                        .send("registrator@kommun.bench.example", &message, None)
+                        .await
+                        .expect("baseline send");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+    let baseline_rate = baseline_msgs as f64 / baseline_start.elapsed().as_secs_f64();
+    drop(relay);
+
+    // 3. Burst.
+    let seed = Seed::builtin().expect("seed");
+    let codes: Vec<Kommunkod> = seed.iter().take(municipalities).map(|m| m.code).collect();
+    let burst_dir = work.join("burst");
+    std::fs::create_dir_all(burst_dir.join("state")).expect("state");
+    {
+        let store = Store::open(&burst_dir.join("state")).expect("store");
+        for code in &codes {
+            let mut r = store.registered(*code).expect("registered");
+            let now = Timestamp::now();
+            r.apply(
+                &Changes {
+                    email: Some(format!("registrator@k{code}.bench.example")),
+                    secure: Some("yes".into()),
+                    smime_cert_pem: Some(std::fs::read_to_string(&muni.cert).expect("pem")),
+                    ..Changes::default()
+                },
+                now,
+            )
+            .expect("registration");
+            r.set_code(*code, "BENCH234", now + jiff::SignedDuration::from_hours(1))
+                .expect("pending");
+            r.confirm(*code, "BENCH234", now).expect("proven");
+            store
+                .register(*code, &r, "bench", "proven for the benchmark")
+                .expect("register");
+        }
+        store.flush().expect("flush");
+    }
+    let kurir_env = |dir: &Path, relay: bool| -> Vec<(String, String)> {
+        let mut v = vec![
+            (
+                "KURIR_SPOOL__DIR".into(),
+                dir.join("spool").to_string_lossy().to_string(),
+            ),
+            (
+                "KURIR_STORE__DIR".into(),
+                dir.join("state").to_string_lossy().to_string(),
+            ),
+        ];
+        if relay {
+            v.extend([
+                ("KURIR_SMTP__HOST".into(), "127.0.0.1".into()),
+                ("KURIR_SMTP__PORT".into(), port.to_string()),
+                (
+                    "KURIR_SMTP__CA_FILE".into(),
+                    ca.pem.to_string_lossy().to_string(),
+                ),
+                ("KURIR_SMTP__FROM".into(), "anvisning@bench.example".into()),
+                (
+                    "KURIR_SMIME__SIGN_CERT".into(),
+                    agency.cert.to_string_lossy().to_string(),
+                ),
+                (
+                    "KURIR_SMIME__SIGN_KEY".into(),
+                    agency.key.to_string_lossy().to_string(),
+                ),
+            ]);
+        }
+        v
+    };
+    eprintln!("bench: writing {jobs} burst jobs");
+    let spool = burst_dir.join("spool");
+    let names = build_jobs(&spool, "burst", jobs, &codes, &beslut, &godman);
+    let daemon = Daemon::start(&burst_dir, &kurir_env(&burst_dir, true));
+    let pid = daemon.pid();
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_rss_mb = rss_kb(pid, "VmRSS:") as f64 / 1024.0;
+    let cpu_before = cpu_seconds(pid);
+    eprintln!("bench: dropping the burst");
+    let first_drop = Timestamp::now();
+    let mut drops = HashMap::new();
+    for name in &names {
+        drops.insert(name.clone(), drop_job(&spool, name));
+    }
+    let receipts = wait_receipts(&spool, jobs, Duration::from_secs(3600));
+    let cpu_burst = cpu_seconds(pid) - cpu_before;
+    let peak_rss_mb = rss_kb(pid, "VmHWM:") as f64 / 1024.0;
+    let delivered = receipts
+        .values()
+        .filter(|r| r["state"] == "delivered")
+        .count();
+    let last_done = receipts
+        .values()
+        .filter_map(done_at)
+        .max()
+        .unwrap_or(first_drop);
+    let burst_secs = last_done.duration_since(first_drop).as_secs_f64();
+    let burst_rate = jobs as f64 / burst_secs;
+    let burst_lat = latencies_ms(&drops, &receipts);
+
+    // 4. Steady load on the same daemon.
+    let steady_jobs = steady_rate * steady_secs;
+    eprintln!("bench: steady load, {steady_rate} jobs/s for {steady_secs} s");
+    let steady_names = build_jobs(&spool, "steady", steady_jobs, &codes, &beslut, &godman);
+    let mut steady_drops = HashMap::new();
+    let interval = Duration::from_secs_f64(1.0 / steady_rate as f64);
+    let start = Instant::now();
+    for (i, name) in steady_names.iter().enumerate() {
+        let due = start + interval * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        steady_drops.insert(name.clone(), drop_job(&spool, name));
+    }
+    let all = wait_receipts(&spool, jobs + steady_jobs, Duration::from_secs(600));
+    let steady_lat = latencies_ms(&steady_drops, &all);
+    daemon.stop();
+
+    // 5. The postal path alone.
+    eprintln!("bench: post path, {post_jobs} jobs");
+    let post_dir = work.join("post");
+    let post_spool = post_dir.join("spool");
+    let post_names = build_jobs(&post_spool, "post", post_jobs, &codes, &beslut, &godman);
+    let daemon = Daemon::start(&post_dir, &kurir_env(&post_dir, false));
+    let post_start = Timestamp::now();
+    for name in &post_names {
+        drop_job(&post_spool, name);
+    }
+    let post_receipts = wait_receipts(&post_spool, post_jobs, Duration::from_secs(3600));
+    let post_last = post_receipts
+        .values()
+        .filter_map(done_at)
+        .max()
+        .unwrap_or(post_start);
+    let post_rate = post_jobs as f64 / post_last.duration_since(post_start).as_secs_f64();
+    daemon.stop();
+
+    let results = json!({
+        "baseline": { "msgs_per_s": baseline_rate, "messages": baseline_msgs, "message_kb": message.len() / 1024 },
+        "burst": {
+            "jobs": jobs, "delivered_by_email": delivered, "seconds": burst_secs, "jobs_per_s": burst_rate,
+            "ratio_to_baseline": burst_rate / baseline_rate,
+            "p50_ms": percentile(&burst_lat, 0.5), "p99_ms": percentile(&burst_lat, 0.99),
+            "max_ms": burst_lat.last().copied().unwrap_or(0.0),
+            "cpu_s_per_job": cpu_burst / jobs as f64,
+        },
+        "steady": {
+            "offered_jobs_per_s": steady_rate, "jobs": steady_jobs,
+            "p50_ms": percentile(&steady_lat, 0.5), "p99_ms": percentile(&steady_lat, 0.99),
+            "max_ms": steady_lat.last().copied().unwrap_or(0.0),
+        },
+        "post": { "jobs": post_jobs, "letters_per_s": post_rate },
+        "rss_peak_mb": peak_rss_mb,
+        "rss_idle_mb": idle_rss_mb,
+        "municipalities": municipalities,
+    });
+    std::fs::create_dir_all(&target).expect("target/bench");
+    std::fs::write(
+        target.join("pipeline.json"),
+        serde_json::to_vec_pretty(&results).expect("json"),
+    )
+    .expect("write");
+    println!("kurir pipeline benchmark (2 cores; Postfix on tmpfs; S/MIME sign+encrypt on)");
+    println!(
+        "  baseline MTA accept rate     {:>9.1} msgs/s  ({} KB messages)",
+        baseline_rate,
+        message.len() / 1024
+    );
+    println!(
+        "  burst ({jobs} jobs)           {:>9.1} jobs/s  = {:.0} % of baseline",
+        burst_rate,
+        100.0 * burst_rate / baseline_rate
+    );
+    println!(
+        "    drop→accepted p50/p99/max   {:>7.0} / {:.0} / {:.0} ms",
+        percentile(&burst_lat, 0.5),
+        percentile(&burst_lat, 0.99),
+        burst_lat.last().copied().unwrap_or(0.0)
+    );
+    println!(
+        "    CPU per job                  {:>9.2} ms",
+        1000.0 * cpu_burst / jobs as f64
+    );
+    println!(
+        "  steady {steady_rate} jobs/s p50/p99/max  {:>7.1} / {:.1} / {:.1} ms",
+        percentile(&steady_lat, 0.5),
+        percentile(&steady_lat, 0.99),
+        steady_lat.last().copied().unwrap_or(0.0)
+    );
+    println!(
+        "  post path                    {:>9.1} letters/s",
+        post_rate
+    );
+    println!(
+        "  RSS idle / peak              {:>7.1} / {:.1} MB",
+        idle_rss_mb, peak_rss_mb
+    );
+    println!("  written to {}", target.join("pipeline.json").display());
+}
