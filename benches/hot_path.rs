@@ -6,17 +6,28 @@
 mod pki;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use lopdf::dictionary;
 use kurir::job::{DocumentKind, JobId};
 use kurir::state::JobState;
+use lopdf::dictionary;
 
 fn synthetic_pdf() -> Vec<u8> {
     // Two text pages and ~36 KB of image data: the size of a scanned decision.
     let mut doc = lopdf::Document::with_version("1.7");
     let pages_id = doc.new_object_id();
-    let noise: Vec<u8> = (0..36_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    let image = doc.add_object(lopdf::Stream::new(dictionary! { "Type" => "XObject", "Subtype" => "Image" }, noise).with_compression(false));
-    let content = doc.add_object(lopdf::Stream::new(dictionary! {}, b"BT /F1 11 Tf 60 780 Td (ANVISNINGSBESLUT syntetisk) Tj ET".repeat(40)));
+    let noise: Vec<u8> = (0..36_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let image = doc.add_object(
+        lopdf::Stream::new(
+            dictionary! { "Type" => "XObject", "Subtype" => "Image" },
+            noise,
+        )
+        .with_compression(false),
+    );
+    let content = doc.add_object(lopdf::Stream::new(
+        dictionary! {},
+        b"BT /F1 11 Tf 60 780 Td (ANVISNINGSBESLUT syntetisk) Tj ET".repeat(40),
+    ));
     let mut kids = Vec::new();
     for _ in 0..2 {
         kids.push(lopdf::Object::from(doc.add_object(dictionary! {
@@ -25,7 +36,10 @@ fn synthetic_pdf() -> Vec<u8> {
             "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
         })));
     }
-    doc.objects.insert(pages_id, lopdf::Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => 2 }));
+    doc.objects.insert(
+        pages_id,
+        lopdf::Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => 2 }),
+    );
     let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
     doc.trailer.set("Root", catalog);
     doc.compress();
@@ -38,31 +52,57 @@ fn hot_path(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = pki::Ca::new(&dir.path().join("pki"), "bench CA");
     let agency = ca.issue("agency", pki::Usage::Email("anvisning@bench.example"));
-    let muni = ca.issue("kommun", pki::Usage::Email("registrator@kommun.bench.example"));
+    let muni = ca.issue(
+        "kommun",
+        pki::Usage::Email("registrator@kommun.bench.example"),
+    );
     let signer = kurir::smime::Signer::load(&agency.cert, &agency.key).expect("signer");
-    let cert = kurir::registry::RegisteredCert::parse(&std::fs::read_to_string(&muni.cert).expect("pem")).expect("cert");
+    let cert =
+        kurir::registry::RegisteredCert::parse(&std::fs::read_to_string(&muni.cert).expect("pem"))
+            .expect("cert");
     let pdf = synthetic_pdf();
-    let limits = kurir::pdf::PdfLimits { max_bytes: 25_000_000, max_pages: 500, max_decompressed_bytes: 200_000_000 };
+    let limits = kurir::pdf::PdfLimits {
+        max_bytes: 25_000_000,
+        max_pages: 500,
+        max_decompressed_bytes: 200_000_000,
+    };
     let sender = kurir::config::SenderSettings::default();
     let window = kurir::config::WindowSettings::default();
     let job_id = JobId::generate();
 
-    c.bench_function("pdf_validate_40k", |b| b.iter(|| kurir::pdf::validate(&pdf, &limits).expect("valid")));
+    c.bench_function("pdf_validate_40k", |b| {
+        b.iter(|| kurir::pdf::validate(&pdf, &limits).expect("valid"))
+    });
 
     let mail = kurir::compose::DecisionMail {
-        from: kurir::compose::MailFrom { address: "anvisning@bench.example", name: "Migrationsverket" },
+        from: kurir::compose::MailFrom {
+            address: "anvisning@bench.example",
+            name: "Migrationsverket",
+        },
         to: "registrator@kommun.bench.example",
         kommunkod: "2480".parse().expect("code"),
         job_id: &job_id,
         copy_of: None,
         documents: vec![
-            kurir::compose::Attachment { kind: DocumentKind::Anvisningsbeslut, pages: 2, bytes: &pdf },
-            kurir::compose::Attachment { kind: DocumentKind::GodMan, pages: 2, bytes: &pdf },
+            kurir::compose::Attachment {
+                kind: DocumentKind::Anvisningsbeslut,
+                pages: 2,
+                bytes: &pdf,
+            },
+            kurir::compose::Attachment {
+                kind: DocumentKind::GodMan,
+                pages: 2,
+                bytes: &pdf,
+            },
         ],
         sender: &sender,
     };
-    c.bench_function("mime_sign_only_2x40k", |b| b.iter(|| kurir::compose::decision(&mail, &signer, None).expect("mail")));
-    c.bench_function("mime_sign_encrypt_2x40k", |b| b.iter(|| kurir::compose::decision(&mail, &signer, Some(&cert)).expect("mail")));
+    c.bench_function("mime_sign_only_2x40k", |b| {
+        b.iter(|| kurir::compose::decision(&mail, &signer, None).expect("mail"))
+    });
+    c.bench_function("mime_sign_encrypt_2x40k", |b| {
+        b.iter(|| kurir::compose::decision(&mail, &signer, Some(&cert)).expect("mail"))
+    });
     c.bench_function("smime_sign_detached_100k", |b| {
         let data = vec![b'a'; 100_000];
         b.iter(|| signer.sign_detached(&data).expect("sign"))
@@ -71,13 +111,21 @@ fn hot_path(c: &mut Criterion) {
     let cover = kurir::letter::CoverLetter {
         sender: &sender,
         window: &window,
-        to: kurir::letter::Addressee { name: "Umeå kommun".into(), lines: vec!["Skolgatan 31A".into(), "901 84 Umeå".into()] },
+        to: kurir::letter::Addressee {
+            name: "Umeå kommun".into(),
+            lines: vec!["Skolgatan 31A".into(), "901 84 Umeå".into()],
+        },
         reference: job_id.as_str(),
         date: "2026-11-22".into(),
         copy_of: None,
-        enclosures: vec![(DocumentKind::Anvisningsbeslut, 2), (DocumentKind::GodMan, 2)],
+        enclosures: vec![
+            (DocumentKind::Anvisningsbeslut, 2),
+            (DocumentKind::GodMan, 2),
+        ],
     };
-    c.bench_function("print_letter_2x40k", |b| b.iter(|| kurir::letter::build(&cover, &[&pdf, &pdf], &limits).expect("letter")));
+    c.bench_function("print_letter_2x40k", |b| {
+        b.iter(|| kurir::letter::build(&cover, &[&pdf, &pdf], &limits).expect("letter"))
+    });
 
     let store = kurir::store::Store::open(&dir.path().join("state")).expect("store");
     let now = jiff::Timestamp::now();
@@ -98,11 +146,15 @@ fn hot_path(c: &mut Criterion) {
         alerts: vec![],
         unknown_deliveries: 0,
     };
-    store.enqueue(&record, &[(JobState::Queued, "bench".into())]).expect("enqueue");
+    store
+        .enqueue(&record, &[(JobState::Queued, "bench".into())])
+        .expect("enqueue");
     c.bench_function("store_transition_with_flush", |b| {
         b.iter(|| {
             store
-                .transition(&job_id, &[JobState::Queued], "bench", &[], |r| r.attempts += 1)
+                .transition(&job_id, &[JobState::Queued], "bench", &[], |r| {
+                    r.attempts += 1
+                })
                 .expect("transition")
         })
     });

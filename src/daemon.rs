@@ -152,6 +152,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let wake_intake = Arc::new(Notify::new());
     let wake_queue = Arc::new(Notify::new());
+    intake.set_waker(wake_queue.clone());
     let _watcher = watch_incoming(&spool, wake_intake.clone(), health.clone())?;
 
     let ops_task = if settings.ops.listen.is_empty() {

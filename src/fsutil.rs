@@ -111,6 +111,16 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// Writes `bytes` to `path` atomically and durably: temporary file in the same directory,
 /// fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_unsynced_dir(path, bytes)?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("path has no parent directory"))?;
+    sync_dir(dir)
+}
+
+/// Like [`write_atomic`] without the directory's fsync: for writing many files into one
+/// directory and syncing it once at the end.
+pub fn write_atomic_unsynced_dir(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("path has no parent directory"))?;
@@ -127,10 +137,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        file.sync_data()?;
     }
-    std::fs::rename(&tmp, path)?;
-    sync_dir(dir)
+    std::fs::rename(&tmp, path)
 }
 
 /// Writes a new file durably (no rename), for files inside a directory that is itself renamed

@@ -75,7 +75,11 @@ pub struct Intake {
     settle: Duration,
     relay_configured: bool,
     alerter: std::sync::OnceLock<Arc<crate::alert::Alerter>>,
+    waker: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
+
+/// Jobs recorded between two flushes of the store while a scan claims a burst (group commit).
+const FLUSH_EVERY: usize = 32;
 
 impl Intake {
     /// Intake over this spool and store.
@@ -95,7 +99,22 @@ impl Intake {
             settle,
             relay_configured,
             alerter: std::sync::OnceLock::new(),
+            waker: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Lets intake wake the queue as soon as a group of jobs is durably recorded.
+    pub fn set_waker(&self, waker: Arc<tokio::sync::Notify>) {
+        let _ = self.waker.set(waker);
+    }
+
+    /// Makes the jobs recorded so far durable and tells the queue.
+    fn commit_group(&self) -> Result<(), IntakeError> {
+        self.store.flush()?;
+        if let Some(waker) = self.waker.get() {
+            waker.notify_one();
+        }
+        Ok(())
     }
 
     /// Lets intake raise an alert for every quarantined job.
@@ -129,6 +148,7 @@ impl Intake {
                     // Still being written when recovered: it is back in incoming/.
                     continue;
                 }
+                self.store.flush()?;
                 finished += 1;
             }
         }
@@ -155,6 +175,7 @@ impl Intake {
             .collect();
         names.sort();
         let mut outcome = ScanOutcome::default();
+        let mut unflushed = 0;
         for name in names {
             let path = incoming.join(&name);
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
@@ -186,9 +207,19 @@ impl Intake {
             }
             match self.process_claimed(&id, &name)? {
                 Some(JobState::Quarantined) => outcome.quarantined += 1,
-                Some(_) => outcome.queued += 1,
+                Some(_) => {
+                    outcome.queued += 1;
+                    unflushed += 1;
+                }
                 None => outcome.waiting += 1,
             }
+            if unflushed >= FLUSH_EVERY {
+                self.commit_group()?;
+                unflushed = 0;
+            }
+        }
+        if unflushed > 0 {
+            self.commit_group()?;
         }
         Ok(outcome)
     }
@@ -298,7 +329,9 @@ impl Intake {
                 record.state = JobState::Queued;
                 record.next_attempt = Some(now);
                 let pages: u32 = record.documents.iter().map(|d| d.pages).sum();
-                self.store.enqueue(
+                // Durable at the scan's next group commit; lost in a crash, the claimed job is
+                // found in active/ without a record and read again (`recover`).
+                self.store.enqueue_lazy(
                     &record,
                     &[
                         (

@@ -201,7 +201,9 @@ impl PrintQueue {
             let built = letter::build(&cover, &doc_refs, &self.limits)?;
             let file = format!("{}-{}.pdf", job.id, code);
             let path = dir.join(&file);
-            fsutil::write_atomic(&path, &built.bytes).map_err(io("writing letter", &path))?;
+            // The batch directory is synced once per round, before the manifest lists it.
+            fsutil::write_atomic_unsynced_dir(&path, &built.bytes)
+                .map_err(io("writing letter", &path))?;
             let sha256 = crate::pdf::sha256_hex(&built.bytes);
             let (namn, care_of, adress, lagenhet, postnummer, postort) = row_address;
             rows.push(LetterRow {
@@ -246,9 +248,12 @@ impl PrintQueue {
                 ""
             }
         );
+        // Flushed before the batch manifest and the receipts are written (`finish_round`,
+        // `receipt::issue_many`); lost in a crash, the letter file is removed at recovery and
+        // made again.
         let record = self
             .store
-            .transition(&job.id, &[job.state], &detail, &side, |r| {
+            .transition_lazy(&job.id, &[job.state], &detail, &side, |r| {
                 for (code, letter) in &letters {
                     if let Some(rec) = r.recipients.iter_mut().find(|x| x.kommunkod == *code) {
                         rec.letter = Some(letter.clone());
@@ -269,6 +274,13 @@ impl PrintQueue {
         let Some(batch) = self.store.open_batch()? else {
             return Ok(());
         };
+        if added {
+            // The manifest lists only recorded letters whose files are on disk: make both
+            // durable first (one directory sync and one store flush per round).
+            let dir = self.batch_dir(&batch.id);
+            fsutil::sync_dir(&dir).map_err(io("syncing batch", &dir))?;
+            self.store.flush()?;
+        }
         if batch.letters >= self.settings.batch_max_letters || batch.day != stockholm_date(now)? {
             self.close(&batch)?;
         } else if added {
@@ -306,6 +318,9 @@ impl PrintQueue {
     /// Closes a batch: final manifest, stray files removed, `READY` written last.
     fn close(&self, batch: &BatchRecord) -> Result<(), PrintError> {
         let dir = self.batch_dir(&batch.id);
+        // Letters and their records must be durable before READY hands the batch over.
+        fsutil::sync_dir(&dir).map_err(io("syncing batch", &dir))?;
+        self.store.flush()?;
         self.remove_unrecorded_files(&batch.id)?;
         let count = self.write_manifest(&batch.id)?;
         let marker = format!("letters={count}\nclosed_at={}\n", Timestamp::now());

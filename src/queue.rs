@@ -301,11 +301,10 @@ impl QueueManager {
             Ok(Err(e)) => tracing::error!(error = %e, "print batch bookkeeping failed"),
             Err(e) => tracing::error!(error = %e, "print batch bookkeeping task failed"),
         }
-        for id in finished {
-            if let Err(e) = receipt::issue(&inner.spool, &inner.store, &inner.seed, &id) {
-                // The job stays pending; the receipt is written again at the next start.
-                tracing::error!(job_id = %id, error = %e, "receipt could not be written");
-            }
+        // One flush and one directory sync for the round's receipts (group commit).
+        if let Err(e) = receipt::issue_many(&inner.spool, &inner.store, &inner.seed, &finished) {
+            // The jobs stay pending; their receipts are written again at the next start.
+            tracing::error!(error = %e, "receipts could not be written");
         }
         Ok(due.len())
     }
@@ -380,7 +379,8 @@ impl Inner {
         }
         if let Some(done) = job.settled_state() {
             if job.state != done {
-                job = self.store.transition(
+                // Flushed with the round's receipts (`receipt::issue_many`).
+                job = self.store.transition_lazy(
                     &job.id,
                     &[job.state],
                     "all recipients have their documents",
@@ -569,7 +569,9 @@ impl Inner {
             .acquire_owned()
             .await
             .map_err(|e| QueueError::Task(e.to_string()))?;
-        let mut job = self.store.transition(
+        // Not flushed on its own: after a crash a job that seems queued is sent again, as a
+        // `sending` one would be; the outcome's record below is what must be durable.
+        let mut job = self.store.transition_lazy(
             &job.id,
             &[JobState::Queued, JobState::Deferred, JobState::FallenBack],
             &format!("sending through {}", mailer.relay()),

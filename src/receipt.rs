@@ -143,10 +143,20 @@ pub fn write(
     events: &[Event],
     seed: &Seed,
 ) -> std::io::Result<()> {
+    write_unsynced_dir(spool, record, events, seed)?;
+    fsutil::sync_dir(&spool.receipts())
+}
+
+fn write_unsynced_dir(
+    spool: &Spool,
+    record: &JobRecord,
+    events: &[Event],
+    seed: &Seed,
+) -> std::io::Result<()> {
     let receipt = build(record, events, seed);
     let mut bytes = serde_json::to_vec_pretty(&receipt).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    fsutil::write_atomic(&spool.receipt(&record.id), &bytes)
+    fsutil::write_atomic_unsynced_dir(&spool.receipt(&record.id), &bytes)
 }
 
 /// Why a receipt could not be issued.
@@ -180,5 +190,41 @@ pub fn issue(spool: &Spool, store: &Store, seed: &Seed, id: &JobId) -> Result<()
     })?;
     store.mark_receipt_written(id)?;
     tracing::info!(job_id = %id, state = %record.state, "receipt written");
+    Ok(())
+}
+
+/// Issues the receipts of many finished jobs: the store is flushed first (a receipt never
+/// states what a crash could take back), every file is written, the directory is synced once,
+/// and only then are the receipts noted as written. Failures are logged per job; those jobs
+/// stay pending and get their receipt at the next start.
+pub fn issue_many(
+    spool: &Spool,
+    store: &Store,
+    seed: &Seed,
+    ids: &[JobId],
+) -> Result<(), ReceiptError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    store.flush()?;
+    let mut written = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(record) = store.get(id)? else {
+            continue;
+        };
+        let events = store.events(id)?;
+        match write_unsynced_dir(spool, &record, &events, seed) {
+            Ok(()) => written.push((id, record.state)),
+            Err(e) => tracing::error!(job_id = %id, error = %e, "receipt could not be written"),
+        }
+    }
+    fsutil::sync_dir(&spool.receipts()).map_err(|source| ReceiptError::Io {
+        id: ids[0].clone(),
+        source,
+    })?;
+    for (id, state) in written {
+        store.mark_receipt_written(id)?;
+        tracing::info!(job_id = %id, state = %state, "receipt written");
+    }
     Ok(())
 }

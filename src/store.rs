@@ -323,12 +323,31 @@ impl Store {
         Ok(())
     }
 
-    /// Records a new job with its first events (e.g. received, then queued). Fails if the id
-    /// exists.
+    /// Records a new job with its first events (e.g. received, then queued), durably. Fails
+    /// if the id exists.
     pub fn enqueue(
         &self,
         record: &JobRecord,
         history: &[(JobState, String)],
+    ) -> Result<(), StoreError> {
+        self.enqueue_with(record, history, true)
+    }
+
+    /// Like [`Store::enqueue`], committed but durable only at the next flush (group commit):
+    /// for callers that can redo the step after a crash and flush once per batch.
+    pub fn enqueue_lazy(
+        &self,
+        record: &JobRecord,
+        history: &[(JobState, String)],
+    ) -> Result<(), StoreError> {
+        self.enqueue_with(record, history, false)
+    }
+
+    fn enqueue_with(
+        &self,
+        record: &JobRecord,
+        history: &[(JobState, String)],
+        durable: bool,
     ) -> Result<(), StoreError> {
         let mut record = record.clone();
         let events: Vec<Event> = history
@@ -387,7 +406,9 @@ impl Store {
                 Ok(())
             });
         unwrap_tx(result)?;
-        self.flush()?;
+        if durable {
+            self.flush()?;
+        }
         crate::ops::job_recorded(&record, None);
         Ok(())
     }
@@ -402,6 +423,32 @@ impl Store {
         detail: &str,
         side: &[SideWrite],
         change: impl Fn(&mut JobRecord),
+    ) -> Result<JobRecord, StoreError> {
+        self.transition_with(id, expected, detail, side, change, true)
+    }
+
+    /// Like [`Store::transition`], committed (atomic, visible) but durable only at the next
+    /// flush. For steps whose loss in a crash is harmless because the step is redone: the
+    /// caller flushes before any effect depends on it (group commit).
+    pub fn transition_lazy(
+        &self,
+        id: &JobId,
+        expected: &[JobState],
+        detail: &str,
+        side: &[SideWrite],
+        change: impl Fn(&mut JobRecord),
+    ) -> Result<JobRecord, StoreError> {
+        self.transition_with(id, expected, detail, side, change, false)
+    }
+
+    fn transition_with(
+        &self,
+        id: &JobId,
+        expected: &[JobState],
+        detail: &str,
+        side: &[SideWrite],
+        change: impl Fn(&mut JobRecord),
+        durable: bool,
     ) -> Result<JobRecord, StoreError> {
         let now = Timestamp::now();
         let letter_hashes: Vec<serde_json::Value> = side
@@ -491,7 +538,9 @@ impl Store {
                 },
             );
         let (previous, record) = unwrap_tx(result)?;
-        self.flush()?;
+        if durable {
+            self.flush()?;
+        }
         crate::ops::job_recorded(&record, Some(previous));
         Ok(record)
     }
