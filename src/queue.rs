@@ -738,6 +738,11 @@ impl Inner {
                         _ => {}
                     }
                 }
+                // The last recipient done finishes the job in the same step.
+                if let Some(done) = r.settled_state() {
+                    r.state = done;
+                    r.next_attempt = None;
+                }
             })?;
         if fall_back {
             let alert = self.alerter.compose(

@@ -39,15 +39,7 @@ impl Lcg {
 
 #[test]
 fn kill_9_during_a_flow_of_200_jobs_loses_nothing_and_prints_nothing_twice() {
-    let seed = std::env::var("KURIR_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
+    let seed = seed_from_env_or_clock();
     eprintln!("KURIR_TEST_SEED={seed}");
     let mut rng = Lcg(seed);
 
