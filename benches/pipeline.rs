@@ -7,11 +7,13 @@
 //! 3. burst: `kurir run` on a fresh spool and store, N municipalities with proven addresses and
 //!    S/MIME certificates, a burst of 2-document jobs (~40 KB PDFs), signed and encrypted;
 //! 4. steady: an offered load of jobs per second, for latency;
-//! 5. post: the postal path's rate with no relay.
+//! 5. post: the postal path's rate with no relay;
+//! 6. start-up: a store with a long history, then the time to the first delivery.
 //!
 //! Prints a table and writes `target/bench/pipeline.json`. Sizes come from the environment:
 //! KURIR_BENCH_JOBS (5000), KURIR_BENCH_BASELINE_MSGS (3000), KURIR_BENCH_STEADY_RATE (20),
-//! KURIR_BENCH_STEADY_SECS (30), KURIR_BENCH_POST_JOBS (2000), KURIR_BENCH_MUNICIPALITIES (20).
+//! KURIR_BENCH_STEADY_SECS (30), KURIR_BENCH_POST_JOBS (2000), KURIR_BENCH_MUNICIPALITIES (20),
+//! KURIR_BENCH_HISTORY (1000000: jobs already in the store for the start-up measurement).
 
 #[path = "../tests/common/pki.rs"]
 mod pki;
@@ -391,7 +393,7 @@ fn main() {
     let signer = kurir::smime::Signer::load(&agency.cert, &agency.key).expect("signer");
     let cert =
         RegisteredCert::parse(&std::fs::read_to_string(&muni.cert).expect("pem")).expect("cert");
-    let job_id: kurir::job::JobId = "20260101-000000-00000000".parse().expect("id");
+    let job_id: kurir::job::JobId = "20260101-000000-000000000000".parse().expect("id");
     let sender = settings.sender.clone();
     let message = kurir::compose::decision(
         &kurir::compose::DecisionMail {
@@ -576,6 +578,78 @@ fn main() {
     let post_rate = post_jobs as f64 / post_last.duration_since(post_start).as_secs_f64();
     daemon.stop();
 
+    // 6. Start-up with a long history: recovery must not scan it.
+    let history = env_usize("KURIR_BENCH_HISTORY", 1_000_000);
+    eprintln!("bench: start-up with {history} historical jobs in the store");
+    let hist_dir = work.join("history");
+    std::fs::create_dir_all(hist_dir.join("state")).expect("state");
+    {
+        let store = Store::open(&hist_dir.join("state")).expect("store");
+        for code in &codes {
+            let mut r = store.registered(*code).expect("registered");
+            let now = Timestamp::now();
+            r.apply(
+                &Changes {
+                    email: Some(format!("registrator@k{code}.bench.example")),
+                    secure: Some("yes".into()),
+                    ..Changes::default()
+                },
+                now,
+            )
+            .expect("registration");
+            r.set_code(*code, "BENCH234", now + jiff::SignedDuration::from_hours(1))
+                .expect("pending");
+            r.confirm(*code, "BENCH234", now).expect("proven");
+            store
+                .register(*code, &r, "bench", "proven for the benchmark")
+                .expect("register");
+        }
+        let now = Timestamp::now();
+        for i in 0..history {
+            let record = kurir::state::JobRecord {
+                id: kurir::job::JobId::generate(),
+                source: format!("history-{i}"),
+                state: kurir::state::JobState::Delivered,
+                to: Some(codes[i % codes.len()]),
+                recipients: vec![],
+                documents: vec![],
+                received_at: now,
+                updated_at: now,
+                next_attempt: None,
+                attempts: 1,
+                quarantine: None,
+                receipt_written: true,
+                events: 0,
+                alerts: vec![],
+                unknown_deliveries: 0,
+            };
+            store
+                .enqueue_lazy(
+                    &record,
+                    &[(kurir::state::JobState::Delivered, "historical".into())],
+                )
+                .expect("history");
+            if i % 50_000 == 49_999 {
+                store.flush().expect("flush");
+            }
+        }
+        store.flush().expect("flush");
+    }
+    let hist_spool = hist_dir.join("spool");
+    let first = build_jobs(&hist_spool, "first", 1, &codes, &beslut, &godman);
+    let started = Timestamp::now();
+    let daemon = Daemon::start(&hist_dir, &kurir_env(&hist_dir, true));
+    let socket_after = Timestamp::now().duration_since(started).as_secs_f64() * 1000.0;
+    drop_job(&hist_spool, &first[0]);
+    let first_receipt = wait_receipts(&hist_spool, 1, Duration::from_secs(120));
+    let first_delivery_ms = first_receipt
+        .values()
+        .filter_map(done_at)
+        .next()
+        .map(|t| t.duration_since(started).as_secs_f64() * 1000.0)
+        .unwrap_or(f64::NAN);
+    daemon.stop();
+
     let results = json!({
         "baseline": { "msgs_per_s": baseline_rate, "messages": baseline_msgs, "message_kb": message.len() / 1024 },
         "burst": {
@@ -591,6 +665,10 @@ fn main() {
             "max_ms": steady_lat.last().copied().unwrap_or(0.0),
         },
         "post": { "jobs": post_jobs, "letters_per_s": post_rate },
+        "startup": {
+            "historical_jobs": history, "ready_ms": socket_after,
+            "first_delivery_ms_after_start": first_delivery_ms,
+        },
         "rss_peak_mb": peak_rss_mb,
         "rss_idle_mb": idle_rss_mb,
         "municipalities": municipalities,

@@ -431,7 +431,7 @@ mod tests {
                 name: "Umeå kommun".into(),
                 lines: vec!["Skolgatan 31A".into(), "901 84 Umeå".into()],
             },
-            reference: "20261122-141005-3f9a2c1b",
+            reference: "20261122-141005-3f9a2c1b7e04",
             date: "2026-11-22".into(),
             copy_of: None,
             enclosures: vec![

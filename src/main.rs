@@ -369,7 +369,7 @@ fn pages(n: u32) -> String {
 
 fn print_list(jobs: &[JobRecord]) {
     println!(
-        "{:<24}  {:>8}  {:<13}  {:<9}  {:<7}  FLAGS",
+        "{:<28}  {:>8}  {:<13}  {:<9}  {:<7}  FLAGS",
         "JOB ID", "AGE", "STATE", "TO", "CHANNEL"
     );
     let now = jiff::Timestamp::now();
@@ -391,7 +391,7 @@ fn print_list(jobs: &[JobRecord]) {
             flags.push(q.code.clone());
         }
         println!(
-            "{:<24}  {:>8}  {:<13}  {:<9}  {:<7}  {}",
+            "{:<28}  {:>8}  {:<13}  {:<9}  {:<7}  {}",
             job.id,
             age,
             job.state.as_str(),

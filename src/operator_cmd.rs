@@ -191,12 +191,12 @@ pub fn run(
                     println!("{}", serde_json::to_string_pretty(&result)?);
                 } else {
                     println!(
-                        "{:<24}  {:<26}  {:<22}  FOLDER",
+                        "{:<28}  {:<26}  {:<22}  FOLDER",
                         "JOB ID", "RECEIVED", "REASON"
                     );
                     for q in result.as_array().into_iter().flatten() {
                         println!(
-                            "{:<24}  {:<26}  {:<22}  spool/quarantine/{}",
+                            "{:<28}  {:<26}  {:<22}  spool/quarantine/{}",
                             q["job_id"].as_str().unwrap_or(""),
                             q["received_at"].as_str().unwrap_or(""),
                             q["code"].as_str().unwrap_or(""),
