@@ -714,5 +714,9 @@ fn main() {
         "  RSS idle / peak              {:>7.1} / {:.1} MB",
         idle_rss_mb, peak_rss_mb
     );
+    println!(
+        "  start-up, {history} old jobs: ready {:.0} ms, first delivery {:.0} ms after start",
+        socket_after, first_delivery_ms
+    );
     println!("  written to {}", target.join("pipeline.json").display());
 }

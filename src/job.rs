@@ -504,7 +504,8 @@ file = "godman.pdf"
 
     #[test]
     fn a_burst_of_ids_within_a_second_does_not_collide() {
-        let ids: std::collections::HashSet<JobId> = (0..100_000).map(|_| JobId::generate()).collect();
+        let ids: std::collections::HashSet<JobId> =
+            (0..100_000).map(|_| JobId::generate()).collect();
         assert_eq!(ids.len(), 100_000);
     }
 
