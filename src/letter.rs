@@ -241,7 +241,7 @@ fn add_cover_page(
         );
         y -= 8.0;
     }
-    y = text.paragraph(
+    text.paragraph(
         Font::Regular,
         10.5,
         left,
@@ -252,7 +252,6 @@ fn add_cover_page(
             s.unit, s.phone, s.phone_hours, s.email, cover.reference
         ),
     );
-    let _ = y;
     text.line(
         Font::Regular,
         8.0,
