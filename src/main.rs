@@ -144,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     match cli.command {
         Command::Run => {
+            limit_malloc_arenas();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -290,6 +291,16 @@ fn ask(
             "{}",
             response.error.unwrap_or_else(|| "request failed".into())
         )
+    }
+}
+
+/// glibc gives each thread that allocates its own arena; with tokio's and sled's threads that
+/// multiplies idle memory. Two arenas keep the daemon's RSS bounded at no measurable cost.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

@@ -36,6 +36,10 @@ use crate::job::{JobId, Kommunkod, RecipientRole};
 use crate::registry::{Registered, RegistryChange};
 use crate::state::{Event, JobRecord, JobState};
 
+/// sled's page cache (its default is 1 GiB). The daemon reads mostly what it just wrote and
+/// the small indexes, so a modest cache keeps memory bounded however long the history grows.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// The on-disk format version of every value this module writes.
 const FORMAT_VERSION: u32 = 1;
 
@@ -300,6 +304,7 @@ impl Store {
         let db = sled::Config::new()
             .path(dir.join("db"))
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_BYTES)
             .open()?;
         Ok(Store {
             jobs: db.open_tree("jobs")?,
