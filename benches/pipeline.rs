@@ -122,6 +122,31 @@ fn synthetic_pdf(title: &str, size: usize) -> Vec<u8> {
     out
 }
 
+/// Registers the municipalities with secure connections and proven addresses, as if each had
+/// confirmed its verification code; with `cert_pem`, also an S/MIME certificate to encrypt to.
+fn prove_municipalities(store: &Store, codes: &[Kommunkod], cert_pem: Option<&str>) {
+    for code in codes {
+        let mut r = store.registered(*code).expect("registered");
+        let now = Timestamp::now();
+        r.apply(
+            &Changes {
+                email: Some(format!("registrator@k{code}.bench.example")),
+                secure: Some("yes".into()),
+                smime_cert_pem: cert_pem.map(str::to_string),
+                ..Changes::default()
+            },
+            now,
+        )
+        .expect("registration");
+        r.set_code(*code, "BENCH234", now + jiff::SignedDuration::from_hours(1))
+            .expect("pending");
+        r.confirm(*code, "BENCH234", now).expect("proven");
+        store
+            .register(*code, &r, "bench", "proven for the benchmark")
+            .expect("register");
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -457,26 +482,8 @@ fn main() {
     std::fs::create_dir_all(burst_dir.join("state")).expect("state");
     {
         let store = Store::open(&burst_dir.join("state")).expect("store");
-        for code in &codes {
-            let mut r = store.registered(*code).expect("registered");
-            let now = Timestamp::now();
-            r.apply(
-                &Changes {
-                    email: Some(format!("registrator@k{code}.bench.example")),
-                    secure: Some("yes".into()),
-                    smime_cert_pem: Some(std::fs::read_to_string(&muni.cert).expect("pem")),
-                    ..Changes::default()
-                },
-                now,
-            )
-            .expect("registration");
-            r.set_code(*code, "BENCH234", now + jiff::SignedDuration::from_hours(1))
-                .expect("pending");
-            r.confirm(*code, "BENCH234", now).expect("proven");
-            store
-                .register(*code, &r, "bench", "proven for the benchmark")
-                .expect("register");
-        }
+        let pem = std::fs::read_to_string(&muni.cert).expect("pem");
+        prove_municipalities(&store, &codes, Some(&pem));
         store.flush().expect("flush");
     }
     let kurir_env = |dir: &Path, relay: bool| -> Vec<(String, String)> {
@@ -585,25 +592,7 @@ fn main() {
     std::fs::create_dir_all(hist_dir.join("state")).expect("state");
     {
         let store = Store::open(&hist_dir.join("state")).expect("store");
-        for code in &codes {
-            let mut r = store.registered(*code).expect("registered");
-            let now = Timestamp::now();
-            r.apply(
-                &Changes {
-                    email: Some(format!("registrator@k{code}.bench.example")),
-                    secure: Some("yes".into()),
-                    ..Changes::default()
-                },
-                now,
-            )
-            .expect("registration");
-            r.set_code(*code, "BENCH234", now + jiff::SignedDuration::from_hours(1))
-                .expect("pending");
-            r.confirm(*code, "BENCH234", now).expect("proven");
-            store
-                .register(*code, &r, "bench", "proven for the benchmark")
-                .expect("register");
-        }
+        prove_municipalities(&store, &codes, None);
         let now = Timestamp::now();
         for i in 0..history {
             let record = kurir::state::JobRecord {

@@ -129,40 +129,56 @@ impl Operations<'_> {
         }
     }
 
-    /// Tries the job (or the municipality's jobs) at once, and forgets the relay's back-off.
-    pub fn retry(&self, target: &Target, actor: &Actor) -> Result<Value, OperatorError> {
-        let now = Timestamp::now();
-        let jobs = match target {
+    /// The target's unfinished, waiting jobs; for one job, an error naming `hint` if it is not
+    /// waiting.
+    fn waiting(
+        &self,
+        target: &Target,
+        hint: &'static str,
+    ) -> Result<Vec<JobRecord>, OperatorError> {
+        match target {
             Target::Job(id) => {
                 let job = self.job(id)?;
                 if !ACTIVE.contains(&job.state) {
-                    return Err(Self::busy_or(
-                        &job,
-                        "only waiting jobs can be retried (release a held one first)",
-                    ));
+                    return Err(Self::busy_or(&job, hint));
                 }
-                vec![job]
+                Ok(vec![job])
             }
-            Target::Municipality(code) => self
+            Target::Municipality(code) => Ok(self
                 .jobs_of(*code)?
                 .into_iter()
                 .filter(|j| ACTIVE.contains(&j.state))
-                .collect(),
-        };
-        self.store.set_relay_health(&RelayHealth::default())?;
-        let mut done = Vec::new();
+                .collect()),
+        }
+    }
+
+    /// Applies one recorded change to each job (compare-and-set on its current state).
+    fn change_each(
+        &self,
+        jobs: Vec<JobRecord>,
+        detail: &str,
+        change: impl Fn(&mut JobRecord),
+    ) -> Result<Vec<JobId>, OperatorError> {
+        let mut done = Vec::with_capacity(jobs.len());
         for job in jobs {
-            self.store.transition(
-                &job.id,
-                &[job.state],
-                &actor.says("retry requested"),
-                &[],
-                |r| {
-                    r.next_attempt = Some(now);
-                },
-            )?;
+            self.store
+                .transition(&job.id, &[job.state], detail, &[], &change)?;
             done.push(job.id);
         }
+        Ok(done)
+    }
+
+    /// Tries the job (or the municipality's jobs) at once, and forgets the relay's back-off.
+    pub fn retry(&self, target: &Target, actor: &Actor) -> Result<Value, OperatorError> {
+        let now = Timestamp::now();
+        let jobs = self.waiting(
+            target,
+            "only waiting jobs can be retried (release a held one first)",
+        )?;
+        self.store.set_relay_health(&RelayHealth::default())?;
+        let done = self.change_each(jobs, &actor.says("retry requested"), |r| {
+            r.next_attempt = Some(now);
+        })?;
         Ok(json!({ "action": "retry", "jobs": done }))
     }
 
@@ -172,41 +188,21 @@ impl Operations<'_> {
         if actor.reason.trim().is_empty() {
             return Err(OperatorError::NoReason);
         }
-        let jobs = match target {
-            Target::Job(id) => {
-                let job = self.job(id)?;
-                if !ACTIVE.contains(&job.state) {
-                    return Err(Self::busy_or(
-                        &job,
-                        "only unfinished, waiting jobs can be held",
-                    ));
-                }
-                vec![job]
-            }
-            Target::Municipality(code) => {
-                self.store.set_hold(
-                    *code,
-                    Some(&HoldNote {
-                        operator: actor.operator.clone(),
-                        reason: actor.reason.clone(),
-                        at: Timestamp::now(),
-                    }),
-                )?;
-                self.jobs_of(*code)?
-                    .into_iter()
-                    .filter(|j| ACTIVE.contains(&j.state))
-                    .collect()
-            }
-        };
-        let mut done = Vec::new();
-        for job in jobs {
-            self.store
-                .transition(&job.id, &[job.state], &actor.says("held"), &[], |r| {
-                    r.state = JobState::Held;
-                    r.next_attempt = None;
-                })?;
-            done.push(job.id);
+        if let Target::Municipality(code) = target {
+            self.store.set_hold(
+                *code,
+                Some(&HoldNote {
+                    operator: actor.operator.clone(),
+                    reason: actor.reason.clone(),
+                    at: Timestamp::now(),
+                }),
+            )?;
         }
+        let jobs = self.waiting(target, "only unfinished, waiting jobs can be held")?;
+        let done = self.change_each(jobs, &actor.says("held"), |r| {
+            r.state = JobState::Held;
+            r.next_attempt = None;
+        })?;
         Ok(json!({ "action": "hold", "jobs": done }))
     }
 
@@ -229,20 +225,10 @@ impl Operations<'_> {
                     .collect()
             }
         };
-        let mut done = Vec::new();
-        for job in jobs {
-            self.store.transition(
-                &job.id,
-                &[JobState::Held],
-                &actor.says("released"),
-                &[],
-                |r| {
-                    r.state = JobState::Queued;
-                    r.next_attempt = Some(now);
-                },
-            )?;
-            done.push(job.id);
-        }
+        let done = self.change_each(jobs, &actor.says("released"), |r| {
+            r.state = JobState::Queued;
+            r.next_attempt = Some(now);
+        })?;
         Ok(json!({ "action": "release", "jobs": done }))
     }
 
