@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! kurir delivers Migrationsverket's assignment decisions (anvisningsbeslut) and notices of the
 //! need for a legal guardian (anmälan om behov av god man) to Swedish municipalities, by
 //! protected e-mail or by a postal print queue, replacing fax.
