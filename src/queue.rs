@@ -439,12 +439,7 @@ impl Inner {
 
     /// Every recipient still waiting for e-mail gets a letter instead.
     fn fall_back(&self, job: JobRecord, why: &str) -> Result<JobRecord, QueueError> {
-        let codes: Vec<Kommunkod> = job
-            .recipients
-            .iter()
-            .filter(|r| r.awaits_email())
-            .map(|r| r.kommunkod)
-            .collect();
+        let codes = job.awaiting_email();
         let job = self.store.transition(
             &job.id,
             &[job.state],
@@ -490,12 +485,7 @@ impl Inner {
             next = next.min(d.warn_at);
         }
         let raise_warning = !warned && now >= d.warn_at;
-        let waiting: Vec<Kommunkod> = job
-            .recipients
-            .iter()
-            .filter(|r| r.awaits_email())
-            .map(|r| r.kommunkod)
-            .collect();
+        let waiting = job.awaiting_email();
         let job = self.store.transition(
             &job.id,
             &[job.state],
@@ -581,12 +571,7 @@ impl Inner {
                 r.attempts += 1;
             },
         )?;
-        let codes: Vec<Kommunkod> = job
-            .recipients
-            .iter()
-            .filter(|r| r.awaits_email())
-            .map(|r| r.kommunkod)
-            .collect();
+        let codes = job.awaiting_email();
         for code in codes {
             let (outcome, commit) = mailer.attempt(&job, code).await;
             self.note_relay_health(&outcome, now)?;

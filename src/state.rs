@@ -288,6 +288,15 @@ impl JobRecord {
         })
     }
 
+    /// The municipalities still waiting for e-mail, in recipient order.
+    pub fn awaiting_email(&self) -> Vec<Kommunkod> {
+        self.recipients
+            .iter()
+            .filter(|r| r.awaits_email())
+            .map(|r| r.kommunkod)
+            .collect()
+    }
+
     /// The job's channel as one word: `post`, `email`, `mixed`, or `-` before routing.
     pub fn channel_summary(&self) -> &'static str {
         let mut channels = self.recipients.iter().filter_map(|r| r.channel);
