@@ -226,6 +226,34 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / hz.max(1.0)
 }
 
+/// Busy CPU seconds of the whole machine (all processes, user + system + interrupts).
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    let busy: f64 = fields
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    busy / hz.max(1.0)
+}
+
+/// CPU seconds used by this process (the benchmark's own client, in the baseline).
+fn own_cpu_seconds() -> f64 {
+    cpu_seconds(std::process::id())
+}
+
 struct Daemon {
     child: Child,
     state: PathBuf,
@@ -456,6 +484,7 @@ fn main() {
     let relay = Arc::new(kurir::smtp::Relay::new(&settings.smtp).expect("relay"));
     let message = Arc::new(message);
     let baseline_start = Instant::now();
+    let (machine_before, client_before) = (machine_busy_seconds(), own_cpu_seconds());
     runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
         for t in 0..4 {
@@ -472,7 +501,15 @@ fn main() {
         }
         while tasks.join_next().await.is_some() {}
     });
-    let baseline_rate = baseline_msgs as f64 / baseline_start.elapsed().as_secs_f64();
+    let baseline_secs = baseline_start.elapsed().as_secs_f64();
+    let baseline_rate = baseline_msgs as f64 / baseline_secs;
+    let baseline_client_cpu = own_cpu_seconds() - client_before;
+    let baseline_machine_cpu = machine_busy_seconds() - machine_before;
+    // What the receiving side costs per message: everything busy but the client.
+    let mta_ms_per_msg =
+        1000.0 * (baseline_machine_cpu - baseline_client_cpu) / baseline_msgs as f64;
+    let client_ms_per_msg = 1000.0 * baseline_client_cpu / baseline_msgs as f64;
+    let baseline_cores = baseline_machine_cpu / baseline_secs;
     drop(relay);
 
     // 3. Burst.
@@ -526,6 +563,7 @@ fn main() {
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss_mb = rss_kb(pid, "VmRSS:") as f64 / 1024.0;
     let cpu_before = cpu_seconds(pid);
+    let machine_before = machine_busy_seconds();
     eprintln!("bench: dropping the burst");
     let first_drop = Timestamp::now();
     let mut drops = HashMap::new();
@@ -534,6 +572,7 @@ fn main() {
     }
     let receipts = wait_receipts(&spool, jobs, Duration::from_secs(3600));
     let cpu_burst = cpu_seconds(pid) - cpu_before;
+    let machine_burst = machine_busy_seconds() - machine_before;
     let peak_rss_mb = rss_kb(pid, "VmHWM:") as f64 / 1024.0;
     let delivered = receipts
         .values()
@@ -547,6 +586,8 @@ fn main() {
     let burst_secs = last_done.duration_since(first_drop).as_secs_f64();
     let burst_rate = jobs as f64 / burst_secs;
     let burst_lat = latencies_ms(&drops, &receipts);
+    let burst_cores = machine_burst / burst_secs;
+    let burst_others_ms = 1000.0 * (machine_burst - cpu_burst) / jobs as f64;
 
     // 4. Steady load on the same daemon.
     let steady_jobs = steady_rate * steady_secs;
@@ -656,13 +697,18 @@ fn main() {
     daemon.stop();
 
     let results = json!({
-        "baseline": { "msgs_per_s": baseline_rate, "messages": baseline_msgs, "message_kb": message.len() / 1024 },
+        "baseline": {
+            "msgs_per_s": baseline_rate, "messages": baseline_msgs, "message_kb": message.len() / 1024,
+            "mta_cpu_ms_per_msg": mta_ms_per_msg, "client_cpu_ms_per_msg": client_ms_per_msg,
+            "machine_cores_busy": baseline_cores,
+        },
         "burst": {
             "jobs": jobs, "delivered_by_email": delivered, "seconds": burst_secs, "jobs_per_s": burst_rate,
             "ratio_to_baseline": burst_rate / baseline_rate,
             "p50_ms": percentile(&burst_lat, 0.5), "p99_ms": percentile(&burst_lat, 0.99),
             "max_ms": burst_lat.last().copied().unwrap_or(0.0),
             "cpu_s_per_job": cpu_burst / jobs as f64,
+            "others_cpu_ms_per_job": burst_others_ms, "machine_cores_busy": burst_cores,
         },
         "steady": {
             "offered_jobs_per_s": steady_rate, "jobs": steady_jobs,
@@ -691,6 +737,10 @@ fn main() {
         message.len() / 1024
     );
     println!(
+        "    CPU per message: MTA {:.2} ms, client {:.2} ms; machine busy {:.2} of 2 cores",
+        mta_ms_per_msg, client_ms_per_msg, baseline_cores
+    );
+    println!(
         "  burst ({jobs} jobs)           {:>9.1} jobs/s  = {:.0} % of baseline",
         burst_rate,
         100.0 * burst_rate / baseline_rate
@@ -702,8 +752,10 @@ fn main() {
         burst_lat.last().copied().unwrap_or(0.0)
     );
     println!(
-        "    CPU per job                  {:>9.2} ms",
-        1000.0 * cpu_burst / jobs as f64
+        "    CPU per job: kurir {:.2} ms, MTA and the rest {:.2} ms; machine busy {:.2} of 2 cores",
+        1000.0 * cpu_burst / jobs as f64,
+        burst_others_ms,
+        burst_cores
     );
     println!(
         "  steady {steady_rate} jobs/s p50/p99/max  {:>7.1} / {:.1} / {:.1} ms",

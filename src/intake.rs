@@ -54,6 +54,42 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 
 /// The file in a claimed job that holds the name the writer gave the job directory.
 pub const SOURCE_NOTE: &str = ".kurir-source";
+/// The extended attribute that carries the writer's name on a claimed job directory; the
+/// note file [`SOURCE_NOTE`] is the fallback where the file system has no user attributes.
+const SOURCE_XATTR: &str = "user.kurir.source";
+
+/// Remembers the writer's name on the job directory before it is claimed, so that a crash
+/// between the claim and the store write does not lose it. Best effort: the id is what
+/// matters. An extended attribute costs no new file (no inode, no directory entry); it is
+/// set without following a link (a planted link gets nothing).
+fn remember_source(dir: &Path, name: &str) {
+    if xattr::set(dir, SOURCE_XATTR, name.as_bytes()).is_ok() {
+        return;
+    }
+    // create_new and O_NOFOLLOW: never write through a link the writer planted.
+    let note = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dir.join(SOURCE_NOTE));
+    if let Ok(mut file) = note {
+        let _ = std::io::Write::write_all(&mut file, name.as_bytes());
+    }
+}
+
+/// The writer's name remembered by [`remember_source`], if any.
+fn recall_source(dir: &Path) -> Option<String> {
+    let bytes = match xattr::get(dir, SOURCE_XATTR) {
+        Ok(Some(bytes)) => bytes,
+        _ => fsutil::read_bounded(&dir.join(SOURCE_NOTE), 1024).ok()?,
+    };
+    String::from_utf8(bytes)
+        .ok()
+        .filter(|s| !s.is_empty() && s.len() <= 1024)
+}
+
+/// A validated job and its first events, waiting for its group's transaction.
+type QueuedJob = (JobRecord, Vec<(JobState, String)>);
 
 /// What a scan of `incoming/` did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +144,14 @@ impl Intake {
         let _ = self.waker.set(waker);
     }
 
-    /// Makes the jobs recorded so far durable and tells the queue.
-    fn commit_group(&self) -> Result<(), IntakeError> {
+    /// Records a group of validated jobs in one transaction, makes it durable and tells the
+    /// queue. Lost in a crash before the flush, the claimed jobs are found in `active/`
+    /// without a record and read again (`recover`).
+    fn commit_group(&self, group: &mut Vec<QueuedJob>) -> Result<(), IntakeError> {
+        self.store.enqueue_many(group, false)?;
+        for (record, _) in group.drain(..) {
+            tracing::info!(job_id = %record.id, channel = record.channel_summary(), "job queued");
+        }
         self.store.flush()?;
         if let Some(waker) = self.waker.get() {
             waker.notify_one();
@@ -139,16 +181,13 @@ impl Intake {
             };
             if self.store.get(&id)?.is_none() {
                 tracing::info!(job_id = %id, "recovering a job claimed before a crash");
-                let note = active.join(&name).join(SOURCE_NOTE);
-                let source = fsutil::read_bounded(&note, 1024)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .unwrap_or_else(|| id.to_string());
-                if self.process_claimed(&id, &source)?.is_none() {
+                let source = recall_source(&active.join(&name)).unwrap_or_else(|| id.to_string());
+                let mut one = Vec::new();
+                if self.process_claimed(&id, &source, &mut one)?.is_none() {
                     // Still being written when recovered: it is back in incoming/.
                     continue;
                 }
-                self.store.flush()?;
+                self.commit_group(&mut one)?;
                 finished += 1;
             }
         }
@@ -175,7 +214,7 @@ impl Intake {
             .collect();
         names.sort();
         let mut outcome = ScanOutcome::default();
-        let mut unflushed = 0;
+        let mut group = Vec::with_capacity(FLUSH_EVERY);
         for name in names {
             let path = incoming.join(&name);
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
@@ -187,17 +226,7 @@ impl Intake {
             }
             let id = self.choose_id(&name)?;
             if meta.is_dir() {
-                // Remember the writer's name inside the job, so that a crash between the claim
-                // and the store write does not lose it. Best effort: the id is what matters.
-                // create_new and O_NOFOLLOW: never write through a link the writer planted.
-                let note = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(path.join(SOURCE_NOTE));
-                if let Ok(mut file) = note {
-                    let _ = std::io::Write::write_all(&mut file, name.as_bytes());
-                }
+                remember_source(&path, &name);
             }
             let target = self.spool.active_job(&id);
             match std::fs::rename(&path, &target) {
@@ -205,21 +234,17 @@ impl Intake {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io("claiming", &path)(e)),
             }
-            match self.process_claimed(&id, &name)? {
+            match self.process_claimed(&id, &name, &mut group)? {
                 Some(JobState::Quarantined) => outcome.quarantined += 1,
-                Some(_) => {
-                    outcome.queued += 1;
-                    unflushed += 1;
-                }
+                Some(_) => outcome.queued += 1,
                 None => outcome.waiting += 1,
             }
-            if unflushed >= FLUSH_EVERY {
-                self.commit_group()?;
-                unflushed = 0;
+            if group.len() >= FLUSH_EVERY {
+                self.commit_group(&mut group)?;
             }
         }
-        if unflushed > 0 {
-            self.commit_group()?;
+        if !group.is_empty() {
+            self.commit_group(&mut group)?;
         }
         Ok(outcome)
     }
@@ -261,9 +286,15 @@ impl Intake {
         Ok(JobId::generate())
     }
 
-    /// Validates, routes and records a claimed job; returns the state it was recorded in, or
-    /// `None` if it looked half-written and went back to `incoming/` to be read later.
-    fn process_claimed(&self, id: &JobId, source: &str) -> Result<Option<JobState>, IntakeError> {
+    /// Validates and routes a claimed job; returns the state it is recorded in, or `None` if
+    /// it looked half-written and went back to `incoming/` to be read later. A quarantined job
+    /// is recorded at once; a queued one is added to `group`, which the caller records.
+    fn process_claimed(
+        &self,
+        id: &JobId,
+        source: &str,
+        group: &mut Vec<QueuedJob>,
+    ) -> Result<Option<JobState>, IntakeError> {
         let dir = self.spool.active_job(id);
         let now = Timestamp::now();
         let meta = std::fs::symlink_metadata(&dir).map_err(io("inspecting", &dir))?;
@@ -329,22 +360,20 @@ impl Intake {
                 record.state = JobState::Queued;
                 record.next_attempt = Some(now);
                 let pages: u32 = record.documents.iter().map(|d| d.pages).sum();
-                // Durable at the scan's next group commit; lost in a crash, the claimed job is
-                // found in active/ without a record and read again (`recover`).
-                self.store.enqueue_lazy(
-                    &record,
-                    &[
+                let documents = record.documents.len();
+                group.push((
+                    record,
+                    vec![
                         (
                             JobState::Received,
                             format!(
                                 "claimed and validated: {} document(s), {pages} page(s) in all",
-                                record.documents.len()
+                                documents
                             ),
                         ),
                         (JobState::Queued, format!("routed: {}", routes.join(", "))),
                     ],
-                )?;
-                tracing::info!(job_id = %id, channel = record.channel_summary(), "job queued");
+                ));
                 Ok(Some(JobState::Queued))
             }
             Err(rejection) => {

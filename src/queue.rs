@@ -24,7 +24,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::alert::{AlertKind, Alerter};
 use crate::config::{DeadlineSettings, QueueSettings};
-use crate::job::Kommunkod;
+use crate::job::{JobId, Kommunkod};
 use crate::mail::{Mailer, Outcome};
 use crate::print::{PrintError, PrintQueue};
 use crate::receipt;
@@ -36,6 +36,8 @@ use crate::worktime::WorkingHours;
 
 /// Most jobs taken from the store in one round.
 const ROUND_SIZE: usize = 64;
+/// Most finished jobs whose receipts are written together (one flush, one directory sync).
+const RECEIPT_GROUP: usize = 256;
 /// How long a job waits after an unexpected error before it is tried again.
 const RETRY_AFTER_ERROR: SignedDuration = SignedDuration::from_secs(60);
 /// How often the queue looks at the store when nothing woke it.
@@ -220,97 +222,222 @@ impl QueueManager {
         Ok(n)
     }
 
-    /// Runs rounds until shutdown; `wake` is notified when intake queued something. A round in
-    /// progress at shutdown is finished (the caller bounds how long that may take).
+    /// Runs until shutdown; `wake` is notified when intake queued something.
+    ///
+    /// A pipeline, not rounds: up to `max_concurrent_jobs` jobs are in hand at once, and a
+    /// free slot is refilled from the due index as soon as a job is done, so no job waits for
+    /// a slower one. Finished jobs go to the receipt writer (see [`Inner::receipt_writer`]),
+    /// which makes receipts and print-batch bookkeeping in groups, off this loop. At shutdown
+    /// the jobs in hand are finished and their receipts written (the caller bounds how long
+    /// that may take).
     pub async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        let inner = &self.inner;
+        let (finished_tx, finished_rx) = tokio::sync::mpsc::unbounded_channel();
+        let writer = tokio::spawn(inner.clone().receipt_writer(finished_rx));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut in_hand: HashSet<JobId> = HashSet::new();
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            self.inner.health.beat();
-            let handled = match self.round(Timestamp::now()).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::error!(error = %e, "queue round failed");
-                    0
-                }
-            };
-            if handled < ROUND_SIZE {
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
-                    _ = shutdown.changed() => {}
+            inner.health.beat();
+            let now = Timestamp::now();
+            let free = inner.job_slots.available_permits();
+            let mut started = 0;
+            if free > 0 {
+                match self.start_due(now, free, &mut in_hand, &mut tasks) {
+                    Ok(n) => started = n,
+                    Err(e) => tracing::error!(error = %e, "queue could not read the due jobs"),
                 }
             }
+            tokio::select! {
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Some(done) = inner.settle(joined, &mut in_hand) {
+                        let _ = finished_tx.send(done);
+                    }
+                }
+                _ = wake.notified(), if started == 0 => {}
+                _ = tokio::time::sleep(IDLE_POLL), if started == 0 => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            if let Some(done) = inner.settle(joined, &mut in_hand) {
+                let _ = finished_tx.send(done);
+            }
+        }
+        drop(finished_tx);
+        if let Err(e) = writer.await {
+            tracing::error!(error = %e, "receipt writer failed");
         }
     }
 
-    /// Handles the jobs that are due at `now`; returns how many it looked at. `now` is the
-    /// clock for every decision, so tests can drive deadlines without waiting.
-    pub async fn round(&self, now: Timestamp) -> Result<usize, QueueError> {
+    /// Starts up to `free` due jobs that are not already in hand; returns how many.
+    fn start_due(
+        &self,
+        now: Timestamp,
+        free: usize,
+        in_hand: &mut HashSet<JobId>,
+        tasks: &mut tokio::task::JoinSet<Settled>,
+    ) -> Result<usize, QueueError> {
         let inner = &self.inner;
-        let due = inner.store.due(now, ROUND_SIZE)?;
+        let due = inner.store.due_except(now, free, in_hand)?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        // Read at every start, so that a hold placed during a burst applies at once.
         let holds: Arc<HashSet<Kommunkod>> =
             Arc::new(inner.store.holds()?.into_iter().map(|(k, _)| k).collect());
-        let mut tasks = tokio::task::JoinSet::new();
-        for job in due.iter().cloned() {
-            let permit = inner
-                .job_slots
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|e| QueueError::Task(e.to_string()))?;
-            let worker = self.inner.clone();
+        let mut n = 0;
+        for job in due {
+            let Ok(permit) = inner.job_slots.clone().try_acquire_owned() else {
+                break;
+            };
+            n += 1;
+            in_hand.insert(job.id.clone());
+            let worker = inner.clone();
             let holds = holds.clone();
             tasks.spawn(async move {
-                let id = job.id.clone();
-                let state = job.state;
+                let (id, state) = (job.id.clone(), job.state);
                 let result = worker.handle(job, now, &holds).await;
                 drop(permit);
-                (id, state, result)
+                Settled {
+                    id,
+                    state,
+                    now,
+                    result,
+                }
             });
         }
+        Ok(n)
+    }
+
+    /// Handles the jobs that are due at `now` (at most one batch), waits for all of them and
+    /// writes their receipts; returns how many it looked at. `now` is the clock for every
+    /// decision, so tests can drive deadlines without waiting. The daemon uses [`Self::run`].
+    pub async fn round(&self, now: Timestamp) -> Result<usize, QueueError> {
+        let inner = &self.inner;
+        // Each due job at most once per round, even if it is due again at `now`.
+        let mut seen = HashSet::new();
+        let mut gone = HashSet::new();
+        let mut tasks = tokio::task::JoinSet::new();
         let mut finished = Vec::new();
-        let mut printed = false;
-        while let Some(joined) = tasks.join_next().await {
-            let (id, state, result) = joined.map_err(|e| QueueError::Task(e.to_string()))?;
-            match result {
-                Ok(handled) => {
-                    printed |= handled.made_letters;
-                    if handled.job.state.is_final() {
-                        finished.push(handled.job.id);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(job_id = %id, error = %e, "handling the job failed; will retry");
-                    inner.retry_after_error(&id, state, now, &e.to_string());
-                }
+        let mut looked = 0;
+        loop {
+            let free = inner.job_slots.available_permits().min(ROUND_SIZE - looked);
+            if free > 0 {
+                looked += self.start_due(now, free, &mut seen, &mut tasks)?;
             }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
+            let joined = joined.map_err(|e| QueueError::Task(e.to_string()))?;
+            finished.extend(inner.settle(Ok(joined), &mut gone));
         }
-        let worker = self.inner.clone();
-        let bookkeeping = tokio::task::spawn_blocking(move || {
-            worker
-                .print
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .finish_round(now, printed)
-        })
-        .await;
-        match bookkeeping {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "print batch bookkeeping failed"),
-            Err(e) => tracing::error!(error = %e, "print batch bookkeeping task failed"),
-        }
-        // One flush and one directory sync for the round's receipts (group commit).
-        if let Err(e) = receipt::issue_many(&inner.spool, &inner.store, &inner.seed, &finished) {
-            // The jobs stay pending; their receipts are written again at the next start.
-            tracing::error!(error = %e, "receipts could not be written");
-        }
-        Ok(due.len())
+        let worker = inner.clone();
+        tokio::task::spawn_blocking(move || worker.write_receipts(now, &finished))
+            .await
+            .map_err(|e| QueueError::Task(e.to_string()))?;
+        Ok(looked)
     }
 }
 
+/// A job's turn in the queue, as it ended.
+struct Settled {
+    id: JobId,
+    state: JobState,
+    now: Timestamp,
+    result: Result<Handled, QueueError>,
+}
+
+/// A job whose turn ended: it may need its receipt, or its letters bookkept.
+struct Finished {
+    id: Option<JobId>,
+    made_letters: bool,
+}
+
 impl Inner {
+    /// Takes a job's ended turn off the books; what the receipt writer must know of it.
+    fn settle(
+        &self,
+        joined: Result<Settled, tokio::task::JoinError>,
+        in_hand: &mut HashSet<JobId>,
+    ) -> Option<Finished> {
+        let settled = match joined {
+            Ok(s) => s,
+            Err(e) => {
+                // A panicked task: its job stays due and is found again by the due index.
+                tracing::error!(error = %e, "a queue task failed");
+                return None;
+            }
+        };
+        in_hand.remove(&settled.id);
+        match settled.result {
+            Ok(handled) => {
+                let done = handled.job.state.is_final();
+                (done || handled.made_letters).then(|| Finished {
+                    id: done.then_some(handled.job.id),
+                    made_letters: handled.made_letters,
+                })
+            }
+            Err(e) => {
+                tracing::error!(job_id = %settled.id, error = %e, "handling the job failed; will retry");
+                self.retry_after_error(&settled.id, settled.state, settled.now, &e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Print-batch bookkeeping and receipts for finished jobs, in groups: one store flush and
+    /// one directory sync per group rather than per job. Also closes a print batch of an
+    /// earlier day when nothing happens. Ends when the queue loop has gone.
+    async fn receipt_writer(
+        self: Arc<Self>,
+        mut finished: tokio::sync::mpsc::UnboundedReceiver<Finished>,
+    ) {
+        loop {
+            let first = match tokio::time::timeout(IDLE_POLL, finished.recv()).await {
+                Ok(Some(f)) => Some(f),
+                Ok(None) => break,
+                Err(_) => None,
+            };
+            let mut group: Vec<Finished> = first.into_iter().collect();
+            while group.len() < RECEIPT_GROUP {
+                match finished.try_recv() {
+                    Ok(f) => group.push(f),
+                    Err(_) => break,
+                }
+            }
+            let worker = self.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                worker.write_receipts(Timestamp::now(), &group);
+            })
+            .await;
+            if let Err(e) = written {
+                tracing::error!(error = %e, "receipt task failed");
+            }
+        }
+    }
+
+    /// Brings the print batch up to date, then writes the receipts of the finished jobs.
+    /// Errors are logged: the jobs stay pending and their receipts are written at the next
+    /// start.
+    fn write_receipts(&self, now: Timestamp, group: &[Finished]) {
+        let printed = group.iter().any(|f| f.made_letters);
+        let bookkeeping = self
+            .print
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish_round(now, printed);
+        if let Err(e) = bookkeeping {
+            tracing::error!(error = %e, "print batch bookkeeping failed");
+        }
+        let ids: Vec<JobId> = group.iter().filter_map(|f| f.id.clone()).collect();
+        if let Err(e) = receipt::issue_many(&self.spool, &self.store, &self.seed, &ids) {
+            tracing::error!(error = %e, "receipts could not be written");
+        }
+    }
+
     fn retry_after_error(
         &self,
         id: &crate::job::JobId,

@@ -222,8 +222,9 @@ pub fn issue_many(
         id: ids[0].clone(),
         source,
     })?;
+    let ids: Vec<JobId> = written.iter().map(|(id, _)| (*id).clone()).collect();
+    store.mark_receipts_written(&ids)?;
     for (id, state) in written {
-        store.mark_receipt_written(id)?;
         tracing::info!(job_id = %id, state = %state, "receipt written");
     }
     Ok(())

@@ -26,6 +26,7 @@ use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::X509;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedMutexGuard;
 use tokio_openssl::SslStream;
 
 use crate::config::{SmtpSettings, SmtpTls};
@@ -138,6 +139,8 @@ pub enum SetupError {
 
 struct Pooled {
     conn: AsyncSmtpConnection,
+    /// kurir's handle on the socket lettre holds: the TLS upgrade and the commit gate.
+    switch: Switch,
     tls: TlsFacts,
     idle_since: Instant,
 }
@@ -153,10 +156,13 @@ pub struct Relay {
     commit_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// Held from handing a message's content to the server until its outcome is durably
-/// recorded. Drop it after recording.
+/// Held from the last bytes of a message's content (the end of DATA) until its outcome is
+/// durably recorded. Drop it after recording.
+///
+/// Only the end of DATA is serialised: bodies stream over all pooled connections at once, and
+/// each waits for the token just before the bytes that let the server accept it.
 #[derive(Debug)]
-pub struct CommitToken(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
+pub struct CommitToken(#[allow(dead_code)] OwnedMutexGuard<()>);
 
 impl Relay {
     /// Prepares the TLS context (CA, TLS ≥ 1.2, client certificate) and the sender address.
@@ -222,20 +228,21 @@ impl Relay {
     }
 
     /// Sends one message to one recipient. `pin` is the municipality's registered TLS pin.
-    /// For messages whose outcome is recorded elsewhere, use [`Relay::send_committed`].
+    /// Not serialised with other messages: for messages whose outcome must be durably recorded
+    /// (decisions), use [`Relay::send_committed`].
     pub async fn send(
         &self,
         to: &str,
         message: &[u8],
         pin: Option<&str>,
     ) -> Result<Accepted, SendError> {
-        self.send_committed(to, message, pin).await.0
+        self.send_inner(to, message, pin, None).await
     }
 
-    /// Like [`Relay::send`], and returns a [`CommitToken`] once the message itself was handed
-    /// to the server. Keep it until the outcome is durably recorded: while it is held no other
-    /// message can end its DATA, so a crash leaves at most one message whose acceptance the
-    /// server knows and kurir does not — at most one duplicate per crash.
+    /// Like [`Relay::send`], and returns a [`CommitToken`] once the end of the message was
+    /// handed to the server. Keep it until the outcome is durably recorded: while it is held
+    /// no other message can end its DATA, so a crash leaves at most one message whose
+    /// acceptance the server knows and kurir does not — at most one duplicate per crash.
     pub async fn send_committed(
         &self,
         to: &str,
@@ -243,7 +250,7 @@ impl Relay {
         pin: Option<&str>,
     ) -> (Result<Accepted, SendError>, Option<CommitToken>) {
         let mut commit = None;
-        let result = self.send_inner(to, message, pin, &mut commit).await;
+        let result = self.send_inner(to, message, pin, Some(&mut commit)).await;
         (result, commit)
     }
 
@@ -252,7 +259,7 @@ impl Relay {
         to: &str,
         message: &[u8],
         pin: Option<&str>,
-        commit: &mut Option<CommitToken>,
+        commit: Option<&mut Option<CommitToken>>,
     ) -> Result<Accepted, SendError> {
         let to: Address = to
             .parse()
@@ -273,7 +280,7 @@ impl Relay {
             }
         }
         let result = self
-            .transaction(&mut pooled.conn, &to, message, commit)
+            .transaction(&mut pooled.conn, &pooled.switch, &to, message, commit)
             .await;
         let tls = pooled.tls.clone();
         match &result {
@@ -298,12 +305,16 @@ impl Relay {
     }
 
     /// MAIL, RCPT, DATA, message — each step bounded by the timeout. Returns the final reply.
+    ///
+    /// The message's bytes go out while other connections send theirs; only its last bytes
+    /// and the end-of-data marker wait for the commit token (see [`Switch::arm_commit_gate`]).
     async fn transaction(
         &self,
         conn: &mut AsyncSmtpConnection,
+        switch: &Switch,
         to: &Address,
         message: &[u8],
-        commit: &mut Option<CommitToken>,
+        commit: Option<&mut Option<CommitToken>>,
     ) -> Result<String, SendError> {
         let before = |e: lettre::transport::smtp::Error| classify(e, false);
         self.step(conn.command(Mail::new(Some(self.from.clone()), vec![])))
@@ -313,17 +324,36 @@ impl Relay {
             .await?
             .map_err(before)?;
         self.step(conn.command(Data)).await?.map_err(before)?;
-        *commit = Some(CommitToken(self.commit_lock.clone().lock_owned().await));
-        let response =
-            match tokio::time::timeout(self.settings.timeout, conn.message(message)).await {
-                Ok(r) => r.map_err(|e| classify(e, true))?,
-                Err(_) => {
-                    return Err(SendError::Unknown(format!(
-                        "no reply within {:?} after the message was sent",
-                        self.settings.timeout
-                    )))
-                }
-            };
+        if commit.is_some() {
+            switch.arm_commit_gate(message.len() as u64, self.commit_lock.clone());
+        }
+        let sent = tokio::time::timeout(self.settings.timeout, conn.message(message)).await;
+        let passed = match commit {
+            Some(commit) => {
+                *commit = switch.disarm_commit_gate().map(CommitToken);
+                commit.is_some()
+            }
+            // Nothing waits for the end of the message: assume it went out.
+            None => true,
+        };
+        let response = match sent {
+            Ok(Ok(response)) => response,
+            // The end of DATA never left: the server cannot have accepted the message.
+            Ok(Err(e)) if !passed => return Err(classify(e, false)),
+            Ok(Err(e)) => return Err(classify(e, true)),
+            Err(_) if !passed => {
+                return Err(SendError::Connection(format!(
+                    "the message could not be sent within {:?}",
+                    self.settings.timeout
+                )))
+            }
+            Err(_) => {
+                return Err(SendError::Unknown(format!(
+                    "no reply within {:?} after the message was sent",
+                    self.settings.timeout
+                )))
+            }
+        };
         let code = response.code();
         let text: Vec<&str> = response.message().collect();
         Ok(format!("{code} {}", text.join(" ")))
@@ -431,6 +461,7 @@ impl Relay {
         }
         Ok(Pooled {
             conn,
+            switch,
             tls,
             idle_since: Instant::now(),
         })
@@ -505,27 +536,80 @@ enum Inner {
     Taken,
 }
 
+/// Holds back the end of a message until the relay's commit token is held.
+///
+/// Armed with the message's length before lettre writes the content: that many bytes pass
+/// freely (SMTP transparency only ever adds bytes, so the end-of-data marker is always
+/// beyond them); the first byte after them waits for the token. The token is then kept
+/// until kurir has recorded the server's answer.
+enum Gate {
+    /// Not armed: writes pass.
+    Open,
+    /// `allowance` more bytes may pass before the token is needed.
+    Counting {
+        allowance: u64,
+        lock: Arc<tokio::sync::Mutex<()>>,
+    },
+    /// Waiting for the token.
+    Acquiring(Pin<Box<dyn std::future::Future<Output = OwnedMutexGuard<()>> + Send>>),
+    /// The token is held: the rest of the message, and its end, may pass.
+    Held(OwnedMutexGuard<()>),
+}
+
 /// A socket that starts as plain TCP and can be upgraded to TLS in place, while lettre holds
-/// it. kurir keeps a [`Switch`] handle to perform the upgrade between two SMTP commands.
+/// it. kurir keeps a [`Switch`] handle to perform the upgrade between two SMTP commands, and
+/// to hold back the end of each message (see [`Switch::arm_commit_gate`]).
 #[derive(Clone)]
 pub struct SwitchStream {
     inner: Arc<Mutex<Inner>>,
+    gate: Arc<Mutex<Gate>>,
 }
 
 /// kurir's handle on a [`SwitchStream`] given to lettre.
 pub struct Switch {
     inner: Arc<Mutex<Inner>>,
+    gate: Arc<Mutex<Gate>>,
 }
 
 impl SwitchStream {
     fn plain(tcp: TcpStream) -> (SwitchStream, Switch) {
         let inner = Arc::new(Mutex::new(Inner::Plain(tcp)));
+        let gate = Arc::new(Mutex::new(Gate::Open));
         (
             SwitchStream {
                 inner: inner.clone(),
+                gate: gate.clone(),
             },
-            Switch { inner },
+            Switch { inner, gate },
         )
+    }
+
+    /// How much of `want` bytes may be written now; `Pending` while the token is awaited.
+    fn pass_gate(&self, cx: &mut Context<'_>, want: usize) -> Poll<usize> {
+        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match &mut *gate {
+                Gate::Open | Gate::Held(_) => return Poll::Ready(want),
+                Gate::Counting { allowance, .. } if *allowance > 0 => {
+                    return Poll::Ready(want.min(usize::try_from(*allowance).unwrap_or(want)))
+                }
+                Gate::Counting { lock, .. } => {
+                    *gate = Gate::Acquiring(Box::pin(lock.clone().lock_owned()));
+                }
+                Gate::Acquiring(acquiring) => match acquiring.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(guard) => *gate = Gate::Held(guard),
+                },
+            }
+        }
+    }
+
+    /// Counts `written` bytes against the gate's allowance.
+    fn passed_gate(&self, written: usize) {
+        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        if let Gate::Counting { allowance, .. } = &mut *gate {
+            *allowance = allowance.saturating_sub(written as u64);
+        }
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
@@ -549,6 +633,27 @@ impl Switch {
     fn put_tls(&self, stream: SslStream<TcpStream>) {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         *guard = Inner::Tls(Box::new(stream));
+    }
+
+    /// Lets the next `content_len` bytes through and holds every byte after them until
+    /// `lock` is held. Arm it right before the message content: the content's last bytes
+    /// and the end-of-data marker — what lets the server accept the message — then wait for
+    /// the commit token, while the bulk of the message streams alongside other connections.
+    fn arm_commit_gate(&self, content_len: u64, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        *gate = Gate::Counting {
+            allowance: content_len,
+            lock,
+        };
+    }
+
+    /// Opens the gate again; returns the token if the end of the message went through it.
+    fn disarm_commit_gate(&self) -> Option<OwnedMutexGuard<()>> {
+        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        match std::mem::replace(&mut *gate, Gate::Open) {
+            Gate::Held(guard) => Some(guard),
+            _ => None,
+        }
     }
 }
 
@@ -576,11 +681,20 @@ impl AsyncWrite for SwitchStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.with(|inner| match inner {
+        let len = match self.pass_gate(cx, buf.len()) {
+            Poll::Ready(len) => len,
+            Poll::Pending => return Poll::Pending,
+        };
+        let buf = &buf[..len];
+        let written = self.with(|inner| match inner {
             Inner::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Inner::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Inner::Taken => Poll::Ready(Err(taken())),
-        })
+        });
+        if let Poll::Ready(Ok(n)) = written {
+            self.passed_gate(n);
+        }
+        written
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

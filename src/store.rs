@@ -354,20 +354,40 @@ impl Store {
         history: &[(JobState, String)],
         durable: bool,
     ) -> Result<(), StoreError> {
-        let mut record = record.clone();
-        let events: Vec<Event> = history
+        self.enqueue_many(&[(record.clone(), history.to_vec())], durable)
+    }
+
+    /// Records new jobs, each with its first events, in one transaction (intake's group
+    /// commit: one log write for the group instead of one per job). Durable only after a
+    /// flush unless `durable`. Fails, recording none, if any id exists.
+    pub fn enqueue_many(
+        &self,
+        jobs: &[(JobRecord, Vec<(JobState, String)>)],
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let prepared: Vec<(JobRecord, Vec<Event>, Vec<serde_json::Value>)> = jobs
             .iter()
-            .map(|(state, detail)| Event {
-                at: record.updated_at,
-                state: *state,
-                detail: detail.clone(),
+            .map(|(record, history)| {
+                let mut record = record.clone();
+                let events: Vec<Event> = history
+                    .iter()
+                    .map(|(state, detail)| Event {
+                        at: record.updated_at,
+                        state: *state,
+                        detail: detail.clone(),
+                    })
+                    .collect();
+                record.events = u32::try_from(events.len()).unwrap_or(u32::MAX);
+                let documents = record
+                    .documents
+                    .iter()
+                    .map(|d| serde_json::json!({ "kind": d.kind, "pages": d.pages, "sha256": d.sha256 }))
+                    .collect();
+                (record, events, documents)
             })
-            .collect();
-        record.events = u32::try_from(events.len()).unwrap_or(u32::MAX);
-        let documents: Vec<serde_json::Value> = record
-            .documents
-            .iter()
-            .map(|d| serde_json::json!({ "kind": d.kind, "pages": d.pages, "sha256": d.sha256 }))
             .collect();
         let result = (
             &self.jobs,
@@ -379,42 +399,46 @@ impl Store {
             &self.meta,
         )
             .transaction(|(jobs, event_tree, due, pending, finished, audit, meta)| {
-                let key = record.id.as_str().as_bytes();
-                if jobs.get(key)?.is_some() {
-                    return abort(StoreError::AlreadyExists(record.id.clone()));
+                for (record, events, documents) in &prepared {
+                    let key = record.id.as_str().as_bytes();
+                    if jobs.get(key)?.is_some() {
+                        return abort(StoreError::AlreadyExists(record.id.clone()));
+                    }
+                    jobs.insert(key, tx_encode(record)?)?;
+                    for (seq, event) in events.iter().enumerate() {
+                        let n = u32::try_from(seq).unwrap_or(u32::MAX);
+                        event_tree.insert(event_key(&record.id, n), tx_encode(event)?)?;
+                        let data = if seq == 0 {
+                            serde_json::json!({ "source": record.source, "documents": documents })
+                        } else {
+                            serde_json::Value::Null
+                        };
+                        audit::append(
+                            audit,
+                            meta,
+                            audit::Draft {
+                                kind: AuditKind::Job,
+                                job_id: Some(record.id.clone()),
+                                kommunkod: record.to,
+                                state: Some(event.state),
+                                operator: None,
+                                action: event.detail.clone(),
+                                data,
+                            },
+                            event.at,
+                        )?;
+                    }
+                    reindex(due, pending, finished, None, record)?;
                 }
-                jobs.insert(key, tx_encode(&record)?)?;
-                for (seq, event) in events.iter().enumerate() {
-                    let n = u32::try_from(seq).unwrap_or(u32::MAX);
-                    event_tree.insert(event_key(&record.id, n), tx_encode(event)?)?;
-                    let data = if seq == 0 {
-                        serde_json::json!({ "source": record.source, "documents": documents })
-                    } else {
-                        serde_json::Value::Null
-                    };
-                    audit::append(
-                        audit,
-                        meta,
-                        audit::Draft {
-                            kind: AuditKind::Job,
-                            job_id: Some(record.id.clone()),
-                            kommunkod: record.to,
-                            state: Some(event.state),
-                            operator: None,
-                            action: event.detail.clone(),
-                            data,
-                        },
-                        event.at,
-                    )?;
-                }
-                reindex(due, pending, finished, None, &record)?;
                 Ok(())
             });
         unwrap_tx(result)?;
         if durable {
             self.flush()?;
         }
-        crate::ops::job_recorded(&record, None);
+        for (record, _, _) in &prepared {
+            crate::ops::job_recorded(record, None);
+        }
         Ok(())
     }
 
@@ -553,17 +577,31 @@ impl Store {
     /// Notes that the receipt for the job's current final state is on disk. Not flushed: if the
     /// note is lost in a crash, the receipt is written again, which is harmless.
     pub fn mark_receipt_written(&self, id: &JobId) -> Result<(), StoreError> {
+        self.mark_receipts_written(std::slice::from_ref(id))
+    }
+
+    /// [`Store::mark_receipt_written`] for many jobs in one transaction (receipts are written
+    /// in groups). Jobs that no longer exist are skipped.
+    pub fn mark_receipts_written(&self, ids: &[JobId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let result = (&self.jobs, &self.due, &self.pending, &self.finished).transaction(
             |(jobs, due, pending, finished)| {
-                let key = id.as_str().as_bytes();
-                let Some(bytes) = jobs.get(key)? else {
-                    return abort(StoreError::NotFound(id.clone()));
-                };
-                let old: JobRecord = tx_decode(&bytes)?;
-                let mut new = old.clone();
-                new.receipt_written = true;
-                jobs.insert(key, tx_encode(&new)?)?;
-                reindex(due, pending, finished, Some(&old), &new)?;
+                for id in ids {
+                    let key = id.as_str().as_bytes();
+                    let Some(bytes) = jobs.get(key)? else {
+                        if ids.len() == 1 {
+                            return abort(StoreError::NotFound(id.clone()));
+                        }
+                        continue;
+                    };
+                    let old: JobRecord = tx_decode(&bytes)?;
+                    let mut new = old.clone();
+                    new.receipt_written = true;
+                    jobs.insert(key, tx_encode(&new)?)?;
+                    reindex(due, pending, finished, Some(&old), &new)?;
+                }
                 Ok(())
             },
         );
@@ -605,6 +643,37 @@ impl Store {
             }
             if out.len() >= limit {
                 break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Like [`Store::due`], skipping the jobs in `except` (those already in hand) without
+    /// reading their records.
+    pub fn due_except(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        except: &std::collections::HashSet<JobId>,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        let end_ms = u64::try_from(now.as_millisecond())
+            .unwrap_or(0)
+            .saturating_add(1);
+        let end = end_ms.to_be_bytes().to_vec();
+        let mut out = Vec::new();
+        for item in self.due.range(..end) {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, id) = item?;
+            let Ok(id) = std::str::from_utf8(&id).unwrap_or("").parse::<JobId>() else {
+                continue;
+            };
+            if except.contains(&id) {
+                continue;
+            }
+            if let Some(record) = self.get(&id)? {
+                out.push(record);
             }
         }
         Ok(out)
