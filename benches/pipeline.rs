@@ -635,6 +635,7 @@ fn main() {
         let store = Store::open(&hist_dir.join("state")).expect("store");
         prove_municipalities(&store, &codes, None);
         let now = Timestamp::now();
+        let mut chunk = Vec::with_capacity(1000);
         for i in 0..history {
             let record = kurir::state::JobRecord {
                 id: kurir::job::JobId::generate(),
@@ -653,12 +654,14 @@ fn main() {
                 alerts: vec![],
                 unknown_deliveries: 0,
             };
-            store
-                .enqueue_lazy(
-                    &record,
-                    &[(kurir::state::JobState::Delivered, "historical".into())],
-                )
-                .expect("history");
+            chunk.push((
+                record,
+                vec![(kurir::state::JobState::Delivered, "historical".into())],
+            ));
+            if chunk.len() == 1000 || i + 1 == history {
+                store.enqueue_many(&chunk, false).expect("history");
+                chunk.clear();
+            }
             if i % 50_000 == 49_999 {
                 store.flush().expect("flush");
             }

@@ -289,7 +289,7 @@ fn finish(
         Some(cert) => {
             let mut signed_bytes = Vec::new();
             signed.write_part(&mut signed_bytes);
-            let enveloped = signer.encrypt(&signed_bytes, &cert.x509()?)?;
+            let enveloped = signer.encrypt_to(&signed_bytes, cert)?;
             let part = MimePart::new(
                 ContentType::new("application/pkcs7-mime")
                     .attribute("smime-type", "enveloped-data")

@@ -142,6 +142,43 @@ pub fn write_atomic_unsynced_dir(path: &Path, bytes: &[u8]) -> std::io::Result<(
     std::fs::rename(&tmp, path)
 }
 
+/// Writes `bytes` to `path` atomically (temporary name, rename) but not durably: for many
+/// files that are made durable together by one [`sync_filesystem`] before anything depends on
+/// them (group commit), instead of one fsync per file.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("path has no parent directory"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("path has no file name"))?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(file_mode())
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Makes everything written to the file system holding `dir` durable — file contents, new
+/// names, renames — in one call (`syncfs`): the group commit for [`write_atomic_unsynced`].
+pub fn sync_filesystem(dir: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let handle = File::open(dir)?;
+    // SAFETY: syncfs takes an open descriptor, which `handle` keeps open for the call.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Writes a new file durably (no rename), for files inside a directory that is itself renamed
 /// into place afterwards.
 pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

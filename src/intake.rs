@@ -66,6 +66,10 @@ fn remember_source(dir: &Path, name: &str) {
     if xattr::set(dir, SOURCE_XATTR, name.as_bytes()).is_ok() {
         return;
     }
+    // The fallback opens a path inside `dir`: only for a real directory, never a link.
+    if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return;
+    }
     // create_new and O_NOFOLLOW: never write through a link the writer planted.
     let note = std::fs::OpenOptions::new()
         .write(true)
@@ -481,5 +485,35 @@ impl Intake {
         }
         receipt::issue(&self.spool, &self.store, &self.seed, &record.id)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writers_name_is_recalled_after_the_claim_rename() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let job = dir.path().join("drop-17");
+        std::fs::create_dir(&job).expect("job dir");
+        remember_source(&job, "drop-17");
+        let claimed = dir.path().join("claimed");
+        std::fs::rename(&job, &claimed).expect("claim");
+        assert_eq!(recall_source(&claimed).as_deref(), Some("drop-17"));
+        let unmarked = dir.path().join("unmarked");
+        std::fs::create_dir(&unmarked).expect("dir");
+        assert_eq!(recall_source(&unmarked), None);
+    }
+
+    #[test]
+    fn a_planted_link_gets_no_source_mark_through_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("elsewhere");
+        std::fs::create_dir(&target).expect("dir");
+        let link = dir.path().join("drop-18");
+        std::os::unix::fs::symlink(&target, &link).expect("link");
+        remember_source(&link, "drop-18");
+        assert_eq!(recall_source(&target), None, "written through the link");
     }
 }

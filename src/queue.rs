@@ -702,7 +702,11 @@ impl Inner {
         for code in codes {
             let (outcome, commit) = mailer.attempt(&job, code).await;
             self.note_relay_health(&outcome, now)?;
-            job = self.record(&job, code, outcome, mailer.from_address())?;
+            // The flush waits for the disk: let the runtime move this worker's other tasks
+            // (other connections' messages) elsewhere meanwhile.
+            job = tokio::task::block_in_place(|| {
+                self.record(&job, code, outcome, mailer.from_address())
+            })?;
             // Recorded and flushed: the next message may end its DATA.
             drop(commit);
         }

@@ -147,6 +147,20 @@ pub fn write(
     fsutil::sync_dir(&spool.receipts())
 }
 
+/// Writes the receipt without syncing anything: the caller syncs the file system once for a
+/// group of receipts.
+fn write_unsynced(
+    spool: &Spool,
+    record: &JobRecord,
+    events: &[Event],
+    seed: &Seed,
+) -> std::io::Result<()> {
+    let receipt = build(record, events, seed);
+    let mut bytes = serde_json::to_vec_pretty(&receipt).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    fsutil::write_atomic_unsynced(&spool.receipt(&record.id), &bytes)
+}
+
 fn write_unsynced_dir(
     spool: &Spool,
     record: &JobRecord,
@@ -213,12 +227,13 @@ pub fn issue_many(
             continue;
         };
         let events = store.events(id)?;
-        match write_unsynced_dir(spool, &record, &events, seed) {
+        match write_unsynced(spool, &record, &events, seed) {
             Ok(()) => written.push((id, record.state)),
             Err(e) => tracing::error!(job_id = %id, error = %e, "receipt could not be written"),
         }
     }
-    fsutil::sync_dir(&spool.receipts()).map_err(|source| ReceiptError::Io {
+    // One sync for the group's files and names, before the store says they exist.
+    fsutil::sync_filesystem(&spool.receipts()).map_err(|source| ReceiptError::Io {
         id: ids[0].clone(),
         source,
     })?;

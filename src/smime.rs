@@ -5,7 +5,9 @@
 //! The MIME wrapping is mail-builder's job (see `compose`); this module only makes the CMS
 //! structures and loads the agency's signing identity.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::pkey::{PKey, Private};
@@ -13,7 +15,7 @@ use openssl::stack::Stack;
 use openssl::symm::Cipher;
 use openssl::x509::X509;
 
-use crate::registry::check_certificate_for_email;
+use crate::registry::{check_certificate_for_email, RegisteredCert};
 
 /// Why S/MIME could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +36,18 @@ pub enum SmimeError {
     OpenSsl(#[from] openssl::error::ErrorStack),
 }
 
+/// Most parsed recipient certificates kept (there are 290 municipalities).
+const RECIPIENT_CACHE: usize = 1024;
+
 /// The agency's signing identity.
 pub struct Signer {
     cert: X509,
     key: PKey<Private>,
     chain: Stack<X509>,
     fingerprint: String,
+    /// Recipients' certificates parsed once, by SHA-256: parsing PEM costs more than
+    /// encrypting a message's key to it.
+    recipients: Mutex<HashMap<String, X509>>,
 }
 
 impl Signer {
@@ -80,6 +88,7 @@ impl Signer {
             key,
             chain,
             fingerprint,
+            recipients: Mutex::new(HashMap::new()),
         })
     }
 
@@ -99,6 +108,34 @@ impl Signer {
             flags,
         )?;
         Ok(cms.to_der()?)
+    }
+
+    /// Enveloped data (DER) of `content` for a municipality's registered certificate and for
+    /// the agency itself.
+    pub fn encrypt_to(
+        &self,
+        content: &[u8],
+        recipient: &RegisteredCert,
+    ) -> Result<Vec<u8>, SmimeError> {
+        let cached = self
+            .recipients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&recipient.sha256)
+            .cloned();
+        let x509 = match cached {
+            Some(x509) => x509,
+            None => {
+                let x509 = recipient.x509()?;
+                let mut cache = self.recipients.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() >= RECIPIENT_CACHE {
+                    cache.clear();
+                }
+                cache.insert(recipient.sha256.clone(), x509.clone());
+                x509
+            }
+        };
+        self.encrypt(content, &x509)
     }
 
     /// Enveloped data (DER) of `content` for `recipient` and for the agency itself.

@@ -734,3 +734,67 @@ impl AsyncTokioStream for SwitchStream {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (client.expect("connect"), server.expect("accept").0)
+    }
+
+    #[tokio::test]
+    async fn the_commit_gate_lets_the_body_through_and_holds_the_end_until_the_token_is_free() {
+        let (client, mut server) = pair().await;
+        let (mut stream, switch) = SwitchStream::plain(client);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        let held_elsewhere = lock.clone().lock_owned().await;
+        let body = vec![b'x'; 100_000];
+        switch.arm_commit_gate(body.len() as u64, lock.clone());
+        let writer = tokio::spawn(async move {
+            stream.write_all(&body).await.expect("body");
+            stream.write_all(b"\r\n.\r\n").await.expect("end");
+            stream.flush().await.expect("flush");
+            stream
+        });
+        // The whole body arrives while another message holds the token...
+        let mut got = vec![0u8; 100_000];
+        server.read_exact(&mut got).await.expect("body arrives");
+        let mut more = [0u8; 5];
+        let early = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            server.read_exact(&mut more),
+        )
+        .await;
+        assert!(early.is_err(), "the end of DATA passed without the token");
+        // ...and its end only once the token is free; the gate then holds it.
+        drop(held_elsewhere);
+        server.read_exact(&mut more).await.expect("end arrives");
+        assert_eq!(&more, b"\r\n.\r\n");
+        let _stream = writer.await.expect("writer");
+        assert!(
+            lock.try_lock().is_err(),
+            "the token is held by this message"
+        );
+        let token = switch.disarm_commit_gate().expect("token taken");
+        drop(token);
+        assert!(lock.try_lock().is_ok(), "dropping the token frees it");
+    }
+
+    #[tokio::test]
+    async fn an_unarmed_gate_passes_everything() {
+        let (client, mut server) = pair().await;
+        let (mut stream, switch) = SwitchStream::plain(client);
+        stream.write_all(b"EHLO x\r\n").await.expect("write");
+        let mut got = [0u8; 8];
+        server.read_exact(&mut got).await.expect("read");
+        assert_eq!(&got, b"EHLO x\r\n");
+        assert!(switch.disarm_commit_gate().is_none());
+    }
+}

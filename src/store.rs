@@ -1037,6 +1037,66 @@ mod tests {
     }
 
     #[test]
+    fn a_group_enqueued_in_one_transaction_is_all_due_with_an_unbroken_audit_chain() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let group: Vec<_> = (0..3)
+            .map(|_| {
+                (
+                    record(JobState::Queued),
+                    vec![
+                        (JobState::Received, "claimed".to_string()),
+                        (JobState::Queued, "routed".to_string()),
+                    ],
+                )
+            })
+            .collect();
+        store.enqueue_many(&group, false).expect("group");
+        store.flush().expect("flush");
+        let mut due: Vec<JobId> = store
+            .due(Timestamp::now(), 10)
+            .expect("due")
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        let mut ids: Vec<JobId> = group.iter().map(|(r, _)| r.id.clone()).collect();
+        due.sort();
+        ids.sort();
+        assert_eq!(due, ids);
+        assert_eq!(store.events(&ids[0]).expect("events").len(), 2);
+        assert!(matches!(
+            store.verify_audit().expect("verify"),
+            audit::Verdict::Ok { entries: 6 }
+        ));
+        // One id already known: the whole group is refused and nothing of it is written.
+        let again = vec![group[0].clone(), (record(JobState::Queued), vec![])];
+        assert!(matches!(
+            store.enqueue_many(&again, false),
+            Err(StoreError::AlreadyExists(_))
+        ));
+        assert!(store.get(&again[1].0.id).expect("get").is_none());
+    }
+
+    #[test]
+    fn receipts_marked_as_a_group_leave_nothing_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let jobs: Vec<JobRecord> = (0..2).map(|_| record(JobState::PrintQueued)).collect();
+        for job in &jobs {
+            let mut job = job.clone();
+            job.next_attempt = None;
+            store
+                .enqueue(&job, &[(JobState::PrintQueued, "printed".into())])
+                .expect("enqueue");
+        }
+        assert_eq!(store.pending().expect("pending").len(), 2);
+        let mut ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
+        ids.push(JobId::generate()); // gone meanwhile: skipped
+        store.mark_receipts_written(&ids).expect("mark");
+        assert!(store.pending().expect("pending").is_empty());
+    }
+
+    #[test]
     fn transition_from_unexpected_state_is_a_conflict_and_writes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
