@@ -121,6 +121,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Like [`write_atomic`] without the directory's fsync: for writing many files into one
 /// directory and syncing it once at the end.
 pub fn write_atomic_unsynced_dir(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_renamed(path, bytes, true)
+}
+
+/// Writes `bytes` to a temporary name beside `path` (synced if `sync_data`), then renames it.
+fn write_renamed(path: &Path, bytes: &[u8], sync_data: bool) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("path has no parent directory"))?;
@@ -137,7 +142,9 @@ pub fn write_atomic_unsynced_dir(path: &Path, bytes: &[u8]) -> std::io::Result<(
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_data()?;
+        if sync_data {
+            file.sync_data()?;
+        }
     }
     std::fs::rename(&tmp, path)
 }
@@ -146,24 +153,7 @@ pub fn write_atomic_unsynced_dir(path: &Path, bytes: &[u8]) -> std::io::Result<(
 /// files that are made durable together by one [`sync_filesystem`] before anything depends on
 /// them (group commit), instead of one fsync per file.
 pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| std::io::Error::other("path has no parent directory"))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("path has no file name"))?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(file_mode())
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-    }
-    std::fs::rename(&tmp, path)
+    write_renamed(path, bytes, false)
 }
 
 /// Makes everything written to the file system holding `dir` durable — file contents, new

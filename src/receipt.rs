@@ -155,10 +155,15 @@ fn write_unsynced(
     events: &[Event],
     seed: &Seed,
 ) -> std::io::Result<()> {
+    fsutil::write_atomic_unsynced(&spool.receipt(&record.id), &render(record, events, seed)?)
+}
+
+/// The receipt as the file holds it: pretty JSON and a final newline.
+fn render(record: &JobRecord, events: &[Event], seed: &Seed) -> std::io::Result<Vec<u8>> {
     let receipt = build(record, events, seed);
     let mut bytes = serde_json::to_vec_pretty(&receipt).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    fsutil::write_atomic_unsynced(&spool.receipt(&record.id), &bytes)
+    Ok(bytes)
 }
 
 fn write_unsynced_dir(
@@ -167,10 +172,7 @@ fn write_unsynced_dir(
     events: &[Event],
     seed: &Seed,
 ) -> std::io::Result<()> {
-    let receipt = build(record, events, seed);
-    let mut bytes = serde_json::to_vec_pretty(&receipt).map_err(std::io::Error::other)?;
-    bytes.push(b'\n');
-    fsutil::write_atomic_unsynced_dir(&spool.receipt(&record.id), &bytes)
+    fsutil::write_atomic_unsynced_dir(&spool.receipt(&record.id), &render(record, events, seed)?)
 }
 
 /// Why a receipt could not be issued.

@@ -628,24 +628,7 @@ impl Store {
 
     /// Jobs whose next attempt is at or before `now`, earliest first, at most `limit`.
     pub fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
-        let end_ms = u64::try_from(now.as_millisecond())
-            .unwrap_or(0)
-            .saturating_add(1);
-        let end = end_ms.to_be_bytes().to_vec();
-        let mut out = Vec::new();
-        for item in self.due.range(..end) {
-            let (_, id) = item?;
-            let id = String::from_utf8_lossy(&id).to_string();
-            if let Ok(id) = id.parse::<JobId>() {
-                if let Some(record) = self.get(&id)? {
-                    out.push(record);
-                }
-            }
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        self.due_except(now, limit, &std::collections::HashSet::new())
     }
 
     /// Like [`Store::due`], skipping the jobs in `except` (those already in hand) without
