@@ -704,9 +704,12 @@ impl Inner {
             self.note_relay_health(&outcome, now)?;
             // The flush waits for the disk: let the runtime move this worker's other tasks
             // (other connections' messages) elsewhere meanwhile.
-            job = tokio::task::block_in_place(|| {
-                self.record(&job, code, outcome, mailer.from_address())
-            })?;
+            let record = || self.record(&job, code, outcome, mailer.from_address());
+            job = match tokio::runtime::Handle::current().runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(record),
+                // block_in_place needs a multi-threaded runtime (tests may use another).
+                _ => record(),
+            }?;
             // Recorded and flushed: the next message may end its DATA.
             drop(commit);
         }
