@@ -17,6 +17,7 @@ pub mod doctor;
 pub mod fsutil;
 pub mod intake;
 pub mod job;
+pub mod journal;
 pub mod letter;
 pub mod logging;
 pub mod mail;

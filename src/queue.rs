@@ -2,9 +2,10 @@
 //! kurir gives up, and when a person is alerted — and hands jobs to the deliverers.
 //!
 //! The store's `due` index is the queue and every decision is recorded there, so a restart
-//! resumes exactly where the last run stopped. A job moves to `sending` (durably) before any
-//! message leaves, and every attempt's outcome is recorded before the next, so a crash resends
-//! at most the message in flight — with the same Message-ID.
+//! resumes exactly where the last run stopped. A job moves to `sending` before any message
+//! leaves, and every attempt's outcome is recorded (journaled: it survives a crash of the
+//! process at once) before the next message may end its DATA, so a crash resends at most the
+//! message in flight — with the same Message-ID.
 //!
 //! Policy, in order, for a due job:
 //! 1. its municipality is on hold → `held`;
@@ -686,13 +687,12 @@ impl Inner {
             .acquire_owned()
             .await
             .map_err(|e| QueueError::Task(e.to_string()))?;
-        // Not flushed on its own: after a crash a job that seems queued is sent again, as a
-        // `sending` one would be; the outcome's record below is what must be durable.
-        let mut job = self.store.transition_lazy(
+        // Journaled, not flushed: the outcome's record below follows it in the journal, so a
+        // start after a crash replays both in order.
+        let mut job = self.store.transition_journaled(
             &job.id,
             &[JobState::Queued, JobState::Deferred, JobState::FallenBack],
             &format!("sending through {}", mailer.relay()),
-            &[],
             |r| {
                 r.state = JobState::Sending;
                 r.attempts += 1;
@@ -702,15 +702,9 @@ impl Inner {
         for code in codes {
             let (outcome, commit) = mailer.attempt(&job, code).await;
             self.note_relay_health(&outcome, now)?;
-            // The flush waits for the disk: let the runtime move this worker's other tasks
-            // (other connections' messages) elsewhere meanwhile.
-            let record = || self.record(&job, code, outcome, mailer.from_address());
-            job = match tokio::runtime::Handle::current().runtime_flavor() {
-                tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(record),
-                // block_in_place needs a multi-threaded runtime (tests may use another).
-                _ => record(),
-            }?;
-            // Recorded and flushed: the next message may end its DATA.
+            // Journaled (one write(2), no wait for the disk): it survives a crash of kurir
+            // from here on, so the next message may end its DATA.
+            job = self.record(&job, code, outcome, mailer.from_address())?;
             drop(commit);
         }
         drop(permit);
@@ -831,7 +825,7 @@ impl Inner {
         };
         let record = self
             .store
-            .transition(&job.id, &[job.state], &detail, &[], |r| {
+            .transition_journaled(&job.id, &[job.state], &detail, |r| {
                 if fall_back {
                     r.state = JobState::FallenBack;
                     r.alerts.push(AlertKind::FellBack.as_str().into());
