@@ -57,6 +57,14 @@ enum Durability {
     Lazy,
 }
 
+/// How and as of when a transition is committed.
+#[derive(Debug, Clone, Copy)]
+struct Commit {
+    durability: Durability,
+    /// The change's time (now, or the original time when a journal entry is replayed).
+    at: Timestamp,
+}
+
 /// The on-disk format version of every value this module writes.
 const FORMAT_VERSION: u32 = 1;
 
@@ -405,8 +413,10 @@ impl Store {
                         *r = record.clone();
                         r.events = events;
                     },
-                    Durability::Lazy,
-                    record.updated_at,
+                    Commit {
+                        durability: Durability::Lazy,
+                        at: record.updated_at,
+                    },
                 )?;
                 applied += 1;
             }
@@ -555,8 +565,10 @@ impl Store {
             detail,
             side,
             change,
-            Durability::Flushed,
-            Timestamp::now(),
+            Commit {
+                durability: Durability::Flushed,
+                at: Timestamp::now(),
+            },
         )
     }
 
@@ -577,8 +589,10 @@ impl Store {
             detail,
             side,
             change,
-            Durability::Lazy,
-            Timestamp::now(),
+            Commit {
+                durability: Durability::Lazy,
+                at: Timestamp::now(),
+            },
         )
     }
 
@@ -601,8 +615,10 @@ impl Store {
             detail,
             &[],
             change,
-            Durability::Journaled,
-            Timestamp::now(),
+            Commit {
+                durability: Durability::Journaled,
+                at: Timestamp::now(),
+            },
         )
     }
 
@@ -613,9 +629,12 @@ impl Store {
         detail: &str,
         side: &[SideWrite],
         change: impl Fn(&mut JobRecord),
-        durability: Durability,
-        now: Timestamp,
+        commit: Commit,
     ) -> Result<JobRecord, StoreError> {
+        let Commit {
+            durability,
+            at: now,
+        } = commit;
         // Held from the commit to the append, so no flush's rotation falls in between.
         let mut journal = (durability == Durability::Journaled).then(|| self.journal.lock());
         let letter_hashes: Vec<serde_json::Value> = side
