@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the per-job hot path: PDF validation, MIME composition, S/MIME
-//! sign+encrypt, print-letter rendering, and a store transition with its flush.
+//! sign+encrypt, print-letter rendering, and a store transition with its flush or journaled.
 //! `cargo bench --bench hot_path`
 
 #[path = "../tests/common/pki.rs"]
@@ -155,6 +155,15 @@ fn hot_path(c: &mut Criterion) {
                 .transition(&job_id, &[JobState::Queued], "bench", &[], |r| {
                     r.attempts += 1
                 })
+                .expect("transition")
+        })
+    });
+    // What a mail server's answer costs to record while the next message waits: committed
+    // and journaled (one write(2)), flushed later with a group.
+    c.bench_function("store_transition_journaled", |b| {
+        b.iter(|| {
+            store
+                .transition_journaled(&job_id, &[JobState::Queued], "bench", |r| r.attempts += 1)
                 .expect("transition")
         })
     });

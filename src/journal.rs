@@ -19,6 +19,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -66,7 +67,7 @@ impl Journal {
     /// earlier runs left (to replay); new entries go to a file after them.
     pub fn open(store_dir: &Path) -> std::io::Result<(Journal, Vec<Leftover>)> {
         let dir = store_dir.join(DIR);
-        std::fs::create_dir_all(&dir)?;
+        crate::fsutil::create_private_dir(&dir)?;
         let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)?
             .flatten()
             .map(|e| e.path())
@@ -128,6 +129,7 @@ impl JournalGuard<'_> {
                 OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .mode(0o600)
                     .open(self.dir.join(file_name(current.seq)))?,
             ),
         };
