@@ -105,6 +105,15 @@ impl Journal {
         }
     }
 
+    /// Nothing was appended since the last rotation.
+    pub fn is_empty(&self) -> bool {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .file
+            .is_none()
+    }
+
     /// Closes the file written so far, if any, and returns its path: everything in it was
     /// committed before this returned, so the caller may delete it after its next flush.
     pub fn rotate(&self) -> Option<PathBuf> {
@@ -153,7 +162,9 @@ mod tests {
             journal.lock().append(b"two").expect("append");
             journal.lock().append(b"three").expect("append");
             // Nothing written since the last rotation: nothing to retire.
+            assert!(!journal.is_empty());
             let _ = journal.rotate();
+            assert!(journal.is_empty());
             assert!(journal.rotate().is_none());
             journal.lock().append(b"four").expect("append");
         }

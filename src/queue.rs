@@ -400,7 +400,17 @@ impl Inner {
             let first = match tokio::time::timeout(IDLE_POLL, finished.recv()).await {
                 Ok(Some(f)) => Some(f),
                 Ok(None) => break,
-                Err(_) => None,
+                Err(_) => {
+                    // A quiet second: make what was only journaled (deferred outcomes, say)
+                    // durable against a power cut too.
+                    let store = self.store.clone();
+                    match tokio::task::spawn_blocking(move || store.flush_journaled()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::error!(error = %e, "store flush failed"),
+                        Err(e) => tracing::error!(error = %e, "store flush task failed"),
+                    }
+                    None
+                }
             };
             let mut group: Vec<Finished> = first.into_iter().collect();
             while group.len() < RECEIPT_GROUP {
