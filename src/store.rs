@@ -65,6 +65,15 @@ struct Commit {
     at: Timestamp,
 }
 
+impl Commit {
+    fn now(durability: Durability) -> Commit {
+        Commit {
+            durability,
+            at: Timestamp::now(),
+        }
+    }
+}
+
 /// The on-disk format version of every value this module writes.
 const FORMAT_VERSION: u32 = 1;
 
@@ -576,10 +585,7 @@ impl Store {
             detail,
             side,
             change,
-            Commit {
-                durability: Durability::Flushed,
-                at: Timestamp::now(),
-            },
+            Commit::now(Durability::Flushed),
         )
     }
 
@@ -600,10 +606,7 @@ impl Store {
             detail,
             side,
             change,
-            Commit {
-                durability: Durability::Lazy,
-                at: Timestamp::now(),
-            },
+            Commit::now(Durability::Lazy),
         )
     }
 
@@ -626,10 +629,7 @@ impl Store {
             detail,
             &[],
             change,
-            Commit {
-                durability: Durability::Journaled,
-                at: Timestamp::now(),
-            },
+            Commit::now(Durability::Journaled),
         )
     }
 
