@@ -419,7 +419,12 @@ impl Store {
                 let Some(current) = self.get(&entry.record.id)? else {
                     continue;
                 };
+                if current.events >= entry.record.events {
+                    continue; // in sled already
+                }
                 if current.events + 1 != entry.record.events {
+                    // A step between them is missing from both: not this entry's to fill.
+                    tracing::warn!(job_id = %current.id, "journal entry out of sequence skipped");
                     continue;
                 }
                 let record = entry.record;
