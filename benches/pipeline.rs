@@ -227,6 +227,25 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// Busy CPU seconds of the whole machine (all processes, user + system + interrupts).
+/// Context switches (voluntary and not) of the process's live threads: how often kurir hands
+/// the CPU over, a cost the CPU seconds include but do not explain.
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .map(|t| {
+            std::fs::read_to_string(t.path().join("status"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
 fn machine_busy_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let fields: Vec<f64> = stat
@@ -563,6 +582,7 @@ fn main() {
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss_mb = rss_kb(pid, "VmRSS:") as f64 / 1024.0;
     let cpu_before = cpu_seconds(pid);
+    let switches_before = context_switches(pid);
     let machine_before = machine_busy_seconds();
     eprintln!("bench: dropping the burst");
     let first_drop = Timestamp::now();
@@ -572,6 +592,8 @@ fn main() {
     }
     let receipts = wait_receipts(&spool, jobs, Duration::from_secs(3600));
     let cpu_burst = cpu_seconds(pid) - cpu_before;
+    let switches_per_job =
+        context_switches(pid).saturating_sub(switches_before) as f64 / jobs as f64;
     let machine_burst = machine_busy_seconds() - machine_before;
     let peak_rss_mb = rss_kb(pid, "VmHWM:") as f64 / 1024.0;
     let delivered = receipts
@@ -712,6 +734,7 @@ fn main() {
             "max_ms": burst_lat.last().copied().unwrap_or(0.0),
             "cpu_s_per_job": cpu_burst / jobs as f64,
             "others_cpu_ms_per_job": burst_others_ms, "machine_cores_busy": burst_cores,
+            "context_switches_per_job": switches_per_job,
         },
         "steady": {
             "offered_jobs_per_s": steady_rate, "jobs": steady_jobs,
@@ -760,6 +783,7 @@ fn main() {
         burst_others_ms,
         burst_cores
     );
+    println!("    kurir's context switches per job {switches_per_job:.0}");
     println!(
         "  steady {steady_rate} jobs/s p50/p99/max  {:>7.1} / {:.1} / {:.1} ms",
         percentile(&steady_lat, 0.5),
