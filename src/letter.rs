@@ -127,7 +127,9 @@ pub fn build(
     });
     out.trailer.set("Info", info_id);
     out.prune_objects();
-    out.compress();
+    // Only the cover page's stream is compressed (where it is made): the documents go in as
+    // they came. Compressing their streams again bought nothing for already compressed ones
+    // and cost most of a letter's CPU for raw images (deflate over every byte).
     let mut bytes = Vec::new();
     out.save_to(&mut bytes)?;
     Ok(Letter {
@@ -266,7 +268,9 @@ fn add_cover_page(
     let content = Content {
         operations: text.ops,
     };
-    let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode()?));
+    let mut stream = Stream::new(dictionary! {}, content.encode()?);
+    stream.compress()?;
+    let content_id = doc.add_object(stream);
     let regular = doc.add_object(font("Helvetica"));
     let bold = doc.add_object(font("Helvetica-Bold"));
     let resources = doc.add_object(dictionary! {
