@@ -22,8 +22,8 @@
 //!   as the change it records
 //! - `finished`: finish time (ms, u64 BE), job id → job id — what retention reads
 //!
-//! Every recorded job change is also counted for Prometheus (`ops::job_recorded`), after the
-//! flush, so metrics never count what a crash took back.
+//! Every recorded job change is also counted for Prometheus (`ops::job_recorded`) as the call
+//! returns: after its flush or journal entry where it has one.
 
 use std::path::Path;
 use std::sync::Arc;
