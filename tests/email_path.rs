@@ -158,17 +158,7 @@ fn an_untrusted_server_certificate_means_nothing_is_sent_and_the_job_waits() {
     rig.env.start();
     let id = rig.env.submit("2480", None);
     common::wait_for("a deferred attempt", Duration::from_secs(30), || {
-        let status = rig.env.status(&id);
-        status["events"]
-            .as_array()
-            .expect("events")
-            .iter()
-            .any(|e| {
-                e["detail"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("certificate verification failed")
-            })
+        common::has_event(&rig.env.status(&id), "certificate verification failed")
     });
     let status = rig.env.status(&id);
     assert!(
@@ -214,16 +204,7 @@ fn a_server_without_starttls_gets_nothing_and_the_job_waits() {
     rig.env.start();
     let id = rig.env.submit("2480", None);
     common::wait_for("a deferred attempt", Duration::from_secs(30), || {
-        rig.env.status(&id)["events"]
-            .as_array()
-            .expect("events")
-            .iter()
-            .any(|e| {
-                e["detail"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("offers no STARTTLS")
-            })
+        common::has_event(&rig.env.status(&id), "offers no STARTTLS")
     });
     assert!(
         plain.count("EHLO") >= 1,
@@ -489,16 +470,10 @@ fn a_registered_tls_pin_is_checked_before_anything_is_sent() {
         .ok(&["municipality", "set", "2480", "--tls-pin", &"ab".repeat(32)]);
     let pinned = rig.env.submit("2480", None);
     common::wait_for("a deferred attempt", Duration::from_secs(30), || {
-        rig.env.status(&pinned)["events"]
-            .as_array()
-            .expect("events")
-            .iter()
-            .any(|e| {
-                e["detail"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("does not match the registered TLS pin")
-            })
+        common::has_event(
+            &rig.env.status(&pinned),
+            "does not match the registered TLS pin",
+        )
     });
     assert_eq!(
         rig.peer.count("MAIL"),

@@ -315,16 +315,10 @@ fn retention_removes_delivered_documents_and_keeps_their_hashes() {
         !active.exists()
     });
     let status = env.status(&id);
-    assert!(status["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .any(|e| {
-            e["detail"]
-                .as_str()
-                .unwrap_or("")
-                .contains("documents removed from the spool")
-        }));
+    assert!(common::has_event(
+        &status,
+        "documents removed from the spool"
+    ));
     let hashes = |v: &serde_json::Value| -> Vec<String> {
         v.as_array()
             .expect("documents")

@@ -267,6 +267,15 @@ impl Drop for Env {
     }
 }
 
+/// Whether the job's history (from [`Env::status`]) has an event whose detail contains `text`.
+pub fn has_event(status: &Value, text: &str) -> bool {
+    status["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .any(|e| e["detail"].as_str().unwrap_or("").contains(text))
+}
+
 /// Polls `cond` every 20 ms until it holds; panics with `what` after `limit`.
 pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
