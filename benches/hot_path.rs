@@ -2,51 +2,13 @@
 //! sign+encrypt, print-letter rendering, and a store transition with its flush or journaled.
 //! `cargo bench --bench hot_path`
 
+mod common;
 #[path = "../tests/common/pki.rs"]
 mod pki;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use kurir::job::{DocumentKind, JobId};
 use kurir::state::JobState;
-use lopdf::dictionary;
-
-fn synthetic_pdf() -> Vec<u8> {
-    // Two text pages and ~36 KB of image data: the size of a scanned decision.
-    let mut doc = lopdf::Document::with_version("1.7");
-    let pages_id = doc.new_object_id();
-    let noise: Vec<u8> = (0..36_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    let image = doc.add_object(
-        lopdf::Stream::new(
-            dictionary! { "Type" => "XObject", "Subtype" => "Image" },
-            noise,
-        )
-        .with_compression(false),
-    );
-    let content = doc.add_object(lopdf::Stream::new(
-        dictionary! {},
-        b"BT /F1 11 Tf 60 780 Td (ANVISNINGSBESLUT syntetisk) Tj ET".repeat(40),
-    ));
-    let mut kids = Vec::new();
-    for _ in 0..2 {
-        kids.push(lopdf::Object::from(doc.add_object(dictionary! {
-            "Type" => "Page", "Parent" => pages_id, "Contents" => content,
-            "Resources" => dictionary! { "XObject" => dictionary! { "Im1" => image } },
-            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-        })));
-    }
-    doc.objects.insert(
-        pages_id,
-        lopdf::Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => 2 }),
-    );
-    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    doc.trailer.set("Root", catalog);
-    doc.compress();
-    let mut out = Vec::new();
-    doc.save_to(&mut out).expect("pdf");
-    out
-}
 
 fn hot_path(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -60,7 +22,7 @@ fn hot_path(c: &mut Criterion) {
     let cert =
         kurir::registry::RegisteredCert::parse(&std::fs::read_to_string(&muni.cert).expect("pem"))
             .expect("cert");
-    let pdf = synthetic_pdf();
+    let pdf = common::synthetic_pdf("ANVISNINGSBESLUT", 40_000);
     let limits = kurir::pdf::PdfLimits {
         max_bytes: 25_000_000,
         max_pages: 500,
@@ -74,29 +36,7 @@ fn hot_path(c: &mut Criterion) {
         b.iter(|| kurir::pdf::validate(&pdf, &limits).expect("valid"))
     });
 
-    let mail = kurir::compose::DecisionMail {
-        from: kurir::compose::MailFrom {
-            address: "anvisning@bench.example",
-            name: "Migrationsverket",
-        },
-        to: "registrator@kommun.bench.example",
-        kommunkod: "2480".parse().expect("code"),
-        job_id: &job_id,
-        copy_of: None,
-        documents: vec![
-            kurir::compose::Attachment {
-                kind: DocumentKind::Anvisningsbeslut,
-                pages: 2,
-                bytes: &pdf,
-            },
-            kurir::compose::Attachment {
-                kind: DocumentKind::GodMan,
-                pages: 2,
-                bytes: &pdf,
-            },
-        ],
-        sender: &sender,
-    };
+    let mail = common::decision_mail(&job_id, &pdf, &pdf, &sender);
     c.bench_function("mime_sign_only_2x40k", |b| {
         b.iter(|| kurir::compose::decision(&mail, &signer, None).expect("mail"))
     });

@@ -15,6 +15,7 @@
 //! KURIR_BENCH_STEADY_SECS (30), KURIR_BENCH_POST_JOBS (2000), KURIR_BENCH_MUNICIPALITIES (20),
 //! KURIR_BENCH_HISTORY (1000000: jobs already in the store for the start-up measurement).
 
+mod common;
 #[path = "../tests/common/pki.rs"]
 mod pki;
 
@@ -29,8 +30,6 @@ use kurir::config::Settings;
 use kurir::job::Kommunkod;
 use kurir::registry::{Changes, RegisteredCert, Seed};
 use kurir::store::Store;
-use lopdf::content::{Content, Operation};
-use lopdf::{dictionary, Document, Object, Stream, StringFormat};
 use serde_json::json;
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -38,88 +37,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A realistic synthetic PDF of about `size` bytes: text pages plus an embedded image-like
-/// stream (no personal data).
-fn synthetic_pdf(title: &str, size: usize) -> Vec<u8> {
-    let mut doc = Document::with_version("1.7");
-    let pages_id = doc.new_object_id();
-    let font = doc.add_object(dictionary! {
-        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica", "Encoding" => "WinAnsiEncoding",
-    });
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let noise: Vec<u8> = (0..size.saturating_sub(3000))
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect();
-    let image = doc.add_object(Stream::new(
-        dictionary! {
-            "Type" => "XObject", "Subtype" => "Image", "Width" => 100, "Height" => (noise.len() / 300).max(1) as i64,
-            "ColorSpace" => "DeviceRGB", "BitsPerComponent" => 8,
-        },
-        noise,
-    ).with_compression(false));
-    let resources = doc.add_object(dictionary! {
-        "Font" => dictionary! { "F1" => font }, "XObject" => dictionary! { "Im1" => image },
-    });
-    let mut kids = Vec::new();
-    for page in 0..2 {
-        let mut ops = vec![
-            Operation::new("BT", vec![]),
-            Operation::new("Tf", vec!["F1".into(), 11.into()]),
-            Operation::new("Td", vec![60.into(), 780.into()]),
-            Operation::new("TL", vec![14.into()]),
-        ];
-        for line in 0..40 {
-            let text = format!("{title} – syntetisk text, sida {}, rad {line}", page + 1);
-            let bytes =
-                Document::encode_text(&lopdf::Encoding::SimpleEncoding(b"WinAnsiEncoding"), &text);
-            ops.push(Operation::new(
-                "Tj",
-                vec![Object::String(bytes, StringFormat::Literal)],
-            ));
-            ops.push(Operation::new("T*", vec![]));
-        }
-        ops.push(Operation::new("ET", vec![]));
-        if page == 1 {
-            ops.push(Operation::new("q", vec![]));
-            ops.push(Operation::new(
-                "cm",
-                vec![
-                    200.into(),
-                    0.into(),
-                    0.into(),
-                    100.into(),
-                    300.into(),
-                    100.into(),
-                ],
-            ));
-            ops.push(Operation::new("Do", vec!["Im1".into()]));
-            ops.push(Operation::new("Q", vec![]));
-        }
-        let content = doc.add_object(Stream::new(
-            dictionary! {},
-            Content { operations: ops }.encode().expect("content"),
-        ));
-        kids.push(Object::from(doc.add_object(dictionary! {
-            "Type" => "Page", "Parent" => pages_id, "Contents" => content, "Resources" => resources,
-            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-        })));
-    }
-    doc.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => 2 }),
-    );
-    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    doc.trailer.set("Root", catalog);
-    let mut out = Vec::new();
-    doc.save_to(&mut out).expect("pdf");
-    out
 }
 
 /// Registers the municipalities with secure connections and proven addresses, as if each had
@@ -444,8 +361,8 @@ fn main() {
         "kommun",
         pki::Usage::Email("registrator@kommun.bench.example"),
     );
-    let beslut = synthetic_pdf("ANVISNINGSBESLUT", 40_000);
-    let godman = synthetic_pdf("ANMÄLAN OM BEHOV AV GOD MAN", 40_000);
+    let beslut = common::synthetic_pdf("ANVISNINGSBESLUT", 40_000);
+    let godman = common::synthetic_pdf("ANMÄLAN OM BEHOV AV GOD MAN", 40_000);
 
     let port = free_port();
     let _mta = Mta::start(&shm, port, &server.cert, &server.key);
@@ -468,29 +385,7 @@ fn main() {
     let job_id: kurir::job::JobId = "20260101-000000-000000000000".parse().expect("id");
     let sender = settings.sender.clone();
     let message = kurir::compose::decision(
-        &kurir::compose::DecisionMail {
-            from: kurir::compose::MailFrom {
-                address: "anvisning@bench.example",
-                name: "Migrationsverket",
-            },
-            to: "registrator@kommun.bench.example",
-            kommunkod: "2480".parse().expect("code"),
-            job_id: &job_id,
-            copy_of: None,
-            documents: vec![
-                kurir::compose::Attachment {
-                    kind: kurir::job::DocumentKind::Anvisningsbeslut,
-                    pages: 2,
-                    bytes: &beslut,
-                },
-                kurir::compose::Attachment {
-                    kind: kurir::job::DocumentKind::GodMan,
-                    pages: 2,
-                    bytes: &godman,
-                },
-            ],
-            sender: &sender,
-        },
+        &common::decision_mail(&job_id, &beslut, &godman, &sender),
         &signer,
         Some(&cert),
     )
