@@ -7,6 +7,11 @@
 //! process at once) before the next message may end its DATA, so a crash resends at most the
 //! message in flight — with the same Message-ID.
 //!
+//! The queue's decisions run on the async workers and none of them waits for the disk: each is
+//! journaled ([`Store::transition_journaled`]) and reaches the disk with the next group flush
+//! (receipts, intake, or a quiet second). Letters are recorded lazily and flushed with their
+//! round, before the manifest and the receipts name them.
+//!
 //! Policy, in order, for a due job:
 //! 1. its municipality is on hold → `held`;
 //! 2. older than `expire_after` → `failed`, alert;
@@ -227,7 +232,7 @@ impl QueueManager {
     ///
     /// A pipeline, not rounds: up to `max_concurrent_jobs` jobs are in hand at once, and a
     /// free slot is refilled from the due index as soon as a job is done, so no job waits for
-    /// a slower one. Finished jobs go to the receipt writer (see [`Inner::receipt_writer`]),
+    /// a slower one. Finished jobs go to the receipt writer (`Inner::receipt_writer`),
     /// which makes receipts and print-batch bookkeeping in groups, off this loop. At shutdown
     /// the jobs in hand are finished and their receipts written (the caller bounds how long
     /// that may take).
@@ -468,12 +473,14 @@ impl Inner {
         }
         let detail = format!("handling failed: {error}; retrying");
         let retry = now + RETRY_AFTER_ERROR;
-        let _ = self.store.transition(id, &[current], &detail, &[], |r| {
-            if r.state == JobState::Sending {
-                r.state = JobState::Deferred;
-            }
-            r.next_attempt = Some(retry);
-        });
+        let _ = self
+            .store
+            .transition_journaled(id, &[current], &detail, |r| {
+                if r.state == JobState::Sending {
+                    r.state = JobState::Deferred;
+                }
+                r.next_attempt = Some(retry);
+            });
     }
 
     /// Applies the policy to one due job.
@@ -485,11 +492,10 @@ impl Inner {
     ) -> Result<Handled, QueueError> {
         let mut job = job;
         if let Some(code) = job.to.filter(|c| holds.contains(c)) {
-            job = self.store.transition(
+            job = self.store.transition_journaled(
                 &job.id,
                 &[job.state],
                 &format!("held: kommun {code} is on hold"),
-                &[],
                 |r| {
                     r.state = JobState::Held;
                     r.next_attempt = None;
@@ -544,14 +550,13 @@ impl Inner {
             .filter(|r| !r.is_done())
             .map(|r| r.kommunkod.to_string())
             .collect();
-        let job = self.store.transition(
+        let job = self.store.transition_journaled(
             &job.id,
             &[job.state],
             &format!(
                 "expired: not delivered to {} in time; giving up",
                 waiting.join(", ")
             ),
-            &[],
             |r| {
                 r.state = JobState::Failed;
                 r.next_attempt = None;
@@ -578,11 +583,10 @@ impl Inner {
     /// Every recipient still waiting for e-mail gets a letter instead.
     fn fall_back(&self, job: JobRecord, why: &str) -> Result<JobRecord, QueueError> {
         let codes = job.awaiting_email();
-        let job = self.store.transition(
+        let job = self.store.transition_journaled(
             &job.id,
             &[job.state],
             &format!("{why}: falling back to post for {}", join(&codes)),
-            &[],
             |r| {
                 r.state = JobState::FallenBack;
                 for rec in r.recipients.iter_mut().filter(|x| x.awaits_email()) {
@@ -624,14 +628,13 @@ impl Inner {
         }
         let raise_warning = !warned && now >= d.warn_at;
         let waiting = job.awaiting_email();
-        let job = self.store.transition(
+        let job = self.store.transition_journaled(
             &job.id,
             &[job.state],
             &format!(
                 "deferred: e-mail to {} is tried again at {next}",
                 join(&waiting)
             ),
-            &[],
             |r| {
                 r.state = JobState::Deferred;
                 r.next_attempt = Some(next);

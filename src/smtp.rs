@@ -558,7 +558,7 @@ enum Gate {
 
 /// A socket that starts as plain TCP and can be upgraded to TLS in place, while lettre holds
 /// it. kurir keeps a [`Switch`] handle to perform the upgrade between two SMTP commands, and
-/// to hold back the end of each message (see [`Switch::arm_commit_gate`]).
+/// to hold back the end of each message (see `Switch::arm_commit_gate`).
 #[derive(Clone)]
 pub struct SwitchStream {
     inner: Arc<Mutex<Inner>>,
