@@ -5,10 +5,12 @@
 //! made, yet sit on a path that cannot wait for the disk: the record of a mail server's
 //! acceptance is made while the next message's end of DATA waits for it (see
 //! [`crate::smtp`]), so a flush there serialises every delivery behind the disk. For those the
-//! store commits to sled in memory and appends the result here with one `write(2)`: the kernel
-//! holds it from then on, whatever becomes of the process. The next flush of the store makes
-//! the same changes durable in sled, and the journal file written before that flush is deleted.
-//! At start-up, what is left is replayed into the store.
+//! store appends the change here with one `write(2)` — the kernel holds it from then on,
+//! whatever becomes of the process — and keeps it in memory, where reads see it. The next
+//! flush of the store writes all such changes into sled in one transaction (a sled transaction
+//! costs a log write of its own, so one per change would cost more than the journal saves),
+//! makes them durable, and deletes the journal file written before it. At start-up, what is
+//! left is replayed into the store.
 //!
 //! A power cut can take what the page cache held: a journaled change since the last flush may
 //! then be lost, which for a delivery outcome means one resend with the same Message-ID.
@@ -26,8 +28,9 @@ use std::sync::{Mutex, MutexGuard};
 /// Where the journal lives inside the store's directory.
 pub const DIR: &str = "journal";
 
-/// The journal of one store. Writers hold its lock while they commit and append, so a flush
-/// that rotates the file covers, in sled, every entry of the file it retires.
+/// The journal of one store. Writers hold its lock while they decide a change and append it,
+/// and a flush takes the entries to write into sled under the same lock as it rotates, so
+/// what it writes covers every entry of the file it retires.
 pub struct Journal {
     dir: PathBuf,
     current: Mutex<Current>,
@@ -117,15 +120,21 @@ impl Journal {
     /// Closes the file written so far, if any, and returns its path: everything in it was
     /// committed before this returned, so the caller may delete it after its next flush.
     pub fn rotate(&self) -> Option<PathBuf> {
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        self.lock().rotate()
+    }
+}
+
+impl JournalGuard<'_> {
+    /// [`Journal::rotate`] under a lock the caller already holds, so that what it reads
+    /// together with the rotation (the entries not yet in sled) matches the retired file.
+    pub fn rotate(&mut self) -> Option<PathBuf> {
+        let current = &mut *self.current;
         current.file.take()?;
         let path = self.dir.join(file_name(current.seq));
         current.seq += 1;
         Some(path)
     }
-}
 
-impl JournalGuard<'_> {
     /// Appends one entry (a line; it must not contain a newline) with a single `write(2)`.
     pub fn append(&mut self, entry: &[u8]) -> std::io::Result<()> {
         let mut line = Vec::with_capacity(entry.len() + 1);

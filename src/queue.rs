@@ -7,9 +7,9 @@
 //! process at once) before the next message may end its DATA, so a crash resends at most the
 //! message in flight — with the same Message-ID.
 //!
-//! The queue's decisions run on the async workers and none of them waits for the disk: each is
-//! journaled ([`Store::transition_journaled`]) and reaches the disk with the next group flush
-//! (receipts, intake, or a quiet second). Letters are recorded lazily and flushed with their
+//! The queue's decisions run on the async workers and none of them waits for the disk or for a
+//! sled transaction: each is journaled ([`Store::transition_journaled`]) and reaches sled and
+//! the disk with the next group flush (receipts, intake, or a quiet second). Letters are recorded lazily and flushed with their
 //! round, before the manifest and the receipts name them.
 //!
 //! Policy, in order, for a due job:

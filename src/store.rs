@@ -5,8 +5,11 @@
 //! `Ok`, the fact survives `kill -9`. The exceptions say so: `*_lazy` calls are durable at the
 //! next flush (for steps that are redone after a crash), and [`Store::transition_journaled`]
 //! is durable against a crash of the process at once, through the write-ahead
-//! [`crate::journal`], and against a power cut at the next flush. Opening the store replays
-//! what the journal holds. Values are JSON with a format version, so the format can
+//! [`crate::journal`], and against a power cut at the next flush. A journaled change is kept
+//! in memory until then and every read here sees it (`get`, `events`, `due`, `list`,
+//! `pending`); the flush writes all of them into sled in one transaction, and a sled
+//! transition of the same job writes them first. Opening the store replays what the journal
+//! holds. Values are JSON with a format version, so the format can
 //! evolve without a migration tool.
 //!
 //! Trees:
@@ -25,8 +28,9 @@
 //! Every recorded job change is also counted for Prometheus (`ops::job_recorded`) as the call
 //! returns: after its flush or journal entry where it has one.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
@@ -53,8 +57,6 @@ const CACHE_BYTES: u64 = 24 * 1024 * 1024;
 enum Durability {
     /// Flushed before the call returns.
     Flushed,
-    /// Journaled before the call returns (survives the process), flushed later.
-    Journaled,
     /// Durable at the next flush.
     Lazy,
 }
@@ -220,6 +222,84 @@ pub struct Store {
     audit: sled::Tree,
     finished: sled::Tree,
     journal: Arc<Journal>,
+    unapplied: Arc<Mutex<HashMap<JobId, Vec<Unapplied>>>>,
+}
+
+/// A journaled transition that is not in sled yet: reads see it at once; the next flush,
+/// or the next sled transition of the same job, writes it there (group commit).
+#[derive(Debug, Clone)]
+struct Unapplied {
+    detail: String,
+    /// The record as the transition left it (`events` counts its event).
+    record: JobRecord,
+}
+
+/// The trees a job's transition writes, inside one transaction.
+struct JobTrees<'a> {
+    jobs: &'a TransactionalTree,
+    events: &'a TransactionalTree,
+    due: &'a TransactionalTree,
+    pending: &'a TransactionalTree,
+    finished: &'a TransactionalTree,
+    audit: &'a TransactionalTree,
+    meta: &'a TransactionalTree,
+}
+
+impl JobTrees<'_> {
+    /// Writes one step of a job from `old` to `new` (whose `events` is one more): its event,
+    /// the record, the indexes and the audit entry, all as of `new.updated_at`.
+    fn write_step(
+        &self,
+        old: &JobRecord,
+        new: &JobRecord,
+        detail: &str,
+        data: serde_json::Value,
+    ) -> TxResult<()> {
+        let event = Event {
+            at: new.updated_at,
+            state: new.state,
+            detail: detail.to_string(),
+        };
+        self.events
+            .insert(event_key(&new.id, old.events), tx_encode(&event)?)?;
+        self.jobs
+            .insert(new.id.as_str().as_bytes(), tx_encode(new)?)?;
+        reindex(self.due, self.pending, self.finished, Some(old), new)?;
+        audit::append(
+            self.audit,
+            self.meta,
+            audit::Draft {
+                kind: AuditKind::Job,
+                job_id: Some(new.id.clone()),
+                kommunkod: new.to,
+                state: Some(new.state),
+                operator: None,
+                action: detail.to_string(),
+                data,
+            },
+            new.updated_at,
+        )?;
+        Ok(())
+    }
+
+    /// Writes the job's journaled steps that sled does not have yet, in order, and returns
+    /// the record as the last of them left it. Steps sled has already are skipped, so a
+    /// transaction that is retried, or two that race, apply each step once.
+    fn catch_up(&self, stored: JobRecord, unapplied: &[Unapplied]) -> TxResult<JobRecord> {
+        let mut current = stored;
+        for step in unapplied {
+            if step.record.events == current.events + 1 {
+                self.write_step(
+                    &current,
+                    &step.record,
+                    &step.detail,
+                    serde_json::Value::Null,
+                )?;
+                current = step.record.clone();
+            }
+        }
+        Ok(current)
+    }
 }
 
 /// One journaled transition: the record as the transition left it, and its event's detail.
@@ -301,6 +381,22 @@ fn prefix(batch_or_code: &str) -> Vec<u8> {
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
+/// Compare-and-set: the job must be in one of `expected`.
+fn check_expected(record: &JobRecord, expected: &[JobState]) -> Result<(), StoreError> {
+    if expected.contains(&record.state) {
+        return Ok(());
+    }
+    Err(StoreError::Conflict {
+        id: record.id.clone(),
+        expected: expected
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("|"),
+        actual: record.state,
+    })
+}
+
 fn abort<T>(e: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
@@ -368,16 +464,23 @@ impl Store {
             audit: db.open_tree("audit")?,
             finished: db.open_tree("finished")?,
             journal: Arc::new(journal),
+            unapplied: Arc::default(),
             db,
         };
         store.replay(leftovers)?;
         Ok(store)
     }
 
-    /// Makes every committed write durable, and retires the journal file whose entries that
-    /// covers.
+    /// Makes every committed write durable — writing the journaled transitions into sled
+    /// first, in one transaction — and retires the journal file whose entries that covers.
     pub fn flush(&self) -> Result<(), StoreError> {
-        let retired = self.journal.rotate();
+        let (unapplied, retired) = {
+            let mut journal = self.journal.lock();
+            let unapplied = self.lock_unapplied().clone();
+            (unapplied, journal.rotate())
+        };
+        // A failure leaves the entries waiting (and the retired file on disk, for replay).
+        self.apply_unapplied(&unapplied)?;
         self.db.flush()?;
         if let Some(path) = retired {
             if let Err(e) = std::fs::remove_file(&path) {
@@ -389,14 +492,77 @@ impl Store {
     }
 
     /// Flushes if anything was journaled since the last flush: bounds how much a power cut
-    /// could take back when nothing else flushes (only deferred outcomes, say). Returns
-    /// whether it flushed.
+    /// could take back, and how long sled's indexes lag, when nothing else flushes (only
+    /// deferred outcomes, say). Returns whether it flushed.
     pub fn flush_journaled(&self) -> Result<bool, StoreError> {
-        if self.journal.is_empty() {
+        if self.journal.is_empty() && self.lock_unapplied().is_empty() {
             return Ok(false);
         }
         self.flush()?;
         Ok(true)
+    }
+
+    fn lock_unapplied(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Vec<Unapplied>>> {
+        self.unapplied.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The job's journaled steps not in sled yet, oldest first.
+    fn unapplied_of(&self, id: &JobId) -> Vec<Unapplied> {
+        self.lock_unapplied().get(id).cloned().unwrap_or_default()
+    }
+
+    /// Forgets the job's journaled steps up to `events`: sled has them now.
+    fn forget_applied(&self, id: &JobId, events: u32) {
+        let mut unapplied = self.lock_unapplied();
+        if let Some(steps) = unapplied.get_mut(id) {
+            steps.retain(|s| s.record.events > events);
+            if steps.is_empty() {
+                unapplied.remove(id);
+            }
+        }
+    }
+
+    /// Writes journaled steps into sled, all jobs in one transaction.
+    fn apply_unapplied(
+        &self,
+        unapplied: &HashMap<JobId, Vec<Unapplied>>,
+    ) -> Result<(), StoreError> {
+        if unapplied.is_empty() {
+            return Ok(());
+        }
+        let result = (
+            &self.jobs,
+            &self.events,
+            &self.due,
+            &self.pending,
+            &self.finished,
+            &self.audit,
+            &self.meta,
+        )
+            .transaction(|(jobs, events, due, pending, finished, audit, meta)| {
+                let trees = JobTrees {
+                    jobs,
+                    events,
+                    due,
+                    pending,
+                    finished,
+                    audit,
+                    meta,
+                };
+                let mut applied = Vec::with_capacity(unapplied.len());
+                for (id, steps) in unapplied {
+                    let Some(bytes) = jobs.get(id.as_str().as_bytes())? else {
+                        continue;
+                    };
+                    let record = trees.catch_up(tx_decode(&bytes)?, steps)?;
+                    applied.push((id, record.events));
+                }
+                Ok(applied)
+            });
+        for (id, events) in unwrap_tx(result)? {
+            self.forget_applied(id, events);
+        }
+        Ok(())
     }
 
     /// Applies what the journal of an earlier run holds and is not in sled yet (it was
@@ -618,11 +784,13 @@ impl Store {
     }
 
     /// Like [`Store::transition`], durable against a crash of the process (kill -9) when it
-    /// returns, without waiting for the disk: the change is committed to sled and appended to
-    /// the write-ahead journal with one `write(2)`; sled makes it durable at the next flush,
-    /// and a start after a crash replays it. For steps that hold others up while they are
-    /// recorded (a mail server's answer, while the next message waits to end its DATA). If
-    /// the journal cannot be written, the change is flushed instead.
+    /// returns, without waiting for the disk or for sled: the change is appended to the
+    /// write-ahead journal with one `write(2)` and is seen at once by every read of this
+    /// store; the next flush writes it into sled together with the others made since (one
+    /// transaction, one log write, instead of one each), and a start after a crash replays
+    /// it. For the queue's steps, which hold others up while they are recorded (a mail
+    /// server's answer, while the next message waits to end its DATA). If the journal cannot
+    /// be written, the change is flushed instead.
     pub fn transition_journaled(
         &self,
         id: &JobId,
@@ -630,14 +798,41 @@ impl Store {
         detail: &str,
         change: impl Fn(&mut JobRecord),
     ) -> Result<JobRecord, StoreError> {
-        self.transition_with(
-            id,
-            expected,
-            detail,
-            &[],
-            change,
-            Commit::now(Durability::Journaled),
-        )
+        let now = Timestamp::now();
+        // Held from the read to the append: no other transition of the job, and no flush's
+        // rotation, falls in between.
+        let mut journal = self.journal.lock();
+        let old = self
+            .get(id)?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        check_expected(&old, expected)?;
+        let mut new = old.clone();
+        change(&mut new);
+        new.updated_at = now;
+        if new.state != old.state {
+            new.receipt_written = false;
+        }
+        new.events = old.events + 1;
+        let entry = serde_json::to_vec(&JournalEntry {
+            v: FORMAT_VERSION,
+            detail: detail.to_string(),
+            record: &new,
+        })?;
+        if let Err(e) = journal.append(&entry) {
+            drop(journal);
+            tracing::warn!(job_id = %id, error = %e, "journal not writable; flushing instead");
+            return self.transition(id, expected, detail, &[], change);
+        }
+        self.lock_unapplied()
+            .entry(id.clone())
+            .or_default()
+            .push(Unapplied {
+                detail: detail.to_string(),
+                record: new.clone(),
+            });
+        drop(journal);
+        crate::ops::job_recorded(&new, Some(old.state));
+        Ok(new)
     }
 
     fn transition_with(
@@ -653,8 +848,6 @@ impl Store {
             durability,
             at: now,
         } = commit;
-        // Held from the commit to the append, so no flush's rotation falls in between.
-        let mut journal = (durability == Durability::Journaled).then(|| self.journal.lock());
         let letter_hashes: Vec<serde_json::Value> = side
             .iter()
             .filter_map(|w| match w {
@@ -665,6 +858,9 @@ impl Store {
                 SideWrite::Batch(_) => None,
             })
             .collect();
+        // Held for the transaction: the job's journaled steps cannot change meanwhile.
+        let journal = self.journal.lock();
+        let unapplied = self.unapplied_of(id);
         let result = (
             &self.jobs,
             &self.events,
@@ -678,21 +874,22 @@ impl Store {
         )
             .transaction(
                 |(jobs, events, due, pending, letters, batches, finished, audit, meta)| {
-                    let key = id.as_str().as_bytes();
-                    let Some(bytes) = jobs.get(key)? else {
+                    let trees = JobTrees {
+                        jobs,
+                        events,
+                        due,
+                        pending,
+                        finished,
+                        audit,
+                        meta,
+                    };
+                    let Some(bytes) = jobs.get(id.as_str().as_bytes())? else {
                         return abort(StoreError::NotFound(id.clone()));
                     };
-                    let old: JobRecord = tx_decode(&bytes)?;
-                    if !expected.contains(&old.state) {
-                        return abort(StoreError::Conflict {
-                            id: id.clone(),
-                            expected: expected
-                                .iter()
-                                .map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join("|"),
-                            actual: old.state,
-                        });
+                    // Journaled steps first: this one follows them.
+                    let old = trees.catch_up(tx_decode(&bytes)?, &unapplied)?;
+                    if let Err(e) = check_expected(&old, expected) {
+                        return abort(e);
                     }
                     let mut new = old.clone();
                     change(&mut new);
@@ -700,33 +897,13 @@ impl Store {
                     if new.state != old.state {
                         new.receipt_written = false;
                     }
-                    let event = Event {
-                        at: now,
-                        state: new.state,
-                        detail: detail.to_string(),
+                    new.events = old.events + 1;
+                    let data = if letter_hashes.is_empty() {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::json!({ "letters": letter_hashes })
                     };
-                    events.insert(event_key(id, new.events), tx_encode(&event)?)?;
-                    new.events += 1;
-                    jobs.insert(key, tx_encode(&new)?)?;
-                    reindex(due, pending, finished, Some(&old), &new)?;
-                    audit::append(
-                        audit,
-                        meta,
-                        audit::Draft {
-                            kind: AuditKind::Job,
-                            job_id: Some(id.clone()),
-                            kommunkod: new.to,
-                            state: Some(new.state),
-                            operator: None,
-                            action: detail.to_string(),
-                            data: if letter_hashes.is_empty() {
-                                serde_json::Value::Null
-                            } else {
-                                serde_json::json!({ "letters": letter_hashes })
-                            },
-                        },
-                        now,
-                    )?;
+                    trees.write_step(&old, &new, detail, data)?;
                     for write in side {
                         match write {
                             SideWrite::Letter(row) => {
@@ -742,22 +919,10 @@ impl Store {
                 },
             );
         let (previous, record) = unwrap_tx(result)?;
-        match durability {
-            Durability::Flushed => self.flush()?,
-            Durability::Journaled => {
-                let entry = serde_json::to_vec(&JournalEntry {
-                    v: FORMAT_VERSION,
-                    detail: detail.to_string(),
-                    record: &record,
-                })?;
-                let appended = journal.as_mut().map(|j| j.append(&entry));
-                drop(journal);
-                if let Some(Err(e)) = appended {
-                    tracing::warn!(job_id = %id, error = %e, "journal not writable; flushing instead");
-                    self.flush()?;
-                }
-            }
-            Durability::Lazy => {}
+        self.forget_applied(id, record.events);
+        drop(journal);
+        if durability == Durability::Flushed {
+            self.flush()?;
         }
         crate::ops::job_recorded(&record, Some(previous));
         Ok(record)
@@ -797,22 +962,44 @@ impl Store {
         unwrap_tx(result)
     }
 
-    /// One job, if it exists.
+    /// One job, if it exists, as its latest transition left it (journaled or in sled).
     pub fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
-        match self.jobs.get(id.as_str().as_bytes())? {
-            Some(bytes) => Ok(Some(decode(&bytes)?)),
-            None => Ok(None),
-        }
+        // The journaled steps first, then sled: a flush writes sled before it forgets them,
+        // so whichever is newer is the truth.
+        let journaled = self
+            .lock_unapplied()
+            .get(id)
+            .and_then(|s| s.last().cloned());
+        let stored: Option<JobRecord> = match self.jobs.get(id.as_str().as_bytes())? {
+            Some(bytes) => Some(decode(&bytes)?),
+            None => None,
+        };
+        Ok(match (stored, journaled) {
+            (Some(stored), Some(step)) if step.record.events > stored.events => Some(step.record),
+            (stored, _) => stored,
+        })
     }
 
-    /// A job's history, oldest first.
+    /// A job's history, oldest first, including journaled steps not in sled yet.
     pub fn events(&self, id: &JobId) -> Result<Vec<Event>, StoreError> {
+        let journaled = self.unapplied_of(id);
         let mut key = id.as_str().as_bytes().to_vec();
         key.push(0);
-        self.events
+        let mut events: Vec<Event> = self
+            .events
             .scan_prefix(key)
             .map(|item| decode(&item?.1))
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        for step in journaled {
+            if step.record.events as usize == events.len() + 1 {
+                events.push(Event {
+                    at: step.record.updated_at,
+                    state: step.record.state,
+                    detail: step.detail,
+                });
+            }
+        }
+        Ok(events)
     }
 
     /// Jobs whose next attempt is at or before `now`, earliest first, at most `limit`.
@@ -844,7 +1031,15 @@ impl Store {
             if except.contains(&id) {
                 continue;
             }
-            if let Some(record) = self.get(&id)? {
+            // A journaled step sled's index does not show yet may have finished the job or
+            // moved its next attempt (only ever later): the record decides.
+            let Some(record) = self.get(&id)? else {
+                continue;
+            };
+            let due = record
+                .next_attempt
+                .is_some_and(|at| u64::try_from(at.as_millisecond()).unwrap_or(0) < end_ms);
+            if due && !record.state.is_final() {
                 out.push(record);
             }
         }
@@ -874,7 +1069,11 @@ impl Store {
     ) -> Result<Vec<JobRecord>, StoreError> {
         let mut out = Vec::new();
         for item in self.jobs.iter().rev() {
-            let record: JobRecord = decode(&item?.1)?;
+            let stored: JobRecord = decode(&item?.1)?;
+            let record = match self.lock_unapplied().get(&stored.id).and_then(|s| s.last()) {
+                Some(step) if step.record.events > stored.events => step.record.clone(),
+                _ => stored,
+            };
             if state.is_none_or(|s| s == record.state) {
                 out.push(record);
                 if out.len() >= limit {
@@ -1144,6 +1343,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::state::{Channel, Recipient};
+    use jiff::SignedDuration;
 
     fn record(state: JobState) -> JobRecord {
         let now = Timestamp::now();
@@ -1257,6 +1457,145 @@ mod tests {
             3,
             "an entry already in sled is skipped"
         );
+    }
+
+    /// What sled itself holds for the job, bypassing the journaled steps.
+    fn in_sled(store: &Store, id: &JobId) -> JobRecord {
+        decode(
+            &store
+                .jobs
+                .get(id.as_str().as_bytes())
+                .expect("get")
+                .expect("job"),
+        )
+        .expect("decode")
+    }
+
+    #[test]
+    fn journaled_steps_are_read_at_once_and_reach_sled_together_at_the_next_flush() {
+        let dir = tempfile::tempdir().expect("dir");
+        let job = record(JobState::Queued);
+        let store = store_with(dir.path(), &job);
+        store
+            .transition_journaled(&job.id, &[JobState::Queued], "sending", |r| {
+                r.state = JobState::Sending;
+                r.attempts += 1;
+            })
+            .expect("sending");
+        store
+            .transition_journaled(&job.id, &[JobState::Sending], "accepted", |r| {
+                r.state = JobState::Delivered;
+                r.next_attempt = None;
+            })
+            .expect("delivered");
+
+        // Every read sees them; sled does not have them yet.
+        let seen = store.get(&job.id).expect("get").expect("job");
+        assert_eq!(
+            (seen.state, seen.attempts, seen.events),
+            (JobState::Delivered, 1, 3)
+        );
+        let details: Vec<String> = store
+            .events(&job.id)
+            .expect("events")
+            .into_iter()
+            .map(|e| e.detail)
+            .collect();
+        assert_eq!(details, ["queued", "sending", "accepted"]);
+        assert_eq!(
+            store
+                .list(Some(JobState::Delivered), 10)
+                .expect("list")
+                .len(),
+            1
+        );
+        assert!(
+            store.due(Timestamp::now(), 10).expect("due").is_empty(),
+            "a job finished by a journaled step is not due, whatever sled's index says"
+        );
+        assert_eq!(in_sled(&store, &job.id).state, JobState::Queued);
+        // A step that does not follow the journaled state is refused like any other.
+        assert!(matches!(
+            store.transition_journaled(&job.id, &[JobState::Sending], "again", |_| {}),
+            Err(StoreError::Conflict {
+                actual: JobState::Delivered,
+                ..
+            })
+        ));
+
+        store.flush().expect("flush");
+        let stored = in_sled(&store, &job.id);
+        assert_eq!((stored.state, stored.events), (JobState::Delivered, 3));
+        assert_eq!(store.events(&job.id).expect("events").len(), 3);
+        assert!(store.lock_unapplied().is_empty());
+        assert!(matches!(
+            store.verify_audit().expect("verify"),
+            audit::Verdict::Ok { .. }
+        ));
+    }
+
+    #[test]
+    fn a_flushed_transition_writes_the_journaled_steps_before_it_and_follows_them() {
+        let dir = tempfile::tempdir().expect("dir");
+        let job = record(JobState::Queued);
+        let store = store_with(dir.path(), &job);
+        store
+            .transition_journaled(&job.id, &[JobState::Queued], "sending", |r| {
+                r.state = JobState::Sending;
+            })
+            .expect("sending");
+        // The operator's view of the job is the journaled one.
+        assert!(matches!(
+            store.transition(&job.id, &[JobState::Queued], "cancel", &[], |_| {}),
+            Err(StoreError::Conflict {
+                actual: JobState::Sending,
+                ..
+            })
+        ));
+        store
+            .transition(&job.id, &[JobState::Sending], "deferred", &[], |r| {
+                r.state = JobState::Deferred;
+            })
+            .expect("deferred");
+        let stored = in_sled(&store, &job.id);
+        assert_eq!((stored.state, stored.events), (JobState::Deferred, 3));
+        let details: Vec<String> = store
+            .events(&job.id)
+            .expect("events")
+            .into_iter()
+            .map(|e| e.detail)
+            .collect();
+        assert_eq!(details, ["queued", "sending", "deferred"]);
+        assert!(store.lock_unapplied().is_empty(), "nothing left to apply");
+        store.flush().expect("a later flush applies nothing twice");
+        assert_eq!(store.events(&job.id).expect("events").len(), 3);
+    }
+
+    #[test]
+    fn a_job_deferred_by_a_journaled_step_is_due_at_its_new_time_not_its_old_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        let job = record(JobState::Queued);
+        let store = store_with(dir.path(), &job);
+        let now = Timestamp::now();
+        let later = now + SignedDuration::from_mins(10);
+        store
+            .transition_journaled(&job.id, &[JobState::Queued], "deferred", |r| {
+                r.state = JobState::Deferred;
+                r.next_attempt = Some(later);
+            })
+            .expect("deferred");
+        assert!(store.due(now, 10).expect("due").is_empty());
+        let due = store
+            .due(later + SignedDuration::from_secs(1), 10)
+            .expect("due");
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].state, JobState::Deferred);
+        store.flush().expect("flush");
+        assert!(
+            store.due(now, 10).expect("due").is_empty(),
+            "sled's index moved"
+        );
+        assert_eq!(store.due(later, 10).expect("due").len(), 1);
     }
 
     #[test]
@@ -1396,7 +1735,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let mut job = record(JobState::Deferred);
-        job.next_attempt = Some(Timestamp::now() + jiff::SignedDuration::from_secs(3600));
+        job.next_attempt = Some(Timestamp::now() + SignedDuration::from_secs(3600));
         store
             .enqueue(&job, &[(JobState::Deferred, "deferred".into())])
             .expect("enqueue");
