@@ -483,9 +483,9 @@ impl Store {
         self.apply_unapplied(&unapplied)?;
         self.db.flush()?;
         if let Some(path) = retired {
-            if let Err(e) = std::fs::remove_file(&path) {
+            if let Err(e) = self.journal.retire(&path) {
                 // Harmless: its entries are replayed once more at the next start, and skipped.
-                tracing::warn!(error = %e, "a flushed journal file could not be removed");
+                tracing::warn!(error = %e, "a flushed journal file could not be retired");
             }
         }
         Ok(())
@@ -1386,6 +1386,7 @@ mod tests {
             .expect("journal dir")
             .flatten()
             .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
             .collect();
         files.sort();
         files
