@@ -530,6 +530,26 @@ impl Store {
         if unapplied.is_empty() {
             return Ok(());
         }
+        let applied = self.job_transaction(|trees| {
+            let mut applied = Vec::with_capacity(unapplied.len());
+            for (id, steps) in unapplied {
+                let Some(bytes) = trees.jobs.get(id.as_str().as_bytes())? else {
+                    continue;
+                };
+                let record = trees.catch_up(tx_decode(&bytes)?, steps)?;
+                applied.push((id, record.events));
+            }
+            Ok(applied)
+        })?;
+        for (id, events) in applied {
+            self.forget_applied(id, events);
+        }
+        Ok(())
+    }
+
+    /// Runs `f` as one transaction over the trees a job's steps write (retried by sled on a
+    /// conflict, so `f` must only depend on what it reads there).
+    fn job_transaction<T>(&self, f: impl Fn(&JobTrees) -> TxResult<T>) -> Result<T, StoreError> {
         let result = (
             &self.jobs,
             &self.events,
@@ -540,7 +560,7 @@ impl Store {
             &self.meta,
         )
             .transaction(|(jobs, events, due, pending, finished, audit, meta)| {
-                let trees = JobTrees {
+                f(&JobTrees {
                     jobs,
                     events,
                     due,
@@ -548,21 +568,9 @@ impl Store {
                     finished,
                     audit,
                     meta,
-                };
-                let mut applied = Vec::with_capacity(unapplied.len());
-                for (id, steps) in unapplied {
-                    let Some(bytes) = jobs.get(id.as_str().as_bytes())? else {
-                        continue;
-                    };
-                    let record = trees.catch_up(tx_decode(&bytes)?, steps)?;
-                    applied.push((id, record.events));
-                }
-                Ok(applied)
+                })
             });
-        for (id, events) in unwrap_tx(result)? {
-            self.forget_applied(id, events);
-        }
-        Ok(())
+        unwrap_tx(result)
     }
 
     /// Applies what the journal of an earlier run holds and is not in sled yet (it was
@@ -688,50 +696,42 @@ impl Store {
                 (record, events, documents)
             })
             .collect();
-        let result = (
-            &self.jobs,
-            &self.events,
-            &self.due,
-            &self.pending,
-            &self.finished,
-            &self.audit,
-            &self.meta,
-        )
-            .transaction(|(jobs, event_tree, due, pending, finished, audit, meta)| {
-                for (record, events, documents) in &prepared {
-                    let key = record.id.as_str().as_bytes();
-                    if jobs.get(key)?.is_some() {
-                        return abort(StoreError::AlreadyExists(record.id.clone()));
-                    }
-                    jobs.insert(key, tx_encode(record)?)?;
-                    for (seq, event) in events.iter().enumerate() {
-                        let n = u32::try_from(seq).unwrap_or(u32::MAX);
-                        event_tree.insert(event_key(&record.id, n), tx_encode(event)?)?;
-                        let data = if seq == 0 {
-                            serde_json::json!({ "source": record.source, "documents": documents })
-                        } else {
-                            serde_json::Value::Null
-                        };
-                        audit::append(
-                            audit,
-                            meta,
-                            audit::Draft {
-                                kind: AuditKind::Job,
-                                job_id: Some(record.id.clone()),
-                                kommunkod: record.to,
-                                state: Some(event.state),
-                                operator: None,
-                                action: event.detail.clone(),
-                                data,
-                            },
-                            event.at,
-                        )?;
-                    }
-                    reindex(due, pending, finished, None, record)?;
+        self.job_transaction(|trees| {
+            for (record, events, documents) in &prepared {
+                let key = record.id.as_str().as_bytes();
+                if trees.jobs.get(key)?.is_some() {
+                    return abort(StoreError::AlreadyExists(record.id.clone()));
                 }
-                Ok(())
-            });
-        unwrap_tx(result)?;
+                trees.jobs.insert(key, tx_encode(record)?)?;
+                for (seq, event) in events.iter().enumerate() {
+                    let n = u32::try_from(seq).unwrap_or(u32::MAX);
+                    trees
+                        .events
+                        .insert(event_key(&record.id, n), tx_encode(event)?)?;
+                    let data = if seq == 0 {
+                        serde_json::json!({ "source": record.source, "documents": documents })
+                    } else {
+                        serde_json::Value::Null
+                    };
+                    audit::append(
+                        trees.audit,
+                        trees.meta,
+                        audit::Draft {
+                            kind: AuditKind::Job,
+                            job_id: Some(record.id.clone()),
+                            kommunkod: record.to,
+                            state: Some(event.state),
+                            operator: None,
+                            action: event.detail.clone(),
+                            data,
+                        },
+                        event.at,
+                    )?;
+                }
+                reindex(trees.due, trees.pending, trees.finished, None, record)?;
+            }
+            Ok(())
+        })?;
         if durable {
             self.flush()?;
         }
@@ -1381,6 +1381,29 @@ mod tests {
         store
     }
 
+    /// A store whose queued job has been moved to `sending` by a journaled step only.
+    fn store_with_sending(dir: &Path) -> (Store, JobRecord) {
+        let job = record(JobState::Queued);
+        let store = store_with(dir, &job);
+        store
+            .transition_journaled(&job.id, &[JobState::Queued], "sending", |r| {
+                r.state = JobState::Sending;
+                r.attempts += 1;
+            })
+            .expect("sending");
+        (store, job)
+    }
+
+    /// The details of the job's events, oldest first.
+    fn details(store: &Store, id: &JobId) -> Vec<String> {
+        store
+            .events(id)
+            .expect("events")
+            .into_iter()
+            .map(|e| e.detail)
+            .collect()
+    }
+
     fn journal_files(dir: &Path) -> Vec<std::path::PathBuf> {
         let mut files: Vec<_> = std::fs::read_dir(dir.join(crate::journal::DIR))
             .expect("journal dir")
@@ -1433,13 +1456,10 @@ mod tests {
         assert_eq!(got.attempts, 1);
         assert_eq!(got.events, delivered.events);
         assert!(replayed.due(Timestamp::now(), 10).expect("due").is_empty());
-        let details: Vec<String> = replayed
-            .events(&job.id)
-            .expect("events")
-            .into_iter()
-            .map(|e| e.detail)
-            .collect();
-        assert_eq!(details, ["queued", "sending", "accepted"]);
+        assert_eq!(
+            details(&replayed, &job.id),
+            ["queued", "sending", "accepted"]
+        );
         assert!(matches!(
             replayed.verify_audit().expect("verify"),
             audit::Verdict::Ok { .. }
@@ -1475,14 +1495,7 @@ mod tests {
     #[test]
     fn journaled_steps_are_read_at_once_and_reach_sled_together_at_the_next_flush() {
         let dir = tempfile::tempdir().expect("dir");
-        let job = record(JobState::Queued);
-        let store = store_with(dir.path(), &job);
-        store
-            .transition_journaled(&job.id, &[JobState::Queued], "sending", |r| {
-                r.state = JobState::Sending;
-                r.attempts += 1;
-            })
-            .expect("sending");
+        let (store, job) = store_with_sending(dir.path());
         store
             .transition_journaled(&job.id, &[JobState::Sending], "accepted", |r| {
                 r.state = JobState::Delivered;
@@ -1496,13 +1509,7 @@ mod tests {
             (seen.state, seen.attempts, seen.events),
             (JobState::Delivered, 1, 3)
         );
-        let details: Vec<String> = store
-            .events(&job.id)
-            .expect("events")
-            .into_iter()
-            .map(|e| e.detail)
-            .collect();
-        assert_eq!(details, ["queued", "sending", "accepted"]);
+        assert_eq!(details(&store, &job.id), ["queued", "sending", "accepted"]);
         assert_eq!(
             store
                 .list(Some(JobState::Delivered), 10)
@@ -1538,13 +1545,7 @@ mod tests {
     #[test]
     fn a_flushed_transition_writes_the_journaled_steps_before_it_and_follows_them() {
         let dir = tempfile::tempdir().expect("dir");
-        let job = record(JobState::Queued);
-        let store = store_with(dir.path(), &job);
-        store
-            .transition_journaled(&job.id, &[JobState::Queued], "sending", |r| {
-                r.state = JobState::Sending;
-            })
-            .expect("sending");
+        let (store, job) = store_with_sending(dir.path());
         // The operator's view of the job is the journaled one.
         assert!(matches!(
             store.transition(&job.id, &[JobState::Queued], "cancel", &[], |_| {}),
@@ -1560,13 +1561,7 @@ mod tests {
             .expect("deferred");
         let stored = in_sled(&store, &job.id);
         assert_eq!((stored.state, stored.events), (JobState::Deferred, 3));
-        let details: Vec<String> = store
-            .events(&job.id)
-            .expect("events")
-            .into_iter()
-            .map(|e| e.detail)
-            .collect();
-        assert_eq!(details, ["queued", "sending", "deferred"]);
+        assert_eq!(details(&store, &job.id), ["queued", "sending", "deferred"]);
         assert!(store.lock_unapplied().is_empty(), "nothing left to apply");
         store.flush().expect("a later flush applies nothing twice");
         assert_eq!(store.events(&job.id).expect("events").len(), 3);
@@ -1602,13 +1597,7 @@ mod tests {
     #[test]
     fn a_flush_retires_the_journal_file_it_covers() {
         let dir = tempfile::tempdir().expect("dir");
-        let job = record(JobState::Queued);
-        let store = store_with(dir.path(), &job);
-        store
-            .transition_journaled(&job.id, &[JobState::Queued], "sending", |r| {
-                r.state = JobState::Sending;
-            })
-            .expect("sending");
+        let (store, _) = store_with_sending(dir.path());
         assert_eq!(journal_files(dir.path()).len(), 1);
         assert!(
             store.flush_journaled().expect("flush"),
