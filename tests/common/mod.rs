@@ -101,9 +101,10 @@ impl Env {
         let out = self.run(args);
         assert!(
             out.status.success(),
-            "kurir {args:?} failed: {}\n{}",
+            "kurir {args:?} failed: {}\n{}\nthe daemon's last log lines:\n{}",
             String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
+            String::from_utf8_lossy(&out.stdout),
+            self.log_tail(30)
         );
         String::from_utf8_lossy(&out.stdout).to_string()
     }
@@ -167,6 +168,13 @@ impl Env {
                 self.logs()
             );
         }
+    }
+
+    /// The last `n` lines the daemon logged, to say why a command it answered failed.
+    pub fn log_tail(&self, n: usize) -> String {
+        let logs = self.logs();
+        let lines: Vec<&str> = logs.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// Everything every daemon of this environment logged.
