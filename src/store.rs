@@ -223,6 +223,7 @@ pub struct Store {
     finished: sled::Tree,
     journal: Arc<Journal>,
     unapplied: Arc<Mutex<HashMap<JobId, Vec<Unapplied>>>>,
+    registry_cache: Arc<Mutex<HashMap<Kommunkod, Registered>>>,
 }
 
 /// A journaled transition that is not in sled yet: reads see it at once; the next flush,
@@ -465,6 +466,7 @@ impl Store {
             finished: db.open_tree("finished")?,
             journal: Arc::new(journal),
             unapplied: Arc::default(),
+            registry_cache: Arc::default(),
             db,
         };
         store.replay(leftovers)?;
@@ -1148,12 +1150,22 @@ impl Store {
             .collect()
     }
 
-    /// What has been registered for a municipality (default: nothing).
+    /// What has been registered for a municipality (default: nothing). Read for every job
+    /// (routing, message, letter), so it is kept decoded in memory; [`Store::register`] is the
+    /// only writer and replaces it there.
     pub fn registered(&self, code: Kommunkod) -> Result<Registered, StoreError> {
-        match self.registry.get(code.as_str().as_bytes())? {
-            Some(bytes) => decode(&bytes),
-            None => Ok(Registered::default()),
+        // The lock is held across a miss's read so a concurrent `register` cannot be undone
+        // by a stale value put back after it.
+        let mut cache = self.registry_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(registered) = cache.get(&code) {
+            return Ok(registered.clone());
         }
+        let registered = match self.registry.get(code.as_str().as_bytes())? {
+            Some(bytes) => decode(&bytes)?,
+            None => Registered::default(),
+        };
+        cache.insert(code, registered.clone());
+        Ok(registered)
     }
 
     /// Replaces a municipality's registration, keeping the previous value in its history.
@@ -1166,6 +1178,7 @@ impl Store {
         what: &str,
     ) -> Result<RegistryChange, StoreError> {
         let at = Timestamp::now();
+        let mut cache = self.registry_cache.lock().unwrap_or_else(|p| p.into_inner());
         let result = (&self.registry, &self.registry_history, &self.audit, &self.meta).transaction(
             |(reg, history, audit_tree, meta)| {
             let before: Registered = match reg.get(code.as_str().as_bytes())? {
@@ -1199,7 +1212,12 @@ impl Store {
             )?;
             Ok(change)
         });
-        let change = unwrap_tx(result)?;
+        let change = unwrap_tx(result);
+        // Dropped on failure too: the next read goes to sled.
+        cache.remove(&code);
+        let change = change?;
+        cache.insert(code, after.clone());
+        drop(cache);
         self.flush()?;
         Ok(change)
     }
@@ -1767,12 +1785,16 @@ mod tests {
             ),
             ..Registered::default()
         };
+        // Read (and kept in memory) before each change: a read after it sees the change.
+        assert_eq!(store.registered(code).expect("read"), Registered::default());
         store
             .register(code, &first, "anna", "set")
             .expect("register");
+        assert_eq!(store.registered(code).expect("read"), first);
         store
             .register(code, &Registered::default(), "bo", "set")
             .expect("register");
+        assert_eq!(store.registered(code).expect("read"), Registered::default());
         let history = store.registry_history(code).expect("history");
         assert_eq!(history.len(), 2);
         assert_eq!(history[1].before, first);
