@@ -1156,7 +1156,10 @@ impl Store {
     pub fn registered(&self, code: Kommunkod) -> Result<Registered, StoreError> {
         // The lock is held across a miss's read so a concurrent `register` cannot be undone
         // by a stale value put back after it.
-        let mut cache = self.registry_cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self
+            .registry_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(registered) = cache.get(&code) {
             return Ok(registered.clone());
         }
@@ -1178,7 +1181,10 @@ impl Store {
         what: &str,
     ) -> Result<RegistryChange, StoreError> {
         let at = Timestamp::now();
-        let mut cache = self.registry_cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self
+            .registry_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let result = (&self.registry, &self.registry_history, &self.audit, &self.meta).transaction(
             |(reg, history, audit_tree, meta)| {
             let before: Registered = match reg.get(code.as_str().as_bytes())? {
