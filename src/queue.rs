@@ -9,8 +9,9 @@
 //!
 //! The queue's decisions run on the async workers and none of them waits for the disk or for a
 //! sled transaction: each is journaled ([`Store::transition_journaled`]) and reaches sled and
-//! the disk with the next group flush (receipts, intake, or a quiet second). Letters are recorded lazily and flushed with their
-//! round, before the manifest and the receipts name them.
+//! the disk with the next group flush (receipts, intake, or a quiet second). Letters are
+//! recorded lazily and flushed with their round, before the manifest and the receipts name
+//! them.
 //!
 //! Policy, in order, for a due job:
 //! 1. its municipality is on hold → `held`;

@@ -143,8 +143,7 @@ pub fn write(
     events: &[Event],
     seed: &Seed,
 ) -> std::io::Result<()> {
-    write_unsynced_dir(spool, record, events, seed)?;
-    fsutil::sync_dir(&spool.receipts())
+    fsutil::write_atomic(&spool.receipt(&record.id), &render(record, events, seed)?)
 }
 
 /// Writes the receipt without syncing anything: the caller syncs the file system once for a
@@ -164,15 +163,6 @@ fn render(record: &JobRecord, events: &[Event], seed: &Seed) -> std::io::Result<
     let mut bytes = serde_json::to_vec_pretty(&receipt).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     Ok(bytes)
-}
-
-fn write_unsynced_dir(
-    spool: &Spool,
-    record: &JobRecord,
-    events: &[Event],
-    seed: &Seed,
-) -> std::io::Result<()> {
-    fsutil::write_atomic_unsynced_dir(&spool.receipt(&record.id), &render(record, events, seed)?)
 }
 
 /// Why a receipt could not be issued.

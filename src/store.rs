@@ -244,6 +244,10 @@ struct JobTrees<'a> {
     finished: &'a TransactionalTree,
     audit: &'a TransactionalTree,
     meta: &'a TransactionalTree,
+    /// For a letter written with the transition.
+    letters: &'a TransactionalTree,
+    /// For its batch's record.
+    batches: &'a TransactionalTree,
 }
 
 impl JobTrees<'_> {
@@ -381,6 +385,19 @@ fn prefix(batch_or_code: &str) -> Vec<u8> {
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// The record a transition leaves: `change` applied, stamped `now`, one event more, and a
+/// receipt owed again if the state moved.
+fn next_record(old: &JobRecord, change: impl Fn(&mut JobRecord), now: Timestamp) -> JobRecord {
+    let mut new = old.clone();
+    change(&mut new);
+    new.updated_at = now;
+    if new.state != old.state {
+        new.receipt_written = false;
+    }
+    new.events = old.events + 1;
+    new
+}
 
 /// Compare-and-set: the job must be in one of `expected`.
 fn check_expected(record: &JobRecord, expected: &[JobState]) -> Result<(), StoreError> {
@@ -563,18 +580,24 @@ impl Store {
             &self.finished,
             &self.audit,
             &self.meta,
+            &self.letters,
+            &self.batches,
         )
-            .transaction(|(jobs, events, due, pending, finished, audit, meta)| {
-                f(&JobTrees {
-                    jobs,
-                    events,
-                    due,
-                    pending,
-                    finished,
-                    audit,
-                    meta,
-                })
-            });
+            .transaction(
+                |(jobs, events, due, pending, finished, audit, meta, letters, batches)| {
+                    f(&JobTrees {
+                        jobs,
+                        events,
+                        due,
+                        pending,
+                        finished,
+                        audit,
+                        meta,
+                        letters,
+                        batches,
+                    })
+                },
+            );
         unwrap_tx(result)
     }
 
@@ -647,26 +670,7 @@ impl Store {
         record: &JobRecord,
         history: &[(JobState, String)],
     ) -> Result<(), StoreError> {
-        self.enqueue_with(record, history, true)
-    }
-
-    /// Like [`Store::enqueue`], committed but durable only at the next flush (group commit):
-    /// for callers that can redo the step after a crash and flush once per batch.
-    pub fn enqueue_lazy(
-        &self,
-        record: &JobRecord,
-        history: &[(JobState, String)],
-    ) -> Result<(), StoreError> {
-        self.enqueue_with(record, history, false)
-    }
-
-    fn enqueue_with(
-        &self,
-        record: &JobRecord,
-        history: &[(JobState, String)],
-        durable: bool,
-    ) -> Result<(), StoreError> {
-        self.enqueue_many(&[(record.clone(), history.to_vec())], durable)
+        self.enqueue_many(&[(record.clone(), history.to_vec())], true)
     }
 
     /// Records new jobs, each with its first events, in one transaction (intake's group
@@ -811,13 +815,7 @@ impl Store {
             .get(id)?
             .ok_or_else(|| StoreError::NotFound(id.clone()))?;
         check_expected(&old, expected)?;
-        let mut new = old.clone();
-        change(&mut new);
-        new.updated_at = now;
-        if new.state != old.state {
-            new.receipt_written = false;
-        }
-        new.events = old.events + 1;
+        let new = next_record(&old, &change, now);
         let entry = serde_json::to_vec(&JournalEntry {
             v: FORMAT_VERSION,
             detail: detail.to_string(),
@@ -866,64 +864,39 @@ impl Store {
         // Held for the transaction: the job's journaled steps cannot change meanwhile.
         let journal = self.journal.lock();
         let unapplied = self.unapplied_of(id);
-        let result = (
-            &self.jobs,
-            &self.events,
-            &self.due,
-            &self.pending,
-            &self.letters,
-            &self.batches,
-            &self.finished,
-            &self.audit,
-            &self.meta,
-        )
-            .transaction(
-                |(jobs, events, due, pending, letters, batches, finished, audit, meta)| {
-                    let trees = JobTrees {
-                        jobs,
-                        events,
-                        due,
-                        pending,
-                        finished,
-                        audit,
-                        meta,
-                    };
-                    let Some(bytes) = jobs.get(id.as_str().as_bytes())? else {
-                        return abort(StoreError::NotFound(id.clone()));
-                    };
-                    // Journaled steps first: this one follows them.
-                    let old = trees.catch_up(tx_decode(&bytes)?, &unapplied)?;
-                    if let Err(e) = check_expected(&old, expected) {
-                        return abort(e);
+        let result = self.job_transaction(|trees| {
+            let Some(bytes) = trees.jobs.get(id.as_str().as_bytes())? else {
+                return abort(StoreError::NotFound(id.clone()));
+            };
+            // Journaled steps first: this one follows them.
+            let old = trees.catch_up(tx_decode(&bytes)?, &unapplied)?;
+            if let Err(e) = check_expected(&old, expected) {
+                return abort(e);
+            }
+            let new = next_record(&old, &change, now);
+            let data = if letter_hashes.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::json!({ "letters": letter_hashes })
+            };
+            trees.write_step(&old, &new, detail, data)?;
+            for write in side {
+                match write {
+                    SideWrite::Letter(row) => {
+                        trees
+                            .letters
+                            .insert(letter_key(&row.batch, &row.file), tx_encode(row)?)?;
                     }
-                    let mut new = old.clone();
-                    change(&mut new);
-                    new.updated_at = now;
-                    if new.state != old.state {
-                        new.receipt_written = false;
+                    SideWrite::Batch(batch) => {
+                        trees
+                            .batches
+                            .insert(batch.id.as_bytes(), tx_encode(batch)?)?;
                     }
-                    new.events = old.events + 1;
-                    let data = if letter_hashes.is_empty() {
-                        serde_json::Value::Null
-                    } else {
-                        serde_json::json!({ "letters": letter_hashes })
-                    };
-                    trees.write_step(&old, &new, detail, data)?;
-                    for write in side {
-                        match write {
-                            SideWrite::Letter(row) => {
-                                letters
-                                    .insert(letter_key(&row.batch, &row.file), tx_encode(row)?)?;
-                            }
-                            SideWrite::Batch(batch) => {
-                                batches.insert(batch.id.as_bytes(), tx_encode(batch)?)?;
-                            }
-                        }
-                    }
-                    Ok((old.state, new))
-                },
-            );
-        let (previous, record) = unwrap_tx(result)?;
+                }
+            }
+            Ok((old.state, new))
+        });
+        let (previous, record) = result?;
         self.forget_applied(id, record.events);
         drop(journal);
         if durability == Durability::Flushed {
