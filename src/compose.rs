@@ -31,6 +31,9 @@ pub struct Composed {
     pub message_id: String,
     /// SHA-256 of the certificate it was encrypted to, if it was.
     pub encrypted_to: Option<String>,
+    /// SHA-256 of `bytes`, the proof of what was sent. Computed here, where the message is
+    /// built (a decision is composed on the blocking pool), not on an async worker.
+    pub sha256: String,
 }
 
 /// Why a message could not be composed.
@@ -310,6 +313,7 @@ fn finish(
         .body(body)
         .write_to_vec()?;
     Ok(Composed {
+        sha256: crate::pdf::sha256_hex(&bytes),
         bytes,
         message_id,
         encrypted_to,

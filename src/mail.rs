@@ -185,7 +185,7 @@ impl Mailer {
                 signed_by_sha256: self.signer.fingerprint().to_string(),
                 encrypted: composed.encrypted_to.is_some(),
                 encrypted_to_sha256: composed.encrypted_to,
-                message_sha256: crate::pdf::sha256_hex(&composed.bytes),
+                message_sha256: composed.sha256,
             })),
             Err(SendError::Permanent(reply)) => Outcome::Rejected { address, reply },
             Err(SendError::Unknown(reason)) => Outcome::Unknown { address, reason },

@@ -92,6 +92,11 @@ fn a_decision_is_delivered_signed_and_encrypted_over_verified_tls() {
         "{head}"
     );
     assert!(head.contains(&format!("<{message_id}>")), "{head}");
+    assert_eq!(
+        proof["message_sha256"],
+        kurir::pdf::sha256_hex(&raw).as_str(),
+        "the receipt's digest is of the message the server stored"
+    );
     assert!(
         !String::from_utf8_lossy(&raw).contains(common::CASE),
         "case number in the message"

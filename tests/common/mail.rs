@@ -46,7 +46,10 @@ pub fn point_kurir_at(env: &mut Env, peer: &Peer, ca_pem: &Path, agency: &Identi
         .set_env("KURIR_SMTP__PORT", &peer.port.to_string())
         .set_env("KURIR_SMTP__CA_FILE", &ca_pem.to_string_lossy())
         .set_env("KURIR_SMTP__FROM", FROM)
-        .set_env("KURIR_SMTP__TIMEOUT", "5s")
+        // Generous: `municipality verify` waits for its mail synchronously, and a loaded CI
+        // machine (every test file's daemons and peers on 2 cores) can stall the peer for
+        // seconds. Tests about timeouts set their own.
+        .set_env("KURIR_SMTP__TIMEOUT", "30s")
         .set_env("KURIR_QUEUE__RETRY_INTERVALS", "1s")
         .set_env("KURIR_SMIME__SIGN_CERT", &agency.cert.to_string_lossy())
         .set_env("KURIR_SMIME__SIGN_KEY", &agency.key.to_string_lossy());
