@@ -60,7 +60,7 @@ pub struct Mailer {
     relay: Relay,
     signer: Arc<Signer>,
     settings: SmtpSettings,
-    sender: SenderSettings,
+    sender: Arc<SenderSettings>,
     store: Store,
     seed: Arc<Seed>,
     spool: Spool,
@@ -91,7 +91,7 @@ impl Mailer {
             relay,
             signer: Arc::new(signer),
             settings: settings.smtp.clone(),
-            sender: settings.sender.clone(),
+            sender: Arc::new(settings.sender.clone()),
             store,
             seed,
             spool: Spool::new(&settings.spool.dir),
@@ -107,13 +107,6 @@ impl Mailer {
     /// The relay, `host:port`.
     pub fn relay(&self) -> String {
         self.relay.endpoint()
-    }
-
-    fn from(&self) -> MailFrom<'_> {
-        MailFrom {
-            address: &self.settings.from,
-            name: &self.settings.from_name,
-        }
     }
 
     fn name(&self, code: Kommunkod) -> String {
@@ -198,6 +191,30 @@ impl Mailer {
         }
     }
 
+    /// Runs a composition on the blocking pool with the agency's identity: every message is
+    /// signed with RSA (and maybe encrypted), a good part of a millisecond that would stall
+    /// the other connections served by an async worker.
+    async fn compose_off_async<F>(&self, compose: F) -> Result<compose::Composed, String>
+    where
+        F: FnOnce(&Signer, MailFrom<'_>, &SenderSettings) -> Result<compose::Composed, String>
+            + Send
+            + 'static,
+    {
+        let signer = self.signer.clone();
+        let sender = self.sender.clone();
+        let from_address = self.settings.from.clone();
+        let from_name = self.settings.from_name.clone();
+        tokio::task::spawn_blocking(move || {
+            let from = MailFrom {
+                address: &from_address,
+                name: &from_name,
+            };
+            compose(&signer, from, &sender)
+        })
+        .await
+        .map_err(|e| format!("composing the message: {e}"))?
+    }
+
     /// Reads the documents and builds the signed (and maybe encrypted) message, off the
     /// async threads: it is file I/O and public-key cryptography.
     async fn compose_decision(
@@ -211,10 +228,6 @@ impl Mailer {
         let dir = self.spool.active_job(&job.id);
         let documents = job.documents.clone();
         let max = self.max_pdf_bytes;
-        let signer = self.signer.clone();
-        let sender = self.sender.clone();
-        let from_address = self.settings.from.clone();
-        let from_name = self.settings.from_name.clone();
         let to = address.to_string();
         let job_id = job.id.clone();
         let cert = registered.smime_cert.clone();
@@ -222,7 +235,7 @@ impl Mailer {
             RecipientRole::Copy => job.to.map(|c| self.name(c)),
             RecipientRole::Assigned => None,
         };
-        tokio::task::spawn_blocking(move || {
+        self.compose_off_async(move |signer, from, sender| {
             let mut contents = Vec::with_capacity(documents.len());
             for (i, doc) in documents.iter().enumerate() {
                 let bytes = fsutil::read_bounded(&dir.join(&doc.file), max)
@@ -230,10 +243,7 @@ impl Mailer {
                 contents.push(bytes);
             }
             let mail = DecisionMail {
-                from: MailFrom {
-                    address: &from_address,
-                    name: &from_name,
-                },
+                from,
                 to: &to,
                 kommunkod: code,
                 job_id: &job_id,
@@ -247,12 +257,11 @@ impl Mailer {
                         bytes,
                     })
                     .collect(),
-                sender: &sender,
+                sender,
             };
-            compose::decision(&mail, &signer, cert.as_ref()).map_err(|e| e.to_string())
+            compose::decision(&mail, signer, cert.as_ref()).map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| format!("composing the message: {e}"))?
     }
 
     /// Sends a signed notice (an alert) to `to`.
@@ -262,8 +271,12 @@ impl Mailer {
         subject: String,
         body: String,
     ) -> Result<String, String> {
-        let composed = compose::notice(&self.from(), to, subject, body, &self.signer)
-            .map_err(|e| e.to_string())?;
+        let recipient = to.to_string();
+        let composed = self
+            .compose_off_async(move |signer, from, _| {
+                compose::notice(&from, &recipient, subject, body, signer).map_err(|e| e.to_string())
+            })
+            .await?;
         let accepted = self
             .relay
             .send(to, &composed.bytes, None)
@@ -285,19 +298,22 @@ impl Mailer {
             .as_ref()
             .ok_or_else(|| format!("kommun {code} has no address waiting for verification"))?;
         let name = self.name(code);
-        let composed = compose::verification(
-            &compose::VerificationMail {
-                from: self.from(),
-                to: &pending.address,
-                kommunkod: code,
-                municipality_name: &name,
-                code: secret,
-                sender: &self.sender,
-            },
-            &self.signer,
-            registered.smime_cert.as_ref(),
-        )
-        .map_err(|e| e.to_string())?;
+        let to = pending.address.clone();
+        let secret = secret.to_string();
+        let cert = registered.smime_cert.clone();
+        let composed = self
+            .compose_off_async(move |signer, from, sender| {
+                let mail = compose::VerificationMail {
+                    from,
+                    to: &to,
+                    kommunkod: code,
+                    municipality_name: &name,
+                    code: &secret,
+                    sender,
+                };
+                compose::verification(&mail, signer, cert.as_ref()).map_err(|e| e.to_string())
+            })
+            .await?;
         let accepted = self
             .relay
             .send(
