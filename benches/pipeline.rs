@@ -41,6 +41,11 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Whether kurir runs under SCHED_BATCH, as its systemd unit runs it (the default).
+fn sched_batch() -> bool {
+    env_usize("KURIR_BENCH_SCHED_BATCH", 1) == 1
+}
+
 /// Registers the municipalities with secure connections and proven addresses, as if each had
 /// confirmed its verification code; with `cert_pem`, also an S/MIME certificate to encrypt to.
 fn prove_municipalities(store: &Store, codes: &[Kommunkod], cert_pem: Option<&str>) {
@@ -145,7 +150,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / hz.max(1.0)
 }
 
-/// Busy CPU seconds of the whole machine (all processes, user + system + interrupts).
 /// Context switches (voluntary and not) of the process's live threads: how often kurir hands
 /// the CPU over, a cost the CPU seconds include but do not explain.
 fn context_switches(pid: u32) -> u64 {
@@ -165,6 +169,7 @@ fn context_switches(pid: u32) -> u64 {
         .sum()
 }
 
+/// Busy CPU seconds of the whole machine (all processes, user + system + interrupts).
 fn machine_busy_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let fields: Vec<f64> = stat
@@ -210,7 +215,7 @@ impl Daemon {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        if env_usize("KURIR_BENCH_SCHED_BATCH", 1) == 1 {
+        if sched_batch() {
             // As systemd/kurir.service runs it (CPUSchedulingPolicy=batch): kurir's threads
             // do not preempt other work when they wake.
             use std::os::unix::process::CommandExt;
@@ -641,7 +646,7 @@ fn main() {
         .unwrap_or(f64::NAN);
     daemon.stop();
 
-    let sched_name = if env_usize("KURIR_BENCH_SCHED_BATCH", 1) == 1 {
+    let sched_name = if sched_batch() {
         "SCHED_BATCH"
     } else {
         "SCHED_OTHER"

@@ -137,12 +137,12 @@ impl Journal {
     /// Disposes of a retired file once the store's flush covered it: emptied and kept as the
     /// spare for the next rotation, or deleted if there is one already.
     pub fn retire(&self, path: &Path) -> std::io::Result<()> {
-        // Emptied first: its entries are in sled now and need not linger on disk.
-        OpenOptions::new().write(true).truncate(true).open(path)?;
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if current.spare.is_some() {
             return std::fs::remove_file(path);
         }
+        // Emptied before it is kept: its entries are in sled now and need not linger on disk.
+        OpenOptions::new().write(true).truncate(true).open(path)?;
         let spare = self.dir.join(SPARE);
         std::fs::rename(path, &spare)?;
         current.spare = Some(spare);

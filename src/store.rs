@@ -399,6 +399,15 @@ fn next_record(old: &JobRecord, change: impl Fn(&mut JobRecord), now: Timestamp)
     new
 }
 
+/// The job as its latest transition left it: the journaled step if it is newer than what
+/// sled holds (sled may have it already when a flush ran in between).
+fn newer_of(stored: JobRecord, journaled: Option<Unapplied>) -> JobRecord {
+    match journaled {
+        Some(step) if step.record.events > stored.events => step.record,
+        _ => stored,
+    }
+}
+
 /// Compare-and-set: the job must be in one of `expected`.
 fn check_expected(record: &JobRecord, expected: &[JobState]) -> Result<(), StoreError> {
     if expected.contains(&record.state) {
@@ -528,6 +537,13 @@ impl Store {
     /// The job's journaled steps not in sled yet, oldest first.
     fn unapplied_of(&self, id: &JobId) -> Vec<Unapplied> {
         self.lock_unapplied().get(id).cloned().unwrap_or_default()
+    }
+
+    /// The job's latest journaled step not in sled yet, if any.
+    fn last_unapplied(&self, id: &JobId) -> Option<Unapplied> {
+        self.lock_unapplied()
+            .get(id)
+            .and_then(|s| s.last().cloned())
     }
 
     /// Forgets the job's journaled steps up to `events`: sled has them now.
@@ -944,18 +960,11 @@ impl Store {
     pub fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
         // The journaled steps first, then sled: a flush writes sled before it forgets them,
         // so whichever is newer is the truth.
-        let journaled = self
-            .lock_unapplied()
-            .get(id)
-            .and_then(|s| s.last().cloned());
-        let stored: Option<JobRecord> = match self.jobs.get(id.as_str().as_bytes())? {
-            Some(bytes) => Some(decode(&bytes)?),
-            None => None,
-        };
-        Ok(match (stored, journaled) {
-            (Some(stored), Some(step)) if step.record.events > stored.events => Some(step.record),
-            (stored, _) => stored,
-        })
+        let journaled = self.last_unapplied(id);
+        match self.jobs.get(id.as_str().as_bytes())? {
+            Some(bytes) => Ok(Some(newer_of(decode(&bytes)?, journaled))),
+            None => Ok(None),
+        }
     }
 
     /// A job's history, oldest first, including journaled steps not in sled yet.
@@ -1048,10 +1057,8 @@ impl Store {
         let mut out = Vec::new();
         for item in self.jobs.iter().rev() {
             let stored: JobRecord = decode(&item?.1)?;
-            let record = match self.lock_unapplied().get(&stored.id).and_then(|s| s.last()) {
-                Some(step) if step.record.events > stored.events => step.record.clone(),
-                _ => stored,
-            };
+            let journaled = self.last_unapplied(&stored.id);
+            let record = newer_of(stored, journaled);
             if state.is_none_or(|s| s == record.state) {
                 out.push(record);
                 if out.len() >= limit {
