@@ -362,6 +362,71 @@ fn latencies_ms(
     out
 }
 
+/// Time and CPU of one client phase (baseline or signing floor).
+struct ClientRun {
+    messages: usize,
+    seconds: f64,
+    /// CPU of this process: the client.
+    client_cpu: f64,
+    /// CPU of the whole machine, the client included.
+    machine_cpu: f64,
+}
+
+impl ClientRun {
+    fn per_second(&self) -> f64 {
+        self.messages as f64 / self.seconds
+    }
+    fn client_ms(&self) -> f64 {
+        1000.0 * self.client_cpu / self.messages as f64
+    }
+    /// What the receiving side costs per message: everything busy but the client.
+    fn others_ms(&self) -> f64 {
+        1000.0 * (self.machine_cpu - self.client_cpu) / self.messages as f64
+    }
+    fn cores(&self) -> f64 {
+        self.machine_cpu / self.seconds
+    }
+}
+
+/// Sends `messages` messages over 4 pooled connections, each message made by `make` just
+/// before it is sent, and measures the phase.
+fn send_over_four<F, Fut>(
+    runtime: &tokio::runtime::Runtime,
+    relay: &Arc<kurir::smtp::Relay>,
+    messages: usize,
+    make: F,
+) -> ClientRun
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Arc<Vec<u8>>> + Send,
+{
+    let start = Instant::now();
+    let (machine_before, client_before) = (machine_busy_seconds(), own_cpu_seconds());
+    runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..4 {
+            let (relay, make) = (relay.clone(), make.clone());
+            let n = messages / 4 + usize::from(t < messages % 4);
+            tasks.spawn(async move {
+                for _ in 0..n {
+                    let message = make().await;
+                    relay
+                        .send("registrator@kommun.bench.example", &message, None)
+                        .await
+                        .expect("client send");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+    ClientRun {
+        messages,
+        seconds: start.elapsed().as_secs_f64(),
+        client_cpu: own_cpu_seconds() - client_before,
+        machine_cpu: machine_busy_seconds() - machine_before,
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench` probes benchmarks with --list
@@ -423,89 +488,41 @@ fn main() {
     )
     .expect("message")
     .bytes;
+    let message_kb = message.len() / 1024;
     eprintln!(
-        "bench: baseline, {baseline_msgs} messages of {} KB",
-        message.len() / 1024
+        "bench: baseline, then the signing floor, {baseline_msgs} messages of {message_kb} KB each"
     );
     let relay = Arc::new(kurir::smtp::Relay::new(&settings.smtp).expect("relay"));
     let message = Arc::new(message);
-    let baseline_start = Instant::now();
-    let (machine_before, client_before) = (machine_busy_seconds(), own_cpu_seconds());
-    runtime.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for t in 0..4 {
-            let (relay, message) = (relay.clone(), message.clone());
-            let n = baseline_msgs / 4 + usize::from(t < baseline_msgs % 4);
-            tasks.spawn(async move {
-                for _ in 0..n {
-                    relay
-                        .send("registrator@kommun.bench.example", &message, None)
-                        .await
-                        .expect("baseline send");
-                }
-            });
-        }
-        while tasks.join_next().await.is_some() {}
+    let baseline = send_over_four(&runtime, &relay, baseline_msgs, move || {
+        let message = message.clone();
+        async move { message }
     });
-    let baseline_secs = baseline_start.elapsed().as_secs_f64();
-    let baseline_rate = baseline_msgs as f64 / baseline_secs;
-    let baseline_client_cpu = own_cpu_seconds() - client_before;
-    let baseline_machine_cpu = machine_busy_seconds() - machine_before;
-    // What the receiving side costs per message: everything busy but the client.
-    let mta_ms_per_msg =
-        1000.0 * (baseline_machine_cpu - baseline_client_cpu) / baseline_msgs as f64;
-    let client_ms_per_msg = 1000.0 * baseline_client_cpu / baseline_msgs as f64;
-    let baseline_cores = baseline_machine_cpu / baseline_secs;
+    let baseline_rate = baseline.per_second();
+    let (mta_ms_per_msg, client_ms_per_msg) = (baseline.others_ms(), baseline.client_ms());
+    let baseline_cores = baseline.cores();
 
     // 2b. The floor of any S/MIME sender here: the same minimal client, but every message is
     // signed and encrypted afresh (on the blocking pool, as kurir does) before it is sent. No
     // files read, no PDF checked, nothing recorded: what kurir's burst can at best approach on
     // these two cores while it signs with the agency's key.
-    let floor_msgs = baseline_msgs;
-    let signer = Arc::new(signer);
-    let cert = Arc::new(cert);
+    let (signer, cert) = (Arc::new(signer), Arc::new(cert));
     let documents = Arc::new((beslut.clone(), godman.clone()));
-    let floor_start = Instant::now();
-    let (machine_before, client_before) = (machine_busy_seconds(), own_cpu_seconds());
-    runtime.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for t in 0..4 {
-            let (relay, signer, cert, documents) = (
-                relay.clone(),
-                signer.clone(),
-                cert.clone(),
-                documents.clone(),
-            );
-            let (sender, job_id) = (sender.clone(), job_id.clone());
-            let n = floor_msgs / 4 + usize::from(t < floor_msgs % 4);
-            tasks.spawn(async move {
-                for _ in 0..n {
-                    let (signer, cert, documents) =
-                        (signer.clone(), cert.clone(), documents.clone());
-                    let (sender, job_id) = (sender.clone(), job_id.clone());
-                    let message = tokio::task::spawn_blocking(move || {
-                        let mail =
-                            common::decision_mail(&job_id, &documents.0, &documents.1, &sender);
-                        kurir::compose::decision(&mail, &signer, Some(&cert))
-                    })
-                    .await
-                    .expect("compose task")
-                    .expect("compose");
-                    relay
-                        .send("registrator@kommun.bench.example", &message.bytes, None)
-                        .await
-                        .expect("floor send");
-                }
-            });
+    let floor = send_over_four(&runtime, &relay, baseline_msgs, move || {
+        let (signer, cert, documents) = (signer.clone(), cert.clone(), documents.clone());
+        let (sender, job_id) = (sender.clone(), job_id.clone());
+        async move {
+            let composed = tokio::task::spawn_blocking(move || {
+                let mail = common::decision_mail(&job_id, &documents.0, &documents.1, &sender);
+                kurir::compose::decision(&mail, &signer, Some(&cert))
+            })
+            .await
+            .expect("compose task")
+            .expect("compose");
+            Arc::new(composed.bytes)
         }
-        while tasks.join_next().await.is_some() {}
     });
-    let floor_secs = floor_start.elapsed().as_secs_f64();
-    let floor_rate = floor_msgs as f64 / floor_secs;
-    let floor_machine_cpu = machine_busy_seconds() - machine_before;
-    let floor_client_ms = 1000.0 * (own_cpu_seconds() - client_before) / floor_msgs as f64;
-    let floor_others_ms = 1000.0 * floor_machine_cpu / floor_msgs as f64 - floor_client_ms;
-    let floor_cores = floor_machine_cpu / floor_secs;
+    let floor_rate = floor.per_second();
     drop(relay);
 
     // 3. Burst.
@@ -705,15 +722,15 @@ fn main() {
     };
     let results = json!({
         "baseline": {
-            "msgs_per_s": baseline_rate, "messages": baseline_msgs, "message_kb": message.len() / 1024,
+            "msgs_per_s": baseline_rate, "messages": baseline_msgs, "message_kb": message_kb,
             "mta_cpu_ms_per_msg": mta_ms_per_msg, "client_cpu_ms_per_msg": client_ms_per_msg,
             "machine_cores_busy": baseline_cores,
         },
         "signing_floor": {
-            "msgs_per_s": floor_rate, "messages": floor_msgs,
+            "msgs_per_s": floor_rate, "messages": floor.messages,
             "ratio_to_baseline": floor_rate / baseline_rate,
-            "client_cpu_ms_per_msg": floor_client_ms, "mta_cpu_ms_per_msg": floor_others_ms,
-            "machine_cores_busy": floor_cores,
+            "client_cpu_ms_per_msg": floor.client_ms(), "mta_cpu_ms_per_msg": floor.others_ms(),
+            "machine_cores_busy": floor.cores(),
         },
         "burst": {
             "jobs": jobs, "delivered_by_email": delivered, "seconds": burst_secs, "jobs_per_s": burst_rate,
@@ -751,8 +768,7 @@ fn main() {
     );
     println!(
         "  baseline MTA accept rate     {:>9.1} msgs/s  ({} KB messages)",
-        baseline_rate,
-        message.len() / 1024
+        baseline_rate, message_kb
     );
     println!(
         "    CPU per message: MTA {:.2} ms, client {:.2} ms; machine busy {:.2} of 2 cores",
@@ -765,7 +781,9 @@ fn main() {
     );
     println!(
         "    CPU per message: MTA {:.2} ms, client {:.2} ms; machine busy {:.2} of 2 cores",
-        floor_others_ms, floor_client_ms, floor_cores
+        floor.others_ms(),
+        floor.client_ms(),
+        floor.cores()
     );
     println!(
         "  burst ({jobs} jobs)           {:>9.1} jobs/s  = {:.0} % of baseline, {:.0} % of the floor",
