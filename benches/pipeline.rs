@@ -18,7 +18,8 @@
 //! KURIR_BENCH_MUNICIPALITIES (20),
 //! KURIR_BENCH_HISTORY (1000000: jobs already in the store for the start-up measurement);
 //! KURIR_BENCH_SCHED_BATCH (1: kurir runs under SCHED_BATCH, as its systemd unit runs it; 0:
-//! the default policy).
+//! the default policy); KURIR_BENCH_AGENCY_KEY (rsa: the agency signs with RSA-2048; ec: with
+//! ECDSA P-256).
 
 mod common;
 #[path = "../tests/common/pki.rs"]
@@ -47,6 +48,12 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// Whether kurir runs under SCHED_BATCH, as its systemd unit runs it (the default).
 fn sched_batch() -> bool {
     env_usize("KURIR_BENCH_SCHED_BATCH", 1) == 1
+}
+
+/// Whether the agency signs with an ECDSA P-256 key instead of RSA-2048 (`KURIR_BENCH_AGENCY_KEY=ec`):
+/// what a cheaper signature would change. The default is RSA, as the tests use.
+fn agency_key_ec() -> bool {
+    std::env::var("KURIR_BENCH_AGENCY_KEY").is_ok_and(|v| v == "ec")
 }
 
 /// Registers the municipalities with secure connections and proven addresses, as if each had
@@ -454,7 +461,12 @@ fn main() {
     eprintln!("bench: making the test PKI and documents");
     let ca = pki::Ca::new(&work.join("pki"), "kurir bench CA");
     let server = ca.issue("mta", pki::Usage::Server);
-    let agency = ca.issue("agency", pki::Usage::Email("anvisning@bench.example"));
+    let agency_usage = pki::Usage::Email("anvisning@bench.example");
+    let agency = if agency_key_ec() {
+        ca.issue_ec("agency", agency_usage)
+    } else {
+        ca.issue("agency", agency_usage)
+    };
     let muni = ca.issue(
         "kommun",
         pki::Usage::Email("registrator@kommun.bench.example"),
@@ -719,7 +731,13 @@ fn main() {
     } else {
         "SCHED_OTHER"
     };
+    let agency_key = if agency_key_ec() {
+        "ECDSA P-256"
+    } else {
+        "RSA-2048"
+    };
     let results = json!({
+        "agency_key": agency_key,
         "baseline": {
             "msgs_per_s": baseline_rate, "messages": baseline_msgs, "message_kb": message_kb,
             "mta_cpu_ms_per_msg": baseline.others_ms(), "client_cpu_ms_per_msg": baseline.client_ms(),
@@ -763,7 +781,7 @@ fn main() {
     )
     .expect("write");
     println!(
-        "kurir pipeline benchmark (2 cores; Postfix on tmpfs; S/MIME sign+encrypt on; kurir {sched_name})"
+        "kurir pipeline benchmark (2 cores; Postfix on tmpfs; S/MIME sign+encrypt on, agency key {agency_key}; kurir {sched_name})"
     );
     println!(
         "  baseline MTA accept rate     {:>9.1} msgs/s  ({} KB messages)",
