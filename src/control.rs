@@ -33,6 +33,9 @@ use crate::store::{Store, StoreError};
 const MAX_REQUEST_BYTES: u64 = 1 << 20;
 /// How long a client waits for the daemon.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// What `status` answers for a job that lies in the spool but has no record yet: intake takes
+/// it in within moments (scripts may wait on this text; it carries no personal data).
+pub const NOT_TAKEN_IN: &str = "received, not taken in yet";
 
 /// A request to the store's owner.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -260,11 +263,13 @@ impl Handler {
         let json_err = |e: serde_json::Error| e.to_string();
         match request {
             Request::Status { id } => {
-                let job = self
-                    .store
-                    .get(&id)
-                    .map_err(store_err)?
-                    .ok_or_else(|| format!("no job with id {id}"))?;
+                let Some(job) = self.store.get(&id).map_err(store_err)? else {
+                    return Err(if self.spool.holds(&id) {
+                        format!("{NOT_TAKEN_IN} (job {id}); ask again in a moment")
+                    } else {
+                        format!("no job with id {id}")
+                    });
+                };
                 let events = self.store.events(&id).map_err(store_err)?;
                 Ok(json!({ "job": job, "events": events }))
             }

@@ -76,6 +76,13 @@ impl Spool {
     pub fn active_job(&self, id: &JobId) -> PathBuf {
         self.active().join(id.as_str())
     }
+    /// Whether a job with this id lies in the spool: dropped into `incoming/` under its id (as
+    /// `kurir submit` names it) or claimed into `active/`. Asked when the store has no record of
+    /// it yet, so that a status query right after `submit` says "not taken in yet" instead of
+    /// "no such job".
+    pub fn holds(&self, id: &JobId) -> bool {
+        self.incoming().join(id.as_str()).exists() || self.active_job(id).exists()
+    }
     /// Bad input.
     pub fn quarantine(&self) -> PathBuf {
         self.root.join("quarantine")

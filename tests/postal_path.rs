@@ -167,6 +167,23 @@ fn job_dropped_while_the_daemon_is_down_is_picked_up_at_start() {
 }
 
 #[test]
+fn status_of_a_job_not_taken_in_yet_says_so_instead_of_no_such_job() {
+    let mut env = Env::new();
+    let id = env.submit("2480", None);
+    let out = env.run(&["status", &id]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("received, not taken in yet"), "{said}");
+    assert!(!said.contains("no job"), "{said}");
+    let out = env.run(&["status", "20260101-000000-000000000000"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no job with id"));
+    env.start();
+    let status = env.status(&id);
+    assert_eq!(status["job"]["id"], id.as_str());
+    env.stop();
+}
+
+#[test]
 fn a_batch_closes_with_a_ready_marker_when_full() {
     let mut env = Env::new();
     env.set_env("KURIR_PRINT__BATCH_MAX_LETTERS", "2");

@@ -224,9 +224,22 @@ impl Env {
         std::fs::rename(&tmp, self.spool().join("incoming").join(name)).expect("rename");
     }
 
-    /// `kurir status ID --json`.
+    /// `kurir status ID --json`, once the daemon has taken the job in (a job just submitted may
+    /// still lie in the spool: `status` says so, and this waits).
     pub fn status(&self, id: &str) -> Value {
-        serde_json::from_str(&self.ok(&["status", id, "--json"])).expect("status json")
+        let args = ["status", id, "--json"];
+        let mut answer = None;
+        wait_for(&format!("{id} taken in"), Duration::from_secs(30), || {
+            let out = self.run(&args);
+            if out.status.success() {
+                answer = Some(String::from_utf8_lossy(&out.stdout).to_string());
+                return true;
+            }
+            // Any other failure is reported by `ok` below, with the daemon's log.
+            !String::from_utf8_lossy(&out.stderr).contains(kurir::control::NOT_TAKEN_IN)
+        });
+        let answer = answer.unwrap_or_else(|| self.ok(&args));
+        serde_json::from_str(&answer).expect("status json")
     }
 
     /// `kurir list --json --limit N`.
