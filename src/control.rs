@@ -217,10 +217,6 @@ fn store_err(e: StoreError) -> String {
     e.to_string()
 }
 
-fn op_err(e: operator::OperatorError) -> String {
-    e.to_string()
-}
-
 impl Handler {
     /// A handler over this store; `mailer` sends verification messages; `relay_configured`
     /// says whether e-mail is a possible route at all.
@@ -259,16 +255,30 @@ impl Handler {
         }
     }
 
+    /// What to say of a job id the store has no record of: a job just submitted lies in the
+    /// spool until intake takes it in, and must not look lost.
+    fn unknown_job(&self, id: &JobId) -> String {
+        if self.spool.holds(id) {
+            format!("{NOT_TAKEN_IN} (job {id}); ask again in a moment")
+        } else {
+            format!("no job with id {id}")
+        }
+    }
+
+    fn op_err(&self, e: operator::OperatorError) -> String {
+        match e {
+            operator::OperatorError::NoJob(id)
+            | operator::OperatorError::Store(StoreError::NotFound(id)) => self.unknown_job(&id),
+            other => other.to_string(),
+        }
+    }
+
     async fn try_handle(&self, request: Request) -> Result<Value, String> {
         let json_err = |e: serde_json::Error| e.to_string();
         match request {
             Request::Status { id } => {
                 let Some(job) = self.store.get(&id).map_err(store_err)? else {
-                    return Err(if self.spool.holds(&id) {
-                        format!("{NOT_TAKEN_IN} (job {id}); ask again in a moment")
-                    } else {
-                        format!("no job with id {id}")
-                    });
+                    return Err(self.unknown_job(&id));
                 };
                 let events = self.store.events(&id).map_err(store_err)?;
                 Ok(json!({ "job": job, "events": events }))
@@ -277,32 +287,42 @@ impl Handler {
                 let jobs = self.store.list(state, limit).map_err(store_err)?;
                 serde_json::to_value(jobs).map_err(json_err)
             }
-            Request::Retry { target, actor } => {
-                self.operations().retry(&target, &actor).map_err(op_err)
-            }
-            Request::Hold { target, actor } => {
-                self.operations().hold(&target, &actor).map_err(op_err)
-            }
-            Request::Release { target, actor } => {
-                self.operations().release(&target, &actor).map_err(op_err)
-            }
-            Request::Cancel { id, actor } => self.operations().cancel(&id, &actor).map_err(op_err),
+            Request::Retry { target, actor } => self
+                .operations()
+                .retry(&target, &actor)
+                .map_err(|e| self.op_err(e)),
+            Request::Hold { target, actor } => self
+                .operations()
+                .hold(&target, &actor)
+                .map_err(|e| self.op_err(e)),
+            Request::Release { target, actor } => self
+                .operations()
+                .release(&target, &actor)
+                .map_err(|e| self.op_err(e)),
+            Request::Cancel { id, actor } => self
+                .operations()
+                .cancel(&id, &actor)
+                .map_err(|e| self.op_err(e)),
             Request::Reroute { id, actor } => self
                 .operations()
                 .reroute_to_post(&id, &actor)
-                .map_err(op_err),
-            Request::QuarantineList => self.operations().quarantine_list().map_err(op_err),
-            Request::QuarantineShow { id } => {
-                self.operations().quarantine_show(&id).map_err(op_err)
-            }
+                .map_err(|e| self.op_err(e)),
+            Request::QuarantineList => self
+                .operations()
+                .quarantine_list()
+                .map_err(|e| self.op_err(e)),
+            Request::QuarantineShow { id } => self
+                .operations()
+                .quarantine_show(&id)
+                .map_err(|e| self.op_err(e)),
             Request::QuarantineRelease { id, actor } => self
                 .operations()
                 .quarantine_release(&id, &actor)
-                .map_err(op_err),
+                .map_err(|e| self.op_err(e)),
             Request::QuarantineDelete { id, actor } => self
                 .operations()
                 .quarantine_delete(&id, &actor)
-                .map_err(op_err),
+                .map_err(|e| self.op_err(e)),
             Request::AuditVerify => match self.store.verify_audit().map_err(store_err)? {
                 crate::audit::Verdict::Ok { entries } => {
                     Ok(json!({ "ok": true, "entries": entries }))

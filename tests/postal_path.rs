@@ -167,14 +167,22 @@ fn job_dropped_while_the_daemon_is_down_is_picked_up_at_start() {
 }
 
 #[test]
-fn status_of_a_job_not_taken_in_yet_says_so_instead_of_no_such_job() {
+fn a_job_not_taken_in_yet_is_named_so_by_status_and_operator_commands() {
     let mut env = Env::new();
     let id = env.submit("2480", None);
-    let out = env.run(&["status", &id]);
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("received, not taken in yet"), "{said}");
-    assert!(!said.contains("no job"), "{said}");
+    for args in [
+        vec!["status", id.as_str()],
+        vec!["cancel", id.as_str(), "--reason", "fel kommun"],
+    ] {
+        let out = env.run(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains("received, not taken in yet"),
+            "{args:?}: {said}"
+        );
+        assert!(!said.contains("no job"), "{args:?}: {said}");
+    }
     let out = env.run(&["status", "20260101-000000-000000000000"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no job with id"));
     env.start();
