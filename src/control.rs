@@ -33,8 +33,9 @@ use crate::store::{Store, StoreError};
 const MAX_REQUEST_BYTES: u64 = 1 << 20;
 /// How long a client waits for the daemon.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
-/// What `status` answers for a job that lies in the spool but has no record yet: intake takes
-/// it in within moments (scripts may wait on this text; it carries no personal data).
+/// What `status` and the operator commands answer for a job that lies in the spool but has no
+/// record yet: intake takes it in within moments (scripts may wait on this text; it carries no
+/// personal data).
 pub const NOT_TAKEN_IN: &str = "received, not taken in yet";
 
 /// A request to the store's owner.
@@ -265,7 +266,8 @@ impl Handler {
         }
     }
 
-    fn op_err(&self, e: operator::OperatorError) -> String {
+    /// An operator's error for a person; "no such job" as [`Handler::unknown_job`] says it.
+    fn op_error(&self, e: operator::OperatorError) -> String {
         match e {
             operator::OperatorError::NoJob(id)
             | operator::OperatorError::Store(StoreError::NotFound(id)) => self.unknown_job(&id),
@@ -275,6 +277,7 @@ impl Handler {
 
     async fn try_handle(&self, request: Request) -> Result<Value, String> {
         let json_err = |e: serde_json::Error| e.to_string();
+        let op_err = |e: operator::OperatorError| self.op_error(e);
         match request {
             Request::Status { id } => {
                 let Some(job) = self.store.get(&id).map_err(store_err)? else {
@@ -287,42 +290,32 @@ impl Handler {
                 let jobs = self.store.list(state, limit).map_err(store_err)?;
                 serde_json::to_value(jobs).map_err(json_err)
             }
-            Request::Retry { target, actor } => self
-                .operations()
-                .retry(&target, &actor)
-                .map_err(|e| self.op_err(e)),
-            Request::Hold { target, actor } => self
-                .operations()
-                .hold(&target, &actor)
-                .map_err(|e| self.op_err(e)),
-            Request::Release { target, actor } => self
-                .operations()
-                .release(&target, &actor)
-                .map_err(|e| self.op_err(e)),
-            Request::Cancel { id, actor } => self
-                .operations()
-                .cancel(&id, &actor)
-                .map_err(|e| self.op_err(e)),
+            Request::Retry { target, actor } => {
+                self.operations().retry(&target, &actor).map_err(op_err)
+            }
+            Request::Hold { target, actor } => {
+                self.operations().hold(&target, &actor).map_err(op_err)
+            }
+            Request::Release { target, actor } => {
+                self.operations().release(&target, &actor).map_err(op_err)
+            }
+            Request::Cancel { id, actor } => self.operations().cancel(&id, &actor).map_err(op_err),
             Request::Reroute { id, actor } => self
                 .operations()
                 .reroute_to_post(&id, &actor)
-                .map_err(|e| self.op_err(e)),
-            Request::QuarantineList => self
-                .operations()
-                .quarantine_list()
-                .map_err(|e| self.op_err(e)),
-            Request::QuarantineShow { id } => self
-                .operations()
-                .quarantine_show(&id)
-                .map_err(|e| self.op_err(e)),
+                .map_err(op_err),
+            Request::QuarantineList => self.operations().quarantine_list().map_err(op_err),
+            Request::QuarantineShow { id } => {
+                self.operations().quarantine_show(&id).map_err(op_err)
+            }
             Request::QuarantineRelease { id, actor } => self
                 .operations()
                 .quarantine_release(&id, &actor)
-                .map_err(|e| self.op_err(e)),
+                .map_err(op_err),
             Request::QuarantineDelete { id, actor } => self
                 .operations()
                 .quarantine_delete(&id, &actor)
-                .map_err(|e| self.op_err(e)),
+                .map_err(op_err),
             Request::AuditVerify => match self.store.verify_audit().map_err(store_err)? {
                 crate::audit::Verdict::Ok { entries } => {
                     Ok(json!({ "ok": true, "entries": entries }))
