@@ -265,24 +265,36 @@ impl JobTrees<'_> {
             state: new.state,
             detail: detail.to_string(),
         };
-        self.events
-            .insert(event_key(&new.id, old.events), tx_encode(&event)?)?;
+        self.record_event(new, old.events, &event, data)?;
         self.jobs
             .insert(new.id.as_str().as_bytes(), tx_encode(new)?)?;
         reindex(self.due, self.pending, self.finished, Some(old), new)?;
+        Ok(())
+    }
+
+    /// Writes a job's event number `seq` and its audit entry (with `data`, if any).
+    fn record_event(
+        &self,
+        job: &JobRecord,
+        seq: u32,
+        event: &Event,
+        data: serde_json::Value,
+    ) -> TxResult<()> {
+        self.events
+            .insert(event_key(&job.id, seq), tx_encode(event)?)?;
         audit::append(
             self.audit,
             self.meta,
             audit::Draft {
                 kind: AuditKind::Job,
-                job_id: Some(new.id.clone()),
-                kommunkod: new.to,
-                state: Some(new.state),
+                job_id: Some(job.id.clone()),
+                kommunkod: job.to,
+                state: Some(event.state),
                 operator: None,
-                action: detail.to_string(),
+                action: event.detail.clone(),
                 data,
             },
-            new.updated_at,
+            event.at,
         )?;
         Ok(())
     }
@@ -729,29 +741,13 @@ impl Store {
                 }
                 trees.jobs.insert(key, tx_encode(record)?)?;
                 for (seq, event) in events.iter().enumerate() {
-                    let n = u32::try_from(seq).unwrap_or(u32::MAX);
-                    trees
-                        .events
-                        .insert(event_key(&record.id, n), tx_encode(event)?)?;
                     let data = if seq == 0 {
                         serde_json::json!({ "source": record.source, "documents": documents })
                     } else {
                         serde_json::Value::Null
                     };
-                    audit::append(
-                        trees.audit,
-                        trees.meta,
-                        audit::Draft {
-                            kind: AuditKind::Job,
-                            job_id: Some(record.id.clone()),
-                            kommunkod: record.to,
-                            state: Some(event.state),
-                            operator: None,
-                            action: event.detail.clone(),
-                            data,
-                        },
-                        event.at,
-                    )?;
+                    let n = u32::try_from(seq).unwrap_or(u32::MAX);
+                    trees.record_event(record, n, event, data)?;
                 }
                 reindex(trees.due, trees.pending, trees.finished, None, record)?;
             }
