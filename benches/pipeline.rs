@@ -8,6 +8,7 @@
 //!    before it sends it — what any S/MIME sender can reach on the same cores;
 //! 3. burst: `kurir run` on a fresh spool and store, N municipalities with proven addresses and
 //!    S/MIME certificates, a burst of 2-document jobs (~40 KB PDFs), signed and encrypted;
+//!    then idle: the daemon's CPU over 10 s of quiet after the burst (target < 0.5 % of a core);
 //! 4. steady: an offered load of jobs per second, for latency;
 //! 5. post: the postal path's rate with no relay;
 //! 6. start-up: a store with a long history, then the time to the first delivery.
@@ -616,6 +617,13 @@ fn main() {
     let burst_cores = machine_burst / burst_secs;
     let burst_others_ms = 1000.0 * (machine_burst - cpu_burst) / jobs as f64;
 
+    // 3b. Quiet after the burst: a daemon with nothing to do should cost almost nothing.
+    const IDLE_SECS: u64 = 10;
+    eprintln!("bench: {IDLE_SECS} s of quiet after the burst");
+    let idle_cpu_before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(IDLE_SECS));
+    let idle_core_share = (cpu_seconds(pid) - idle_cpu_before) / IDLE_SECS as f64;
+
     // 4. Steady load on the same daemon.
     let steady_jobs = steady_rate * steady_secs;
     eprintln!("bench: steady load, {steady_rate} jobs/s for {steady_secs} s");
@@ -770,6 +778,10 @@ fn main() {
             "historical_jobs": history, "ready_ms": socket_after,
             "first_delivery_ms_after_start": first_delivery_ms,
         },
+        "idle": {
+            "seconds": IDLE_SECS, "cpu_share_of_a_core": idle_core_share,
+            "target_share": 0.005, "met": idle_core_share < 0.005,
+        },
         "rss_peak_mb": peak_rss_mb,
         "rss_idle_mb": idle_rss_mb,
         "municipalities": municipalities,
@@ -832,6 +844,10 @@ fn main() {
     println!(
         "  post path                    {:>9.1} letters/s",
         post_rate
+    );
+    println!(
+        "  idle CPU, {IDLE_SECS} s after the burst {:>6.2} % of a core (target < 0.5 %)",
+        100.0 * idle_core_share
     );
     println!(
         "  RSS idle / peak              {:>7.1} / {:.1} MB",

@@ -36,7 +36,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let health = Arc::new(crate::ops::Health::default());
     let spool = Spool::new(&settings.spool.dir);
-    spool
+    let tightened = spool
         .ensure()
         .with_context(|| format!("creating the spool in {}", spool.root().display()))?;
     fsutil::create_private_dir(&settings.store.dir).with_context(|| {
@@ -45,6 +45,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             settings.store.dir.display()
         )
     })?;
+    let state_dir = &settings.store.dir;
+    let state_tightened = fsutil::restrict_dir(state_dir)
+        .with_context(|| format!("restricting the state directory {}", state_dir.display()))?
+        .map(|mode| (state_dir.clone(), mode));
+    for (dir, mode) in tightened.into_iter().chain(state_tightened) {
+        tracing::info!(
+            folder = %dir.display(),
+            was = format!("{mode:04o}"),
+            "restricted a folder kurir owns to its private mode"
+        );
+    }
     let store = Store::open(&settings.store.dir).map_err(|e| {
         if e.is_locked() {
             anyhow::anyhow!(
@@ -310,11 +321,18 @@ async fn intake_loop(
             worker.scan()
         })
         .await;
+        metrics::counter!(crate::ops::names::INTAKE_SCANS).increment(1);
+        let mut pause = None;
         match result {
             Ok(Ok(outcome)) => {
                 recover_next = false;
                 if outcome.queued > 0 {
                     wake_queue.notify_one();
+                }
+                // A half-written job that went back to `incoming/` wakes the watcher by that
+                // very rename: wait a little before reading it again, not at once in a loop.
+                if outcome.waiting > 0 {
+                    pause = Some(HALF_WRITTEN_PAUSE);
                 }
             }
             Ok(Err(e)) => {
@@ -326,6 +344,12 @@ async fn intake_loop(
                 recover_next = true;
             }
         }
+        if let Some(pause) = pause {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(rescan) => {}
@@ -333,6 +357,9 @@ async fn intake_loop(
         }
     }
 }
+
+/// The least time between two scans while a job in `incoming/` looks half-written.
+const HALF_WRITTEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Watches `incoming/` so that a new job is claimed at once. Events are only hints: intake
 /// always rescans the folder, so a lost or coalesced event costs at most one rescan interval.
@@ -344,22 +371,47 @@ fn watch_incoming(
     use notify::Watcher;
     let incoming = spool.incoming();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Err(e) = &event {
-            tracing::warn!(error = %e, "file watcher reported an error; rescanning");
-            // Events after an error are hints at best; the folder itself must still be there.
-            if !incoming.is_dir() {
-                health
-                    .watcher_alive
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
+        match &event {
+            Err(e) => {
+                tracing::warn!(error = %e, "file watcher reported an error; rescanning");
+                // Events after an error are hints at best; the folder itself must still be there.
+                if !incoming.is_dir() {
+                    health
+                        .watcher_alive
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+                wake.notify_one();
             }
+            Ok(event) if may_mean_a_new_job(event) => wake.notify_one(),
+            // Opening, reading and closing the folder (intake's own scan does all three) and
+            // metadata changes bring no job: waking on them made each scan trigger the next.
+            Ok(_) => {}
         }
-        wake.notify_one();
     })
     .context("starting the file watcher")?;
     watcher
         .watch(&spool.incoming(), notify::RecursiveMode::NonRecursive)
         .with_context(|| format!("watching {}", spool.incoming().display()))?;
     Ok(watcher)
+}
+
+/// Whether a watcher event on `incoming/` can mean that a job arrived: a directory created or
+/// renamed into the folder, a file written there (a writer that ignores the rename rule), or
+/// the watcher's own signal that it lost events and the folder must be read again. Access
+/// events (open, read, close) never do: intake's scan makes them itself.
+fn may_mean_a_new_job(event: &notify::Event) -> bool {
+    use notify::event::{EventKind, ModifyKind, RenameMode};
+    if event.need_rescan() {
+        return true;
+    }
+    match event.kind {
+        EventKind::Create(_) | EventKind::Any | EventKind::Other => true,
+        // Renamed out of the folder (intake's own claim): nothing new is there.
+        EventKind::Modify(ModifyKind::Name(RenameMode::From)) => false,
+        EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Data(_) | ModifyKind::Any) => true,
+        EventKind::Modify(ModifyKind::Metadata(_) | ModifyKind::Other) => false,
+        EventKind::Access(_) | EventKind::Remove(_) => false,
+    }
 }
 
 /// SIGTERM and SIGINT, caught from the moment the daemon starts.

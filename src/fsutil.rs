@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Why a writer's file could not be read.
@@ -101,6 +101,20 @@ pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(dir_mode())
         .create(path)
+}
+
+/// Takes from a folder kurir owns whatever its private mode does not allow (others' access,
+/// and the group's without `[spool] group_access`): a spool checked out of git or made by
+/// hand with the umask's 0755 would otherwise show children's documents to every local user.
+/// Returns the mode it had when it was changed; a link is left alone.
+pub fn restrict_dir(path: &Path) -> std::io::Result<Option<u32>> {
+    let meta = std::fs::symlink_metadata(path)?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if !meta.is_dir() || mode & !dir_mode() == 0 {
+        return Ok(None);
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & dir_mode()))?;
+    Ok(Some(mode))
 }
 
 /// Makes a rename or a new entry in `dir` durable.

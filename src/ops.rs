@@ -49,6 +49,8 @@ pub mod names {
     pub const BATCHES_OPEN: &str = "kurir_print_batches_open";
     /// Consecutive failures of the relay.
     pub const RELAY_FAILURES: &str = "kurir_relay_consecutive_failures";
+    /// Reads of `incoming/` by intake: a quiet daemon should add only its rescan timer's.
+    pub const INTAKE_SCANS: &str = "kurir_intake_scans_total";
 }
 
 /// Installs the Prometheus recorder once per process; later calls return the same handle.

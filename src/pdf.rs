@@ -1,9 +1,12 @@
 //! PDF validation: is a document safe to print and to send to a municipality?
 //!
-//! A document is accepted only if lopdf can parse it, it has pages, it is not encrypted, it
+//! A document is accepted only if it is complete (it ends with `%%EOF` and its cross-reference
+//! data resolves without being rebuilt), every leaf of its page tree is a real page whose
+//! content decodes, the tree's `/Count` agrees with what it holds, it is not encrypted, it
 //! carries no active content (JavaScript, launch actions, embedded files, form submission, XFA),
-//! and none of its streams inflates past the configured bound. Hostile input must fail here with
-//! a reason, never later in a deliverer or in a print shop's RIP.
+//! and none of its streams inflates past the configured bound. Hostile or damaged input must
+//! fail here with a reason, never later in a deliverer or in a print shop's RIP: a decision
+//! that arrives as an empty page is as bad as one that never arrives.
 
 use lopdf::{Document, LoadOptions, Object};
 
@@ -43,8 +46,10 @@ pub enum PdfError {
     /// Does not start like a PDF.
     #[error("the file is not a PDF (it does not start with %PDF-)")]
     NotPdf,
-    /// lopdf could not parse it: damaged, truncated or half-written.
-    #[error("the PDF cannot be read (damaged, truncated or still being written): {0}")]
+    /// Damaged, truncated or half-written: lopdf could not parse it, had to repair it, or
+    /// what it read is not a complete, renderable document. The text says what is wrong in
+    /// words a case officer understands.
+    #[error("damaged PDF: {0}")]
     Damaged(String),
     /// Encrypted or password-protected.
     #[error(
@@ -108,7 +113,7 @@ pub fn load(bytes: &[u8], limits: &PdfLimits) -> Result<Document, PdfError> {
         max_decompressed_size: Some(per_stream),
         ..LoadOptions::default()
     };
-    Document::load_mem_with_options(bytes, options).map_err(|e| {
+    let doc = Document::load_mem_with_options(bytes, options).map_err(|e| {
         let text = e.to_string();
         if matches!(
             e,
@@ -121,9 +126,42 @@ pub fn load(bytes: &[u8], limits: &PdfLimits) -> Result<Document, PdfError> {
         } else if has_encrypt_entry(bytes) {
             PdfError::Encrypted
         } else {
-            PdfError::Damaged(first_line(&text))
+            PdfError::Damaged(format!("it cannot be read ({})", first_line(&text)))
         }
-    })
+    })?;
+    // lopdf rebuilds a lost cross-reference table by scanning for objects, silently; what it
+    // finds that way may lack pages or hold an older revision. Such a file is damaged.
+    if doc.xref_recovery == Some(lopdf::xref::XrefRecovery::Reconstructed) {
+        return Err(PdfError::Damaged(
+            "its cross-reference table is missing or broken, so parts of it may be lost \
+             (the file is truncated or damaged)"
+                .into(),
+        ));
+    }
+    Ok(doc)
+}
+
+/// PDF white space (ISO 32000-1, 7.2.2), which may follow the final `%%EOF`.
+fn is_pdf_whitespace(b: u8) -> bool {
+    matches!(b, b'\0' | b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')
+}
+
+/// A complete PDF ends with `%%EOF`: a file that does not was cut off or is still being
+/// written, whatever a lenient parser makes of it.
+fn check_complete(bytes: &[u8]) -> Result<(), PdfError> {
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_pdf_whitespace(b))
+        .map_or(0, |last| last + 1);
+    if bytes[..end].ends_with(b"%%EOF") {
+        Ok(())
+    } else {
+        Err(PdfError::Damaged(
+            "the file is cut off: it does not end with %%EOF (truncated, or still being \
+             written)"
+                .into(),
+        ))
+    }
 }
 
 /// Checks a document against every rule; returns its page count and hash.
@@ -139,26 +177,158 @@ pub fn validate(bytes: &[u8], limits: &PdfLimits) -> Result<PdfSummary, PdfError
     if !head.windows(5).any(|w| w == b"%PDF-") {
         return Err(PdfError::NotPdf);
     }
+    if let Err(damaged) = check_complete(bytes) {
+        // A cut-off encrypted file is still best reported as encrypted.
+        return Err(if has_encrypt_entry(bytes) {
+            PdfError::Encrypted
+        } else {
+            damaged
+        });
+    }
     let doc = load(bytes, limits)?;
     if doc.is_encrypted() || doc.was_encrypted() || doc.trailer.get(b"Encrypt").is_ok() {
         return Err(PdfError::Encrypted);
     }
     check_active_content(&doc)?;
     check_inflation(&doc, limits.max_decompressed_bytes)?;
-    let pages = doc.get_pages().len();
-    if pages == 0 {
-        return Err(PdfError::NoPages);
-    }
-    if pages > limits.max_pages {
-        return Err(PdfError::TooManyPages {
-            pages,
-            max: limits.max_pages,
-        });
-    }
+    let pages = count_pages(&doc, limits.max_pages)?;
     Ok(PdfSummary {
         pages: u32::try_from(pages).unwrap_or(u32::MAX),
         sha256: sha256_hex(bytes),
     })
+}
+
+/// Deepest page tree followed; real documents nest a few levels.
+const MAX_TREE_DEPTH: usize = 32;
+
+/// Counts the pages by walking the page tree from the catalog, the way a viewer or a printer
+/// finds them: every leaf must be a `/Page` whose content streams are in the file, and every
+/// node's `/Count` must agree with the leaves below it. Stops past `max_pages`.
+fn count_pages(doc: &Document, max_pages: usize) -> Result<usize, PdfError> {
+    let damaged = |what: String| PdfError::Damaged(what);
+    let root = doc
+        .catalog()
+        .ok()
+        .and_then(|catalog| catalog.get(b"Pages").ok())
+        .and_then(|pages| pages.as_reference().ok())
+        .ok_or_else(|| damaged("it has no page tree (the catalog names no pages)".into()))?;
+    let mut walk = PageWalk {
+        doc,
+        max_pages,
+        pages: 0,
+        seen: std::collections::BTreeSet::new(),
+    };
+    walk.node(root, 0)?;
+    if walk.pages == 0 {
+        return Err(PdfError::NoPages);
+    }
+    Ok(walk.pages)
+}
+
+/// State of one walk of a page tree.
+struct PageWalk<'a> {
+    doc: &'a Document,
+    max_pages: usize,
+    pages: usize,
+    seen: std::collections::BTreeSet<lopdf::ObjectId>,
+}
+
+impl PageWalk<'_> {
+    /// Walks the node `id`; returns the number of pages below it.
+    fn node(&mut self, id: lopdf::ObjectId, depth: usize) -> Result<usize, PdfError> {
+        let page_no = self.pages + 1;
+        if depth > MAX_TREE_DEPTH || !self.seen.insert(id) {
+            return Err(PdfError::Damaged(
+                "its page tree loops back on itself or is nested too deeply".into(),
+            ));
+        }
+        let dict = match self.doc.get_object(id) {
+            Ok(Object::Dictionary(dict)) => dict,
+            Ok(_) => {
+                return Err(PdfError::Damaged(format!(
+                    "page {page_no} is not a page (the page tree points at another kind of object)"
+                )))
+            }
+            Err(_) => {
+                return Err(PdfError::Damaged(format!(
+                "page {page_no} is missing: the page tree names an object that is not in the file"
+            )))
+            }
+        };
+        let kind = dict.get(b"Type").ok().and_then(|t| t.as_name().ok());
+        let kids = dict.get(b"Kids").ok();
+        match (kind, kids) {
+            (Some(b"Pages"), Some(kids)) | (None, Some(kids)) => {
+                let kids = kids.as_array().map_err(|_| {
+                    PdfError::Damaged("its page tree is broken (/Kids is not a list)".into())
+                })?;
+                let mut below = 0;
+                for kid in kids {
+                    let kid = kid.as_reference().map_err(|_| {
+                        PdfError::Damaged(format!(
+                            "page {} is broken: the page tree holds something that is not a \
+                             reference to a page",
+                            self.pages + 1
+                        ))
+                    })?;
+                    below += self.node(kid, depth + 1)?;
+                }
+                let count = dict.get(b"Count").ok().and_then(|c| c.as_i64().ok());
+                if count != i64::try_from(below).ok() {
+                    return Err(PdfError::Damaged(format!(
+                        "its page tree says it holds {} page(s) but {below} are there",
+                        count.map_or_else(|| "no number of".to_string(), |c| c.to_string())
+                    )));
+                }
+                Ok(below)
+            }
+            (Some(b"Page"), _) | (None, None) => {
+                self.page(dict, page_no)?;
+                self.pages += 1;
+                if self.pages > self.max_pages {
+                    return Err(PdfError::TooManyPages {
+                        pages: self.pages,
+                        max: self.max_pages,
+                    });
+                }
+                Ok(1)
+            }
+            _ => Err(PdfError::Damaged(format!(
+                "page {page_no} is not a page (the page tree points at another kind of object)"
+            ))),
+        }
+    }
+
+    /// A page's content streams must be in the file and use only the general filters, which
+    /// [`check_inflation`] has decoded within the budget. A page without content is blank,
+    /// which is allowed.
+    fn page(&self, page: &lopdf::Dictionary, page_no: usize) -> Result<(), PdfError> {
+        let Ok(contents) = page.get(b"Contents") else {
+            return Ok(());
+        };
+        let refs: Vec<&Object> = match contents {
+            Object::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        for content in refs {
+            let stream = match content {
+                Object::Reference(id) => self.doc.get_object(*id).ok(),
+                direct => Some(direct),
+            };
+            let Some(Object::Stream(stream)) = stream else {
+                return Err(PdfError::Damaged(format!(
+                    "the content of page {page_no} is missing from the file"
+                )));
+            };
+            let filters = stream.filters().unwrap_or_default();
+            if !filters.iter().all(|f| GENERAL_FILTERS.contains(&&f[..])) {
+                return Err(PdfError::Damaged(format!(
+                    "the content of page {page_no} is stored in a form that cannot be decoded"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// SHA-256 as lower-case hex.
@@ -280,6 +450,14 @@ fn check_inflation(doc: &Document, max_total: u64) -> Result<(), PdfError> {
         if filters.is_empty() || !filters.iter().all(|f| GENERAL_FILTERS.contains(&&f[..])) {
             continue;
         }
+        // lopdf decodes a corrupt Flate stream leniently, as whatever came out before the
+        // error (often nothing: a blank page). The common single-Flate stream is counted
+        // through flate2 directly, which reports the corruption, without keeping the output.
+        if filters.len() == 1 && matches!(filters[0], b"FlateDecode" | b"Fl") {
+            remaining =
+                remaining.saturating_sub(inflate_strictly(&stream.content, remaining, max_total)?);
+            continue;
+        }
         let budget = usize::try_from(remaining).unwrap_or(usize::MAX);
         match stream.decompressed_content_with_limit(budget) {
             Ok(content) => {
@@ -297,6 +475,21 @@ fn check_inflation(doc: &Document, max_total: u64) -> Result<(), PdfError> {
         }
     }
     Ok(())
+}
+
+/// Inflates a zlib stream into nothing, counting its bytes: refuses it when it is corrupt or
+/// cut short, or when it inflates past `budget` (what is left of `max_total`).
+fn inflate_strictly(compressed: &[u8], budget: u64, max_total: u64) -> Result<u64, PdfError> {
+    let decoder = flate2::read::ZlibDecoder::new(compressed);
+    let mut bounded = std::io::Read::take(decoder, budget.saturating_add(1));
+    match std::io::copy(&mut bounded, &mut std::io::sink()) {
+        Ok(n) if n > budget => Err(PdfError::Bomb { limit: max_total }),
+        Ok(n) => Ok(n),
+        Err(e) => Err(PdfError::Damaged(format!(
+            "a compressed stream cannot be decoded: {}",
+            first_line(&e.to_string())
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -393,6 +586,155 @@ pub(crate) mod tests {
             matches!(err, PdfError::Damaged(_) | PdfError::NoPages),
             "{err:?}"
         );
+    }
+
+    /// A one-page PDF written out by hand, uncompressed, with a classic cross-reference table:
+    /// the shape of the file in which a cut after 300 bytes went out as a stub page.
+    pub(crate) fn hand_written_pdf() -> Vec<u8> {
+        let content = "BT /F1 24 Tf 72 720 Td (ANVISNINGSBESLUT syntetiskt testdokument) Tj ET\n\
+                       BT /F1 12 Tf 72 690 Td (Sida 1 av 1) Tj ET";
+        let objects = [
+            "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+            "<< /Type /Pages /Kids [5 0 R] /Count 1 >>".to_string(),
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+            format!(
+                "<< /Length {} >>\nstream\n{content}\nendstream",
+                content.len() + 1
+            ),
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] \
+             /Resources << /Font << /F1 3 0 R >> >> /Contents 4 0 R >>"
+                .to_string(),
+        ];
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, body) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+        }
+        let xref = out.len();
+        out.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+        );
+        for offset in offsets {
+            out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objects.len() + 1
+            )
+            .as_bytes(),
+        );
+        out
+    }
+
+    fn damaged(bytes: &[u8]) -> String {
+        match validate(bytes, &limits()) {
+            Err(PdfError::Damaged(why)) => why,
+            other => panic!("expected a damaged PDF, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_hand_written_pdf_is_accepted_whole() {
+        let summary = validate(&hand_written_pdf(), &limits()).expect("valid");
+        assert_eq!(summary.pages, 1);
+    }
+
+    #[test]
+    fn the_first_300_bytes_of_a_one_page_pdf_are_refused_as_cut_off() {
+        let pdf = hand_written_pdf();
+        let why = damaged(&pdf[..300]);
+        assert!(why.contains("cut off"), "{why}");
+        let err = validate(&pdf[..300], &limits()).expect_err("refused");
+        assert!(err.to_string().starts_with("damaged PDF: "), "{err}");
+    }
+
+    #[test]
+    fn a_pdf_cut_anywhere_is_refused() {
+        for pdf in [hand_written_pdf(), simple_pdf(None)] {
+            for percent in [10, 50, 90, 99] {
+                let cut = pdf.len() * percent / 100;
+                damaged(&pdf[..cut]);
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_white_space_after_eof_is_allowed_and_a_missing_eof_line_is_not() {
+        let mut pdf = hand_written_pdf();
+        pdf.extend_from_slice(b"\r\n \0\n");
+        assert!(validate(&pdf, &limits()).is_ok());
+        let whole = hand_written_pdf();
+        let without_eof = &whole[..whole.len() - b"%%EOF\n".len()];
+        assert!(damaged(without_eof).contains("%%EOF"));
+    }
+
+    #[test]
+    fn a_lost_cross_reference_table_is_refused_even_though_lopdf_can_rebuild_it() {
+        let pdf = hand_written_pdf();
+        let text = String::from_utf8(pdf).expect("ascii");
+        let xref = text.find("xref\n0 6").expect("xref");
+        let broken = format!("{}%%EOF\n", &text[..xref]);
+        assert!(damaged(broken.as_bytes()).contains("cross-reference"));
+    }
+
+    #[test]
+    fn a_page_tree_whose_count_lies_is_refused() {
+        let pdf = String::from_utf8(hand_written_pdf()).expect("ascii");
+        // Same length, so the cross-reference table stays right.
+        let lying = pdf.replace("/Count 1 ", "/Count 2 ");
+        let why = damaged(lying.as_bytes());
+        assert!(
+            why.contains("says it holds 2 page(s) but 1 are there"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_page_tree_naming_a_missing_page_is_refused() {
+        let pdf = String::from_utf8(hand_written_pdf()).expect("ascii");
+        let missing = pdf.replace("/Kids [5 0 R]", "/Kids [9 0 R]");
+        let why = damaged(missing.as_bytes());
+        assert!(why.contains("page 1 is missing"), "{why}");
+    }
+
+    #[test]
+    fn a_page_whose_content_is_missing_or_undecodable_is_refused() {
+        let pdf = String::from_utf8(hand_written_pdf()).expect("ascii");
+        let missing = pdf.replace("/Contents 4 0 R", "/Contents 8 0 R");
+        assert!(damaged(missing.as_bytes()).contains("content of page 1"));
+        // The stream claims to be compressed but is plain text.
+        let corrupt = pdf.replacen(" >>\nstream", " /Filter /FlateDecode >>\nstream", 1);
+        assert_ne!(corrupt, pdf, "the stream's dictionary was found");
+        let corrupt = fix_xref(&corrupt);
+        assert!(damaged(corrupt.as_bytes()).contains("cannot be decoded"));
+    }
+
+    /// Rewrites the cross-reference table of a hand-written PDF after an edit moved objects.
+    fn fix_xref(pdf: &str) -> String {
+        let body_end = pdf.find("xref\n").expect("xref");
+        let body = &pdf[..body_end];
+        let mut offsets = Vec::new();
+        for n in 1.. {
+            match body.find(&format!("\n{n} 0 obj")) {
+                Some(at) => offsets.push(at + 1),
+                None => break,
+            }
+        }
+        let mut out = body.to_string();
+        out.push_str(&format!(
+            "xref\n0 {}\n0000000000 65535 f \n",
+            offsets.len() + 1
+        ));
+        for offset in &offsets {
+            out.push_str(&format!("{offset:010} 00000 n \n"));
+        }
+        out.push_str(&format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{body_end}\n%%EOF\n",
+            offsets.len() + 1
+        ));
+        out
     }
 
     #[test]

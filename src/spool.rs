@@ -104,9 +104,13 @@ impl Spool {
         self.receipts().join(format!("{id}.json"))
     }
 
-    /// Creates every folder (mode 0700).
-    pub fn ensure(&self) -> std::io::Result<()> {
+    /// Creates every folder (mode 0700, 0750 with group access) and takes away any wider
+    /// access the root or a folder already had. Returns the folders it tightened, with the
+    /// mode each had, for the caller to log.
+    pub fn ensure(&self) -> std::io::Result<Vec<(PathBuf, u32)>> {
+        let mut tightened = Vec::new();
         for dir in [
+            self.root.clone(),
             self.tmp(),
             self.incoming(),
             self.active(),
@@ -116,8 +120,11 @@ impl Spool {
             self.alerts(),
         ] {
             fsutil::create_private_dir(&dir)?;
+            if let Some(mode) = fsutil::restrict_dir(&dir)? {
+                tightened.push((dir, mode));
+            }
         }
-        Ok(())
+        Ok(tightened)
     }
 
     /// Writes a job by the spool contract: build under `tmp/`, then one rename into

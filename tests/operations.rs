@@ -194,6 +194,72 @@ fn sample(lines: &[String], name_and_labels: &str) -> f64 {
 }
 
 #[test]
+fn a_quiet_daemon_reads_its_spool_only_on_its_rescan_timer() {
+    let mut env = Env::new();
+    env.start();
+    let id = env.submit("2480", None);
+    env.wait_receipt(&id);
+    let scans = |env: &Env| {
+        let (_, text) = env.http_get("/metrics");
+        sample(&parse_metrics(&text), "kurir_intake_scans_total{}")
+    };
+    let before = scans(&env);
+    assert!(before >= 1.0, "the job was claimed by at least one scan");
+    // Nothing arrives for 3 s: the 5 s rescan timer fires at most once, and the watcher's
+    // events about intake's own reads of the folder must not start another scan.
+    std::thread::sleep(Duration::from_secs(3));
+    let quiet = scans(&env) - before;
+    assert!(
+        quiet <= 3.0,
+        "{quiet} scans of incoming/ in 3 quiet seconds: intake wakes itself"
+    );
+    // A new job still wakes it at once.
+    let second = env.submit("2480", None);
+    env.wait_receipt(&second);
+    assert!(
+        scans(&env) > before + quiet,
+        "the second job came without a scan"
+    );
+    env.stop();
+}
+
+#[test]
+fn doctor_passes_after_the_quick_start_on_a_fresh_clone() {
+    let mut env = Env::new();
+    // What a fresh clone holds: spool/ with its README, at the umask's 0755.
+    let spool = env.spool();
+    std::fs::create_dir(&spool).expect("spool");
+    std::fs::write(spool.join("README.md"), "# spool/\n").expect("readme");
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let before = env.run(&["doctor"]);
+    assert!(
+        !before.status.success(),
+        "doctor should refuse a world-readable spool"
+    );
+    // The quick start: `kurir run` on its defaults.
+    env.start();
+    env.stop();
+    let mode = std::fs::metadata(&spool)
+        .expect("spool")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700, "the daemon leaves the spool at {mode:04o}");
+    assert!(
+        env.logs().contains("restricted a folder kurir owns"),
+        "the daemon did not say it changed the spool's mode"
+    );
+    let out = env.run(&["doctor"]);
+    assert!(
+        out.status.success(),
+        "doctor fails after the quick start:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(spool.join("README.md").is_file(), "the README went missing");
+}
+
+#[test]
 fn metrics_parse_and_move_as_jobs_flow_and_health_is_green() {
     let mut env = Env::new();
     env.set_env("KURIR_SPOOL__SETTLE", "1s");

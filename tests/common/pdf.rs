@@ -6,6 +6,16 @@ use lopdf::{dictionary, Document, Object, Stream, StringFormat};
 
 /// A PDF with one page per entry of `pages`, each showing its text lines in Helvetica.
 pub fn text_pdf(pages: &[&[&str]]) -> Vec<u8> {
+    build_text_pdf(pages, true)
+}
+
+/// [`text_pdf`] with its streams left uncompressed, so that every byte offset in it means
+/// something (where a cut falls: in the page tree, a font, the page's content).
+pub fn plain_text_pdf(pages: &[&[&str]]) -> Vec<u8> {
+    build_text_pdf(pages, false)
+}
+
+fn build_text_pdf(pages: &[&[&str]], compress: bool) -> Vec<u8> {
     let mut doc = Document::with_version("1.7");
     let pages_id = doc.new_object_id();
     let font = doc.add_object(dictionary! {
@@ -51,7 +61,9 @@ pub fn text_pdf(pages: &[&[&str]]) -> Vec<u8> {
     );
     let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
     doc.trailer.set("Root", catalog);
-    doc.compress();
+    if compress {
+        doc.compress();
+    }
     let mut out = Vec::new();
     doc.save_to(&mut out).expect("pdf saves");
     out
