@@ -9,7 +9,7 @@ mod pki;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use kurir::job::{DocumentKind, JobId};
-use kurir::state::JobState;
+use kurir::store::state::JobState;
 
 fn hot_path(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -19,12 +19,13 @@ fn hot_path(c: &mut Criterion) {
         "kommun",
         pki::Usage::Email("registrator@kommun.bench.example"),
     );
-    let signer = kurir::smime::Signer::load(&agency.cert, &agency.key).expect("signer");
+    let signer =
+        kurir::deliver::mail::smime::Signer::load(&agency.cert, &agency.key).expect("signer");
     let cert =
         kurir::registry::RegisteredCert::parse(&std::fs::read_to_string(&muni.cert).expect("pem"))
             .expect("cert");
     let pdf = common::synthetic_pdf("ANVISNINGSBESLUT", 40_000);
-    let limits = kurir::pdf::PdfLimits {
+    let limits = kurir::intake::pdf::PdfLimits {
         max_bytes: 25_000_000,
         max_pages: 500,
         max_decompressed_bytes: 200_000_000,
@@ -34,25 +35,27 @@ fn hot_path(c: &mut Criterion) {
     let job_id = JobId::generate();
 
     c.bench_function("pdf_validate_40k", |b| {
-        b.iter(|| kurir::pdf::validate(&pdf, &limits).expect("valid"))
+        b.iter(|| kurir::intake::pdf::validate(&pdf, &limits).expect("valid"))
     });
 
     let mail = common::decision_mail(&job_id, &pdf, &pdf, &sender);
     c.bench_function("mime_sign_only_2x40k", |b| {
-        b.iter(|| kurir::compose::decision(&mail, &signer, None).expect("mail"))
+        b.iter(|| kurir::deliver::mail::compose::decision(&mail, &signer, None).expect("mail"))
     });
     c.bench_function("mime_sign_encrypt_2x40k", |b| {
-        b.iter(|| kurir::compose::decision(&mail, &signer, Some(&cert)).expect("mail"))
+        b.iter(|| {
+            kurir::deliver::mail::compose::decision(&mail, &signer, Some(&cert)).expect("mail")
+        })
     });
     c.bench_function("smime_sign_detached_100k", |b| {
         let data = vec![b'a'; 100_000];
         b.iter(|| signer.sign_detached(&data).expect("sign"))
     });
 
-    let cover = kurir::letter::CoverLetter {
+    let cover = kurir::deliver::print::letter::CoverLetter {
         sender: &sender,
         window: &window,
-        to: kurir::letter::Addressee {
+        to: kurir::deliver::print::letter::Addressee {
             name: "Umeå kommun".into(),
             lines: vec!["Skolgatan 31A".into(), "901 84 Umeå".into()],
         },
@@ -65,12 +68,14 @@ fn hot_path(c: &mut Criterion) {
         ],
     };
     c.bench_function("print_letter_2x40k", |b| {
-        b.iter(|| kurir::letter::build(&cover, &[&pdf, &pdf], &limits).expect("letter"))
+        b.iter(|| {
+            kurir::deliver::print::letter::build(&cover, &[&pdf, &pdf], &limits).expect("letter")
+        })
     });
 
     let store = kurir::store::Store::open(&dir.path().join("state")).expect("store");
     let now = jiff::Timestamp::now();
-    let record = kurir::state::JobRecord {
+    let record = kurir::store::state::JobRecord {
         id: job_id.clone(),
         source: "bench".into(),
         state: JobState::Queued,

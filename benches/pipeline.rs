@@ -401,7 +401,7 @@ impl ClientRun {
 /// before it is sent, and measures the phase.
 fn send_over_four<F, Fut>(
     runtime: &tokio::runtime::Runtime,
-    relay: &Arc<kurir::smtp::Relay>,
+    relay: &Arc<kurir::deliver::mail::smtp::Relay>,
     messages: usize,
     make: F,
 ) -> ClientRun
@@ -490,12 +490,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let signer = kurir::smime::Signer::load(&agency.cert, &agency.key).expect("signer");
+    let signer =
+        kurir::deliver::mail::smime::Signer::load(&agency.cert, &agency.key).expect("signer");
     let cert =
         RegisteredCert::parse(&std::fs::read_to_string(&muni.cert).expect("pem")).expect("cert");
     let job_id: kurir::job::JobId = "20260101-000000-000000000000".parse().expect("id");
     let sender = settings.sender.clone();
-    let message = kurir::compose::decision(
+    let message = kurir::deliver::mail::compose::decision(
         &common::decision_mail(&job_id, &beslut, &godman, &sender),
         &signer,
         Some(&cert),
@@ -506,7 +507,7 @@ fn main() {
     eprintln!(
         "bench: baseline, then the signing floor, {baseline_msgs} messages of {message_kb} KB each"
     );
-    let relay = Arc::new(kurir::smtp::Relay::new(&settings.smtp).expect("relay"));
+    let relay = Arc::new(kurir::deliver::mail::smtp::Relay::new(&settings.smtp).expect("relay"));
     let message = Arc::new(message);
     let baseline = send_over_four(&runtime, &relay, baseline_msgs, move || {
         let message = message.clone();
@@ -526,7 +527,7 @@ fn main() {
         async move {
             let composed = tokio::task::spawn_blocking(move || {
                 let mail = common::decision_mail(&job_id, &documents.0, &documents.1, &sender);
-                kurir::compose::decision(&mail, &signer, Some(&cert))
+                kurir::deliver::mail::compose::decision(&mail, &signer, Some(&cert))
             })
             .await
             .expect("compose task")
@@ -672,10 +673,10 @@ fn main() {
         let now = Timestamp::now();
         let mut chunk = Vec::with_capacity(1000);
         for i in 0..history {
-            let record = kurir::state::JobRecord {
+            let record = kurir::store::state::JobRecord {
                 id: kurir::job::JobId::generate(),
                 source: format!("history-{i}"),
-                state: kurir::state::JobState::Delivered,
+                state: kurir::store::state::JobState::Delivered,
                 to: Some(codes[i % codes.len()]),
                 recipients: vec![],
                 documents: vec![],
@@ -691,7 +692,10 @@ fn main() {
             };
             chunk.push((
                 record,
-                vec![(kurir::state::JobState::Delivered, "historical".into())],
+                vec![(
+                    kurir::store::state::JobState::Delivered,
+                    "historical".into(),
+                )],
             ));
             if chunk.len() == 1000 || i + 1 == history {
                 store.enqueue_many(&chunk, false).expect("history");

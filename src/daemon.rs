@@ -9,19 +9,19 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::{watch, Notify};
 
-use crate::alert::Alerter;
+use crate::cli::control::{self, Handler};
 use crate::config::Settings;
-use crate::control::{self, Handler};
+use crate::deliver::mail::Mailer;
+use crate::deliver::print::PrintQueue;
 use crate::fsutil;
+use crate::intake::pdf::PdfLimits;
+use crate::intake::validate::JobLimits;
 use crate::intake::Intake;
-use crate::mail::Mailer;
-use crate::pdf::PdfLimits;
-use crate::print::PrintQueue;
+use crate::queue::alert::Alerter;
 use crate::queue::{Policy, QueueManager, QueueParts};
 use crate::registry::Seed;
 use crate::spool::Spool;
 use crate::store::Store;
-use crate::validate::JobLimits;
 use crate::worktime::WorkingHours;
 
 /// Runs the daemon until a termination signal.
@@ -269,7 +269,7 @@ async fn retention_loop(
             .checked_sub(keep)
             .unwrap_or(jiff::Timestamp::MIN);
         match tokio::task::spawn_blocking(move || {
-            crate::operator::purge_documents(&store2, &spool2, cutoff)
+            crate::queue::operator::purge_documents(&store2, &spool2, cutoff)
         })
         .await
         {
@@ -289,10 +289,10 @@ async fn retention_loop(
 async fn mail_alerts(
     mailer: Arc<Mailer>,
     to: String,
-    mut alerts: tokio::sync::mpsc::Receiver<crate::alert::Alert>,
+    mut alerts: tokio::sync::mpsc::Receiver<crate::queue::alert::Alert>,
 ) {
     while let Some(alert) = alerts.recv().await {
-        let (subject, body) = crate::alert::email_text(&alert);
+        let (subject, body) = crate::queue::alert::email_text(&alert);
         if let Err(e) = mailer.send_notice(&to, subject, body).await {
             tracing::error!(job_id = %alert.job_id, error = %e, "alert e-mail could not be sent");
         }

@@ -3,36 +3,29 @@
 //! need for a legal guardian (anmälan om behov av god man) to Swedish municipalities, by
 //! protected e-mail or by a postal print queue, replacing fax.
 //!
-//! The flow, one module per stage, talking only through the store:
-//! `intake → validate → route → queue → deliver (print) → store → receipt`.
+//! The flow, one folder per stage, talking only through the store:
+//! `intake (watch, claim, validate) → queue (route, schedule, escalate) → deliver (mail |
+//! print) → store (record) → receipt`, and one folder per user surface beside it: `registry`
+//! (what municipality IT registers), `ops` (metrics, health, doctor, logging) and `cli` (the
+//! command line and its control socket). Imports go one way only (`tests/architecture.rs`):
+//! the foundation (`config`, `digest`, `fsutil`, `job`, `spool`, `worktime`) uses no stage.
 
-pub mod alert;
-pub mod audit;
-pub mod compose;
+// The foundation: words, files and settings every stage shares.
 pub mod config;
-pub mod control;
-pub mod csv_io;
-pub mod daemon;
-pub mod doctor;
 pub mod fsutil;
-pub mod intake;
 pub mod job;
-pub mod journal;
-pub mod letter;
-pub mod logging;
-pub mod mail;
-pub mod operator;
-pub mod ops;
-pub mod pdf;
-pub mod print;
+pub mod spool;
+pub mod worktime;
+
+// The flow, in its direction of travel.
+pub mod deliver;
+pub mod intake;
 pub mod queue;
 pub mod receipt;
-pub mod registry;
-pub mod route;
-pub mod smime;
-pub mod smtp;
-pub mod spool;
-pub mod state;
 pub mod store;
-pub mod validate;
-pub mod worktime;
+
+// The users' surfaces, and the process that wires it all together.
+pub mod cli;
+pub mod daemon;
+pub mod ops;
+pub mod registry;

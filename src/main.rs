@@ -7,16 +7,15 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
-mod municipality_cmd;
-mod operator_cmd;
+use kurir::cli::{municipality as municipality_cmd, operator as operator_cmd};
 
+use kurir::cli::control::{self, Request};
 use kurir::config::{LogFormat, Settings};
-use kurir::control::{self, Request};
+use kurir::intake::pdf::PdfLimits;
 use kurir::job::{CaseNumber, DocumentKind, JobId, Kommunkod};
-use kurir::pdf::PdfLimits;
 use kurir::registry::Seed;
 use kurir::spool::{Spool, SubmitRequest};
-use kurir::state::{Event, JobRecord, JobState};
+use kurir::store::state::{Event, JobRecord, JobState};
 
 /// kurir delivers Migrationsverket's assignment decisions (anvisningsbeslut) and notices of the
 /// need for a legal guardian (anmälan om behov av god man) to municipalities: by protected
@@ -139,7 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref())?;
     let format = cli.log_format.unwrap_or(settings.log.format);
     let is_daemon = matches!(cli.command, Command::Run);
-    kurir::logging::init(format, &settings.log.filter, is_daemon);
+    kurir::ops::logging::init(format, &settings.log.filter, is_daemon);
     let seed = Arc::new(Seed::builtin()?);
 
     match cli.command {
@@ -231,13 +230,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting a runtime")?;
-            let findings = runtime.block_on(kurir::doctor::examine(&settings, &origin, &registry));
-            let mut worst = kurir::doctor::Level::Ok;
+            let findings =
+                runtime.block_on(kurir::ops::doctor::examine(&settings, &origin, &registry));
+            let mut worst = kurir::ops::doctor::Level::Ok;
             for f in &findings {
                 println!("{:<5} {}: {}", f.level.as_str(), f.check, f.detail);
                 worst = worst.max(f.level);
             }
-            Ok(if worst == kurir::doctor::Level::Fail {
+            Ok(if worst == kurir::ops::doctor::Level::Fail {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
@@ -301,25 +301,6 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only changes allocator tuning; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
-/// The person at the keyboard: the sudo caller, else the OS account.
-pub(crate) fn os_user() -> String {
-    if let Ok(user) = std::env::var("SUDO_USER") {
-        return user;
-    }
-    // SAFETY: getuid cannot fail; getpwuid returns null or a pointer to a static record that
-    // is read at once, before any other call could overwrite it.
-    unsafe {
-        let uid = libc::getuid();
-        let pw = libc::getpwuid(uid);
-        if !pw.is_null() && !(*pw).pw_name.is_null() {
-            return std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-        format!("uid {uid}")
     }
 }
 

@@ -9,7 +9,7 @@ use crate::fsutil;
 use crate::job::{DocumentKind, JobId, Kommunkod, RecipientRole};
 use crate::registry::Seed;
 use crate::spool::Spool;
-use crate::state::{EmailDelivery, Event, JobRecord, QuarantineInfo};
+use crate::store::state::{EmailDelivery, Event, JobRecord, QuarantineInfo};
 use crate::store::{Store, StoreError};
 
 /// The receipt's JSON shape. Field names are a contract with the case system.

@@ -38,7 +38,7 @@ pub enum SubmitError {
         /// The file given on the command line.
         path: PathBuf,
         /// Why.
-        source: crate::pdf::PdfError,
+        source: crate::intake::pdf::PdfError,
     },
     /// Writing the job failed.
     #[error("writing the job into {dir}: {source}")]
@@ -133,7 +133,7 @@ impl Spool {
     pub fn submit(
         &self,
         manifest_base: SubmitRequest,
-        limits: &crate::pdf::PdfLimits,
+        limits: &crate::intake::pdf::PdfLimits,
     ) -> Result<JobId, SubmitError> {
         let mut contents = Vec::new();
         for (kind, path) in &manifest_base.documents {
@@ -143,7 +143,7 @@ impl Spool {
                     source,
                 }
             })?;
-            crate::pdf::validate(&bytes, limits).map_err(|source| SubmitError::Pdf {
+            crate::intake::pdf::validate(&bytes, limits).map_err(|source| SubmitError::Pdf {
                 path: path.clone(),
                 source,
             })?;

@@ -1,8 +1,8 @@
 //! What both benchmarks build alike: the synthetic documents and the decision message.
 #![allow(dead_code)]
 
-use kurir::compose::{Attachment, DecisionMail, MailFrom};
 use kurir::config::SenderSettings;
+use kurir::deliver::mail::compose::{Attachment, DecisionMail, MailFrom};
 use kurir::job::{DocumentKind, JobId};
 use lopdf::content::{Content, Operation};
 use lopdf::{dictionary, Document, Object, Stream, StringFormat};

@@ -236,7 +236,7 @@ impl Env {
                 return true;
             }
             // Any other failure is reported by `ok` below, with the daemon's log.
-            !String::from_utf8_lossy(&out.stderr).contains(kurir::control::NOT_TAKEN_IN)
+            !String::from_utf8_lossy(&out.stderr).contains(kurir::cli::control::NOT_TAKEN_IN)
         });
         let answer = answer.unwrap_or_else(|| self.ok(&args));
         serde_json::from_str(&answer).expect("status json")

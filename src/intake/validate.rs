@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use crate::fsutil::{self, ReadError};
+use crate::intake::pdf::{self, PdfLimits};
 use crate::job::{Kommunkod, Manifest, RecipientRole};
-use crate::pdf::{self, PdfLimits};
 use crate::registry::Seed;
-use crate::state::DocumentRecord;
+use crate::store::state::DocumentRecord;
 
 /// Limits on a job as a whole.
 #[derive(Debug, Clone, Copy)]

@@ -250,7 +250,7 @@ fn verify_chain(cert: &X509, intermediates: &[X509], ca_file: &Path) -> Finding 
 
 async fn check_relay(settings: &Settings, registry: &[(Kommunkod, Registered)]) -> Vec<Finding> {
     let check = format!("relay {}:{}", settings.smtp.host, settings.smtp.port);
-    let relay = match crate::smtp::Relay::new(&settings.smtp) {
+    let relay = match crate::deliver::mail::smtp::Relay::new(&settings.smtp) {
         Ok(r) => r,
         Err(e) => return vec![finding(Level::Fail, check, e.to_string())],
     };

@@ -12,7 +12,7 @@ use serde_json::Value;
 use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 
 use crate::job::{JobId, Kommunkod};
-use crate::state::JobState;
+use crate::store::state::JobState;
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -91,7 +91,7 @@ pub fn entry_hash(entry: &AuditEntry) -> String {
     let mut input = entry.prev.as_bytes().to_vec();
     input.push(b'\n');
     input.extend_from_slice(&body);
-    crate::pdf::sha256_hex(&input)
+    crate::intake::pdf::sha256_hex(&input)
 }
 
 /// Appends `draft` to the chain inside a store transaction (`audit` tree, `meta` tree).

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::job::{JobId, Kommunkod};
 use crate::registry::Seed;
 use crate::spool::Spool;
-use crate::state::{Channel, JobRecord, JobState};
+use crate::store::state::{Channel, JobRecord, JobState};
 use crate::store::{HoldNote, RelayHealth, Store, StoreError};
 
 /// What an action applies to.

@@ -7,19 +7,21 @@
 //! file whose job was not recorded is removed (its job is still queued and makes it again),
 //! so no letter is printed twice and none is missing.
 
+pub mod letter;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jiff::Timestamp;
 
 use crate::config::{PrintSettings, SenderSettings};
+use crate::deliver::print::letter::{Addressee, CoverLetter};
 use crate::fsutil;
+use crate::intake::pdf::PdfLimits;
 use crate::job::RecipientRole;
-use crate::letter::{self, Addressee, CoverLetter};
-use crate::pdf::PdfLimits;
 use crate::registry::Seed;
 use crate::spool::Spool;
-use crate::state::{JobRecord, LetterRef};
+use crate::store::state::{JobRecord, LetterRef};
 use crate::store::{BatchRecord, LetterRow, SideWrite, Store, StoreError};
 
 /// The marker file that closes a batch.
@@ -204,7 +206,7 @@ impl PrintQueue {
             // The batch directory is synced once per round, before the manifest lists it.
             fsutil::write_atomic_unsynced_dir(&path, &built.bytes)
                 .map_err(io("writing letter", &path))?;
-            let sha256 = crate::pdf::sha256_hex(&built.bytes);
+            let sha256 = crate::intake::pdf::sha256_hex(&built.bytes);
             let (namn, care_of, adress, lagenhet, postnummer, postort) = row_address;
             rows.push(LetterRow {
                 batch: batch.id.clone(),

@@ -4,19 +4,23 @@
 //! The route is looked up again at every attempt, so a municipality that withdrew its secure
 //! connection, or whose proven address changed, is never sent to on stale facts.
 
+pub mod compose;
+pub mod smime;
+pub mod smtp;
+
 use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::compose::{self, Attachment, DecisionMail, MailFrom};
 use crate::config::{SenderSettings, SmtpSettings};
+use crate::deliver::mail::compose::{Attachment, DecisionMail, MailFrom};
+use crate::deliver::mail::smime::Signer;
+use crate::deliver::mail::smtp::{Accepted, CommitToken, Relay, SendError};
 use crate::fsutil;
 use crate::job::{Kommunkod, RecipientRole};
 use crate::registry::{Registered, Seed};
-use crate::smime::Signer;
-use crate::smtp::{Accepted, CommitToken, Relay, SendError};
 use crate::spool::Spool;
-use crate::state::{EmailProof, JobRecord};
+use crate::store::state::{EmailProof, JobRecord};
 use crate::store::Store;
 
 /// What one attempt came to.
@@ -72,10 +76,10 @@ pub struct Mailer {
 pub enum MailerError {
     /// The relay settings are unusable.
     #[error(transparent)]
-    Relay(#[from] crate::smtp::SetupError),
+    Relay(#[from] crate::deliver::mail::smtp::SetupError),
     /// The signing identity is unusable.
     #[error(transparent)]
-    Smime(#[from] crate::smime::SmimeError),
+    Smime(#[from] crate::deliver::mail::smime::SmimeError),
 }
 
 impl Mailer {

@@ -6,9 +6,9 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use kurir::control::Request;
-use kurir::job::{JobId, Kommunkod};
-use kurir::operator::{Actor, Target, AGE_BUCKETS};
+use crate::cli::control::Request;
+use crate::job::{JobId, Kommunkod};
+use crate::queue::operator::{Actor, Target, AGE_BUCKETS};
 
 /// One job, or every unfinished job of a municipality.
 #[derive(Args, Debug)]
@@ -48,32 +48,39 @@ pub struct ActorArgs {
 impl ActorArgs {
     fn actor(&self) -> Actor {
         Actor {
-            operator: self.operator.clone().unwrap_or_else(crate::os_user),
+            operator: self.operator.clone().unwrap_or_else(crate::cli::os_user),
             reason: self.reason.clone(),
         }
     }
 }
 
+/// What an operator does to jobs in the queue and in quarantine.
 #[derive(Subcommand, Debug)]
 pub enum OperatorCommand {
     /// Try a waiting job (or all of a municipality's) now, and forget the relay's back-off.
     Retry {
+        /// Which job, or which municipality's jobs.
         #[command(flatten)]
         target: TargetArgs,
+        /// Who acts, and why (recorded in the history and the audit chain).
         #[command(flatten)]
         actor: ActorArgs,
     },
     /// Hold a job (or a municipality: its waiting jobs and any that arrive) until released.
     Hold {
+        /// Which job, or which municipality's jobs.
         #[command(flatten)]
         target: TargetArgs,
+        /// Who acts, and why (recorded in the history and the audit chain).
         #[command(flatten)]
         actor: ActorArgs,
     },
     /// Release held jobs (or a municipality's hold); they are tried at once.
     Release {
+        /// Which job, or which municipality's jobs.
         #[command(flatten)]
         target: TargetArgs,
+        /// Who acts, and why (recorded in the history and the audit chain).
         #[command(flatten)]
         actor: ActorArgs,
     },
@@ -81,6 +88,7 @@ pub enum OperatorCommand {
     Cancel {
         /// The job id.
         job_id: JobId,
+        /// Who acts, and why (recorded in the history and the audit chain).
         #[command(flatten)]
         actor: ActorArgs,
     },
@@ -91,6 +99,7 @@ pub enum OperatorCommand {
         /// Reroute to the postal print queue (the only reroute there is).
         #[arg(long, required = true)]
         to_post: bool,
+        /// Who acts, and why (recorded in the history and the audit chain).
         #[command(flatten)]
         actor: ActorArgs,
     },
@@ -102,11 +111,13 @@ pub enum OperatorCommand {
     },
     /// Quarantined jobs: kept until an operator releases (after correcting) or deletes them.
     Quarantine {
+        /// What to do with them.
         #[command(subcommand)]
         command: QuarantineCommand,
     },
 }
 
+/// What an operator does with quarantined jobs.
 #[derive(Subcommand, Debug)]
 pub enum QuarantineCommand {
     /// Quarantined jobs still in spool/quarantine/.
@@ -127,6 +138,7 @@ pub enum QuarantineCommand {
     Release {
         /// The job id.
         job_id: JobId,
+        /// Who acts, and why (recorded in the history and the audit chain).
         #[command(flatten)]
         actor: ActorArgs,
     },
@@ -134,6 +146,7 @@ pub enum QuarantineCommand {
     Delete {
         /// The job id.
         job_id: JobId,
+        /// Who acts, and why (recorded in the history and the audit chain).
         #[command(flatten)]
         actor: ActorArgs,
     },

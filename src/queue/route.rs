@@ -5,7 +5,7 @@
 //! the municipality has a secure connection, and an address for it has been proven to work.
 //! Anything less goes by post: a document is never sent over a weaker route.
 
-use crate::state::Channel;
+use crate::store::state::Channel;
 
 /// The facts routing looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

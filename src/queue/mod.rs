@@ -22,6 +22,10 @@
 //! 6. not finished → `deferred` until the next retry (schedule with jitter), or the next
 //!    deadline if that comes first; after `warn_after` of working time, alert once.
 
+pub mod alert;
+pub mod operator;
+pub mod route;
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,15 +33,15 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{watch, Notify, Semaphore};
 
-use crate::alert::{AlertKind, Alerter};
 use crate::config::{DeadlineSettings, QueueSettings};
+use crate::deliver::mail::{Mailer, Outcome};
+use crate::deliver::print::{PrintError, PrintQueue};
 use crate::job::{JobId, Kommunkod};
-use crate::mail::{Mailer, Outcome};
-use crate::print::{PrintError, PrintQueue};
+use crate::queue::alert::{AlertKind, Alerter};
 use crate::receipt;
 use crate::registry::Seed;
 use crate::spool::Spool;
-use crate::state::{Channel, EmailAttempt, EmailDelivery, JobRecord, JobState};
+use crate::store::state::{Channel, EmailAttempt, EmailDelivery, JobRecord, JobState};
 use crate::store::{RelayHealth, Store, StoreError};
 use crate::worktime::WorkingHours;
 
@@ -761,7 +765,7 @@ impl Inner {
         from: &str,
     ) -> Result<JobRecord, QueueError> {
         let now = Timestamp::now();
-        let message_id = crate::compose::message_id(from, &job.id, code);
+        let message_id = crate::deliver::mail::compose::message_id(from, &job.id, code);
         let attempt = |address: &str, outcome: &str, reply: &str| EmailAttempt {
             at: now,
             address: address.to_string(),

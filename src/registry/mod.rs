@@ -4,6 +4,8 @@
 //! The seed is compiled in so that a fresh `kurir run` knows every kommunkod without a file.
 //! Registered facts live in the store, so they survive restarts and have a history.
 
+pub mod bulk;
+
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
@@ -13,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::job::Kommunkod;
 
 /// The SCB list from `config/municipalities.csv`, compiled in.
-const SEED_CSV: &str = include_str!("../config/municipalities.csv");
+const SEED_CSV: &str = include_str!("../../config/municipalities.csv");
 
 /// A municipality as the seed knows it: code, official name and county.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -373,7 +375,7 @@ impl RegisteredCert {
             .join(", ");
         Ok(RegisteredCert {
             pem: pem.to_string(),
-            sha256: crate::pdf::sha256_hex(&der),
+            sha256: crate::intake::pdf::sha256_hex(&der),
             subject,
             not_after: cert.not_after().to_string(),
         })
@@ -661,7 +663,7 @@ fn check_pin(value: &str) -> Result<String, RegistryError> {
 
 /// SHA-256 of a verification code, hex; codes are compared case-insensitively.
 fn hash_code(secret: &str) -> String {
-    crate::pdf::sha256_hex(secret.trim().to_uppercase().as_bytes())
+    crate::intake::pdf::sha256_hex(secret.trim().to_uppercase().as_bytes())
 }
 
 /// A fresh verification code: 8 characters without look-alikes (no 0/O, 1/I).

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use crate::csv_io;
+use crate::registry::bulk;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,13 +20,13 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::deliver::mail::Mailer;
 use crate::job::{JobId, Kommunkod};
-use crate::mail::Mailer;
-use crate::operator::{self, Actor, Operations, Target};
+use crate::queue::operator::{self, Actor, Operations, Target};
+use crate::queue::route::{self, Route, RouteInput};
 use crate::registry::{new_verification_code, Changes, Registered, Seed};
-use crate::route::{self, Route, RouteInput};
 use crate::spool::Spool;
-use crate::state::JobState;
+use crate::store::state::JobState;
 use crate::store::{Store, StoreError};
 
 /// Longest request line accepted.
@@ -317,10 +317,10 @@ impl Handler {
                 .quarantine_delete(&id, &actor)
                 .map_err(op_err),
             Request::AuditVerify => match self.store.verify_audit().map_err(store_err)? {
-                crate::audit::Verdict::Ok { entries } => {
+                crate::store::audit::Verdict::Ok { entries } => {
                     Ok(json!({ "ok": true, "entries": entries }))
                 }
-                crate::audit::Verdict::Broken { seq, problem } => {
+                crate::store::audit::Verdict::Broken { seq, problem } => {
                     Ok(json!({ "ok": false, "seq": seq, "problem": problem }))
                 }
             },
@@ -396,7 +396,7 @@ impl Handler {
             } => self.import(&csv, dry_run, &operator).await,
             Request::MunicipalityExport => {
                 let all = self.store.all_registered().map_err(store_err)?;
-                csv_io::export(&all).map(Value::String)
+                bulk::export(&all).map(Value::String)
             }
             Request::MunicipalityVerify { code, operator } => {
                 self.seed.require(code).map_err(|e| e.to_string())?;
@@ -460,7 +460,7 @@ impl Handler {
     /// Applies a CSV file: every row is checked first; with errors or `dry_run` nothing is
     /// written. Returns the changes per municipality.
     async fn import(&self, text: &str, dry_run: bool, operator: &str) -> Result<Value, String> {
-        let rows = csv_io::parse(text)?;
+        let rows = bulk::parse(text)?;
         let _guard = self.registry_lock.lock().await;
         let now = Timestamp::now();
         let mut planned = Vec::new();

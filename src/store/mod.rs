@@ -5,7 +5,7 @@
 //! `Ok`, the fact survives `kill -9`. The exceptions say so: `*_lazy` calls are durable at the
 //! next flush (for steps that are redone after a crash), and [`Store::transition_journaled`]
 //! is durable against a crash of the process at once, through the write-ahead
-//! [`crate::journal`], and against a power cut at the next flush. A journaled change is kept
+//! [`crate::store::journal`], and against a power cut at the next flush. A journaled change is kept
 //! in memory until then and every read here sees it (`get`, `events`, `due`, `list`,
 //! `pending`); the flush writes all of them into sled in one transaction, and a sled
 //! transition of the same job writes them first. Opening the store replays what the journal
@@ -28,6 +28,10 @@
 //! Every recorded job change is also counted for Prometheus (`ops::job_recorded`) as the call
 //! returns: after its flush or journal entry where it has one.
 
+pub mod audit;
+pub mod journal;
+pub mod state;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -40,11 +44,11 @@ use sled::transaction::{
 };
 use sled::Transactional;
 
-use crate::audit::{self, AuditEntry, AuditKind};
 use crate::job::{JobId, Kommunkod, RecipientRole};
-use crate::journal::Journal;
 use crate::registry::{Registered, RegistryChange};
-use crate::state::{Event, JobRecord, JobState};
+use crate::store::audit::{AuditEntry, AuditKind};
+use crate::store::journal::Journal;
+use crate::store::state::{Event, JobRecord, JobState};
 
 /// sled's page cache (its default is 1 GiB). The daemon reads mostly what it just wrote and
 /// the small indexes, so a modest cache keeps memory bounded however long the history grows.
@@ -634,7 +638,7 @@ impl Store {
     /// An entry applies if it is the job's next transition; one already in sled is skipped.
     /// A torn line (the process died inside its write) is skipped: its change was not
     /// acknowledged to anyone.
-    fn replay(&self, leftovers: Vec<crate::journal::Leftover>) -> Result<usize, StoreError> {
+    fn replay(&self, leftovers: Vec<crate::store::journal::Leftover>) -> Result<usize, StoreError> {
         if leftovers.is_empty() {
             return Ok(0);
         }
@@ -1345,7 +1349,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Channel, Recipient};
+    use crate::store::state::{Channel, Recipient};
     use jiff::SignedDuration;
 
     fn record(state: JobState) -> JobRecord {
@@ -1408,7 +1412,7 @@ mod tests {
     }
 
     fn journal_files(dir: &Path) -> Vec<std::path::PathBuf> {
-        let mut files: Vec<_> = std::fs::read_dir(dir.join(crate::journal::DIR))
+        let mut files: Vec<_> = std::fs::read_dir(dir.join(crate::store::journal::DIR))
             .expect("journal dir")
             .flatten()
             .map(|e| e.path())
@@ -1444,7 +1448,7 @@ mod tests {
             .expect("delivered");
         let written = journal_files(a.path());
         assert_eq!(written.len(), 1, "both changes in one file until a flush");
-        let target = b.path().join(crate::journal::DIR);
+        let target = b.path().join(crate::store::journal::DIR);
         for file in &written {
             std::fs::copy(file, target.join(file.file_name().expect("name"))).expect("copy");
         }

@@ -18,9 +18,9 @@ use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 
 use crate::config::SenderSettings;
+use crate::deliver::mail::smime::{Signer, SmimeError};
 use crate::job::{DocumentKind, JobId, Kommunkod};
 use crate::registry::RegisteredCert;
-use crate::smime::{Signer, SmimeError};
 
 /// A message ready for SMTP.
 #[derive(Debug, Clone)]
@@ -237,7 +237,7 @@ pub fn verification(
         "Verifiering av adress för beslut om anvisning – {}",
         mail.kommunkod
     );
-    let nonce = crate::pdf::sha256_hex(mail.code.as_bytes());
+    let nonce = crate::intake::pdf::sha256_hex(mail.code.as_bytes());
     let id = format!(
         "verify.{}.{}@{}",
         &nonce[..16],
@@ -256,7 +256,8 @@ pub fn notice(
     signer: &Signer,
 ) -> Result<Composed, ComposeError> {
     let inner = MimePart::new("text/plain", BodyPart::Text(body.into()));
-    let nonce = crate::pdf::sha256_hex(format!("{subject}{}", jiff::Timestamp::now()).as_bytes());
+    let nonce =
+        crate::intake::pdf::sha256_hex(format!("{subject}{}", jiff::Timestamp::now()).as_bytes());
     let id = format!("notice.{}@{}", &nonce[..24], from.domain());
     finish(from, to, subject, id, inner, signer, None)
 }
@@ -313,7 +314,7 @@ fn finish(
         .body(body)
         .write_to_vec()?;
     Ok(Composed {
-        sha256: crate::pdf::sha256_hex(&bytes),
+        sha256: crate::intake::pdf::sha256_hex(&bytes),
         bytes,
         message_id,
         encrypted_to,

@@ -4,7 +4,7 @@
 //! on this kind of disk. Some changes must survive a crash of the process the moment they are
 //! made, yet sit on a path that cannot wait for the disk: the record of a mail server's
 //! acceptance is made while the next message's end of DATA waits for it (see
-//! [`crate::smtp`]), so a flush there serialises every delivery behind the disk. For those the
+//! [`crate::deliver::mail::smtp`]), so a flush there serialises every delivery behind the disk. For those the
 //! store appends the change here with one `write(2)` — the kernel holds it from then on,
 //! whatever becomes of the process — and keeps it in memory, where reads see it. The next
 //! flush of the store writes all such changes into sled in one transaction (a sled transaction

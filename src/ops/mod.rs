@@ -3,6 +3,9 @@
 //!
 //! Metric labels are channels, states, reply classes and kommunkoder — never personal data.
 
+pub mod doctor;
+pub mod logging;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -17,7 +20,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
 use crate::spool::Spool;
-use crate::state::{JobRecord, JobState};
+use crate::store::state::{JobRecord, JobState};
 use crate::store::Store;
 
 /// Names of kurir's metrics, in one place.

@@ -7,10 +7,11 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde_json::Value;
 
-use kurir::control::Request;
-use kurir::job::Kommunkod;
-use kurir::registry::{Changes, Registered, RegistryChange};
+use crate::cli::control::Request;
+use crate::job::Kommunkod;
+use crate::registry::{Changes, Registered, RegistryChange};
 
+/// What the agency registers about a municipality, on behalf of its IT.
 #[derive(Subcommand, Debug)]
 pub enum MunicipalityCommand {
     /// List municipalities with their registration and route.
@@ -114,7 +115,7 @@ pub fn run(
     command: MunicipalityCommand,
     ask: &dyn Fn(Request) -> anyhow::Result<Value>,
 ) -> anyhow::Result<ExitCode> {
-    let operator = |o: Option<String>| o.unwrap_or_else(crate::os_user);
+    let operator = |o: Option<String>| o.unwrap_or_else(crate::cli::os_user);
     match command {
         MunicipalityCommand::List { secure, json } => {
             let result = ask(Request::MunicipalityList {

@@ -6,6 +6,9 @@
 //! A bad job is recorded as quarantined first and then moved, so the move can be completed
 //! after a crash too.
 
+pub mod pdf;
+pub mod validate;
+
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,14 +17,14 @@ use std::time::{Duration, SystemTime};
 use jiff::Timestamp;
 
 use crate::fsutil;
+use crate::intake::validate::{JobLimits, Rejection};
 use crate::job::JobId;
+use crate::queue::route::{self, Route, RouteInput};
 use crate::receipt;
 use crate::registry::Seed;
-use crate::route::{self, Route, RouteInput};
 use crate::spool::Spool;
-use crate::state::{JobRecord, JobState, QuarantineInfo, Recipient};
+use crate::store::state::{JobRecord, JobState, QuarantineInfo, Recipient};
 use crate::store::{Store, StoreError};
-use crate::validate::{self, JobLimits, Rejection};
 
 /// What can stop intake from handling a job (bad input is not an error: it is quarantined).
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +117,7 @@ pub struct Intake {
     limits: JobLimits,
     settle: Duration,
     relay_configured: bool,
-    alerter: std::sync::OnceLock<Arc<crate::alert::Alerter>>,
+    alerter: std::sync::OnceLock<Arc<crate::queue::alert::Alerter>>,
     waker: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
 
@@ -164,7 +167,7 @@ impl Intake {
     }
 
     /// Lets intake raise an alert for every quarantined job.
-    pub fn set_alerter(&self, alerter: Arc<crate::alert::Alerter>) {
+    pub fn set_alerter(&self, alerter: Arc<crate::queue::alert::Alerter>) {
         let _ = self.alerter.set(alerter);
     }
 
@@ -399,7 +402,7 @@ impl Intake {
                 self.finish_quarantine(&record, Some(&rejection))?;
                 if let Some(alerter) = self.alerter.get() {
                     let alert = alerter.compose(
-                        crate::alert::AlertKind::Quarantined,
+                        crate::queue::alert::AlertKind::Quarantined,
                         id,
                         record.to,
                         format!("bad input ({}): {}", rejection.code, rejection.summary),
