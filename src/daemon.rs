@@ -17,7 +17,7 @@ use crate::fsutil;
 use crate::intake::pdf::PdfLimits;
 use crate::intake::validate::JobLimits;
 use crate::intake::Intake;
-use crate::queue::alert::Alerter;
+use crate::ops::alert::Alerter;
 use crate::queue::{Policy, QueueManager, QueueParts};
 use crate::registry::Seed;
 use crate::spool::Spool;
@@ -69,6 +69,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             ))
         }
     })?;
+    store.observe(Arc::new(crate::ops::JobMetrics));
     let seed = Arc::new(Seed::builtin().context("loading the built-in municipality list")?);
     let pdf_limits = PdfLimits::from_settings(&settings.spool);
     let job_limits = JobLimits {
@@ -289,10 +290,10 @@ async fn retention_loop(
 async fn mail_alerts(
     mailer: Arc<Mailer>,
     to: String,
-    mut alerts: tokio::sync::mpsc::Receiver<crate::queue::alert::Alert>,
+    mut alerts: tokio::sync::mpsc::Receiver<crate::ops::alert::Alert>,
 ) {
     while let Some(alert) = alerts.recv().await {
-        let (subject, body) = crate::queue::alert::email_text(&alert);
+        let (subject, body) = crate::ops::alert::email_text(&alert);
         if let Err(e) = mailer.send_notice(&to, subject, body).await {
             tracing::error!(job_id = %alert.job_id, error = %e, "alert e-mail could not be sent");
         }

@@ -12,6 +12,7 @@
 
 // The foundation: words, files and settings every stage shares.
 pub mod config;
+pub mod digest;
 pub mod fsutil;
 pub mod job;
 pub mod spool;

@@ -12,9 +12,10 @@ use kurir::cli::{municipality as municipality_cmd, operator as operator_cmd};
 use kurir::cli::control::{self, Request};
 use kurir::config::{LogFormat, Settings};
 use kurir::intake::pdf::PdfLimits;
+use kurir::intake::submit::{self, SubmitRequest};
 use kurir::job::{CaseNumber, DocumentKind, JobId, Kommunkod};
 use kurir::registry::Seed;
-use kurir::spool::{Spool, SubmitRequest};
+use kurir::spool::Spool;
 use kurir::store::state::{Event, JobRecord, JobState};
 
 /// kurir delivers Migrationsverket's assignment decisions (anvisningsbeslut) and notices of the
@@ -175,7 +176,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("--copy-to {to} is the assigned municipality itself");
             }
             let spool = Spool::new(&settings.spool.dir);
-            let id = spool.submit(
+            let id = submit::submit(
+                &spool,
                 SubmitRequest {
                     to,
                     case,
@@ -231,13 +233,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .build()
                 .context("starting a runtime")?;
             let findings =
-                runtime.block_on(kurir::ops::doctor::examine(&settings, &origin, &registry));
-            let mut worst = kurir::ops::doctor::Level::Ok;
+                runtime.block_on(kurir::cli::doctor::examine(&settings, &origin, &registry));
+            let mut worst = kurir::cli::doctor::Level::Ok;
             for f in &findings {
                 println!("{:<5} {}: {}", f.level.as_str(), f.check, f.detail);
                 worst = worst.max(f.level);
             }
-            Ok(if worst == kurir::ops::doctor::Level::Fail {
+            Ok(if worst == kurir::cli::doctor::Level::Fail {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS

@@ -13,41 +13,17 @@
 use std::path::{Path, PathBuf};
 
 use crate::fsutil;
-use crate::job::{DocumentKind, JobId, Manifest, ManifestDocument};
+use crate::job::JobId;
+
+/// The file in a claimed job that holds the name the writer gave the job directory (where
+/// the file system keeps no extended attributes). Intake writes it; validation and the
+/// operator's quarantine release know it is kurir's own and not the writer's.
+pub const SOURCE_NOTE: &str = ".kurir-source";
 
 /// Paths of the spool's folders.
 #[derive(Debug, Clone)]
 pub struct Spool {
     root: PathBuf,
-}
-
-/// Why `kurir submit` could not write a job.
-#[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    /// A document could not be read.
-    #[error("{path}: {source}")]
-    Read {
-        /// The file given on the command line.
-        path: PathBuf,
-        /// Why.
-        source: fsutil::ReadError,
-    },
-    /// A document is not acceptable.
-    #[error("{path}: {source}")]
-    Pdf {
-        /// The file given on the command line.
-        path: PathBuf,
-        /// Why.
-        source: crate::intake::pdf::PdfError,
-    },
-    /// Writing the job failed.
-    #[error("writing the job into {dir}: {source}")]
-    Write {
-        /// The spool folder.
-        dir: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
 }
 
 impl Spool {
@@ -126,71 +102,4 @@ impl Spool {
         }
         Ok(tightened)
     }
-
-    /// Writes a job by the spool contract: build under `tmp/`, then one rename into
-    /// `incoming/`. Documents are checked first, so a mistake is reported to the person
-    /// submitting rather than found later by the daemon. Returns the new job's id.
-    pub fn submit(
-        &self,
-        manifest_base: SubmitRequest,
-        limits: &crate::intake::pdf::PdfLimits,
-    ) -> Result<JobId, SubmitError> {
-        let mut contents = Vec::new();
-        for (kind, path) in &manifest_base.documents {
-            let bytes = fsutil::read_bounded(path, limits.max_bytes).map_err(|source| {
-                SubmitError::Read {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
-            crate::intake::pdf::validate(&bytes, limits).map_err(|source| SubmitError::Pdf {
-                path: path.clone(),
-                source,
-            })?;
-            contents.push((*kind, bytes));
-        }
-        let id = JobId::generate();
-        let write_err = |dir: &Path| {
-            let dir = dir.to_path_buf();
-            move |source| SubmitError::Write { dir, source }
-        };
-        fsutil::create_private_dir(&self.tmp()).map_err(write_err(&self.tmp()))?;
-        fsutil::create_private_dir(&self.incoming()).map_err(write_err(&self.incoming()))?;
-        let build = self.tmp().join(id.as_str());
-        fsutil::create_private_dir(&build).map_err(write_err(&build))?;
-
-        // File names say only the kind: the writer's own names may carry personal data.
-        let mut documents = Vec::new();
-        for (i, (kind, bytes)) in contents.iter().enumerate() {
-            let file = format!("{:02}-{}.pdf", i + 1, kind.as_str());
-            fsutil::write_new(&build.join(&file), bytes).map_err(write_err(&build))?;
-            documents.push(ManifestDocument { kind: *kind, file });
-        }
-        let manifest = Manifest {
-            to: manifest_base.to,
-            case: manifest_base.case,
-            copy_to: manifest_base.copy_to,
-            documents,
-        };
-        fsutil::write_new(&build.join("job.toml"), manifest.to_toml().as_bytes())
-            .map_err(write_err(&build))?;
-        fsutil::sync_dir(&build).map_err(write_err(&build))?;
-        std::fs::rename(&build, self.incoming().join(id.as_str()))
-            .map_err(write_err(&self.incoming()))?;
-        fsutil::sync_dir(&self.incoming()).map_err(write_err(&self.incoming()))?;
-        Ok(id)
-    }
-}
-
-/// What `kurir submit` was asked to send.
-#[derive(Debug)]
-pub struct SubmitRequest {
-    /// Assigned municipality.
-    pub to: crate::job::Kommunkod,
-    /// Case number (written into job.toml only).
-    pub case: crate::job::CaseNumber,
-    /// Copy recipients.
-    pub copy_to: Vec<crate::job::Kommunkod>,
-    /// Documents in order.
-    pub documents: Vec<(DocumentKind, PathBuf)>,
 }

@@ -17,7 +17,7 @@ use kurir::intake::pdf::PdfLimits;
 use kurir::intake::validate::JobLimits;
 use kurir::intake::Intake;
 use kurir::job::{JobId, Kommunkod};
-use kurir::queue::alert::Alerter;
+use kurir::ops::alert::Alerter;
 use kurir::queue::{Policy, QueueManager, QueueParts};
 use kurir::registry::{Changes, Seed};
 use kurir::spool::Spool;

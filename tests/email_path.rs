@@ -74,7 +74,7 @@ fn a_decision_is_delivered_signed_and_encrypted_over_verified_tls() {
         .expect("der");
     assert_eq!(
         proof["server_cert_sha256"],
-        kurir::intake::pdf::sha256_hex(&server_der).as_str()
+        kurir::digest::sha256_hex(&server_der).as_str()
     );
     assert_eq!(proof["encrypted"], true);
     assert_eq!(proof["encrypted_to_sha256"], rig.muni.sha256.as_str());
@@ -94,7 +94,7 @@ fn a_decision_is_delivered_signed_and_encrypted_over_verified_tls() {
     assert!(head.contains(&format!("<{message_id}>")), "{head}");
     assert_eq!(
         proof["message_sha256"],
-        kurir::intake::pdf::sha256_hex(&raw).as_str(),
+        kurir::digest::sha256_hex(&raw).as_str(),
         "the receipt's digest is of the message the server stored"
     );
     assert!(
@@ -463,7 +463,7 @@ fn a_registered_tls_pin_is_checked_before_anything_is_sent() {
         .expect("x509")
         .to_der()
         .expect("der");
-    let right = kurir::intake::pdf::sha256_hex(&der);
+    let right = kurir::digest::sha256_hex(&der);
 
     rig.env
         .ok(&["municipality", "set", "2480", "--tls-pin", &right]);

@@ -46,7 +46,7 @@ fn submitted_job_becomes_a_print_letter_with_manifest_row_receipt_and_history() 
     assert_eq!(docs[0]["kind"], "anvisningsbeslut");
     assert_eq!(docs[0]["pages"], 2);
     assert_eq!(docs[1]["kind"], "god-man");
-    let expected_hash = kurir::intake::pdf::sha256_hex(&common::pdf::beslut("BESLUT-MARKER"));
+    let expected_hash = kurir::digest::sha256_hex(&common::pdf::beslut("BESLUT-MARKER"));
     assert_eq!(docs[0]["sha256"], expected_hash.as_str());
 
     let batch = receipt["batch"].as_str().expect("batch id");
@@ -91,7 +91,7 @@ fn submitted_job_becomes_a_print_letter_with_manifest_row_receipt_and_history() 
     assert_eq!(row["address_missing"], "no");
     assert_eq!(
         row["sha256"],
-        kurir::intake::pdf::sha256_hex(&std::fs::read(&letter).expect("letter"))
+        kurir::digest::sha256_hex(&std::fs::read(&letter).expect("letter"))
     );
 
     // status and list go through the running daemon's control socket.

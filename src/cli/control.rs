@@ -21,9 +21,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::deliver::mail::Mailer;
+use crate::intake::route::{self, Route, RouteInput};
 use crate::job::{JobId, Kommunkod};
 use crate::queue::operator::{self, Actor, Operations, Target};
-use crate::queue::route::{self, Route, RouteInput};
 use crate::registry::{new_verification_code, Changes, Registered, Seed};
 use crate::spool::Spool;
 use crate::store::state::JobState;
@@ -642,9 +642,7 @@ pub fn request(
     }
     Err(ClientError::Unreachable {
         socket,
-        store: last_store_error.unwrap_or(StoreError::Sled(sled::Error::Unsupported(
-            "store locked".into(),
-        ))),
+        store: last_store_error.unwrap_or_else(StoreError::locked),
     })
 }
 

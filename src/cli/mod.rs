@@ -2,6 +2,7 @@
 //! socket through which commands reach the running daemon (or open the store when none runs).
 
 pub mod control;
+pub mod doctor;
 pub mod municipality;
 pub mod operator;
 

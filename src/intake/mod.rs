@@ -7,6 +7,8 @@
 //! after a crash too.
 
 pub mod pdf;
+pub mod route;
+pub mod submit;
 pub mod validate;
 
 use std::os::unix::fs::OpenOptionsExt;
@@ -17,12 +19,13 @@ use std::time::{Duration, SystemTime};
 use jiff::Timestamp;
 
 use crate::fsutil;
+use crate::intake::route::{Route, RouteInput};
 use crate::intake::validate::{JobLimits, Rejection};
 use crate::job::JobId;
-use crate::queue::route::{self, Route, RouteInput};
 use crate::receipt;
 use crate::registry::Seed;
 use crate::spool::Spool;
+use crate::spool::SOURCE_NOTE;
 use crate::store::state::{JobRecord, JobState, QuarantineInfo, Recipient};
 use crate::store::{Store, StoreError};
 
@@ -55,8 +58,6 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
     }
 }
 
-/// The file in a claimed job that holds the name the writer gave the job directory.
-pub const SOURCE_NOTE: &str = ".kurir-source";
 /// The extended attribute that carries the writer's name on a claimed job directory; the
 /// note file [`SOURCE_NOTE`] is the fallback where the file system has no user attributes.
 const SOURCE_XATTR: &str = "user.kurir.source";
@@ -117,7 +118,7 @@ pub struct Intake {
     limits: JobLimits,
     settle: Duration,
     relay_configured: bool,
-    alerter: std::sync::OnceLock<Arc<crate::queue::alert::Alerter>>,
+    alerter: std::sync::OnceLock<Arc<crate::ops::alert::Alerter>>,
     waker: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
 
@@ -167,7 +168,7 @@ impl Intake {
     }
 
     /// Lets intake raise an alert for every quarantined job.
-    pub fn set_alerter(&self, alerter: Arc<crate::queue::alert::Alerter>) {
+    pub fn set_alerter(&self, alerter: Arc<crate::ops::alert::Alerter>) {
         let _ = self.alerter.set(alerter);
     }
 
@@ -402,7 +403,7 @@ impl Intake {
                 self.finish_quarantine(&record, Some(&rejection))?;
                 if let Some(alerter) = self.alerter.get() {
                     let alert = alerter.compose(
-                        crate::queue::alert::AlertKind::Quarantined,
+                        crate::ops::alert::AlertKind::Quarantined,
                         id,
                         record.to,
                         format!("bad input ({}): {}", rejection.code, rejection.summary),

@@ -194,7 +194,7 @@ pub fn validate(bytes: &[u8], limits: &PdfLimits) -> Result<PdfSummary, PdfError
     let pages = count_pages(&doc, limits.max_pages)?;
     Ok(PdfSummary {
         pages: u32::try_from(pages).unwrap_or(u32::MAX),
-        sha256: sha256_hex(bytes),
+        sha256: crate::digest::sha256_hex(bytes),
     })
 }
 
@@ -329,18 +329,6 @@ impl PageWalk<'_> {
         }
         Ok(())
     }
-}
-
-/// SHA-256 as lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let digest = openssl::sha::sha256(bytes);
-    // One buffer rather than a String per byte: this runs for every document and message.
-    let mut hex = String::with_capacity(2 * digest.len());
-    for b in digest {
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex
 }
 
 fn first_line(text: &str) -> String {
@@ -503,15 +491,6 @@ pub(crate) mod tests {
             max_pages: 50,
             max_decompressed_bytes: 1_000_000,
         }
-    }
-
-    #[test]
-    fn sha256_is_lower_case_hex_of_the_digest() {
-        // FIPS 180-2's example for "abc".
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 
     /// A one-page PDF; `extra` may add a key to the catalog.

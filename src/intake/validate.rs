@@ -200,7 +200,7 @@ fn list_entries(dir: &Path) -> Result<Vec<String>, Rejection> {
     for entry in std::fs::read_dir(dir).map_err(unreadable)? {
         let entry = entry.map_err(unreadable)?;
         let name = entry.file_name().to_string_lossy().to_string();
-        if name == crate::intake::SOURCE_NOTE {
+        if name == crate::spool::SOURCE_NOTE {
             continue;
         }
         let file_type = entry.file_type().map_err(unreadable)?;

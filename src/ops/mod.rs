@@ -3,7 +3,7 @@
 //!
 //! Metric labels are channels, states, reply classes and kommunkoder — never personal data.
 
-pub mod doctor;
+pub mod alert;
 pub mod logging;
 
 use std::net::SocketAddr;
@@ -77,8 +77,17 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// Counts every job the store records: handed to [`Store::observe`] by the daemon.
+pub struct JobMetrics;
+
+impl crate::store::JobObserver for JobMetrics {
+    fn recorded(&self, job: &JobRecord, previous: Option<JobState>) {
+        job_recorded(job, previous);
+    }
+}
+
 /// Counts a job event and, for a finished job, its latency.
-pub fn job_recorded(job: &JobRecord, previous: Option<JobState>) {
+fn job_recorded(job: &JobRecord, previous: Option<JobState>) {
     let channel = job.channel_summary();
     let entered = |s: JobState| job.state == s && previous != Some(s);
     if previous.is_none() {

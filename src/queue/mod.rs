@@ -22,9 +22,7 @@
 //! 6. not finished → `deferred` until the next retry (schedule with jitter), or the next
 //!    deadline if that comes first; after `warn_after` of working time, alert once.
 
-pub mod alert;
 pub mod operator;
-pub mod route;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -37,7 +35,7 @@ use crate::config::{DeadlineSettings, QueueSettings};
 use crate::deliver::mail::{Mailer, Outcome};
 use crate::deliver::print::{PrintError, PrintQueue};
 use crate::job::{JobId, Kommunkod};
-use crate::queue::alert::{AlertKind, Alerter};
+use crate::ops::alert::{AlertKind, Alerter};
 use crate::receipt;
 use crate::registry::Seed;
 use crate::spool::Spool;

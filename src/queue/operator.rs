@@ -343,7 +343,7 @@ impl Operations<'_> {
                 "its quarantine entry is not a job folder",
             ));
         }
-        for kurir_file in ["reason.txt", "reason.kurir.txt", crate::intake::SOURCE_NOTE] {
+        for kurir_file in ["reason.txt", "reason.kurir.txt", crate::spool::SOURCE_NOTE] {
             let _ = std::fs::remove_file(dir.join(kurir_file));
         }
         let name = format!("released-{id}");

@@ -375,7 +375,7 @@ impl RegisteredCert {
             .join(", ");
         Ok(RegisteredCert {
             pem: pem.to_string(),
-            sha256: crate::intake::pdf::sha256_hex(&der),
+            sha256: crate::digest::sha256_hex(&der),
             subject,
             not_after: cert.not_after().to_string(),
         })
@@ -663,7 +663,7 @@ fn check_pin(value: &str) -> Result<String, RegistryError> {
 
 /// SHA-256 of a verification code, hex; codes are compared case-insensitively.
 fn hash_code(secret: &str) -> String {
-    crate::intake::pdf::sha256_hex(secret.trim().to_uppercase().as_bytes())
+    crate::digest::sha256_hex(secret.trim().to_uppercase().as_bytes())
 }
 
 /// A fresh verification code: 8 characters without look-alikes (no 0/O, 1/I).

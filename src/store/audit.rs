@@ -91,7 +91,7 @@ pub fn entry_hash(entry: &AuditEntry) -> String {
     let mut input = entry.prev.as_bytes().to_vec();
     input.push(b'\n');
     input.extend_from_slice(&body);
-    crate::intake::pdf::sha256_hex(&input)
+    crate::digest::sha256_hex(&input)
 }
 
 /// Appends `draft` to the chain inside a store transaction (`audit` tree, `meta` tree).

@@ -119,6 +119,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The error of a database that stayed held by another process.
+    pub fn locked() -> StoreError {
+        StoreError::Sled(sled::Error::Unsupported("store locked".into()))
+    }
+
     /// The database is held by another process (normally a running `kurir run`).
     pub fn is_locked(&self) -> bool {
         match self {
@@ -210,6 +215,13 @@ pub enum SideWrite {
     Batch(BatchRecord),
 }
 
+/// Told of every job the store records, once the write is done: how operations counts jobs
+/// and their latency without the store knowing about metrics (the store only records).
+pub trait JobObserver: Send + Sync {
+    /// `job` was recorded; `previous` is the state it left, `None` for a new job.
+    fn recorded(&self, job: &JobRecord, previous: Option<JobState>);
+}
+
 /// The store. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct Store {
@@ -228,6 +240,7 @@ pub struct Store {
     journal: Arc<Journal>,
     unapplied: Arc<Mutex<HashMap<JobId, Vec<Unapplied>>>>,
     registry_cache: Arc<Mutex<HashMap<Kommunkod, Registered>>>,
+    observer: Arc<std::sync::OnceLock<Arc<dyn JobObserver>>>,
 }
 
 /// A journaled transition that is not in sled yet: reads see it at once; the next flush,
@@ -509,10 +522,23 @@ impl Store {
             journal: Arc::new(journal),
             unapplied: Arc::default(),
             registry_cache: Arc::default(),
+            observer: Arc::default(),
             db,
         };
         store.replay(leftovers)?;
         Ok(store)
+    }
+
+    /// Sets the one observer told of every recorded job (the daemon's metrics); later calls
+    /// are ignored.
+    pub fn observe(&self, observer: Arc<dyn JobObserver>) {
+        let _ = self.observer.set(observer);
+    }
+
+    fn tell_observer(&self, job: &JobRecord, previous: Option<JobState>) {
+        if let Some(observer) = self.observer.get() {
+            observer.recorded(job, previous);
+        }
     }
 
     /// Makes every committed write durable — writing the journaled transitions into sled
@@ -761,7 +787,7 @@ impl Store {
             self.flush()?;
         }
         for (record, _, _) in &prepared {
-            crate::ops::job_recorded(record, None);
+            self.tell_observer(record, None);
         }
         Ok(())
     }
@@ -850,7 +876,7 @@ impl Store {
                 record: new.clone(),
             });
         drop(journal);
-        crate::ops::job_recorded(&new, Some(old.state));
+        self.tell_observer(&new, Some(old.state));
         Ok(new)
     }
 
@@ -918,7 +944,7 @@ impl Store {
         if durability == Durability::Flushed {
             self.flush()?;
         }
-        crate::ops::job_recorded(&record, Some(previous));
+        self.tell_observer(&record, Some(previous));
         Ok(record)
     }
 

@@ -237,7 +237,7 @@ pub fn verification(
         "Verifiering av adress för beslut om anvisning – {}",
         mail.kommunkod
     );
-    let nonce = crate::intake::pdf::sha256_hex(mail.code.as_bytes());
+    let nonce = crate::digest::sha256_hex(mail.code.as_bytes());
     let id = format!(
         "verify.{}.{}@{}",
         &nonce[..16],
@@ -257,7 +257,7 @@ pub fn notice(
 ) -> Result<Composed, ComposeError> {
     let inner = MimePart::new("text/plain", BodyPart::Text(body.into()));
     let nonce =
-        crate::intake::pdf::sha256_hex(format!("{subject}{}", jiff::Timestamp::now()).as_bytes());
+        crate::digest::sha256_hex(format!("{subject}{}", jiff::Timestamp::now()).as_bytes());
     let id = format!("notice.{}@{}", &nonce[..24], from.domain());
     finish(from, to, subject, id, inner, signer, None)
 }
@@ -314,7 +314,7 @@ fn finish(
         .body(body)
         .write_to_vec()?;
     Ok(Composed {
-        sha256: crate::intake::pdf::sha256_hex(&bytes),
+        sha256: crate::digest::sha256_hex(&bytes),
         bytes,
         message_id,
         encrypted_to,

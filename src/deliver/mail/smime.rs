@@ -82,7 +82,7 @@ impl Signer {
         for extra in certs {
             chain.push(extra)?;
         }
-        let fingerprint = crate::intake::pdf::sha256_hex(&cert.to_der()?);
+        let fingerprint = crate::digest::sha256_hex(&cert.to_der()?);
         Ok(Signer {
             cert,
             key,

@@ -513,8 +513,8 @@ impl Relay {
                 .current_cipher()
                 .map(|c| c.name().to_string())
                 .unwrap_or_default(),
-            server_cert_sha256: crate::intake::pdf::sha256_hex(&cert_der),
-            server_key_sha256: crate::intake::pdf::sha256_hex(&key_der),
+            server_cert_sha256: crate::digest::sha256_hex(&cert_der),
+            server_key_sha256: crate::digest::sha256_hex(&key_der),
         };
         Ok((stream, facts))
     }

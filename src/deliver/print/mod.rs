@@ -206,7 +206,7 @@ impl PrintQueue {
             // The batch directory is synced once per round, before the manifest lists it.
             fsutil::write_atomic_unsynced_dir(&path, &built.bytes)
                 .map_err(io("writing letter", &path))?;
-            let sha256 = crate::intake::pdf::sha256_hex(&built.bytes);
+            let sha256 = crate::digest::sha256_hex(&built.bytes);
             let (namn, care_of, adress, lagenhet, postnummer, postort) = row_address;
             rows.push(LetterRow {
                 batch: batch.id.clone(),
