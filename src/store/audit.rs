@@ -13,6 +13,8 @@ use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 
 use crate::job::{JobId, Kommunkod};
 use crate::store::state::JobState;
+use crate::store::{unwrap_tx, Store, StoreError};
+use sled::Transactional;
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -212,6 +214,51 @@ where
         }
     }
     Verdict::Ok { entries: count }
+}
+
+/// The audit chain as the store keeps it: operator actions appended, the whole chain checked,
+/// entries read for an export. Job and registry changes add their entries in their own
+/// transactions.
+impl Store {
+    /// Appends an operator action that changes no job state (e.g. deleting a quarantined job).
+    pub fn audit_operator(&self, draft: Draft) -> Result<(), StoreError> {
+        let at = Timestamp::now();
+        let result = (&self.audit, &self.meta).transaction(|(audit_tree, meta)| {
+            append(audit_tree, meta, draft.clone(), at)?;
+            Ok(())
+        });
+        unwrap_tx(result)?;
+        self.flush()
+    }
+
+    /// Checks the whole audit chain.
+    pub fn verify_audit(&self) -> Result<Verdict, StoreError> {
+        let head = self.meta.get(b"audit_head")?.and_then(|b| {
+            let v: serde_json::Value = serde_json::from_slice(&b).ok()?;
+            Some((v["seq"].as_u64()?, v["hash"].as_str()?.to_string()))
+        });
+        let entries = self.audit.iter().map(|item| {
+            item.map_err(|e| e.to_string()).map(|(k, v)| {
+                let mut seq = [0u8; 8];
+                seq.copy_from_slice(&k[..8.min(k.len())]);
+                (u64::from_be_bytes(seq), v.to_vec())
+            })
+        });
+        Ok(verify(entries, head))
+    }
+
+    /// Audit entries from `since` on, oldest first.
+    pub fn audit_since(&self, since: Timestamp) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.audit.iter() {
+            let (_, bytes) = item?;
+            let entry: AuditEntry = serde_json::from_slice(&bytes)?;
+            if entry.at >= since {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
