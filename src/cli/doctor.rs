@@ -393,3 +393,34 @@ fn free_bytes(path: &Path) -> Option<u64> {
     #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
     Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
 }
+
+/// `kurir doctor`: prints one line per check and fails if any check fails.
+pub fn run(
+    settings: &Settings,
+    origin: &str,
+    ask: &dyn Fn(crate::cli::control::Request) -> anyhow::Result<serde_json::Value>,
+) -> anyhow::Result<std::process::ExitCode> {
+    use anyhow::Context;
+    let list = ask(crate::cli::control::Request::MunicipalityList { secure_only: false })?;
+    let mut registry = Vec::new();
+    for row in list.as_array().into_iter().flatten() {
+        let code: Kommunkod = serde_json::from_value(row["municipality"]["code"].clone())?;
+        let registered: Registered = serde_json::from_value(row["registered"].clone())?;
+        registry.push((code, registered));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime")?;
+    let findings = runtime.block_on(examine(settings, origin, &registry));
+    let mut worst = Level::Ok;
+    for f in &findings {
+        println!("{:<5} {}: {}", f.level.as_str(), f.check, f.detail);
+        worst = worst.max(f.level);
+    }
+    Ok(if worst == Level::Fail {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}

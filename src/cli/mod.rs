@@ -1,10 +1,176 @@
-//! The command line's side of kurir: each command family in its own file, and the control
-//! socket through which commands reach the running daemon (or open the store when none runs).
+//! The command line: clap's definition of every command ([`Cli`]), and one file per command
+//! family that carries it out — `jobs` (submit, status, list), `operator`, `municipality`,
+//! `audit`, `doctor` — plus the control socket through which commands reach the running daemon
+//! (or open the store when none runs). `kurir run` itself is the daemon (`crate::daemon`),
+//! started by `main.rs`.
 
+pub mod audit;
 pub mod control;
 pub mod doctor;
+pub mod jobs;
 pub mod municipality;
 pub mod operator;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use crate::cli::control::Request;
+use crate::config::{LogFormat, Settings};
+use crate::job::{CaseNumber, JobId, Kommunkod};
+use crate::registry::Seed;
+use crate::store::state::JobState;
+
+/// kurir delivers Migrationsverket's assignment decisions (anvisningsbeslut) and notices of the
+/// need for a legal guardian (anmälan om behov av god man) to municipalities: by protected
+/// e-mail where a municipality has a verified secure connection, otherwise as letters in a
+/// postal print queue.
+///
+/// Start the daemon with `kurir run`, drop a job with `kurir submit`, and follow it with
+/// `kurir status` and `kurir list`. Everything works on built-in defaults: the spool in
+/// ./spool and the job store in ./state.
+#[derive(Parser, Debug)]
+#[command(name = "kurir", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    /// Settings file (TOML); see config/kurir.toml for every setting and its default.
+    #[arg(long, global = true, env = "KURIR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format: `human` for a terminal, `json` for journald.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// kurir's commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon: watch the spool, deliver jobs, write receipts (stop with Ctrl-C/SIGTERM).
+    Run,
+    /// Drop a job into the spool and print its job id (no running daemon needed).
+    Submit {
+        /// Kommunkod of the assigned municipality (anvisningskommun), e.g. 2480.
+        #[arg(long, value_name = "KOMMUNKOD")]
+        to: Kommunkod,
+        /// Case number (dossiernummer) `xx-xxxxxx`; written into job.toml only, never logged.
+        #[arg(long, value_name = "CASE")]
+        case: CaseNumber,
+        /// The assignment decision (PDF).
+        #[arg(long, value_name = "PDF")]
+        anvisningsbeslut: Option<PathBuf>,
+        /// The notice that the child needs a legal guardian (PDF).
+        #[arg(long, value_name = "PDF")]
+        god_man: Option<PathBuf>,
+        /// Kommunkod of a municipality that gets a copy for information (repeatable).
+        #[arg(long, value_name = "KOMMUNKOD")]
+        copy_to: Vec<Kommunkod>,
+    },
+    /// Show one job's state and full history.
+    Status {
+        /// The job id printed by `kurir submit`.
+        job_id: JobId,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List jobs, newest first (like mailq).
+    List {
+        /// Only jobs in this state.
+        #[arg(long, value_enum)]
+        state: Option<JobState>,
+        /// At most this many jobs.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The operator's commands on jobs and quarantine (retry, hold, …), flattened into this list.
+    #[command(flatten)]
+    Operator(operator::OperatorCommand),
+    /// Check the installation: configuration, permissions, certificates, relay, registry,
+    /// spool. One line per check (ok / warn / fail); exit 1 if anything fails.
+    Doctor,
+    /// The audit trail: a hash chain of every state change, registry change and operator action.
+    Audit {
+        /// What to do with the chain.
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+    /// Register and check municipalities' secure addresses, contacts and postal addresses.
+    Municipality {
+        /// What to register or check.
+        #[command(subcommand)]
+        command: municipality::MunicipalityCommand,
+    },
+}
+
+/// Carries out every command but `run` (the daemon, which `main.rs` starts).
+pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
+    let seed = Arc::new(Seed::builtin()?);
+    let ask_with = |request| ask(&settings, seed.clone(), request);
+    match cli.command {
+        Command::Run => {
+            bail!("`kurir run` is started by the binary, not by the command line's dispatcher")
+        }
+        Command::Submit {
+            to,
+            case,
+            anvisningsbeslut,
+            god_man,
+            copy_to,
+        } => jobs::submit_job(
+            &settings,
+            &seed,
+            to,
+            case,
+            anvisningsbeslut,
+            god_man,
+            copy_to,
+        ),
+        Command::Status { job_id, json } => jobs::status(&settings, seed.clone(), job_id, json),
+        Command::List { state, limit, json } => {
+            jobs::list(&settings, seed.clone(), state, limit, json)
+        }
+        Command::Doctor => {
+            let origin = cli
+                .config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "built-in defaults and environment".into());
+            doctor::run(&settings, &origin, &ask_with)
+        }
+        Command::Audit { command } => audit::run(&settings, seed.clone(), command),
+        Command::Operator(command) => operator::run(command, &ask_with),
+        Command::Municipality { command } => municipality::run(command, &ask_with),
+    }
+}
+
+/// Sends one request to the running daemon (or answers it from the store when none runs)
+/// and returns its result, or the daemon's error as this command's error.
+pub fn ask(
+    settings: &Settings,
+    seed: Arc<Seed>,
+    request: Request,
+) -> anyhow::Result<serde_json::Value> {
+    crate::fsutil::create_private_dir(&settings.store.dir)
+        .with_context(|| format!("creating {}", settings.store.dir.display()))?;
+    let response = control::request(settings, seed, request)?;
+    if response.ok {
+        Ok(response.result)
+    } else {
+        bail!(
+            "{}",
+            response.error.unwrap_or_else(|| "request failed".into())
+        )
+    }
+}
 
 /// The person at the keyboard: the sudo caller, else the OS account.
 pub fn os_user() -> String {

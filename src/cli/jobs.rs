@@ -1,0 +1,186 @@
+//! `kurir submit`, `status` and `list`: what dispatch staff and the case system use to hand
+//! over a job and follow it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::bail;
+
+use crate::cli::ask;
+use crate::cli::control::Request;
+use crate::config::Settings;
+use crate::intake::pdf::PdfLimits;
+use crate::intake::submit::{self, SubmitRequest};
+use crate::job::{CaseNumber, DocumentKind, JobId, Kommunkod};
+use crate::registry::Seed;
+use crate::spool::Spool;
+use crate::store::state::{Event, JobRecord, JobState};
+
+/// `kurir submit`: checks the documents, writes the job into the spool and prints its id.
+pub fn submit_job(
+    settings: &Settings,
+    seed: &Seed,
+    to: Kommunkod,
+    case: CaseNumber,
+    anvisningsbeslut: Option<PathBuf>,
+    god_man: Option<PathBuf>,
+    copy_to: Vec<Kommunkod>,
+) -> anyhow::Result<ExitCode> {
+    let mut documents = Vec::new();
+    if let Some(path) = anvisningsbeslut {
+        documents.push((DocumentKind::Anvisningsbeslut, path));
+    }
+    if let Some(path) = god_man {
+        documents.push((DocumentKind::GodMan, path));
+    }
+    if documents.is_empty() {
+        bail!("give at least one document: --anvisningsbeslut FILE and/or --god-man FILE");
+    }
+    for code in std::iter::once(&to).chain(copy_to.iter()) {
+        seed.require(*code)?;
+    }
+    if copy_to.contains(&to) {
+        bail!("--copy-to {to} is the assigned municipality itself");
+    }
+    let spool = Spool::new(&settings.spool.dir);
+    let id = submit::submit(
+        &spool,
+        SubmitRequest {
+            to,
+            case,
+            copy_to,
+            documents,
+        },
+        &PdfLimits::from_settings(&settings.spool),
+    )?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kurir status`: one job's state and history, as text or JSON.
+pub fn status(
+    settings: &Settings,
+    seed: Arc<Seed>,
+    job_id: JobId,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let result = ask(settings, seed.clone(), Request::Status { id: job_id })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        let job: JobRecord = serde_json::from_value(result["job"].clone())?;
+        let events: Vec<Event> = serde_json::from_value(result["events"].clone())?;
+        print_status(&job, &events, &seed);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kurir list`: jobs newest first, as a table or JSON.
+pub fn list(
+    settings: &Settings,
+    seed: Arc<Seed>,
+    state: Option<JobState>,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let result = ask(settings, seed, Request::List { state, limit })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        let jobs: Vec<JobRecord> = serde_json::from_value(result)?;
+        print_list(&jobs);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(job: &JobRecord, events: &[Event], seed: &Seed) {
+    let name = |code: Kommunkod| seed.get(code).map(|m| m.name.clone()).unwrap_or_default();
+    println!("job        {}", job.id);
+    println!("state      {}", job.state);
+    println!("channel    {}", job.channel_summary());
+    if let Some(to) = job.to {
+        println!("to         {to} {}", name(to));
+    }
+    for r in job.recipients.iter().skip(1) {
+        println!("copy to    {} {}", r.kommunkod, name(r.kommunkod));
+    }
+    for d in &job.documents {
+        println!(
+            "document   {} ({}, sha256 {})",
+            d.kind,
+            pages(d.pages),
+            d.sha256
+        );
+    }
+    for r in &job.recipients {
+        if let Some(l) = &r.letter {
+            let flag = if l.address_missing {
+                "  ADDRESS MISSING: sent to the registry office"
+            } else {
+                ""
+            };
+            println!(
+                "letter     {} → batch {} file {}{flag}",
+                r.kommunkod, l.batch, l.file
+            );
+        }
+    }
+    if let Some(q) = &job.quarantine {
+        println!(
+            "quarantine spool/quarantine/{} ({}: {})",
+            q.dir, q.code, q.summary
+        );
+    }
+    if let Some(next) = job.next_attempt {
+        println!("next       {next}");
+    }
+    println!("history");
+    for e in events {
+        println!("  {}  {:<13} {}", e.at, e.state.as_str(), e.detail);
+    }
+}
+
+fn pages(n: u32) -> String {
+    if n == 1 {
+        "1 page".into()
+    } else {
+        format!("{n} pages")
+    }
+}
+
+fn print_list(jobs: &[JobRecord]) {
+    println!(
+        "{:<28}  {:>8}  {:<13}  {:<9}  {:<7}  FLAGS",
+        "JOB ID", "AGE", "STATE", "TO", "CHANNEL"
+    );
+    let now = jiff::Timestamp::now();
+    for job in jobs {
+        let age = now.duration_since(job.received_at);
+        let secs = age.as_secs().max(0);
+        let age = match secs {
+            s if s < 120 => format!("{s}s"),
+            s if s < 7200 => format!("{}m", s / 60),
+            s if s < 172_800 => format!("{}h", s / 3600),
+            s => format!("{}d", s / 86_400),
+        };
+        let to = job.to.map(|k| k.to_string()).unwrap_or_else(|| "-".into());
+        let mut flags = Vec::new();
+        if job.address_missing() {
+            flags.push("address-missing".to_string());
+        }
+        if let Some(q) = &job.quarantine {
+            flags.push(q.code.clone());
+        }
+        println!(
+            "{:<28}  {:>8}  {:<13}  {:<9}  {:<7}  {}",
+            job.id,
+            age,
+            job.state.as_str(),
+            to,
+            job.channel_summary(),
+            flags.join(",")
+        );
+    }
+    println!("-- {} job(s)", jobs.len());
+}
