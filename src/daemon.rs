@@ -165,7 +165,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let wake_intake = Arc::new(Notify::new());
     let wake_queue = Arc::new(Notify::new());
     intake.set_waker(wake_queue.clone());
-    let _watcher = watch_incoming(&spool, wake_intake.clone(), health.clone())?;
+    let _watcher =
+        crate::intake::watch::watch_incoming(&spool, wake_intake.clone(), health.clone())?;
 
     let ops_task = if settings.ops.listen.is_empty() {
         None
@@ -195,7 +196,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let queue_task = tokio::spawn(queue.run(wake_queue.clone(), shutdown_rx.clone()));
 
-    let intake_task = tokio::spawn(intake_loop(
+    let intake_task = tokio::spawn(crate::intake::watch::intake_loop(
         intake,
         wake_intake,
         wake_queue,
@@ -297,121 +298,6 @@ async fn mail_alerts(
         if let Err(e) = mailer.send_notice(&to, subject, body).await {
             tracing::error!(job_id = %alert.job_id, error = %e, "alert e-mail could not be sent");
         }
-    }
-}
-
-/// Claims new jobs whenever the watcher or the rescan timer says so.
-async fn intake_loop(
-    intake: Arc<Intake>,
-    wake: Arc<Notify>,
-    wake_queue: Arc<Notify>,
-    rescan: std::time::Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut recover_next = false;
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        let worker = intake.clone();
-        let again = recover_next;
-        let result = tokio::task::spawn_blocking(move || {
-            if again {
-                worker.recover()?;
-            }
-            worker.scan()
-        })
-        .await;
-        metrics::counter!(crate::ops::names::INTAKE_SCANS).increment(1);
-        let mut pause = None;
-        match result {
-            Ok(Ok(outcome)) => {
-                recover_next = false;
-                if outcome.queued > 0 {
-                    wake_queue.notify_one();
-                }
-                // A half-written job that went back to `incoming/` wakes the watcher by that
-                // very rename: wait a little before reading it again, not at once in a loop.
-                if outcome.waiting > 0 {
-                    pause = Some(HALF_WRITTEN_PAUSE);
-                }
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "intake failed; will look again");
-                recover_next = true;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "intake task panicked; will look again");
-                recover_next = true;
-            }
-        }
-        if let Some(pause) = pause {
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(rescan) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-}
-
-/// The least time between two scans while a job in `incoming/` looks half-written.
-const HALF_WRITTEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Watches `incoming/` so that a new job is claimed at once. Events are only hints: intake
-/// always rescans the folder, so a lost or coalesced event costs at most one rescan interval.
-fn watch_incoming(
-    spool: &Spool,
-    wake: Arc<Notify>,
-    health: Arc<crate::ops::Health>,
-) -> anyhow::Result<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let incoming = spool.incoming();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        match &event {
-            Err(e) => {
-                tracing::warn!(error = %e, "file watcher reported an error; rescanning");
-                // Events after an error are hints at best; the folder itself must still be there.
-                if !incoming.is_dir() {
-                    health
-                        .watcher_alive
-                        .store(false, std::sync::atomic::Ordering::Relaxed);
-                }
-                wake.notify_one();
-            }
-            Ok(event) if may_mean_a_new_job(event) => wake.notify_one(),
-            // Opening, reading and closing the folder (intake's own scan does all three) and
-            // metadata changes bring no job: waking on them made each scan trigger the next.
-            Ok(_) => {}
-        }
-    })
-    .context("starting the file watcher")?;
-    watcher
-        .watch(&spool.incoming(), notify::RecursiveMode::NonRecursive)
-        .with_context(|| format!("watching {}", spool.incoming().display()))?;
-    Ok(watcher)
-}
-
-/// Whether a watcher event on `incoming/` can mean that a job arrived: a directory created or
-/// renamed into the folder, a file written there (a writer that ignores the rename rule), or
-/// the watcher's own signal that it lost events and the folder must be read again. Access
-/// events (open, read, close) never do: intake's scan makes them itself.
-fn may_mean_a_new_job(event: &notify::Event) -> bool {
-    use notify::event::{EventKind, ModifyKind, RenameMode};
-    if event.need_rescan() {
-        return true;
-    }
-    match event.kind {
-        EventKind::Create(_) | EventKind::Any | EventKind::Other => true,
-        // Renamed out of the folder (intake's own claim): nothing new is there.
-        EventKind::Modify(ModifyKind::Name(RenameMode::From)) => false,
-        EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Data(_) | ModifyKind::Any) => true,
-        EventKind::Modify(ModifyKind::Metadata(_) | ModifyKind::Other) => false,
-        EventKind::Access(_) | EventKind::Remove(_) => false,
     }
 }
 

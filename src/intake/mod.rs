@@ -10,6 +10,7 @@ pub mod pdf;
 pub mod route;
 pub mod submit;
 pub mod validate;
+pub mod watch;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
