@@ -61,6 +61,8 @@ pub struct Settings {
     pub ops: OpsSettings,
     /// How long delivered documents stay in the spool.
     pub retention: RetentionSettings,
+    /// Proof of delivery: delivery reports and read notifications back from municipalities.
+    pub proof: ProofSettings,
     /// Log output.
     pub log: LogSettings,
 }
@@ -451,6 +453,45 @@ impl Default for OpsSettings {
     }
 }
 
+/// `[proof]`: asking for delivery status notifications (DSN, RFC 3461) and read notifications
+/// (MDN, RFC 8098), and how long to wait for them before a person is told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProofSettings {
+    /// The agency's address that takes the reports back, e.g. `kurir-reports@agency.example`
+    /// (routed by the agency's MTA to `kurir inbound`). Empty: no reports are asked for, and
+    /// proof ends at the relay's `250`.
+    pub return_path: String,
+    /// Working time within which a delivery report must confirm a message, or an alert.
+    #[serde(with = "humantime_serde")]
+    pub confirm_within: Duration,
+    /// Working time within which a read notification must come, or an alert that says to
+    /// phone the municipality.
+    #[serde(with = "humantime_serde")]
+    pub read_within: Duration,
+    /// Largest inbound message `kurir inbound` stores; larger ones are refused (exit 75 would
+    /// only make the MTA retry them, so they are refused for good with exit 0 and a log line).
+    pub max_inbound_bytes: u64,
+}
+
+impl Default for ProofSettings {
+    fn default() -> Self {
+        Self {
+            return_path: String::new(),
+            confirm_within: Duration::from_secs(3600),
+            read_within: Duration::from_secs(2 * 3600),
+            max_inbound_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl ProofSettings {
+    /// Whether reports are asked for at all.
+    pub fn enabled(&self) -> bool {
+        !self.return_path.is_empty()
+    }
+}
+
 /// `[retention]`: delivered documents leave the spool; their hashes stay.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -583,6 +624,22 @@ impl Settings {
                     "smtp.client_cert",
                     "and smtp.client_key must be given together",
                 ));
+            }
+        }
+        if self.proof.enabled() {
+            let ok = self
+                .proof
+                .return_path
+                .parse::<lettre::Address>()
+                .is_ok_and(|a| !a.user().contains('+'));
+            if !ok {
+                return Err(bad(
+                    "proof.return_path",
+                    "must be an e-mail address without '+' (kurir adds +<token> per recipient)",
+                ));
+            }
+            if self.proof.max_inbound_bytes == 0 {
+                return Err(bad("proof.max_inbound_bytes", "must be greater than 0"));
             }
         }
         let q = &self.queue;

@@ -14,6 +14,8 @@ use crate::config::Settings;
 use crate::deliver::mail::Mailer;
 use crate::deliver::print::PrintQueue;
 use crate::fsutil;
+use crate::inbound::token::TokenKey;
+use crate::inbound::Inbound;
 use crate::intake::pdf::PdfLimits;
 use crate::intake::validate::JobLimits;
 use crate::intake::Intake;
@@ -86,9 +88,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.sender.clone(),
         pdf_limits,
     );
+    let report_key = TokenKey::load_or_create(&settings.store.dir)
+        .context("the key of the return addresses for delivery reports ([proof])")?;
     let mailer = if settings.smtp.enabled() {
-        let mailer = Mailer::new(&settings, store.clone(), seed.clone())
+        let mut mailer = Mailer::new(&settings, store.clone(), seed.clone())
             .context("setting up protected e-mail ([smtp], [smime])")?;
+        if settings.proof.enabled() {
+            mailer.ask_for_reports(report_key.clone(), settings.proof.return_path.clone());
+            tracing::info!(return_path = %settings.proof.return_path, "delivery reports and read notifications asked for");
+        }
         tracing::info!(relay = %mailer.relay(), "protected e-mail enabled");
         Some(Arc::new(mailer))
     } else {
@@ -119,6 +127,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         &settings.working_hours.end,
     )
     .context("[working_hours]")?;
+    let hours_for_proof = hours.clone();
     let policy = Policy::new(&settings.queue, &settings.deadlines, hours);
     let queue = QueueManager::new(
         QueueParts {
@@ -167,6 +176,27 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     intake.set_waker(wake_queue.clone());
     let _watcher =
         crate::intake::watch::watch_incoming(&spool, wake_intake.clone(), health.clone())?;
+    let wake_inbound = Arc::new(Notify::new());
+    let _inbound_watcher = crate::intake::watch::watch_folder(
+        spool.inbound_new(),
+        wake_inbound.clone(),
+        health.clone(),
+    )?;
+    let inbound = Arc::new(Inbound::new(
+        spool.clone(),
+        store.clone(),
+        seed.clone(),
+        report_key,
+        alerter.clone(),
+        settings.proof.clone(),
+        hours_for_proof,
+    ));
+    let inbound_task = tokio::spawn(crate::inbound::run_loop(
+        inbound,
+        wake_inbound,
+        settings.spool.rescan_interval,
+        shutdown_rx.clone(),
+    ));
 
     let ops_task = if settings.ops.listen.is_empty() {
         None
@@ -226,6 +256,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!("shutting down: intake stops, work in progress finishes");
     let _ = shutdown_tx.send(true);
     let _ = intake_task.await;
+    let _ = inbound_task.await;
     // SMTP sessions in flight may finish within the grace period; after it they are dropped
     // and their jobs, still `sending`, are tried again at the next start.
     let grace = settings.queue.shutdown_grace;

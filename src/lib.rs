@@ -20,6 +20,7 @@ pub mod worktime;
 
 // The flow, in its direction of travel.
 pub mod deliver;
+pub mod inbound;
 pub mod intake;
 pub mod queue;
 pub mod receipt;

@@ -9,7 +9,7 @@ use crate::fsutil;
 use crate::job::{DocumentKind, JobId, Kommunkod, RecipientRole};
 use crate::registry::Seed;
 use crate::spool::Spool;
-use crate::store::state::{EmailDelivery, Event, JobRecord, QuarantineInfo};
+use crate::store::state::{EmailDelivery, Event, JobRecord, ProofReport, QuarantineInfo};
 use crate::store::{Store, StoreError};
 
 /// The receipt's JSON shape. Field names are a contract with the case system.
@@ -69,6 +69,14 @@ pub struct ReceiptRecipient {
     pub email: Option<EmailDelivery>,
     /// E-mail was rejected permanently and the recipient got a letter instead.
     pub fell_back_to_post: bool,
+    /// Delivery reports and read notifications back from the municipality's side, oldest
+    /// first, each with the SHA-256 of the report as it arrived.
+    pub reports: Vec<ProofReport>,
+    /// `delivered` when the final server confirmed delivery, `relayed` (weaker proof: the next
+    /// server offers no reports), or none yet.
+    pub confirmed: Option<String>,
+    /// When a read notification said the message was displayed.
+    pub read_at: Option<String>,
 }
 
 /// One document in a receipt.
@@ -109,6 +117,21 @@ pub fn build<'a>(record: &'a JobRecord, events: &'a [Event], seed: &Seed) -> Rec
                 .map(|p| p.address.clone()),
             email: r.email.clone(),
             fell_back_to_post: r.email.is_some() && r.letter.is_some(),
+            reports: r
+                .email
+                .as_ref()
+                .map(|e| e.reports.clone())
+                .unwrap_or_default(),
+            confirmed: r
+                .email
+                .as_ref()
+                .and_then(|e| e.confirmation())
+                .map(|c| c.kind.clone()),
+            read_at: r
+                .email
+                .as_ref()
+                .and_then(|e| e.read_notice())
+                .map(|n| n.at.to_string()),
         })
         .collect();
     Receipt {

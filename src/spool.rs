@@ -8,6 +8,8 @@
 //! spool/print/<batch-id>/    letters and manifest.csv for the print shop; READY when closed
 //! spool/receipts/<job-id>.json   what happened, for the case system
 //! spool/alerts/<time>-<job-id>-<kind>.json   what a person must act on
+//! spool/inbound/{tmp,new}/   delivery reports and read notifications from `kurir inbound`
+//! spool/inbound/done/        ... recorded on their jobs; inbound/unmatched/ with .reason
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -75,6 +77,22 @@ impl Spool {
     pub fn alerts(&self) -> PathBuf {
         self.root.join("alerts")
     }
+    /// Where `kurir inbound` builds a message before renaming it into `inbound/new/`.
+    pub fn inbound_tmp(&self) -> PathBuf {
+        self.root.join("inbound/tmp")
+    }
+    /// Delivery reports and read notifications waiting for the daemon.
+    pub fn inbound_new(&self) -> PathBuf {
+        self.root.join("inbound/new")
+    }
+    /// Reports the daemon has recorded on their jobs (kept as evidence).
+    pub fn inbound_done(&self) -> PathBuf {
+        self.root.join("inbound/done")
+    }
+    /// Inbound messages that match no job, each with a `.reason` file.
+    pub fn inbound_unmatched(&self) -> PathBuf {
+        self.root.join("inbound/unmatched")
+    }
     /// One job's receipt.
     pub fn receipt(&self, id: &JobId) -> PathBuf {
         self.receipts().join(format!("{id}.json"))
@@ -94,6 +112,11 @@ impl Spool {
             self.print(),
             self.receipts(),
             self.alerts(),
+            self.root.join("inbound"),
+            self.inbound_tmp(),
+            self.inbound_new(),
+            self.inbound_done(),
+            self.inbound_unmatched(),
         ] {
             fsutil::create_private_dir(&dir)?;
             if let Some(mode) = fsutil::restrict_dir(&dir)? {

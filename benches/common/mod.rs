@@ -106,6 +106,7 @@ pub fn decision_mail<'a>(
         kommunkod: "2480".parse().expect("code"),
         job_id,
         copy_of: None,
+        notify_to: None,
         documents: vec![
             Attachment {
                 kind: DocumentKind::Anvisningsbeslut,

@@ -255,7 +255,7 @@ async fn check_relay(settings: &Settings, registry: &[(Kommunkod, Registered)]) 
         Err(e) => return vec![finding(Level::Fail, check, e.to_string())],
     };
     match relay.probe().await {
-        Ok(tls) => {
+        Ok((tls, dsn)) => {
             let mut out = vec![finding(
                 Level::Ok,
                 check,
@@ -264,6 +264,26 @@ async fn check_relay(settings: &Settings, registry: &[(Kommunkod, Registered)]) 
                     tls.version, tls.cipher, tls.server_cert_sha256
                 ),
             )];
+            match (settings.proof.enabled(), dsn) {
+                (true, false) => out.push(finding(
+                    Level::Warn,
+                    "delivery reports",
+                    "the relay does not offer DSN: proof of delivery ends at the relay's 250",
+                )),
+                (true, true) => out.push(finding(
+                    Level::Ok,
+                    "delivery reports",
+                    format!(
+                        "the relay offers DSN; reports come back to {}",
+                        settings.proof.return_path
+                    ),
+                )),
+                (false, _) => out.push(finding(
+                    Level::Warn,
+                    "delivery reports",
+                    "[proof] return_path is not set: proof of delivery ends at the relay's 250",
+                )),
+            }
             for (code, r) in registry {
                 if let Some(pin) = &r.tls_pin {
                     if *pin != tls.server_cert_sha256 && *pin != tls.server_key_sha256 {

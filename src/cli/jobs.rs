@@ -15,7 +15,7 @@ use crate::intake::submit::{self, SubmitRequest};
 use crate::job::{CaseNumber, DocumentKind, JobId, Kommunkod};
 use crate::registry::Seed;
 use crate::spool::Spool;
-use crate::store::state::{Event, JobRecord, JobState};
+use crate::store::state::{EmailDelivery, Event, JobRecord, JobState};
 
 /// `kurir submit`: checks the documents, writes the job into the spool and prints its id.
 pub fn submit_job(
@@ -126,6 +126,11 @@ fn print_status(job: &JobRecord, events: &[Event], seed: &Seed) {
             );
         }
     }
+    for r in &job.recipients {
+        if let Some(proof) = r.email.as_ref().and_then(proof_words) {
+            println!("proof      {} {proof}", r.kommunkod);
+        }
+    }
     if let Some(q) = &job.quarantine {
         println!(
             "quarantine spool/quarantine/{} ({}: {})",
@@ -172,6 +177,11 @@ fn print_list(jobs: &[JobRecord]) {
         if let Some(q) = &job.quarantine {
             flags.push(q.code.clone());
         }
+        for r in &job.recipients {
+            if let Some(flag) = r.email.as_ref().and_then(proof_flag) {
+                flags.push(format!("{flag}:{}", r.kommunkod));
+            }
+        }
         println!(
             "{:<28}  {:>8}  {:<13}  {:<9}  {:<7}  {}",
             job.id,
@@ -183,4 +193,54 @@ fn print_list(jobs: &[JobRecord]) {
         );
     }
     println!("-- {} job(s)", jobs.len());
+}
+
+/// What the reports prove about one e-mail recipient, in words; `None` where none were asked.
+fn proof_words(email: &EmailDelivery) -> Option<String> {
+    let accepted = email.accepted.as_ref()?;
+    let mut words = match (&accepted.return_path, accepted.dsn_requested) {
+        (None, _) => return None,
+        (Some(_), Some(false)) => {
+            "the relay offers no delivery reports: proof ends at the relay".to_string()
+        }
+        _ => match email.confirmation() {
+            Some(c) if c.kind == "delivered" => format!(
+                "confirmed: delivered ({}) reported by {} at {}",
+                c.status,
+                c.reporting.as_deref().unwrap_or("?"),
+                c.at
+            ),
+            Some(c) => format!(
+                "relayed ({}) by {} at {}: weaker proof, the next server offers no reports",
+                c.status,
+                c.reporting.as_deref().unwrap_or("?"),
+                c.at
+            ),
+            None => "awaiting a delivery report".to_string(),
+        },
+    };
+    if let Some(read) = email.read_notice() {
+        words.push_str(&format!("; read at {}", read.at));
+    }
+    if let Some(rejected) = &email.rejected {
+        words.push_str(&format!("; failed: {rejected}"));
+    }
+    Some(words)
+}
+
+/// One word for `kurir list`'s flags: `read`, `confirmed`, `relayed`, `failed`, `unconfirmed`.
+fn proof_flag(email: &EmailDelivery) -> Option<&'static str> {
+    let accepted = email.accepted.as_ref()?;
+    accepted.return_path.as_ref()?;
+    Some(if email.rejected.is_some() {
+        "failed"
+    } else if email.read_notice().is_some() {
+        "read"
+    } else {
+        match email.confirmation().map(|c| c.kind.as_str()) {
+            Some("delivered") => "confirmed",
+            Some(_) => "relayed",
+            None => "unconfirmed",
+        }
+    })
 }

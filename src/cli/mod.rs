@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod control;
 pub mod doctor;
+pub mod inbound;
 pub mod jobs;
 pub mod municipality;
 pub mod operator;
@@ -103,6 +104,14 @@ pub enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Take one delivery report or read notification from standard input into the spool (for
+    /// the MTA's pipe; no running daemon needed). Exit 75 asks the MTA to try again later.
+    Inbound {
+        /// The envelope recipient (Postfix: `${recipient}`); without it, the message's
+        /// Delivered-To: or X-Original-To: header.
+        #[arg(long, value_name = "ADDRESS")]
+        recipient: Option<String>,
+    },
     /// Register and check municipalities' secure addresses, contacts and postal addresses.
     Municipality {
         /// What to register or check.
@@ -147,6 +156,7 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             doctor::run(&settings, &origin, &ask_with)
         }
         Command::Audit { command } => audit::run(&settings, seed.clone(), command),
+        Command::Inbound { recipient } => Ok(inbound::run(&settings, recipient.as_deref())),
         Command::Operator(command) => operator::run(command, &ask_with),
         Command::Municipality { command } => municipality::run(command, &ask_with),
     }

@@ -79,14 +79,25 @@ pub fn watch_incoming(
     wake: Arc<Notify>,
     health: Arc<crate::ops::Health>,
 ) -> anyhow::Result<notify::RecommendedWatcher> {
+    watch_folder(spool.incoming(), wake, health)
+}
+
+/// Watches one spool folder and wakes its stage on what can mean something new arrived
+/// (also used for `inbound/new/`). A folder that disappears marks the watcher dead in the
+/// health check.
+pub fn watch_folder(
+    folder: std::path::PathBuf,
+    wake: Arc<Notify>,
+    health: Arc<crate::ops::Health>,
+) -> anyhow::Result<notify::RecommendedWatcher> {
     use notify::Watcher;
-    let incoming = spool.incoming();
+    let watched = folder.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         match &event {
             Err(e) => {
                 tracing::warn!(error = %e, "file watcher reported an error; rescanning");
                 // Events after an error are hints at best; the folder itself must still be there.
-                if !incoming.is_dir() {
+                if !watched.is_dir() {
                     health
                         .watcher_alive
                         .store(false, std::sync::atomic::Ordering::Relaxed);
@@ -94,15 +105,15 @@ pub fn watch_incoming(
                 wake.notify_one();
             }
             Ok(event) if may_mean_a_new_job(event) => wake.notify_one(),
-            // Opening, reading and closing the folder (intake's own scan does all three) and
-            // metadata changes bring no job: waking on them made each scan trigger the next.
+            // Opening, reading and closing the folder (the stage's own scan does all three) and
+            // metadata changes bring nothing new: waking on them made each scan trigger the next.
             Ok(_) => {}
         }
     })
     .context("starting the file watcher")?;
     watcher
-        .watch(&spool.incoming(), notify::RecursiveMode::NonRecursive)
-        .with_context(|| format!("watching {}", spool.incoming().display()))?;
+        .watch(&folder, notify::RecursiveMode::NonRecursive)
+        .with_context(|| format!("watching {}", folder.display()))?;
     Ok(watcher)
 }
 

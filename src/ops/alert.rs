@@ -29,6 +29,10 @@ pub enum AlertKind {
     Failed,
     /// Bad input was quarantined.
     Quarantined,
+    /// No delivery report confirmed an accepted message within `[proof] confirm_within`.
+    Unconfirmed,
+    /// No read notification came within `[proof] read_within`.
+    Unread,
 }
 
 impl AlertKind {
@@ -39,6 +43,8 @@ impl AlertKind {
             AlertKind::FellBack => "fell-back",
             AlertKind::Failed => "failed",
             AlertKind::Quarantined => "quarantined",
+            AlertKind::Unconfirmed => "unconfirmed",
+            AlertKind::Unread => "unread",
         }
     }
 }
@@ -120,6 +126,12 @@ impl Alerter {
             }
             AlertKind::Quarantined => {
                 "Read reason.txt in the quarantined folder, correct the job and submit it again."
+            }
+            AlertKind::Unconfirmed => {
+                "The relay accepted the message but no delivery report has come back from the                  municipality's server. Call the municipality and ask whether the decision                  arrived; `kurir status <job>` shows what was sent and where."
+            }
+            AlertKind::Unread => {
+                "Phone the municipality now (number and contacts below): the decision has not                  been opened, and the child's new municipality must act on it today."
             }
         };
         Alert {

@@ -781,6 +781,7 @@ impl Inner {
                         attempts: Vec::new(),
                         accepted: None,
                         rejected: None,
+                        reports: Vec::new(),
                     });
                     delivery.attempts.push(attempt.clone());
                     match &outcome {

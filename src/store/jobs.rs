@@ -149,6 +149,10 @@ pub(super) fn reindex(
     new: &JobRecord,
 ) -> Result<(), UnabortableTransactionError> {
     let was_final = old.is_some_and(|o| o.state.is_final());
+    if let (Some(old), false) = (old.filter(|_| was_final), new.state.is_final()) {
+        // Reopened (a delivery report said it failed after all): not finished any more.
+        finished.remove(due_key(old.updated_at, &new.id))?;
+    }
     if new.state.is_final() && !was_final {
         finished.insert(due_key(new.updated_at, &new.id), new.id.as_str().as_bytes())?;
     }

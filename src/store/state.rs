@@ -148,7 +148,7 @@ impl Recipient {
     /// The recipient has its documents: a letter is in a print batch, or the mail server
     /// accepted the message.
     pub fn is_done(&self) -> bool {
-        self.letter.is_some() || self.email.as_ref().is_some_and(|e| e.accepted.is_some())
+        self.letter.is_some() || self.email.as_ref().is_some_and(EmailDelivery::holds)
     }
 
     /// The recipient still waits for an e-mail delivery.
@@ -171,8 +171,61 @@ pub struct EmailDelivery {
     pub attempts: Vec<EmailAttempt>,
     /// What proves delivery, once the server accepted.
     pub accepted: Option<EmailProof>,
-    /// The permanent rejection that sent this recipient to post, if any.
+    /// The permanent rejection that sent this recipient to post, if any: the server's 5xx,
+    /// or a delivery report's failure after the relay had accepted.
     pub rejected: Option<String>,
+    /// Delivery reports and read notifications that came back, oldest first.
+    #[serde(default)]
+    pub reports: Vec<ProofReport>,
+}
+
+impl EmailDelivery {
+    /// The message is with the municipality as far as kurir knows: accepted, and no report
+    /// since said it failed.
+    pub fn holds(&self) -> bool {
+        self.accepted.is_some() && self.rejected.is_none()
+    }
+
+    /// The report that confirms delivery: the final server's `delivered`, or a relay's
+    /// `relayed` (weaker: the next server offers no reports).
+    pub fn confirmation(&self) -> Option<&ProofReport> {
+        self.reports
+            .iter()
+            .find(|r| r.kind == "delivered")
+            .or_else(|| self.reports.iter().find(|r| r.kind == "relayed"))
+    }
+
+    /// The read notification that says the message was displayed.
+    pub fn read_notice(&self) -> Option<&ProofReport> {
+        self.reports.iter().find(|r| r.kind == "displayed")
+    }
+}
+
+/// One delivery report (DSN) or read notification (MDN) about one recipient's message, as
+/// kurir took it in. Only protocol fields: never the quoted original's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofReport {
+    /// When kurir took it in.
+    pub at: Timestamp,
+    /// The DSN's `Action` (`delivered`, `relayed`, `failed`, `delayed`, `expanded`) or the
+    /// MDN's disposition type (`displayed`, `deleted`, `dispatched`, `processed`, …).
+    pub kind: String,
+    /// The DSN's `Status` (e.g. `2.0.0`), or the MDN's whole `Disposition` field.
+    pub status: String,
+    /// The DSN's `Diagnostic-Code`, if any.
+    #[serde(default)]
+    pub diagnostic: Option<String>,
+    /// The server that reported: the DSN's `Reporting-MTA` or the MDN's `Reporting-UA`.
+    #[serde(default)]
+    pub reporting: Option<String>,
+    /// The DSN's `Remote-MTA`, if any.
+    #[serde(default)]
+    pub remote_mta: Option<String>,
+    /// The mailbox the report speaks of (`Final-Recipient`).
+    #[serde(default)]
+    pub final_recipient: Option<String>,
+    /// SHA-256 of the whole report message as it arrived.
+    pub sha256: String,
 }
 
 /// One e-mail attempt.
@@ -213,6 +266,14 @@ pub struct EmailProof {
     pub encrypted_to_sha256: Option<String>,
     /// SHA-256 of the message as sent.
     pub message_sha256: String,
+    /// The envelope sender that asks for reports back (`[proof] return_path` with this
+    /// recipient's token); `None` when no reports were asked for.
+    #[serde(default)]
+    pub return_path: Option<String>,
+    /// Whether delivery reports (DSN) were asked of the relay: `Some(false)` when it offers
+    /// none, so proof ends at the relay's acceptance.
+    #[serde(default)]
+    pub dsn_requested: Option<bool>,
 }
 
 /// Why a job was quarantined, in words safe for logs and status (no file content quoted).
@@ -280,7 +341,7 @@ impl JobRecord {
         let assigned_by_email = self.recipients[0]
             .email
             .as_ref()
-            .is_some_and(|e| e.accepted.is_some());
+            .is_some_and(EmailDelivery::holds);
         Some(if assigned_by_email {
             JobState::Delivered
         } else {

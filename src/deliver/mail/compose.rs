@@ -93,6 +93,9 @@ pub struct DecisionMail<'a> {
     pub documents: Vec<Attachment<'a>>,
     /// Contact details for the body.
     pub sender: &'a SenderSettings,
+    /// Where read notifications go (`Disposition-Notification-To:`): the same per-recipient
+    /// return address as the envelope's, since clients send one unasked only then.
+    pub notify_to: Option<&'a str>,
 }
 
 /// The stable Message-ID of a job's message to one municipality: the same on every attempt,
@@ -189,7 +192,16 @@ pub fn decision(
         None => format!("Beslut om anvisning – ref {}", mail.job_id),
     };
     let id = message_id(mail.from.address, mail.job_id, mail.kommunkod);
-    finish(&mail.from, mail.to, subject, id, inner, signer, encrypt_to)
+    finish(
+        &mail.from,
+        mail.to,
+        subject,
+        id,
+        inner,
+        signer,
+        encrypt_to,
+        mail.notify_to,
+    )
 }
 
 /// What a verification message says.
@@ -244,7 +256,9 @@ pub fn verification(
         mail.kommunkod,
         mail.from.domain()
     );
-    finish(&mail.from, mail.to, subject, id, inner, signer, encrypt_to)
+    finish(
+        &mail.from, mail.to, subject, id, inner, signer, encrypt_to, None,
+    )
 }
 
 /// Composes a signed plain-text notice, such as an alert to operations.
@@ -259,11 +273,12 @@ pub fn notice(
     let nonce =
         crate::digest::sha256_hex(format!("{subject}{}", jiff::Timestamp::now()).as_bytes());
     let id = format!("notice.{}@{}", &nonce[..24], from.domain());
-    finish(from, to, subject, id, inner, signer, None)
+    finish(from, to, subject, id, inner, signer, None, None)
 }
 
 /// Signs `inner` (multipart/signed), optionally encrypts the signed entity, and wraps it in
 /// a message with minimal headers.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     from: &MailFrom<'_>,
     to: &str,
@@ -272,6 +287,7 @@ fn finish(
     inner: MimePart<'_>,
     signer: &Signer,
     encrypt_to: Option<&RegisteredCert>,
+    notify_to: Option<&str>,
 ) -> Result<Composed, ComposeError> {
     let mut inner_bytes = Vec::new();
     inner.write_part(&mut inner_bytes);
@@ -305,14 +321,19 @@ fn finish(
         }
         None => (signed, None),
     };
-    let bytes = MessageBuilder::new()
+    let mut builder = MessageBuilder::new()
         .from((from.name, from.address))
         .to(to)
         .subject(subject)
         .message_id(message_id.as_str())
-        .date(jiff::Timestamp::now().as_second())
-        .body(body)
-        .write_to_vec()?;
+        .date(jiff::Timestamp::now().as_second());
+    if let Some(notify_to) = notify_to {
+        builder = builder.header(
+            "Disposition-Notification-To",
+            mail_builder::headers::address::Address::new_address(None::<&str>, notify_to),
+        );
+    }
+    let bytes = builder.body(body).write_to_vec()?;
     Ok(Composed {
         sha256: crate::digest::sha256_hex(&bytes),
         bytes,

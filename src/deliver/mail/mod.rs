@@ -15,8 +15,9 @@ use jiff::Timestamp;
 use crate::config::{SenderSettings, SmtpSettings};
 use crate::deliver::mail::compose::{Attachment, DecisionMail, MailFrom};
 use crate::deliver::mail::smime::Signer;
-use crate::deliver::mail::smtp::{Accepted, CommitToken, Relay, SendError};
+use crate::deliver::mail::smtp::{Accepted, CommitToken, Relay, ReportRequest, SendError};
 use crate::fsutil;
+use crate::inbound::token::TokenKey;
 use crate::job::{Kommunkod, RecipientRole};
 use crate::registry::{Registered, Seed};
 use crate::spool::Spool;
@@ -62,6 +63,9 @@ pub enum Outcome {
 /// The deliverer and everything it needs.
 pub struct Mailer {
     relay: Relay,
+    /// With `[proof] return_path`: the key that signs each recipient's return address, and
+    /// the base address.
+    reports: Option<(TokenKey, String)>,
     signer: Arc<Signer>,
     settings: SmtpSettings,
     sender: Arc<SenderSettings>,
@@ -93,6 +97,7 @@ impl Mailer {
         let signer = Signer::load(&settings.smime.sign_cert, &settings.smime.sign_key)?;
         Ok(Mailer {
             relay,
+            reports: None,
             signer: Arc::new(signer),
             settings: settings.smtp.clone(),
             sender: Arc::new(settings.sender.clone()),
@@ -101,6 +106,12 @@ impl Mailer {
             spool: Spool::new(&settings.spool.dir),
             max_pdf_bytes: settings.spool.max_pdf_bytes,
         })
+    }
+
+    /// Asks for delivery reports and read notifications on every decision from now on, with
+    /// return addresses `base` + `+<token>` signed by `key` (see [`crate::inbound::token`]).
+    pub fn ask_for_reports(&mut self, key: TokenKey, base: String) {
+        self.reports = Some((key, base));
     }
 
     /// The agency's sender address.
@@ -157,8 +168,19 @@ impl Mailer {
             .find(|r| r.kommunkod == code)
             .map(|r| r.role)
             .unwrap_or(RecipientRole::Assigned);
+        let request = match &self.reports {
+            Some((key, base)) => match key.return_path(base, &job.id, code) {
+                Ok(return_path) => Some(ReportRequest {
+                    return_path,
+                    envelope_id: format!("{}.{code}", job.id),
+                }),
+                Err(e) => return Outcome::Failed(format!("return address: {e}")),
+            },
+            None => None,
+        };
+        let notify_to = request.as_ref().map(|r| r.return_path.clone());
         let composed = match self
-            .compose_decision(job, code, role, &address, &registered)
+            .compose_decision(job, code, role, &address, &registered, notify_to)
             .await
         {
             Ok(c) => c,
@@ -167,11 +189,15 @@ impl Mailer {
         let pin = registered.tls_pin.as_deref();
         let (result, commit) = self
             .relay
-            .send_committed(&address, &composed.bytes, pin)
+            .send_committed(&address, &composed.bytes, pin, request.as_ref())
             .await;
         *token = commit;
         match result {
-            Ok(Accepted { reply, tls }) => Outcome::Accepted(Box::new(EmailProof {
+            Ok(Accepted {
+                reply,
+                tls,
+                dsn_requested,
+            }) => Outcome::Accepted(Box::new(EmailProof {
                 at: Timestamp::now(),
                 address,
                 reply,
@@ -183,6 +209,8 @@ impl Mailer {
                 encrypted: composed.encrypted_to.is_some(),
                 encrypted_to_sha256: composed.encrypted_to,
                 message_sha256: composed.sha256,
+                return_path: request.map(|r| r.return_path),
+                dsn_requested,
             })),
             Err(SendError::Permanent(reply)) => Outcome::Rejected { address, reply },
             Err(SendError::Unknown(reason)) => Outcome::Unknown { address, reason },
@@ -228,6 +256,7 @@ impl Mailer {
         role: RecipientRole,
         address: &str,
         registered: &Registered,
+        notify_to: Option<String>,
     ) -> Result<compose::Composed, String> {
         let dir = self.spool.active_job(&job.id);
         let documents = job.documents.clone();
@@ -262,6 +291,7 @@ impl Mailer {
                     })
                     .collect(),
                 sender,
+                notify_to: notify_to.as_deref(),
             };
             compose::decision(&mail, signer, cert.as_ref()).map_err(|e| e.to_string())
         })

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset, Starttls};
-use lettre::transport::smtp::extension::{ClientId, Extension};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailParameter, RcptParameter};
 use lettre::Address;
 use openssl::ssl::{SslConnector, SslMethod, SslVersion};
 use openssl::x509::store::X509StoreBuilder;
@@ -51,6 +51,18 @@ pub struct Accepted {
     pub reply: String,
     /// The TLS session it went over.
     pub tls: TlsFacts,
+    /// With a [`ReportRequest`]: whether the relay offered DSN, so that reports were asked for.
+    pub dsn_requested: Option<bool>,
+}
+
+/// Asks for delivery reports: the envelope sender that takes them back, and the envelope id
+/// they will name. DSN parameters (RFC 3461) are sent only where the relay advertises `DSN`.
+#[derive(Debug, Clone)]
+pub struct ReportRequest {
+    /// `MAIL FROM`: the per-recipient return address.
+    pub return_path: String,
+    /// `ENVID`: `<job-id>.<kommunkod>`.
+    pub envelope_id: String,
 }
 
 /// Why a message was not accepted, classified for the queue.
@@ -142,6 +154,8 @@ struct Pooled {
     /// kurir's handle on the socket lettre holds: the TLS upgrade and the commit gate.
     switch: Switch,
     tls: TlsFacts,
+    /// The server advertised `DSN` in its EHLO reply over TLS.
+    dsn: bool,
     idle_since: Instant,
 }
 
@@ -236,7 +250,7 @@ impl Relay {
         message: &[u8],
         pin: Option<&str>,
     ) -> Result<Accepted, SendError> {
-        self.send_inner(to, message, pin, None).await
+        self.send_inner(to, message, pin, None, None).await
     }
 
     /// Like [`Relay::send`], and returns a [`CommitToken`] once the end of the message was
@@ -248,9 +262,12 @@ impl Relay {
         to: &str,
         message: &[u8],
         pin: Option<&str>,
+        reports: Option<&ReportRequest>,
     ) -> (Result<Accepted, SendError>, Option<CommitToken>) {
         let mut commit = None;
-        let result = self.send_inner(to, message, pin, Some(&mut commit)).await;
+        let result = self
+            .send_inner(to, message, pin, Some(&mut commit), reports)
+            .await;
         (result, commit)
     }
 
@@ -260,6 +277,7 @@ impl Relay {
         message: &[u8],
         pin: Option<&str>,
         commit: Option<&mut Option<CommitToken>>,
+        reports: Option<&ReportRequest>,
     ) -> Result<Accepted, SendError> {
         let to: Address = to
             .parse()
@@ -279,8 +297,16 @@ impl Relay {
                 return Err(err);
             }
         }
+        let dsn = pooled.dsn;
         let result = self
-            .transaction(&mut pooled.conn, &pooled.switch, &to, message, commit)
+            .transaction(
+                &mut pooled.conn,
+                &pooled.switch,
+                &to,
+                message,
+                commit,
+                reports.map(|r| (r, dsn)),
+            )
             .await;
         let tls = pooled.tls.clone();
         match &result {
@@ -294,14 +320,19 @@ impl Relay {
             }
             _ => pooled.conn.abort().await,
         }
-        result.map(|reply| Accepted { reply, tls })
+        result.map(|reply| Accepted {
+            reply,
+            tls,
+            dsn_requested: reports.map(|_| dsn),
+        })
     }
 
-    /// Connects with verified TLS and says goodbye: what `kurir doctor` checks.
-    pub async fn probe(&self) -> Result<TlsFacts, SendError> {
+    /// Connects with verified TLS and says goodbye: what `kurir doctor` checks. Also says
+    /// whether the relay offers delivery reports (DSN).
+    pub async fn probe(&self) -> Result<(TlsFacts, bool), SendError> {
         let mut pooled = self.connect().await?;
         let _ = self.step(pooled.conn.quit()).await;
-        Ok(pooled.tls)
+        Ok((pooled.tls, pooled.dsn))
     }
 
     /// MAIL, RCPT, DATA, message — each step bounded by the timeout. Returns the final reply.
@@ -315,12 +346,46 @@ impl Relay {
         to: &Address,
         message: &[u8],
         commit: Option<&mut Option<CommitToken>>,
+        reports: Option<(&ReportRequest, bool)>,
     ) -> Result<String, SendError> {
         let before = |e: lettre::transport::smtp::Error| classify(e, false);
-        self.step(conn.command(Mail::new(Some(self.from.clone()), vec![])))
+        let other = |keyword: &str, value: String| (keyword.to_string(), Some(value));
+        let (from, mail_params, rcpt_params) = match reports {
+            Some((request, dsn)) => {
+                let from = request
+                    .return_path
+                    .parse::<Address>()
+                    .map_err(|e| SendError::Permanent(format!("invalid return path: {e}")))?;
+                let (mail, rcpt) = if dsn {
+                    (
+                        vec![
+                            other("RET", "HDRS".into()),
+                            other("ENVID", request.envelope_id.clone()),
+                        ],
+                        vec![
+                            other("NOTIFY", "SUCCESS,FAILURE,DELAY".into()),
+                            other("ORCPT", format!("rfc822;{to}")),
+                        ],
+                    )
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                (from, mail, rcpt)
+            }
+            None => (self.from.clone(), Vec::new(), Vec::new()),
+        };
+        let mail_params = mail_params
+            .into_iter()
+            .map(|(keyword, value)| MailParameter::Other { keyword, value })
+            .collect();
+        let rcpt_params = rcpt_params
+            .into_iter()
+            .map(|(keyword, value)| RcptParameter::Other { keyword, value })
+            .collect();
+        self.step(conn.command(Mail::new(Some(from), mail_params)))
             .await?
             .map_err(before)?;
-        self.step(conn.command(Rcpt::new(to.clone(), vec![])))
+        self.step(conn.command(Rcpt::new(to.clone(), rcpt_params)))
             .await?
             .map_err(before)?;
         self.step(conn.command(Data)).await?.map_err(before)?;
@@ -411,21 +476,26 @@ impl Relay {
             .map_err(|e| SendError::Connect(e.to_string()))?;
         let _ = tcp.set_nodelay(true);
         let (stream, switch) = SwitchStream::plain(tcp);
-        let (conn, tls) = match self.settings.tls {
+        let (conn, tls, dsn) = match self.settings.tls {
             SmtpTls::Wrapper => {
                 let tcp = switch
                     .take_plain()
                     .map_err(|e| SendError::Connect(e.to_string()))?;
                 let (tls_stream, facts) = self.handshake(tcp).await?;
                 switch.put_tls(tls_stream);
-                let conn = self
+                let mut conn = self
                     .step(AsyncSmtpConnection::connect_with_transport(
                         Box::new(stream),
                         &self.hello,
                     ))
                     .await?
                     .map_err(|e| classify(e, false))?;
-                (conn, facts)
+                // lettre's ServerInfo does not keep DSN: ask again and read the reply.
+                let ehlo = self
+                    .step(conn.command(Ehlo::new(self.hello.clone())))
+                    .await?
+                    .map_err(|e| classify(e, false))?;
+                (conn, facts, offers_dsn(&ehlo))
             }
             SmtpTls::Starttls => {
                 let mut conn = self
@@ -447,10 +517,11 @@ impl Relay {
                     .map_err(|e| SendError::Tls(e.to_string()))?;
                 let (tls_stream, facts) = self.handshake(tcp).await?;
                 switch.put_tls(tls_stream);
-                self.step(conn.command(Ehlo::new(self.hello.clone())))
+                let ehlo = self
+                    .step(conn.command(Ehlo::new(self.hello.clone())))
                     .await?
                     .map_err(|e| classify(e, false))?;
-                (conn, facts)
+                (conn, facts, offers_dsn(&ehlo))
             }
         };
         let mut conn = conn;
@@ -468,6 +539,7 @@ impl Relay {
             conn,
             switch,
             tls,
+            dsn,
             idle_since: Instant::now(),
         })
     }
@@ -522,6 +594,15 @@ impl Relay {
 
 /// Maps a lettre error to the queue's classes. `after_data` is true once the message itself
 /// was (possibly) written: then a broken connection means the outcome is unknown.
+/// Whether an EHLO reply advertises delivery status notifications (RFC 3461).
+fn offers_dsn(ehlo: &lettre::transport::smtp::response::Response) -> bool {
+    ehlo.message().any(|line| {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|k| k.eq_ignore_ascii_case("DSN"))
+    })
+}
+
 fn classify(e: lettre::transport::smtp::Error, after_data: bool) -> SendError {
     let text = e.to_string();
     if e.is_permanent() {

@@ -1,0 +1,602 @@
+//! The inbound channel: delivery reports and read notifications back from the municipalities'
+//! side, matched to the job and recipient they speak of, and acted on.
+//!
+//! `kurir inbound` (the MTA's pipe) stores one message into `spool/inbound/new/` by the
+//! tmp-then-rename rule ([`store_message`]) and needs no daemon. The daemon takes them like
+//! jobs (watcher hint + rescan, [`Inbound::scan`]): each message is read as hostile input
+//! ([`report::parse`]), counts only when the address it was sent to carries a valid token
+//! ([`token`]) and its ENVID / Original-Message-ID agrees, and is recorded on the job in one
+//! flushed step keyed by the report's SHA-256 — so a crash between recording and moving the
+//! file away processes it exactly once. Processed messages move to `inbound/done/`;
+//! what matches nothing goes to `inbound/unmatched/` with a `.reason` file, is counted, and
+//! changes no job.
+//!
+//! What a report does: `delivered` / `relayed` confirm the recipient's delivery; `failed`
+//! after the relay had accepted sends that municipality a letter at once (fallen-back) and
+//! raises an alert; `delayed` is an event; an MDN `displayed` marks the message read.
+//! [`Inbound::check_deadlines`] raises an alert for a message not confirmed within
+//! `[proof] confirm_within`, or not read within `[proof] read_within`, of working time.
+
+pub mod report;
+pub mod token;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::config::ProofSettings;
+use crate::fsutil;
+use crate::job::{JobId, Kommunkod};
+use crate::ops::alert::{AlertKind, Alerter};
+use crate::receipt;
+use crate::registry::Seed;
+use crate::spool::Spool;
+use crate::store::state::{Channel, JobRecord, JobState, ProofReport};
+use crate::store::{Store, StoreError};
+use crate::worktime::WorkingHours;
+use report::Report;
+use token::TokenKey;
+
+/// The first line `kurir inbound` writes before the message: the envelope recipient.
+pub const ENVELOPE_LINE: &str = "Kurir-Envelope-To: ";
+/// sysexits' EX_TEMPFAIL: the MTA keeps the message and tries again.
+pub const EX_TEMPFAIL: u8 = 75;
+/// sysexits' EX_DATAERR: the message is refused for good (too large).
+pub const EX_DATAERR: u8 = 65;
+/// The metric of reports taken in, by what they did.
+pub const REPORTS_METRIC: &str = "kurir_proof_reports_total";
+/// Oldest finished job whose proof deadlines are still watched.
+const DEADLINE_LOOKBACK: SignedDuration = SignedDuration::from_hours(14 * 24);
+
+/// What can stop the inbound stage (a bad message is not an error: it is set aside).
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The spool could not be read or changed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> InboundError + 'a {
+    move |source| InboundError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Why `kurir inbound` did not store a message.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreMessageError {
+    /// Larger than `[proof] max_inbound_bytes`.
+    #[error("the message is larger than {0} bytes ([proof] max_inbound_bytes); refused")]
+    TooLarge(u64),
+    /// Reading standard input or writing the spool failed: the MTA should try again.
+    #[error("the message could not be stored: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// `kurir inbound`: reads one message from `input` (at most `max` bytes), and writes it with
+/// its envelope recipient into `spool/inbound/new/` by the tmp-then-rename rule. Without
+/// `recipient`, the message's `Delivered-To:` or `X-Original-To:` header names it. Returns the
+/// file's name.
+pub fn store_message(
+    spool: &Spool,
+    input: impl Read,
+    recipient: Option<&str>,
+    max: u64,
+) -> Result<String, StoreMessageError> {
+    let mut bytes = Vec::new();
+    input.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(StoreMessageError::TooLarge(max));
+    }
+    let recipient = match recipient {
+        Some(r) => r.to_string(),
+        None => header_value(&bytes, "delivered-to")
+            .or_else(|| header_value(&bytes, "x-original-to"))
+            .unwrap_or_default(),
+    };
+    let recipient: String = recipient
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(320)
+        .collect();
+    for dir in [spool.inbound_tmp(), spool.inbound_new()] {
+        fsutil::create_private_dir(&dir)?;
+    }
+    let name = format!(
+        "{}-{}.eml",
+        Timestamp::now().strftime("%Y%m%dT%H%M%S%.6f"),
+        JobId::generate().as_str().rsplit('-').next().unwrap_or("x")
+    );
+    let tmp = spool.inbound_tmp().join(&name);
+    let mut content = format!("{ENVELOPE_LINE}{recipient}\r\n").into_bytes();
+    content.extend_from_slice(&bytes);
+    fsutil::write_new(&tmp, &content)?;
+    std::fs::rename(&tmp, spool.inbound_new().join(&name))?;
+    fsutil::sync_dir(&spool.inbound_new())?;
+    Ok(name)
+}
+
+/// The first value of a header in the message's header section (unfolded, bounded).
+fn header_value(message: &[u8], name: &str) -> Option<String> {
+    let head_end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| message.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(message.len());
+    let head = String::from_utf8_lossy(&message[..head_end.min(64 * 1024)]);
+    head.lines().find_map(|line| {
+        let (field, value) = line.split_once(':')?;
+        field.trim().eq_ignore_ascii_case(name).then(|| {
+            value
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+    })
+}
+
+/// What one scan of `inbound/new/` did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InboundOutcome {
+    /// Reports recorded on a job.
+    pub recorded: usize,
+    /// Messages set aside in `inbound/unmatched/`.
+    pub unmatched: usize,
+    /// Messages left for a later scan (their job was being sent).
+    pub later: usize,
+}
+
+/// What became of one message.
+enum Handled {
+    Recorded,
+    Unmatched(String),
+    Later,
+}
+
+/// The inbound stage.
+pub struct Inbound {
+    spool: Spool,
+    store: Store,
+    seed: Arc<Seed>,
+    key: TokenKey,
+    alerter: Arc<Alerter>,
+    settings: ProofSettings,
+    hours: WorkingHours,
+}
+
+impl Inbound {
+    /// The inbound stage over this spool and store.
+    pub fn new(
+        spool: Spool,
+        store: Store,
+        seed: Arc<Seed>,
+        key: TokenKey,
+        alerter: Arc<Alerter>,
+        settings: ProofSettings,
+        hours: WorkingHours,
+    ) -> Self {
+        Inbound {
+            spool,
+            store,
+            seed,
+            key,
+            alerter,
+            settings,
+            hours,
+        }
+    }
+
+    /// Takes in every message in `inbound/new/`, oldest first.
+    pub fn scan(&self) -> Result<InboundOutcome, InboundError> {
+        let new = self.spool.inbound_new();
+        let mut names: Vec<String> = match std::fs::read_dir(&new) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| !n.starts_with('.'))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => return Err(io("reading", &new)(e)),
+        };
+        names.sort();
+        let mut outcome = InboundOutcome::default();
+        for name in names {
+            let path = new.join(&name);
+            match self.take_in(&path)? {
+                Handled::Recorded => {
+                    self.move_to(&path, &self.spool.inbound_done(), &name, None)?;
+                    outcome.recorded += 1;
+                }
+                Handled::Unmatched(reason) => {
+                    tracing::warn!(message = %name, reason = %reason, "inbound message matches no job");
+                    metrics::counter!(REPORTS_METRIC, "outcome" => "unmatched").increment(1);
+                    self.move_to(&path, &self.spool.inbound_unmatched(), &name, Some(&reason))?;
+                    outcome.unmatched += 1;
+                }
+                Handled::Later => outcome.later += 1,
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn move_to(
+        &self,
+        path: &Path,
+        dir: &Path,
+        name: &str,
+        reason: Option<&str>,
+    ) -> Result<(), InboundError> {
+        fsutil::create_private_dir(dir).map_err(io("creating", dir))?;
+        if let Some(reason) = reason {
+            let note = dir.join(format!("{name}.reason"));
+            fsutil::write_atomic(&note, format!("{reason}\n").as_bytes())
+                .map_err(io("writing", &note))?;
+        }
+        let target = dir.join(name);
+        std::fs::rename(path, &target).map_err(io("moving", path))?;
+        fsutil::sync_dir(dir).map_err(io("syncing", dir))
+    }
+
+    /// Reads, matches and records one message.
+    fn take_in(&self, path: &Path) -> Result<Handled, InboundError> {
+        let limit = self.settings.max_inbound_bytes + 400;
+        let raw = match fsutil::read_bounded(path, limit) {
+            Ok(raw) => raw,
+            Err(fsutil::ReadError::Missing) => return Ok(Handled::Later),
+            Err(e) => return Ok(Handled::Unmatched(format!("unreadable: {e}"))),
+        };
+        let (recipient, message) = split_envelope(&raw);
+        let sha256 = crate::digest::sha256_hex(message);
+        let Some((job_id, code)) = TokenKey::token_of(&recipient).and_then(|t| self.key.verify(t))
+        else {
+            return Ok(Handled::Unmatched(
+                "the address it was sent to carries no valid token".into(),
+            ));
+        };
+        let report = match report::parse(message) {
+            Ok(report) => report,
+            Err(e) => return Ok(Handled::Unmatched(format!("job {job_id}: {e}"))),
+        };
+        let Some(job) = self.store.get(&job_id)? else {
+            return Ok(Handled::Unmatched(format!("no job {job_id}")));
+        };
+        let Some(delivery) = job
+            .recipients
+            .iter()
+            .find(|r| r.kommunkod == code)
+            .and_then(|r| r.email.as_ref())
+        else {
+            return Ok(Handled::Unmatched(format!(
+                "job {job_id} sent no e-mail to {code}"
+            )));
+        };
+        if delivery.reports.iter().any(|r| r.sha256 == sha256) {
+            return Ok(Handled::Recorded); // recorded before a crash; only the move was left
+        }
+        let now = Timestamp::now();
+        let reports: Vec<ProofReport> = match &report {
+            Report::Delivery(dsn) => {
+                let expected = format!("{job_id}.{code}");
+                if dsn.envelope_id.as_deref().is_some_and(|id| id != expected) {
+                    return Ok(Handled::Unmatched(format!(
+                        "job {job_id}: its Original-Envelope-Id does not name {expected}"
+                    )));
+                }
+                dsn.recipients
+                    .iter()
+                    .map(|r| ProofReport {
+                        at: now,
+                        kind: r.action.clone(),
+                        status: r.status.clone(),
+                        diagnostic: r.diagnostic.clone(),
+                        reporting: dsn.reporting_mta.clone(),
+                        remote_mta: r.remote_mta.clone(),
+                        final_recipient: r.final_recipient.clone(),
+                        sha256: sha256.clone(),
+                    })
+                    .collect()
+            }
+            Report::Read(mdn) => {
+                let expected = delivery.message_id.trim_matches(['<', '>']);
+                if mdn
+                    .original_message_id
+                    .as_deref()
+                    .is_some_and(|id| id != expected)
+                {
+                    return Ok(Handled::Unmatched(format!(
+                        "job {job_id}: its Original-Message-ID is not the message kurir sent"
+                    )));
+                }
+                vec![ProofReport {
+                    at: now,
+                    kind: mdn.disposition_type.clone(),
+                    status: mdn.disposition.clone(),
+                    diagnostic: None,
+                    reporting: mdn.reporting_ua.clone(),
+                    remote_mta: None,
+                    final_recipient: mdn.final_recipient.clone(),
+                    sha256: sha256.clone(),
+                }]
+            }
+        };
+        if job.state == JobState::Sending {
+            return Ok(Handled::Later);
+        }
+        self.record(&job, code, reports)
+    }
+
+    /// Records the reports on the job in one flushed step, then acts: a letter for a failure,
+    /// a receipt rewritten for a finished job.
+    fn record(
+        &self,
+        job: &JobRecord,
+        code: Kommunkod,
+        reports: Vec<ProofReport>,
+    ) -> Result<Handled, InboundError> {
+        let failed = reports.iter().find(|r| r.kind == "failed").cloned();
+        let was_holding = job
+            .recipients
+            .iter()
+            .find(|r| r.kommunkod == code)
+            .and_then(|r| r.email.as_ref())
+            .is_some_and(|e| e.holds());
+        let detail = describe(code, &reports, failed.is_some() && was_holding);
+        let record = self
+            .store
+            .transition(&job.id, &[job.state], &detail, &[], |r| {
+                let now = Timestamp::now();
+                let Some(rec) = r.recipients.iter_mut().find(|x| x.kommunkod == code) else {
+                    return;
+                };
+                let Some(email) = rec.email.as_mut() else {
+                    return;
+                };
+                email.reports.extend(reports.iter().cloned());
+                if let (Some(failure), true) = (&failed, was_holding) {
+                    email.rejected = Some(format!(
+                        "delivery report after acceptance: {} {}",
+                        failure.status,
+                        failure.diagnostic.as_deref().unwrap_or("")
+                    ));
+                    rec.channel = Some(Channel::Post);
+                    r.state = JobState::FallenBack;
+                    r.next_attempt = Some(now);
+                    r.alerts
+                        .push(format!("{}:{code}", AlertKind::FellBack.as_str()));
+                }
+            })?;
+        for report in &reports {
+            let outcome = match report.kind.as_str() {
+                "delivered" => "confirmed",
+                "relayed" => "relayed",
+                "failed" => "failed_after_acceptance",
+                "delayed" => "delayed",
+                "displayed" => "read",
+                _ => "other",
+            };
+            metrics::counter!(REPORTS_METRIC, "outcome" => outcome).increment(1);
+        }
+        tracing::info!(job_id = %record.id, kommunkod = %code, reports = reports.len(), "delivery report recorded");
+        if let (Some(failure), true) = (&failed, was_holding) {
+            let alert = self.alerter.compose(
+                AlertKind::FellBack,
+                &record.id,
+                Some(code),
+                format!(
+                    "the municipality's mail server refused the message after the relay had \
+                     accepted it ({} {})",
+                    failure.status,
+                    failure.diagnostic.as_deref().unwrap_or("")
+                ),
+                "a letter is made for the postal print queue now".into(),
+            );
+            self.alerter.raise(alert);
+        } else if record.state.is_final() {
+            if let Err(e) = receipt::issue(&self.spool, &self.store, &self.seed, &record.id) {
+                tracing::error!(job_id = %record.id, error = %e, "receipt could not be rewritten; it is written at the next start");
+            }
+        }
+        Ok(Handled::Recorded)
+    }
+
+    /// Raises an alert, once per message, for each message not confirmed within
+    /// `[proof] confirm_within`, or not read within `[proof] read_within`, of working time
+    /// after the relay accepted it. Looks at jobs finished in the last two weeks.
+    pub fn check_deadlines(&self, now: Timestamp) -> Result<usize, InboundError> {
+        let confirm =
+            SignedDuration::try_from(self.settings.confirm_within).unwrap_or(SignedDuration::MAX);
+        let read =
+            SignedDuration::try_from(self.settings.read_within).unwrap_or(SignedDuration::MAX);
+        let since = now.checked_sub(DEADLINE_LOOKBACK).unwrap_or(Timestamp::MIN);
+        let mut raised = 0;
+        for job in self.store.finished_since(since)? {
+            for rec in &job.recipients {
+                let Some(email) = rec.email.as_ref().filter(|e| e.holds()) else {
+                    continue;
+                };
+                let Some(accepted) = email.accepted.as_ref().filter(|a| a.return_path.is_some())
+                else {
+                    continue;
+                };
+                let code = rec.kommunkod;
+                let checks = [
+                    (
+                        AlertKind::Unconfirmed,
+                        confirm,
+                        email.confirmation().is_none(),
+                    ),
+                    (AlertKind::Unread, read, email.read_notice().is_none()),
+                ];
+                for (kind, within, missing) in checks {
+                    let mark = format!("{}:{code}", kind.as_str());
+                    if !missing
+                        || job.alerts.contains(&mark)
+                        || now < self.hours.add(accepted.at, within)
+                    {
+                        continue;
+                    }
+                    self.raise_deadline(&job, code, kind, mark)?;
+                    raised += 1;
+                }
+            }
+        }
+        Ok(raised)
+    }
+
+    fn raise_deadline(
+        &self,
+        job: &JobRecord,
+        code: Kommunkod,
+        kind: AlertKind,
+        mark: String,
+    ) -> Result<(), InboundError> {
+        let (what, detail) = match kind {
+            AlertKind::Unconfirmed => (
+                format!(
+                    "no delivery report confirms the message to kommun {code} within {} of \
+                     working time",
+                    humantime::format_duration(self.settings.confirm_within)
+                ),
+                format!("{code}: not confirmed by a delivery report in time; alert raised"),
+            ),
+            _ => (
+                format!(
+                    "no read notification for the message to kommun {code} within {} of \
+                     working time",
+                    humantime::format_duration(self.settings.read_within)
+                ),
+                format!("{code}: not read in time; alert raised"),
+            ),
+        };
+        let record = self
+            .store
+            .transition(&job.id, &[job.state], &detail, &[], |r| {
+                r.alerts.push(mark.clone());
+            })?;
+        let alert = self.alerter.compose(
+            kind,
+            &record.id,
+            Some(code),
+            what,
+            "kurir keeps waiting for the report; the decision stays delivered".into(),
+        );
+        self.alerter.raise(alert);
+        if record.state.is_final() {
+            if let Err(e) = receipt::issue(&self.spool, &self.store, &self.seed, &record.id) {
+                tracing::error!(job_id = %record.id, error = %e, "receipt could not be rewritten");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How often the proof deadlines are looked at.
+const DEADLINE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Takes in reports whenever the watcher of `inbound/new/` or the rescan timer says so, and
+/// looks at the proof deadlines once a minute, until shutdown.
+pub async fn run_loop(
+    inbound: Arc<Inbound>,
+    wake: Arc<tokio::sync::Notify>,
+    rescan: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last_check: Option<std::time::Instant> = None;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let check = last_check.is_none_or(|t| t.elapsed() >= DEADLINE_CHECK_EVERY);
+        let worker = inbound.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let outcome = worker.scan()?;
+            let raised = if check {
+                worker.check_deadlines(Timestamp::now())?
+            } else {
+                0
+            };
+            Ok::<_, InboundError>((outcome, raised))
+        })
+        .await;
+        if check {
+            last_check = Some(std::time::Instant::now());
+        }
+        match result {
+            Ok(Ok((outcome, raised))) => {
+                if outcome.recorded + outcome.unmatched + raised > 0 {
+                    tracing::debug!(
+                        recorded = outcome.recorded,
+                        unmatched = outcome.unmatched,
+                        alerts = raised,
+                        "inbound reports taken in"
+                    );
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "inbound failed; will look again"),
+            Err(e) => tracing::error!(error = %e, "inbound task failed; will look again"),
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(rescan.min(DEADLINE_CHECK_EVERY)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// The envelope recipient `kurir inbound` wrote first, and the message after it.
+fn split_envelope(raw: &[u8]) -> (String, &[u8]) {
+    let Some(rest) = raw.strip_prefix(ENVELOPE_LINE.as_bytes()) else {
+        return (String::new(), raw);
+    };
+    let end = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+    let recipient = String::from_utf8_lossy(&rest[..end]).trim().to_string();
+    (recipient, rest.get(end + 1..).unwrap_or(&[]))
+}
+
+/// The event's words for what the reports say.
+fn describe(code: Kommunkod, reports: &[ProofReport], fell_back: bool) -> String {
+    let parts: Vec<String> = reports
+        .iter()
+        .map(|r| {
+            let by = r.reporting.as_deref().unwrap_or("unknown server");
+            match r.kind.as_str() {
+                "delivered" => format!("delivery confirmed by {by} ({})", r.status),
+                "relayed" => format!(
+                    "relayed by {by} ({}) to a server that offers no delivery reports: weaker proof",
+                    r.status
+                ),
+                "failed" => format!(
+                    "delivery failed after acceptance, reported by {by}: {} {}",
+                    r.status,
+                    r.diagnostic.as_deref().unwrap_or("")
+                ),
+                "delayed" => format!("delivery delayed, reported by {by} ({})", r.status),
+                "displayed" => format!(
+                    "read: displayed at {}",
+                    r.final_recipient.as_deref().unwrap_or("the recipient's mailbox")
+                ),
+                other => format!("report: {other} ({})", r.status),
+            }
+        })
+        .collect();
+    let mut detail = format!("{code}: {}", parts.join("; "));
+    if fell_back {
+        detail.push_str("; falling back to post");
+    }
+    detail
+}

@@ -1,0 +1,165 @@
+//! Private Postfix instances on 127.0.0.1 for the proof-of-delivery tests: the agency's relay
+//! (DSN on, TLS to the next hop, reports piped to `kurir inbound`) and a municipality's mail
+//! server (delivers to a Maildir; a second listener without DSN). Each has its own
+//! configuration, queue and data directories and never touches the system's Postfix.
+//! Needs root (Postfix's master runs as root and drops privileges) and the postfix package
+//! (tests/setup installs it).
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// The unprivileged user Postfix delivers as (mailboxes, the pipe to `kurir inbound`).
+pub const NOBODY: u32 = 65534;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// One running private instance; stopped when dropped.
+pub struct Postfix {
+    pub dir: PathBuf,
+}
+
+/// What makes an instance: `main.cf` lines besides the common ones, SMTP listeners (port and
+/// `-o` options), extra `master.cf` lines, and a transport table.
+pub struct Instance<'a> {
+    pub name: &'a str,
+    pub main: String,
+    pub listeners: Vec<(u16, &'a str)>,
+    pub master: String,
+    pub transport: String,
+    /// More files for `etc/` (lookup tables), by name.
+    pub files: Vec<(&'a str, String)>,
+    pub cert: &'a Path,
+    pub key: &'a Path,
+}
+
+pub fn chown(path: &Path, uid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).expect("chown");
+}
+
+impl Postfix {
+    pub fn start(base: &Path, inst: Instance<'_>) -> Postfix {
+        let dir = base.join(inst.name);
+        let etc = dir.join("etc");
+        for d in ["etc", "queue", "data"] {
+            std::fs::create_dir_all(dir.join(d)).expect("postfix dir");
+        }
+        // Postfix checks that the path to its queue is owned by root and not writable by others.
+        for d in [base, &dir] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let postfix_uid = nix_uid("postfix");
+        std::os::unix::fs::chown(dir.join("data"), Some(postfix_uid), None).expect("chown data");
+        std::fs::copy(inst.cert, etc.join("server.pem")).expect("cert");
+        std::fs::copy(inst.key, etc.join("server.key")).expect("key");
+        std::fs::set_permissions(
+            etc.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod key");
+        let stock = std::fs::read_to_string("/etc/postfix/master.cf").expect("master.cf");
+        let mut master: String = stock
+            .lines()
+            .filter(|l| !l.starts_with("smtp ") || !l.contains(" inet "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for (port, options) in &inst.listeners {
+            master.push_str(&format!(
+                "127.0.0.1:{port} inet n - n - - smtpd {options}\n"
+            ));
+        }
+        master.push_str(&inst.master);
+        std::fs::write(etc.join("master.cf"), master).expect("master.cf");
+        std::fs::write(etc.join("transport"), &inst.transport).expect("transport");
+        for (name, content) in &inst.files {
+            std::fs::write(etc.join(name), content).expect("table");
+        }
+        let d = dir.display();
+        let main = format!(
+            "compatibility_level = 3.6\n\
+             config_directory = {d}/etc\nqueue_directory = {d}/queue\ndata_directory = {d}/data\n\
+             mail_owner = postfix\nsetgid_group = postdrop\n\
+             inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8\n\
+             mydestination =\nlocal_recipient_maps =\nalias_maps =\nalias_database =\n\
+             smtpd_tls_cert_file = {d}/etc/server.pem\nsmtpd_tls_key_file = {d}/etc/server.key\n\
+             smtpd_tls_received_header = yes\n\
+             transport_maps = texthash:{d}/etc/transport\n\
+             maillog_file = {d}/maillog\nmaillog_file_prefixes = {d}\n\
+             shlib_directory = /usr/lib/postfix\nmeta_directory = /etc/postfix\n\
+             queue_run_delay = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 2s\n\
+             smtp_connect_timeout = 5s\nbiff = no\n{}",
+            inst.main
+        );
+        std::fs::write(etc.join("main.cf"), main).expect("main.cf");
+        let conf = etc.to_string_lossy().to_string();
+        let _ = Command::new("postfix")
+            .args(["-c", &conf, "set-permissions"])
+            .output();
+        let out = Command::new("postfix")
+            .args(["-c", &conf, "start"])
+            .output()
+            .expect("postfix is installed (tests/setup) and this runs as root");
+        assert!(
+            out.status.success(),
+            "postfix {} did not start: {}{}",
+            inst.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pf = Postfix { dir };
+        for (port, _) in &inst.listeners {
+            super::wait_for(
+                &format!("postfix {} on port {port}", inst.name),
+                Duration::from_secs(30),
+                || std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok(),
+            );
+        }
+        pf
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("maillog")).unwrap_or_default()
+    }
+
+    /// Messages delivered into `mail/<box>/new/`.
+    pub fn maildir(&self, mailbox: &str) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("mail").join(mailbox).join("new")) else {
+            return Vec::new();
+        };
+        let mut out: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let conf = self.dir.join("etc");
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(conf)
+            .arg("stop")
+            .output();
+    }
+}
+
+/// The uid of a system user.
+fn nix_uid(user: &str) -> u32 {
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            (f.next() == Some(user)).then(|| f.nth(1)?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no user {user}"))
+}
