@@ -302,6 +302,13 @@ async fn retention_loop(
             .checked_sub(keep)
             .unwrap_or(jiff::Timestamp::MIN);
         match tokio::task::spawn_blocking(move || {
+            let removed = crate::inbound::purge_older_than(&spool2, cutoff);
+            if removed > 0 {
+                tracing::info!(
+                    messages = removed,
+                    "inbound reports removed after the retention period"
+                );
+            }
             crate::queue::operator::purge_documents(&store2, &spool2, cutoff)
         })
         .await

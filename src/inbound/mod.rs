@@ -505,6 +505,29 @@ impl Inbound {
     }
 }
 
+/// Removes kept reports (`inbound/done/`, `inbound/unmatched/`) older than `cutoff`, like the
+/// documents they speak of: the job keeps each report's fields and SHA-256. Returns how many.
+pub fn purge_older_than(spool: &Spool, cutoff: Timestamp) -> usize {
+    let cutoff = std::time::SystemTime::UNIX_EPOCH
+        + std::time::Duration::from_millis(u64::try_from(cutoff.as_millisecond()).unwrap_or(0));
+    let mut removed = 0;
+    for dir in [spool.inbound_done(), spool.inbound_unmatched()] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(|e| e.ok()) {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < cutoff);
+            if old && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
 /// How often the proof deadlines are looked at.
 const DEADLINE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
