@@ -214,6 +214,38 @@ fn a_report_stored_while_the_daemon_is_down_is_recorded_exactly_once() {
         receipt["recipients"][0]["confirmed"], "delivered",
         "{receipt:#}"
     );
+
+    // A `delayed` report is an event and changes no state.
+    let out = inbound(
+        &rig.env,
+        &return_path,
+        dsn(&format!("{id}.2480"), "delayed").as_bytes(),
+    );
+    assert!(out.status.success());
+    common::wait_for("the delay recorded", Duration::from_secs(30), || {
+        reports(&rig.env) == 2
+    });
+    let status = rig.env.status(&id);
+    assert_eq!(status["job"]["state"], "delivered");
+    assert!(
+        common::has_event(&status, "2480: delivery delayed"),
+        "{status:#}"
+    );
+
+    // This test's SMTP server (aiosmtpd) offers no DSN: the job and doctor say proof ends at
+    // the relay.
+    assert_eq!(
+        status["job"]["recipients"][0]["email"]["accepted"]["dsn_requested"],
+        false
+    );
+    let text = rig.env.ok(&["status", &id]);
+    assert!(text.contains("proof ends at the relay"), "{text}");
+    let doctor = rig.env.run(&["doctor"]);
+    let doctor = String::from_utf8_lossy(&doctor.stdout).to_string();
+    assert!(
+        doctor.contains("delivery reports") && doctor.contains("does not offer DSN"),
+        "{doctor}"
+    );
     rig.env.stop();
 }
 
