@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,20 +12,6 @@ use common::mail::{register_and_prove, rig};
 use common::Env;
 use kurir::inbound::token::{TokenKey, KEY_FILE};
 use kurir::job::{JobId, Kommunkod};
-
-fn inbound(env: &Env, recipient: &str, message: &[u8]) -> std::process::Output {
-    let mut child = env
-        .kurir()
-        .args(["inbound", "--recipient", recipient])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kurir inbound");
-    // The child may refuse (too large) before reading everything.
-    let _ = child.stdin.take().expect("stdin").write_all(message);
-    child.wait_with_output().expect("inbound exits")
-}
 
 /// A delivery report as Postfix writes one, for `envid`, with `action`.
 fn dsn(envid: &str, action: &str) -> String {
@@ -76,7 +60,7 @@ fn hostile_inbound_messages_are_set_aside_with_a_reason_and_the_daemon_keeps_run
     };
 
     let big = vec![b'x'; 30_000];
-    let out = inbound(&env, &valid(&JobId::generate()), &big);
+    let out = env.inbound(&valid(&JobId::generate()), &big);
     assert_eq!(
         out.status.code(),
         Some(65),
@@ -121,7 +105,7 @@ fn hostile_inbound_messages_are_set_aside_with_a_reason_and_the_daemon_keeps_run
         ),
     ];
     for (recipient, message, _) in &cases {
-        let out = inbound(&env, recipient, message);
+        let out = env.inbound(recipient, message);
         assert!(
             out.status.success(),
             "{}",
@@ -168,8 +152,7 @@ fn a_report_stored_while_the_daemon_is_down_is_recorded_exactly_once() {
     rig.env.kill9();
 
     // The MTA hands over a report while no daemon runs.
-    let out = inbound(
-        &rig.env,
+    let out = rig.env.inbound(
         &return_path,
         dsn(&format!("{id}.2480"), "delivered").as_bytes(),
     );
@@ -216,8 +199,7 @@ fn a_report_stored_while_the_daemon_is_down_is_recorded_exactly_once() {
     );
 
     // A `delayed` report is an event and changes no state.
-    let out = inbound(
-        &rig.env,
+    let out = rig.env.inbound(
         &return_path,
         dsn(&format!("{id}.2480"), "delayed").as_bytes(),
     );

@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::pki::{Ca, Usage};
@@ -49,26 +48,6 @@ fn prove(store: &Store, code: &str, address: &str) {
     store
         .register(code, &r, "test", "proven for the test")
         .expect("register");
-}
-
-/// `kurir inbound` as the MTA runs it: the message on standard input.
-fn inbound(env: &Env, recipient: &str, message: &[u8]) -> std::process::Output {
-    let mut child = env
-        .kurir()
-        .args(["inbound", "--recipient", recipient])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kurir inbound");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(message)
-        .expect("write");
-    child.wait_with_output().expect("inbound exits")
 }
 
 /// A read notification as Thunderbird composes one.
@@ -369,7 +348,7 @@ fn reports_from_real_mail_servers_confirm_fail_over_to_post_and_mark_read() {
         .expect("message id")
         .to_string();
     let mdn = thunderbird_mdn(&return_path, &message_id, "registrator@umea.test");
-    let out = inbound(&env, &return_path, mdn.as_bytes());
+    let out = env.inbound(&return_path, mdn.as_bytes());
     assert!(
         out.status.success(),
         "{}",
@@ -393,7 +372,7 @@ fn reports_from_real_mail_servers_confirm_fail_over_to_post_and_mark_read() {
     forged_address.replace_range(at - 4..at, "0000");
     let forged = thunderbird_mdn(&forged_address, &message_id, "registrator@umea.test")
         .replace("displayed", "deleted");
-    let out = inbound(&env, &forged_address, forged.as_bytes());
+    let out = env.inbound(&forged_address, forged.as_bytes());
     assert!(out.status.success());
     common::wait_for(
         "the forged report set aside",

@@ -190,6 +190,22 @@ impl Env {
         all
     }
 
+    /// `kurir inbound --recipient R` as the MTA's pipe runs it, `message` on standard input.
+    pub fn inbound(&self, recipient: &str, message: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .kurir()
+            .args(["inbound", "--recipient", recipient])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kurir inbound");
+        // The child may refuse (too large) before reading everything.
+        let _ = child.stdin.take().expect("stdin").write_all(message);
+        child.wait_with_output().expect("inbound exits")
+    }
+
     /// Writes two synthetic documents and submits them with `kurir submit`; returns the job id.
     pub fn submit(&self, to: &str, copy_to: Option<&str>) -> String {
         let b = self.path().join("in-beslut.pdf");
