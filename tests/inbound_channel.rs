@@ -274,7 +274,12 @@ fn a_message_nobody_confirms_or_reads_raises_one_alert_of_each_kind_with_the_pho
     let now = jiff::Timestamp::now();
     assert_eq!(inbound.check_deadlines(now).expect("check"), 0, "too early");
     let later = now + jiff::SignedDuration::from_hours(24 * 7);
+    assert_eq!(store.awaiting_proof().expect("index").len(), 1);
     assert_eq!(inbound.check_deadlines(later).expect("check"), 2);
+    assert!(
+        store.awaiting_proof().expect("index").is_empty(),
+        "a job with both alerts raised stays in the index of jobs awaiting proof"
+    );
     assert_eq!(
         inbound.check_deadlines(later).expect("check"),
         0,

@@ -33,7 +33,7 @@ use crate::ops::alert::{AlertKind, Alerter};
 use crate::receipt;
 use crate::registry::Seed;
 use crate::spool::Spool;
-use crate::store::state::{Channel, JobRecord, JobState, ProofReport};
+use crate::store::state::{Channel, JobRecord, JobState, ProofDeadline, ProofReport};
 use crate::store::{Store, StoreError};
 use crate::worktime::WorkingHours;
 use report::Report;
@@ -47,8 +47,6 @@ pub const EX_TEMPFAIL: u8 = 75;
 pub const EX_DATAERR: u8 = 65;
 /// The metric of reports taken in, by what they did.
 pub const REPORTS_METRIC: &str = "kurir_proof_reports_total";
-/// Oldest finished job whose proof deadlines are still watched.
-const DEADLINE_LOOKBACK: SignedDuration = SignedDuration::from_hours(14 * 24);
 
 /// What can stop the inbound stage (a bad message is not an error: it is set aside).
 #[derive(Debug, thiserror::Error)]
@@ -416,42 +414,31 @@ impl Inbound {
 
     /// Raises an alert, once per message, for each message not confirmed within
     /// `[proof] confirm_within`, or not read within `[proof] read_within`, of working time
-    /// after the relay accepted it. Looks at jobs finished in the last two weeks.
+    /// after the relay accepted it. Reads only the jobs the store indexes as awaiting proof.
     pub fn check_deadlines(&self, now: Timestamp) -> Result<usize, InboundError> {
-        let confirm =
-            SignedDuration::try_from(self.settings.confirm_within).unwrap_or(SignedDuration::MAX);
-        let read =
-            SignedDuration::try_from(self.settings.read_within).unwrap_or(SignedDuration::MAX);
-        let since = now.checked_sub(DEADLINE_LOOKBACK).unwrap_or(Timestamp::MIN);
+        let within = |d: ProofDeadline| {
+            let setting = match d {
+                ProofDeadline::Confirm => self.settings.confirm_within,
+                ProofDeadline::Read => self.settings.read_within,
+            };
+            SignedDuration::try_from(setting).unwrap_or(SignedDuration::MAX)
+        };
         let mut raised = 0;
-        for job in self.store.finished_since(since)? {
+        for job in self.store.awaiting_proof()? {
             for rec in &job.recipients {
-                let Some(email) = rec.email.as_ref().filter(|e| e.holds()) else {
+                let Some(email) = rec.email.as_ref() else {
                     continue;
                 };
-                let Some(accepted) = email.accepted.as_ref().filter(|a| a.return_path.is_some())
-                else {
+                let Some(accepted) = email.accepted.as_ref() else {
                     continue;
                 };
-                let code = rec.kommunkod;
-                let checks = [
-                    (
-                        AlertKind::Unconfirmed,
-                        confirm,
-                        email.confirmation().is_none(),
-                    ),
-                    (AlertKind::Unread, read, email.read_notice().is_none()),
-                ];
-                for (kind, within, missing) in checks {
-                    let mark = format!("{}:{code}", kind.as_str());
-                    if !missing
-                        || job.alerts.contains(&mark)
-                        || now < self.hours.add(accepted.at, within)
+                for deadline in [ProofDeadline::Confirm, ProofDeadline::Read] {
+                    if deadline.pending(&job, rec.kommunkod, email)
+                        && now >= self.hours.add(accepted.at, within(deadline))
                     {
-                        continue;
+                        self.raise_deadline(&job, rec.kommunkod, deadline)?;
+                        raised += 1;
                     }
-                    self.raise_deadline(&job, code, kind, mark)?;
-                    raised += 1;
                 }
             }
         }
@@ -462,11 +449,12 @@ impl Inbound {
         &self,
         job: &JobRecord,
         code: Kommunkod,
-        kind: AlertKind,
-        mark: String,
+        deadline: ProofDeadline,
     ) -> Result<(), InboundError> {
-        let (what, detail) = match kind {
-            AlertKind::Unconfirmed => (
+        let mark = deadline.mark(code);
+        let (kind, what, detail) = match deadline {
+            ProofDeadline::Confirm => (
+                AlertKind::Unconfirmed,
                 format!(
                     "no delivery report confirms the message to kommun {code} within {} of \
                      working time",
@@ -474,7 +462,8 @@ impl Inbound {
                 ),
                 format!("{code}: not confirmed by a delivery report in time; alert raised"),
             ),
-            _ => (
+            ProofDeadline::Read => (
+                AlertKind::Unread,
                 format!(
                     "no read notification for the message to kommun {code} within {} of \
                      working time",

@@ -12,6 +12,7 @@ pub(super) struct JobTrees<'a> {
     pub(super) due: &'a TransactionalTree,
     pub(super) pending: &'a TransactionalTree,
     pub(super) finished: &'a TransactionalTree,
+    pub(super) proof: &'a TransactionalTree,
     pub(super) audit: &'a TransactionalTree,
     pub(super) meta: &'a TransactionalTree,
     /// For a letter written with the transition.
@@ -38,7 +39,14 @@ impl JobTrees<'_> {
         self.record_event(new, old.events, &event, data)?;
         self.jobs
             .insert(new.id.as_str().as_bytes(), tx_encode(new)?)?;
-        reindex(self.due, self.pending, self.finished, Some(old), new)?;
+        reindex(
+            self.due,
+            self.pending,
+            self.finished,
+            self.proof,
+            Some(old),
+            new,
+        )?;
         Ok(())
     }
 
@@ -145,9 +153,15 @@ pub(super) fn reindex(
     due: &TransactionalTree,
     pending: &TransactionalTree,
     finished: &TransactionalTree,
+    proof: &TransactionalTree,
     old: Option<&JobRecord>,
     new: &JobRecord,
 ) -> Result<(), UnabortableTransactionError> {
+    if new.awaits_proof() {
+        proof.insert(new.id.as_str().as_bytes(), &[])?;
+    } else if old.is_some_and(JobRecord::awaits_proof) {
+        proof.remove(new.id.as_str().as_bytes())?;
+    }
     let was_final = old.is_some_and(|o| o.state.is_final());
     if let (Some(old), false) = (old.filter(|_| was_final), new.state.is_final()) {
         // Reopened (a delivery report said it failed after all): not finished any more.
@@ -229,7 +243,14 @@ impl Store {
                     let n = u32::try_from(seq).unwrap_or(u32::MAX);
                     trees.record_event(record, n, event, data)?;
                 }
-                reindex(trees.due, trees.pending, trees.finished, None, record)?;
+                reindex(
+                    trees.due,
+                    trees.pending,
+                    trees.finished,
+                    trees.proof,
+                    None,
+                    record,
+                )?;
             }
             Ok(())
         })?;
@@ -410,25 +431,30 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        let result = (&self.jobs, &self.due, &self.pending, &self.finished).transaction(
-            |(jobs, due, pending, finished)| {
-                for id in ids {
-                    let key = id.as_str().as_bytes();
-                    let Some(bytes) = jobs.get(key)? else {
-                        if ids.len() == 1 {
-                            return abort(StoreError::NotFound(id.clone()));
-                        }
-                        continue;
-                    };
-                    let old: JobRecord = tx_decode(&bytes)?;
-                    let mut new = old.clone();
-                    new.receipt_written = true;
-                    jobs.insert(key, tx_encode(&new)?)?;
-                    reindex(due, pending, finished, Some(&old), &new)?;
-                }
-                Ok(())
-            },
+        let trees = (
+            &self.jobs,
+            &self.due,
+            &self.pending,
+            &self.finished,
+            &self.proof_watch,
         );
+        let result = trees.transaction(|(jobs, due, pending, finished, proof)| {
+            for id in ids {
+                let key = id.as_str().as_bytes();
+                let Some(bytes) = jobs.get(key)? else {
+                    if ids.len() == 1 {
+                        return abort(StoreError::NotFound(id.clone()));
+                    }
+                    continue;
+                };
+                let old: JobRecord = tx_decode(&bytes)?;
+                let mut new = old.clone();
+                new.receipt_written = true;
+                jobs.insert(key, tx_encode(&new)?)?;
+                reindex(due, pending, finished, proof, Some(&old), &new)?;
+            }
+            Ok(())
+        });
         unwrap_tx(result)
     }
 }

@@ -24,6 +24,8 @@
 //! - `audit`: sequence (u64 BE) → [`AuditEntry`], a hash chain written in the same transaction
 //!   as the change it records
 //! - `finished`: finish time (ms, u64 BE), job id → job id — what retention reads
+//! - `proof_watch`: job id → () for every job with a delivery report or read notification
+//!   still awaited and not yet alerted on — what the proof deadlines read
 //!
 //! The files: this one opens the trees, flushes and runs transactions; `jobs` writes a job's
 //! steps and `queries` reads them; `unapplied` keeps journaled steps until the flush and
@@ -187,6 +189,7 @@ pub struct Store {
     registry_history: sled::Tree,
     audit: sled::Tree,
     finished: sled::Tree,
+    proof_watch: sled::Tree,
     journal: Arc<Journal>,
     unapplied: Arc<Mutex<HashMap<JobId, Vec<Unapplied>>>>,
     registry_cache: Arc<Mutex<HashMap<Kommunkod, Registered>>>,
@@ -270,6 +273,7 @@ impl Store {
             registry_history: db.open_tree("registry_history")?,
             audit: db.open_tree("audit")?,
             finished: db.open_tree("finished")?,
+            proof_watch: db.open_tree("proof_watch")?,
             journal: Arc::new(journal),
             unapplied: Arc::default(),
             registry_cache: Arc::default(),
@@ -332,19 +336,21 @@ impl Store {
             &self.due,
             &self.pending,
             &self.finished,
+            &self.proof_watch,
             &self.audit,
             &self.meta,
             &self.letters,
             &self.batches,
         )
             .transaction(
-                |(jobs, events, due, pending, finished, audit, meta, letters, batches)| {
+                |(jobs, events, due, pending, finished, proof, audit, meta, letters, batches)| {
                     f(&JobTrees {
                         jobs,
                         events,
                         due,
                         pending,
                         finished,
+                        proof,
                         audit,
                         meta,
                         letters,

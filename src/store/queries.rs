@@ -117,4 +117,22 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Jobs with a delivery report or read notification still awaited and not yet alerted on
+    /// ([`JobRecord::awaits_proof`]), as they stand now. Kept as an index, so the deadline check
+    /// reads only these however long the history grows; a journaled step reaches the index at
+    /// the next flush.
+    pub fn awaiting_proof(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.proof_watch.iter() {
+            let (key, _) = item?;
+            let Ok(id) = String::from_utf8_lossy(&key).parse::<JobId>() else {
+                continue;
+            };
+            if let Some(job) = self.get(&id)? {
+                out.push(job);
+            }
+        }
+        Ok(out)
+    }
 }

@@ -25,27 +25,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Jobs that finished at or after `since`, oldest first, as they stand now (for the proof
-    /// deadlines: messages whose delivery report or read notification is still awaited).
-    /// A job listed twice in the index (it finished, reopened and finished again) is read once.
-    pub fn finished_since(&self, since: Timestamp) -> Result<Vec<JobRecord>, StoreError> {
-        let start_ms = u64::try_from(since.as_millisecond()).unwrap_or(0);
-        let mut seen = std::collections::HashSet::new();
-        let mut out = Vec::new();
-        for item in self.finished.range(start_ms.to_be_bytes().to_vec()..) {
-            let (_, id) = item?;
-            let Ok(id) = String::from_utf8_lossy(&id).parse::<JobId>() else {
-                continue;
-            };
-            if seen.insert(id.clone()) {
-                if let Some(job) = self.get(&id)? {
-                    out.push(job);
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// Drops an entry of the retention index once retention is done with it.
     pub fn forget_finished(&self, key: &[u8]) -> Result<(), StoreError> {
         self.finished.remove(key)?;

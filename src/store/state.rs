@@ -369,6 +369,55 @@ impl JobRecord {
     }
 }
 
+/// A proof deadline watched per e-mail recipient: a delivery report must confirm the message,
+/// and a read notification say it was displayed, within `[proof]`'s working time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofDeadline {
+    /// A confirming delivery report (`delivered` or `relayed`).
+    Confirm,
+    /// A read notification (`displayed`).
+    Read,
+}
+
+impl ProofDeadline {
+    /// The entry in [`JobRecord::alerts`] that says the alert for `code` was raised (the same
+    /// words as the alert's kind: `unconfirmed`, `unread`).
+    pub fn mark(self, code: Kommunkod) -> String {
+        let kind = match self {
+            ProofDeadline::Confirm => "unconfirmed",
+            ProofDeadline::Read => "unread",
+        };
+        format!("{kind}:{code}")
+    }
+
+    /// Whether this deadline of `email` still waits: reports were asked for, the message is
+    /// with the municipality, the report has not come and the alert has not been raised.
+    pub fn pending(self, job: &JobRecord, code: Kommunkod, email: &EmailDelivery) -> bool {
+        let asked = email
+            .accepted
+            .as_ref()
+            .is_some_and(|a| a.return_path.is_some());
+        let missing = match self {
+            ProofDeadline::Confirm => email.confirmation().is_none(),
+            ProofDeadline::Read => email.read_notice().is_none(),
+        };
+        asked && email.holds() && missing && !job.alerts.contains(&self.mark(code))
+    }
+}
+
+impl JobRecord {
+    /// A proof deadline of some e-mail recipient still waits (the store indexes such jobs).
+    pub fn awaits_proof(&self) -> bool {
+        self.recipients.iter().any(|r| {
+            r.email.as_ref().is_some_and(|e| {
+                [ProofDeadline::Confirm, ProofDeadline::Read]
+                    .iter()
+                    .any(|d| d.pending(self, r.kommunkod, e))
+            })
+        })
+    }
+}
+
 /// One entry of a job's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
