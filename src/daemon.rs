@@ -98,6 +98,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             tracing::info!(return_path = %settings.proof.return_path, "delivery reports and read notifications asked for");
         }
         tracing::info!(relay = %mailer.relay(), "protected e-mail enabled");
+        if let Some(expiry) = mailer.signing_certificate_expires_at() {
+            metrics::gauge!(crate::ops::names::SIGNING_CERT_EXPIRY).set(expiry as f64);
+        }
         Some(Arc::new(mailer))
     } else {
         tracing::info!("no SMTP relay configured: every job goes to the postal print queue");

@@ -151,6 +151,7 @@ impl Alerter {
     /// Writes the alert file, logs it, and queues the e-mail. Never fails the caller: an alert
     /// that cannot be written is logged at ERROR instead.
     pub fn raise(&self, alert: Alert) {
+        metrics::counter!(crate::ops::names::ALERTS, "kind" => alert.kind.as_str()).increment(1);
         tracing::warn!(
             alert = alert.kind.as_str(),
             job_id = %alert.job_id,

@@ -54,6 +54,21 @@ pub mod names {
     pub const RELAY_FAILURES: &str = "kurir_relay_consecutive_failures";
     /// Reads of `incoming/` by intake: a quiet daemon should add only its rescan timer's.
     pub const INTAKE_SCANS: &str = "kurir_intake_scans_total";
+    /// Alerts raised, by kind (`deferred-too-long`, `fell-back`, `failed`, `quarantined`,
+    /// `unconfirmed`, `unread`): each is something a person must act on.
+    pub const ALERTS: &str = "kurir_alerts_total";
+    /// 1 when every check of `/healthz` passes, else 0.
+    pub const HEALTHY: &str = "kurir_healthy";
+    /// Each check of `/healthz`, 1 or 0, by `check`.
+    pub const HEALTH_CHECK: &str = "kurir_health_check";
+    /// When the agency's S/MIME signing certificate expires (Unix seconds).
+    pub const SIGNING_CERT_EXPIRY: &str = "kurir_signing_certificate_expiry_timestamp_seconds";
+    /// Quarantined jobs waiting in `spool/quarantine/` for a person.
+    pub const QUARANTINE_WAITING: &str = "kurir_quarantine_waiting";
+    /// Closed print batches (`READY`) still in `spool/print/`: not yet collected.
+    pub const BATCHES_READY: &str = "kurir_print_batches_ready";
+    /// Age of the oldest closed batch still in `spool/print/`.
+    pub const OLDEST_READY_BATCH_AGE: &str = "kurir_print_batch_oldest_ready_age_seconds";
 }
 
 /// Installs the Prometheus recorder once per process; later calls return the same handle.
@@ -207,11 +222,54 @@ async fn metrics_endpoint(State(ctx): State<Ctx>) -> (StatusCode, String) {
         );
     };
     let store = ctx.store.clone();
-    let gauges = tokio::task::spawn_blocking(move || update_gauges(&store)).await;
+    let spool = ctx.spool.clone();
+    let gauges = tokio::task::spawn_blocking(move || {
+        spool_gauges(&spool);
+        update_gauges(&store)
+    })
+    .await;
     if let Ok(Err(e)) = gauges {
         tracing::warn!(error = %e, "queue gauges could not be computed");
     }
+    let checks = health_checks(&ctx).await;
+    for (check, ok) in &checks {
+        metrics::gauge!(names::HEALTH_CHECK, "check" => *check).set(f64::from(u8::from(*ok)));
+    }
+    let healthy = checks.iter().all(|(_, ok)| *ok);
+    metrics::gauge!(names::HEALTHY).set(f64::from(u8::from(healthy)));
     (StatusCode::OK, handle.render())
+}
+
+/// What waits for a person in the spool: quarantined jobs, and closed print batches the print
+/// shop has not collected.
+fn spool_gauges(spool: &Spool) {
+    let waiting = std::fs::read_dir(spool.quarantine())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .count()
+        })
+        .unwrap_or(0);
+    metrics::gauge!(names::QUARANTINE_WAITING).set(waiting as f64);
+    let now = std::time::SystemTime::now();
+    let mut ready = 0usize;
+    let mut oldest = 0.0f64;
+    if let Ok(batches) = std::fs::read_dir(spool.print()) {
+        for batch in batches.filter_map(|e| e.ok()) {
+            let Ok(meta) = std::fs::metadata(batch.path().join("READY")) else {
+                continue;
+            };
+            ready += 1;
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .map_or(0.0, |d| d.as_secs_f64());
+            oldest = oldest.max(age);
+        }
+    }
+    metrics::gauge!(names::BATCHES_READY).set(ready as f64);
+    metrics::gauge!(names::OLDEST_READY_BATCH_AGE).set(oldest);
 }
 
 /// Gauges computed from the store at scrape time.
@@ -247,19 +305,38 @@ fn update_gauges(store: &Store) -> Result<(), crate::store::StoreError> {
     Ok(())
 }
 
-async fn health_endpoint(State(ctx): State<Ctx>) -> (StatusCode, String) {
+/// The checks `/healthz` answers with, in order; also exported as gauges.
+async fn health_checks(ctx: &Ctx) -> [(&'static str, bool); 4] {
     let store = ctx.store.clone();
     let store_ok = tokio::task::spawn_blocking(move || store.check_writable())
         .await
         .map(|r| r.is_ok())
         .unwrap_or(false);
-    let spool_ok = std::fs::read_dir(ctx.spool.incoming()).is_ok();
-    let watcher_ok = ctx.health.watcher_alive.load(Ordering::Relaxed);
-    let queue_ok = ctx.health.heartbeat_age() < Duration::from_secs(120);
-    let body = format!(
-        "{{\"store_writable\":{store_ok},\"spool_readable\":{spool_ok},\"watcher_alive\":{watcher_ok},\"queue_alive\":{queue_ok}}}\n"
-    );
-    if store_ok && spool_ok && watcher_ok && queue_ok {
+    [
+        ("store_writable", store_ok),
+        (
+            "spool_readable",
+            std::fs::read_dir(ctx.spool.incoming()).is_ok(),
+        ),
+        (
+            "watcher_alive",
+            ctx.health.watcher_alive.load(Ordering::Relaxed),
+        ),
+        (
+            "queue_alive",
+            ctx.health.heartbeat_age() < Duration::from_secs(120),
+        ),
+    ]
+}
+
+async fn health_endpoint(State(ctx): State<Ctx>) -> (StatusCode, String) {
+    let checks = health_checks(&ctx).await;
+    let fields: Vec<String> = checks
+        .iter()
+        .map(|(check, ok)| format!("\"{check}\":{ok}"))
+        .collect();
+    let body = format!("{{{}}}\n", fields.join(","));
+    if checks.iter().all(|(_, ok)| *ok) {
         (StatusCode::OK, body)
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, body)

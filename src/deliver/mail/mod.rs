@@ -114,6 +114,11 @@ impl Mailer {
         self.reports = Some((key, base));
     }
 
+    /// When the agency's signing certificate expires (seconds since the Unix epoch).
+    pub fn signing_certificate_expires_at(&self) -> Option<i64> {
+        self.signer.expires_at_unix()
+    }
+
     /// The agency's sender address.
     pub fn from_address(&self) -> &str {
         &self.settings.from
