@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod control;
+pub mod docs;
 pub mod doctor;
 pub mod inbound;
 pub mod jobs;
