@@ -87,9 +87,9 @@ fn shipped_pipe(kurir_bin: &str, config: &std::path::Path) -> String {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| format!("{l}\n"))
         .collect();
-    assert!(lines.contains("/usr/local/bin/kurir") && lines.contains("user=kurir"));
+    assert!(lines.contains("/usr/bin/kurir") && lines.contains("user=kurir"));
     lines
-        .replace("/usr/local/bin/kurir", kurir_bin)
+        .replace("/usr/bin/kurir", kurir_bin)
         .replace("/etc/kurir/kurir.toml", &config.to_string_lossy())
         .replace("user=kurir", "user=nobody")
 }
