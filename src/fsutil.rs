@@ -70,6 +70,36 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     Ok(bytes)
 }
 
+/// A file-system step that failed, with what was being done and where: the one shape in which
+/// the stages (intake, print, inbound) report I/O errors, so every such message reads
+/// `<what> <path>: <why>`.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {path}: {source}")]
+pub struct FsError {
+    /// What was being done, e.g. `claiming`.
+    pub what: &'static str,
+    /// Where.
+    pub path: std::path::PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// For `map_err`: turns the `io::Error` of step `what` on `path` into an [`FsError`], and from
+/// there into the caller's error type.
+pub fn io<'a, E: From<FsError>>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> E + 'a {
+    move |source| {
+        E::from(FsError {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
 static GROUP_ACCESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Lets the daemon's group read what kurir creates from now on (`[spool] group_access`):

@@ -21,7 +21,7 @@ pub mod report;
 pub mod token;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -55,23 +55,12 @@ pub enum InboundError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The spool could not be read or changed.
-    #[error("{what} {path}: {source}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// Where.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] fsutil::FsError),
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> InboundError + 'a {
-    move |source| InboundError::Io {
-        what,
-        path: path.to_path_buf(),
-        source,
-    }
+    fsutil::io(what, path)
 }
 
 /// Why `kurir inbound` did not store a message.

@@ -37,26 +37,15 @@ pub enum IntakeError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The spool could not be read or changed.
-    #[error("{what} {path}: {source}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// Where.
-        path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] fsutil::FsError),
     /// The receipt could not be written.
     #[error(transparent)]
     Receipt(#[from] receipt::ReceiptError),
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> IntakeError + 'a {
-    move |source| IntakeError::Io {
-        what,
-        path: path.to_path_buf(),
-        source,
-    }
+    fsutil::io(what, path)
 }
 
 /// The extended attribute that carries the writer's name on a claimed job directory; the

@@ -36,15 +36,8 @@ pub enum PrintError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A file could not be read or written.
-    #[error("{what} {path}: {source}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// Where.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] fsutil::FsError),
     /// A document in the active job directory can no longer be read.
     #[error("reading document {index} of the job: {source}")]
     Document {
@@ -65,11 +58,7 @@ pub enum PrintError {
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PrintError + 'a {
-    move |source| PrintError::Io {
-        what,
-        path: path.to_path_buf(),
-        source,
-    }
+    fsutil::io(what, path)
 }
 
 /// The print queue: makes letters and manages batches. One instance, used from one task.
