@@ -308,6 +308,8 @@ fn reports_from_real_mail_servers_confirm_fail_over_to_post_and_mark_read() {
     );
     let report = &receipt["recipients"][0]["reports"][0];
     assert_eq!(report["status"], "2.0.0");
+    assert!(report["arrival_date"].is_string(), "{report}");
+    assert_eq!(report["final_recipient"], "registrator@umea.test");
     assert_eq!(report["sha256"].as_str().map(str::len), Some(64));
 
     let relayed = proof_of(&stockholm, "0180", "relayed");

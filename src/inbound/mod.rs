@@ -293,6 +293,7 @@ impl Inbound {
                         diagnostic: r.diagnostic.clone(),
                         reporting: dsn.reporting_mta.clone(),
                         remote_mta: r.remote_mta.clone(),
+                        arrival_date: dsn.arrival_date.clone(),
                         final_recipient: r.final_recipient.clone(),
                         sha256: sha256.clone(),
                     })
@@ -316,6 +317,7 @@ impl Inbound {
                     diagnostic: None,
                     reporting: mdn.reporting_ua.clone(),
                     remote_mta: None,
+                    arrival_date: None,
                     final_recipient: mdn.final_recipient.clone(),
                     sha256: sha256.clone(),
                 }]

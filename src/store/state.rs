@@ -221,6 +221,9 @@ pub struct ProofReport {
     /// The DSN's `Remote-MTA`, if any.
     #[serde(default)]
     pub remote_mta: Option<String>,
+    /// The DSN's `Arrival-Date`: when the reporting server received the message.
+    #[serde(default)]
+    pub arrival_date: Option<String>,
     /// The mailbox the report speaks of (`Final-Recipient`).
     #[serde(default)]
     pub final_recipient: Option<String>,
