@@ -63,6 +63,8 @@ pub struct Settings {
     pub retention: RetentionSettings,
     /// Proof of delivery: delivery reports and read notifications back from municipalities.
     pub proof: ProofSettings,
+    /// The web page where municipality IT manage their own registration.
+    pub portal: PortalSettings,
     /// Log output.
     pub log: LogSettings,
 }
@@ -453,6 +455,28 @@ impl Default for OpsSettings {
     }
 }
 
+/// `[portal]`: the municipality portal, HTTPS with client certificates (SITHS) only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortalSettings {
+    /// Address to serve the portal on, e.g. `0.0.0.0:8443`. Empty: no portal (the default).
+    pub listen: String,
+    /// The server's certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The server's private key (PEM).
+    pub key: PathBuf,
+    /// The CAs whose person certificates may sign in (PEM; in production the SITHS e-id root
+    /// and issuing CAs). A certificate from any other CA, or none, gets no page at all.
+    pub client_ca: PathBuf,
+}
+
+impl PortalSettings {
+    /// Whether the portal is served.
+    pub fn enabled(&self) -> bool {
+        !self.listen.is_empty()
+    }
+}
+
 /// `[proof]`: asking for delivery status notifications (DSN, RFC 3461) and read notifications
 /// (MDN, RFC 8098), and how long to wait for them before a person is told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -624,6 +648,23 @@ impl Settings {
                     "smtp.client_cert",
                     "and smtp.client_key must be given together",
                 ));
+            }
+        }
+        if self.portal.enabled() {
+            if self.portal.listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(bad(
+                    "portal.listen",
+                    "must be an address and port, e.g. 0.0.0.0:8443",
+                ));
+            }
+            for (key, path) in [
+                ("portal.cert", &self.portal.cert),
+                ("portal.key", &self.portal.key),
+                ("portal.client_ca", &self.portal.client_ca),
+            ] {
+                if path.as_os_str().is_empty() {
+                    return Err(bad(key, "must be set when portal.listen is set"));
+                }
             }
         }
         if self.proof.enabled() {

@@ -224,6 +224,34 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         mailer.is_some(),
         settings.registry.verification_code_ttl,
     ));
+    if settings.portal.enabled() {
+        let portal = &settings.portal;
+        let acceptor = crate::portal::tls::acceptor(&portal.cert, &portal.key, &portal.client_ca)
+            .context("[portal] certificates")?;
+        let listen: std::net::SocketAddr = portal.listen.parse().context("[portal] listen")?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("[portal] listen {listen}"))?;
+        let bound = listener.local_addr().context("[portal] listen")?;
+        fsutil::write_atomic(
+            &settings.store.dir.join("portal.addr"),
+            bound.to_string().as_bytes(),
+        )
+        .context("writing portal.addr")?;
+        tracing::info!(listen = %bound, "municipality portal on HTTPS with client certificates");
+        let state = Arc::new(crate::portal::Portal::new(
+            handler.clone(),
+            store.clone(),
+            seed.clone(),
+            settings.sender.clone(),
+        ));
+        tokio::spawn(crate::portal::serve(
+            listener,
+            acceptor,
+            state,
+            shutdown_rx.clone(),
+        ));
+    }
     let socket = control::socket_path(&settings.store.dir);
     let control_task = tokio::spawn(control::serve(socket.clone(), handler, shutdown_rx.clone()));
 

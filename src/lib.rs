@@ -30,4 +30,5 @@ pub mod store;
 pub mod cli;
 pub mod daemon;
 pub mod ops;
+pub mod portal;
 pub mod registry;

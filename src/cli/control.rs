@@ -24,7 +24,9 @@ use crate::deliver::mail::Mailer;
 use crate::intake::route::{self, Route, RouteInput};
 use crate::job::{JobId, Kommunkod};
 use crate::queue::operator::{self, Actor, Operations, Target};
-use crate::registry::{new_verification_code, Changes, Registered, Seed};
+use crate::registry::{
+    check_hsa_id, new_verification_code, Changes, Grant, Registered, RegistryError, Seed,
+};
 use crate::spool::Spool;
 use crate::store::state::JobState;
 use crate::store::{Store, StoreError};
@@ -160,6 +162,26 @@ pub enum Request {
     AuditExport {
         /// From when.
         since: Timestamp,
+    },
+    /// Lets a person (by HSA-id) manage the municipality's registration in the portal.
+    MunicipalityGrant {
+        /// The municipality.
+        code: Kommunkod,
+        /// The person's HSA-id.
+        hsa_id: String,
+        /// The person's name.
+        name: Option<String>,
+        /// Who grants it.
+        operator: String,
+    },
+    /// Withdraws a grant.
+    MunicipalityRevoke {
+        /// The municipality.
+        code: Kommunkod,
+        /// The person's HSA-id.
+        hsa_id: String,
+        /// Who withdraws it.
+        operator: String,
     },
     /// Makes the pending address active with the code it received.
     MunicipalityConfirm {
@@ -432,6 +454,54 @@ impl Handler {
                     json!({ "kommunkod": code, "address": address, "expires": expires, "reply": reply }),
                 )
             }
+            Request::MunicipalityGrant {
+                code,
+                hsa_id,
+                name,
+                operator,
+            } => {
+                self.seed.require(code).map_err(|e| e.to_string())?;
+                check_hsa_id(&hsa_id).map_err(|e| e.to_string())?;
+                let _guard = self.registry_lock.lock().await;
+                let mut registered = self.store.registered(code).map_err(store_err)?;
+                registered.grants.retain(|g| g.hsa_id != hsa_id);
+                registered.grants.push(Grant {
+                    hsa_id: hsa_id.clone(),
+                    name,
+                });
+                self.store
+                    .register(
+                        code,
+                        &registered,
+                        &operator,
+                        &format!("portal access granted to {hsa_id}"),
+                    )
+                    .map_err(store_err)?;
+                Ok(json!({ "kommunkod": code, "grants": registered.grants }))
+            }
+            Request::MunicipalityRevoke {
+                code,
+                hsa_id,
+                operator,
+            } => {
+                self.seed.require(code).map_err(|e| e.to_string())?;
+                let _guard = self.registry_lock.lock().await;
+                let mut registered = self.store.registered(code).map_err(store_err)?;
+                let before = registered.grants.len();
+                registered.grants.retain(|g| g.hsa_id != hsa_id);
+                if registered.grants.len() == before {
+                    return Err(format!("{hsa_id} has no access to kommun {code}"));
+                }
+                self.store
+                    .register(
+                        code,
+                        &registered,
+                        &operator,
+                        &format!("portal access revoked for {hsa_id}"),
+                    )
+                    .map_err(store_err)?;
+                Ok(json!({ "kommunkod": code, "grants": registered.grants }))
+            }
             Request::MunicipalityConfirm {
                 code,
                 secret,
@@ -440,9 +510,17 @@ impl Handler {
                 self.seed.require(code).map_err(|e| e.to_string())?;
                 let _guard = self.registry_lock.lock().await;
                 let mut registered = self.store.registered(code).map_err(store_err)?;
-                let address = registered
-                    .confirm(code, &secret, Timestamp::now())
-                    .map_err(|e| e.to_string())?;
+                let address = match registered.confirm(code, &secret, Timestamp::now()) {
+                    Ok(address) => address,
+                    Err(e @ (RegistryError::WrongCode(_) | RegistryError::TooManyAttempts(_))) => {
+                        // The count of wrong codes is part of the registration: keep it.
+                        self.store
+                            .register(code, &registered, &operator, "wrong verification code")
+                            .map_err(store_err)?;
+                        return Err(e.to_string());
+                    }
+                    Err(e) => return Err(e.to_string()),
+                };
                 self.store
                     .register(
                         code,

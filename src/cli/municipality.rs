@@ -86,6 +86,32 @@ pub enum MunicipalityCommand {
         #[arg(long)]
         operator: Option<String>,
     },
+    /// Let a person manage the municipality's registration in the portal, by the HSA-id on
+    /// their SITHS certificate.
+    Grant {
+        /// Kommunkod.
+        code: Kommunkod,
+        /// The person's HSA-id (SE + organisation number + '-' + id).
+        #[arg(long, value_name = "HSA_ID")]
+        hsa_id: String,
+        /// The person's name, shown in the history.
+        #[arg(long)]
+        name: Option<String>,
+        /// Who grants it (default: the OS user).
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// Withdraw a person's portal access to the municipality.
+    Revoke {
+        /// Kommunkod.
+        code: Kommunkod,
+        /// The person's HSA-id.
+        #[arg(long, value_name = "HSA_ID")]
+        hsa_id: String,
+        /// Who withdraws it (default: the OS user).
+        #[arg(long)]
+        operator: Option<String>,
+    },
     /// Every change to a registration: who, when, what, before and after.
     History {
         /// Kommunkod.
@@ -193,6 +219,42 @@ pub fn run(
                 None => println!("S/MIME cert      - (messages are signed, not encrypted)"),
             }
             println!("TLS pin          {}", or_dash(r.tls_pin.as_deref()));
+            for g in &r.grants {
+                println!(
+                    "portal access    {}{}",
+                    g.hsa_id,
+                    g.name
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        MunicipalityCommand::Grant {
+            code,
+            hsa_id,
+            name,
+            operator,
+        } => {
+            ask(Request::MunicipalityGrant {
+                code,
+                hsa_id: hsa_id.clone(),
+                name,
+                operator: operator.unwrap_or_else(crate::cli::os_user),
+            })?;
+            println!("{hsa_id} may now manage kommun {code} in the portal");
+        }
+        MunicipalityCommand::Revoke {
+            code,
+            hsa_id,
+            operator,
+        } => {
+            ask(Request::MunicipalityRevoke {
+                code,
+                hsa_id: hsa_id.clone(),
+                operator: operator.unwrap_or_else(crate::cli::os_user),
+            })?;
+            println!("{hsa_id} may no longer manage kommun {code}");
         }
         MunicipalityCommand::Set {
             code,

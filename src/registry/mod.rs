@@ -82,6 +82,12 @@ pub enum RegistryError {
     /// The code does not match.
     #[error("wrong verification code for kommun {0}")]
     WrongCode(Kommunkod),
+    /// Too many wrong codes: the code is void and a new one must be sent.
+    #[error("too many wrong verification codes for kommun {0}: the code is no longer valid; send a new one")]
+    TooManyAttempts(Kommunkod),
+    /// An HSA-id that is not one.
+    #[error("HSA-id {0:?}: expected SE, a 10-digit organisation number, '-' and letters or digits (at most 31 characters)")]
+    HsaId(String),
     /// The code is too old.
     #[error("the verification code for kommun {0} has expired; run verify again")]
     ExpiredCode(Kommunkod),
@@ -418,6 +424,40 @@ pub struct PendingAddress {
     pub code_sha256: Option<String>,
     /// When the code stops being accepted.
     pub code_expires: Option<Timestamp>,
+    /// Wrong codes typed since the code was sent; at [`MAX_CODE_ATTEMPTS`] the code is void.
+    #[serde(default)]
+    pub failed_attempts: u32,
+}
+
+/// Wrong verification codes accepted before a code is void: with a 40-bit code, five guesses
+/// give an attacker no useful chance.
+pub const MAX_CODE_ATTEMPTS: u32 = 5;
+
+/// A person the agency lets manage a municipality's registration in the portal, by the HSA-id
+/// on their SITHS certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The HSA-id (the certificate subject's serialNumber), e.g. `SE2321000016-abc1`.
+    pub hsa_id: String,
+    /// The person's name, for the history and the page.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Checks the form of an HSA-id: `SE`, ten digits, `-`, then letters and digits; at most 31
+/// characters (Inera's format for person HSA-ids).
+pub fn check_hsa_id(hsa_id: &str) -> Result<(), RegistryError> {
+    let ok = hsa_id.len() <= 31
+        && hsa_id.len() > 13
+        && hsa_id.starts_with("SE")
+        && hsa_id[2..12].bytes().all(|b| b.is_ascii_digit())
+        && hsa_id.as_bytes()[12] == b'-'
+        && hsa_id[13..].bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::HsaId(hsa_id.to_string()))
+    }
 }
 
 /// What has been registered about a municipality beyond the built-in list.
@@ -444,6 +484,8 @@ pub struct Registered {
     pub active_address: Option<String>,
     /// A new or changed address waiting for proof.
     pub pending: Option<PendingAddress>,
+    /// Who may manage this registration in the portal.
+    pub grants: Vec<Grant>,
 }
 
 impl Registered {
@@ -473,6 +515,7 @@ impl Registered {
                         since: now,
                         code_sha256: None,
                         code_expires: None,
+                        failed_attempts: 0,
                     });
                 }
             }
@@ -531,6 +574,7 @@ impl Registered {
             .ok_or(RegistryError::NothingPending(code))?;
         pending.code_sha256 = Some(hash_code(secret));
         pending.code_expires = Some(expires);
+        pending.failed_attempts = 0;
         Ok(pending.address.clone())
     }
 
@@ -544,7 +588,7 @@ impl Registered {
     ) -> Result<String, RegistryError> {
         let pending = self
             .pending
-            .as_ref()
+            .as_mut()
             .ok_or(RegistryError::NothingPending(code))?;
         let (Some(expected), Some(expires)) = (&pending.code_sha256, pending.code_expires) else {
             return Err(RegistryError::NoCodeSent {
@@ -553,6 +597,13 @@ impl Registered {
             });
         };
         if &hash_code(secret) != expected {
+            // Counted in the registration, which the caller saves also on this error.
+            pending.failed_attempts += 1;
+            if pending.failed_attempts >= MAX_CODE_ATTEMPTS {
+                pending.code_sha256 = None;
+                pending.code_expires = None;
+                return Err(RegistryError::TooManyAttempts(code));
+            }
             return Err(RegistryError::WrongCode(code));
         }
         if now > expires {

@@ -32,6 +32,10 @@ pub enum Usage {
     Email(&'static str),
     EmailWithoutProtectionPurpose(&'static str),
     ExpiredEmail(&'static str),
+    /// A SITHS-like person certificate: HSA-id in the subject's serialNumber, name in CN.
+    Person(&'static str, &'static str),
+    /// The same, expired.
+    ExpiredPerson(&'static str, &'static str),
 }
 
 pub struct Ca {
@@ -106,7 +110,14 @@ impl Ca {
 
     fn issue_for(&self, file_name: &str, usage: Usage, key: PKey<Private>) -> Identity {
         let mut name = X509NameBuilder::new().expect("name");
-        name.append_entry_by_text("CN", file_name).expect("cn");
+        match usage {
+            Usage::Person(hsa_id, person) | Usage::ExpiredPerson(hsa_id, person) => {
+                name.append_entry_by_text("CN", person).expect("cn");
+                name.append_entry_by_text("serialNumber", hsa_id)
+                    .expect("serialNumber");
+            }
+            _ => name.append_entry_by_text("CN", file_name).expect("cn"),
+        }
         name.append_entry_by_text("O", "kurir test").expect("o");
         let name = name.build();
         let mut b = X509::builder().expect("builder");
@@ -116,7 +127,7 @@ impl Ca {
         b.set_issuer_name(self.cert.subject_name()).expect("issuer");
         b.set_pubkey(&key).expect("pubkey");
         let (from, to) = match usage {
-            Usage::ExpiredEmail(_) => (
+            Usage::ExpiredEmail(_) | Usage::ExpiredPerson(..) => (
                 Asn1Time::from_unix(1_600_000_000).expect("t"),
                 Asn1Time::from_unix(1_600_086_400).expect("t"),
             ),
@@ -168,6 +179,10 @@ impl Ca {
                         .build()
                         .expect("ku"),
                 );
+            }
+            Usage::Person(..) | Usage::ExpiredPerson(..) => {
+                exts.push(ExtendedKeyUsage::new().client_auth().build().expect("eku"));
+                exts.push(KeyUsage::new().digital_signature().build().expect("ku"));
             }
             Usage::EmailWithoutProtectionPurpose(addr) => {
                 exts.push(

@@ -1,0 +1,330 @@
+//! The portal's pages: server-rendered HTML (maud escapes every value), Swedish text written for
+//! an IT technician at a municipality, no JavaScript. Every field has a label, every error is
+//! tied to its field (`aria-describedby`), and the layout works by keyboard alone.
+
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use crate::registry::{Registered, RegistryChange};
+
+/// What a page needs to know about the person and the request.
+pub struct Frame<'a> {
+    /// The signed-in person's name.
+    pub name: &'a str,
+    /// Their HSA-id.
+    pub hsa_id: &'a str,
+    /// The form token that every post must carry.
+    pub csrf: &'a str,
+}
+
+/// The style sheet: system fonts, contrast above 7:1, a visible focus ring.
+pub const STYLE: &str = "\
+body{font-family:system-ui,sans-serif;margin:0;color:#1a1a1a;background:#fff;line-height:1.5}\
+header,footer{background:#0b3d5c;color:#fff;padding:.75rem 1.5rem}\
+header a,footer a{color:#fff}\
+main{max-width:52rem;padding:1rem 1.5rem}\
+a{color:#0b3d5c}\
+.skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fff;color:#0b3d5c;padding:.5rem}\
+:focus{outline:3px solid #c4510b;outline-offset:2px}\
+table{border-collapse:collapse;width:100%}th,td{text-align:left;border-bottom:1px solid #767676;padding:.35rem .5rem;vertical-align:top}\
+label{display:block;font-weight:600;margin-top:.75rem}\
+input[type=text],input[type=email],input[type=tel],textarea{width:100%;max-width:36rem;padding:.4rem;border:1px solid #595959;font:inherit}\
+button{margin-top:.75rem;padding:.5rem 1rem;background:#0b3d5c;color:#fff;border:0;font:inherit;cursor:pointer}\
+.hint{color:#4a4a4a;margin:.2rem 0}\
+.error{color:#a50e0e;font-weight:600}\
+.notice{border-left:4px solid #1b6e2c;padding:.5rem 1rem;background:#eef6ef}\
+section{margin-top:2rem}";
+
+fn page(title: &str, frame: Option<&Frame<'_>>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="sv" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " – Migrationsverket, adress för beslut" }
+                link rel="stylesheet" href="/stil.css";
+            }
+            body {
+                a class="skip" href="#huvud" { "Hoppa till huvudinnehållet" }
+                header {
+                    p { strong { "Migrationsverket" } " – kommunens adress för beslut om anvisning" }
+                    @if let Some(f) = frame {
+                        p { "Inloggad som " (f.name) " (" (f.hsa_id) "). " a href="/" { "Dina kommuner" } }
+                    }
+                }
+                main id="huvud" { (body) }
+                footer {
+                    a href="/tillganglighet" { "Tillgänglighetsredogörelse" }
+                }
+            }
+        }
+    }
+}
+
+/// The start page: the municipalities this person may manage.
+pub fn index(frame: &Frame<'_>, municipalities: &[(String, String)]) -> Markup {
+    page(
+        "Dina kommuner",
+        Some(frame),
+        html! {
+            h1 { "Dina kommuner" }
+            @if municipalities.is_empty() {
+                p { "Du har inte behörighet för någon kommun ännu. Migrationsverket ger behörighet \
+                     per person (HSA-id); kontakta Bosättningsenheten om du ska sköta din kommuns \
+                     adress för beslut." }
+            } @else {
+                p { "Här anger du vart Migrationsverket skickar beslut om anvisning och anmälan om \
+                     behov av god man till din kommun." }
+                ul {
+                    @for (code, name) in municipalities {
+                        li { a href={ "/kommun/" (code) } { (name) " (" (code) ")" } }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// A message at the top of the municipality page after an action.
+pub enum Notice {
+    /// Nothing to say.
+    None,
+    /// Something worked.
+    Done(&'static str),
+    /// Something failed: the message, and the field it concerns (its id), if any.
+    Error(String, Option<&'static str>),
+}
+
+/// What the form fields hold (as typed, when a post failed; as registered otherwise).
+#[derive(Default)]
+pub struct Fields {
+    /// Official e-mail.
+    pub email: String,
+    /// Decision e-mail.
+    pub decision_email: String,
+    /// Phone.
+    pub phone: String,
+    /// Contacts, one per line.
+    pub contacts: String,
+    /// Postal address, one line each.
+    pub postal_address: String,
+}
+
+impl Fields {
+    /// The fields as registered.
+    pub fn of(r: &Registered) -> Fields {
+        Fields {
+            email: r.official_email.clone().unwrap_or_default(),
+            decision_email: r.decision_email.clone().unwrap_or_default(),
+            phone: r.phone.clone().unwrap_or_default(),
+            contacts: r
+                .contacts
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            postal_address: r
+                .postal_address
+                .as_ref()
+                .map(|a| a.lines().join("\n"))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn field_error(notice: &Notice, id: &str) -> Option<String> {
+    match notice {
+        Notice::Error(message, Some(field)) if *field == id => Some(message.clone()),
+        _ => None,
+    }
+}
+
+fn input(
+    id: &'static str,
+    label: &str,
+    kind: &str,
+    value: &str,
+    hint: &str,
+    notice: &Notice,
+) -> Markup {
+    let error = field_error(notice, id);
+    let described = if error.is_some() {
+        format!("{id}-hint {id}-fel")
+    } else {
+        format!("{id}-hint")
+    };
+    html! {
+        label for=(id) { (label) }
+        p class="hint" id={ (id) "-hint" } { (hint) }
+        @if let Some(e) = &error { p class="error" id={ (id) "-fel" } { "Fel: " (e) } }
+        input type=(kind) id=(id) name=(id) value=(value) aria-describedby=(described)
+            aria-invalid=[error.as_ref().map(|_| "true")];
+    }
+}
+
+fn textarea(id: &'static str, label: &str, value: &str, hint: &str, notice: &Notice) -> Markup {
+    let error = field_error(notice, id);
+    let described = if error.is_some() {
+        format!("{id}-hint {id}-fel")
+    } else {
+        format!("{id}-hint")
+    };
+    html! {
+        label for=(id) { (label) }
+        p class="hint" id={ (id) "-hint" } { (hint) }
+        @if let Some(e) = &error { p class="error" id={ (id) "-fel" } { "Fel: " (e) } }
+        textarea id=(id) name=(id) rows="3" aria-describedby=(described)
+            aria-invalid=[error.as_ref().map(|_| "true")] { (value) }
+    }
+}
+
+fn csrf(frame: &Frame<'_>) -> Markup {
+    html! { input type="hidden" name="csrf" value=(frame.csrf); }
+}
+
+/// One municipality: its registration, the route its documents take now, the forms, history.
+#[allow(clippy::too_many_arguments)]
+pub fn municipality(
+    frame: &Frame<'_>,
+    code: &str,
+    name: &str,
+    route: &str,
+    r: &Registered,
+    fields: &Fields,
+    history: &[RegistryChange],
+    notice: &Notice,
+) -> Markup {
+    let dash = |v: Option<&str>| v.unwrap_or("–").to_string();
+    html! {
+        (page(name, Some(frame), html! {
+            h1 { (name) " (" (code) ")" }
+            @match notice {
+                Notice::Done(text) => { p class="notice" role="status" { (text) } },
+                Notice::Error(text, None) => { p class="error" role="alert" { "Fel: " (text) } },
+                Notice::Error(_, Some(_)) => { p class="error" role="alert" { "Något i formuläret behöver rättas; se fältet nedan." } },
+                Notice::None => {},
+            }
+            section aria-labelledby="rubrik-nu" {
+                h2 id="rubrik-nu" { "Så skickas beslut nu" }
+                p id="vag" { (route) }
+                table {
+                    caption { "Registrerat för kommunen" }
+                    tbody {
+                        tr { th scope="row" { "Bevisad adress (tar emot beslut)" } td { (dash(r.active_address.as_deref())) } }
+                        tr { th scope="row" { "Adress som väntar på bevis" } td {
+                            @match &r.pending {
+                                Some(p) => { (p.address) @if p.code_sha256.is_some() { " – kod skickad" } @else { " – ingen kod skickad ännu" } },
+                                None => { "–" },
+                            }
+                        } }
+                        tr { th scope="row" { "Säker anslutning" } td { @if r.secure_connection { "Ja" } @else { "Nej (Migrationsverket sätter upp den)" } } }
+                        tr { th scope="row" { "S/MIME-certifikat" } td {
+                            @match &r.smime_cert {
+                                Some(c) => { (c.subject) ", giltigt till " (c.not_after.to_string()) },
+                                None => { "–" },
+                            }
+                        } }
+                    }
+                }
+            }
+            section aria-labelledby="rubrik-andra" {
+                h2 id="rubrik-andra" { "Ändra adress och kontaktuppgifter" }
+                p { "En ny e-postadress används först när den är bevisad: skicka en kod till den och \
+                     skriv in koden nedan. Till dess går beslut som förut." }
+                form method="post" action={ "/kommun/" (code) "/andra" } {
+                    (csrf(frame))
+                    (input("email", "Kommunens officiella e-postadress", "email", &fields.email, "Används om ingen särskild adress för beslut anges.", notice))
+                    (input("decision_email", "Särskild adress för beslut (skyddad e-post)", "email", &fields.decision_email, "Lämna tomt för att använda den officiella adressen.", notice))
+                    (input("phone", "Telefon (växel eller registratur)", "tel", &fields.phone, "Dit Migrationsverket ringer om ett beslut inte har lästs.", notice))
+                    (textarea("contacts", "Kontaktpersoner", &fields.contacts, "En per rad: Namn, telefon, e-post.", notice))
+                    (textarea("postal_address", "Postadress för brev", &fields.postal_address, "En rad per adressrad; sista raden postnummer och ort, t.ex. 901 84 Umeå.", notice))
+                    button type="submit" { "Spara ändringarna" }
+                }
+            }
+            section aria-labelledby="rubrik-cert" {
+                h2 id="rubrik-cert" { "S/MIME-certifikat" }
+                form method="post" action={ "/kommun/" (code) "/certifikat" } enctype="multipart/form-data" {
+                    (csrf(frame))
+                    @let error = field_error(notice, "certifikat");
+                    label for="certifikat" { "Certifikat för den skyddade adressen (PEM eller DER)" }
+                    p class="hint" id="certifikat-hint" { "Beslut krypteras till detta certifikat. Högst 64 kB." }
+                    @if let Some(e) = &error { p class="error" id="certifikat-fel" { "Fel: " (e) } }
+                    input type="file" id="certifikat" name="certifikat" accept=".pem,.crt,.cer,.der"
+                        aria-describedby=(if error.is_some() { "certifikat-hint certifikat-fel" } else { "certifikat-hint" });
+                    button type="submit" { "Ladda upp certifikatet" }
+                }
+            }
+            @if let Some(p) = &r.pending {
+                section aria-labelledby="rubrik-bevis" {
+                    h2 id="rubrik-bevis" { "Bevisa adressen " (p.address) }
+                    form method="post" action={ "/kommun/" (code) "/skicka-kod" } {
+                        (csrf(frame))
+                        p { "Migrationsverket skickar en engångskod till adressen, samma väg som beslut." }
+                        button type="submit" { "Skicka kod" }
+                    }
+                    form method="post" action={ "/kommun/" (code) "/bekrafta" } {
+                        (csrf(frame))
+                        (input("kod", "Koden från meddelandet", "text", "", "Koden står på raden Verifieringskod i meddelandet.", notice))
+                        button type="submit" { "Bekräfta adressen" }
+                    }
+                }
+            }
+            section aria-labelledby="rubrik-historik" {
+                h2 id="rubrik-historik" { "Ändringshistorik" }
+                table {
+                    caption { "Vem ändrade vad, nyast först" }
+                    thead { tr { th scope="col" { "Tid" } th scope="col" { "Av" } th scope="col" { "Vad" } } }
+                    tbody {
+                        @for change in history.iter().rev() {
+                            tr { td { (change.at.to_string()) } td { (change.operator) } td { (change.what) } }
+                        }
+                    }
+                }
+            }
+        }))
+    }
+}
+
+/// A refusal: the person may not act for this municipality, or the post was not theirs.
+pub fn refused(frame: Option<&Frame<'_>>, title: &str, text: &str) -> Markup {
+    page(
+        title,
+        frame,
+        html! {
+            h1 { (title) }
+            p { (text) }
+            p { a href="/" { "Till dina kommuner" } }
+        },
+    )
+}
+
+/// The accessibility statement (tillgänglighetsredogörelse), as the DOS law asks for.
+pub fn accessibility(
+    frame: Option<&Frame<'_>>,
+    contact_email: &str,
+    contact_phone: &str,
+) -> Markup {
+    page(
+        "Tillgänglighetsredogörelse",
+        frame,
+        html! {
+            h1 { "Tillgänglighetsredogörelse" }
+            p { "Migrationsverket står bakom den här webbsidan, där kommuner anger sin adress för \
+                 beslut om anvisning. Vi vill att alla ska kunna använda den, och den omfattas av \
+                 lagen (2018:1937) om tillgänglighet till digital offentlig service." }
+            h2 { "Hur tillgänglig är sidan?" }
+            p { "Sidan är gjord för att uppfylla WCAG 2.1 nivå AA: alla fält har etiketter, fel \
+                 visas vid fältet de gäller, allt går att göra med tangentbordet och texten har \
+                 god kontrast. Den testas automatiskt med axe-core. Automatiska test täcker bara \
+                 en del av kraven." }
+            h2 { "Rapportera brister" }
+            p { "Om du upplever brister i tillgängligheten, kontakta Bosättningsenheten: e-post "
+                a href={ "mailto:" (contact_email) } { (contact_email) } ", telefon " (contact_phone) "." }
+            h2 { "Tillsyn" }
+            p { "Myndigheten för digital förvaltning (Digg) ansvarar för tillsynen av lagen. Om du \
+                 inte är nöjd med hur vi hanterar dina synpunkter kan du "
+                a href="https://www.digg.se/anmal-bristande-tillganglighet" { "anmäla det till Digg" } "." }
+            p { (PreEscaped("&nbsp;")) }
+        },
+    )
+}

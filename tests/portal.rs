@@ -1,0 +1,361 @@
+//! The municipality portal over real TLS with client certificates made by a test CA at test
+//! time: who gets a page and who does not, what a signed-in technician can change, and how the
+//! change is recorded. (The browser and accessibility checks are in tests/portal_browser.rs.)
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+
+use common::mail::{code_from_peer, rig, Rig, UMEA};
+use common::pki::{Ca, Identity, Usage};
+use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
+
+const HSA: &str = "SE2321000016-test1";
+const PERSON: &str = "Test Teknikersson";
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+fn connector(ca: &Path, identity: Option<&Identity>) -> SslConnector {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).expect("connector");
+    b.set_ca_file(ca).expect("ca");
+    b.set_verify(SslVerifyMode::PEER);
+    if let Some(id) = identity {
+        b.set_certificate_file(&id.cert, SslFiletype::PEM)
+            .expect("client cert");
+        b.set_private_key_file(&id.key, SslFiletype::PEM)
+            .expect("client key");
+    }
+    b.build()
+}
+
+/// One HTTP/1.0 request over TLS; `Err` when the TLS handshake or the exchange fails.
+fn request(
+    addr: &str,
+    connector: &SslConnector,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Reply, String> {
+    let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = connector
+        .connect("localhost", tcp)
+        .map_err(|e| format!("handshake: {e}"))?;
+    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    tls.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+    tls.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    tls.read_to_end(&mut raw)
+        .map_err(|e| format!("reading: {e}"))?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP answer: {text:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status")?;
+    Ok(Reply {
+        status,
+        head: head.to_ascii_lowercase(),
+        body: body.to_string(),
+    })
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let enc: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={enc}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The form token on a page.
+fn csrf(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form token on the page")
+        .to_string()
+}
+
+struct Portal {
+    rig: Rig,
+    addr: String,
+    ca: Ca,
+    person: Identity,
+}
+
+/// A daemon with the e-mail rig (for verification codes) and the portal on, 2480 secure and
+/// granted to the test person.
+fn portal() -> Portal {
+    let mut rig = rig();
+    let dir = rig.env.path().join("portal-pki");
+    let ca = Ca::new(&dir, "TEST SITHS e-id Person CA");
+    let server = rig.ca.issue("portal-server", Usage::Server);
+    let person = ca.issue("person", Usage::Person(HSA, PERSON));
+    rig.env
+        .set_env("KURIR_PORTAL__LISTEN", "127.0.0.1:0")
+        .set_env("KURIR_PORTAL__CERT", &server.cert.to_string_lossy())
+        .set_env("KURIR_PORTAL__KEY", &server.key.to_string_lossy())
+        .set_env("KURIR_PORTAL__CLIENT_CA", &ca.pem.to_string_lossy());
+    rig.env.start();
+    rig.env.ok(&[
+        "municipality",
+        "set",
+        "2480",
+        "--secure",
+        "yes",
+        "--operator",
+        "agency",
+    ]);
+    rig.env.ok(&[
+        "municipality",
+        "grant",
+        "2480",
+        "--hsa-id",
+        HSA,
+        "--name",
+        PERSON,
+        "--operator",
+        "agency",
+    ]);
+    let addr = std::fs::read_to_string(rig.env.path().join("state/portal.addr"))
+        .expect("portal.addr written");
+    Portal {
+        rig,
+        addr,
+        ca,
+        person,
+    }
+}
+
+#[test]
+fn no_page_without_a_granted_certificate_from_the_configured_ca() {
+    let p = portal();
+    let trust = &p.rig.ca.pem;
+    // No certificate, one from another CA, an expired one: the handshake fails.
+    let other_ca = Ca::new(&p.rig.env.path().join("other-pki"), "Another CA");
+    let stranger = other_ca.issue("stranger", Usage::Person(HSA, PERSON));
+    let expired = p.ca.issue("expired", Usage::ExpiredPerson(HSA, PERSON));
+    for (what, id) in [
+        ("no certificate", None),
+        ("another CA", Some(&stranger)),
+        ("an expired certificate", Some(&expired)),
+    ] {
+        let answer = request(&p.addr, &connector(trust, id), "GET", "/", &[], "");
+        assert!(
+            answer.is_err(),
+            "{what} got a page: {}",
+            answer.map(|r| r.body).unwrap_or_default()
+        );
+    }
+    let me = connector(trust, Some(&p.person));
+    let start = request(&p.addr, &me, "GET", "/", &[], "").expect("signed in");
+    assert_eq!(start.status, 200);
+    assert!(
+        start.body.contains("Umeå kommun") && start.body.contains(HSA),
+        "{}",
+        start.body
+    );
+    for header in [
+        "content-security-policy: default-src 'none'",
+        "x-content-type-options: nosniff",
+        "cache-control: no-store",
+        "referrer-policy: same-origin",
+        "strict-transport-security: max-age=",
+    ] {
+        assert!(
+            start.head.contains(header),
+            "missing {header}:\n{}",
+            start.head
+        );
+    }
+    // Another municipality: refused with a plain explanation.
+    let other = request(&p.addr, &me, "GET", "/kommun/0180", &[], "").expect("answer");
+    assert_eq!(other.status, 403);
+    assert!(other.body.contains("har inte behörighet"), "{}", other.body);
+    let page = request(&p.addr, &me, "GET", "/kommun/2480", &[], "").expect("page");
+    assert_eq!(page.status, 200);
+    let token = csrf(&page.body);
+    let post = |headers: &[(&str, &str)], body: String| {
+        request(
+            &p.addr,
+            &me,
+            "POST",
+            "/kommun/2480/andra",
+            &[
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                headers,
+            ]
+            .concat(),
+            &body,
+        )
+        .unwrap_or_else(|e| panic!("post with {headers:?}: {e}"))
+    };
+    let fields = |token: &str| {
+        form(&[
+            ("csrf", token),
+            ("email", ""),
+            ("decision_email", "angripare@example.org"),
+            ("phone", ""),
+            ("contacts", ""),
+            ("postal_address", ""),
+        ])
+    };
+    // No token, and a post from another site with a valid token: refused, nothing changes.
+    assert_eq!(post(&[], fields("")).status, 403);
+    let origin = format!("https://{}", p.addr);
+    assert_eq!(
+        post(&[("Sec-Fetch-Site", "cross-site")], fields(&token)).status,
+        403
+    );
+    assert_eq!(
+        post(&[("Origin", "https://evil.example")], fields(&token)).status,
+        403
+    );
+    let show = p.rig.env.ok(&["municipality", "show", "2480"]);
+    assert!(
+        !show.contains("angripare"),
+        "a refused post changed the registration:\n{show}"
+    );
+    // The same post from the page itself is taken.
+    let taken = post(
+        &[("Origin", &origin), ("Sec-Fetch-Site", "same-origin")],
+        fields(&token),
+    );
+    assert_eq!(taken.status, 303, "{}", taken.body);
+    p.rig.env.assert_alive();
+}
+
+#[test]
+fn a_technician_changes_and_proves_the_address_and_the_history_names_them() {
+    let p = portal();
+    let me = connector(&p.rig.ca.pem, Some(&p.person));
+    let get = |path: &str| request(&p.addr, &me, "GET", path, &[], "").expect("page");
+    let post = |path: &str, body: String| {
+        request(
+            &p.addr,
+            &me,
+            "POST",
+            path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &body,
+        )
+        .expect("answer")
+    };
+    let token = csrf(&get("/kommun/2480").body);
+    // A bad phone number is refused at its field.
+    let bad = post(
+        "/kommun/2480/andra",
+        form(&[
+            ("csrf", &token),
+            ("email", ""),
+            ("decision_email", UMEA),
+            ("phone", "ring mig"),
+            ("contacts", ""),
+            ("postal_address", ""),
+        ]),
+    );
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("id=\"phone-fel\"") && bad.body.contains("aria-invalid=\"true\""));
+    let saved = post(
+        "/kommun/2480/andra",
+        form(&[
+            ("csrf", &token),
+            ("email", ""),
+            ("decision_email", UMEA),
+            ("phone", "090-16 10 00"),
+            (
+                "contacts",
+                "Anna Berg, 090-16 10 01, anna@umea-test.example",
+            ),
+            ("postal_address", "Skolgatan 31A\n901 84 Umeå"),
+        ]),
+    );
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let page = get("/kommun/2480").body;
+    assert!(
+        page.contains("kod skickad") || page.contains("ingen kod skickad"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Med post"),
+        "the route changed before the proof:\n{page}"
+    );
+
+    let sent = post("/kommun/2480/skicka-kod", form(&[("csrf", &token)]));
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let code = code_from_peer(&p.rig, None);
+    // Five wrong codes void the code.
+    let mut last = String::new();
+    for _ in 0..5 {
+        let wrong = post(
+            "/kommun/2480/bekrafta",
+            form(&[("csrf", &token), ("kod", "FEL-KOD")]),
+        );
+        assert_eq!(wrong.status, 422);
+        last = wrong.body;
+    }
+    assert!(last.contains("För många"), "{last}");
+    let voided = post(
+        "/kommun/2480/bekrafta",
+        form(&[("csrf", &token), ("kod", &code)]),
+    );
+    assert_eq!(
+        voided.status, 422,
+        "the right code still worked after five wrong ones"
+    );
+    // A new code, typed right.
+    assert_eq!(
+        post("/kommun/2480/skicka-kod", form(&[("csrf", &token)])).status,
+        303
+    );
+    let code = code_from_peer(&p.rig, None);
+    let confirmed = post(
+        "/kommun/2480/bekrafta",
+        form(&[("csrf", &token), ("kod", &code)]),
+    );
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    let page = get("/kommun/2480?meddelande=bekraftad").body;
+    assert!(
+        page.contains(&format!("Med skyddad e-post till {UMEA}")),
+        "the route did not change to e-mail:\n{page}"
+    );
+    assert!(
+        page.contains(HSA),
+        "the history on the page lacks the HSA-id"
+    );
+    let history = p.rig.env.ok(&["municipality", "history", "2480"]);
+    assert!(
+        history.contains(&format!("{HSA} ({PERSON}) via portal")),
+        "{history}"
+    );
+    let audit = p.rig.env.ok(&["audit", "export", "--since", "2020-01-01"]);
+    assert!(audit.contains(HSA), "the audit chain lacks the HSA-id");
+    p.rig.env.assert_alive();
+}
