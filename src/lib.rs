@@ -5,9 +5,10 @@
 //!
 //! The flow, one folder per stage, talking only through the store:
 //! `intake (watch, claim, validate) → queue (route, schedule, escalate) → deliver (mail |
-//! print) → store (record) → receipt`, and one folder per user surface beside it: `registry`
-//! (what municipality IT registers), `ops` (metrics, health, doctor, logging) and `cli` (the
-//! command line and its control socket). Imports go one way only (`tests/architecture.rs`):
+//! print) → store (record) → receipt`, proof coming back through `inbound`, and one folder per
+//! user surface beside it: `registry` (what municipality IT registers) and `portal` (their web
+//! page), `ops` (metrics, health, alerts, logging) and `cli` (the command line, its control
+//! socket, doctor and manual pages). Imports go one way only (`tests/architecture.rs`):
 //! the foundation (`config`, `digest`, `fsutil`, `job`, `spool`, `worktime`) uses no stage.
 
 // The foundation: words, files and settings every stage shares.

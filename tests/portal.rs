@@ -8,12 +8,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 
-use common::mail::{code_from_peer, rig, Rig, UMEA};
+use common::mail::{code_from_peer, UMEA};
 use common::pki::{Ca, Identity, Usage};
+use common::portal::{portal, HSA, PERSON};
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
-
-const HSA: &str = "SE2321000016-test1";
-const PERSON: &str = "Test Teknikersson";
 
 struct Reply {
     status: u16,
@@ -101,57 +99,6 @@ fn csrf(page: &str) -> String {
         .and_then(|rest| rest.split('"').next())
         .expect("a form token on the page")
         .to_string()
-}
-
-struct Portal {
-    rig: Rig,
-    addr: String,
-    ca: Ca,
-    person: Identity,
-}
-
-/// A daemon with the e-mail rig (for verification codes) and the portal on, 2480 secure and
-/// granted to the test person.
-fn portal() -> Portal {
-    let mut rig = rig();
-    let dir = rig.env.path().join("portal-pki");
-    let ca = Ca::new(&dir, "TEST SITHS e-id Person CA");
-    let server = rig.ca.issue("portal-server", Usage::Server);
-    let person = ca.issue("person", Usage::Person(HSA, PERSON));
-    rig.env
-        .set_env("KURIR_PORTAL__LISTEN", "127.0.0.1:0")
-        .set_env("KURIR_PORTAL__CERT", &server.cert.to_string_lossy())
-        .set_env("KURIR_PORTAL__KEY", &server.key.to_string_lossy())
-        .set_env("KURIR_PORTAL__CLIENT_CA", &ca.pem.to_string_lossy());
-    rig.env.start();
-    rig.env.ok(&[
-        "municipality",
-        "set",
-        "2480",
-        "--secure",
-        "yes",
-        "--operator",
-        "agency",
-    ]);
-    rig.env.ok(&[
-        "municipality",
-        "grant",
-        "2480",
-        "--hsa-id",
-        HSA,
-        "--name",
-        PERSON,
-        "--operator",
-        "agency",
-    ]);
-    let addr = std::fs::read_to_string(rig.env.path().join("state/portal.addr"))
-        .expect("portal.addr written");
-    Portal {
-        rig,
-        addr,
-        ca,
-        person,
-    }
 }
 
 #[test]

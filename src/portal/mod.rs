@@ -398,12 +398,18 @@ fn swedish_route(route: &str) -> String {
     if let Some(address) = route.strip_prefix("e-mail to ") {
         format!("Med skyddad e-post till {address}.")
     } else if route.starts_with("post") {
-        format!(
-            "Med post (brev i fönsterkuvert). Skäl: {}",
-            route
-                .trim_start_matches("post")
-                .trim_matches([' ', '(', ')'])
-        )
+        let why = route
+            .trim_start_matches("post")
+            .trim_matches([' ', '(', ')']);
+        let reason = match why {
+            "no SMTP relay configured" => "Migrationsverket skickar ingen skyddad e-post just nu.",
+            "municipality has no secure connection" => {
+                "kommunen har ingen säker anslutning ännu (Migrationsverket sätter upp den)."
+            }
+            "no verified secure address" => "ingen adress är bevisad ännu.",
+            other => other,
+        };
+        format!("Med post (brev i fönsterkuvert). Skäl: {reason}")
     } else {
         route.to_string()
     }

@@ -28,7 +28,7 @@ a{color:#0b3d5c}\
 table{border-collapse:collapse;width:100%}th,td{text-align:left;border-bottom:1px solid #767676;padding:.35rem .5rem;vertical-align:top}\
 label{display:block;font-weight:600;margin-top:.75rem}\
 input[type=text],input[type=email],input[type=tel],textarea{width:100%;max-width:36rem;padding:.4rem;border:1px solid #595959;font:inherit}\
-button{margin-top:.75rem;padding:.5rem 1rem;background:#0b3d5c;color:#fff;border:0;font:inherit;cursor:pointer}\
+button{display:block;margin-top:.75rem;padding:.5rem 1rem;background:#0b3d5c;color:#fff;border:0;font:inherit;cursor:pointer}\
 .hint{color:#4a4a4a;margin:.2rem 0}\
 .error{color:#a50e0e;font-weight:600}\
 .notice{border-left:4px solid #1b6e2c;padding:.5rem 1rem;background:#eef6ef}\

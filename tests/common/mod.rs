@@ -6,6 +6,7 @@ pub mod mail;
 pub mod pdf;
 pub mod peer;
 pub mod pki;
+pub mod portal;
 pub mod postfix;
 
 use std::path::{Path, PathBuf};

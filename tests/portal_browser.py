@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Drives the municipality portal in headless Chromium (Debian chromium + chromium-driver) over
+WebDriver (selenium), signed in with a client certificate from the test's NSS database: signs
+in, changes the decision address, sends the code, reads it from the real SMTP test server's
+mailbox, types it, and sees the route change to e-mail. Runs axe-core's WCAG 2.1 A/AA rules on
+every page and saves screenshots. Prints one JSON line with what it found; exits non-zero on a
+failed check.
+
+Called by tests/portal_browser.rs, which sets up the daemon, the certificates and the policy.
+"""
+import argparse
+import email
+import json
+import os
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def code_from_mailbox(directory, after):
+    """The verification code in the newest message the SMTP test server stored after `after`."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        files = [os.path.join(directory, f) for f in os.listdir(directory) if f.endswith(".eml")]
+        files = [f for f in files if os.path.getmtime(f) >= after]
+        for path in sorted(files, key=os.path.getmtime, reverse=True):
+            with open(path, "rb") as handle:
+                message = email.message_from_binary_file(handle)
+            for part in message.walk():
+                if part.get_content_type() == "text/plain":
+                    text = part.get_payload(decode=True).decode("utf-8", "replace")
+                    for line in text.splitlines():
+                        if line.strip().startswith("Verifieringskod:"):
+                            return line.split(":", 1)[1].strip()
+        time.sleep(0.2)
+    raise SystemExit("no verification message arrived")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--mailbox", required=True)
+    ap.add_argument("--address", required=True)
+    ap.add_argument("--hsa-id", required=True)
+    ap.add_argument("--axe", required=True)
+    ap.add_argument("--screenshots", required=True)
+    args = ap.parse_args()
+    os.makedirs(args.screenshots, exist_ok=True)
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1100,1500",
+                 "--lang=sv-SE"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(30)
+    axe_source = open(args.axe, encoding="utf-8").read()
+    found = {"violations": {}, "pages": []}
+
+    def wait_for(text, what):
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if text in driver.page_source:
+                return
+            time.sleep(0.1)
+        raise SystemExit(what + " failed: " + driver.page_source[:3000])
+
+    def axe(name):
+        driver.execute_script(axe_source)
+        result = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "axe.run(document, {runOnly: {type: 'tag', values: %s}}).then(r => done(r.violations.map("
+            "v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))))"
+            % json.dumps(WCAG))
+        found["violations"][name] = result
+        found["pages"].append(name)
+        driver.save_screenshot(os.path.join(args.screenshots, name + ".png"))
+
+    try:
+        driver.get(args.url + "/")
+        if "Umeå kommun" not in driver.page_source:
+            raise SystemExit("the start page does not list Umeå: " + driver.page_source[:2000])
+        axe("start")
+        # Keyboard: the first Tab reaches the skip link.
+        driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+        found["first_tab"] = driver.switch_to.active_element.text
+        driver.find_element(By.PARTIAL_LINK_TEXT, "Umeå kommun").click()
+        axe("kommun")
+        field = driver.find_element(By.ID, "decision_email")
+        field.clear()
+        field.send_keys(args.address)
+        phone = driver.find_element(By.ID, "phone")
+        phone.clear()
+        phone.send_keys("090-16 10 00")
+        driver.find_element(By.XPATH, "//button[text()='Spara ändringarna']").click()
+        wait_for("Ändringarna är sparade", "saving")
+        sent_at = time.time() - 1
+        driver.find_element(By.XPATH, "//button[text()='Skicka kod']").click()
+        wait_for("En kod är skickad", "sending the code")
+        axe("bevisa")
+        code = code_from_mailbox(args.mailbox, sent_at)
+        driver.find_element(By.ID, "kod").send_keys(code)
+        driver.find_element(By.XPATH, "//button[text()='Bekräfta adressen']").click()
+        wait_for("Adressen är bevisad", "confirming")
+        route = driver.find_element(By.ID, "vag").text
+        found["route"] = route
+        found["history_has_hsa_id"] = args.hsa_id in driver.page_source
+        axe("bevisad")
+        driver.get(args.url + "/tillganglighet")
+        axe("tillganglighet")
+        # An error tied to its field.
+        driver.get(args.url + "/kommun/2480")
+        phone = driver.find_element(By.ID, "phone")
+        phone.clear()
+        phone.send_keys("ring mig")
+        driver.find_element(By.XPATH, "//button[text()='Spara ändringarna']").click()
+        wait_for("phone-fel", "the refused phone number")
+        phone = driver.find_element(By.ID, "phone")
+        found["error_described"] = phone.get_attribute("aria-describedby")
+        found["error_invalid"] = phone.get_attribute("aria-invalid")
+        axe("fel")
+    finally:
+        driver.quit()
+    print(json.dumps(found, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
