@@ -288,6 +288,53 @@ fn a_technician_changes_and_proves_the_address_and_the_history_names_them() {
         form(&[("csrf", &token), ("kod", &code)]),
     );
     assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    // The municipality's S/MIME certificate, uploaded as DER (checked as the CLI checks it).
+    let der = openssl::x509::X509::from_pem(&std::fs::read(&p.rig.muni.cert).expect("cert"))
+        .and_then(|c| c.to_der())
+        .expect("der");
+    let upload = |bytes: &[u8]| {
+        let boundary = "kurirtestboundary";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{token}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"certifikat\"; filename=\"umea.der\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        // The request helper sends text; a DER certificate is binary, so send it raw here.
+        let tcp = TcpStream::connect(&p.addr).expect("connect");
+        let mut tls = me.connect("localhost", tcp).expect("tls");
+        let head = format!(
+            "POST /kommun/2480/certifikat HTTP/1.0\r\nHost: {}\r\n\
+             Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+            p.addr,
+            body.len()
+        );
+        tls.write_all(head.as_bytes()).expect("head");
+        tls.write_all(&body).expect("body");
+        let mut raw = Vec::new();
+        let _ = tls.read_to_end(&mut raw);
+        String::from_utf8_lossy(&raw).to_string()
+    };
+    let refused = upload(b"not a certificate");
+    assert!(
+        refused.starts_with("HTTP/1.0 422"),
+        "{}",
+        &refused[..refused.len().min(300)]
+    );
+    let stored = upload(&der);
+    assert!(
+        stored.starts_with("HTTP/1.0 303"),
+        "{}",
+        &stored[..stored.len().min(2000)]
+    );
+    let show = p.rig.env.ok(&["municipality", "show", "2480"]);
+    assert!(
+        show.contains(&p.rig.muni.sha256),
+        "the certificate was not registered:\n{show}"
+    );
+
     let page = get("/kommun/2480?meddelande=bekraftad").body;
     assert!(
         page.contains(&format!("Med skyddad e-post till {UMEA}")),

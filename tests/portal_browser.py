@@ -114,6 +114,10 @@ def main():
         axe("bevisad")
         driver.get(args.url + "/tillganglighet")
         axe("tillganglighet")
+        driver.get(args.url + "/kommun/0180")
+        if "har inte behörighet" not in driver.page_source:
+            raise SystemExit("another municipality was not refused: " + driver.page_source[:2000])
+        axe("nekad")
         # An error tied to its field.
         driver.get(args.url + "/kommun/2480")
         phone = driver.find_element(By.ID, "phone")

@@ -133,7 +133,7 @@ fn a_technician_proves_the_address_in_chromium_and_every_page_passes_axe() {
             "axe-core finds WCAG 2.1 A/AA violations on {page}: {violations:#}"
         );
     }
-    assert_eq!(found["pages"].as_array().map(Vec::len), Some(6), "{found}");
+    assert_eq!(found["pages"].as_array().map(Vec::len), Some(7), "{found}");
     assert!(
         found["route"]
             .as_str()
