@@ -542,22 +542,15 @@ async fn change(
         changes,
         operator: person.operator(),
     };
-    match ask(&portal, request).await {
-        Ok(_) => done(code, "sparat"),
-        Err(error) => {
-            let (field, words) = field_of(&error);
-            render(
-                &portal,
-                &person,
-                code,
-                &name,
-                Notice::Error(words, Some(field)),
-                Some(typed),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    }
+    act(&portal, &person, code, &name, request, "sparat", |error| {
+        let (field, words) = field_of(&error);
+        (
+            Notice::Error(words, Some(field)),
+            Some(typed),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+    })
+    .await
 }
 
 async fn certificate(
@@ -613,19 +606,40 @@ async fn certificate(
         },
         operator: person.operator(),
     };
-    match ask(&portal, request).await {
-        Ok(_) => done(code, "certifikat"),
-        Err(error) => {
-            render(
-                &portal,
-                &person,
-                code,
-                &name,
+    act(
+        &portal,
+        &person,
+        code,
+        &name,
+        request,
+        "certifikat",
+        |error| {
+            (
                 problem(format!("Certifikatet kan inte användas: {error}")),
                 None,
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
-            .await
+        },
+    )
+    .await
+}
+
+/// What every action does after its own checks: asks the handler, then sends the person back
+/// to the page with a notice, or shows the page again with what went wrong.
+async fn act(
+    portal: &Portal,
+    person: &Person,
+    code: Kommunkod,
+    name: &str,
+    request: ControlRequest,
+    done_word: &str,
+    failed: impl FnOnce(String) -> (Notice, Option<Fields>, StatusCode),
+) -> Response {
+    match ask(portal, request).await {
+        Ok(_) => done(code, done_word),
+        Err(error) => {
+            let (notice, fields, status) = failed(error);
+            render(portal, person, code, name, notice, fields, status).await
         }
     }
 }
@@ -652,21 +666,22 @@ async fn send_code(
         code,
         operator: person.operator(),
     };
-    match ask(&portal, request).await {
-        Ok(_) => done(code, "kod-skickad"),
-        Err(error) => {
-            render(
-                &portal,
-                &person,
-                code,
-                &name,
+    act(
+        &portal,
+        &person,
+        code,
+        &name,
+        request,
+        "kod-skickad",
+        |error| {
+            (
                 Notice::Error(format!("Koden kunde inte skickas: {error}"), None),
                 None,
                 StatusCode::BAD_GATEWAY,
             )
-            .await
-        }
-    }
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -693,28 +708,21 @@ async fn confirm(
         secret: form.kod.trim().to_string(),
         operator: person.operator(),
     };
-    match ask(&portal, request).await {
-        Ok(_) => done(code, "bekraftad"),
-        Err(error) => {
-            let words = if error.contains("too many") {
-                "För många felaktiga försök: koden gäller inte längre. Skicka en ny kod."
-            } else if error.contains("expired") {
-                "Koden har slutat gälla. Skicka en ny kod."
-            } else if error.contains("no verification code") {
-                "Ingen kod är skickad till adressen ännu. Skicka en kod först."
-            } else {
-                "Fel kod. Kontrollera koden i meddelandet och försök igen (högst fem försök per kod)."
-            };
-            render(
-                &portal,
-                &person,
-                code,
-                &name,
-                Notice::Error(words.into(), Some("kod")),
-                None,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    }
+    act(&portal, &person, code, &name, request, "bekraftad", |error| {
+        let words = if error.contains("too many") {
+            "För många felaktiga försök: koden gäller inte längre. Skicka en ny kod."
+        } else if error.contains("expired") {
+            "Koden har slutat gälla. Skicka en ny kod."
+        } else if error.contains("no verification code") {
+            "Ingen kod är skickad till adressen ännu. Skicka en kod först."
+        } else {
+            "Fel kod. Kontrollera koden i meddelandet och försök igen (högst fem försök per kod)."
+        };
+        (
+            Notice::Error(words.into(), Some("kod")),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+    })
+    .await
 }

@@ -139,6 +139,17 @@ fn field_error(notice: &Notice, id: &str) -> Option<String> {
     }
 }
 
+/// A field's error (if the notice concerns it) and what describes it: its hint, and its error.
+fn described_by(notice: &Notice, id: &str) -> (Option<String>, String) {
+    let error = field_error(notice, id);
+    let described = if error.is_some() {
+        format!("{id}-hint {id}-fel")
+    } else {
+        format!("{id}-hint")
+    };
+    (error, described)
+}
+
 fn input(
     id: &'static str,
     label: &str,
@@ -147,12 +158,7 @@ fn input(
     hint: &str,
     notice: &Notice,
 ) -> Markup {
-    let error = field_error(notice, id);
-    let described = if error.is_some() {
-        format!("{id}-hint {id}-fel")
-    } else {
-        format!("{id}-hint")
-    };
+    let (error, described) = described_by(notice, id);
     html! {
         label for=(id) { (label) }
         p class="hint" id={ (id) "-hint" } { (hint) }
@@ -163,12 +169,7 @@ fn input(
 }
 
 fn textarea(id: &'static str, label: &str, value: &str, hint: &str, notice: &Notice) -> Markup {
-    let error = field_error(notice, id);
-    let described = if error.is_some() {
-        format!("{id}-hint {id}-fel")
-    } else {
-        format!("{id}-hint")
-    };
+    let (error, described) = described_by(notice, id);
     html! {
         label for=(id) { (label) }
         p class="hint" id={ (id) "-hint" } { (hint) }
