@@ -441,6 +441,19 @@ async fn municipality(
     render(&portal, &person, code, &name, notice, None, StatusCode::OK).await
 }
 
+/// A post's checks: its form token, then the person's grant for the municipality.
+async fn checked(
+    portal: &Portal,
+    person: &Person,
+    token: &str,
+    code: &str,
+) -> Result<(Kommunkod, String, Registered), Box<Response>> {
+    if !portal.token_ok(person, token) {
+        return Err(Box::new(refuse_token()));
+    }
+    authorize(portal, person, code).await
+}
+
 fn refuse_token() -> Response {
     html(
         StatusCode::FORBIDDEN,
@@ -504,10 +517,7 @@ async fn change(
     Path(code): Path<String>,
     Form(form): Form<ChangeForm>,
 ) -> Response {
-    if !portal.token_ok(&person, &form.csrf) {
-        return refuse_token();
-    }
-    let (code, name, registered) = match authorize(&portal, &person, &code).await {
+    let (code, name, registered) = match checked(&portal, &person, &form.csrf, &code).await {
         Ok(ok) => ok,
         Err(refused) => return *refused,
     };
@@ -570,10 +580,7 @@ async fn certificate(
             _ => {}
         }
     }
-    if !portal.token_ok(&person, &token) {
-        return refuse_token();
-    }
-    let (code, name, _) = match authorize(&portal, &person, &code).await {
+    let (code, name, _) = match checked(&portal, &person, &token, &code).await {
         Ok(ok) => ok,
         Err(refused) => return *refused,
     };
@@ -655,10 +662,7 @@ async fn send_code(
     Path(code): Path<String>,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    if !portal.token_ok(&person, &form.csrf) {
-        return refuse_token();
-    }
-    let (code, name, _) = match authorize(&portal, &person, &code).await {
+    let (code, name, _) = match checked(&portal, &person, &form.csrf, &code).await {
         Ok(ok) => ok,
         Err(refused) => return *refused,
     };
@@ -696,10 +700,7 @@ async fn confirm(
     Path(code): Path<String>,
     Form(form): Form<ConfirmForm>,
 ) -> Response {
-    if !portal.token_ok(&person, &form.csrf) {
-        return refuse_token();
-    }
-    let (code, name, _) = match authorize(&portal, &person, &code).await {
+    let (code, name, _) = match checked(&portal, &person, &form.csrf, &code).await {
         Ok(ok) => ok,
         Err(refused) => return *refused,
     };
