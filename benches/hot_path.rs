@@ -25,7 +25,7 @@ fn hot_path(c: &mut Criterion) {
         kurir::registry::RegisteredCert::parse(&std::fs::read_to_string(&muni.cert).expect("pem"))
             .expect("cert");
     let pdf = common::synthetic_pdf("ANVISNINGSBESLUT", 40_000);
-    let limits = kurir::intake::pdf::PdfLimits {
+    let limits = kurir::pdf::PdfLimits {
         max_bytes: 25_000_000,
         max_pages: 500,
         max_decompressed_bytes: 200_000_000,
@@ -35,7 +35,7 @@ fn hot_path(c: &mut Criterion) {
     let job_id = JobId::generate();
 
     c.bench_function("pdf_validate_40k", |b| {
-        b.iter(|| kurir::intake::pdf::validate(&pdf, &limits).expect("valid"))
+        b.iter(|| kurir::pdf::validate(&pdf, &limits).expect("valid"))
     });
 
     let mail = common::decision_mail(&job_id, &pdf, &pdf, &sender);
@@ -88,6 +88,7 @@ fn hot_path(c: &mut Criterion) {
         attempts: 0,
         quarantine: None,
         receipt_written: false,
+        manifest_pending: false,
         events: 0,
         alerts: vec![],
         unknown_deliveries: 0,

@@ -686,6 +686,7 @@ fn main() {
                 attempts: 1,
                 quarantine: None,
                 receipt_written: true,
+                manifest_pending: false,
                 events: 0,
                 alerts: vec![],
                 unknown_deliveries: 0,

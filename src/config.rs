@@ -455,11 +455,12 @@ impl Default for OpsSettings {
     }
 }
 
-/// `[portal]`: the municipality portal, HTTPS with client certificates (SITHS) only.
+/// `[portal]`: the municipality portal (`kurir portal`, its own process), HTTPS with client
+/// certificates (SITHS) only, and the socket through which it asks the daemon.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PortalSettings {
-    /// Address to serve the portal on, e.g. `0.0.0.0:8443`. Empty: no portal (the default).
+    /// Address `kurir portal` serves on, e.g. `0.0.0.0:8443`. Empty: no portal (the default).
     pub listen: String,
     /// The server's certificate chain (PEM).
     pub cert: PathBuf,
@@ -468,12 +469,29 @@ pub struct PortalSettings {
     /// The CAs whose person certificates may sign in (PEM; in production the SITHS e-id root
     /// and issuing CAs). A certificate from any other CA, or none, gets no page at all.
     pub client_ca: PathBuf,
+    /// The daemon's socket for the portal. Empty: `portal.sock` in the state directory (the
+    /// quick start, where both run as one user); installed: `/run/kurir/portal.sock`, reached
+    /// by the portal's user through the folder's group.
+    pub socket: PathBuf,
+    /// The portal's OS user. When set, the daemon takes requests on the portal socket only
+    /// from this user (checked by the socket peer's credentials) and opens the socket to the
+    /// folder's group; empty: any user who can reach the socket file.
+    pub user: String,
 }
 
 impl PortalSettings {
     /// Whether the portal is served.
     pub fn enabled(&self) -> bool {
         !self.listen.is_empty()
+    }
+
+    /// The daemon's socket for the portal, for a state directory `state_dir`.
+    pub fn socket_path(&self, state_dir: &std::path::Path) -> PathBuf {
+        if self.socket.as_os_str().is_empty() {
+            state_dir.join("portal.sock")
+        } else {
+            self.socket.clone()
+        }
     }
 }
 

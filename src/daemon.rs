@@ -9,19 +9,20 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::{watch, Notify};
 
-use crate::cli::control::{self, Handler};
 use crate::config::Settings;
 use crate::deliver::mail::Mailer;
 use crate::deliver::print::PrintQueue;
 use crate::fsutil;
-use crate::inbound::token::TokenKey;
 use crate::inbound::Inbound;
-use crate::intake::pdf::PdfLimits;
 use crate::intake::validate::JobLimits;
 use crate::intake::Intake;
 use crate::ops::alert::Alerter;
+use crate::pdf::PdfLimits;
 use crate::queue::{Policy, QueueManager, QueueParts};
 use crate::registry::Seed;
+use crate::report_token::TokenKey;
+use crate::service::protocol::{self, Door};
+use crate::service::{Service, ServiceParts};
 use crate::spool::Spool;
 use crate::store::Store;
 use crate::worktime::WorkingHours;
@@ -174,6 +175,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // The receipt writer stops last: after the queue has finished the jobs in hand.
+    let (receipts_tx, receipts_rx) = watch::channel(false);
     let wake_intake = Arc::new(Notify::new());
     let wake_queue = Arc::new(Notify::new());
     intake.set_waker(wake_queue.clone());
@@ -188,7 +191,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let inbound = Arc::new(Inbound::new(
         spool.clone(),
         store.clone(),
-        seed.clone(),
         report_key,
         alerter.clone(),
         settings.proof.clone(),
@@ -216,44 +218,44 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             shutdown_rx.clone(),
         )))
     };
-    let handler = Arc::new(Handler::new(
+    let service = Service::new(ServiceParts {
+        store: store.clone(),
+        seed: seed.clone(),
+        spool: spool.clone(),
+        mailer: mailer.clone(),
+        relay_configured: mailer.is_some(),
+        code_ttl: settings.registry.verification_code_ttl,
+        daemon: true,
+    });
+    let operator_socket = crate::cli::control::socket_path(&settings.store.dir);
+    let operator_listener = protocol::bind(&operator_socket, 0o600)
+        .with_context(|| format!("the control socket {}", operator_socket.display()))?;
+    let control_task = tokio::spawn(protocol::serve(
+        operator_listener,
+        Door::Operator {
+            own_uid: current_uid(),
+        },
+        service.clone(),
+        shutdown_rx.clone(),
+    ));
+    let portal_socket = settings.portal.socket_path(&settings.store.dir);
+    let portal_uid = portal_user(&settings.portal.user)?;
+    // Open to the folder's group only when a portal user of its own is named.
+    let mode = if portal_uid.is_some() { 0o660 } else { 0o600 };
+    let portal_listener = protocol::bind(&portal_socket, mode)
+        .with_context(|| format!("the portal socket {}", portal_socket.display()))?;
+    let portal_task = tokio::spawn(protocol::serve(
+        portal_listener,
+        Door::Portal { portal_uid },
+        service,
+        shutdown_rx.clone(),
+    ));
+    let receipt_task = tokio::spawn(crate::receipt::run(
+        spool.clone(),
         store.clone(),
         seed.clone(),
-        spool.clone(),
-        mailer.clone(),
-        mailer.is_some(),
-        settings.registry.verification_code_ttl,
+        receipts_rx,
     ));
-    if settings.portal.enabled() {
-        let portal = &settings.portal;
-        let acceptor = crate::portal::tls::acceptor(&portal.cert, &portal.key, &portal.client_ca)
-            .context("[portal] certificates")?;
-        let listen: std::net::SocketAddr = portal.listen.parse().context("[portal] listen")?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("[portal] listen {listen}"))?;
-        let bound = listener.local_addr().context("[portal] listen")?;
-        fsutil::write_atomic(
-            &settings.store.dir.join("portal.addr"),
-            bound.to_string().as_bytes(),
-        )
-        .context("writing portal.addr")?;
-        tracing::info!(listen = %bound, "municipality portal on HTTPS with client certificates");
-        let state = Arc::new(crate::portal::Portal::new(
-            handler.clone(),
-            store.clone(),
-            seed.clone(),
-            settings.sender.clone(),
-        ));
-        tokio::spawn(crate::portal::serve(
-            listener,
-            acceptor,
-            state,
-            shutdown_rx.clone(),
-        ));
-    }
-    let socket = control::socket_path(&settings.store.dir);
-    let control_task = tokio::spawn(control::serve(socket.clone(), handler, shutdown_rx.clone()));
 
     let queue_task = tokio::spawn(queue.run(wake_queue.clone(), shutdown_rx.clone()));
 
@@ -303,10 +305,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             Ok(Ok(())) => {}
         }
     }
-    match control_task.await {
-        Ok(Err(e)) => tracing::warn!(error = %e, "control socket ended with an error"),
-        Err(e) => tracing::warn!(error = %e, "control socket task failed"),
-        Ok(Ok(())) => {}
+    for task in [control_task, portal_task] {
+        if let Err(e) = task.await {
+            tracing::warn!(error = %e, "a control socket task failed");
+        }
+    }
+    for socket in [&operator_socket, &portal_socket] {
+        let _ = std::fs::remove_file(socket);
+    }
+    let _ = receipts_tx.send(true);
+    if let Err(e) = receipt_task.await {
+        tracing::warn!(error = %e, "the receipt writer failed");
     }
     store.flush().context("flushing the store")?;
     tracing::info!("stopped");
@@ -333,19 +342,24 @@ async fn retention_loop(
             .checked_sub(keep)
             .unwrap_or(jiff::Timestamp::MIN);
         match tokio::task::spawn_blocking(move || {
-            let removed = crate::inbound::purge_older_than(&spool2, cutoff);
-            if removed > 0 {
-                tracing::info!(
-                    messages = removed,
-                    "inbound reports removed after the retention period"
-                );
-            }
-            crate::queue::operator::purge_documents(&store2, &spool2, cutoff)
+            crate::ops::retention::run_once(&store2, &spool2, cutoff)
         })
         .await
         {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(jobs = n, "documents removed after the retention period"),
+            Ok(Ok(removed)) => {
+                if removed.reports > 0 {
+                    tracing::info!(
+                        messages = removed.reports,
+                        "inbound reports removed after the retention period"
+                    );
+                }
+                if removed.documents > 0 {
+                    tracing::info!(
+                        jobs = removed.documents,
+                        "documents removed after the retention period"
+                    );
+                }
+            }
             Ok(Err(e)) => tracing::error!(error = %e, "retention failed; will try again"),
             Err(e) => tracing::error!(error = %e, "retention task failed"),
         }
@@ -391,4 +405,30 @@ impl Signals {
             _ = self.int.recv() => {}
         }
     }
+}
+
+/// This process's user id: the operator socket answers it and root.
+fn current_uid() -> u32 {
+    // SAFETY: getuid cannot fail and touches no memory.
+    unsafe { libc::getuid() }
+}
+
+/// The user id of `[portal] user`, if one is named.
+fn portal_user(name: &str) -> anyhow::Result<Option<u32>> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let c_name = std::ffi::CString::new(name).context("[portal] user")?;
+    // SAFETY: a NUL-terminated name; the record getpwnam returns is read at once, before any
+    // other call could overwrite it.
+    let uid = unsafe {
+        let pw = libc::getpwnam(c_name.as_ptr());
+        if pw.is_null() {
+            None
+        } else {
+            Some((*pw).pw_uid)
+        }
+    };
+    uid.map(Some)
+        .ok_or_else(|| anyhow::anyhow!("[portal] user {name:?}: no such user on this machine"))
 }

@@ -16,6 +16,9 @@ pub mod config;
 pub mod digest;
 pub mod fsutil;
 pub mod job;
+pub mod net;
+pub mod pdf;
+pub mod report_token;
 pub mod spool;
 pub mod worktime;
 
@@ -33,3 +36,4 @@ pub mod daemon;
 pub mod ops;
 pub mod portal;
 pub mod registry;
+pub mod service;

@@ -1,5 +1,5 @@
-//! The `kurir` command: parses the command line, sets up logging, and either runs the daemon
-//! (`kurir run`) or hands the command to [`kurir::cli`].
+//! The `kurir` command: parses the command line, sets up logging, and runs the daemon
+//! (`kurir run`), the portal (`kurir portal`), or hands the command to [`kurir::cli`].
 
 use std::process::ExitCode;
 
@@ -23,9 +23,9 @@ fn main() -> ExitCode {
 fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref())?;
     let format = cli.log_format.unwrap_or(settings.log.format);
-    let is_daemon = matches!(cli.command, Command::Run);
-    kurir::ops::logging::init(format, &settings.log.filter, is_daemon);
-    if !is_daemon {
+    let serves = matches!(cli.command, Command::Run | Command::Portal);
+    kurir::ops::logging::init(format, &settings.log.filter, serves);
+    if !serves {
         return kurir::cli::run(cli, settings);
     }
     limit_malloc_arenas();
@@ -33,7 +33,10 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(kurir::daemon::run(settings))?;
+    match cli.command {
+        Command::Portal => runtime.block_on(kurir::portal::run(settings))?,
+        _ => runtime.block_on(kurir::daemon::run(settings))?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,7 +1,9 @@
 //! Receipts: `spool/receipts/<job-id>.json`, what the case system reads to learn what happened.
 //!
-//! A receipt is written atomically whenever a job reaches a final or hand-over state. It is
-//! derived from the store alone, so it can be written again after a crash with the same content.
+//! A receipt is written atomically whenever a job reaches a final or hand-over state, and
+//! again when a finished job's history grows (a delivery report, a read notification). It is
+//! derived from the store alone, so it can be written again after a crash with the same
+//! content. [`write_owed`] is the only writer.
 
 use serde::Serialize;
 
@@ -126,7 +128,7 @@ pub fn build<'a>(record: &'a JobRecord, events: &'a [Event], seed: &Seed) -> Rec
                 .email
                 .as_ref()
                 .and_then(|e| e.confirmation())
-                .map(|c| c.kind.clone()),
+                .map(|c| c.kind.as_str().to_string()),
             read_at: r
                 .email
                 .as_ref()
@@ -159,16 +161,6 @@ pub fn build<'a>(record: &'a JobRecord, events: &'a [Event], seed: &Seed) -> Rec
     }
 }
 
-/// Writes the receipt file atomically.
-pub fn write(
-    spool: &Spool,
-    record: &JobRecord,
-    events: &[Event],
-    seed: &Seed,
-) -> std::io::Result<()> {
-    fsutil::write_atomic(&spool.receipt(&record.id), &render(record, events, seed)?)
-}
-
 /// Writes the receipt without syncing anything: the caller syncs the file system once for a
 /// group of receipts.
 fn write_unsynced(
@@ -194,9 +186,6 @@ pub enum ReceiptError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The job is not in the store.
-    #[error("no job {0} to write a receipt for")]
-    NoJob(JobId),
     /// The file could not be written.
     #[error("writing receipt for job {id}: {source}")]
     Io {
@@ -207,55 +196,96 @@ pub enum ReceiptError {
     },
 }
 
-/// Writes the receipt of a job in a final state from the store and notes that it is written.
-pub fn issue(spool: &Spool, store: &Store, seed: &Seed, id: &JobId) -> Result<(), ReceiptError> {
-    let record = store
-        .get(id)?
-        .ok_or_else(|| ReceiptError::NoJob(id.clone()))?;
-    let events = store.events(id)?;
-    write(spool, &record, &events, seed).map_err(|source| ReceiptError::Io {
-        id: id.clone(),
-        source,
-    })?;
-    store.mark_receipt_written(id)?;
-    tracing::info!(job_id = %id, state = %record.state, "receipt written");
-    Ok(())
+/// Most receipts written in one group: one store flush and one file-system sync each.
+const GROUP: usize = 256;
+
+/// The receipt writer: writes every receipt the store's index says is owed (a final job whose
+/// receipt is not on disk yet), in groups, and notes each as written. The only writer of
+/// receipts: the stages only record jobs, and the store wakes this writer
+/// ([`Store::receipts_wanted`]). The store is flushed first, so a receipt never states what a
+/// crash could take back. A quarantined job's receipt waits until intake has moved its folder
+/// out of `active/` (that move, and its `reason.txt`, are finished at the next start if a
+/// crash interrupts them, while the job still owes its receipt). Returns how many it wrote.
+pub fn write_owed(spool: &Spool, store: &Store, seed: &Seed) -> Result<usize, ReceiptError> {
+    // Journaled steps reach sled, and so the index, with a flush.
+    store.flush_journaled()?;
+    let mut written = 0;
+    let mut skip = std::collections::HashSet::new();
+    loop {
+        let owed: Vec<JobId> = store
+            .owed_receipts(GROUP + skip.len())?
+            .into_iter()
+            .filter(|id| !skip.contains(id))
+            .take(GROUP)
+            .collect();
+        if owed.is_empty() {
+            return Ok(written);
+        }
+        store.flush()?;
+        let mut group = Vec::with_capacity(owed.len());
+        for id in owed {
+            let Some(record) = store.get(&id)? else {
+                skip.insert(id);
+                continue;
+            };
+            let unfinished_quarantine = record.state == crate::store::state::JobState::Quarantined
+                && spool.active_job(&id).exists();
+            if unfinished_quarantine || !record.owes_receipt() {
+                skip.insert(id);
+                continue;
+            }
+            let events = store.events(&id)?;
+            match write_unsynced(spool, &record, &events, seed) {
+                Ok(()) => group.push((id, record.state)),
+                Err(e) => {
+                    tracing::error!(job_id = %id, error = %e, "receipt could not be written");
+                    skip.insert(id);
+                }
+            }
+        }
+        if group.is_empty() {
+            continue;
+        }
+        // One sync for the group's files and names, before the store says they exist.
+        fsutil::sync_filesystem(&spool.receipts()).map_err(|source| ReceiptError::Io {
+            id: group[0].0.clone(),
+            source,
+        })?;
+        let ids: Vec<JobId> = group.iter().map(|(id, _)| id.clone()).collect();
+        store.mark_receipts_written(&ids)?;
+        for (id, state) in &group {
+            tracing::info!(job_id = %id, state = %state, "receipt written");
+        }
+        written += group.len();
+    }
 }
 
-/// Issues the receipts of many finished jobs: the store is flushed first (a receipt never
-/// states what a crash could take back), every file is written, the directory is synced once,
-/// and only then are the receipts noted as written. Failures are logged per job; those jobs
-/// stay pending and get their receipt at the next start.
-pub fn issue_many(
-    spool: &Spool,
-    store: &Store,
-    seed: &Seed,
-    ids: &[JobId],
-) -> Result<(), ReceiptError> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    store.flush()?;
-    let mut written = Vec::with_capacity(ids.len());
-    for id in ids {
-        let Some(record) = store.get(id)? else {
-            continue;
-        };
-        let events = store.events(id)?;
-        match write_unsynced(spool, &record, &events, seed) {
-            Ok(()) => written.push((id, record.state)),
-            Err(e) => tracing::error!(job_id = %id, error = %e, "receipt could not be written"),
+/// Runs the receipt writer until shutdown: a pass whenever the store says a receipt is owed
+/// (and once a second while one it had to skip is still owed), and a last pass at the end.
+pub async fn run(
+    spool: Spool,
+    store: Store,
+    seed: std::sync::Arc<Seed>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let wanted = store.receipts_wanted();
+    loop {
+        let stop = *shutdown.borrow();
+        let (sp, st, se) = (spool.clone(), store.clone(), seed.clone());
+        match tokio::task::spawn_blocking(move || write_owed(&sp, &st, &se)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "receipts could not be written; will try again")
+            }
+            Err(e) => tracing::error!(error = %e, "receipt task failed"),
+        }
+        if stop {
+            return;
+        }
+        tokio::select! {
+            _ = wanted.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => {}
         }
     }
-    // One sync for the group's files and names, before the store says they exist.
-    fsutil::sync_filesystem(&spool.receipts()).map_err(|source| ReceiptError::Io {
-        id: ids[0].clone(),
-        source,
-    })?;
-    let ids: Vec<JobId> = written.iter().map(|(id, _)| (*id).clone()).collect();
-    store.mark_receipts_written(&ids)?;
-    for (id, state) in written {
-        tracing::info!(job_id = %id, state = %state, "receipt written");
-    }
-    Ok(())
 }

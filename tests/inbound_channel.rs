@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::mail::{register_and_prove, rig};
 use common::Env;
-use kurir::inbound::token::{TokenKey, KEY_FILE};
 use kurir::job::{JobId, Kommunkod};
+use kurir::report_token::{TokenKey, KEY_FILE};
 
 /// A delivery report as Postfix writes one, for `envid`, with `action`.
 fn dsn(envid: &str, action: &str) -> String {
@@ -265,7 +265,6 @@ fn a_message_nobody_confirms_or_reads_raises_one_alert_of_each_kind_with_the_pho
     let inbound = kurir::inbound::Inbound::new(
         spool.clone(),
         store.clone(),
-        seed,
         TokenKey::load_or_create(&dir.join("state")).expect("key"),
         alerter,
         settings,

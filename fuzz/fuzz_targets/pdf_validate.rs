@@ -5,10 +5,10 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = kurir::intake::pdf::PdfLimits {
+    let limits = kurir::pdf::PdfLimits {
         max_bytes: 1 << 20,
         max_pages: 50,
         max_decompressed_bytes: 8 << 20,
     };
-    let _ = kurir::intake::pdf::validate(data, &limits);
+    let _ = kurir::pdf::validate(data, &limits);
 });

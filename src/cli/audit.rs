@@ -1,15 +1,13 @@
 //! `kurir audit`: check the audit chain and export it for a regulator.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
 
-use crate::cli::ask;
-use crate::cli::control::Request;
-use crate::config::Settings;
-use crate::registry::Seed;
+use crate::cli::{expect_reply, Daemon};
+use crate::service::{Command, Reply};
+use crate::store::audit::Verdict;
 
 /// What to do with the audit chain.
 #[derive(Subcommand, Debug)]
@@ -37,31 +35,26 @@ fn parse_since(text: &str) -> anyhow::Result<jiff::Timestamp> {
 }
 
 /// Runs one audit command.
-pub fn run(
-    settings: &Settings,
-    seed: Arc<Seed>,
-    command: AuditCommand,
-) -> anyhow::Result<ExitCode> {
+pub fn run(daemon: &Daemon<'_>, command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify => {
-            let result = ask(settings, seed, Request::AuditVerify)?;
-            if result["ok"] == serde_json::Value::Bool(true) {
-                println!("ok, {} entries", result["entries"]);
-                Ok(ExitCode::SUCCESS)
-            } else {
-                println!(
-                    "BROKEN at entry {}: {}",
-                    result["seq"],
-                    result["problem"].as_str().unwrap_or("")
-                );
-                Ok(ExitCode::FAILURE)
+            let reply = daemon.ask(None, Command::AuditVerify)?;
+            match expect_reply!(reply, Reply::Audit) {
+                Verdict::Ok { entries } => {
+                    println!("ok, {entries} entries");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Verdict::Broken { seq, problem } => {
+                    println!("BROKEN at entry {seq}: {problem}");
+                    Ok(ExitCode::FAILURE)
+                }
             }
         }
         AuditCommand::Export { since } => {
             let since = parse_since(&since)?;
-            let result = ask(settings, seed, Request::AuditExport { since })?;
-            for entry in result.as_array().into_iter().flatten() {
-                println!("{}", serde_json::to_string(entry)?);
+            let reply = daemon.ask(None, Command::AuditExport { since })?;
+            for entry in expect_reply!(reply, Reply::AuditEntries) {
+                println!("{}", serde_json::to_string(&entry)?);
             }
             Ok(ExitCode::SUCCESS)
         }

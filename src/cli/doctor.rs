@@ -10,7 +10,7 @@ use openssl::x509::{X509StoreContext, X509};
 
 use crate::config::Settings;
 use crate::job::Kommunkod;
-use crate::registry::{check_certificate_for_email, Registered};
+use crate::registry::{check_certificate_for_email, CertificateProblem, Registered};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -209,10 +209,14 @@ fn check_signing_certificate(settings: &Settings) -> Vec<Finding> {
     };
     let cert = &certs[0];
     let mut out = vec![expiry_finding(check, cert)];
-    if let Err(e) = check_certificate_for_email(cert) {
-        if !e.starts_with("expired") {
-            out.push(finding(Level::Fail, "S/MIME signing certificate usage", e));
-        }
+    match check_certificate_for_email(cert) {
+        // The expiry finding above says it already.
+        Ok(()) | Err(CertificateProblem::Expired(_)) => {}
+        Err(e) => out.push(finding(
+            Level::Fail,
+            "S/MIME signing certificate usage",
+            e.to_string(),
+        )),
     }
     out.push(verify_chain(cert, &certs[1..], &settings.smtp.ca_file));
     out
@@ -418,16 +422,16 @@ fn free_bytes(path: &Path) -> Option<u64> {
 pub fn run(
     settings: &Settings,
     origin: &str,
-    ask: &dyn Fn(crate::cli::control::Request) -> anyhow::Result<serde_json::Value>,
+    daemon: &crate::cli::Daemon<'_>,
 ) -> anyhow::Result<std::process::ExitCode> {
+    use crate::service::{Command, Reply};
     use anyhow::Context;
-    let list = ask(crate::cli::control::Request::MunicipalityList { secure_only: false })?;
-    let mut registry = Vec::new();
-    for row in list.as_array().into_iter().flatten() {
-        let code: Kommunkod = serde_json::from_value(row["municipality"]["code"].clone())?;
-        let registered: Registered = serde_json::from_value(row["registered"].clone())?;
-        registry.push((code, registered));
-    }
+    let reply = daemon.ask(None, Command::MunicipalityList { secure_only: false })?;
+    let registry: Vec<(Kommunkod, Registered)> =
+        crate::cli::expect_reply!(reply, Reply::Municipalities)
+            .into_iter()
+            .map(|row| (row.municipality.code, row.registered))
+            .collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

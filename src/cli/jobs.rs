@@ -3,19 +3,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::bail;
 
-use crate::cli::ask;
-use crate::cli::control::Request;
+use crate::cli::{expect_reply, Daemon};
 use crate::config::Settings;
-use crate::intake::pdf::PdfLimits;
 use crate::intake::submit::{self, SubmitRequest};
 use crate::job::{CaseNumber, DocumentKind, JobId, Kommunkod};
+use crate::pdf::PdfLimits;
 use crate::registry::Seed;
+use crate::service::{Command, Reply};
 use crate::spool::Spool;
-use crate::store::state::{EmailDelivery, Event, JobRecord, JobState};
+use crate::store::state::{EmailDelivery, Event, JobRecord, JobState, ReportKind};
 
 /// `kurir submit`: checks the documents, writes the job into the spool and prints its id.
 pub fn submit_job(
@@ -59,36 +58,29 @@ pub fn submit_job(
 }
 
 /// `kurir status`: one job's state and history, as text or JSON.
-pub fn status(
-    settings: &Settings,
-    seed: Arc<Seed>,
-    job_id: JobId,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let result = ask(settings, seed.clone(), Request::Status { id: job_id })?;
+pub fn status(daemon: &Daemon<'_>, job_id: JobId, json: bool) -> anyhow::Result<ExitCode> {
+    let reply = daemon.ask(None, Command::Status { id: job_id })?;
+    let status = expect_reply!(reply, Reply::Status);
     if json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        let job: JobRecord = serde_json::from_value(result["job"].clone())?;
-        let events: Vec<Event> = serde_json::from_value(result["events"].clone())?;
-        print_status(&job, &events, &seed);
+        print_status(&status.job, &status.events, daemon.seed());
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `kurir list`: jobs newest first, as a table or JSON.
 pub fn list(
-    settings: &Settings,
-    seed: Arc<Seed>,
+    daemon: &Daemon<'_>,
     state: Option<JobState>,
     limit: usize,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let result = ask(settings, seed, Request::List { state, limit })?;
+    let reply = daemon.ask(None, Command::List { state, limit })?;
+    let jobs = expect_reply!(reply, Reply::Jobs);
     if json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        println!("{}", serde_json::to_string_pretty(&jobs)?);
     } else {
-        let jobs: Vec<JobRecord> = serde_json::from_value(result)?;
         print_list(&jobs);
     }
     Ok(ExitCode::SUCCESS)
@@ -204,7 +196,7 @@ fn proof_words(email: &EmailDelivery) -> Option<String> {
             "the relay offers no delivery reports: proof ends at the relay".to_string()
         }
         _ => match email.confirmation() {
-            Some(c) if c.kind == "delivered" => format!(
+            Some(c) if c.kind == ReportKind::Delivered => format!(
                 "confirmed: delivered ({}) reported by {} at {}",
                 c.status,
                 c.reporting.as_deref().unwrap_or("?"),
@@ -237,8 +229,8 @@ fn proof_flag(email: &EmailDelivery) -> Option<&'static str> {
     } else if email.read_notice().is_some() {
         "read"
     } else {
-        match email.confirmation().map(|c| c.kind.as_str()) {
-            Some("delivered") => "confirmed",
+        match email.confirmation().map(|c| c.kind) {
+            Some(ReportKind::Delivered) => "confirmed",
             Some(_) => "relayed",
             None => "unconfirmed",
         }

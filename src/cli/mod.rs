@@ -20,10 +20,10 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
-use crate::cli::control::Request;
 use crate::config::{LogFormat, Settings};
 use crate::job::{CaseNumber, JobId, Kommunkod};
 use crate::registry::Seed;
+use crate::service::{Command as ServiceCommand, Principal, Reply};
 use crate::store::state::JobState;
 
 /// kurir delivers Migrationsverket's assignment decisions (anvisningsbeslut) and notices of the
@@ -55,6 +55,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: watch the spool, deliver jobs, write receipts (stop with Ctrl-C/SIGTERM).
     Run,
+    /// Serve the municipality portal on [portal] listen: HTTPS with client certificates, its
+    /// own process, with no store and no signing key; it asks the daemon through [portal] socket.
+    Portal,
     /// Drop a job into the spool and print its job id (no running daemon needed).
     Submit {
         /// Kommunkod of the assigned municipality (anvisningskommun), e.g. 2480.
@@ -124,10 +127,13 @@ pub enum Command {
 /// Carries out every command but `run` (the daemon, which `main.rs` starts).
 pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     let seed = Arc::new(Seed::builtin()?);
-    let ask_with = |request| ask(&settings, seed.clone(), request);
+    let daemon = Daemon {
+        settings: &settings,
+        seed: seed.clone(),
+    };
     match cli.command {
-        Command::Run => {
-            bail!("`kurir run` is started by the binary, not by the command line's dispatcher")
+        Command::Run | Command::Portal => {
+            bail!("`kurir run` and `kurir portal` are started by the binary, not by the command line's dispatcher")
         }
         Command::Submit {
             to,
@@ -144,44 +150,62 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             god_man,
             copy_to,
         ),
-        Command::Status { job_id, json } => jobs::status(&settings, seed.clone(), job_id, json),
-        Command::List { state, limit, json } => {
-            jobs::list(&settings, seed.clone(), state, limit, json)
-        }
+        Command::Status { job_id, json } => jobs::status(&daemon, job_id, json),
+        Command::List { state, limit, json } => jobs::list(&daemon, state, limit, json),
         Command::Doctor => {
             let origin = cli
                 .config
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "built-in defaults and environment".into());
-            doctor::run(&settings, &origin, &ask_with)
+            doctor::run(&settings, &origin, &daemon)
         }
-        Command::Audit { command } => audit::run(&settings, seed.clone(), command),
+        Command::Audit { command } => audit::run(&daemon, command),
         Command::Inbound { recipient } => Ok(inbound::run(&settings, recipient.as_deref())),
-        Command::Operator(command) => operator::run(command, &ask_with),
-        Command::Municipality { command } => municipality::run(command, &ask_with),
+        Command::Operator(command) => operator::run(command, &daemon),
+        Command::Municipality { command } => municipality::run(command, &daemon),
     }
 }
 
-/// Sends one request to the running daemon (or answers it from the store when none runs)
-/// and returns its result, or the daemon's error as this command's error.
-pub fn ask(
-    settings: &Settings,
+/// Where the command line's requests go: the running daemon, or the store when none runs.
+pub struct Daemon<'a> {
+    settings: &'a Settings,
     seed: Arc<Seed>,
-    request: Request,
-) -> anyhow::Result<serde_json::Value> {
-    crate::fsutil::create_private_dir(&settings.store.dir)
-        .with_context(|| format!("creating {}", settings.store.dir.display()))?;
-    let response = control::request(settings, seed, request)?;
-    if response.ok {
-        Ok(response.result)
-    } else {
-        bail!(
-            "{}",
-            response.error.unwrap_or_else(|| "request failed".into())
-        )
+}
+
+impl Daemon<'_> {
+    /// The 290 municipalities.
+    pub fn seed(&self) -> &Seed {
+        &self.seed
+    }
+
+    /// Sends `command` as the operator `operator` (default: the OS user) and returns the
+    /// service's answer, or its refusal — worded in English — as this command's error.
+    pub fn ask(&self, operator: Option<String>, command: ServiceCommand) -> anyhow::Result<Reply> {
+        crate::fsutil::create_private_dir(&self.settings.store.dir)
+            .with_context(|| format!("creating {}", self.settings.store.dir.display()))?;
+        let principal = Principal::Operator(operator.unwrap_or_else(os_user));
+        match control::request(self.settings, self.seed.clone(), principal, command)? {
+            Ok(reply) => Ok(reply),
+            Err(refused) => bail!("{refused}"),
+        }
     }
 }
+
+/// Takes the expected variant out of a reply, or says that the daemon answered something else
+/// (a daemon of another version).
+macro_rules! expect_reply {
+    ($reply:expr, $variant:path) => {
+        match $reply {
+            $variant(value) => value,
+            _ => anyhow::bail!(
+                "the daemon answered something other than {}",
+                stringify!($variant)
+            ),
+        }
+    };
+}
+pub(crate) use expect_reply;
 
 /// The person at the keyboard: the sudo caller, else the OS account.
 pub fn os_user() -> String {

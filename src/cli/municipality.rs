@@ -7,9 +7,11 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde_json::Value;
 
-use crate::cli::control::Request;
+use crate::cli::{expect_reply, Daemon};
+use crate::intake::route::Route;
 use crate::job::Kommunkod;
-use crate::registry::{Changes, Registered, RegistryChange};
+use crate::registry::{Changes, FieldChange};
+use crate::service::{Command, MunicipalityView, Reply};
 
 /// What the agency registers about a municipality, on behalf of its IT.
 #[derive(Subcommand, Debug)]
@@ -136,32 +138,46 @@ pub enum MunicipalityCommand {
     Export,
 }
 
-/// Runs a municipality command; `ask` reaches the daemon or the store.
-pub fn run(
-    command: MunicipalityCommand,
-    ask: &dyn Fn(Request) -> anyhow::Result<Value>,
-) -> anyhow::Result<ExitCode> {
-    let operator = |o: Option<String>| o.unwrap_or_else(crate::cli::os_user);
+/// The route in the command line's words (also the `route` field of `show --json`).
+pub fn route_words(route: &Route) -> String {
+    match route {
+        Route::Email { address } => format!("e-mail to {address}"),
+        Route::Post { reason } => format!("post ({})", reason.describe()),
+    }
+}
+
+/// `show --json`: the view, with the route in words.
+fn view_json(view: &MunicipalityView) -> anyhow::Result<Value> {
+    let mut value = serde_json::to_value(view)?;
+    value["route"] = Value::String(route_words(&view.route));
+    Ok(value)
+}
+
+/// Runs a municipality command through the daemon (or the store when none runs).
+pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<ExitCode> {
     match command {
         MunicipalityCommand::List { secure, json } => {
-            let result = ask(Request::MunicipalityList {
-                secure_only: secure,
-            })?;
+            let reply = daemon.ask(
+                None,
+                Command::MunicipalityList {
+                    secure_only: secure,
+                },
+            )?;
+            let rows = expect_reply!(reply, Reply::Municipalities);
             if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
+                println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
                 "{:<5} {:<24} {:<6} {:<36} {:<8} {:<6} CERT",
                 "CODE", "NAME", "SECURE", "ACTIVE ADDRESS", "PENDING", "POSTAL"
             );
-            for row in result.as_array().into_iter().flatten() {
-                let m = &row["municipality"];
-                let r: Registered = serde_json::from_value(row["registered"].clone())?;
+            for row in rows {
+                let (m, r) = (&row.municipality, &row.registered);
                 println!(
                     "{:<5} {:<24} {:<6} {:<36} {:<8} {:<6} {}",
-                    m["code"].as_str().unwrap_or(""),
-                    m["name"].as_str().unwrap_or(""),
+                    m.code.as_str(),
+                    m.name,
                     if r.secure_connection { "yes" } else { "no" },
                     r.active_address.as_deref().unwrap_or("-"),
                     if r.pending.is_some() { "yes" } else { "-" },
@@ -175,60 +191,13 @@ pub fn run(
             }
         }
         MunicipalityCommand::Show { code, json } => {
-            let result = ask(Request::MunicipalityShow { code })?;
+            let reply = daemon.ask(None, Command::MunicipalityShow { code })?;
+            let view = expect_reply!(reply, Reply::Municipality);
             if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
+                println!("{}", serde_json::to_string_pretty(&view_json(&view)?)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            let m = &result["municipality"];
-            let r: Registered = serde_json::from_value(result["registered"].clone())?;
-            let or_dash = |v: Option<&str>| v.unwrap_or("-").to_string();
-            println!("kommunkod        {}", m["code"].as_str().unwrap_or(""));
-            println!("name             {}", m["name"].as_str().unwrap_or(""));
-            println!(
-                "route now        {}",
-                result["route"].as_str().unwrap_or("")
-            );
-            println!(
-                "secure           {}",
-                if r.secure_connection { "yes" } else { "no" }
-            );
-            println!("official e-mail  {}", or_dash(r.official_email.as_deref()));
-            println!("decision e-mail  {}", or_dash(r.decision_email.as_deref()));
-            println!("active address   {}", or_dash(r.active_address.as_deref()));
-            if let Some(p) = &r.pending {
-                let code_state = match (&p.code_sha256, p.code_expires) {
-                    (Some(_), Some(exp)) => format!("code sent, valid until {exp}"),
-                    _ => format!("run `kurir municipality verify {code}`"),
-                };
-                println!("pending address  {} ({code_state})", p.address);
-            }
-            println!("phone            {}", or_dash(r.phone.as_deref()));
-            for c in &r.contacts {
-                println!("contact          {c}");
-            }
-            match &r.postal_address {
-                Some(a) => println!("postal address   {}", a.lines().join(", ")),
-                None => println!("postal address   - (letters go to the registry office)"),
-            }
-            match &r.smime_cert {
-                Some(c) => println!(
-                    "S/MIME cert      {} (sha256 {}, valid until {})",
-                    c.subject, c.sha256, c.not_after
-                ),
-                None => println!("S/MIME cert      - (messages are signed, not encrypted)"),
-            }
-            println!("TLS pin          {}", or_dash(r.tls_pin.as_deref()));
-            for g in &r.grants {
-                println!(
-                    "portal access    {}{}",
-                    g.hsa_id,
-                    g.name
-                        .as_deref()
-                        .map(|n| format!(" ({n})"))
-                        .unwrap_or_default()
-                );
-            }
+            print_view(code, &view);
         }
         MunicipalityCommand::Grant {
             code,
@@ -236,12 +205,14 @@ pub fn run(
             name,
             operator,
         } => {
-            ask(Request::MunicipalityGrant {
-                code,
-                hsa_id: hsa_id.clone(),
-                name,
-                operator: operator.unwrap_or_else(crate::cli::os_user),
-            })?;
+            daemon.ask(
+                operator,
+                Command::MunicipalityGrant {
+                    code,
+                    hsa_id: hsa_id.clone(),
+                    name,
+                },
+            )?;
             println!("{hsa_id} may now manage kommun {code} in the portal");
         }
         MunicipalityCommand::Revoke {
@@ -249,11 +220,13 @@ pub fn run(
             hsa_id,
             operator,
         } => {
-            ask(Request::MunicipalityRevoke {
-                code,
-                hsa_id: hsa_id.clone(),
-                operator: operator.unwrap_or_else(crate::cli::os_user),
-            })?;
+            daemon.ask(
+                operator,
+                Command::MunicipalityRevoke {
+                    code,
+                    hsa_id: hsa_id.clone(),
+                },
+            )?;
             println!("{hsa_id} may no longer manage kommun {code}");
         }
         MunicipalityCommand::Set {
@@ -267,7 +240,7 @@ pub fn run(
             no_smime_cert,
             tls_pin,
             secure,
-            operator: who,
+            operator,
         } => {
             let smime_cert_pem = match (smime_cert, no_smime_cert) {
                 (Some(path), _) => Some(
@@ -290,110 +263,143 @@ pub fn run(
             if changes == Changes::default() {
                 bail!("nothing to change: give at least one option (see --help)");
             }
-            let result = ask(Request::MunicipalitySet {
-                code,
-                changes,
-                operator: operator(who),
-            })?;
-            print_changes(code, &result["changes"]);
-            if let Some(p) = result["registered"]["pending"]["address"].as_str() {
+            let reply = daemon.ask(operator, Command::MunicipalitySet { code, changes })?;
+            let changed = expect_reply!(reply, Reply::Changed);
+            print_changes(code, &changed.changes);
+            if let Some(p) = &changed.registered.pending {
                 println!(
-                    "{code}: {p} is pending; documents go to the proven address (or by post) until \
-                     `kurir municipality verify {code}` and `confirm` prove it"
+                    "{code}: {} is pending; documents go to the proven address (or by post) until \
+                     `kurir municipality verify {code}` and `confirm` prove it",
+                    p.address
                 );
             }
         }
-        MunicipalityCommand::Verify {
-            code,
-            operator: who,
-        } => {
-            let result = ask(Request::MunicipalityVerify {
-                code,
-                operator: operator(who),
-            })?;
+        MunicipalityCommand::Verify { code, operator } => {
+            let reply = daemon.ask(operator, Command::MunicipalityVerify { code })?;
+            let sent = expect_reply!(reply, Reply::CodeSent);
             println!(
                 "{code}: verification code sent to {} (valid until {}); server replied: {}",
-                result["address"].as_str().unwrap_or(""),
-                result["expires"].as_str().unwrap_or(""),
-                result["reply"].as_str().unwrap_or("")
+                sent.address, sent.expires, sent.reply
             );
         }
         MunicipalityCommand::Confirm {
             code,
             verification_code,
-            operator: who,
+            operator,
         } => {
-            let result = ask(Request::MunicipalityConfirm {
-                code,
-                secret: verification_code,
-                operator: operator(who),
-            })?;
+            let reply = daemon.ask(
+                operator,
+                Command::MunicipalityConfirm {
+                    code,
+                    secret: verification_code,
+                },
+            )?;
+            let confirmed = expect_reply!(reply, Reply::Confirmed);
             println!(
                 "{code}: {} is now the active address",
-                result["active_address"].as_str().unwrap_or("")
+                confirmed.active_address
             );
         }
         MunicipalityCommand::History { code, json } => {
-            let result = ask(Request::MunicipalityHistory { code })?;
+            let reply = daemon.ask(None, Command::MunicipalityHistory { code })?;
+            let changes = expect_reply!(reply, Reply::History);
             if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
+                println!("{}", serde_json::to_string_pretty(&changes)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            let changes: Vec<RegistryChange> = serde_json::from_value(result)?;
             for c in changes {
                 println!("{}  {}  {}", c.at, c.operator, c.what);
-                let (Ok(Value::Object(before)), Ok(Value::Object(after))) = (
-                    serde_json::to_value(&c.before),
-                    serde_json::to_value(&c.after),
-                ) else {
-                    continue;
-                };
-                for (field, value) in &after {
-                    if before.get(field) != Some(value) {
-                        println!(
-                            "    {field}: {} -> {}",
-                            short(before.get(field).unwrap_or(&Value::Null)),
-                            short(value)
-                        );
-                    }
+                for f in crate::registry::diff(&c.before, &c.after) {
+                    println!(
+                        "    {}: {} -> {}",
+                        f.field,
+                        short(&f.before),
+                        short(&f.after)
+                    );
                 }
             }
         }
         MunicipalityCommand::Import {
             file,
             dry_run,
-            operator: who,
+            operator,
         } => {
             let csv = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let result = ask(Request::MunicipalityImport {
-                csv,
-                dry_run,
-                operator: operator(who),
-            })?;
-            let list = result["municipalities"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            for m in &list {
-                let code: Kommunkod = serde_json::from_value(m["kommunkod"].clone())?;
-                print_changes(code, &m["changes"]);
+            let reply = daemon.ask(operator, Command::MunicipalityImport { csv, dry_run })?;
+            let summary = expect_reply!(reply, Reply::Imported);
+            for m in &summary.municipalities {
+                print_changes(m.kommunkod, &m.changes);
             }
             if dry_run {
                 println!(
                     "dry run: {} municipalities would change; nothing was written",
-                    list.len()
+                    summary.municipalities.len()
                 );
             } else {
-                println!("{} municipalities changed", list.len());
+                println!("{} municipalities changed", summary.municipalities.len());
             }
         }
         MunicipalityCommand::Export => {
-            let result = ask(Request::MunicipalityExport)?;
-            print!("{}", result.as_str().unwrap_or(""));
+            let reply = daemon.ask(None, Command::MunicipalityExport)?;
+            print!("{}", expect_reply!(reply, Reply::Exported));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_view(code: Kommunkod, view: &MunicipalityView) {
+    let (m, r) = (&view.municipality, &view.registered);
+    let or_dash = |v: Option<&str>| v.unwrap_or("-").to_string();
+    println!("kommunkod        {}", m.code);
+    println!("name             {}", m.name);
+    println!("route now        {}", route_words(&view.route));
+    if let Some(hold) = &view.hold {
+        println!(
+            "held             by {} since {}: {} (new documents wait until `kurir release --to {code}`)",
+            hold.operator, hold.at, hold.reason
+        );
+    }
+    println!(
+        "secure           {}",
+        if r.secure_connection { "yes" } else { "no" }
+    );
+    println!("official e-mail  {}", or_dash(r.official_email.as_deref()));
+    println!("decision e-mail  {}", or_dash(r.decision_email.as_deref()));
+    println!("active address   {}", or_dash(r.active_address.as_deref()));
+    if let Some(p) = &r.pending {
+        let code_state = match p.code_expires {
+            Some(exp) => format!("code sent, valid until {exp}"),
+            None => format!("run `kurir municipality verify {code}`"),
+        };
+        println!("pending address  {} ({code_state})", p.address);
+    }
+    println!("phone            {}", or_dash(r.phone.as_deref()));
+    for c in &r.contacts {
+        println!("contact          {c}");
+    }
+    match &r.postal_address {
+        Some(a) => println!("postal address   {}", a.lines().join(", ")),
+        None => println!("postal address   - (letters go to the registry office)"),
+    }
+    match &r.smime_cert {
+        Some(c) => println!(
+            "S/MIME cert      {} (sha256 {}, valid until {})",
+            c.subject, c.sha256, c.not_after
+        ),
+        None => println!("S/MIME cert      - (messages are signed, not encrypted)"),
+    }
+    println!("TLS pin          {}", or_dash(r.tls_pin.as_deref()));
+    for g in &r.grants {
+        println!(
+            "portal access    {}{}",
+            g.hsa_id,
+            g.name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        );
+    }
 }
 
 fn short(v: &Value) -> String {
@@ -409,17 +415,16 @@ fn short(v: &Value) -> String {
     }
 }
 
-fn print_changes(code: Kommunkod, changes: &Value) {
-    let list = changes.as_array().cloned().unwrap_or_default();
-    if list.is_empty() {
+fn print_changes(code: Kommunkod, changes: &[FieldChange]) {
+    if changes.is_empty() {
         println!("{code}: no change");
     }
-    for c in list {
+    for c in changes {
         println!(
             "{code}: {}: {} -> {}",
-            c["field"].as_str().unwrap_or(""),
-            short(&c["before"]),
-            short(&c["after"])
+            c.field,
+            short(&c.before),
+            short(&c.after)
         );
     }
 }

@@ -4,11 +4,12 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use serde_json::Value;
 
-use crate::cli::control::Request;
+use crate::cli::{expect_reply, Daemon};
 use crate::job::{JobId, Kommunkod};
-use crate::queue::operator::{Actor, Target, AGE_BUCKETS};
+use crate::queue::operator::{ActionDone, Target};
+use crate::queue::shape::{QueueShape, AGE_BUCKETS};
+use crate::service::{Command, Reply};
 
 /// One job, or every unfinished job of a municipality.
 #[derive(Args, Debug)]
@@ -46,11 +47,14 @@ pub struct ActorArgs {
 }
 
 impl ActorArgs {
-    fn actor(&self) -> Actor {
-        Actor {
-            operator: self.operator.clone().unwrap_or_else(crate::cli::os_user),
-            reason: self.reason.clone(),
-        }
+    /// Asks the daemon to do an action as this operator, for this reason.
+    fn act(
+        &self,
+        daemon: &Daemon<'_>,
+        command: impl FnOnce(String) -> Command,
+    ) -> anyhow::Result<(ActionDone, bool)> {
+        let reply = daemon.ask(self.operator.clone(), command(self.reason.clone()))?;
+        Ok((expect_reply!(reply, Reply::Action), self.json))
     }
 }
 
@@ -152,128 +156,101 @@ pub enum QuarantineCommand {
     },
 }
 
-/// Runs an operator command; `ask` reaches the daemon or the store.
-pub fn run(
-    command: OperatorCommand,
-    ask: &dyn Fn(Request) -> anyhow::Result<Value>,
-) -> anyhow::Result<ExitCode> {
-    let (result, json) = match command {
-        OperatorCommand::Retry { target, actor } => (
-            ask(Request::Retry {
-                target: target.target()?,
-                actor: actor.actor(),
-            })?,
-            actor.json,
-        ),
-        OperatorCommand::Hold { target, actor } => (
-            ask(Request::Hold {
-                target: target.target()?,
-                actor: actor.actor(),
-            })?,
-            actor.json,
-        ),
-        OperatorCommand::Release { target, actor } => (
-            ask(Request::Release {
-                target: target.target()?,
-                actor: actor.actor(),
-            })?,
-            actor.json,
-        ),
-        OperatorCommand::Cancel { job_id, actor } => (
-            ask(Request::Cancel {
-                id: job_id,
-                actor: actor.actor(),
-            })?,
-            actor.json,
-        ),
+/// Runs an operator command through the daemon (or the store when none runs).
+pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<ExitCode> {
+    let (done, json) = match command {
+        OperatorCommand::Retry { target, actor } => {
+            let target = target.target()?;
+            actor.act(daemon, |reason| Command::Retry { target, reason })?
+        }
+        OperatorCommand::Hold { target, actor } => {
+            let target = target.target()?;
+            actor.act(daemon, |reason| Command::Hold { target, reason })?
+        }
+        OperatorCommand::Release { target, actor } => {
+            let target = target.target()?;
+            actor.act(daemon, |reason| Command::Release { target, reason })?
+        }
+        OperatorCommand::Cancel { job_id, actor } => {
+            actor.act(daemon, |reason| Command::Cancel { id: job_id, reason })?
+        }
         OperatorCommand::Reroute {
             job_id,
             to_post: _,
             actor,
-        } => (
-            ask(Request::Reroute {
-                id: job_id,
-                actor: actor.actor(),
-            })?,
-            actor.json,
-        ),
+        } => actor.act(daemon, |reason| Command::Reroute { id: job_id, reason })?,
         OperatorCommand::Quarantine { command } => match command {
             QuarantineCommand::List { json } => {
-                let result = ask(Request::QuarantineList)?;
+                let list = expect_reply!(
+                    daemon.ask(None, Command::QuarantineList)?,
+                    Reply::Quarantined
+                );
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&result)?);
+                    println!("{}", serde_json::to_string_pretty(&list)?);
                 } else {
                     println!(
                         "{:<28}  {:<26}  {:<22}  FOLDER",
                         "JOB ID", "RECEIVED", "REASON"
                     );
-                    for q in result.as_array().into_iter().flatten() {
+                    for q in list {
                         println!(
                             "{:<28}  {:<26}  {:<22}  spool/quarantine/{}",
-                            q["job_id"].as_str().unwrap_or(""),
-                            q["received_at"].as_str().unwrap_or(""),
-                            q["code"].as_str().unwrap_or(""),
-                            q["dir"].as_str().unwrap_or("")
+                            q.job_id.as_str(),
+                            q.received_at.to_string(),
+                            q.code,
+                            q.dir
                         );
                     }
                 }
                 return Ok(ExitCode::SUCCESS);
             }
             QuarantineCommand::Show { job_id, json } => {
-                let result = ask(Request::QuarantineShow { id: job_id })?;
+                let reply = daemon.ask(None, Command::QuarantineShow { id: job_id })?;
+                let folder = expect_reply!(reply, Reply::QuarantineFolder);
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&result)?);
+                    println!("{}", serde_json::to_string_pretty(&folder)?);
                 } else {
-                    println!("folder  {}", result["folder"].as_str().unwrap_or(""));
-                    for f in result["files"].as_array().into_iter().flatten() {
+                    println!("folder  {}", folder.folder.display());
+                    for f in &folder.files {
+                        let kind = serde_json::to_value(f.kind)?;
                         println!(
                             "  {:<10} {:>10}  {}",
-                            f["kind"].as_str().unwrap_or(""),
-                            f["bytes"],
-                            f["name"].as_str().unwrap_or("")
+                            kind.as_str().unwrap_or(""),
+                            f.bytes
+                                .map(|b| b.to_string())
+                                .unwrap_or_else(|| "null".into()),
+                            f.name
                         );
                     }
-                    println!("\n{}", result["reason"].as_str().unwrap_or(""));
+                    println!("\n{}", folder.reason);
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            QuarantineCommand::Release { job_id, actor } => (
-                ask(Request::QuarantineRelease {
-                    id: job_id,
-                    actor: actor.actor(),
-                })?,
-                actor.json,
-            ),
-            QuarantineCommand::Delete { job_id, actor } => (
-                ask(Request::QuarantineDelete {
-                    id: job_id,
-                    actor: actor.actor(),
-                })?,
-                actor.json,
-            ),
+            QuarantineCommand::Release { job_id, actor } => actor.act(daemon, |reason| {
+                Command::QuarantineRelease { id: job_id, reason }
+            })?,
+            QuarantineCommand::Delete { job_id, actor } => actor.act(daemon, |reason| {
+                Command::QuarantineDelete { id: job_id, reason }
+            })?,
         },
         OperatorCommand::Queue { json } => {
-            let result = ask(Request::Queue)?;
+            let shape = expect_reply!(daemon.ask(None, Command::Queue)?, Reply::Queue);
             if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
+                println!("{}", serde_json::to_string_pretty(&shape)?);
             } else {
-                print_shape(&result);
+                print_shape(&shape);
             }
             return Ok(ExitCode::SUCCESS);
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        println!("{}", serde_json::to_string_pretty(&done)?);
     } else {
-        let jobs: Vec<String> = result["jobs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|j| j.as_str().map(str::to_string))
-            .collect();
-        let action = result["action"].as_str().unwrap_or("");
+        let jobs: Vec<&str> = done.jobs.iter().map(|j| j.as_str()).collect();
+        let action = serde_json::to_value(done.action)?;
         println!(
-            "{action}: {} job(s){}",
+            "{}: {} job(s){}",
+            action.as_str().unwrap_or(""),
             jobs.len(),
             if jobs.is_empty() {
                 String::new()
@@ -285,73 +262,49 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-fn counts(v: &Value) -> Vec<u64> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| c.as_u64().unwrap_or(0))
-        .collect()
-}
-
-fn print_shape(shape: &Value) {
+fn print_shape(shape: &QueueShape) {
     let header: Vec<String> = AGE_BUCKETS.iter().map(|(n, _)| format!("{n:>6}")).collect();
     println!("{:<30} {:>6} {}", "", "T", header.join(""));
-    let row = |label: &str, c: &[u64]| {
-        let total: u64 = c.iter().sum();
+    let row = |label: &str, c: &[usize]| {
+        let total: usize = c.iter().sum();
         let cells: Vec<String> = c.iter().map(|n| format!("{n:>6}")).collect();
         println!("{label:<30} {total:>6} {}", cells.join(""));
     };
-    row("TOTAL", &counts(&shape["total"]));
-    for m in shape["by_municipality"].as_array().into_iter().flatten() {
-        let label = format!(
-            "{} {}",
-            m["kommunkod"].as_str().unwrap_or(""),
-            m["name"].as_str().unwrap_or("")
-        );
-        row(&label, &counts(&m["counts"]));
+    row("TOTAL", &shape.total);
+    for m in &shape.by_municipality {
+        let label = format!("{} {}", m.kommunkod, m.name.as_deref().unwrap_or(""));
+        row(&label, &m.counts);
     }
     println!();
-    for s in shape["by_state"].as_array().into_iter().flatten() {
-        row(
-            &format!("state {}", s["state"].as_str().unwrap_or("")),
-            &counts(&s["counts"]),
-        );
+    for s in &shape.by_state {
+        row(&format!("state {}", s.state), &s.counts);
     }
-    let next = shape["next_attempts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if !next.is_empty() {
+    if !shape.next_attempts.is_empty() {
         println!("\nnext attempts:");
-        for n in next {
+        for n in &shape.next_attempts {
             println!(
                 "  {}  {}  {:<10} kommun {}  attempts {}",
-                n["next_attempt"].as_str().unwrap_or(""),
-                n["job_id"].as_str().unwrap_or(""),
-                n["state"].as_str().unwrap_or(""),
-                n["kommunkod"].as_str().unwrap_or("-"),
-                n["attempts"]
+                n.next_attempt.map(|t| t.to_string()).unwrap_or_default(),
+                n.job_id,
+                n.state,
+                n.kommunkod
+                    .map(|k| k.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                n.attempts
             );
         }
     }
-    for h in shape["held_municipalities"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    for h in &shape.held_municipalities {
         println!(
             "held: kommun {} by {} since {}: {}",
-            h["kommunkod"].as_str().unwrap_or(""),
-            h["operator"].as_str().unwrap_or(""),
-            h["at"].as_str().unwrap_or(""),
-            h["reason"].as_str().unwrap_or("")
+            h.kommunkod, h.operator, h.at, h.reason
         );
     }
-    if let Some(retry_at) = shape["relay"]["retry_at"].as_str() {
+    if let Some(retry_at) = shape.relay.retry_at {
         println!(
             "relay: {} failure(s) in a row; next try at {retry_at}; last error: {}",
-            shape["relay"]["failures"],
-            shape["relay"]["last_error"].as_str().unwrap_or("")
+            shape.relay.failures,
+            shape.relay.last_error.as_deref().unwrap_or("")
         );
     }
 }

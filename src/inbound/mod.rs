@@ -18,7 +18,6 @@
 //! `[proof] confirm_within`, or not read within `[proof] read_within`, of working time.
 
 pub mod report;
-pub mod token;
 
 use std::io::Read;
 use std::path::Path;
@@ -30,14 +29,14 @@ use crate::config::ProofSettings;
 use crate::fsutil;
 use crate::job::{JobId, Kommunkod};
 use crate::ops::alert::{AlertKind, Alerter};
-use crate::receipt;
-use crate::registry::Seed;
+use crate::report_token::TokenKey;
 use crate::spool::Spool;
-use crate::store::state::{Channel, JobRecord, JobState, ProofDeadline, ProofReport};
+use crate::store::state::{
+    AlertMark, Channel, JobRecord, JobState, ProofDeadline, ProofReport, ReportKind,
+};
 use crate::store::{Store, StoreError};
 use crate::worktime::WorkingHours;
 use report::Report;
-use token::TokenKey;
 
 /// The first line `kurir inbound` writes before the message: the envelope recipient.
 pub const ENVELOPE_LINE: &str = "Kurir-Envelope-To: ";
@@ -159,7 +158,6 @@ enum Handled {
 pub struct Inbound {
     spool: Spool,
     store: Store,
-    seed: Arc<Seed>,
     key: TokenKey,
     alerter: Arc<Alerter>,
     settings: ProofSettings,
@@ -171,7 +169,6 @@ impl Inbound {
     pub fn new(
         spool: Spool,
         store: Store,
-        seed: Arc<Seed>,
         key: TokenKey,
         alerter: Arc<Alerter>,
         settings: ProofSettings,
@@ -180,7 +177,6 @@ impl Inbound {
         Inbound {
             spool,
             store,
-            seed,
             key,
             alerter,
             settings,
@@ -288,7 +284,7 @@ impl Inbound {
                     .iter()
                     .map(|r| ProofReport {
                         at: now,
-                        kind: r.action.clone(),
+                        kind: ReportKind::from_dsn_action(&r.action),
                         status: r.status.clone(),
                         diagnostic: r.diagnostic.clone(),
                         reporting: dsn.reporting_mta.clone(),
@@ -312,7 +308,7 @@ impl Inbound {
                 }
                 vec![ProofReport {
                     at: now,
-                    kind: mdn.disposition_type.clone(),
+                    kind: ReportKind::from_mdn_disposition(&mdn.disposition_type),
                     status: mdn.disposition.clone(),
                     diagnostic: None,
                     reporting: mdn.reporting_ua.clone(),
@@ -337,7 +333,10 @@ impl Inbound {
         code: Kommunkod,
         reports: Vec<ProofReport>,
     ) -> Result<Handled, InboundError> {
-        let failed = reports.iter().find(|r| r.kind == "failed").cloned();
+        let failed = reports
+            .iter()
+            .find(|r| r.kind == ReportKind::Failed)
+            .cloned();
         let was_holding = job
             .recipients
             .iter()
@@ -366,16 +365,16 @@ impl Inbound {
                     r.state = JobState::FallenBack;
                     r.next_attempt = Some(now);
                     r.alerts
-                        .push(format!("{}:{code}", AlertKind::FellBack.as_str()));
+                        .push(AlertMark::recipient(AlertKind::FellBack, code));
                 }
             })?;
         for report in &reports {
-            let outcome = match report.kind.as_str() {
-                "delivered" => "confirmed",
-                "relayed" => "relayed",
-                "failed" => "failed_after_acceptance",
-                "delayed" => "delayed",
-                "displayed" => "read",
+            let outcome = match report.kind {
+                ReportKind::Delivered => "confirmed",
+                ReportKind::Relayed => "relayed",
+                ReportKind::Failed => "failed_after_acceptance",
+                ReportKind::Delayed => "delayed",
+                ReportKind::Displayed => "read",
                 _ => "other",
             };
             metrics::counter!(REPORTS_METRIC, "outcome" => outcome).increment(1);
@@ -395,10 +394,6 @@ impl Inbound {
                 "a letter is made for the postal print queue now".into(),
             );
             self.alerter.raise(alert);
-        } else if record.state.is_final() {
-            if let Err(e) = receipt::issue(&self.spool, &self.store, &self.seed, &record.id) {
-                tracing::error!(job_id = %record.id, error = %e, "receipt could not be rewritten; it is written at the next start");
-            }
         }
         Ok(Handled::Recorded)
     }
@@ -466,7 +461,7 @@ impl Inbound {
         let record = self
             .store
             .transition(&job.id, &[job.state], &detail, &[], |r| {
-                r.alerts.push(mark.clone());
+                r.alerts.push(mark);
             })?;
         let alert = self.alerter.compose(
             kind,
@@ -476,36 +471,8 @@ impl Inbound {
             "kurir keeps waiting for the report; the decision stays delivered".into(),
         );
         self.alerter.raise(alert);
-        if record.state.is_final() {
-            if let Err(e) = receipt::issue(&self.spool, &self.store, &self.seed, &record.id) {
-                tracing::error!(job_id = %record.id, error = %e, "receipt could not be rewritten");
-            }
-        }
         Ok(())
     }
-}
-
-/// Removes kept reports (`inbound/done/`, `inbound/unmatched/`) older than `cutoff`, like the
-/// documents they speak of: the job keeps each report's fields and SHA-256. Returns how many.
-pub fn purge_older_than(spool: &Spool, cutoff: Timestamp) -> usize {
-    let cutoff = std::time::SystemTime::UNIX_EPOCH
-        + std::time::Duration::from_millis(u64::try_from(cutoff.as_millisecond()).unwrap_or(0));
-    let mut removed = 0;
-    for dir in [spool.inbound_done(), spool.inbound_unmatched()] {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.filter_map(|e| e.ok()) {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < cutoff);
-            if old && std::fs::remove_file(entry.path()).is_ok() {
-                removed += 1;
-            }
-        }
-    }
-    removed
 }
 
 /// How often the proof deadlines are looked at.
@@ -577,19 +544,21 @@ fn describe(code: Kommunkod, reports: &[ProofReport], fell_back: bool) -> String
         .iter()
         .map(|r| {
             let by = r.reporting.as_deref().unwrap_or("unknown server");
-            match r.kind.as_str() {
-                "delivered" => format!("delivery confirmed by {by} ({})", r.status),
-                "relayed" => format!(
+            match r.kind {
+                ReportKind::Delivered => format!("delivery confirmed by {by} ({})", r.status),
+                ReportKind::Relayed => format!(
                     "relayed by {by} ({}) to a server that offers no delivery reports: weaker proof",
                     r.status
                 ),
-                "failed" => format!(
+                ReportKind::Failed => format!(
                     "delivery failed after acceptance, reported by {by}: {} {}",
                     r.status,
                     r.diagnostic.as_deref().unwrap_or("")
                 ),
-                "delayed" => format!("delivery delayed, reported by {by} ({})", r.status),
-                "displayed" => format!(
+                ReportKind::Delayed => {
+                    format!("delivery delayed, reported by {by} ({})", r.status)
+                }
+                ReportKind::Displayed => format!(
                     "read: displayed at {}",
                     r.final_recipient.as_deref().unwrap_or("the recipient's mailbox")
                 ),

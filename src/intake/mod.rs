@@ -6,7 +6,6 @@
 //! A bad job is recorded as quarantined first and then moved, so the move can be completed
 //! after a crash too.
 
-pub mod pdf;
 pub mod route;
 pub mod submit;
 pub mod validate;
@@ -23,7 +22,6 @@ use crate::fsutil;
 use crate::intake::route::{Route, RouteInput};
 use crate::intake::validate::{JobLimits, Rejection};
 use crate::job::JobId;
-use crate::receipt;
 use crate::registry::Seed;
 use crate::spool::Spool;
 use crate::spool::SOURCE_NOTE;
@@ -39,9 +37,6 @@ pub enum IntakeError {
     /// The spool could not be read or changed.
     #[error(transparent)]
     Io(#[from] fsutil::FsError),
-    /// The receipt could not be written.
-    #[error(transparent)]
-    Receipt(#[from] receipt::ReceiptError),
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> IntakeError + 'a {
@@ -193,9 +188,6 @@ impl Intake {
             if record.state == JobState::Quarantined {
                 self.finish_quarantine(&record, None)?;
                 finished += 1;
-            } else if record.state.is_final() && !record.receipt_written {
-                receipt::issue(&self.spool, &self.store, &self.seed, &record.id)?;
-                finished += 1;
             }
         }
         Ok(finished)
@@ -327,6 +319,7 @@ impl Intake {
             attempts: 0,
             quarantine: None,
             receipt_written: false,
+            manifest_pending: false,
             events: 0,
             alerts: Vec::new(),
             unknown_deliveries: 0,
@@ -477,7 +470,8 @@ impl Intake {
                     .map_err(io("writing reason", &reason_path))?;
             }
         }
-        receipt::issue(&self.spool, &self.store, &self.seed, &record.id)?;
+        // Its receipt may be written now (the receipt writer waits for the folder's move).
+        self.store.wake_receipt_writer();
         Ok(())
     }
 }

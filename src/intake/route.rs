@@ -1,5 +1,7 @@
 //! Routing: which channel a municipality's copy of a job takes. A pure function, so every rule
-//! is a row in a table test and the decision never depends on I/O.
+//! is a row in a table test and the decision never depends on I/O. The one routing rule:
+//! intake routes a new job with it, the mail deliverer checks it again at every attempt, and
+//! the service shows it.
 //!
 //! The rule (DOMAIN.md): protected e-mail only when kurir has a relay that enforces verified TLS,
 //! the municipality has a secure connection, and an address for it has been proven to work.
@@ -19,7 +21,8 @@ pub struct RouteInput<'a> {
 }
 
 /// Where one recipient's documents go, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Route {
     /// Protected e-mail to this address.
     Email {
@@ -44,7 +47,8 @@ impl Route {
 }
 
 /// Why a recipient gets post rather than e-mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PostReason {
     /// No SMTP relay is configured.
     NoRelay,

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::fsutil;
-use crate::intake::pdf::{self, PdfLimits};
 use crate::job::{DocumentKind, JobId, Manifest, ManifestDocument};
+use crate::pdf::{self, PdfLimits};
 use crate::spool::Spool;
 
 /// Why `kurir submit` could not write a job.

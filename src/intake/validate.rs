@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use crate::fsutil::{self, ReadError};
-use crate::intake::pdf::{self, PdfLimits};
 use crate::job::{Kommunkod, Manifest, RecipientRole};
+use crate::pdf::{self, PdfLimits};
 use crate::registry::Seed;
 use crate::store::state::DocumentRecord;
 

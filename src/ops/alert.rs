@@ -17,37 +17,7 @@ use crate::registry::{Contact, Seed};
 use crate::spool::Spool;
 use crate::store::Store;
 
-/// What the alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AlertKind {
-    /// Still not delivered after `[deadlines] warn_after` of working time.
-    DeferredTooLong,
-    /// E-mail gave way to post (deadline passed, permanent rejection or operator).
-    FellBack,
-    /// kurir gave up.
-    Failed,
-    /// Bad input was quarantined.
-    Quarantined,
-    /// No delivery report confirmed an accepted message within `[proof] confirm_within`.
-    Unconfirmed,
-    /// No read notification came within `[proof] read_within`.
-    Unread,
-}
-
-impl AlertKind {
-    /// The kebab-case name, used in file names, log fields and the job's record.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::DeferredTooLong => "deferred-too-long",
-            AlertKind::FellBack => "fell-back",
-            AlertKind::Failed => "failed",
-            AlertKind::Quarantined => "quarantined",
-            AlertKind::Unconfirmed => "unconfirmed",
-            AlertKind::Unread => "unread",
-        }
-    }
-}
+pub use crate::store::state::AlertKind;
 
 /// One alert, as written to `spool/alerts/`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 
 pub mod alert;
 pub mod logging;
+pub mod retention;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -189,13 +190,14 @@ pub async fn bind(
     Ok(listener)
 }
 
-/// Serves `/metrics` and `/healthz` until shutdown.
+/// Serves `/metrics` and `/healthz` until shutdown, through the same accept loop and HTTP
+/// timeouts as every other listener ([`crate::net`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
     spool: Spool,
     health: Arc<Health>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let ctx = Ctx {
         store,
@@ -207,11 +209,35 @@ pub async fn serve(
         .route("/metrics", get(metrics_endpoint))
         .route("/healthz", get(health_endpoint))
         .with_state(ctx);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
-        })
-        .await
+    let limits = crate::net::Limits {
+        connections: 32,
+        per_client: 16,
+        grace: Duration::from_secs(5),
+    };
+    let timeouts = crate::net::HttpTimeouts {
+        header_read: Duration::from_secs(10),
+        lifetime: Duration::from_secs(120),
+        grace: Duration::from_secs(5),
+    };
+    crate::net::serve(
+        listener,
+        limits,
+        shutdown,
+        "metrics",
+        move |tcp, _, shutdown| {
+            let app = app.clone();
+            async move {
+                let service = hyper::service::service_fn(
+                    move |req: axum::http::Request<hyper::body::Incoming>| {
+                        tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+                    },
+                );
+                crate::net::serve_http(tcp, service, timeouts, shutdown).await;
+            }
+        },
+    )
+    .await;
+    Ok(())
 }
 
 async fn metrics_endpoint(State(ctx): State<Ctx>) -> (StatusCode, String) {

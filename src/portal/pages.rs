@@ -61,7 +61,7 @@ fn page(title: &str, frame: Option<&Frame<'_>>, body: Markup) -> Markup {
     }
 }
 
-/// The start page: the municipalities this person may manage.
+/// The start page: the municipalities this person may manage, as (kommunkod, name).
 pub fn index(frame: &Frame<'_>, municipalities: &[(String, String)]) -> Markup {
     page(
         "Dina kommuner",
@@ -214,7 +214,7 @@ pub fn municipality(
                         tr { th scope="row" { "Bevisad adress (tar emot beslut)" } td { (dash(r.active_address.as_deref())) } }
                         tr { th scope="row" { "Adress som väntar på bevis" } td {
                             @match &r.pending {
-                                Some(p) => { (p.address) @if p.code_sha256.is_some() { " – kod skickad" } @else { " – ingen kod skickad ännu" } },
+                                Some(p) => { (p.address) @if p.code_expires.is_some() { " – kod skickad" } @else { " – ingen kod skickad ännu" } },
                                 None => { "–" },
                             }
                         } }
@@ -294,6 +294,19 @@ pub fn refused(frame: Option<&Frame<'_>>, title: &str, text: &str) -> Markup {
         html! {
             h1 { (title) }
             p { (text) }
+            p { a href="/" { "Till dina kommuner" } }
+        },
+    )
+}
+
+/// While the daemon restarts, the portal still answers: try again shortly.
+pub fn unavailable(frame: Option<&Frame<'_>>) -> Markup {
+    page(
+        "Försök igen om en stund",
+        frame,
+        html! {
+            h1 { "Försök igen om en stund" }
+            p { "Tjänsten startar om just nu och kan inte visa eller spara något. Inget du har                  skickat har gått förlorat. Ladda om sidan om en minut." }
             p { a href="/" { "Till dina kommuner" } }
         },
     )

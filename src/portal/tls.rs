@@ -6,39 +6,39 @@ use std::path::Path;
 
 use openssl::nid::Nid;
 use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode};
-use openssl::x509::X509;
+use openssl::x509::{X509Ref, X509};
 
-/// Who signed in: the HSA-id (the certificate subject's `serialNumber`, as SITHS person
-/// certificates carry it) and the name (`CN`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Person {
-    /// The HSA-id, e.g. `SE2321000016-abc1`.
-    pub hsa_id: String,
-    /// The certificate's common name.
-    pub name: String,
+use crate::registry::Person;
+
+/// The person named by a verified peer certificate, if it carries an HSA-id: the HSA-id (the
+/// subject's `serialNumber`, as SITHS person certificates carry it), the name (`CN`) and the
+/// issuing CA (the certificate's issuer name).
+pub fn person_of(cert: &X509Ref) -> Option<Person> {
+    let entry = |nid| {
+        cert.subject_name()
+            .entries_by_nid(nid)
+            .next()
+            .and_then(|e| e.data().to_string().ok())
+    };
+    let hsa_id = entry(Nid::SERIALNUMBER)?;
+    crate::registry::check_hsa_id(&hsa_id).ok()?;
+    Some(Person {
+        hsa_id,
+        name: entry(Nid::COMMONNAME).unwrap_or_default(),
+        issuer: Some(name_text(cert.issuer_name())),
+    })
 }
 
-impl Person {
-    /// How the person is named as the operator in the history and the audit chain.
-    pub fn operator(&self) -> String {
-        format!("{} ({}) via portal", self.hsa_id, self.name)
-    }
-
-    /// The person named by a verified peer certificate, if it carries an HSA-id.
-    pub fn from_certificate(cert: &X509) -> Option<Person> {
-        let entry = |nid| {
-            cert.subject_name()
-                .entries_by_nid(nid)
-                .next()
-                .and_then(|e| e.data().to_string().ok())
-        };
-        let hsa_id = entry(Nid::SERIALNUMBER)?;
-        crate::registry::check_hsa_id(&hsa_id).ok()?;
-        Some(Person {
-            hsa_id,
-            name: entry(Nid::COMMONNAME).unwrap_or_default(),
+/// A distinguished name as `CN=…, O=…, C=…`.
+pub fn name_text(name: &openssl::x509::X509NameRef) -> String {
+    name.entries()
+        .map(|e| {
+            let key = e.object().nid().short_name().unwrap_or("?");
+            let value = e.data().to_string().unwrap_or_default();
+            format!("{key}={value}")
         })
-    }
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Why the portal's TLS could not be set up.

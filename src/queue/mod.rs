@@ -24,6 +24,7 @@
 
 pub mod operator;
 pub mod policy;
+pub mod shape;
 
 pub use policy::{Deadlines, Policy};
 
@@ -42,13 +43,15 @@ use crate::ops::alert::{AlertKind, Alerter};
 use crate::receipt;
 use crate::registry::Seed;
 use crate::spool::Spool;
-use crate::store::state::{Channel, EmailAttempt, EmailDelivery, JobRecord, JobState};
+use crate::store::state::{
+    AlertMark, AttemptOutcome, Channel, EmailAttempt, EmailDelivery, JobRecord, JobState,
+};
 use crate::store::{RelayHealth, Store, StoreError};
 
 /// Most jobs taken from the store in one round.
 const ROUND_SIZE: usize = 64;
-/// Most finished jobs whose receipts are written together (one flush, one directory sync).
-const RECEIPT_GROUP: usize = 256;
+/// Most turns whose print bookkeeping is done together (one flush, one directory sync).
+const ROUND_GROUP: usize = 256;
 /// How long a job waits after an unexpected error before it is tried again.
 const RETRY_AFTER_ERROR: SignedDuration = SignedDuration::from_secs(60);
 /// How often the queue looks at the store when nothing woke it.
@@ -103,11 +106,13 @@ pub enum QueueError {
     /// A worker task failed.
     #[error("worker task failed: {0}")]
     Task(String),
+    /// Receipts could not be written.
+    #[error(transparent)]
+    Receipt(#[from] crate::receipt::ReceiptError),
 }
 
 /// What handling one job did.
 struct Handled {
-    job: JobRecord,
     made_letters: bool,
 }
 
@@ -161,14 +166,14 @@ impl QueueManager {
     ///
     /// A pipeline, not rounds: up to `max_concurrent_jobs` jobs are in hand at once, and a
     /// free slot is refilled from the due index as soon as a job is done, so no job waits for
-    /// a slower one. Finished jobs go to the receipt writer (`Inner::receipt_writer`),
-    /// which makes receipts and print-batch bookkeeping in groups, off this loop. At shutdown
-    /// the jobs in hand are finished and their receipts written (the caller bounds how long
-    /// that may take).
+    /// a slower one. Turns that made letters go to the print bookkeeping (`Inner::bookkeeper`),
+    /// which brings the batch's manifest up to date in groups, off this loop; receipts are the
+    /// receipt writer's ([`crate::receipt::run`]), woken by the store. At shutdown the jobs in
+    /// hand are finished (the caller bounds how long that may take).
     pub async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         let inner = &self.inner;
         let (finished_tx, finished_rx) = tokio::sync::mpsc::unbounded_channel();
-        let writer = tokio::spawn(inner.clone().receipt_writer(finished_rx));
+        let bookkeeper = tokio::spawn(inner.clone().bookkeeper(finished_rx));
         let mut tasks = tokio::task::JoinSet::new();
         let mut in_hand: HashSet<JobId> = HashSet::new();
         loop {
@@ -202,8 +207,8 @@ impl QueueManager {
             }
         }
         drop(finished_tx);
-        if let Err(e) = writer.await {
-            tracing::error!(error = %e, "receipt writer failed");
+        if let Err(e) = bookkeeper.await {
+            tracing::error!(error = %e, "print bookkeeping failed");
         }
     }
 
@@ -247,8 +252,8 @@ impl QueueManager {
         Ok(n)
     }
 
-    /// Handles the jobs that are due at `now` (at most one batch), waits for all of them and
-    /// writes their receipts; returns how many it looked at. `now` is the clock for every
+    /// Handles the jobs that are due at `now` (at most one batch), waits for all of them, does
+    /// the print bookkeeping and writes the receipts owed; returns how many it looked at. `now` is the clock for every
     /// decision, so tests can drive deadlines without waiting. The daemon uses [`Self::run`].
     pub async fn round(&self, now: Timestamp) -> Result<usize, QueueError> {
         let inner = &self.inner;
@@ -270,9 +275,12 @@ impl QueueManager {
             finished.extend(inner.settle(Ok(joined), &mut gone));
         }
         let worker = inner.clone();
-        tokio::task::spawn_blocking(move || worker.write_receipts(now, &finished))
-            .await
-            .map_err(|e| QueueError::Task(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            worker.finish_round(now, &finished);
+            receipt::write_owed(&worker.spool, &worker.store, &worker.seed)
+        })
+        .await
+        .map_err(|e| QueueError::Task(e.to_string()))??;
         Ok(looked)
     }
 }
@@ -285,14 +293,13 @@ struct Settled {
     result: Result<Handled, QueueError>,
 }
 
-/// A job whose turn ended: it may need its receipt, or its letters bookkept.
+/// A job whose turn made letters: its print batch needs its bookkeeping.
 struct Finished {
-    id: Option<JobId>,
-    made_letters: bool,
+    id: JobId,
 }
 
 impl Inner {
-    /// Takes a job's ended turn off the books; what the receipt writer must know of it.
+    /// Takes a job's ended turn off the books; what the print bookkeeping must know of it.
     fn settle(
         &self,
         joined: Result<Settled, tokio::task::JoinError>,
@@ -308,13 +315,7 @@ impl Inner {
         };
         in_hand.remove(&settled.id);
         match settled.result {
-            Ok(handled) => {
-                let done = handled.job.state.is_final();
-                (done || handled.made_letters).then(|| Finished {
-                    id: done.then_some(handled.job.id),
-                    made_letters: handled.made_letters,
-                })
-            }
+            Ok(handled) => handled.made_letters.then_some(Finished { id: settled.id }),
             Err(e) => {
                 tracing::error!(job_id = %settled.id, error = %e, "handling the job failed; will retry");
                 self.retry_after_error(&settled.id, settled.state, settled.now, &e.to_string());
@@ -323,10 +324,10 @@ impl Inner {
         }
     }
 
-    /// Print-batch bookkeeping and receipts for finished jobs, in groups: one store flush and
-    /// one directory sync per group rather than per job. Also closes a print batch of an
-    /// earlier day when nothing happens. Ends when the queue loop has gone.
-    async fn receipt_writer(
+    /// Print-batch bookkeeping for turns that made letters, in groups: one directory sync and
+    /// one store flush per group rather than per job. Also closes a print batch of an earlier
+    /// day when nothing happens. Ends when the queue loop has gone.
+    async fn bookkeeper(
         self: Arc<Self>,
         mut finished: tokio::sync::mpsc::UnboundedReceiver<Finished>,
     ) {
@@ -334,52 +335,38 @@ impl Inner {
             let first = match tokio::time::timeout(IDLE_POLL, finished.recv()).await {
                 Ok(Some(f)) => Some(f),
                 Ok(None) => break,
-                Err(_) => {
-                    // A quiet second: make what was only journaled (deferred outcomes, say)
-                    // durable against a power cut too.
-                    let store = self.store.clone();
-                    match tokio::task::spawn_blocking(move || store.flush_journaled()).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => tracing::error!(error = %e, "store flush failed"),
-                        Err(e) => tracing::error!(error = %e, "store flush task failed"),
-                    }
-                    None
-                }
+                Err(_) => None,
             };
             let mut group: Vec<Finished> = first.into_iter().collect();
-            while group.len() < RECEIPT_GROUP {
+            while group.len() < ROUND_GROUP {
                 match finished.try_recv() {
                     Ok(f) => group.push(f),
                     Err(_) => break,
                 }
             }
             let worker = self.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                worker.write_receipts(Timestamp::now(), &group);
+            let done = tokio::task::spawn_blocking(move || {
+                worker.finish_round(Timestamp::now(), &group);
             })
             .await;
-            if let Err(e) = written {
-                tracing::error!(error = %e, "receipt task failed");
+            if let Err(e) = done {
+                tracing::error!(error = %e, "print bookkeeping task failed");
             }
         }
     }
 
-    /// Brings the print batch up to date, then writes the receipts of the finished jobs.
-    /// Errors are logged: the jobs stay pending and their receipts are written at the next
-    /// start.
-    fn write_receipts(&self, now: Timestamp, group: &[Finished]) {
-        let printed = group.iter().any(|f| f.made_letters);
+    /// Brings the print batch up to date after a group of finished turns (manifest, and the
+    /// close of a full batch or one of an earlier day). Errors are logged: the manifest is
+    /// written again at the next round or start.
+    fn finish_round(&self, now: Timestamp, group: &[Finished]) {
+        let made: Vec<JobId> = group.iter().map(|f| f.id.clone()).collect();
         let bookkeeping = self
             .print
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .finish_round(now, printed);
+            .finish_round(now, &made);
         if let Err(e) = bookkeeping {
             tracing::error!(error = %e, "print batch bookkeeping failed");
-        }
-        let ids: Vec<JobId> = group.iter().filter_map(|f| f.id.clone()).collect();
-        if let Err(e) = receipt::issue_many(&self.spool, &self.store, &self.seed, &ids) {
-            tracing::error!(error = %e, "receipts could not be written");
         }
     }
 
@@ -421,7 +408,7 @@ impl Inner {
     ) -> Result<Handled, QueueError> {
         let mut job = job;
         if let Some(code) = job.to.filter(|c| holds.contains(c)) {
-            job = self.store.transition_journaled(
+            self.store.transition_journaled(
                 &job.id,
                 &[job.state],
                 &format!("held: kommun {code} is on hold"),
@@ -431,7 +418,6 @@ impl Inner {
                 },
             )?;
             return Ok(Handled {
-                job,
                 made_letters: false,
             });
         }
@@ -452,7 +438,7 @@ impl Inner {
         }
         if let Some(done) = job.settled_state() {
             if job.state != done {
-                // Flushed with the round's receipts (`receipt::issue_many`).
+                // Made durable by the receipt writer's flush, before the receipt states it.
                 job = self.store.transition_lazy(
                     &job.id,
                     &[job.state],
@@ -466,9 +452,9 @@ impl Inner {
             }
             tracing::info!(job_id = %job.id, state = %job.state, "job finished");
         } else {
-            job = self.defer(job, now, deadlines)?;
+            self.defer(job, now, deadlines)?;
         }
-        Ok(Handled { job, made_letters })
+        Ok(Handled { made_letters })
     }
 
     /// Expiry: nothing more is tried; operations must act.
@@ -489,7 +475,7 @@ impl Inner {
             |r| {
                 r.state = JobState::Failed;
                 r.next_attempt = None;
-                r.alerts.push(AlertKind::Failed.as_str().into());
+                r.alerts.push(AlertMark::job(AlertKind::Failed));
             },
         )?;
         let alert = self.alerter.compose(
@@ -504,7 +490,6 @@ impl Inner {
         );
         self.alerter.raise(alert);
         Ok(Handled {
-            job,
             made_letters: false,
         })
     }
@@ -521,7 +506,7 @@ impl Inner {
                 for rec in r.recipients.iter_mut().filter(|x| x.awaits_email()) {
                     rec.channel = Some(Channel::Post);
                 }
-                r.alerts.push(AlertKind::FellBack.as_str().into());
+                r.alerts.push(AlertMark::job(AlertKind::FellBack));
             },
         )?;
         for code in codes {
@@ -551,7 +536,7 @@ impl Inner {
         let warned = job
             .alerts
             .iter()
-            .any(|a| a == AlertKind::DeferredTooLong.as_str());
+            .any(|a| a.kind == AlertKind::DeferredTooLong);
         if !warned && d.warn_at > now {
             next = next.min(d.warn_at);
         }
@@ -568,7 +553,7 @@ impl Inner {
                 r.state = JobState::Deferred;
                 r.next_attempt = Some(next);
                 if raise_warning {
-                    r.alerts.push(AlertKind::DeferredTooLong.as_str().into());
+                    r.alerts.push(AlertMark::job(AlertKind::DeferredTooLong));
                 }
             },
         )?;
@@ -642,12 +627,12 @@ impl Inner {
         )?;
         let codes = job.awaiting_email();
         for code in codes {
-            let (outcome, commit) = mailer.attempt(&job, code).await;
-            self.note_relay_health(&outcome, now)?;
+            let attempted = mailer.attempt(&job, code).await;
+            self.note_relay_health(&attempted.outcome, now)?;
             // Journaled (one write(2), no wait for the disk): it survives a crash of kurir
             // from here on, so the next message may end its DATA.
-            job = self.record(&job, code, outcome, mailer.from_address())?;
-            drop(commit);
+            job = self.record(&job, code, attempted.outcome, attempted.message_id)?;
+            drop(attempted.commit);
         }
         drop(permit);
         Ok(job)
@@ -686,14 +671,13 @@ impl Inner {
         job: &JobRecord,
         code: Kommunkod,
         outcome: Outcome,
-        from: &str,
+        message_id: Option<String>,
     ) -> Result<JobRecord, QueueError> {
         let now = Timestamp::now();
-        let message_id = crate::deliver::mail::compose::message_id(from, &job.id, code);
-        let attempt = |address: &str, outcome: &str, reply: &str| EmailAttempt {
+        let attempt = |address: &str, outcome: AttemptOutcome, reply: &str| EmailAttempt {
             at: now,
             address: address.to_string(),
-            outcome: outcome.to_string(),
+            outcome,
             reply: reply.to_string(),
         };
         let class = match &outcome {
@@ -712,7 +696,7 @@ impl Inner {
             Outcome::Accepted(proof) => {
                 tracing::info!(job_id = %job.id, kommunkod = %code, reply = %proof.reply, "e-mail accepted");
                 (
-                    attempt(&proof.address, "accepted", &proof.reply),
+                    attempt(&proof.address, AttemptOutcome::Accepted, &proof.reply),
                     format!(
                         "{code}: e-mail accepted by {} over {}: {}",
                         proof.relay, proof.tls_version, proof.reply
@@ -728,7 +712,7 @@ impl Inner {
             } => {
                 tracing::warn!(job_id = %job.id, kommunkod = %code, tls_failure = tls, reason = %reason, "e-mail deferred");
                 (
-                    attempt(address, "deferred", reason),
+                    attempt(address, AttemptOutcome::Deferred, reason),
                     format!("{code}: e-mail deferred: {reason}"),
                     false,
                 )
@@ -736,7 +720,7 @@ impl Inner {
             Outcome::Unknown { address, reason } => {
                 tracing::warn!(job_id = %job.id, kommunkod = %code, reason = %reason, "e-mail delivery unknown");
                 (
-                    attempt(address, "unknown", reason),
+                    attempt(address, AttemptOutcome::Unknown, reason),
                     format!(
                         "{code}: delivery unknown, will resend with the same Message-ID: {reason}"
                     ),
@@ -746,20 +730,20 @@ impl Inner {
             Outcome::Rejected { address, reply } => {
                 tracing::warn!(job_id = %job.id, kommunkod = %code, reply = %reply, "e-mail rejected permanently; falling back to post");
                 (
-                    attempt(address, "rejected", reply),
+                    attempt(address, AttemptOutcome::Rejected, reply),
                     format!("{code}: e-mail rejected permanently ({reply}); falling back to post"),
                     true,
                 )
             }
             Outcome::NoRoute(reason) => (
-                attempt("", "no-route", reason),
-                format!("{code}: {reason}; falling back to post"),
+                attempt("", AttemptOutcome::NoRoute, reason.describe()),
+                format!("{code}: {}; falling back to post", reason.describe()),
                 true,
             ),
             Outcome::Failed(reason) => {
                 tracing::error!(job_id = %job.id, kommunkod = %code, reason = %reason, "message could not be composed");
                 (
-                    attempt("", "deferred", reason),
+                    attempt("", AttemptOutcome::Deferred, reason),
                     format!("{code}: message could not be composed: {reason}"),
                     false,
                 )
@@ -770,19 +754,22 @@ impl Inner {
             .transition_journaled(&job.id, &[job.state], &detail, |r| {
                 if fall_back {
                     r.state = JobState::FallenBack;
-                    r.alerts.push(AlertKind::FellBack.as_str().into());
+                    r.alerts.push(AlertMark::job(AlertKind::FellBack));
                 }
                 if matches!(outcome, Outcome::Unknown { .. }) {
                     r.unknown_deliveries += 1;
                 }
                 if let Some(rec) = r.recipients.iter_mut().find(|x| x.kommunkod == code) {
                     let delivery = rec.email.get_or_insert_with(|| EmailDelivery {
-                        message_id: message_id.clone(),
+                        message_id: String::new(),
                         attempts: Vec::new(),
                         accepted: None,
                         rejected: None,
                         reports: Vec::new(),
                     });
+                    if let Some(id) = &message_id {
+                        delivery.message_id.clone_from(id);
+                    }
                     delivery.attempts.push(attempt.clone());
                     match &outcome {
                         Outcome::Accepted(proof) => delivery.accepted = Some((**proof).clone()),

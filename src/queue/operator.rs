@@ -4,14 +4,10 @@
 //! operator and the reason, so the job's history says who did what and why. A job that is
 //! being sent at this moment cannot be changed: the operator is told to try again.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::job::{JobId, Kommunkod};
-use crate::registry::Seed;
 use crate::spool::Spool;
 use crate::store::state::{Channel, JobRecord, JobState};
 use crate::store::{HoldNote, RelayHealth, Store, StoreError};
@@ -61,15 +57,12 @@ pub enum OperatorError {
         id: JobId,
         /// Its state.
         state: JobState,
-        /// What the operator can do.
-        hint: &'static str,
+        /// Why the action does not apply, and what the operator can do.
+        hint: StateHint,
     },
     /// A reason is required for this action.
     #[error("give a reason (--reason): it is recorded in the job's history")]
     NoReason,
-    /// The receipt could not be written.
-    #[error(transparent)]
-    Receipt(#[from] crate::receipt::ReceiptError),
     /// A file-system step failed.
     #[error("{what}: {source}")]
     Io {
@@ -80,14 +73,140 @@ pub enum OperatorError {
     },
 }
 
+/// Why an action does not apply to a job in its state (each surface words it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateHint {
+    /// A deliverer has it right now.
+    #[error("it is being sent right now; try again in a moment")]
+    BeingSent,
+    /// Retry applies to waiting jobs only.
+    #[error("only waiting jobs can be retried (release a held one first)")]
+    RetryNeedsWaiting,
+    /// Hold applies to unfinished, waiting jobs only.
+    #[error("only unfinished, waiting jobs can be held")]
+    HoldNeedsWaiting,
+    /// Release applies to held jobs only.
+    #[error("only held jobs can be released")]
+    ReleaseNeedsHeld,
+    /// The job is finished.
+    #[error("it is finished already")]
+    Finished,
+    /// Every recipient has its documents or goes by post already.
+    #[error("no recipient is waiting for e-mail")]
+    NoEmailRecipient,
+    /// The job is not in quarantine.
+    #[error("it is not quarantined")]
+    NotQuarantined,
+    /// Its quarantine folder is gone.
+    #[error("its quarantine folder was already released or deleted")]
+    QuarantineGone,
+    /// Its quarantine entry is a file, not a job folder.
+    #[error("its quarantine entry is not a job folder")]
+    NotAFolder,
+}
+
+/// Which operator action was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Tried again now.
+    Retry,
+    /// Held.
+    Hold,
+    /// Released.
+    Release,
+    /// Cancelled for good.
+    Cancel,
+    /// Sent by post instead.
+    Reroute,
+    /// Put back into `incoming/` from quarantine.
+    QuarantineRelease,
+    /// Deleted from quarantine.
+    QuarantineDelete,
+}
+
+/// What an operator action did: the action and the jobs it touched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionDone {
+    /// The action.
+    pub action: Action,
+    /// The jobs it changed.
+    pub jobs: Vec<JobId>,
+    /// For a quarantine release: the folder's new name in `incoming/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming: Option<String>,
+}
+
+impl ActionDone {
+    fn of(action: Action, jobs: Vec<JobId>) -> ActionDone {
+        ActionDone {
+            action,
+            jobs,
+            incoming: None,
+        }
+    }
+}
+
+/// A quarantined job whose folder is still in `spool/quarantine/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantinedJob {
+    /// The job.
+    pub job_id: JobId,
+    /// When kurir took it in.
+    pub received_at: Timestamp,
+    /// Its folder under `spool/quarantine/`.
+    pub dir: String,
+    /// The machine-readable reason.
+    pub code: String,
+    /// The reason for a person.
+    pub summary: String,
+}
+
+/// What a quarantine folder holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineFolder {
+    /// The job.
+    pub job: JobRecord,
+    /// The folder.
+    pub folder: std::path::PathBuf,
+    /// Its `reason.txt`.
+    pub reason: String,
+    /// Its entries.
+    pub files: Vec<FolderEntry>,
+}
+
+/// One entry of a quarantine folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderEntry {
+    /// Its name.
+    pub name: String,
+    /// Its size.
+    pub bytes: Option<u64>,
+    /// What it is.
+    pub kind: Option<EntryKind>,
+}
+
+/// What a folder entry is (a job folder should hold plain files only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryKind {
+    /// A symbolic link.
+    Link,
+    /// A folder.
+    Directory,
+    /// A plain file.
+    File,
+    /// A device, pipe or socket.
+    Special,
+}
+
 /// The stores and files operator actions touch.
 pub struct Operations<'a> {
     /// The store.
     pub store: &'a Store,
-    /// The spool (receipts).
+    /// The spool (quarantine folders).
     pub spool: &'a Spool,
-    /// The municipality list (receipts).
-    pub seed: &'a Seed,
 }
 
 const ACTIVE: [JobState; 4] = [
@@ -113,7 +232,7 @@ impl Operations<'_> {
             .collect())
     }
 
-    fn refuse(job: &JobRecord, hint: &'static str) -> OperatorError {
+    fn refuse(job: &JobRecord, hint: StateHint) -> OperatorError {
         OperatorError::WrongState {
             id: job.id.clone(),
             state: job.state,
@@ -121,9 +240,9 @@ impl Operations<'_> {
         }
     }
 
-    fn busy_or(job: &JobRecord, hint: &'static str) -> OperatorError {
+    fn busy_or(job: &JobRecord, hint: StateHint) -> OperatorError {
         if job.state == JobState::Sending {
-            Self::refuse(job, "it is being sent right now; try again in a moment")
+            Self::refuse(job, StateHint::BeingSent)
         } else {
             Self::refuse(job, hint)
         }
@@ -131,11 +250,7 @@ impl Operations<'_> {
 
     /// The target's unfinished, waiting jobs; for one job, an error naming `hint` if it is not
     /// waiting.
-    fn waiting(
-        &self,
-        target: &Target,
-        hint: &'static str,
-    ) -> Result<Vec<JobRecord>, OperatorError> {
+    fn waiting(&self, target: &Target, hint: StateHint) -> Result<Vec<JobRecord>, OperatorError> {
         match target {
             Target::Job(id) => {
                 let job = self.job(id)?;
@@ -169,22 +284,19 @@ impl Operations<'_> {
     }
 
     /// Tries the job (or the municipality's jobs) at once, and forgets the relay's back-off.
-    pub fn retry(&self, target: &Target, actor: &Actor) -> Result<Value, OperatorError> {
+    pub fn retry(&self, target: &Target, actor: &Actor) -> Result<ActionDone, OperatorError> {
         let now = Timestamp::now();
-        let jobs = self.waiting(
-            target,
-            "only waiting jobs can be retried (release a held one first)",
-        )?;
+        let jobs = self.waiting(target, StateHint::RetryNeedsWaiting)?;
         self.store.set_relay_health(&RelayHealth::default())?;
         let done = self.change_each(jobs, &actor.says("retry requested"), |r| {
             r.next_attempt = Some(now);
         })?;
-        Ok(json!({ "action": "retry", "jobs": done }))
+        Ok(ActionDone::of(Action::Retry, done))
     }
 
     /// Stops the job (or the municipality's jobs, including ones that arrive later) until
     /// released.
-    pub fn hold(&self, target: &Target, actor: &Actor) -> Result<Value, OperatorError> {
+    pub fn hold(&self, target: &Target, actor: &Actor) -> Result<ActionDone, OperatorError> {
         if actor.reason.trim().is_empty() {
             return Err(OperatorError::NoReason);
         }
@@ -198,22 +310,22 @@ impl Operations<'_> {
                 }),
             )?;
         }
-        let jobs = self.waiting(target, "only unfinished, waiting jobs can be held")?;
+        let jobs = self.waiting(target, StateHint::HoldNeedsWaiting)?;
         let done = self.change_each(jobs, &actor.says("held"), |r| {
             r.state = JobState::Held;
             r.next_attempt = None;
         })?;
-        Ok(json!({ "action": "hold", "jobs": done }))
+        Ok(ActionDone::of(Action::Hold, done))
     }
 
     /// Lets held jobs go on at once.
-    pub fn release(&self, target: &Target, actor: &Actor) -> Result<Value, OperatorError> {
+    pub fn release(&self, target: &Target, actor: &Actor) -> Result<ActionDone, OperatorError> {
         let now = Timestamp::now();
         let jobs = match target {
             Target::Job(id) => {
                 let job = self.job(id)?;
                 if job.state != JobState::Held {
-                    return Err(Self::refuse(&job, "only held jobs can be released"));
+                    return Err(Self::refuse(&job, StateHint::ReleaseNeedsHeld));
                 }
                 vec![job]
             }
@@ -229,38 +341,37 @@ impl Operations<'_> {
             r.state = JobState::Queued;
             r.next_attempt = Some(now);
         })?;
-        Ok(json!({ "action": "release", "jobs": done }))
+        Ok(ActionDone::of(Action::Release, done))
     }
 
-    /// Stops a job for good; its receipt says so.
-    pub fn cancel(&self, id: &JobId, actor: &Actor) -> Result<Value, OperatorError> {
+    /// Stops a job for good; its receipt (written by the receipt writer) says so.
+    pub fn cancel(&self, id: &JobId, actor: &Actor) -> Result<ActionDone, OperatorError> {
         if actor.reason.trim().is_empty() {
             return Err(OperatorError::NoReason);
         }
         let job = self.job(id)?;
         if job.state.is_final() || job.state == JobState::Sending {
-            return Err(Self::busy_or(&job, "it is finished already"));
+            return Err(Self::busy_or(&job, StateHint::Finished));
         }
         self.store
             .transition(id, &[job.state], &actor.says("cancelled"), &[], |r| {
                 r.state = JobState::Cancelled;
                 r.next_attempt = None;
             })?;
-        crate::receipt::issue(self.spool, self.store, self.seed, id)?;
-        Ok(json!({ "action": "cancel", "jobs": [id] }))
+        Ok(ActionDone::of(Action::Cancel, vec![id.clone()]))
     }
 
     /// Sends every recipient still waiting for e-mail a letter instead, at once.
-    pub fn reroute_to_post(&self, id: &JobId, actor: &Actor) -> Result<Value, OperatorError> {
+    pub fn reroute_to_post(&self, id: &JobId, actor: &Actor) -> Result<ActionDone, OperatorError> {
         if actor.reason.trim().is_empty() {
             return Err(OperatorError::NoReason);
         }
         let job = self.job(id)?;
         if !ACTIVE.contains(&job.state) && job.state != JobState::Held {
-            return Err(Self::busy_or(&job, "it is finished already"));
+            return Err(Self::busy_or(&job, StateHint::Finished));
         }
         if !job.recipients.iter().any(|r| r.awaits_email()) {
-            return Err(Self::refuse(&job, "no recipient is waiting for e-mail"));
+            return Err(Self::refuse(&job, StateHint::NoEmailRecipient));
         }
         let now = Timestamp::now();
         self.store.transition(
@@ -276,7 +387,7 @@ impl Operations<'_> {
                 }
             },
         )?;
-        Ok(json!({ "action": "reroute", "jobs": [id] }))
+        Ok(ActionDone::of(Action::Reroute, vec![id.clone()]))
     }
 }
 
@@ -285,63 +396,82 @@ impl Operations<'_> {
         let job = self.job(id)?;
         let dir = match (&job.quarantine, job.state) {
             (Some(q), JobState::Quarantined) => self.spool.quarantine().join(&q.dir),
-            _ => return Err(Self::refuse(&job, "it is not quarantined")),
+            _ => return Err(Self::refuse(&job, StateHint::NotQuarantined)),
         };
         if !dir.exists() {
-            return Err(Self::refuse(
-                &job,
-                "its quarantine folder was already released or deleted",
-            ));
+            return Err(Self::refuse(&job, StateHint::QuarantineGone));
         }
         Ok((job, dir))
     }
 
     /// Quarantined jobs whose folder is still in `spool/quarantine/`.
-    pub fn quarantine_list(&self) -> Result<Value, OperatorError> {
-        let jobs: Vec<Value> = self
+    pub fn quarantine_list(&self) -> Result<Vec<QuarantinedJob>, OperatorError> {
+        Ok(self
             .store
             .list(Some(JobState::Quarantined), 10_000)?
             .into_iter()
             .filter_map(|j| {
                 let q = j.quarantine.clone()?;
-                self.spool.quarantine().join(&q.dir).exists().then(|| {
-                    json!({ "job_id": j.id, "received_at": j.received_at, "dir": q.dir,
-                            "code": q.code, "summary": q.summary })
-                })
+                self.spool
+                    .quarantine()
+                    .join(&q.dir)
+                    .exists()
+                    .then_some(QuarantinedJob {
+                        job_id: j.id,
+                        received_at: j.received_at,
+                        dir: q.dir,
+                        code: q.code,
+                        summary: q.summary,
+                    })
             })
-            .collect();
-        Ok(Value::Array(jobs))
+            .collect())
     }
 
     /// A quarantined job: its reason and the files it holds.
-    pub fn quarantine_show(&self, id: &JobId) -> Result<Value, OperatorError> {
+    pub fn quarantine_show(&self, id: &JobId) -> Result<QuarantineFolder, OperatorError> {
         let (job, dir) = self.quarantined(id)?;
         let reason = std::fs::read_to_string(dir.join("reason.txt")).unwrap_or_default();
         let mut files = Vec::new();
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
                 let meta = std::fs::symlink_metadata(e.path()).ok();
-                files.push(json!({
-                    "name": e.file_name().to_string_lossy(),
-                    "bytes": meta.as_ref().map(|m| m.len()),
-                    "kind": meta.map(|m| if m.file_type().is_symlink() { "link" } else if m.is_dir() { "directory" } else if m.is_file() { "file" } else { "special" }),
-                }));
+                files.push(FolderEntry {
+                    name: e.file_name().to_string_lossy().into_owned(),
+                    bytes: meta.as_ref().map(|m| m.len()),
+                    kind: meta.map(|m| {
+                        if m.file_type().is_symlink() {
+                            EntryKind::Link
+                        } else if m.is_dir() {
+                            EntryKind::Directory
+                        } else if m.is_file() {
+                            EntryKind::File
+                        } else {
+                            EntryKind::Special
+                        }
+                    }),
+                });
             }
         }
-        Ok(json!({ "job": job, "folder": dir, "reason": reason, "files": files }))
+        Ok(QuarantineFolder {
+            job,
+            folder: dir,
+            reason,
+            files,
+        })
     }
 
     /// Puts a corrected quarantined job back into `incoming/`, where it becomes a new job.
-    pub fn quarantine_release(&self, id: &JobId, actor: &Actor) -> Result<Value, OperatorError> {
+    pub fn quarantine_release(
+        &self,
+        id: &JobId,
+        actor: &Actor,
+    ) -> Result<ActionDone, OperatorError> {
         if actor.reason.trim().is_empty() {
             return Err(OperatorError::NoReason);
         }
         let (job, dir) = self.quarantined(id)?;
         if !dir.is_dir() {
-            return Err(Self::refuse(
-                &job,
-                "its quarantine entry is not a job folder",
-            ));
+            return Err(Self::refuse(&job, StateHint::NotAFolder));
         }
         for kurir_file in ["reason.txt", "reason.kurir.txt", crate::spool::SOURCE_NOTE] {
             let _ = std::fs::remove_file(dir.join(kurir_file));
@@ -359,11 +489,19 @@ impl Operations<'_> {
             &[],
             |_| {},
         )?;
-        Ok(json!({ "action": "quarantine-release", "jobs": [id], "incoming": name }))
+        Ok(ActionDone {
+            action: Action::QuarantineRelease,
+            jobs: vec![id.clone()],
+            incoming: Some(name),
+        })
     }
 
     /// Deletes a quarantined job's folder for good.
-    pub fn quarantine_delete(&self, id: &JobId, actor: &Actor) -> Result<Value, OperatorError> {
+    pub fn quarantine_delete(
+        &self,
+        id: &JobId,
+        actor: &Actor,
+    ) -> Result<ActionDone, OperatorError> {
         if actor.reason.trim().is_empty() {
             return Err(OperatorError::NoReason);
         }
@@ -384,97 +522,6 @@ impl Operations<'_> {
             &[],
             |_| {},
         )?;
-        Ok(json!({ "action": "quarantine-delete", "jobs": [id] }))
+        Ok(ActionDone::of(Action::QuarantineDelete, vec![id.clone()]))
     }
-}
-
-/// Age buckets of the queue summary, like Postfix's qshape.
-pub const AGE_BUCKETS: [(&str, i64); 6] = [
-    ("5m", 300),
-    ("15m", 900),
-    ("1h", 3600),
-    ("4h", 14_400),
-    ("1d", 86_400),
-    ("older", i64::MAX),
-];
-
-/// The unfinished jobs by state × age × municipality, with their next attempts.
-pub fn queue_shape(store: &Store, seed: &Seed, now: Timestamp) -> Result<Value, StoreError> {
-    let jobs: Vec<JobRecord> = store
-        .pending()?
-        .into_iter()
-        .filter(|j| !j.state.is_final())
-        .collect();
-    let bucket = |j: &JobRecord| {
-        let age = now.duration_since(j.received_at).as_secs();
-        AGE_BUCKETS
-            .iter()
-            .position(|(_, limit)| age < *limit)
-            .unwrap_or(AGE_BUCKETS.len() - 1)
-    };
-    let mut by_municipality: BTreeMap<String, [usize; 6]> = BTreeMap::new();
-    let mut by_state: BTreeMap<String, [usize; 6]> = BTreeMap::new();
-    let mut total = [0usize; 6];
-    for j in &jobs {
-        let b = bucket(j);
-        total[b] += 1;
-        let code = j.to.map(|k| k.to_string()).unwrap_or_else(|| "-".into());
-        by_municipality.entry(code).or_default()[b] += 1;
-        by_state.entry(j.state.as_str().to_string()).or_default()[b] += 1;
-    }
-    let mut upcoming: Vec<&JobRecord> = jobs.iter().filter(|j| j.next_attempt.is_some()).collect();
-    upcoming.sort_by_key(|j| j.next_attempt);
-    let holds = store.holds()?;
-    Ok(json!({
-        "buckets": AGE_BUCKETS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-        "total": total,
-        "by_municipality": by_municipality.iter().map(|(code, counts)| json!({
-            "kommunkod": code,
-            "name": code.parse::<Kommunkod>().ok().and_then(|k| seed.get(k)).map(|m| m.name.clone()),
-            "counts": counts,
-        })).collect::<Vec<_>>(),
-        "by_state": by_state.iter().map(|(state, counts)| json!({ "state": state, "counts": counts })).collect::<Vec<_>>(),
-        "next_attempts": upcoming.iter().take(20).map(|j| json!({
-            "job_id": j.id, "state": j.state, "kommunkod": j.to, "next_attempt": j.next_attempt,
-            "attempts": j.attempts,
-        })).collect::<Vec<_>>(),
-        "held_municipalities": holds.iter().map(|(k, n)| json!({
-            "kommunkod": k, "operator": n.operator, "reason": n.reason, "at": n.at,
-        })).collect::<Vec<_>>(),
-        "relay": store.relay_health()?,
-    }))
-}
-
-/// Removes the documents of jobs that finished before `cutoff` from `spool/active/`, noting it
-/// in each job's history (the receipt and the audit log keep the documents' SHA-256).
-/// Quarantined jobs are not touched: they stay until an operator acts. Returns how many.
-pub fn purge_documents(
-    store: &Store,
-    spool: &Spool,
-    cutoff: Timestamp,
-) -> Result<usize, StoreError> {
-    let mut purged = 0;
-    for (key, id) in store.finished_before(cutoff, 10_000)? {
-        let Some(job) = store.get(&id)? else {
-            store.forget_finished(&key)?;
-            continue;
-        };
-        let dir = spool.active_job(&id);
-        if job.state != JobState::Quarantined && dir.is_dir() {
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::error!(job_id = %id, error = %e, "documents could not be removed");
-                continue;
-            }
-            store.transition(
-                &id,
-                &[job.state],
-                "documents removed from the spool after the retention period; their SHA-256 stay in the receipt and the audit log",
-                &[],
-                |_| {},
-            )?;
-            purged += 1;
-        }
-        store.forget_finished(&key)?;
-    }
-    Ok(purged)
 }

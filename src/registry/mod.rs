@@ -1,24 +1,40 @@
 //! The municipality registry: the 290 kommuner built into the binary, plus what the agency has
-//! registered about each (postal address today; secure e-mail addresses build on it).
+//! registered about each — secure addresses proven by a mailed code, S/MIME certificates,
+//! postal addresses, contacts, and who may manage it on the portal.
 //!
 //! The seed is compiled in so that a fresh `kurir run` knows every kommunkod without a file.
-//! Registered facts live in the store, so they survive restarts and have a history.
+//! Registered facts live in the store, so they survive restarts and have a history. This
+//! module holds the types and the rules; the service changes them, the store keeps them.
+//! `address` (postal address, contacts, address checks), `cert` (S/MIME certificates),
+//! `code` (proof of an address), `person` (grants), `bulk` (CSV).
 
+pub mod address;
 pub mod bulk;
+pub mod cert;
+pub mod code;
+pub mod person;
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use openssl::x509::{X509ExtendedKeyUsage, X509};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::job::Kommunkod;
+
+pub use address::{check_email, Contact, EmailField, PostalAddress, PostalProblem};
+pub use cert::{check_certificate_for_email, CertificateProblem, RegisteredCert};
+pub use code::{new_verification_code, PendingAddress, MAX_CODE_ATTEMPTS};
+pub use person::{check_hsa_id, Grant, Person};
+
+use address::{check_phone, check_pin};
+use code::hash_code;
 
 /// The SCB list from `config/municipalities.csv`, compiled in.
 const SEED_CSV: &str = include_str!("../../config/municipalities.csv");
 
 /// A municipality as the seed knows it: code, official name and county.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeedMunicipality {
     /// Four-digit code.
     pub code: Kommunkod,
@@ -28,8 +44,11 @@ pub struct SeedMunicipality {
     pub county: String,
 }
 
-/// Why a registry value cannot be accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a registry value cannot be accepted. Each variant names what it concerns, so every
+/// surface words it in its own language from the variant (English here, for the command line;
+/// Swedish on the portal) and nobody reads this text to learn which field was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "kebab-case")]
 pub enum RegistryError {
     /// The built-in list is broken (a build defect, caught by tests).
     #[error("built-in municipality list, line {line}: {problem}")]
@@ -44,12 +63,12 @@ pub enum RegistryError {
     UnknownKommunkod(Kommunkod),
     /// A postal address that a print shop could not use.
     #[error("postal address: {0}")]
-    PostalAddress(String),
+    PostalAddress(PostalProblem),
     /// A malformed e-mail address.
     #[error("{field}: {value:?} is not a valid e-mail address")]
     Email {
-        /// Which setting.
-        field: &'static str,
+        /// Which address.
+        field: EmailField,
         /// The value given.
         value: String,
     },
@@ -61,7 +80,7 @@ pub enum RegistryError {
     Contact(String),
     /// A certificate kurir must not encrypt to.
     #[error("S/MIME certificate: {0}")]
-    Certificate(String),
+    Certificate(CertificateProblem),
     /// A TLS pin that is not a SHA-256 in hex.
     #[error("TLS pin must be a SHA-256 in hex (64 characters, colons allowed), got {0:?}")]
     TlsPin(String),
@@ -169,297 +188,6 @@ fn official_name(code: Kommunkod, raw: &str) -> String {
     }
 }
 
-/// A Swedish postal address as a print shop's manifest wants it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PostalAddress {
-    /// "c/o" line, if any (without the "c/o ").
-    pub care_of: Option<String>,
-    /// Street address or box.
-    pub street: String,
-    /// A second street line (floor, apartment, department), if any.
-    pub extra: Option<String>,
-    /// Five digits written `nnn nn`.
-    pub postnummer: String,
-    /// Postort.
-    pub postort: String,
-}
-
-impl PostalAddress {
-    /// Parses lines like `"Skolgatan 31A\n901 84 Umeå"`; `\n` may be a real newline or the two
-    /// characters backslash-n (as typed in a shell). A first line `c/o …` is the care-of line.
-    pub fn parse(text: &str) -> Result<PostalAddress, RegistryError> {
-        let bad = |s: &str| RegistryError::PostalAddress(s.to_string());
-        let normalized = text.replace("\\n", "\n");
-        let mut lines: Vec<&str> = normalized
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
-        if lines
-            .iter()
-            .any(|l| l.chars().count() > 60 || l.chars().any(char::is_control))
-        {
-            return Err(bad(
-                "each line must be at most 60 characters, without control characters",
-            ));
-        }
-        let last = lines
-            .pop()
-            .ok_or_else(|| bad("give at least a street line and a line `nnn nn Postort`"))?;
-        let (postnummer, postort) = split_postnummer(last)
-            .ok_or_else(|| bad("the last line must be `nnn nn Postort`, e.g. `901 84 Umeå`"))?;
-        let care_of = match lines.first() {
-            Some(l) if l.to_lowercase().starts_with("c/o ") => {
-                let rest = l[4..].trim().to_string();
-                lines.remove(0);
-                Some(rest)
-            }
-            _ => None,
-        };
-        let (street, extra) = match lines.as_slice() {
-            [street] => (street.to_string(), None),
-            [street, extra] => (street.to_string(), Some(extra.to_string())),
-            [] => return Err(bad("a street or box line is missing")),
-            _ => {
-                return Err(bad(
-                    "at most: c/o line, two street lines, postnummer and postort",
-                ))
-            }
-        };
-        Ok(PostalAddress {
-            care_of,
-            street,
-            extra,
-            postnummer,
-            postort,
-        })
-    }
-
-    /// The address lines below the recipient's name, as printed in the window.
-    pub fn lines(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Some(c) = &self.care_of {
-            out.push(format!("c/o {c}"));
-        }
-        out.push(self.street.clone());
-        if let Some(e) = &self.extra {
-            out.push(e.clone());
-        }
-        out.push(format!("{} {}", self.postnummer, self.postort));
-        out
-    }
-}
-
-/// Splits `"901 84 Umeå"` or `"90184 Umeå"` into (`"901 84"`, `"Umeå"`).
-fn split_postnummer(line: &str) -> Option<(String, String)> {
-    let digits: String = line
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == ' ')
-        .collect();
-    let only_digits: String = digits.chars().filter(char::is_ascii_digit).collect();
-    if only_digits.len() != 5 {
-        return None;
-    }
-    let postort = line[digits.len()..].trim().to_string();
-    if postort.is_empty() || postort.chars().any(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    Some((
-        format!("{} {}", &only_digits[..3], &only_digits[3..]),
-        postort,
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builtin_list_has_all_290_with_corrected_names() {
-        let seed = Seed::builtin().expect("seed parses");
-        assert_eq!(seed.len(), 290);
-        let name = |c: &str| {
-            seed.get(c.parse().expect("code"))
-                .expect("exists")
-                .name
-                .clone()
-        };
-        assert_eq!(name("2480"), "Umeå kommun");
-        assert_eq!(name("0980"), "Region Gotland");
-        assert_eq!(name("0880"), "Kalmar kommun");
-        assert_eq!(name("2080"), "Falu kommun");
-        assert_eq!(name("2514"), "Kalix kommun");
-        assert_eq!(name("2513"), "Överkalix kommun");
-        assert!(seed.get("9999".parse().expect("code")).is_none());
-    }
-
-    #[test]
-    fn postal_address_parses_typed_and_real_newlines() {
-        let a = PostalAddress::parse("Skolgatan 31A\\n90184 Umeå").expect("valid");
-        assert_eq!(a.postnummer, "901 84");
-        assert_eq!(a.postort, "Umeå");
-        assert_eq!(a.street, "Skolgatan 31A");
-        let b =
-            PostalAddress::parse("c/o Socialtjänsten\nBox 1\nPlan 2\n901 84 UMEÅ").expect("valid");
-        assert_eq!(b.care_of.as_deref(), Some("Socialtjänsten"));
-        assert_eq!(b.extra.as_deref(), Some("Plan 2"));
-        assert_eq!(b.lines().len(), 4);
-    }
-
-    #[test]
-    fn postal_address_without_postnummer_is_refused() {
-        assert!(PostalAddress::parse("Skolgatan 31A\nUmeå").is_err());
-        assert!(PostalAddress::parse("901 84 Umeå").is_err());
-        assert!(PostalAddress::parse("Gata 1\n9018 Umeå").is_err());
-    }
-}
-
-/// A contact person at the municipality, for operations to call when delivery fails.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Contact {
-    /// Name.
-    pub name: String,
-    /// Telephone.
-    pub phone: String,
-    /// E-mail.
-    pub email: String,
-}
-
-impl Contact {
-    /// Parses `"Name, phone, e-mail"`.
-    pub fn parse(text: &str) -> Result<Contact, RegistryError> {
-        let parts: Vec<&str> = text.split(',').map(str::trim).collect();
-        let [name, phone, email] = parts.as_slice() else {
-            return Err(RegistryError::Contact(text.chars().take(100).collect()));
-        };
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(RegistryError::Contact(text.chars().take(100).collect()));
-        }
-        Ok(Contact {
-            name: name.to_string(),
-            phone: check_phone(phone)?,
-            email: check_email("contact e-mail", email)?,
-        })
-    }
-}
-
-impl std::fmt::Display for Contact {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}, {}, {}", self.name, self.phone, self.email)
-    }
-}
-
-/// A municipality's S/MIME certificate as registered: kept as PEM with what was checked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegisteredCert {
-    /// The certificate.
-    pub pem: String,
-    /// SHA-256 of its DER form, hex: the fingerprint named in receipts.
-    pub sha256: String,
-    /// Its subject, for people.
-    pub subject: String,
-    /// Its expiry, as OpenSSL prints it.
-    pub not_after: String,
-}
-
-impl RegisteredCert {
-    /// Accepts a certificate only if it is valid now and made for e-mail protection.
-    pub fn parse(pem: &str) -> Result<RegisteredCert, RegistryError> {
-        let bad = |s: &str| RegistryError::Certificate(s.to_string());
-        let cert = X509::from_pem(pem.as_bytes()).map_err(|_| bad("not a PEM certificate"))?;
-        check_certificate_for_email(&cert).map_err(RegistryError::Certificate)?;
-        let der = cert.to_der().map_err(|_| bad("cannot be encoded"))?;
-        let subject = cert
-            .subject_name()
-            .entries()
-            .map(|e| {
-                let key = e.object().nid().short_name().unwrap_or("?");
-                let value = e.data().to_string().unwrap_or_default();
-                format!("{key}={value}")
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        Ok(RegisteredCert {
-            pem: pem.to_string(),
-            sha256: crate::digest::sha256_hex(&der),
-            subject,
-            not_after: cert.not_after().to_string(),
-        })
-    }
-
-    /// The certificate, parsed.
-    pub fn x509(&self) -> Result<X509, openssl::error::ErrorStack> {
-        X509::from_pem(self.pem.as_bytes())
-    }
-}
-
-/// Checks that a certificate may sign or receive S/MIME now: within its validity and, if it
-/// restricts its purposes, allowed e-mail protection. The words say what is wrong.
-pub fn check_certificate_for_email(cert: &X509) -> Result<(), String> {
-    let now = openssl::asn1::Asn1Time::days_from_now(0).map_err(|e| e.to_string())?;
-    if cert.not_after() < now {
-        return Err(format!("expired on {}", cert.not_after()));
-    }
-    if cert.not_before() > now {
-        return Err(format!("not valid before {}", cert.not_before()));
-    }
-    if let Some(eku) = cert.extended_key_usage() {
-        if !eku.intersects(X509ExtendedKeyUsage::SMIME | X509ExtendedKeyUsage::ANYEKU) {
-            return Err(
-                "not made for e-mail protection (extended key usage lacks emailProtection)".into(),
-            );
-        }
-    }
-    Ok(())
-}
-
-/// An address that was registered but has not yet been proven to receive mail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingAddress {
-    /// The address waiting for proof.
-    pub address: String,
-    /// When it was registered.
-    pub since: Timestamp,
-    /// SHA-256 of the code sent to it (the code itself is never stored).
-    pub code_sha256: Option<String>,
-    /// When the code stops being accepted.
-    pub code_expires: Option<Timestamp>,
-    /// Wrong codes typed since the code was sent; at [`MAX_CODE_ATTEMPTS`] the code is void.
-    #[serde(default)]
-    pub failed_attempts: u32,
-}
-
-/// Wrong verification codes accepted before a code is void: with a 40-bit code, five guesses
-/// give an attacker no useful chance.
-pub const MAX_CODE_ATTEMPTS: u32 = 5;
-
-/// A person the agency lets manage a municipality's registration in the portal, by the HSA-id
-/// on their SITHS certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grant {
-    /// The HSA-id (the certificate subject's serialNumber), e.g. `SE2321000016-abc1`.
-    pub hsa_id: String,
-    /// The person's name, for the history and the page.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-/// Checks the form of an HSA-id: `SE`, ten digits, `-`, then letters and digits; at most 31
-/// characters (Inera's format for person HSA-ids).
-pub fn check_hsa_id(hsa_id: &str) -> Result<(), RegistryError> {
-    let ok = hsa_id.len() <= 31
-        && hsa_id.len() > 13
-        && hsa_id.starts_with("SE")
-        && hsa_id[2..12].bytes().all(|b| b.is_ascii_digit())
-        && hsa_id.as_bytes()[12] == b'-'
-        && hsa_id[13..].bytes().all(|b| b.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(RegistryError::HsaId(hsa_id.to_string()))
-    }
-}
-
 /// What has been registered about a municipality beyond the built-in list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -522,14 +250,29 @@ impl Registered {
         }
     }
 
+    /// The registration as shown to people and other processes: without the hash of a
+    /// verification code (it would let a 40-bit code be found offline).
+    pub fn redacted(&self) -> Registered {
+        let mut shown = self.clone();
+        if let Some(p) = shown.pending.as_mut() {
+            p.code_sha256 = None;
+        }
+        shown
+    }
+
+    /// Whether `person` may manage this registration on the portal.
+    pub fn admits(&self, person: &Person) -> bool {
+        self.grants.iter().any(|g| g.admits(person))
+    }
+
     /// Applies a set of changes (each already a string from a person or a CSV file).
     pub fn apply(&mut self, changes: &Changes, now: Timestamp) -> Result<(), RegistryError> {
         let text = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_string());
         if let Some(v) = text(&changes.email) {
-            self.official_email = optional(v, |v| check_email("e-mail", &v))?;
+            self.official_email = optional(v, |v| check_email(EmailField::Official, &v))?;
         }
         if let Some(v) = text(&changes.decision_email) {
-            self.decision_email = optional(v, |v| check_email("decision e-mail", &v))?;
+            self.decision_email = optional(v, |v| check_email(EmailField::Decision, &v))?;
         }
         if let Some(v) = text(&changes.phone) {
             self.phone = optional(v, |v| check_phone(&v))?;
@@ -666,74 +409,71 @@ fn optional<T>(
     }
 }
 
-/// A plain address (`local@domain`), as lettre parses it, at most 254 characters.
-pub fn check_email(field: &'static str, value: &str) -> Result<String, RegistryError> {
-    let value = value.trim();
-    let ok = value.len() <= 254
-        && value.parse::<lettre::Address>().is_ok()
-        && value.contains('.')
-        && !value
-            .chars()
-            .any(|c| c.is_whitespace() || c == '<' || c == '>');
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(RegistryError::Email {
-            field,
-            value: value.chars().take(100).collect(),
+/// One field that differs between two registrations: its name, and its value before and after
+/// (a certificate by its SHA-256).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// The field's name in the registration.
+    pub field: String,
+    /// What it was.
+    pub before: Value,
+    /// What it became.
+    pub after: Value,
+}
+
+/// Field-by-field differences between two registrations, for dry runs and replies.
+pub fn diff(before: &Registered, after: &Registered) -> Vec<FieldChange> {
+    let (Ok(Value::Object(b)), Ok(Value::Object(a))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return Vec::new();
+    };
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            let shown = |x: Option<&Value>| match (k.as_str(), x) {
+                ("smime_cert", Some(Value::Object(o))) => {
+                    o.get("sha256").cloned().unwrap_or(Value::Null)
+                }
+                (_, Some(v)) => v.clone(),
+                (_, None) => Value::Null,
+            };
+            FieldChange {
+                field: k.clone(),
+                before: shown(b.get(k)),
+                after: shown(Some(v)),
+            }
         })
-    }
-}
-
-fn check_phone(value: &str) -> Result<String, RegistryError> {
-    let value = value.trim();
-    let digits = value.chars().filter(char::is_ascii_digit).count();
-    let ok = (5..=20).contains(&digits)
-        && value
-            .chars()
-            .all(|c| c.is_ascii_digit() || " +-()".contains(c));
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(RegistryError::Phone(value.chars().take(40).collect()))
-    }
-}
-
-fn check_pin(value: &str) -> Result<String, RegistryError> {
-    let hex: String = value
-        .chars()
-        .filter(|c| *c != ':')
-        .collect::<String>()
-        .to_lowercase();
-    if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        Ok(hex)
-    } else {
-        Err(RegistryError::TlsPin(value.chars().take(100).collect()))
-    }
-}
-
-/// SHA-256 of a verification code, hex; codes are compared case-insensitively.
-fn hash_code(secret: &str) -> String {
-    crate::digest::sha256_hex(secret.trim().to_uppercase().as_bytes())
-}
-
-/// A fresh verification code: 8 characters without look-alikes (no 0/O, 1/I).
-pub fn new_verification_code() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut bytes = [0u8; 8];
-    if openssl::rand::rand_bytes(&mut bytes).is_err() {
-        // Without randomness no code is safe to issue; the caller refuses an empty code.
-        return String::new();
-    }
-    bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
         .collect()
+}
+
+/// The names of the fields that differ (values are not audited: they may name people).
+pub fn changed_fields(before: &Registered, after: &Registered) -> Vec<String> {
+    diff(before, after).into_iter().map(|c| c.field).collect()
 }
 
 #[cfg(test)]
 mod registration_tests {
     use super::*;
+
+    #[test]
+    fn builtin_list_has_all_290_with_corrected_names() {
+        let seed = Seed::builtin().expect("seed parses");
+        assert_eq!(seed.len(), 290);
+        let name = |c: &str| {
+            seed.get(c.parse().expect("code"))
+                .expect("exists")
+                .name
+                .clone()
+        };
+        assert_eq!(name("2480"), "Umeå kommun");
+        assert_eq!(name("0980"), "Region Gotland");
+        assert_eq!(name("0880"), "Kalmar kommun");
+        assert_eq!(name("2080"), "Falu kommun");
+        assert_eq!(name("2514"), "Kalix kommun");
+        assert_eq!(name("2513"), "Överkalix kommun");
+        assert!(seed.get("9999".parse().expect("code")).is_none());
+    }
 
     fn code() -> Kommunkod {
         "2480".parse().expect("code")

@@ -135,7 +135,8 @@ pub fn append(
 }
 
 /// The result of walking the chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Every link holds.
     Ok {

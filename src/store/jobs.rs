@@ -13,6 +13,7 @@ pub(super) struct JobTrees<'a> {
     pub(super) pending: &'a TransactionalTree,
     pub(super) finished: &'a TransactionalTree,
     pub(super) proof: &'a TransactionalTree,
+    pub(super) receipts: &'a TransactionalTree,
     pub(super) audit: &'a TransactionalTree,
     pub(super) meta: &'a TransactionalTree,
     /// For a letter written with the transition.
@@ -21,7 +22,26 @@ pub(super) struct JobTrees<'a> {
     pub(super) batches: &'a TransactionalTree,
 }
 
+/// The indexes a job's record keeps, inside one transaction.
+pub(super) struct Indexes<'a> {
+    pub(super) due: &'a TransactionalTree,
+    pub(super) pending: &'a TransactionalTree,
+    pub(super) finished: &'a TransactionalTree,
+    pub(super) proof: &'a TransactionalTree,
+    pub(super) receipts: &'a TransactionalTree,
+}
+
 impl JobTrees<'_> {
+    pub(super) fn indexes(&self) -> Indexes<'_> {
+        Indexes {
+            due: self.due,
+            pending: self.pending,
+            finished: self.finished,
+            proof: self.proof,
+            receipts: self.receipts,
+        }
+    }
+
     /// Writes one step of a job from `old` to `new` (whose `events` is one more): its event,
     /// the record, the indexes and the audit entry, all as of `new.updated_at`.
     pub(super) fn write_step(
@@ -39,14 +59,7 @@ impl JobTrees<'_> {
         self.record_event(new, old.events, &event, data)?;
         self.jobs
             .insert(new.id.as_str().as_bytes(), tx_encode(new)?)?;
-        reindex(
-            self.due,
-            self.pending,
-            self.finished,
-            self.proof,
-            Some(old),
-            new,
-        )?;
+        reindex(&self.indexes(), Some(old), new)?;
         Ok(())
     }
 
@@ -125,7 +138,9 @@ pub(super) fn next_record(
     let mut new = old.clone();
     change(&mut new);
     new.updated_at = now;
-    if new.state != old.state {
+    // A receipt lists the state and every event: a new state, or a new event of a finished
+    // job (a report, a note), makes it owed again.
+    if new.state != old.state || new.state.is_final() {
         new.receipt_written = false;
     }
     new.events = old.events + 1;
@@ -148,15 +163,25 @@ pub(super) fn check_expected(record: &JobRecord, expected: &[JobState]) -> Resul
     })
 }
 
-/// The index maintenance every job write does: due entry and pending marker follow the record.
+/// The index maintenance every job write does: due entry, pending marker, retention's
+/// finished entry, the proof watch and the receipt owed follow the record.
 pub(super) fn reindex(
-    due: &TransactionalTree,
-    pending: &TransactionalTree,
-    finished: &TransactionalTree,
-    proof: &TransactionalTree,
+    ix: &Indexes<'_>,
     old: Option<&JobRecord>,
     new: &JobRecord,
 ) -> Result<(), UnabortableTransactionError> {
+    let Indexes {
+        due,
+        pending,
+        finished,
+        proof,
+        receipts,
+    } = *ix;
+    if new.owes_receipt() {
+        receipts.insert(new.id.as_str().as_bytes(), &[])?;
+    } else if old.is_some_and(JobRecord::owes_receipt) {
+        receipts.remove(new.id.as_str().as_bytes())?;
+    }
     if new.awaits_proof() {
         proof.insert(new.id.as_str().as_bytes(), &[])?;
     } else if old.is_some_and(JobRecord::awaits_proof) {
@@ -243,14 +268,7 @@ impl Store {
                     let n = u32::try_from(seq).unwrap_or(u32::MAX);
                     trees.record_event(record, n, event, data)?;
                 }
-                reindex(
-                    trees.due,
-                    trees.pending,
-                    trees.finished,
-                    trees.proof,
-                    None,
-                    record,
-                )?;
+                reindex(&trees.indexes(), None, record)?;
             }
             Ok(())
         })?;
@@ -428,6 +446,33 @@ impl Store {
     /// [`Store::mark_receipt_written`] for many jobs in one transaction (receipts are written
     /// in groups). Jobs that no longer exist are skipped.
     pub fn mark_receipts_written(&self, ids: &[JobId]) -> Result<(), StoreError> {
+        self.mark(ids, |r| {
+            let was = r.receipt_written;
+            r.receipt_written = true;
+            !was
+        })
+    }
+
+    /// Notes that the print batches' manifests list these jobs' letters: their receipts,
+    /// which name the batch, may be written now. Not flushed (a manifest is rewritten from the
+    /// store at the next start, and the note with it).
+    pub fn mark_listed(&self, ids: &[JobId]) -> Result<(), StoreError> {
+        self.mark(ids, |r| {
+            let was = r.manifest_pending;
+            r.manifest_pending = false;
+            was
+        })?;
+        self.receipts_wanted.notify_one();
+        Ok(())
+    }
+
+    /// Changes a flag of many jobs in one transaction, without an event (a note about files,
+    /// not a step of the job). `change` says whether it changed anything.
+    fn mark(
+        &self,
+        ids: &[JobId],
+        change: impl Fn(&mut JobRecord) -> bool,
+    ) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -437,8 +482,16 @@ impl Store {
             &self.pending,
             &self.finished,
             &self.proof_watch,
+            &self.receipts_owed,
         );
-        let result = trees.transaction(|(jobs, due, pending, finished, proof)| {
+        let result = trees.transaction(|(jobs, due, pending, finished, proof, receipts)| {
+            let ix = Indexes {
+                due,
+                pending,
+                finished,
+                proof,
+                receipts,
+            };
             for id in ids {
                 let key = id.as_str().as_bytes();
                 let Some(bytes) = jobs.get(key)? else {
@@ -449,9 +502,10 @@ impl Store {
                 };
                 let old: JobRecord = tx_decode(&bytes)?;
                 let mut new = old.clone();
-                new.receipt_written = true;
-                jobs.insert(key, tx_encode(&new)?)?;
-                reindex(due, pending, finished, proof, Some(&old), &new)?;
+                if change(&mut new) {
+                    jobs.insert(key, tx_encode(&new)?)?;
+                    reindex(&ix, Some(&old), &new)?;
+                }
             }
             Ok(())
         });

@@ -24,6 +24,8 @@
 //! - `audit`: sequence (u64 BE) → [`AuditEntry`], a hash chain written in the same transaction
 //!   as the change it records
 //! - `finished`: finish time (ms, u64 BE), job id → job id — what retention reads
+//! - `receipts_owed`: job id → () for every final job whose receipt is not written yet —
+//!   what the receipt writer reads
 //! - `proof_watch`: job id → () for every job with a delivery report or read notification
 //!   still awaited and not yet alerted on — what the proof deadlines read
 //!
@@ -190,10 +192,12 @@ pub struct Store {
     audit: sled::Tree,
     finished: sled::Tree,
     proof_watch: sled::Tree,
+    receipts_owed: sled::Tree,
     journal: Arc<Journal>,
     unapplied: Arc<Mutex<HashMap<JobId, Vec<Unapplied>>>>,
     registry_cache: Arc<Mutex<HashMap<Kommunkod, Registered>>>,
     observer: Arc<std::sync::OnceLock<Arc<dyn JobObserver>>>,
+    receipts_wanted: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Serialize)]
@@ -274,10 +278,12 @@ impl Store {
             audit: db.open_tree("audit")?,
             finished: db.open_tree("finished")?,
             proof_watch: db.open_tree("proof_watch")?,
+            receipts_owed: db.open_tree("receipts_owed")?,
             journal: Arc::new(journal),
             unapplied: Arc::default(),
             registry_cache: Arc::default(),
             observer: Arc::default(),
+            receipts_wanted: Arc::default(),
             db,
         };
         store.replay(leftovers)?;
@@ -291,9 +297,23 @@ impl Store {
     }
 
     fn tell_observer(&self, job: &JobRecord, previous: Option<JobState>) {
+        if job.owes_receipt() {
+            self.receipts_wanted.notify_one();
+        }
         if let Some(observer) = self.observer.get() {
             observer.recorded(job, previous);
         }
+    }
+
+    /// Notified whenever a recorded job owes a receipt: what the receipt writer waits on.
+    pub fn receipts_wanted(&self) -> Arc<tokio::sync::Notify> {
+        self.receipts_wanted.clone()
+    }
+
+    /// Wakes the receipt writer: a receipt it had to leave (a quarantine not yet finished)
+    /// may be written now.
+    pub fn wake_receipt_writer(&self) {
+        self.receipts_wanted.notify_one();
     }
 
     /// Makes every committed write durable — writing the journaled transitions into sled
@@ -337,13 +357,26 @@ impl Store {
             &self.pending,
             &self.finished,
             &self.proof_watch,
+            &self.receipts_owed,
             &self.audit,
             &self.meta,
             &self.letters,
             &self.batches,
         )
             .transaction(
-                |(jobs, events, due, pending, finished, proof, audit, meta, letters, batches)| {
+                |(
+                    jobs,
+                    events,
+                    due,
+                    pending,
+                    finished,
+                    proof,
+                    receipts,
+                    audit,
+                    meta,
+                    letters,
+                    batches,
+                )| {
                     f(&JobTrees {
                         jobs,
                         events,
@@ -351,6 +384,7 @@ impl Store {
                         pending,
                         finished,
                         proof,
+                        receipts,
                         audit,
                         meta,
                         letters,

@@ -135,4 +135,20 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Final jobs whose receipt is not written yet, at most `limit` (what the receipt writer
+    /// reads). A journaled step reaches this index at the next flush: the writer flushes first.
+    pub fn owed_receipts(&self, limit: usize) -> Result<Vec<JobId>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.receipts_owed.iter() {
+            let (key, _) = item?;
+            if let Ok(id) = String::from_utf8_lossy(&key).parse::<JobId>() {
+                out.push(id);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
 }

@@ -23,6 +23,7 @@ fn record(state: JobState) -> JobRecord {
         attempts: 0,
         quarantine: None,
         receipt_written: false,
+        manifest_pending: false,
         events: 0,
         alerts: Vec::new(),
         unknown_deliveries: 0,

@@ -17,9 +17,10 @@ use crate::deliver::mail::compose::{Attachment, DecisionMail, MailFrom};
 use crate::deliver::mail::smime::Signer;
 use crate::deliver::mail::smtp::{Accepted, CommitToken, Relay, ReportRequest, SendError};
 use crate::fsutil;
-use crate::inbound::token::TokenKey;
+use crate::intake::route::{self, PostReason, Route, RouteInput};
 use crate::job::{Kommunkod, RecipientRole};
 use crate::registry::{Registered, Seed};
+use crate::report_token::TokenKey;
 use crate::spool::Spool;
 use crate::store::state::{EmailProof, JobRecord};
 use crate::store::Store;
@@ -54,10 +55,21 @@ pub enum Outcome {
         /// The server's reply.
         reply: String,
     },
-    /// The registry no longer gives a secure route: post instead.
-    NoRoute(String),
+    /// The routing rule no longer gives e-mail: post instead.
+    NoRoute(PostReason),
     /// kurir could not even compose the message (a defect or a broken file): try later.
     Failed(String),
+}
+
+/// One attempt: what came of it, the Message-ID of the message if one was composed (the same
+/// on every attempt), and the token to hold until the outcome is recorded.
+pub struct Attempted {
+    /// What came of it.
+    pub outcome: Outcome,
+    /// The message's Message-ID, without angle brackets.
+    pub message_id: Option<String>,
+    /// Held until the outcome is recorded (see [`CommitToken`]).
+    pub commit: Option<CommitToken>,
 }
 
 /// The deliverer and everything it needs.
@@ -109,7 +121,7 @@ impl Mailer {
     }
 
     /// Asks for delivery reports and read notifications on every decision from now on, with
-    /// return addresses `base` + `+<token>` signed by `key` (see [`crate::inbound::token`]).
+    /// return addresses `base` + `+<token>` signed by `key` (see [`crate::report_token`]).
     pub fn ask_for_reports(&mut self, key: TokenKey, base: String) {
         self.reports = Some((key, base));
     }
@@ -136,36 +148,36 @@ impl Mailer {
             .unwrap_or_else(|| format!("kommun {code}"))
     }
 
-    /// One attempt to deliver `job` to the recipient `code` by e-mail. Hold the returned token
-    /// until the outcome is recorded (see [`CommitToken`]).
-    pub async fn attempt(
-        &self,
-        job: &JobRecord,
-        code: Kommunkod,
-    ) -> (Outcome, Option<CommitToken>) {
-        let mut token = None;
-        let outcome = self.attempt_inner(job, code, &mut token).await;
-        (outcome, token)
+    /// One attempt to deliver `job` to the recipient `code` by e-mail. Hold the returned
+    /// token until the outcome is recorded (see [`CommitToken`]).
+    pub async fn attempt(&self, job: &JobRecord, code: Kommunkod) -> Attempted {
+        let mut attempted = Attempted {
+            outcome: Outcome::Failed(String::new()),
+            message_id: None,
+            commit: None,
+        };
+        attempted.outcome = self.attempt_inner(job, code, &mut attempted).await;
+        attempted
     }
 
     async fn attempt_inner(
         &self,
         job: &JobRecord,
         code: Kommunkod,
-        token: &mut Option<CommitToken>,
+        attempted: &mut Attempted,
     ) -> Outcome {
         let registered = match self.store.registered(code) {
             Ok(r) => r,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
-        let address = match (&registered.active_address, registered.secure_connection) {
-            (Some(a), true) => a.clone(),
-            (_, false) => {
-                return Outcome::NoRoute(
-                    "the municipality no longer has a secure connection".into(),
-                )
-            }
-            (None, true) => return Outcome::NoRoute("no verified address".into()),
+        // The registry may have changed since intake routed the job: the same rule, again.
+        let address = match route::route(RouteInput {
+            relay_configured: true,
+            secure_connection: registered.secure_connection,
+            verified_address: registered.active_address.as_deref(),
+        }) {
+            Route::Email { address } => address,
+            Route::Post { reason } => return Outcome::NoRoute(reason),
         };
         let role = job
             .recipients
@@ -191,12 +203,13 @@ impl Mailer {
             Ok(c) => c,
             Err(e) => return Outcome::Failed(e),
         };
+        attempted.message_id = Some(composed.message_id.clone());
         let pin = registered.tls_pin.as_deref();
         let (result, commit) = self
             .relay
             .send_committed(&address, &composed.bytes, pin, request.as_ref())
             .await;
-        *token = commit;
+        attempted.commit = commit;
         match result {
             Ok(Accepted {
                 reply,

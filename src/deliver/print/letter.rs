@@ -9,8 +9,8 @@ use lopdf::content::{Content, Operation};
 use lopdf::{dictionary, Dictionary, Document, Object, ObjectId, Stream, StringFormat};
 
 use crate::config::{SenderSettings, WindowSettings};
-use crate::intake::pdf::{self, PdfError, PdfLimits};
 use crate::job::DocumentKind;
+use crate::pdf::{self, PdfError, PdfLimits};
 
 /// Points per millimetre.
 const MM: f64 = 72.0 / 25.4;
@@ -426,7 +426,7 @@ mod tests {
     fn letter_has_cover_plus_document_pages() {
         let sender = SenderSettings::default();
         let window = WindowSettings::default();
-        let doc = crate::intake::pdf::tests::simple_pdf(None);
+        let doc = crate::pdf::tests::simple_pdf(None);
         let cover = CoverLetter {
             sender: &sender,
             window: &window,
@@ -442,8 +442,7 @@ mod tests {
                 (DocumentKind::GodMan, 1),
             ],
         };
-        let letter =
-            build(&cover, &[&doc, &doc], &crate::intake::pdf::tests::limits()).expect("built");
+        let letter = build(&cover, &[&doc, &doc], &crate::pdf::tests::limits()).expect("built");
         assert_eq!(letter.pages, 3);
         let again = Document::load_mem(&letter.bytes).expect("reloads");
         assert_eq!(again.get_pages().len(), 3);

@@ -17,8 +17,8 @@ use jiff::Timestamp;
 use crate::config::{PrintSettings, SenderSettings};
 use crate::deliver::print::letter::{Addressee, CoverLetter};
 use crate::fsutil;
-use crate::intake::pdf::PdfLimits;
-use crate::job::RecipientRole;
+use crate::job::{JobId, RecipientRole};
+use crate::pdf::PdfLimits;
 use crate::registry::Seed;
 use crate::spool::Spool;
 use crate::store::state::{JobRecord, LetterRef};
@@ -97,6 +97,11 @@ impl PrintQueue {
 
     /// Reconciles the open batch with the store after a start or a crash.
     pub fn recover(&self) -> Result<(), PrintError> {
+        self.reconcile()?;
+        self.relist()
+    }
+
+    fn reconcile(&self) -> Result<(), PrintError> {
         let Some(batch) = self.store.open_batch()? else {
             return Ok(());
         };
@@ -109,6 +114,21 @@ impl PrintQueue {
         fsutil::create_private_dir(&dir).map_err(io("creating batch", &dir))?;
         self.remove_unrecorded_files(&batch.id)?;
         self.write_manifest(&batch.id)?;
+        Ok(())
+    }
+
+    /// After a crash: every job whose letter is recorded but not yet noted as listed gets the
+    /// note (the open batch's manifest was just written again; closed batches were listed
+    /// whole before READY).
+    fn relist(&self) -> Result<(), PrintError> {
+        let waiting: Vec<_> = self
+            .store
+            .pending()?
+            .into_iter()
+            .filter(|j| j.manifest_pending)
+            .map(|j| j.id)
+            .collect();
+        self.store.mark_listed(&waiting)?;
         Ok(())
     }
 
@@ -250,6 +270,8 @@ impl PrintQueue {
                         rec.letter = Some(letter.clone());
                     }
                 }
+                // The receipt names the batch: it waits until the manifest lists the letter.
+                r.manifest_pending = !letters.is_empty();
                 if let Some(done) = r.settled_state() {
                     r.state = done;
                     r.next_attempt = None;
@@ -259,9 +281,15 @@ impl PrintQueue {
     }
 
     /// After a round of jobs: brings the open batch's manifest up to date and closes it if it
-    /// is full or belongs to an earlier day.
-    /// `added` says whether letters were added since the last call.
-    pub fn finish_round(&self, now: Timestamp, added: bool) -> Result<(), PrintError> {
+    /// is full or belongs to an earlier day; then the jobs whose letters it made (`made`) may
+    /// have their receipts.
+    pub fn finish_round(&self, now: Timestamp, made: &[JobId]) -> Result<(), PrintError> {
+        self.bring_up_to_date(now, !made.is_empty())?;
+        self.store.mark_listed(made)?;
+        Ok(())
+    }
+
+    fn bring_up_to_date(&self, now: Timestamp, added: bool) -> Result<(), PrintError> {
         let Some(batch) = self.store.open_batch()? else {
             return Ok(());
         };

@@ -1,0 +1,500 @@
+//! The portal's pages and forms: each handler asks the service (through [`Backend`]) on behalf
+//! of the signed-in person and renders the answer in Swedish; what went wrong is worded from
+//! the error's variant ([`words`]).
+
+use std::sync::Arc;
+
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use maud::Markup;
+use serde::Deserialize;
+
+use super::backend::{Asked, Backend};
+use super::pages::{self, Fields, Frame, Notice};
+use super::words;
+use crate::config::SenderSettings;
+use crate::job::Kommunkod;
+use crate::registry::{Changes, Person, RegistryError, Seed};
+use crate::service::{Command, MunicipalityView, Reply, ServiceError};
+
+/// What the portal's handlers share.
+pub struct Portal {
+    backend: Backend,
+    seed: Seed,
+    sender: SenderSettings,
+    csrf_key: Vec<u8>,
+}
+
+impl Portal {
+    /// The portal over the daemon at `backend`.
+    pub fn new(backend: Backend, seed: Seed, sender: SenderSettings) -> Self {
+        let mut csrf_key = vec![0u8; 32];
+        if openssl::rand::rand_bytes(&mut csrf_key).is_err() {
+            // Without randomness no token can be trusted: an empty key makes every post fail.
+            csrf_key.clear();
+        }
+        Portal {
+            backend,
+            seed,
+            sender,
+            csrf_key,
+        }
+    }
+
+    /// The form token of `person`: an HMAC of their HSA-id under a key of this run.
+    fn csrf_token(&self, person: &Person) -> String {
+        use openssl::hash::MessageDigest;
+        use openssl::pkey::PKey;
+        use openssl::sign::Signer;
+        let mac = PKey::hmac(&self.csrf_key)
+            .and_then(|key| {
+                let mut signer = Signer::new(MessageDigest::sha256(), &key)?;
+                signer.update(format!("portal-csrf:{}", person.hsa_id).as_bytes())?;
+                signer.sign_to_vec()
+            })
+            .unwrap_or_default();
+        mac.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn token_ok(&self, person: &Person, token: &str) -> bool {
+        let expected = self.csrf_token(person);
+        // memcmp::eq compares in constant time but panics on unequal lengths.
+        !self.csrf_key.is_empty()
+            && !expected.is_empty()
+            && expected.len() == token.len()
+            && openssl::memcmp::eq(expected.as_bytes(), token.as_bytes())
+    }
+
+    fn name_of(&self, code: Kommunkod) -> String {
+        self.seed
+            .get(code)
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| format!("kommun {code}"))
+    }
+
+    /// Asks the service for `person`.
+    async fn ask(&self, person: &Person, command: Command) -> Result<Reply, Asked> {
+        self.backend.ask(person, command).await
+    }
+}
+
+fn html(status: StatusCode, markup: Markup) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+/// The page while the daemon does not answer.
+fn unavailable() -> Response {
+    html(StatusCode::SERVICE_UNAVAILABLE, pages::unavailable(None))
+}
+
+/// A refusal page.
+fn refused(status: StatusCode, title: &str, text: &str) -> Response {
+    html(status, pages::refused(None, title, text))
+}
+
+/// The page for a request the service refused for reasons of access or existence; `None`
+/// when the refusal is about the request's content (the caller shows it at its field).
+fn refusal_page(portal: &Portal, person: &Person, error: &ServiceError) -> Option<Response> {
+    match error {
+        ServiceError::NoGrant { code, .. } => {
+            tracing::warn!(hsa_id = %person.hsa_id, kommunkod = %code, "portal: no grant for this municipality");
+            Some(refused(
+                StatusCode::FORBIDDEN,
+                "Ingen behörighet",
+                &format!(
+                    "Ditt HSA-id ({}) har inte behörighet för {}. Migrationsverket ger behörighet \
+                     per person; kontakta Bosättningsenheten om du ska sköta kommunens adress.",
+                    person.hsa_id,
+                    portal.name_of(*code)
+                ),
+            ))
+        }
+        ServiceError::Registry(RegistryError::UnknownKommunkod(_)) => Some(refused(
+            StatusCode::NOT_FOUND,
+            "Ingen behörighet",
+            "Det finns ingen sådan kommun.",
+        )),
+        ServiceError::NotPermitted => Some(refused(
+            StatusCode::FORBIDDEN,
+            "Ingen behörighet",
+            "Det du försökte göra får bara Migrationsverket göra.",
+        )),
+        ServiceError::Store(_) | ServiceError::Internal(_) | ServiceError::Io { .. } => {
+            tracing::error!(error = %error, "portal: the service failed");
+            Some(html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                pages::unavailable(None),
+            ))
+        }
+        _ => None,
+    }
+}
+
+pub(super) async fn index(
+    State(portal): State<Arc<Portal>>,
+    Extension(person): Extension<Person>,
+) -> Response {
+    let token = portal.csrf_token(&person);
+    let frame = Frame {
+        name: &person.name,
+        hsa_id: &person.hsa_id,
+        csrf: &token,
+    };
+    let mine = match portal.ask(&person, Command::MyMunicipalities).await {
+        Ok(Reply::Mine(list)) => list,
+        Ok(_) | Err(Asked::Unavailable) => return unavailable(),
+        Err(Asked::Refused(e)) => {
+            return refusal_page(&portal, &person, &e).unwrap_or_else(unavailable)
+        }
+    };
+    let mine: Vec<(String, String)> = mine
+        .into_iter()
+        .map(|m| (m.code.to_string(), m.name))
+        .collect();
+    html(StatusCode::OK, pages::index(&frame, &mine))
+}
+
+pub(super) async fn accessibility(
+    State(portal): State<Arc<Portal>>,
+    Extension(person): Extension<Person>,
+) -> Response {
+    let token = portal.csrf_token(&person);
+    let frame = Frame {
+        name: &person.name,
+        hsa_id: &person.hsa_id,
+        csrf: &token,
+    };
+    html(
+        StatusCode::OK,
+        pages::accessibility(Some(&frame), &portal.sender.email, &portal.sender.phone),
+    )
+}
+
+pub(super) async fn style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        pages::STYLE,
+    )
+}
+
+/// The municipality's view, or the page that says why there is none.
+async fn view(
+    portal: &Portal,
+    person: &Person,
+    code: Kommunkod,
+) -> Result<Box<MunicipalityView>, Box<Response>> {
+    match portal.ask(person, Command::MunicipalityShow { code }).await {
+        Ok(Reply::Municipality(view)) => Ok(view),
+        Ok(_) | Err(Asked::Unavailable) => Err(Box::new(unavailable())),
+        Err(Asked::Refused(e)) => Err(Box::new(
+            refusal_page(portal, person, &e).unwrap_or_else(unavailable),
+        )),
+    }
+}
+
+/// Renders the municipality page with `notice` and the form `fields`.
+async fn render(
+    portal: &Portal,
+    person: &Person,
+    code: Kommunkod,
+    notice: Notice,
+    fields: Option<Fields>,
+    status: StatusCode,
+) -> Response {
+    let view = match view(portal, person, code).await {
+        Ok(view) => view,
+        Err(page) => return *page,
+    };
+    let history = match portal
+        .ask(person, Command::MunicipalityHistory { code })
+        .await
+    {
+        Ok(Reply::History(history)) => history,
+        _ => Vec::new(),
+    };
+    let token = portal.csrf_token(person);
+    let frame = Frame {
+        name: &person.name,
+        hsa_id: &person.hsa_id,
+        csrf: &token,
+    };
+    let fields = fields.unwrap_or_else(|| Fields::of(&view.registered));
+    html(
+        status,
+        pages::municipality(
+            &frame,
+            code.as_str(),
+            &view.municipality.name,
+            &words::route(&view.route),
+            &view.registered,
+            &fields,
+            &history,
+            &notice,
+        ),
+    )
+}
+
+fn parse_code(code: &str) -> Result<Kommunkod, Box<Response>> {
+    code.parse::<Kommunkod>().map_err(|_| {
+        Box::new(refused(
+            StatusCode::NOT_FOUND,
+            "Ingen behörighet",
+            "Det finns ingen sådan kommun.",
+        ))
+    })
+}
+
+#[derive(Deserialize)]
+pub(super) struct Message {
+    meddelande: Option<String>,
+}
+
+pub(super) async fn municipality(
+    State(portal): State<Arc<Portal>>,
+    Extension(person): Extension<Person>,
+    Path(code): Path<String>,
+    Query(message): Query<Message>,
+) -> Response {
+    let code = match parse_code(&code) {
+        Ok(code) => code,
+        Err(page) => return *page,
+    };
+    let notice = match message.meddelande.as_deref() {
+        Some("sparat") => Notice::Done("Ändringarna är sparade."),
+        Some("certifikat") => Notice::Done("Certifikatet är sparat."),
+        Some("kod-skickad") => Notice::Done("En kod är skickad till adressen. Skriv in den nedan."),
+        Some("bekraftad") => Notice::Done("Adressen är bevisad: beslut skickas nu dit."),
+        Some("oforandrat") => Notice::Done("Inget ändrades."),
+        _ => Notice::None,
+    };
+    render(&portal, &person, code, notice, None, StatusCode::OK).await
+}
+
+/// A post's checks before anything is asked: its form token, then the kommunkod's form.
+fn checked(
+    portal: &Portal,
+    person: &Person,
+    token: &str,
+    code: &str,
+) -> Result<Kommunkod, Box<Response>> {
+    if !portal.token_ok(person, token) {
+        return Err(Box::new(refused(
+            StatusCode::FORBIDDEN,
+            "Förbjudet",
+            "Formuläret saknade en giltig kontrollkod. Ladda om sidan och försök igen.",
+        )));
+    }
+    parse_code(code)
+}
+
+fn done(code: Kommunkod, what: &str) -> Response {
+    Redirect::to(&format!("/kommun/{code}?meddelande={what}")).into_response()
+}
+
+/// What every action does after its own checks: asks the service, then sends the person back
+/// to the page with a notice, or shows the page again with what went wrong.
+async fn act(
+    portal: &Portal,
+    person: &Person,
+    code: Kommunkod,
+    command: Command,
+    done_word: &str,
+    failed: impl FnOnce(&ServiceError) -> (Notice, Option<Fields>, StatusCode),
+) -> Response {
+    match portal.ask(person, command).await {
+        Ok(_) => done(code, done_word),
+        Err(Asked::Unavailable) => unavailable(),
+        Err(Asked::Refused(error)) => {
+            if let Some(page) = refusal_page(portal, person, &error) {
+                return page;
+            }
+            let (notice, fields, status) = failed(&error);
+            render(portal, person, code, notice, fields, status).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct ChangeForm {
+    csrf: String,
+    email: String,
+    decision_email: String,
+    phone: String,
+    contacts: String,
+    postal_address: String,
+}
+
+pub(super) async fn change(
+    State(portal): State<Arc<Portal>>,
+    Extension(person): Extension<Person>,
+    Path(code): Path<String>,
+    Form(form): Form<ChangeForm>,
+) -> Response {
+    let code = match checked(&portal, &person, &form.csrf, &code) {
+        Ok(code) => code,
+        Err(page) => return *page,
+    };
+    let now = match view(&portal, &person, code).await {
+        Ok(view) => Fields::of(&view.registered),
+        Err(page) => return *page,
+    };
+    let typed = Fields {
+        email: form.email.trim().to_string(),
+        decision_email: form.decision_email.trim().to_string(),
+        phone: form.phone.trim().to_string(),
+        contacts: form.contacts.replace("\r\n", "\n").trim().to_string(),
+        postal_address: form.postal_address.replace("\r\n", "\n").trim().to_string(),
+    };
+    let differs = |a: &str, b: &str| (a != b).then(|| a.to_string());
+    let changes = Changes {
+        email: differs(&typed.email, &now.email),
+        decision_email: differs(&typed.decision_email, &now.decision_email),
+        phone: differs(&typed.phone, &now.phone),
+        contacts: differs(&typed.contacts, &now.contacts).map(|c| {
+            c.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        }),
+        postal_address: differs(&typed.postal_address, &now.postal_address),
+        ..Changes::default()
+    };
+    if changes == Changes::default() {
+        return done(code, "oforandrat");
+    }
+    let command = Command::MunicipalitySet { code, changes };
+    act(&portal, &person, code, command, "sparat", |error| {
+        let notice = match error {
+            ServiceError::Registry(e) => {
+                let (field, words) = words::field_error(e);
+                Notice::Error(words, Some(field))
+            }
+            _ => Notice::Error("Ändringarna kunde inte sparas.".into(), None),
+        };
+        (notice, Some(typed), StatusCode::UNPROCESSABLE_ENTITY)
+    })
+    .await
+}
+
+pub(super) async fn certificate(
+    State(portal): State<Arc<Portal>>,
+    Extension(person): Extension<Person>,
+    Path(code): Path<String>,
+    mut multipart: Multipart,
+) -> Response {
+    let mut token = String::new();
+    let mut file = Vec::new();
+    while let Ok(Some(field)) = multipart.next_field().await {
+        match field.name() {
+            Some("csrf") => token = field.text().await.unwrap_or_default(),
+            Some("certifikat") => {
+                file = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default()
+            }
+            _ => {}
+        }
+    }
+    let code = match checked(&portal, &person, &token, &code) {
+        Ok(code) => code,
+        Err(page) => return *page,
+    };
+    let problem = |text: String| Notice::Error(text, Some("certifikat"));
+    let pem = if file.starts_with(b"-----BEGIN") {
+        String::from_utf8(file).ok()
+    } else {
+        openssl::x509::X509::from_der(&file)
+            .and_then(|c| c.to_pem())
+            .ok()
+            .and_then(|p| String::from_utf8(p).ok())
+    };
+    let Some(pem) = pem else {
+        let words = words::certificate(&crate::registry::CertificateProblem::NotACertificate);
+        return render(
+            &portal,
+            &person,
+            code,
+            problem(words),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    let command = Command::MunicipalitySet {
+        code,
+        changes: Changes {
+            smime_cert_pem: Some(pem),
+            ..Changes::default()
+        },
+    };
+    act(&portal, &person, code, command, "certifikat", |error| {
+        let words = match error {
+            ServiceError::Registry(RegistryError::Certificate(p)) => words::certificate(p),
+            _ => "Certifikatet kunde inte sparas.".into(),
+        };
+        (problem(words), None, StatusCode::UNPROCESSABLE_ENTITY)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct TokenForm {
+    csrf: String,
+}
+
+pub(super) async fn send_code(
+    State(portal): State<Arc<Portal>>,
+    Extension(person): Extension<Person>,
+    Path(code): Path<String>,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    let code = match checked(&portal, &person, &form.csrf, &code) {
+        Ok(code) => code,
+        Err(page) => return *page,
+    };
+    let command = Command::MunicipalityVerify { code };
+    act(&portal, &person, code, command, "kod-skickad", |error| {
+        (
+            Notice::Error(words::send_error(error).into(), None),
+            None,
+            StatusCode::BAD_GATEWAY,
+        )
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct ConfirmForm {
+    csrf: String,
+    kod: String,
+}
+
+pub(super) async fn confirm(
+    State(portal): State<Arc<Portal>>,
+    Extension(person): Extension<Person>,
+    Path(code): Path<String>,
+    Form(form): Form<ConfirmForm>,
+) -> Response {
+    let code = match checked(&portal, &person, &form.csrf, &code) {
+        Ok(code) => code,
+        Err(page) => return *page,
+    };
+    let command = Command::MunicipalityConfirm {
+        code,
+        secret: form.kod.trim().to_string(),
+    };
+    act(&portal, &person, code, command, "bekraftad", |error| {
+        (
+            Notice::Error(words::code_error(error).into(), Some("kod")),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+    })
+    .await
+}

@@ -1,0 +1,164 @@
+//! The portal's network side: TLS with a required client certificate, then HTTP/1 with the
+//! signed-in person in each request's extensions, and every limit explicit — a permit before
+//! each accept, connections per address and per person, a handshake timeout, a header-read
+//! timeout that also closes idle kept-alive connections, a timeout per request and a limit on
+//! a connection's life. A client that opens connections and sends nothing holds its own share
+//! of the slots for seconds; it cannot keep anyone else out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use openssl::ssl::{Ssl, SslAcceptor};
+use tokio::sync::watch;
+use tower::ServiceExt;
+use tower_http::csrf::CsrfLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use super::pages;
+use super::routes::{self, Portal};
+use crate::net::{self, HttpTimeouts, Limits, PerClient};
+
+/// Largest request body: forms and a certificate file.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Connections served at once, all clients together.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Connections from one address at once (before the handshake says who it is).
+pub const PER_ADDRESS: usize = 32;
+/// Connections of one signed-in person at once (a browser opens about six).
+pub const PER_PERSON: usize = 8;
+/// How long a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's head may take to arrive, and how long a kept-alive connection may
+/// wait idle for the next one.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request may take (a verification code goes out through the relay).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest a connection lives, whatever it does.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+
+/// Serves the portal until shutdown.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    acceptor: SslAcceptor,
+    portal: Arc<Portal>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let app = router(portal);
+    let acceptor = Arc::new(acceptor);
+    let persons = PerClient::new(PER_PERSON);
+    let limits = Limits {
+        connections: MAX_CONNECTIONS,
+        per_client: PER_ADDRESS,
+        grace: Duration::from_secs(10),
+    };
+    let timeouts = HttpTimeouts {
+        header_read: HEADER_READ_TIMEOUT,
+        lifetime: CONNECTION_LIFETIME,
+        grace: Duration::from_secs(10),
+    };
+    net::serve(listener, limits, shutdown, "portal", move |tcp, _address, shutdown| {
+        let (app, acceptor, persons) = (app.clone(), acceptor.clone(), persons.clone());
+        async move {
+            let Ok(ssl) = Ssl::new(acceptor.context()) else {
+                return;
+            };
+            let Ok(mut stream) = tokio_openssl::SslStream::new(ssl, tcp) else {
+                return;
+            };
+            let handshake =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, std::pin::Pin::new(&mut stream).accept())
+                    .await;
+            if !matches!(handshake, Ok(Ok(()))) {
+                tracing::debug!(
+                    "portal: TLS handshake refused (no, expired, revoked or foreign client certificate)"
+                );
+                return;
+            }
+            let Some(person) = stream
+                .ssl()
+                .peer_certificate()
+                .and_then(|c| super::tls::person_of(&c))
+            else {
+                tracing::info!("portal: a verified certificate without an HSA-id; no page");
+                return;
+            };
+            let Some(_slot) = persons.take(person.hsa_id.clone()) else {
+                tracing::info!(hsa_id = %person.hsa_id, "portal: too many connections from one person; refused");
+                return;
+            };
+            let service =
+                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(person.clone());
+                    app.clone().oneshot(req.map(Body::new))
+                });
+            net::serve_http(stream, service, timeouts, shutdown).await;
+        }
+    })
+    .await;
+}
+
+fn router(portal: Arc<Portal>) -> Router {
+    let headers = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    let mut app = Router::new()
+        .route("/", get(routes::index))
+        .route("/stil.css", get(routes::style))
+        .route("/tillganglighet", get(routes::accessibility))
+        .route("/kommun/{code}", get(routes::municipality))
+        .route("/kommun/{code}/andra", post(routes::change))
+        .route("/kommun/{code}/certifikat", post(routes::certificate))
+        .route("/kommun/{code}/skicka-kod", post(routes::send_code))
+        .route("/kommun/{code}/bekrafta", post(routes::confirm))
+        .with_state(portal)
+        // A post from another site is refused before any handler runs: the browser would
+        // send the person's certificate with it.
+        .layer(CsrfLayer::new().with_rejection_response(|_| cross_site()))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ));
+    for (name, value) in headers {
+        app = app.layer(SetResponseHeaderLayer::overriding(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    app
+}
+
+fn cross_site() -> axum::response::Response {
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        pages::refused(
+            None,
+            "Förbjudet",
+            "Formuläret skickades från en annan webbplats och togs inte emot.",
+        )
+        .into_string(),
+    )
+        .into_response()
+}

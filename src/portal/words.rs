@@ -1,0 +1,125 @@
+//! The portal's Swedish: each route, refusal and field error worded from its variant, never
+//! from another surface's text.
+
+use crate::intake::route::{PostReason, Route};
+use crate::registry::{CertificateProblem, EmailField, PostalProblem, RegistryError};
+use crate::service::ServiceError;
+
+/// How decisions go now.
+pub fn route(route: &Route) -> String {
+    match route {
+        Route::Email { address } => format!("Med skyddad e-post till {address}."),
+        Route::Post { reason } => {
+            let why = match reason {
+                PostReason::NoRelay => "Migrationsverket skickar ingen skyddad e-post just nu.",
+                PostReason::NoSecureConnection => {
+                    "kommunen har ingen säker anslutning ännu (Migrationsverket sätter upp den)."
+                }
+                PostReason::NoVerifiedAddress => "ingen adress är bevisad ännu.",
+            };
+            format!("Med post (brev i fönsterkuvert). Skäl: {why}")
+        }
+    }
+}
+
+/// Which form field a refused value concerns (its id on the page), and what to say.
+pub fn field_error(error: &RegistryError) -> (&'static str, String) {
+    match error {
+        RegistryError::Email {
+            field: EmailField::Decision,
+            ..
+        } => (
+            "decision_email",
+            "Adressen för beslut är inte en giltig e-postadress.".into(),
+        ),
+        RegistryError::Email {
+            field: EmailField::Contact,
+            ..
+        }
+        | RegistryError::Contact(_) => (
+            "contacts",
+            "Skriv varje kontaktperson på en egen rad som: Namn, telefon, e-post.".into(),
+        ),
+        RegistryError::Phone(_) => (
+            "phone",
+            "Skriv telefonnumret med siffror, mellanslag, +, - och parenteser.".into(),
+        ),
+        RegistryError::PostalAddress(problem) => ("postal_address", postal(*problem).into()),
+        RegistryError::Certificate(problem) => ("certifikat", certificate(problem)),
+        _ => (
+            "email",
+            "Den officiella adressen är inte en giltig e-postadress.".into(),
+        ),
+    }
+}
+
+fn postal(problem: PostalProblem) -> &'static str {
+    match problem {
+        PostalProblem::LineTooLong => {
+            "Varje rad får ha högst 60 tecken. Skriv adressen på flera rader vid behov."
+        }
+        PostalProblem::Empty | PostalProblem::NoStreet | PostalProblem::NoPostnummer => {
+            "Postadressen behöver minst en adressrad och en sista rad med postnummer (nnn nn) \
+             och ort."
+        }
+        PostalProblem::TooManyLines => {
+            "Postadressen får ha högst en c/o-rad, två adressrader och raden med postnummer \
+             och ort."
+        }
+    }
+}
+
+/// Why a certificate cannot be used, in Swedish.
+pub fn certificate(problem: &CertificateProblem) -> String {
+    match problem {
+        CertificateProblem::NotACertificate | CertificateProblem::Unencodable => {
+            "Filen är inte ett certifikat i PEM- eller DER-format.".into()
+        }
+        CertificateProblem::Clock => {
+            "Certifikatet kunde inte kontrolleras just nu. Försök igen om en stund.".into()
+        }
+        CertificateProblem::Expired(at) => {
+            format!("Certifikatet har slutat gälla ({at}). Ladda upp det nya certifikatet.")
+        }
+        CertificateProblem::NotYetValid(at) => {
+            format!("Certifikatet gäller först från {at}. Ladda upp det när det börjar gälla.")
+        }
+        CertificateProblem::NotForEmail => {
+            "Certifikatet är inte gjort för e-post (det saknar användningen emailProtection)."
+                .into()
+        }
+    }
+}
+
+/// Why a typed code was not accepted.
+pub fn code_error(error: &ServiceError) -> &'static str {
+    match error {
+        ServiceError::Registry(RegistryError::TooManyAttempts(_)) => {
+            "För många felaktiga försök: koden gäller inte längre. Skicka en ny kod."
+        }
+        ServiceError::Registry(RegistryError::ExpiredCode(_)) => {
+            "Koden har slutat gälla. Skicka en ny kod."
+        }
+        ServiceError::Registry(
+            RegistryError::NoCodeSent { .. } | RegistryError::NothingPending(_),
+        ) => "Ingen kod är skickad till adressen ännu. Skicka en kod först.",
+        _ => "Fel kod. Kontrollera koden i meddelandet och försök igen (högst fem försök per kod).",
+    }
+}
+
+/// Why a code could not be sent. The relay's and TLS's details stay in the log: they mean
+/// nothing to the person and tell an attacker about the agency's mail system.
+pub fn send_error(error: &ServiceError) -> &'static str {
+    match error {
+        ServiceError::Registry(RegistryError::NothingPending(_)) => {
+            "Ingen ny adress väntar på bevis, så ingen kod skickades."
+        }
+        ServiceError::NoRelay => {
+            "Migrationsverket kan inte skicka skyddad e-post just nu, så ingen kod skickades."
+        }
+        _ => {
+            "Koden kunde inte skickas just nu. Försök igen om en stund; hör av dig till \
+             Bosättningsenheten om det inte går."
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Who may act for a municipality on the portal: a person, known by the HSA-id on their SITHS
+//! certificate, and the grants the agency gives such persons.
+
+use serde::{Deserialize, Serialize};
+
+use super::RegistryError;
+
+/// A person signed in with a SITHS certificate, as the portal read it from a verified TLS
+/// client certificate: the HSA-id (the subject's `serialNumber`), the name (`CN`) and the
+/// issuing CA's subject. The daemon never takes the portal's word for what this person may
+/// do: it checks the person's grants itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Person {
+    /// The HSA-id, e.g. `SE2321000016-abc1`.
+    pub hsa_id: String,
+    /// The certificate's common name.
+    pub name: String,
+    /// The issuing CA's subject, e.g. `CN=SITHS e-id Person HSA-id 3 CA v1,O=Inera AB,C=SE`.
+    #[serde(default)]
+    pub issuer: Option<String>,
+}
+
+impl Person {
+    /// How the person is named as the operator in histories and the audit chain.
+    pub fn operator(&self) -> String {
+        format!("{} ({}) via portal", self.hsa_id, self.name)
+    }
+}
+
+/// A person the agency lets manage a municipality's registration in the portal, by the HSA-id
+/// on their SITHS certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The HSA-id (the certificate subject's serialNumber), e.g. `SE2321000016-abc1`.
+    pub hsa_id: String,
+    /// The person's name, for the history and the page.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl Grant {
+    /// Whether this grant is for `person`.
+    pub fn admits(&self, person: &Person) -> bool {
+        self.hsa_id == person.hsa_id
+    }
+}
+
+/// Checks the form of an HSA-id: `SE`, ten digits, `-`, then letters and digits; at most 31
+/// characters (Inera's format for person HSA-ids).
+pub fn check_hsa_id(hsa_id: &str) -> Result<(), RegistryError> {
+    let ok = hsa_id.len() <= 31
+        && hsa_id.len() > 13
+        && hsa_id.is_ascii()
+        && hsa_id.starts_with("SE")
+        && hsa_id[2..12].bytes().all(|b| b.is_ascii_digit())
+        && hsa_id.as_bytes()[12] == b'-'
+        && hsa_id[13..].bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::HsaId(hsa_id.chars().take(40).collect()))
+    }
+}

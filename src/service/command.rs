@@ -1,0 +1,154 @@
+//! Everything an operator, a municipality person or the case system can ask of kurir, as one
+//! typed enum that both ends of the control socket share.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::job::{JobId, Kommunkod};
+use crate::queue::operator::Target;
+use crate::registry::Changes;
+use crate::store::state::JobState;
+
+/// One request to the service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Command {
+    /// One job with its history.
+    Status {
+        /// The job.
+        id: JobId,
+    },
+    /// Newest jobs, optionally in one state.
+    List {
+        /// Only this state.
+        state: Option<JobState>,
+        /// At most this many.
+        limit: usize,
+    },
+    /// The queue's shape: unfinished jobs by state, age and municipality.
+    Queue,
+    /// Try now, and forget the relay's back-off.
+    Retry {
+        /// What to retry.
+        target: Target,
+        /// Why (recorded).
+        reason: String,
+    },
+    /// Stop until released.
+    Hold {
+        /// What to hold.
+        target: Target,
+        /// Why (recorded; required).
+        reason: String,
+    },
+    /// Let held jobs go on.
+    Release {
+        /// What to release.
+        target: Target,
+        /// Why (recorded).
+        reason: String,
+    },
+    /// Stop a job for good.
+    Cancel {
+        /// The job.
+        id: JobId,
+        /// Why (recorded; required).
+        reason: String,
+    },
+    /// Letters instead of e-mail, now.
+    Reroute {
+        /// The job.
+        id: JobId,
+        /// Why (recorded; required).
+        reason: String,
+    },
+    /// Quarantined jobs still in the quarantine folder.
+    QuarantineList,
+    /// One quarantined job: reason and files.
+    QuarantineShow {
+        /// The job.
+        id: JobId,
+    },
+    /// Puts a corrected quarantined job back into `incoming/`.
+    QuarantineRelease {
+        /// The job.
+        id: JobId,
+        /// Why (recorded; required).
+        reason: String,
+    },
+    /// Deletes a quarantined job's folder.
+    QuarantineDelete {
+        /// The job.
+        id: JobId,
+        /// Why (recorded; required).
+        reason: String,
+    },
+    /// Walks the audit chain.
+    AuditVerify,
+    /// Audit entries from an instant on.
+    AuditExport {
+        /// From when.
+        since: Timestamp,
+    },
+    /// All municipalities with their registration.
+    MunicipalityList {
+        /// Only those with a secure connection.
+        secure_only: bool,
+    },
+    /// A municipality: built-in facts, registration and the route documents take now.
+    MunicipalityShow {
+        /// The municipality.
+        code: Kommunkod,
+    },
+    /// Changes a municipality's registration.
+    MunicipalitySet {
+        /// The municipality.
+        code: Kommunkod,
+        /// What to change.
+        changes: Changes,
+    },
+    /// Every change to a municipality's registration.
+    MunicipalityHistory {
+        /// The municipality.
+        code: Kommunkod,
+    },
+    /// Bulk registration from CSV text.
+    MunicipalityImport {
+        /// The CSV file's content.
+        csv: String,
+        /// Only show what would change.
+        dry_run: bool,
+    },
+    /// All registrations as CSV text (the import format).
+    MunicipalityExport,
+    /// Sends a one-time code to the municipality's pending address.
+    MunicipalityVerify {
+        /// The municipality.
+        code: Kommunkod,
+    },
+    /// Makes the pending address active with the code it received.
+    MunicipalityConfirm {
+        /// The municipality.
+        code: Kommunkod,
+        /// The code from the verification message.
+        secret: String,
+    },
+    /// Lets a person (by HSA-id) manage the municipality's registration on the portal.
+    MunicipalityGrant {
+        /// The municipality.
+        code: Kommunkod,
+        /// The person's HSA-id.
+        hsa_id: String,
+        /// The person's name.
+        name: Option<String>,
+    },
+    /// Withdraws a grant.
+    MunicipalityRevoke {
+        /// The municipality.
+        code: Kommunkod,
+        /// The person's HSA-id.
+        hsa_id: String,
+    },
+    /// The municipalities the signed-in person may manage.
+    MyMunicipalities,
+}

@@ -1,0 +1,157 @@
+//! What the service refuses, and why, as variants — never as text to be matched. The
+//! command line words them in English (this module's `Display`); the portal and the desk word
+//! them in Swedish from the variant.
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{JobId, Kommunkod};
+use crate::queue::operator::{OperatorError, StateHint};
+use crate::registry::bulk::BulkError;
+use crate::registry::RegistryError;
+use crate::store::state::JobState;
+use crate::store::StoreError;
+
+/// What the command line prints for a job that lies in the spool and has no record yet:
+/// intake takes it in within moments (scripts may wait on this text; it carries no personal
+/// data).
+pub const NOT_TAKEN_IN: &str = "received, not taken in yet";
+
+/// Why the service did not do what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceError {
+    /// No job with this id, in the store or the spool.
+    #[error("no job with id {0}")]
+    UnknownJob(JobId),
+    /// The job lies in the spool: intake has not taken it in yet.
+    #[error("{NOT_TAKEN_IN} (job {0}); ask again in a moment")]
+    NotTakenIn(JobId),
+    /// A registration value, a code or a kommunkod was refused; the variant names the field.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A CSV file could not be read as registrations.
+    #[error(transparent)]
+    Bulk(#[from] BulkError),
+    /// Rows of a CSV file were refused: nothing was imported.
+    #[error("nothing was imported:\n{}", lines.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Import {
+        /// Each refused row.
+        lines: Vec<ImportLineError>,
+    },
+    /// The job is in a state the action does not apply to.
+    #[error("job {id} is {state}: {hint}")]
+    WrongState {
+        /// The job.
+        id: JobId,
+        /// Its state.
+        state: JobState,
+        /// Why.
+        hint: StateHint,
+    },
+    /// The action needs a reason for the history.
+    #[error("give a reason (--reason): it is recorded in the job's history")]
+    ReasonRequired,
+    /// The person has no grant for this municipality.
+    #[error("{hsa_id} may not manage kommun {code}")]
+    NoGrant {
+        /// The municipality.
+        code: Kommunkod,
+        /// The person.
+        hsa_id: String,
+    },
+    /// A revoke for a grant that does not exist.
+    #[error("{hsa_id} has no access to kommun {code}")]
+    NoSuchGrant {
+        /// The municipality.
+        code: Kommunkod,
+        /// The person.
+        hsa_id: String,
+    },
+    /// The caller may not send this command at all (a portal person asked for what only an
+    /// operator may do, or changed a field only the agency sets).
+    #[error("not permitted from this caller")]
+    NotPermitted,
+    /// A verification code must travel the protected route, and there is none.
+    #[error(
+        "no SMTP relay is configured ([smtp] host): the verification message must travel the \
+         same protected route as decisions"
+    )]
+    NoRelay,
+    /// No randomness for a code.
+    #[error("no randomness available for a verification code")]
+    NoRandomness,
+    /// The verification message could not be sent (the details are in the daemon's log).
+    #[error("sending the verification message to {address}: {detail}")]
+    SendFailed {
+        /// Where it was to go.
+        address: String,
+        /// What the relay or TLS said (for operators; the portal shows none of it).
+        detail: String,
+    },
+    /// A file step failed (quarantine folders).
+    #[error("{what}: {detail}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why.
+        detail: String,
+    },
+    /// The store failed; the daemon's log has the details.
+    #[error("{0}")]
+    Store(String),
+    /// The service itself failed (a task that did not finish).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// One refused row of a CSV import.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ImportLineError {
+    /// The row's kommunkod is not one of the 290.
+    #[error("line {line}: {error}")]
+    Row {
+        /// The line.
+        line: usize,
+        /// Why.
+        error: RegistryError,
+    },
+    /// A value of the row was refused.
+    #[error("line {line} (kommun {code}): {error}")]
+    Value {
+        /// The line.
+        line: usize,
+        /// The municipality.
+        code: Kommunkod,
+        /// Why.
+        error: RegistryError,
+    },
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => ServiceError::UnknownJob(id),
+            other => {
+                tracing::error!(error = %other, "the store failed a request");
+                ServiceError::Store(other.to_string())
+            }
+        }
+    }
+}
+
+impl From<OperatorError> for ServiceError {
+    fn from(e: OperatorError) -> Self {
+        match e {
+            OperatorError::Store(s) => s.into(),
+            OperatorError::NoJob(id) => ServiceError::UnknownJob(id),
+            OperatorError::WrongState { id, state, hint } => {
+                ServiceError::WrongState { id, state, hint }
+            }
+            OperatorError::NoReason => ServiceError::ReasonRequired,
+            OperatorError::Io { what, source } => ServiceError::Io {
+                what,
+                detail: source.to_string(),
+            },
+        }
+    }
+}

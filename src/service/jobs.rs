@@ -1,0 +1,161 @@
+//! Jobs: one job's status, lists, the queue's shape, the operator's actions and quarantine.
+//! Every action is recorded in the jobs it touches with the operator and the reason.
+
+use jiff::Timestamp;
+
+use crate::job::JobId;
+use crate::queue::operator::{Actor, Operations, Target};
+use crate::queue::shape::queue_shape;
+
+use super::reply::JobStatus;
+use super::{Core, Principal, Reply, ServiceError};
+
+impl Core {
+    fn operations(&self) -> Operations<'_> {
+        Operations {
+            store: &self.store,
+            spool: &self.spool,
+        }
+    }
+
+    fn actor(principal: &Principal, reason: String) -> Actor {
+        Actor {
+            operator: principal.recorded_as(),
+            reason,
+        }
+    }
+
+    /// "No such job", or — for a job just submitted that lies in the spool until intake takes
+    /// it in — "not taken in yet", so it never looks lost.
+    fn unknown(&self, id: JobId) -> ServiceError {
+        if self.spool.holds(&id) {
+            ServiceError::NotTakenIn(id)
+        } else {
+            ServiceError::UnknownJob(id)
+        }
+    }
+
+    /// An operator's refusal, with "no such job" said as [`Core::unknown`] says it.
+    fn refused(&self, e: crate::queue::operator::OperatorError) -> ServiceError {
+        match ServiceError::from(e) {
+            ServiceError::UnknownJob(id) => self.unknown(id),
+            other => other,
+        }
+    }
+
+    pub(super) fn status(&self, id: JobId) -> Result<Reply, ServiceError> {
+        let Some(job) = self.store.get(&id)? else {
+            return Err(self.unknown(id));
+        };
+        let events = self.store.events(&id)?;
+        Ok(Reply::Status(Box::new(JobStatus { job, events })))
+    }
+
+    pub(super) fn queue(&self) -> Result<Reply, ServiceError> {
+        Ok(Reply::Queue(Box::new(queue_shape(
+            &self.store,
+            &self.seed,
+            Timestamp::now(),
+        )?)))
+    }
+
+    pub(super) fn retry(
+        &self,
+        principal: &Principal,
+        target: Target,
+        reason: String,
+    ) -> Result<Reply, ServiceError> {
+        self.check_target(&target)?;
+        let actor = Self::actor(principal, reason);
+        let done = self.operations().retry(&target, &actor);
+        done.map(Reply::Action).map_err(|e| self.refused(e))
+    }
+
+    pub(super) fn hold(
+        &self,
+        principal: &Principal,
+        target: Target,
+        reason: String,
+    ) -> Result<Reply, ServiceError> {
+        self.check_target(&target)?;
+        let actor = Self::actor(principal, reason);
+        let done = self.operations().hold(&target, &actor);
+        done.map(Reply::Action).map_err(|e| self.refused(e))
+    }
+
+    pub(super) fn release(
+        &self,
+        principal: &Principal,
+        target: Target,
+        reason: String,
+    ) -> Result<Reply, ServiceError> {
+        self.check_target(&target)?;
+        let actor = Self::actor(principal, reason);
+        let done = self.operations().release(&target, &actor);
+        done.map(Reply::Action).map_err(|e| self.refused(e))
+    }
+
+    pub(super) fn cancel(
+        &self,
+        principal: &Principal,
+        id: JobId,
+        reason: String,
+    ) -> Result<Reply, ServiceError> {
+        let actor = Self::actor(principal, reason);
+        let done = self.operations().cancel(&id, &actor);
+        done.map(Reply::Action).map_err(|e| self.refused(e))
+    }
+
+    pub(super) fn reroute(
+        &self,
+        principal: &Principal,
+        id: JobId,
+        reason: String,
+    ) -> Result<Reply, ServiceError> {
+        let actor = Self::actor(principal, reason);
+        let done = self.operations().reroute_to_post(&id, &actor);
+        done.map(Reply::Action).map_err(|e| self.refused(e))
+    }
+
+    pub(super) fn quarantine_list(&self) -> Result<Reply, ServiceError> {
+        let list = self.operations().quarantine_list();
+        list.map(Reply::Quarantined).map_err(|e| self.refused(e))
+    }
+
+    pub(super) fn quarantine_show(&self, id: JobId) -> Result<Reply, ServiceError> {
+        let folder = self.operations().quarantine_show(&id);
+        folder
+            .map(|f| Reply::QuarantineFolder(Box::new(f)))
+            .map_err(|e| self.refused(e))
+    }
+
+    pub(super) fn quarantine_release(
+        &self,
+        principal: &Principal,
+        id: JobId,
+        reason: String,
+    ) -> Result<Reply, ServiceError> {
+        let actor = Self::actor(principal, reason);
+        let done = self.operations().quarantine_release(&id, &actor);
+        done.map(Reply::Action).map_err(|e| self.refused(e))
+    }
+
+    pub(super) fn quarantine_delete(
+        &self,
+        principal: &Principal,
+        id: JobId,
+        reason: String,
+    ) -> Result<Reply, ServiceError> {
+        let actor = Self::actor(principal, reason);
+        let done = self.operations().quarantine_delete(&id, &actor);
+        done.map(Reply::Action).map_err(|e| self.refused(e))
+    }
+
+    /// A municipality named as a target must be one of the 290.
+    fn check_target(&self, target: &Target) -> Result<(), ServiceError> {
+        if let Target::Municipality(code) = target {
+            self.seed.require(*code)?;
+        }
+        Ok(())
+    }
+}

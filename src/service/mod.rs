@@ -1,0 +1,227 @@
+//! The service: the one way anything in kurir is asked or changed from outside the flow.
+//!
+//! Every surface is a thin adapter over it: the command line (through the control socket, or
+//! in-process when no daemon runs), the portal (its own process, through its own socket) and
+//! the desk. A request is a typed [`Command`] from a [`Principal`]; the answer is a typed
+//! [`Reply`] or a [`ServiceError`] that names what went wrong, which each surface words itself.
+//! Who may send what is decided here, once ([`access`]): a person on the portal may only touch
+//! the municipalities the agency granted them, and nothing an operator alone may do.
+//!
+//! Store work is blocking (sled, flushes, files): it crosses into `spawn_blocking` here, at one
+//! boundary ([`Service::call`]), so that no async worker ever waits for the disk.
+//!
+//! Files: `command`, `reply`, `error` (the shared vocabulary), `access` (who may send what),
+//! `registry` (registrations, codes, grants), `jobs` (status, lists, operator actions, audit),
+//! `protocol` (the versioned wire format of the control sockets, their server and clients).
+
+mod access;
+pub mod command;
+pub mod error;
+mod jobs;
+pub mod protocol;
+mod registry;
+pub mod reply;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+
+use crate::deliver::mail::Mailer;
+use crate::registry::{Person, Seed};
+use crate::spool::Spool;
+use crate::store::Store;
+
+pub use command::Command;
+pub use error::{ImportLineError, ServiceError, NOT_TAKEN_IN};
+pub use reply::*;
+
+/// Who asks. Recorded with every change, in the job's or the registration's history and in
+/// the audit chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Principal {
+    /// An operator at the command line, by name (`--operator`, else the OS user).
+    Operator(String),
+    /// A person signed in on the portal, as the portal process read their certificate.
+    Person(Person),
+}
+
+impl Principal {
+    /// How the principal is named in histories and the audit chain.
+    pub fn recorded_as(&self) -> String {
+        match self {
+            Principal::Operator(name) => name.clone(),
+            Principal::Person(person) => person.operator(),
+        }
+    }
+}
+
+/// What the service works with.
+pub struct ServiceParts {
+    /// The store.
+    pub store: Store,
+    /// The 290 municipalities.
+    pub seed: Arc<Seed>,
+    /// The spool (quarantine folders, jobs not taken in yet, receipts).
+    pub spool: Spool,
+    /// Sends verification codes; `None` without a relay.
+    pub mailer: Option<Arc<Mailer>>,
+    /// Whether e-mail is a possible route at all.
+    pub relay_configured: bool,
+    /// How long a verification code stays valid.
+    pub code_ttl: Duration,
+    /// Whether this is the daemon (its receipt writer writes the receipts a change makes
+    /// owed); a command that answers from the store itself writes them before it returns.
+    pub daemon: bool,
+}
+
+/// The service. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    core: Arc<Core>,
+}
+
+/// What the blocking half works with.
+struct Core {
+    store: Store,
+    seed: Arc<Seed>,
+    spool: Spool,
+    mailer: Option<Arc<Mailer>>,
+    relay_configured: bool,
+    code_ttl: SignedDuration,
+    daemon: bool,
+    /// Registry changes are read-modify-write: one at a time.
+    registry_lock: Mutex<()>,
+}
+
+impl Service {
+    /// The service over these parts.
+    pub fn new(parts: ServiceParts) -> Service {
+        Service {
+            core: Arc::new(Core {
+                store: parts.store,
+                seed: parts.seed,
+                spool: parts.spool,
+                mailer: parts.mailer,
+                relay_configured: parts.relay_configured,
+                code_ttl: SignedDuration::try_from(parts.code_ttl)
+                    .unwrap_or(SignedDuration::from_hours(168)),
+                daemon: parts.daemon,
+                registry_lock: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Answers one command from `principal`: checks that the principal may send it, then
+    /// carries it out. The blocking part runs on the blocking pool; only sending a
+    /// verification code waits for the network here.
+    pub async fn call(
+        &self,
+        principal: Principal,
+        command: Command,
+    ) -> Result<Reply, ServiceError> {
+        if let Command::MunicipalityVerify { code } = command {
+            return self.verify(principal, code).await;
+        }
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || {
+            access::check(&core, &principal, &command)?;
+            let reply = core.execute(&principal, command)?;
+            core.after_change();
+            Ok(reply)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+    }
+
+    /// Sends a verification code: recorded first (blocking), then mailed (async), so a code
+    /// that arrives is always one kurir knows.
+    async fn verify(
+        &self,
+        principal: Principal,
+        code: crate::job::Kommunkod,
+    ) -> Result<Reply, ServiceError> {
+        let core = self.core.clone();
+        let mailer = core.mailer.clone().ok_or(ServiceError::NoRelay)?;
+        let prepared = tokio::task::spawn_blocking(move || {
+            access::check(&core, &principal, &Command::MunicipalityVerify { code })?;
+            core.prepare_code(&principal, code)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        let reply = mailer
+            .send_verification(code, &prepared.registered, &prepared.secret)
+            .await
+            .map_err(|detail| {
+                tracing::warn!(kommunkod = %code, error = %detail, "verification message not sent");
+                ServiceError::SendFailed {
+                    address: prepared.address.clone(),
+                    detail,
+                }
+            })?;
+        tracing::info!(kommunkod = %code, "verification message sent");
+        Ok(Reply::CodeSent(CodeSent {
+            kommunkod: code,
+            address: prepared.address,
+            expires: prepared.expires,
+            reply,
+        }))
+    }
+}
+
+impl Core {
+    /// Carries out a command the principal may send (blocking).
+    fn execute(&self, principal: &Principal, command: Command) -> Result<Reply, ServiceError> {
+        match command {
+            Command::Status { id } => self.status(id),
+            Command::List { state, limit } => Ok(Reply::Jobs(self.store.list(state, limit)?)),
+            Command::Queue => self.queue(),
+            Command::Retry { target, reason } => self.retry(principal, target, reason),
+            Command::Hold { target, reason } => self.hold(principal, target, reason),
+            Command::Release { target, reason } => self.release(principal, target, reason),
+            Command::Cancel { id, reason } => self.cancel(principal, id, reason),
+            Command::Reroute { id, reason } => self.reroute(principal, id, reason),
+            Command::QuarantineList => self.quarantine_list(),
+            Command::QuarantineShow { id } => self.quarantine_show(id),
+            Command::QuarantineRelease { id, reason } => {
+                self.quarantine_release(principal, id, reason)
+            }
+            Command::QuarantineDelete { id, reason } => {
+                self.quarantine_delete(principal, id, reason)
+            }
+            Command::AuditVerify => Ok(Reply::Audit(self.store.verify_audit()?)),
+            Command::AuditExport { since } => {
+                Ok(Reply::AuditEntries(self.store.audit_since(since)?))
+            }
+            Command::MunicipalityList { secure_only } => self.municipality_list(secure_only),
+            Command::MunicipalityShow { code } => self.municipality_show(code),
+            Command::MunicipalitySet { code, changes } => self.set(principal, code, changes),
+            Command::MunicipalityHistory { code } => self.history(code),
+            Command::MunicipalityImport { csv, dry_run } => self.import(principal, &csv, dry_run),
+            Command::MunicipalityExport => self.export(),
+            Command::MunicipalityConfirm { code, secret } => self.confirm(principal, code, &secret),
+            Command::MunicipalityGrant { code, hsa_id, name } => {
+                self.grant(principal, code, hsa_id, name)
+            }
+            Command::MunicipalityRevoke { code, hsa_id } => self.revoke(principal, code, hsa_id),
+            Command::MyMunicipalities => self.mine(principal),
+            // Answered by `Service::verify`, which needs the network.
+            Command::MunicipalityVerify { .. } => Err(ServiceError::Internal(
+                "a verification is not carried out on the blocking path".into(),
+            )),
+        }
+    }
+
+    /// After a command: the receipts it made owed are written — by the daemon's receipt
+    /// writer (the store wakes it), or, in a command that holds the store itself, right now.
+    fn after_change(&self) {
+        if self.daemon {
+            return;
+        }
+        if let Err(e) = crate::receipt::write_owed(&self.spool, &self.store, &self.seed) {
+            tracing::error!(error = %e, "receipts could not be written; the daemon writes them at its start");
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The control sockets' wire format, their server and their clients.
+//!
+//! One request per connection: a JSON line `{"protocol":2,"principal":…,"command":…}`, answered
+//! by one JSON line `{"protocol":2,"result":{"ok":…}|{"err":…}}`. Both ends share the types in
+//! this module, so a field cannot be misspelt on one side; the `protocol` number says which
+//! version of them a peer speaks, and a peer of another version gets a clear error instead of a
+//! misread answer (a 0.1.0 client, which sends no number, gets one in the form it understands).
+//!
+//! Two doors, one per kind of caller. The operator socket (`<state>/kurir.sock`, mode 0600 in
+//! the private state directory) takes operators' commands from the daemon's own user or root.
+//! The portal socket (`[portal] socket`) takes requests on behalf of signed-in persons only:
+//! whatever the portal process sends, it cannot speak as an operator, and the service checks
+//! the person's grants itself. The daemon tells the two callers apart by the socket a request
+//! came through and by the peer's credentials (SO_PEERCRED).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::{Command, Principal, Reply, Service, ServiceError};
+use crate::net;
+
+/// The version of the wire format this kurir speaks.
+pub const PROTOCOL: u32 = 2;
+/// Longest request line accepted (a CSV import is the largest).
+const MAX_REQUEST_BYTES: u64 = 4 << 20;
+/// How long a request may take to arrive.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client waits for the daemon's answer (a verification mail may take a while).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A request on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// The sender's [`PROTOCOL`].
+    pub protocol: u32,
+    /// Who asks.
+    pub principal: Principal,
+    /// What.
+    pub command: Command,
+}
+
+/// An answer on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    /// The daemon's [`PROTOCOL`].
+    pub protocol: u32,
+    /// The answer.
+    pub result: Answer,
+}
+
+/// The service's answer, or why there is none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Answer {
+    /// What the service answered.
+    Ok(Reply),
+    /// Why it did not.
+    Err(ServiceError),
+}
+
+/// Which socket a request came through, and so who may be speaking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// The operator socket: the daemon's own user and root, as operators.
+    Operator {
+        /// The daemon's user id.
+        own_uid: u32,
+    },
+    /// The portal socket: persons signed in on the portal, and no one else.
+    Portal {
+        /// When set, the only user id the portal process may have.
+        portal_uid: Option<u32>,
+    },
+}
+
+impl Door {
+    /// Whether a peer with `uid` may knock at this door at all.
+    fn admits_peer(self, uid: Option<u32>) -> bool {
+        match (self, uid) {
+            (_, None) => false,
+            (Door::Operator { own_uid }, Some(uid)) => uid == own_uid || uid == 0,
+            (Door::Portal { portal_uid: None }, Some(_)) => true,
+            (
+                Door::Portal {
+                    portal_uid: Some(p),
+                },
+                Some(uid),
+            ) => uid == p,
+        }
+    }
+
+    /// Whether `principal` may speak through this door.
+    fn admits(self, principal: &Principal) -> bool {
+        matches!(
+            (self, principal),
+            (Door::Operator { .. }, Principal::Operator(_))
+                | (Door::Portal { .. }, Principal::Person(_))
+        )
+    }
+}
+
+/// Binds a control socket at `path` with `mode` (a socket left by a killed daemon is removed
+/// first).
+pub fn bind(path: &Path, mode: u32) -> std::io::Result<tokio::net::UnixListener> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(listener)
+}
+
+/// Serves a control socket until shutdown.
+pub async fn serve(
+    listener: tokio::net::UnixListener,
+    door: Door,
+    service: Service,
+    shutdown: watch::Receiver<bool>,
+) {
+    let limits = net::Limits {
+        connections: 64,
+        per_client: 64,
+        grace: Duration::from_secs(30),
+    };
+    let what = match door {
+        Door::Operator { .. } => "control socket",
+        Door::Portal { .. } => "portal socket",
+    };
+    net::serve(listener, limits, shutdown, what, move |stream, uid, _| {
+        let service = service.clone();
+        async move {
+            if !door.admits_peer(uid) {
+                tracing::warn!(socket = what, uid = ?uid, "refused a connection from a user that may not use this socket");
+                return;
+            }
+            if let Err(e) = answer(stream, door, service).await {
+                tracing::debug!(socket = what, error = %e, "control connection ended with an error");
+            }
+        }
+    })
+    .await;
+}
+
+async fn answer(
+    stream: tokio::net::UnixStream,
+    door: Door,
+    service: Service,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(read).take(MAX_REQUEST_BYTES);
+    tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let reply = match parse(&line) {
+        Parsed::Legacy => legacy_refusal(),
+        Parsed::Version(theirs) => encode(&Response {
+            protocol: PROTOCOL,
+            result: Answer::Err(ServiceError::Internal(format!(
+                "this daemon speaks control protocol {PROTOCOL}, the client {theirs}: use the \
+                 kurir of the daemon's version"
+            ))),
+        }),
+        Parsed::Malformed(e) => encode(&Response {
+            protocol: PROTOCOL,
+            result: Answer::Err(ServiceError::Internal(format!("malformed request: {e}"))),
+        }),
+        Parsed::Request(request) => {
+            let result = if door.admits(&request.principal) {
+                match service.call(request.principal, request.command).await {
+                    Ok(reply) => Answer::Ok(reply),
+                    Err(e) => Answer::Err(e),
+                }
+            } else {
+                tracing::warn!(
+                    ?door,
+                    "refused a request that may not come through this socket"
+                );
+                Answer::Err(ServiceError::NotPermitted)
+            };
+            encode(&Response {
+                protocol: PROTOCOL,
+                result,
+            })
+        }
+    };
+    write.write_all(&reply).await?;
+    write.shutdown().await
+}
+
+enum Parsed {
+    Request(Box<Request>),
+    /// A client from before the protocol had a number (0.1.0).
+    Legacy,
+    Version(u64),
+    Malformed(String),
+}
+
+fn parse(line: &str) -> Parsed {
+    let value: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return Parsed::Malformed(e.to_string()),
+    };
+    match value.get("protocol").and_then(Value::as_u64) {
+        None if value.get("op").is_some() => Parsed::Legacy,
+        Some(v) if v != u64::from(PROTOCOL) => Parsed::Version(v),
+        _ => match serde_json::from_value::<Request>(value) {
+            Ok(r) => Parsed::Request(Box::new(r)),
+            Err(e) => Parsed::Malformed(e.to_string()),
+        },
+    }
+}
+
+/// The answer a 0.1.0 client understands: `{"ok":false,"error":…}`.
+fn legacy_refusal() -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(&serde_json::json!({
+        "ok": false,
+        "error": format!(
+            "this daemon speaks control protocol {PROTOCOL} and this kurir command is older: \
+             use the kurir command of the daemon's version"
+        ),
+    }))
+    .unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+fn encode(response: &Response) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(response).unwrap_or_else(|e| {
+        format!("{{\"protocol\":{PROTOCOL},\"result\":{{\"err\":{{\"internal\":\"{e}\"}}}}}}")
+            .into_bytes()
+    });
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Why a client got no answer from the service.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing listens at the socket: no daemon runs (or it is restarting).
+    #[error("no daemon answers at {0}")]
+    NotRunning(PathBuf),
+    /// The socket exists but this user may not use it.
+    #[error("{0}: permission denied (run as the daemon's user or root)")]
+    Denied(PathBuf),
+    /// The daemon speaks another version of the protocol.
+    #[error("the daemon at {socket} speaks control protocol {daemon}; this kurir speaks {PROTOCOL}: use the kurir of the daemon's version")]
+    OtherVersion {
+        /// The socket.
+        socket: PathBuf,
+        /// What the daemon speaks (1 for 0.1.0).
+        daemon: u32,
+    },
+    /// The exchange failed.
+    #[error("talking to the daemon at {socket}: {source}")]
+    Io {
+        /// The socket.
+        socket: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl ClientError {
+    fn of(socket: &Path, e: std::io::Error) -> ClientError {
+        match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                ClientError::NotRunning(socket.to_path_buf())
+            }
+            std::io::ErrorKind::PermissionDenied => ClientError::Denied(socket.to_path_buf()),
+            _ => ClientError::Io {
+                socket: socket.to_path_buf(),
+                source: e,
+            },
+        }
+    }
+}
+
+fn request_line(principal: Principal, command: Command) -> std::io::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec(&Request {
+        protocol: PROTOCOL,
+        principal,
+        command,
+    })
+    .map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn read_answer(socket: &Path, line: &str) -> Result<Result<Reply, ServiceError>, ClientError> {
+    let value: Value = serde_json::from_str(line).map_err(|e| ClientError::Io {
+        socket: socket.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    match value.get("protocol").and_then(Value::as_u64) {
+        Some(v) if v == u64::from(PROTOCOL) => {}
+        other => {
+            return Err(ClientError::OtherVersion {
+                socket: socket.to_path_buf(),
+                daemon: other.and_then(|v| u32::try_from(v).ok()).unwrap_or(1),
+            })
+        }
+    }
+    let response: Response = serde_json::from_value(value).map_err(|e| ClientError::Io {
+        socket: socket.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    Ok(match response.result {
+        Answer::Ok(reply) => Ok(reply),
+        Answer::Err(e) => Err(e),
+    })
+}
+
+/// Sends one command to the daemon at `socket` and waits for the answer (the command line).
+pub fn call_blocking(
+    socket: &Path,
+    principal: Principal,
+    command: Command,
+) -> Result<Result<Reply, ServiceError>, ClientError> {
+    let io = |e| ClientError::of(socket, e);
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(io)?;
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    stream
+        .write_all(&request_line(principal, command).map_err(io)?)
+        .map_err(io)?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).map_err(io)?;
+    read_answer(socket, &line)
+}
+
+/// Sends one command to the daemon at `socket` and waits for the answer (the portal).
+pub async fn call(
+    socket: &Path,
+    principal: Principal,
+    command: Command,
+) -> Result<Result<Reply, ServiceError>, ClientError> {
+    let io = |e| ClientError::of(socket, e);
+    let exchange = async {
+        let mut stream = tokio::net::UnixStream::connect(socket).await.map_err(io)?;
+        stream
+            .write_all(&request_line(principal, command).map_err(io)?)
+            .await
+            .map_err(io)?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(stream)
+            .take(MAX_REQUEST_BYTES)
+            .read_line(&mut line)
+            .await
+            .map_err(io)?;
+        read_answer(socket, &line)
+    };
+    tokio::time::timeout(CLIENT_TIMEOUT, exchange)
+        .await
+        .map_err(|_| io(std::io::Error::from(std::io::ErrorKind::TimedOut)))?
+}

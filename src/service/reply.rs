@@ -1,0 +1,147 @@
+//! What the service answers: one variant per kind of answer, each a typed value that every
+//! surface renders in its own way (tables and JSON on the command line, Swedish pages on the
+//! portal).
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::intake::route::Route;
+use crate::job::Kommunkod;
+use crate::queue::operator::{ActionDone, QuarantineFolder, QuarantinedJob};
+use crate::queue::shape::QueueShape;
+use crate::registry::{FieldChange, Grant, Registered, RegistryChange, SeedMunicipality};
+use crate::store::audit::{AuditEntry, Verdict};
+use crate::store::state::{Event, JobRecord};
+
+/// The service's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reply {
+    /// One job and its history.
+    Status(Box<JobStatus>),
+    /// Jobs, newest first.
+    Jobs(Vec<JobRecord>),
+    /// The queue's shape.
+    Queue(Box<QueueShape>),
+    /// An operator action was done.
+    Action(ActionDone),
+    /// Quarantined jobs.
+    Quarantined(Vec<QuarantinedJob>),
+    /// One quarantine folder.
+    QuarantineFolder(Box<QuarantineFolder>),
+    /// The audit chain's verdict.
+    Audit(Verdict),
+    /// Audit entries.
+    AuditEntries(Vec<AuditEntry>),
+    /// Municipalities with their registration.
+    Municipalities(Vec<MunicipalityRow>),
+    /// One municipality.
+    Municipality(Box<MunicipalityView>),
+    /// A registration changed.
+    Changed(Box<RegistrationChanged>),
+    /// A registration's history, oldest first.
+    History(Vec<RegistryChange>),
+    /// What an import changed (or would change).
+    Imported(ImportSummary),
+    /// Every registration as CSV.
+    Exported(String),
+    /// A verification code went out.
+    CodeSent(CodeSent),
+    /// A pending address is proven and active.
+    Confirmed(AddressConfirmed),
+    /// The grants of a municipality now.
+    Grants(GrantsNow),
+    /// The municipalities a person may manage.
+    Mine(Vec<SeedMunicipality>),
+}
+
+/// One job and its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// The job.
+    pub job: JobRecord,
+    /// Every event, oldest first.
+    pub events: Vec<Event>,
+}
+
+/// A municipality in a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MunicipalityRow {
+    /// The built-in facts.
+    pub municipality: SeedMunicipality,
+    /// What is registered (without secrets).
+    pub registered: Registered,
+}
+
+/// One municipality: built-in facts, registration and the route its documents take now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MunicipalityView {
+    /// The built-in facts.
+    pub municipality: SeedMunicipality,
+    /// What is registered (without secrets).
+    pub registered: Registered,
+    /// The route a document would take now.
+    pub route: Route,
+    /// Held by an operator: who, why, since when.
+    pub hold: Option<crate::store::HoldNote>,
+}
+
+/// A registration after a change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationChanged {
+    /// The municipality.
+    pub kommunkod: Kommunkod,
+    /// What changed.
+    pub changes: Vec<FieldChange>,
+    /// The registration now (without secrets).
+    pub registered: Registered,
+}
+
+/// What an import changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportSummary {
+    /// Nothing was written.
+    pub dry_run: bool,
+    /// Each municipality that changes.
+    pub municipalities: Vec<MunicipalityChanges>,
+}
+
+/// One municipality's changes in an import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MunicipalityChanges {
+    /// The municipality.
+    pub kommunkod: Kommunkod,
+    /// What changes.
+    pub changes: Vec<FieldChange>,
+}
+
+/// A verification code went out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeSent {
+    /// The municipality.
+    pub kommunkod: Kommunkod,
+    /// The pending address it went to.
+    pub address: String,
+    /// Until when the code is valid.
+    pub expires: Timestamp,
+    /// The relay's reply.
+    pub reply: String,
+}
+
+/// A pending address is proven.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressConfirmed {
+    /// The municipality.
+    pub kommunkod: Kommunkod,
+    /// The address now in use.
+    pub active_address: String,
+}
+
+/// A municipality's grants after a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantsNow {
+    /// The municipality.
+    pub kommunkod: Kommunkod,
+    /// Who may manage it on the portal.
+    pub grants: Vec<Grant>,
+}
