@@ -42,6 +42,7 @@ pub mod state;
 
 mod batches;
 mod jobs;
+mod migrate;
 mod queries;
 mod registrations;
 mod retention;
@@ -106,8 +107,11 @@ impl Commit {
     }
 }
 
-/// The on-disk format version of every value this module writes.
-const FORMAT_VERSION: u32 = 1;
+/// The on-disk format version of every value this module writes. Version 1 is kurir 0.1.0's;
+/// its values are read too, and its job records rewritten at open ([`migrate`]).
+const FORMAT_VERSION: u32 = 2;
+/// The oldest format this kurir reads.
+const OLDEST_FORMAT: u32 = 1;
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -119,8 +123,14 @@ pub enum StoreError {
     #[error("job store value: {0}")]
     Codec(#[from] serde_json::Error),
     /// A value written by a newer kurir.
-    #[error("job store value has format version {0}; this kurir reads version {FORMAT_VERSION}")]
+    #[error("job store value has format version {0}; this kurir reads versions {OLDEST_FORMAT} to {FORMAT_VERSION}")]
     UnsupportedVersion(u32),
+    /// The store was migrated by a newer kurir: this one would misread it.
+    #[error("the store was written by a newer kurir (store format {found}; this kurir knows {FORMAT_VERSION} and older): downgrading onto it is refused; install the newer kurir again or restore a backup taken before the upgrade")]
+    NewerStore {
+        /// The store's format.
+        found: u32,
+    },
     /// No such job.
     #[error("no job with id {0}")]
     NotFound(JobId),
@@ -223,7 +233,7 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     let versioned: Versioned<T> = serde_json::from_slice(bytes)?;
-    if versioned.v != FORMAT_VERSION {
+    if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&versioned.v) {
         return Err(StoreError::UnsupportedVersion(versioned.v));
     }
     Ok(versioned.data)
@@ -286,7 +296,9 @@ impl Store {
             receipts_wanted: Arc::default(),
             db,
         };
+        store.refuse_newer()?;
         store.replay(leftovers)?;
+        store.migrate()?;
         Ok(store)
     }
 

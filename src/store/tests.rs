@@ -437,3 +437,48 @@ fn registry_changes_keep_history() {
     assert_eq!(history[1].before, first);
     assert_eq!(history[1].operator, "bo");
 }
+
+#[test]
+fn a_store_a_newer_kurir_migrated_is_refused_not_misread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        assert_eq!(store.format().expect("format"), FORMAT_VERSION);
+        store
+            .meta
+            .insert(b"format", &(FORMAT_VERSION + 1).to_be_bytes())
+            .expect("insert");
+        store.flush().expect("flush");
+    }
+    match Store::open(dir.path()) {
+        Err(StoreError::NewerStore { found }) => assert_eq!(found, FORMAT_VERSION + 1),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a newer store was opened"),
+    }
+}
+
+#[test]
+fn every_new_event_of_a_finished_job_owes_its_receipt_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let job = record(JobState::Queued);
+    let store = store_with(dir.path(), &job);
+    store
+        .transition(&job.id, &[JobState::Queued], "letters", &[], |r| {
+            r.state = JobState::PrintQueued;
+            r.next_attempt = None;
+        })
+        .expect("finished");
+    assert_eq!(store.owed_receipts(10).expect("owed"), vec![job.id.clone()]);
+    store
+        .mark_receipts_written(&[job.id.clone()])
+        .expect("mark");
+    assert!(store.owed_receipts(10).expect("owed").is_empty());
+    store
+        .transition(&job.id, &[JobState::PrintQueued], "a report", &[], |_| {})
+        .expect("report");
+    assert_eq!(
+        store.owed_receipts(10).expect("owed"),
+        vec![job.id.clone()],
+        "the receipt lists every event: a new one owes it again"
+    );
+}

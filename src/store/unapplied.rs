@@ -108,7 +108,7 @@ impl Store {
                     tracing::warn!(file = %leftover.path.display(), "torn journal entry skipped");
                     continue;
                 };
-                if entry.v != FORMAT_VERSION {
+                if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&entry.v) {
                     return Err(StoreError::UnsupportedVersion(entry.v));
                 }
                 let Some(current) = self.get(&entry.record.id)? else {

@@ -1,0 +1,72 @@
+//! Records written by an earlier release, brought to this release's format when the store
+//! opens — once, in one transaction, before anything else reads them — and a store written by
+//! a newer release refused rather than misread.
+//!
+//! Format 1 (kurir 0.1.0) → 2: a job's alerts were strings (`fell-back`, `fell-back:2584`,
+//! `unread:0180`) and are now typed marks; report kinds and attempt outcomes, strings then,
+//! are enums with the same names; the receipt writer's index (`receipts_owed`) is built.
+//! Reading accepts both formats ([`super::decode`]), so a half-written migration (there is
+//! none: it is one transaction) or a journal left by 0.1.0 is read as well.
+
+use super::*;
+
+/// The key in `meta` that names the store's format (absent: format 1, kurir 0.1.0).
+const FORMAT_KEY: &[u8] = b"format";
+
+impl Store {
+    /// The store's format, as its `meta` says.
+    pub fn format(&self) -> Result<u32, StoreError> {
+        Ok(match self.meta.get(FORMAT_KEY)? {
+            Some(bytes) => bytes
+                .as_ref()
+                .try_into()
+                .map(u32::from_be_bytes)
+                .unwrap_or(u32::MAX),
+            None => OLDEST_FORMAT,
+        })
+    }
+
+    /// Refuses a store a newer kurir migrated.
+    pub(super) fn refuse_newer(&self) -> Result<(), StoreError> {
+        let found = self.format()?;
+        if found > FORMAT_VERSION {
+            return Err(StoreError::NewerStore { found });
+        }
+        Ok(())
+    }
+
+    /// Rewrites every job record of an older format in this one and builds the indexes the
+    /// older release did not keep. Returns how many records it rewrote (0: nothing to do).
+    pub(super) fn migrate(&self) -> Result<usize, StoreError> {
+        let from = self.format()?;
+        if from >= FORMAT_VERSION {
+            return Ok(0);
+        }
+        let mut records = Vec::new();
+        for item in self.jobs.iter() {
+            let (key, value) = item?;
+            let record: JobRecord = decode(&value)?;
+            records.push((key, record));
+        }
+        let result =
+            (&self.jobs, &self.receipts_owed, &self.meta).transaction(|(jobs, owed, meta)| {
+                for (key, record) in &records {
+                    jobs.insert(key.as_ref(), tx_encode(record)?)?;
+                    if record.owes_receipt() {
+                        owed.insert(key.as_ref(), &[])?;
+                    }
+                }
+                meta.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                Ok(())
+            });
+        unwrap_tx(result)?;
+        self.flush()?;
+        tracing::info!(
+            from,
+            to = FORMAT_VERSION,
+            jobs = records.len(),
+            "store migrated to this release's format"
+        );
+        Ok(records.len())
+    }
+}
