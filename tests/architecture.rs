@@ -1,13 +1,90 @@
 //! The source tree keeps the design's shape: top-level modules (one folder per stage or user
-//! surface) import each other in one direction only, the foundation imports no stage, and only
-//! the store opens sled. Read from the source text, so a new import that breaks the shape fails
-//! here with the cycle named, not later as a tangle.
+//! surface) sit in a table of layers — foundation < registry < store < recording (receipts,
+//! operations) < the stages in their direction of travel < the service < the surfaces — and
+//! import only from their own layer's foundation or from lower layers; there is no cycle; and
+//! only the store opens sled. Read from the source text (every `crate::a::…` and every
+//! `use crate::{a, b::{…}}`), so a new import that breaks the shape fails here, named.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Modules every stage may use, which themselves use no stage.
-const FOUNDATION: &[&str] = &["config", "digest", "fsutil", "job", "spool", "worktime"];
+const FOUNDATION: &[&str] = &[
+    "config",
+    "digest",
+    "fsutil",
+    "job",
+    "net",
+    "pdf",
+    "report_token",
+    "spool",
+    "worktime",
+];
+
+/// The layers, lowest first. A module imports from lower layers only (the foundation's
+/// modules also from each other). The stages are in their direction of travel — intake,
+/// the deliverers, the queue manager that drives them (as Postfix's qmgr drives its delivery
+/// agents), proof coming back — then the service every surface goes through, then the
+/// surfaces: the portal (which must not use the command line), the command line, and the
+/// daemon that wires everything.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("foundation", FOUNDATION),
+    ("registry", &["registry"]),
+    ("store", &["store"]),
+    ("recording", &["receipt", "ops"]),
+    ("intake", &["intake"]),
+    ("deliverers", &["deliver"]),
+    ("queue manager", &["queue"]),
+    ("proof coming back", &["inbound"]),
+    ("service", &["service"]),
+    ("portal", &["portal"]),
+    ("command line", &["cli"]),
+    ("daemon", &["daemon"]),
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|(_, ms)| ms.contains(&module))
+}
+
+/// The top-level modules a source text names after `crate::`, in both forms: a path
+/// (`crate::store::Store`) and a group (`use crate::{store::Store, job::{JobId, Kommunkod}}`,
+/// over several lines too). Comment lines are left out: a doc comment may name any module.
+fn imported_modules(text: &str) -> BTreeSet<String> {
+    let code: String = code_lines(text).collect::<Vec<_>>().join("\n");
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = BTreeSet::new();
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // The group's top-level items, up to its closing brace.
+            let (mut depth, mut item_start) = (0usize, 0usize);
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        out.insert(ident(&group[item_start..i]));
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.insert(ident(&group[item_start..i]));
+                        item_start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            out.insert(ident(rest));
+        }
+    }
+    out.remove("");
+    out
+}
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("src readable") {
@@ -60,16 +137,9 @@ fn read_tree() -> Tree {
         };
         let text = std::fs::read_to_string(&file).expect("source readable");
         let entry = tree.imports.entry(module.clone()).or_default();
-        for line in code_lines(&text) {
-            for (at, _) in line.match_indices("crate::") {
-                let rest = &line[at + "crate::".len()..];
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if name != module && modules.contains(&name) {
-                    entry.entry(name).or_insert_with(|| file.clone());
-                }
+        for name in imported_modules(&text) {
+            if name != module && modules.contains(&name) {
+                entry.entry(name).or_insert_with(|| file.clone());
             }
         }
         tree.files.push((module, file, text));
@@ -161,4 +231,47 @@ fn only_the_store_opens_sled() {
         offenders.is_empty(),
         "sled used outside src/store/: {offenders:?}"
     );
+}
+
+#[test]
+fn every_top_level_module_has_a_layer_and_imports_only_from_below() {
+    let tree = read_tree();
+    let mut wrong = Vec::new();
+    for (module, imports) in &tree.imports {
+        let Some(own) = layer_of(module) else {
+            wrong.push(format!(
+                "{module} has no layer: add it to LAYERS in tests/architecture.rs"
+            ));
+            continue;
+        };
+        for (other, file) in imports {
+            let Some(theirs) = layer_of(other) else {
+                continue;
+            };
+            let allowed = theirs < own || (theirs == 0 && own == 0);
+            if !allowed {
+                wrong.push(format!(
+                    "{module} ({}) imports {other} ({}) in {}",
+                    LAYERS[own].0,
+                    LAYERS[theirs].0,
+                    file.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers:\n  {}",
+        wrong.join("\n  ")
+    );
+}
+
+#[test]
+fn grouped_and_multi_line_imports_are_read_too() {
+    let text = "use crate::{\n    store::{Store, StoreError},\n    job::JobId,\n};\n\
+                // crate::cli in a comment is not an import\n\
+                fn f() { crate::portal::x(); }\n";
+    let found = imported_modules(text);
+    let names: Vec<&str> = found.iter().map(String::as_str).collect();
+    assert_eq!(names, ["job", "portal", "store"]);
 }

@@ -38,6 +38,7 @@
 
 pub mod audit;
 pub mod journal;
+pub mod kinds;
 pub mod state;
 
 mod batches;

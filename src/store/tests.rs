@@ -470,7 +470,7 @@ fn every_new_event_of_a_finished_job_owes_its_receipt_again() {
         .expect("finished");
     assert_eq!(store.owed_receipts(10).expect("owed"), vec![job.id.clone()]);
     store
-        .mark_receipts_written(&[job.id.clone()])
+        .mark_receipts_written(std::slice::from_ref(&job.id))
         .expect("mark");
     assert!(store.owed_receipts(10).expect("owed").is_empty());
     store

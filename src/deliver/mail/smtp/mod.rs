@@ -11,20 +11,23 @@
 //! Each message goes in its own envelope (one recipient), so one municipality's rejection
 //! cannot affect another's. Connections are reused from a small pool.
 
-use std::io;
+mod error;
+mod stream;
+
+pub use error::{SendError, SetupError};
+pub use stream::{Switch, SwitchStream};
+
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset, Starttls};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailParameter, RcptParameter};
 use lettre::Address;
 use openssl::ssl::{SslConnector, SslMethod, SslVersion};
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::X509;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedMutexGuard;
 use tokio_openssl::SslStream;
@@ -63,90 +66,6 @@ pub struct ReportRequest {
     pub return_path: String,
     /// `ENVID`: `<job-id>.<kommunkod>`.
     pub envelope_id: String,
-}
-
-/// Why a message was not accepted, classified for the queue.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum SendError {
-    /// TCP connect failed or timed out: try later.
-    #[error("cannot connect to the relay: {0}")]
-    Connect(String),
-    /// The server does not offer STARTTLS: nothing was sent; try later, never without TLS.
-    #[error("the server offers no STARTTLS; nothing was sent (TLS is required)")]
-    NoStartTls,
-    /// The TLS handshake or certificate verification failed: nothing was sent.
-    #[error("TLS failed, nothing was sent: {0}")]
-    Tls(String),
-    /// The server's certificate does not match the municipality's registered pin.
-    #[error("the server's certificate does not match the registered TLS pin (got certificate {cert}, key {key}); nothing was sent")]
-    PinMismatch {
-        /// SHA-256 of the certificate seen.
-        cert: String,
-        /// SHA-256 of its key.
-        key: String,
-    },
-    /// The connection broke or stalled before the message was handed over.
-    #[error("connection to the relay failed: {0}")]
-    Connection(String),
-    /// A 4xx reply.
-    #[error("temporary failure: {0}")]
-    Transient(String),
-    /// A 5xx reply: this address will not take the message.
-    #[error("rejected permanently: {0}")]
-    Permanent(String),
-    /// The connection broke after the message was sent and before the server answered:
-    /// it may or may not have been accepted.
-    #[error("delivery unknown (connection lost after the message was sent): {0}")]
-    Unknown(String),
-}
-
-impl SendError {
-    /// Whether it is worth trying again later (everything but a permanent rejection).
-    pub fn is_transient(&self) -> bool {
-        !matches!(self, SendError::Permanent(_))
-    }
-
-    /// A failure of the relay itself rather than of one recipient: every job for the relay
-    /// should wait instead of trying it again at once.
-    pub fn is_relay_failure(&self) -> bool {
-        matches!(
-            self,
-            SendError::Connect(_)
-                | SendError::Connection(_)
-                | SendError::NoStartTls
-                | SendError::Tls(_)
-        )
-    }
-
-    /// A failure of TLS itself (counted separately by operations).
-    pub fn is_tls(&self) -> bool {
-        matches!(
-            self,
-            SendError::NoStartTls | SendError::Tls(_) | SendError::PinMismatch { .. }
-        )
-    }
-}
-
-/// Why the relay client could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// The CA file cannot be used.
-    #[error("smtp.ca_file {path}: {message}")]
-    CaFile {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        message: String,
-    },
-    /// The client certificate cannot be used.
-    #[error("smtp.client_cert/client_key: {0}")]
-    ClientCert(String),
-    /// OpenSSL refused a setting.
-    #[error("TLS set-up: {0}")]
-    OpenSsl(#[from] openssl::error::ErrorStack),
-    /// A bad address or name.
-    #[error("smtp: {0}")]
-    Settings(String),
 }
 
 struct Pooled {
@@ -592,8 +511,6 @@ impl Relay {
     }
 }
 
-/// Maps a lettre error to the queue's classes. `after_data` is true once the message itself
-/// was (possibly) written: then a broken connection means the outcome is unknown.
 /// Whether an EHLO reply advertises delivery status notifications (RFC 3461).
 fn offers_dsn(ehlo: &lettre::transport::smtp::response::Response) -> bool {
     ehlo.message().any(|line| {
@@ -603,6 +520,8 @@ fn offers_dsn(ehlo: &lettre::transport::smtp::response::Response) -> bool {
     })
 }
 
+/// Maps a lettre error to the queue's classes. `after_data` is true once the message itself
+/// was (possibly) written: then a broken connection means the outcome is unknown.
 fn classify(e: lettre::transport::smtp::Error, after_data: bool) -> SendError {
     let text = e.to_string();
     if e.is_permanent() {
@@ -613,274 +532,5 @@ fn classify(e: lettre::transport::smtp::Error, after_data: bool) -> SendError {
         SendError::Unknown(text)
     } else {
         SendError::Connection(text)
-    }
-}
-
-enum Inner {
-    Plain(TcpStream),
-    Tls(Box<SslStream<TcpStream>>),
-    Taken,
-}
-
-/// Holds back the end of a message until the relay's commit token is held.
-///
-/// Armed with the message's length before lettre writes the content: that many bytes pass
-/// freely (SMTP transparency only ever adds bytes, so the end-of-data marker is always
-/// beyond them); the first byte after them waits for the token. The token is then kept
-/// until kurir has recorded the server's answer.
-enum Gate {
-    /// Not armed: writes pass.
-    Open,
-    /// `allowance` more bytes may pass before the token is needed.
-    Counting {
-        allowance: u64,
-        lock: Arc<tokio::sync::Mutex<()>>,
-    },
-    /// Waiting for the token.
-    Acquiring(Pin<Box<dyn std::future::Future<Output = OwnedMutexGuard<()>> + Send>>),
-    /// The token is held: the rest of the message, and its end, may pass.
-    Held(OwnedMutexGuard<()>),
-}
-
-/// A socket that starts as plain TCP and can be upgraded to TLS in place, while lettre holds
-/// it. kurir keeps a [`Switch`] handle to perform the upgrade between two SMTP commands, and
-/// to hold back the end of each message (see `Switch::arm_commit_gate`).
-#[derive(Clone)]
-pub struct SwitchStream {
-    inner: Arc<Mutex<Inner>>,
-    gate: Arc<Mutex<Gate>>,
-}
-
-/// kurir's handle on a [`SwitchStream`] given to lettre.
-pub struct Switch {
-    inner: Arc<Mutex<Inner>>,
-    gate: Arc<Mutex<Gate>>,
-}
-
-impl SwitchStream {
-    fn plain(tcp: TcpStream) -> (SwitchStream, Switch) {
-        let inner = Arc::new(Mutex::new(Inner::Plain(tcp)));
-        let gate = Arc::new(Mutex::new(Gate::Open));
-        (
-            SwitchStream {
-                inner: inner.clone(),
-                gate: gate.clone(),
-            },
-            Switch { inner, gate },
-        )
-    }
-
-    /// How much of `want` bytes may be written now; `Pending` while the token is awaited.
-    fn pass_gate(&self, cx: &mut Context<'_>, want: usize) -> Poll<usize> {
-        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            match &mut *gate {
-                Gate::Open | Gate::Held(_) => return Poll::Ready(want),
-                Gate::Counting { allowance, .. } if *allowance > 0 => {
-                    return Poll::Ready(want.min(usize::try_from(*allowance).unwrap_or(want)))
-                }
-                Gate::Counting { lock, .. } => {
-                    *gate = Gate::Acquiring(Box::pin(lock.clone().lock_owned()));
-                }
-                Gate::Acquiring(acquiring) => match acquiring.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(guard) => *gate = Gate::Held(guard),
-                },
-            }
-        }
-    }
-
-    /// Counts `written` bytes against the gate's allowance.
-    fn passed_gate(&self, written: usize) {
-        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        if let Gate::Counting { allowance, .. } = &mut *gate {
-            *allowance = allowance.saturating_sub(written as u64);
-        }
-    }
-
-    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
-    }
-}
-
-impl Switch {
-    fn take_plain(&self) -> io::Result<TcpStream> {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        match std::mem::replace(&mut *guard, Inner::Taken) {
-            Inner::Plain(tcp) => Ok(tcp),
-            other => {
-                *guard = other;
-                Err(io::Error::other("connection is not plain TCP"))
-            }
-        }
-    }
-
-    fn put_tls(&self, stream: SslStream<TcpStream>) {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        *guard = Inner::Tls(Box::new(stream));
-    }
-
-    /// Lets the next `content_len` bytes through and holds every byte after them until
-    /// `lock` is held. Arm it right before the message content: the content's last bytes
-    /// and the end-of-data marker — what lets the server accept the message — then wait for
-    /// the commit token, while the bulk of the message streams alongside other connections.
-    fn arm_commit_gate(&self, content_len: u64, lock: Arc<tokio::sync::Mutex<()>>) {
-        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        *gate = Gate::Counting {
-            allowance: content_len,
-            lock,
-        };
-    }
-
-    /// Opens the gate again; returns the token if the end of the message went through it.
-    fn disarm_commit_gate(&self) -> Option<OwnedMutexGuard<()>> {
-        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        match std::mem::replace(&mut *gate, Gate::Open) {
-            Gate::Held(guard) => Some(guard),
-            _ => None,
-        }
-    }
-}
-
-fn taken() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "connection is being upgraded")
-}
-
-impl AsyncRead for SwitchStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.with(|inner| match inner {
-            Inner::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Inner::Taken => Poll::Ready(Err(taken())),
-        })
-    }
-}
-
-impl AsyncWrite for SwitchStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let len = match self.pass_gate(cx, buf.len()) {
-            Poll::Ready(len) => len,
-            Poll::Pending => return Poll::Pending,
-        };
-        let buf = &buf[..len];
-        let written = self.with(|inner| match inner {
-            Inner::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Inner::Taken => Poll::Ready(Err(taken())),
-        });
-        if let Poll::Ready(Ok(n)) = written {
-            self.passed_gate(n);
-        }
-        written
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.with(|inner| match inner {
-            Inner::Plain(s) => Pin::new(s).poll_flush(cx),
-            Inner::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Inner::Taken => Poll::Ready(Err(taken())),
-        })
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.with(|inner| match inner {
-            Inner::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Inner::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Inner::Taken => Poll::Ready(Ok(())),
-        })
-    }
-}
-
-impl std::fmt::Debug for SwitchStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.with(|inner| match inner {
-            Inner::Plain(_) => "plain",
-            Inner::Tls(_) => "tls",
-            Inner::Taken => "upgrading",
-        });
-        write!(f, "SwitchStream({state})")
-    }
-}
-
-impl AsyncTokioStream for SwitchStream {
-    fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.with(|inner| match inner {
-            Inner::Plain(s) => s.peer_addr(),
-            Inner::Tls(s) => s.get_ref().peer_addr(),
-            Inner::Taken => Err(taken()),
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        (client.expect("connect"), server.expect("accept").0)
-    }
-
-    #[tokio::test]
-    async fn the_commit_gate_lets_the_body_through_and_holds_the_end_until_the_token_is_free() {
-        let (client, mut server) = pair().await;
-        let (mut stream, switch) = SwitchStream::plain(client);
-        let lock = Arc::new(tokio::sync::Mutex::new(()));
-        let held_elsewhere = lock.clone().lock_owned().await;
-        let body = vec![b'x'; 100_000];
-        switch.arm_commit_gate(body.len() as u64, lock.clone());
-        let writer = tokio::spawn(async move {
-            stream.write_all(&body).await.expect("body");
-            stream.write_all(b"\r\n.\r\n").await.expect("end");
-            stream.flush().await.expect("flush");
-            stream
-        });
-        // The whole body arrives while another message holds the token...
-        let mut got = vec![0u8; 100_000];
-        server.read_exact(&mut got).await.expect("body arrives");
-        let mut more = [0u8; 5];
-        let early = tokio::time::timeout(
-            std::time::Duration::from_millis(200),
-            server.read_exact(&mut more),
-        )
-        .await;
-        assert!(early.is_err(), "the end of DATA passed without the token");
-        // ...and its end only once the token is free; the gate then holds it.
-        drop(held_elsewhere);
-        server.read_exact(&mut more).await.expect("end arrives");
-        assert_eq!(&more, b"\r\n.\r\n");
-        let _stream = writer.await.expect("writer");
-        assert!(
-            lock.try_lock().is_err(),
-            "the token is held by this message"
-        );
-        let token = switch.disarm_commit_gate().expect("token taken");
-        drop(token);
-        assert!(lock.try_lock().is_ok(), "dropping the token frees it");
-    }
-
-    #[tokio::test]
-    async fn an_unarmed_gate_passes_everything() {
-        let (client, mut server) = pair().await;
-        let (mut stream, switch) = SwitchStream::plain(client);
-        stream.write_all(b"EHLO x\r\n").await.expect("write");
-        let mut got = [0u8; 8];
-        server.read_exact(&mut got).await.expect("read");
-        assert_eq!(&got, b"EHLO x\r\n");
-        assert!(switch.disarm_commit_gate().is_none());
     }
 }

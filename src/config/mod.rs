@@ -1,0 +1,325 @@
+//! Settings: built-in defaults, then an optional TOML file, then `KURIR_<SECTION>__<KEY>`.
+//!
+//! Every setting has a default so that `kurir run` works on a fresh machine with no file at all.
+//! `config/kurir.toml` documents each one; a test keeps that file and these defaults equal.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+mod sections;
+pub use sections::*;
+
+/// Errors that stop start-up: a bad file or value, named so a person can fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment value could not be read or did not fit a setting.
+    #[error("configuration {origin}: {message}")]
+    Invalid {
+        /// Where the bad value came from: the file path or "environment".
+        origin: String,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// A value parsed but is outside what kurir can work with.
+    #[error("configuration {origin}: `{key}` {problem}")]
+    OutOfRange {
+        /// Where the value came from.
+        origin: String,
+        /// The setting, as `section.key`.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// All of kurir's settings, one struct per `[section]` of `kurir.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where jobs arrive and where letters, receipts and quarantined jobs are left.
+    pub spool: SpoolSettings,
+    /// Where the job store lives.
+    pub store: StoreSettings,
+    /// The sender printed on letters (return address) and named in messages.
+    pub sender: SenderSettings,
+    /// The postal print queue.
+    pub print: PrintSettings,
+    /// The SMTP relay for protected e-mail (none by default: everything goes by post).
+    pub smtp: SmtpSettings,
+    /// S/MIME signing with the agency's certificate.
+    pub smime: SmimeSettings,
+    /// The municipality registry.
+    pub registry: RegistrySettings,
+    /// Retries, concurrency and shutdown of the queue manager.
+    pub queue: QueueSettings,
+    /// When e-mail gives way to post, and when kurir gives up.
+    pub deadlines: DeadlineSettings,
+    /// The office hours deadlines and alerts are counted in.
+    pub working_hours: WorkingHoursSettings,
+    /// Where alerts go besides `spool/alerts/` and the log.
+    pub alerts: AlertSettings,
+    /// Metrics and health.
+    pub ops: OpsSettings,
+    /// How long delivered documents stay in the spool.
+    pub retention: RetentionSettings,
+    /// Proof of delivery: delivery reports and read notifications back from municipalities.
+    pub proof: ProofSettings,
+    /// The web page where municipality IT manage their own registration.
+    pub portal: PortalSettings,
+    /// Log output.
+    pub log: LogSettings,
+}
+
+impl Settings {
+    /// Loads defaults ← `file` (if given) ← environment `KURIR_<SECTION>__<KEY>`.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let origin = match file {
+            Some(path) => format!("file {}", path.display()),
+            None => "(built-in defaults and environment)".to_string(),
+        };
+        let invalid = |e: config::ConfigError| ConfigError::Invalid {
+            origin: origin.clone(),
+            message: e.to_string(),
+        };
+        let defaults = config::Config::try_from(&Settings::default()).map_err(invalid)?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Invalid {
+                    origin,
+                    message: "no such file".into(),
+                });
+            }
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        // Only `KURIR_<SECTION>__<KEY>` names are settings; `KURIR_CONFIG` (the file's path)
+        // and other `KURIR_*` variables are not, and must not be read as unknown keys.
+        let settings_vars: config::Map<String, String> = std::env::vars()
+            .filter(|(name, _)| name.starts_with("KURIR_") && name[6..].contains("__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("KURIR")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(settings_vars)),
+        );
+        let settings: Settings = builder
+            .build()
+            .map_err(invalid)?
+            .try_deserialize()
+            .map_err(invalid)?;
+        settings.check(&origin)?;
+        Ok(settings)
+    }
+
+    fn check(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, problem: &str| ConfigError::OutOfRange {
+            origin: origin.to_string(),
+            key,
+            problem: problem.to_string(),
+        };
+        if self.spool.max_pdf_bytes == 0 {
+            return Err(bad("spool.max_pdf_bytes", "must be greater than 0"));
+        }
+        if self.spool.max_documents == 0 {
+            return Err(bad("spool.max_documents", "must be at least 1"));
+        }
+        if self.print.batch_max_letters == 0 {
+            return Err(bad("print.batch_max_letters", "must be at least 1"));
+        }
+        let w = &self.print.window;
+        if !(w.left_mm >= 0.0 && w.top_mm >= 0.0 && w.width_mm > 20.0 && w.height_mm > 15.0)
+            || w.left_mm + w.width_mm > 210.0
+            || w.top_mm + w.height_mm > 297.0
+        {
+            return Err(bad(
+                "print.window",
+                "must lie on an A4 page (210×297 mm) and be at least 20×15 mm",
+            ));
+        }
+        if self.smtp.enabled() {
+            if self.smtp.from.parse::<lettre::Address>().is_err() {
+                return Err(bad(
+                    "smtp.from",
+                    "must be the agency's e-mail address when smtp.host is set",
+                ));
+            }
+            if self.smtp.client_cert.as_os_str().is_empty()
+                != self.smtp.client_key.as_os_str().is_empty()
+            {
+                return Err(bad(
+                    "smtp.client_cert",
+                    "and smtp.client_key must be given together",
+                ));
+            }
+        }
+        if self.portal.enabled() {
+            if self.portal.listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(bad(
+                    "portal.listen",
+                    "must be an address and port, e.g. 0.0.0.0:8443",
+                ));
+            }
+            for (key, path) in [
+                ("portal.cert", &self.portal.cert),
+                ("portal.key", &self.portal.key),
+                ("portal.client_ca", &self.portal.client_ca),
+            ] {
+                if path.as_os_str().is_empty() {
+                    return Err(bad(key, "must be set when portal.listen is set"));
+                }
+            }
+        }
+        if self.proof.enabled() {
+            let ok = self
+                .proof
+                .return_path
+                .parse::<lettre::Address>()
+                .is_ok_and(|a| !a.user().contains('+'));
+            if !ok {
+                return Err(bad(
+                    "proof.return_path",
+                    "must be an e-mail address without '+' (kurir adds +<token> per recipient)",
+                ));
+            }
+            if self.proof.max_inbound_bytes == 0 {
+                return Err(bad("proof.max_inbound_bytes", "must be greater than 0"));
+            }
+        }
+        let q = &self.queue;
+        if q.retry_intervals.is_empty() || q.retry_intervals.iter().any(Duration::is_zero) {
+            return Err(bad(
+                "queue.retry_intervals",
+                "must list at least one wait, none of them 0",
+            ));
+        }
+        if !(0.0..=0.5).contains(&q.jitter) {
+            return Err(bad("queue.jitter", "must be between 0 and 0.5"));
+        }
+        if q.per_relay_connections == 0 || q.max_concurrent_jobs == 0 {
+            return Err(bad(
+                "queue.per_relay_connections",
+                "and queue.max_concurrent_jobs must be at least 1",
+            ));
+        }
+        let w = &self.working_hours;
+        if let Err(e) = crate::worktime::WorkingHours::new(&w.time_zone, &w.start, &w.end) {
+            return Err(bad("working_hours", &e.to_string()));
+        }
+        if !self.alerts.email.is_empty() && self.alerts.email.parse::<lettre::Address>().is_err() {
+            return Err(bad("alerts.email", "must be an e-mail address or empty"));
+        }
+        if !self.ops.listen.is_empty() && self.ops.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "ops.listen",
+                "must be an address like 127.0.0.1:9187, or empty",
+            ));
+        }
+        if self.spool.rescan_interval.is_zero() {
+            return Err(bad("spool.rescan_interval", "must be greater than 0"));
+        }
+        Ok(())
+    }
+}
+
+/// A list of durations, written as `["1m", "2m"]` in TOML or `"1m,2m"` in the environment.
+pub(crate) mod duration_list {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            list.iter()
+                .map(|d| humantime::format_duration(*d).to_string()),
+        )
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<String>),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let items = match Form::deserialize(d)? {
+            Form::List(list) => list,
+            Form::Text(text) => text.split(',').map(|s| s.trim().to_string()).collect(),
+        };
+        items
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                humantime::parse_duration(s)
+                    .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_file_equals_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/kurir.toml");
+        let text = std::fs::read_to_string(&path).expect("config/kurir.toml exists");
+        let parsed: Settings = toml::from_str(&text).expect("config/kurir.toml parses");
+        assert_eq!(parsed, Settings::default());
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named_with_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[spool]\nmax_pdf_byte = 3\n").expect("write");
+        let err = Settings::load(Some(&path)).expect_err("unknown key refused");
+        let msg = err.to_string();
+        assert!(msg.contains("max_pdf_byte"), "{msg}");
+        assert!(msg.contains("bad.toml"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[print]\nbatch_max_letters = \"many\"\n").expect("write");
+        let msg = Settings::load(Some(&path))
+            .expect_err("refused")
+            .to_string();
+        assert!(msg.contains("batch_max_letters"), "{msg}");
+    }
+
+    #[test]
+    fn retry_intervals_parse_from_a_list_or_comma_text() {
+        #[derive(serde::Deserialize)]
+        struct T {
+            #[serde(with = "duration_list")]
+            v: Vec<Duration>,
+        }
+        let a: T = toml::from_str("v = [\"1m\", \"30s\"]").expect("list");
+        let b: T = toml::from_str("v = \"1m, 30s\"").expect("text");
+        assert_eq!(a.v, vec![Duration::from_secs(60), Duration::from_secs(30)]);
+        assert_eq!(a.v, b.v);
+    }
+
+    #[test]
+    fn out_of_range_value_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.toml");
+        std::fs::write(&path, "[print.window]\nleft_mm = 190\n").expect("write");
+        let msg = Settings::load(Some(&path))
+            .expect_err("refused")
+            .to_string();
+        assert!(msg.contains("print.window"), "{msg}");
+    }
+}

@@ -1,0 +1,196 @@
+//! One due job's turn: the policy applied in order — hold, expiry, fallback, e-mail, letters,
+//! deferral — each decision journaled before the next step.
+
+use std::collections::HashSet;
+
+use jiff::Timestamp;
+
+use super::{join, Deadlines, Handled, Inner, QueueError};
+use crate::job::Kommunkod;
+use crate::ops::alert::AlertKind;
+use crate::store::state::{AlertMark, Channel, JobRecord, JobState};
+
+impl Inner {
+    /// Applies the policy to one due job.
+    pub(super) async fn handle(
+        &self,
+        job: JobRecord,
+        now: Timestamp,
+        holds: &HashSet<Kommunkod>,
+    ) -> Result<Handled, QueueError> {
+        let mut job = job;
+        if let Some(code) = job.to.filter(|c| holds.contains(c)) {
+            self.store.transition_journaled(
+                &job.id,
+                &[job.state],
+                &format!("held: kommun {code} is on hold"),
+                |r| {
+                    r.state = JobState::Held;
+                    r.next_attempt = None;
+                },
+            )?;
+            return Ok(Handled {
+                made_letters: false,
+            });
+        }
+        let deadlines = self.policy.deadlines(&job);
+        if now >= deadlines.expire_at {
+            return self.give_up(job);
+        }
+        if now >= deadlines.fallback_at && job.recipients.iter().any(|r| r.awaits_email()) {
+            job = self.fall_back(job, "e-mail did not succeed before the fallback deadline")?;
+        }
+        if job.recipients.iter().any(|r| r.awaits_email()) {
+            job = self.send_email(job, now).await?;
+        }
+        let mut made_letters = false;
+        if job.recipients.iter().any(|r| r.awaits_letter()) {
+            job = self.print_letters(job, now).await?;
+            made_letters = true;
+        }
+        if let Some(done) = job.settled_state() {
+            if job.state != done {
+                // Made durable by the receipt writer's flush, before the receipt states it.
+                job = self.store.transition_lazy(
+                    &job.id,
+                    &[job.state],
+                    "all recipients have their documents",
+                    &[],
+                    |r| {
+                        r.state = done;
+                        r.next_attempt = None;
+                    },
+                )?;
+            }
+            tracing::info!(job_id = %job.id, state = %job.state, "job finished");
+        } else {
+            self.defer(job, now, deadlines)?;
+        }
+        Ok(Handled { made_letters })
+    }
+
+    /// Expiry: nothing more is tried; operations must act.
+    fn give_up(&self, job: JobRecord) -> Result<Handled, QueueError> {
+        let waiting: Vec<String> = job
+            .recipients
+            .iter()
+            .filter(|r| !r.is_done())
+            .map(|r| r.kommunkod.to_string())
+            .collect();
+        let job = self.store.transition_journaled(
+            &job.id,
+            &[job.state],
+            &format!(
+                "expired: not delivered to {} in time; giving up",
+                waiting.join(", ")
+            ),
+            |r| {
+                r.state = JobState::Failed;
+                r.next_attempt = None;
+                r.alerts.push(AlertMark::job(AlertKind::Failed));
+            },
+        )?;
+        let alert = self.alerter.compose(
+            AlertKind::Failed,
+            &job.id,
+            job.to,
+            format!(
+                "the documents reached no route before the expiry deadline (still waiting: {})",
+                waiting.join(", ")
+            ),
+            "kurir has stopped trying (state failed)".into(),
+        );
+        self.alerter.raise(alert);
+        Ok(Handled {
+            made_letters: false,
+        })
+    }
+
+    /// Every recipient still waiting for e-mail gets a letter instead.
+    pub(super) fn fall_back(&self, job: JobRecord, why: &str) -> Result<JobRecord, QueueError> {
+        let codes = job.awaiting_email();
+        let job = self.store.transition_journaled(
+            &job.id,
+            &[job.state],
+            &format!("{why}: falling back to post for {}", join(&codes)),
+            |r| {
+                r.state = JobState::FallenBack;
+                for rec in r.recipients.iter_mut().filter(|x| x.awaits_email()) {
+                    rec.channel = Some(Channel::Post);
+                }
+                r.alerts.push(AlertMark::job(AlertKind::FellBack));
+            },
+        )?;
+        for code in codes {
+            let alert = self.alerter.compose(
+                AlertKind::FellBack,
+                &job.id,
+                Some(code),
+                format!("e-mail to kommun {code} did not succeed: {why}"),
+                "a letter is made for the postal print queue".into(),
+            );
+            self.alerter.raise(alert);
+        }
+        Ok(job)
+    }
+
+    /// Not finished: wait for the next retry, or the next deadline if that comes first.
+    fn defer(&self, job: JobRecord, now: Timestamp, d: Deadlines) -> Result<JobRecord, QueueError> {
+        let relay_retry = self.store.relay_health()?.retry_at.filter(|t| *t > now);
+        let own_retry = now + self.policy.retry_delay(job.attempts.saturating_sub(1));
+        // Never before the relay's own retry: all its jobs wait for it together.
+        let mut next = relay_retry.map_or(own_retry, |t| t.max(own_retry));
+        for deadline in [d.fallback_at, d.expire_at] {
+            if deadline > now {
+                next = next.min(deadline);
+            }
+        }
+        let warned = job
+            .alerts
+            .iter()
+            .any(|a| a.kind == AlertKind::DeferredTooLong);
+        if !warned && d.warn_at > now {
+            next = next.min(d.warn_at);
+        }
+        let raise_warning = !warned && now >= d.warn_at;
+        let waiting = job.awaiting_email();
+        let job = self.store.transition_journaled(
+            &job.id,
+            &[job.state],
+            &format!(
+                "deferred: e-mail to {} is tried again at {next}",
+                join(&waiting)
+            ),
+            |r| {
+                r.state = JobState::Deferred;
+                r.next_attempt = Some(next);
+                if raise_warning {
+                    r.alerts.push(AlertMark::job(AlertKind::DeferredTooLong));
+                }
+            },
+        )?;
+        tracing::info!(job_id = %job.id, next_attempt = %next, "job deferred");
+        if raise_warning {
+            let last = job
+                .recipients
+                .iter()
+                .filter_map(|r| r.email.as_ref())
+                .filter_map(|e| e.attempts.last())
+                .map(|a| a.reply.clone())
+                .next_back()
+                .unwrap_or_else(|| "not tried yet".into());
+            let alert = self.alerter.compose(
+                AlertKind::DeferredTooLong,
+                &job.id,
+                waiting.first().copied().or(job.to),
+                format!("e-mail is still not delivered; last attempt: {last}"),
+                format!(
+                    "next attempt at {next}; letters instead from {} if e-mail has not succeeded",
+                    d.fallback_at
+                ),
+            );
+            self.alerter.raise(alert);
+        }
+        Ok(job)
+    }
+}

@@ -1,0 +1,229 @@
+//! The kinds a job's record names — what came of an attempt, what a report said, which alert
+//! was raised — as enums, never strings compared by text. Each keeps the name it had as a
+//! string in kurir 0.1.0, so records of that release read as they are.
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::Kommunkod;
+
+/// What came of one e-mail attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptOutcome {
+    /// The server accepted the message (`250`).
+    Accepted,
+    /// Try again later: a 4xx, a connection or TLS failure, or a message not composed.
+    Deferred,
+    /// A 5xx: this address will not take it.
+    Rejected,
+    /// The connection broke after the message was sent: it may have been delivered.
+    Unknown,
+    /// The routing rule no longer gave e-mail.
+    NoRoute,
+}
+
+/// What a delivery report or read notification says about one message. A DSN's `Action`
+/// (RFC 3464) counts only from a `message/delivery-status` part, an MDN's disposition type
+/// (RFC 8098) only from a `message/disposition-notification` part; anything else is
+/// [`ReportKind::Other`] and proves nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReportKind {
+    /// DSN: the final server put it in the mailbox.
+    Delivered,
+    /// DSN: passed on to a server that offers no reports.
+    Relayed,
+    /// DSN: delivery failed.
+    Failed,
+    /// DSN: still trying.
+    Delayed,
+    /// DSN: delivered to a list, which passed it on.
+    Expanded,
+    /// MDN: the message was displayed.
+    Displayed,
+    /// MDN: deleted unread.
+    Deleted,
+    /// MDN: sent on without being displayed.
+    Dispatched,
+    /// MDN: processed without being displayed.
+    Processed,
+    /// Anything else.
+    Other,
+}
+
+impl ReportKind {
+    const NAMES: [(ReportKind, &'static str); 9] = [
+        (ReportKind::Delivered, "delivered"),
+        (ReportKind::Relayed, "relayed"),
+        (ReportKind::Failed, "failed"),
+        (ReportKind::Delayed, "delayed"),
+        (ReportKind::Expanded, "expanded"),
+        (ReportKind::Displayed, "displayed"),
+        (ReportKind::Deleted, "deleted"),
+        (ReportKind::Dispatched, "dispatched"),
+        (ReportKind::Processed, "processed"),
+    ];
+
+    /// The protocol's word for it (`other` for anything unknown).
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("other", |(_, n)| n)
+    }
+
+    fn named(name: &str) -> ReportKind {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name.trim()))
+            .map_or(ReportKind::Other, |(k, _)| *k)
+    }
+
+    /// A DSN's `Action` field: only the five DSN actions count.
+    pub fn from_dsn_action(action: &str) -> ReportKind {
+        match Self::named(action) {
+            k @ (ReportKind::Delivered
+            | ReportKind::Relayed
+            | ReportKind::Failed
+            | ReportKind::Delayed
+            | ReportKind::Expanded) => k,
+            _ => ReportKind::Other,
+        }
+    }
+
+    /// An MDN's disposition type: only the four MDN dispositions count.
+    pub fn from_mdn_disposition(disposition_type: &str) -> ReportKind {
+        match Self::named(disposition_type) {
+            k @ (ReportKind::Displayed
+            | ReportKind::Deleted
+            | ReportKind::Dispatched
+            | ReportKind::Processed) => k,
+            _ => ReportKind::Other,
+        }
+    }
+}
+
+impl std::fmt::Display for ReportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ReportKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ReportKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(ReportKind::named(&name))
+    }
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlertKind {
+    /// Still not delivered after `[deadlines] warn_after` of working time.
+    DeferredTooLong,
+    /// E-mail gave way to post (deadline passed, permanent rejection or operator).
+    FellBack,
+    /// kurir gave up.
+    Failed,
+    /// Bad input was quarantined.
+    Quarantined,
+    /// No delivery report confirmed an accepted message within `[proof] confirm_within`.
+    Unconfirmed,
+    /// No read notification came within `[proof] read_within`.
+    Unread,
+}
+
+impl AlertKind {
+    /// Every kind.
+    pub const ALL: [AlertKind; 6] = [
+        AlertKind::DeferredTooLong,
+        AlertKind::FellBack,
+        AlertKind::Failed,
+        AlertKind::Quarantined,
+        AlertKind::Unconfirmed,
+        AlertKind::Unread,
+    ];
+
+    /// The kebab-case name, used in file names, log fields and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::DeferredTooLong => "deferred-too-long",
+            AlertKind::FellBack => "fell-back",
+            AlertKind::Failed => "failed",
+            AlertKind::Quarantined => "quarantined",
+            AlertKind::Unconfirmed => "unconfirmed",
+            AlertKind::Unread => "unread",
+        }
+    }
+
+    fn named(name: &str) -> Option<AlertKind> {
+        AlertKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// An alert already raised for a job, so that each is raised once: its kind and, where it
+/// concerns one recipient, the municipality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct AlertMark {
+    /// What the alert was about.
+    pub kind: AlertKind,
+    /// The recipient it concerned, if one.
+    pub kommunkod: Option<Kommunkod>,
+}
+
+impl AlertMark {
+    /// An alert about the job as a whole.
+    pub fn job(kind: AlertKind) -> AlertMark {
+        AlertMark {
+            kind,
+            kommunkod: None,
+        }
+    }
+
+    /// An alert about one recipient.
+    pub fn recipient(kind: AlertKind, code: Kommunkod) -> AlertMark {
+        AlertMark {
+            kind,
+            kommunkod: Some(code),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AlertMark {
+    /// Reads the mark as this release writes it, or as 0.1.0 wrote it: a string `kind` or
+    /// `kind:kommunkod`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Mark {
+                kind: AlertKind,
+                kommunkod: Option<Kommunkod>,
+            },
+            Legacy(String),
+        }
+        match Stored::deserialize(d)? {
+            Stored::Mark { kind, kommunkod } => Ok(AlertMark { kind, kommunkod }),
+            Stored::Legacy(text) => {
+                let (kind, code) = match text.split_once(':') {
+                    Some((kind, code)) => (kind, Some(code)),
+                    None => (text.as_str(), None),
+                };
+                let kind = AlertKind::named(kind).ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown alert kind {kind:?}"))
+                })?;
+                let kommunkod = code
+                    .map(str::parse::<Kommunkod>)
+                    .transpose()
+                    .map_err(serde::de::Error::custom)?;
+                Ok(AlertMark { kind, kommunkod })
+            }
+        }
+    }
+}
