@@ -353,3 +353,136 @@ fn a_technician_changes_and_proves_the_address_and_the_history_names_them() {
     assert!(audit.contains(HSA), "the audit chain lacks the HSA-id");
     p.rig.env.assert_alive();
 }
+
+/// Sends one raw request line to a control socket as the portal's user (a portal process that
+/// lies) and returns the daemon's answer line.
+fn forged(socket: &Path, line: &str) -> String {
+    let script = "import socket, sys\n\
+                  s = socket.socket(socket.AF_UNIX)\n\
+                  s.connect(sys.argv[1])\n\
+                  s.sendall(sys.argv[2].encode() + b'\\n')\n\
+                  print(s.makefile().readline(), end='')\n";
+    // Debian's python (a pyenv under /root is not the portal user's to run).
+    let out = common::portal::as_portal_user("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(socket)
+        .arg(line)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn the_portal_runs_without_the_store_or_the_key_and_the_daemon_refuses_what_it_forges() {
+    let p = portal();
+    let dir = p.rig.env.path().to_path_buf();
+    // The portal process runs as its own user, as kurir-portal.service runs it.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).expect("status");
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .expect("Uid line");
+    assert!(
+        uid.split_whitespace().all(|u| u == "65534"),
+        "the portal runs as {uid}"
+    );
+    // That user can read neither the agency's signing key nor the store.
+    for (what, path) in [
+        ("the signing key", p.rig.agency.key.clone()),
+        ("the store", dir.join("state/db/db")),
+        ("the spool", dir.join("spool/active")),
+    ] {
+        let can = common::portal::as_portal_user("test")
+            .arg("-r")
+            .arg(&path)
+            .status()
+            .expect("test");
+        assert!(!can.success(), "the portal's user can read {what}");
+    }
+    let own = common::portal::as_portal_user(env!("CARGO_BIN_EXE_kurir"))
+        .current_dir(&dir)
+        .args(["list"])
+        .output()
+        .expect("kurir list");
+    assert!(
+        !own.status.success(),
+        "the portal's user opened the store: {}",
+        String::from_utf8_lossy(&own.stdout)
+    );
+
+    // A portal that lies: a person without a grant, an operator's command, a field only the
+    // agency sets, an operator speaking through the portal's door. All refused by the daemon.
+    let person = format!(r#"{{"person":{{"hsa_id":"{HSA}","name":"{PERSON}"}}}}"#);
+    let ask = |principal: &str, command: &str| {
+        forged(
+            &p.socket,
+            &format!(r#"{{"protocol":2,"principal":{principal},"command":{command}}}"#),
+        )
+    };
+    let other = ask(&person, r#"{"command":"municipality-show","code":"0180"}"#);
+    assert!(other.contains("no-grant"), "{other}");
+    let set = r#"{"command":"municipality-set","code":"2480","changes":{"decision_email":"angripare@example.org"}}"#;
+    let operator = ask(r#"{"operator":"mallory"}"#, set);
+    assert!(operator.contains("not-permitted"), "{operator}");
+    let hold = ask(
+        &person,
+        r#"{"command":"hold","target":{"municipality":"2480"},"reason":"x"}"#,
+    );
+    assert!(hold.contains("not-permitted"), "{hold}");
+    let insecure = ask(
+        &person,
+        r#"{"command":"municipality-set","code":"2480","changes":{"secure":"no"}}"#,
+    );
+    assert!(insecure.contains("not-permitted"), "{insecure}");
+    let stranger = ask(
+        r#"{"person":{"hsa_id":"SE2321000016-other9","name":"Mallory"}}"#,
+        set,
+    );
+    assert!(stranger.contains("no-grant"), "{stranger}");
+    // A process of another user gets no answer on the portal's socket at all.
+    let root = std::os::unix::net::UnixStream::connect(&p.socket).and_then(|mut s| {
+        s.write_all(format!("{{\"protocol\":2,\"principal\":{person},\"command\":{{\"command\":\"my-municipalities\"}}}}\n").as_bytes())?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)?;
+        Ok(answer)
+    });
+    assert!(
+        root.as_deref().unwrap_or("").is_empty(),
+        "another user was answered: {root:?}"
+    );
+    let show = p.rig.env.ok(&["municipality", "show", "2480"]);
+    assert!(
+        !show.contains("angripare") && show.contains("secure           yes"),
+        "a forged request changed the registration:\n{show}"
+    );
+    // The same person through the portal itself still gets the page.
+    let me = connector(&p.rig.ca.pem, Some(&p.person));
+    let page = request(&p.addr, &me, "GET", "/kommun/2480", &[], "").expect("page");
+    assert_eq!(page.status, 200);
+}
+
+#[test]
+fn the_portal_asks_to_try_again_while_the_daemon_restarts() {
+    let mut p = portal();
+    let me = connector(&p.rig.ca.pem, Some(&p.person));
+    let get =
+        |p: &common::portal::Portal| request(&p.addr, &me, "GET", "/", &[], "").expect("answer");
+    assert_eq!(get(&p).status, 200);
+    p.rig.env.stop();
+    let waiting = get(&p);
+    assert_eq!(waiting.status, 503, "{}", waiting.body);
+    assert!(
+        waiting.body.contains("Försök igen om en stund") && waiting.body.contains("lang=\"sv\""),
+        "{}",
+        waiting.body
+    );
+    p.rig.env.start();
+    let back = get(&p);
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert!(back.body.contains("Umeå kommun"), "{}", back.body);
+}
