@@ -173,6 +173,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             "finished work interrupted by an earlier stop"
         );
     }
+    // Alerts recorded but not raised before a crash are raised now (each exactly once).
+    let alerts_recovered = {
+        let alerter = alerter.clone();
+        tokio::task::spawn_blocking(move || alerter.recover())
+            .await
+            .context("alert recovery task")?
+            .context("raising alerts an earlier stop left recorded")?
+    };
+    if alerts_recovered > 0 {
+        tracing::info!(
+            alerts = alerts_recovered,
+            "raised alerts an earlier stop had recorded"
+        );
+    }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // The receipt writer stops last: after the queue has finished the jobs in hand.

@@ -197,9 +197,14 @@ impl World {
             .expect("alerts")
             .filter_map(|e| e.ok())
             .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .ends_with(&format!("-{kind}.json"))
+                // `<job>-<kind>.json`, or `<job>-<kind>-<kommunkod>.json` for one recipient.
+                let name = e.file_name().to_string_lossy().to_string();
+                let stem = name.trim_end_matches(".json");
+                let stem = stem
+                    .rsplit_once('-')
+                    .filter(|(_, code)| code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit()))
+                    .map_or(stem, |(rest, _)| rest);
+                stem.ends_with(&format!("-{kind}"))
             })
             .count()
     }

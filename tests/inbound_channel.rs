@@ -198,19 +198,29 @@ fn a_report_stored_while_the_daemon_is_down_is_recorded_exactly_once() {
         "{receipt:#}"
     );
 
-    // A `delayed` report is an event and changes no state.
+    // A `delayed` report after the delivery report would move the recipient backwards: it is
+    // kept as a conflict, an event, and changes no state.
     let out = rig.env.inbound(
         &return_path,
         dsn(&format!("{id}.2480"), "delayed").as_bytes(),
     );
     assert!(out.status.success());
-    common::wait_for("the delay recorded", Duration::from_secs(30), || {
-        reports(&rig.env) == 2
-    });
+    let conflicts = |env: &Env| {
+        env.status(&id)["job"]["recipients"][0]["email"]["conflicts"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0)
+    };
+    common::wait_for(
+        "the late delay kept as a conflict",
+        Duration::from_secs(30),
+        || conflicts(&rig.env) == 1,
+    );
+    assert_eq!(reports(&rig.env), 1);
     let status = rig.env.status(&id);
     assert_eq!(status["job"]["state"], "delivered");
     assert!(
-        common::has_event(&status, "2480: delivery delayed"),
+        common::has_event(&status, "2480: conflicting report set aside (delayed)"),
         "{status:#}"
     );
 

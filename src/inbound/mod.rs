@@ -17,6 +17,7 @@
 //! [`Inbound::check_deadlines`] raises an alert for a message not confirmed within
 //! `[proof] confirm_within`, or not read within `[proof] read_within`, of working time.
 
+pub mod progress;
 pub mod report;
 
 use std::io::Read;
@@ -268,9 +269,33 @@ impl Inbound {
                 "job {job_id} sent no e-mail to {code}"
             )));
         };
-        if delivery.reports.iter().any(|r| r.sha256 == sha256) {
+        if delivery
+            .reports
+            .iter()
+            .chain(&delivery.conflicts)
+            .any(|r| r.sha256 == sha256)
+        {
             return Ok(Handled::Recorded); // recorded before a crash; only the move was left
         }
+        let Some(sent_to) = delivery.accepted.as_ref().map(|a| a.address.clone()) else {
+            return Ok(Handled::Unmatched(format!(
+                "job {job_id}: no message to {code} was accepted, so there is nothing to report on"
+            )));
+        };
+        let kept = delivery.reports.len() + delivery.conflicts.len();
+        if kept >= progress::MAX_REPORTS_PER_RECIPIENT {
+            return Ok(Handled::Unmatched(format!(
+                "job {job_id}: {kept} reports are kept for {code} already; more are set aside"
+            )));
+        }
+        // The report must speak of the recipient the token names (kurir sent ORCPT): a report
+        // about another mailbox proves nothing about this one.
+        let names_ours = |original: &Option<String>, last: &Option<String>| {
+            original
+                .as_deref()
+                .or(last.as_deref())
+                .is_some_and(|named| named.trim().eq_ignore_ascii_case(&sent_to))
+        };
         let now = Timestamp::now();
         let reports: Vec<ProofReport> = match &report {
             Report::Delivery(dsn) => {
@@ -278,6 +303,16 @@ impl Inbound {
                 if dsn.envelope_id.as_deref().is_some_and(|id| id != expected) {
                     return Ok(Handled::Unmatched(format!(
                         "job {job_id}: its Original-Envelope-Id does not name {expected}"
+                    )));
+                }
+                if !dsn
+                    .recipients
+                    .iter()
+                    .all(|r| names_ours(&r.original_recipient, &r.final_recipient))
+                {
+                    return Ok(Handled::Unmatched(format!(
+                        "job {job_id}: its Original-/Final-Recipient is not the address the \
+                         message to {code} was sent to"
                     )));
                 }
                 dsn.recipients
@@ -306,6 +341,12 @@ impl Inbound {
                         "job {job_id}: its Original-Message-ID is not the message kurir sent"
                     )));
                 }
+                if !names_ours(&mdn.original_recipient, &mdn.final_recipient) {
+                    return Ok(Handled::Unmatched(format!(
+                        "job {job_id}: its Original-/Final-Recipient is not the address the \
+                         message to {code} was sent to"
+                    )));
+                }
                 vec![ProofReport {
                     at: now,
                     kind: ReportKind::from_mdn_disposition(&mdn.disposition_type),
@@ -322,28 +363,55 @@ impl Inbound {
         if job.state == JobState::Sending {
             return Ok(Handled::Later);
         }
-        self.record(&job, code, reports)
+        self.record(&job, code, delivery, reports)
     }
 
-    /// Records the reports on the job in one flushed step, then acts: a letter for a failure,
-    /// a receipt rewritten for a finished job.
+    /// Records the reports on the job in one flushed step, each as what it is — a step
+    /// forward, a note, or a conflict ([`progress::step`]) — then acts: a letter for a failure
+    /// after acceptance, an alert for a conflict. The alerts' marks are recorded in the same
+    /// step, so each is raised once (and again after a crash only if it was not yet raised,
+    /// [`Alerter::recover`]).
     fn record(
         &self,
         job: &JobRecord,
         code: Kommunkod,
+        delivery: &crate::store::state::EmailDelivery,
         reports: Vec<ProofReport>,
     ) -> Result<Handled, InboundError> {
-        let failed = reports
-            .iter()
-            .find(|r| r.kind == ReportKind::Failed)
-            .cloned();
-        let was_holding = job
-            .recipients
-            .iter()
-            .find(|r| r.kommunkod == code)
-            .and_then(|r| r.email.as_ref())
-            .is_some_and(|e| e.holds());
-        let detail = describe(code, &reports, failed.is_some() && was_holding);
+        let mut after = delivery.clone();
+        let mut taken = Vec::new();
+        let mut conflicts = Vec::new();
+        let mut failed = None;
+        for report in reports {
+            match progress::step(&after, report.kind) {
+                progress::Step::Conflict => {
+                    after.conflicts.push(report.clone());
+                    conflicts.push(report);
+                }
+                step => {
+                    if step == progress::Step::Forward && report.kind == ReportKind::Failed {
+                        failed = Some(report.clone());
+                    }
+                    after.reports.push(report.clone());
+                    taken.push(report);
+                }
+            }
+        }
+        let fell_back = failed.is_some();
+        let raise_conflict = !conflicts.is_empty()
+            && !job
+                .alerts
+                .contains(&AlertMark::recipient(AlertKind::ConflictingReport, code));
+        let mut detail = describe(code, &taken, fell_back);
+        if !conflicts.is_empty() {
+            let kinds: Vec<&str> = conflicts.iter().map(|r| r.kind.as_str()).collect();
+            detail.push_str(&format!(
+                "{}conflicting report set aside ({}): it would move the recipient backwards; \
+                 nothing changes",
+                if taken.is_empty() { "" } else { "; " },
+                kinds.join(", ")
+            ));
+        }
         let record = self
             .store
             .transition(&job.id, &[job.state], &detail, &[], |r| {
@@ -354,8 +422,9 @@ impl Inbound {
                 let Some(email) = rec.email.as_mut() else {
                     return;
                 };
-                email.reports.extend(reports.iter().cloned());
-                if let (Some(failure), true) = (&failed, was_holding) {
+                email.reports.extend(taken.iter().cloned());
+                email.conflicts.extend(conflicts.iter().cloned());
+                if let Some(failure) = &failed {
                     email.rejected = Some(format!(
                         "delivery report after acceptance: {} {}",
                         failure.status,
@@ -367,8 +436,12 @@ impl Inbound {
                     r.alerts
                         .push(AlertMark::recipient(AlertKind::FellBack, code));
                 }
+                if raise_conflict {
+                    r.alerts
+                        .push(AlertMark::recipient(AlertKind::ConflictingReport, code));
+                }
             })?;
-        for report in &reports {
+        for report in &taken {
             let outcome = match report.kind {
                 ReportKind::Delivered => "confirmed",
                 ReportKind::Relayed => "relayed",
@@ -379,10 +452,13 @@ impl Inbound {
             };
             metrics::counter!(REPORTS_METRIC, "outcome" => outcome).increment(1);
         }
-        tracing::info!(job_id = %record.id, kommunkod = %code, reports = reports.len(), "delivery report recorded");
-        if let (Some(failure), true) = (&failed, was_holding) {
+        for _ in &conflicts {
+            metrics::counter!(REPORTS_METRIC, "outcome" => "conflicting").increment(1);
+        }
+        tracing::info!(job_id = %record.id, kommunkod = %code, reports = taken.len(), conflicts = conflicts.len(), "delivery report recorded");
+        if let Some(failure) = &failed {
             let alert = self.alerter.compose(
-                AlertKind::FellBack,
+                AlertMark::recipient(AlertKind::FellBack, code),
                 &record.id,
                 Some(code),
                 format!(
@@ -392,6 +468,21 @@ impl Inbound {
                     failure.diagnostic.as_deref().unwrap_or("")
                 ),
                 "a letter is made for the postal print queue now".into(),
+            );
+            self.alerter.raise(alert);
+        }
+        if raise_conflict {
+            let kinds: Vec<&str> = conflicts.iter().map(|r| r.kind.as_str()).collect();
+            let alert = self.alerter.compose(
+                AlertMark::recipient(AlertKind::ConflictingReport, code),
+                &record.id,
+                Some(code),
+                format!(
+                    "a report about the message to kommun {code} contradicts what earlier reports \
+                     proved ({}); kurir changed nothing",
+                    kinds.join(", ")
+                ),
+                "kurir keeps what the earlier reports proved; the report is kept in the job".into(),
             );
             self.alerter.raise(alert);
         }
@@ -438,9 +529,8 @@ impl Inbound {
         deadline: ProofDeadline,
     ) -> Result<(), InboundError> {
         let mark = deadline.mark(code);
-        let (kind, what, detail) = match deadline {
+        let (what, detail) = match deadline {
             ProofDeadline::Confirm => (
-                AlertKind::Unconfirmed,
                 format!(
                     "no delivery report confirms the message to kommun {code} within {} of \
                      working time",
@@ -449,7 +539,6 @@ impl Inbound {
                 format!("{code}: not confirmed by a delivery report in time; alert raised"),
             ),
             ProofDeadline::Read => (
-                AlertKind::Unread,
                 format!(
                     "no read notification for the message to kommun {code} within {} of \
                      working time",
@@ -464,7 +553,7 @@ impl Inbound {
                 r.alerts.push(mark);
             })?;
         let alert = self.alerter.compose(
-            kind,
+            mark,
             &record.id,
             Some(code),
             what,

@@ -67,6 +67,8 @@ pub struct ReadReport {
     pub original_message_id: Option<String>,
     /// `Final-Recipient`, without its type.
     pub final_recipient: Option<String>,
+    /// `Original-Recipient`, without its type.
+    pub original_recipient: Option<String>,
     /// `Reporting-UA`.
     pub reporting_ua: Option<String>,
     /// The whole `Disposition` field, e.g. `manual-action/MDN-sent-manually; displayed`.
@@ -277,6 +279,7 @@ fn read(blocks: &[Block]) -> Result<ReadReport, ReportError> {
         original_message_id: field(block, "original-message-id")
             .map(|id| bounded(id.trim().trim_start_matches('<').trim_end_matches('>'))),
         final_recipient: field(block, "final-recipient").map(untyped),
+        original_recipient: field(block, "original-recipient").map(untyped),
         reporting_ua: field(block, "reporting-ua").map(untyped),
         disposition: bounded(disposition),
         disposition_type: bounded(&disposition_type),

@@ -25,7 +25,7 @@ use crate::job::JobId;
 use crate::registry::Seed;
 use crate::spool::Spool;
 use crate::spool::SOURCE_NOTE;
-use crate::store::state::{JobRecord, JobState, QuarantineInfo, Recipient};
+use crate::store::state::{AlertKind, AlertMark, JobRecord, JobState, QuarantineInfo, Recipient};
 use crate::store::{Store, StoreError};
 
 /// What can stop intake from handling a job (bad input is not an error: it is quarantined).
@@ -370,6 +370,8 @@ impl Intake {
             Err(rejection) => {
                 let dir_name = self.quarantine_name(source, id);
                 record.state = JobState::Quarantined;
+                // Marked in the record, so the alert is raised once even across a crash.
+                record.alerts.push(AlertMark::job(AlertKind::Quarantined));
                 record.quarantine = Some(QuarantineInfo {
                     code: rejection.code.to_string(),
                     summary: rejection.summary.clone(),
@@ -386,7 +388,7 @@ impl Intake {
                 self.finish_quarantine(&record, Some(&rejection))?;
                 if let Some(alerter) = self.alerter.get() {
                     let alert = alerter.compose(
-                        crate::ops::alert::AlertKind::Quarantined,
+                        AlertMark::job(AlertKind::Quarantined),
                         id,
                         record.to,
                         format!("bad input ({}): {}", rejection.code, rejection.summary),

@@ -17,13 +17,15 @@ use crate::registry::{Contact, Seed};
 use crate::spool::Spool;
 use crate::store::Store;
 
-pub use crate::store::state::AlertKind;
+pub use crate::store::state::{AlertKind, AlertMark};
 
 /// One alert, as written to `spool/alerts/`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Alert {
     /// What it is about.
     pub kind: AlertKind,
+    /// The mark in the job's record that says it was raised (its file is named after it).
+    pub mark: AlertMark,
     /// When it was raised.
     pub at: Timestamp,
     /// The job.
@@ -68,15 +70,18 @@ impl Alerter {
         }
     }
 
-    /// Builds an alert about `job_id` and municipality `code` with its contact details.
+    /// Builds the alert `mark` of job `job_id` names, with the contact details of the
+    /// municipality `code` (the mark's own, else the job's).
     pub fn compose(
         &self,
-        kind: AlertKind,
+        mark: AlertMark,
         job_id: &JobId,
         code: Option<Kommunkod>,
         what_failed: String,
         next_step: String,
     ) -> Alert {
+        let kind = mark.kind;
+        let code = mark.kommunkod.or(code);
         let registered = code
             .and_then(|c| self.store.registered(c).ok())
             .unwrap_or_default();
@@ -98,14 +103,24 @@ impl Alerter {
                 "Read reason.txt in the quarantined folder, correct the job and submit it again."
             }
             AlertKind::Unconfirmed => {
-                "The relay accepted the message but no delivery report has come back from the                  municipality's server. Call the municipality and ask whether the decision                  arrived; `kurir status <job>` shows what was sent and where."
+                "The relay accepted the message but no delivery report has come back from the \
+                 municipality's server. Call the municipality and ask whether the decision \
+                 arrived; `kurir status <job>` shows what was sent and where."
             }
             AlertKind::Unread => {
-                "Phone the municipality now (number and contacts below): the decision has not                  been opened, and the child's new municipality must act on it today."
+                "Phone the municipality now (number and contacts below): the decision has not \
+                 been opened, and the child's new municipality must act on it today."
+            }
+            AlertKind::ConflictingReport => {
+                "A delivery report or read notification contradicted earlier ones (a failure \
+                 after delivery, say): someone may be sending forged reports. `kurir status \
+                 <job>` shows them under conflicts; call the municipality to confirm the \
+                 decision arrived."
             }
         };
         Alert {
             kind,
+            mark,
             at: Timestamp::now(),
             job_id: job_id.clone(),
             kommunkod: code,
@@ -118,9 +133,27 @@ impl Alerter {
         }
     }
 
-    /// Writes the alert file, logs it, and queues the e-mail. Never fails the caller: an alert
-    /// that cannot be written is logged at ERROR instead.
+    /// The alert file's name: one per job, kind and municipality, so that an alert raised
+    /// again (after a crash between recording its mark and writing it) is the same file.
+    pub fn file_name(job_id: &JobId, mark: AlertMark) -> String {
+        match mark.kommunkod {
+            Some(code) => format!("{job_id}-{}-{code}.json", mark.kind.as_str()),
+            None => format!("{job_id}-{}.json", mark.kind.as_str()),
+        }
+    }
+
+    /// Writes the alert file, logs it, and queues the e-mail — once: an alert whose file is
+    /// there already was raised before. Never fails the caller: an alert that cannot be
+    /// written is logged at ERROR instead.
     pub fn raise(&self, alert: Alert) {
+        let path = self
+            .spool
+            .alerts()
+            .join(Self::file_name(&alert.job_id, alert.mark));
+        if path.exists() {
+            tracing::debug!(job_id = %alert.job_id, alert = alert.kind.as_str(), "alert raised before; not again");
+            return;
+        }
         metrics::counter!(crate::ops::names::ALERTS, "kind" => alert.kind.as_str()).increment(1);
         tracing::warn!(
             alert = alert.kind.as_str(),
@@ -130,13 +163,6 @@ impl Alerter {
             next_step = %alert.next_step,
             "ALERT"
         );
-        let name = format!(
-            "{}-{}-{}.json",
-            alert.at.strftime("%Y%m%dT%H%M%S%.3fZ"),
-            alert.job_id,
-            alert.kind.as_str()
-        );
-        let path = self.spool.alerts().join(name);
         let written = serde_json::to_vec_pretty(&alert)
             .map_err(std::io::Error::other)
             .and_then(|mut bytes| {
@@ -151,6 +177,35 @@ impl Alerter {
                 tracing::error!("alert e-mail queue is full or closed; the alert file stands");
             }
         }
+    }
+}
+
+impl Alerter {
+    /// After a start: raises every alert whose mark a job carries but whose file is missing —
+    /// a crash came between recording the mark and writing the alert. With
+    /// [`Alerter::raise`] writing each alert once, every alert is raised exactly once.
+    pub fn recover(&self) -> Result<usize, crate::store::StoreError> {
+        let mut raised = 0;
+        for job in self.store.pending()? {
+            for mark in &job.alerts {
+                let name = Self::file_name(&job.id, *mark);
+                if self.spool.alerts().join(&name).exists() {
+                    continue;
+                }
+                let alert = self.compose(
+                    *mark,
+                    &job.id,
+                    job.to,
+                    "raised after a restart: the daemon stopped between recording this alert \
+                     and writing it; `kurir status <job>` shows what happened"
+                        .into(),
+                    format!("the job is {} now", job.state),
+                );
+                self.raise(alert);
+                raised += 1;
+            }
+        }
+        Ok(raised)
     }
 }
 

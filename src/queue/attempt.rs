@@ -193,7 +193,8 @@ impl Inner {
             .transition_journaled(&job.id, &[job.state], &detail, |r| {
                 if fall_back {
                     r.state = JobState::FallenBack;
-                    r.alerts.push(AlertMark::job(AlertKind::FellBack));
+                    r.alerts
+                        .push(AlertMark::recipient(AlertKind::FellBack, code));
                 }
                 if matches!(outcome, Outcome::Unknown { .. }) {
                     r.unknown_deliveries += 1;
@@ -205,6 +206,7 @@ impl Inner {
                         accepted: None,
                         rejected: None,
                         reports: Vec::new(),
+                        conflicts: Vec::new(),
                     });
                     if let Some(id) = &message_id {
                         delivery.message_id.clone_from(id);
@@ -228,7 +230,7 @@ impl Inner {
             })?;
         if fall_back {
             let alert = self.alerter.compose(
-                AlertKind::FellBack,
+                AlertMark::recipient(AlertKind::FellBack, code),
                 &record.id,
                 Some(code),
                 detail.clone(),

@@ -91,7 +91,7 @@ impl Inner {
             },
         )?;
         let alert = self.alerter.compose(
-            AlertKind::Failed,
+            AlertMark::job(AlertKind::Failed),
             &job.id,
             job.to,
             format!(
@@ -118,12 +118,15 @@ impl Inner {
                 for rec in r.recipients.iter_mut().filter(|x| x.awaits_email()) {
                     rec.channel = Some(Channel::Post);
                 }
-                r.alerts.push(AlertMark::job(AlertKind::FellBack));
+                for code in &codes {
+                    r.alerts
+                        .push(AlertMark::recipient(AlertKind::FellBack, *code));
+                }
             },
         )?;
         for code in codes {
             let alert = self.alerter.compose(
-                AlertKind::FellBack,
+                AlertMark::recipient(AlertKind::FellBack, code),
                 &job.id,
                 Some(code),
                 format!("e-mail to kommun {code} did not succeed: {why}"),
@@ -180,7 +183,7 @@ impl Inner {
                 .next_back()
                 .unwrap_or_else(|| "not tried yet".into());
             let alert = self.alerter.compose(
-                AlertKind::DeferredTooLong,
+                AlertMark::job(AlertKind::DeferredTooLong),
                 &job.id,
                 waiting.first().copied().or(job.to),
                 format!("e-mail is still not delivered; last attempt: {last}"),

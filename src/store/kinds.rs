@@ -137,17 +137,20 @@ pub enum AlertKind {
     Unconfirmed,
     /// No read notification came within `[proof] read_within`.
     Unread,
+    /// A report contradicted what earlier reports proved (it was kept, not acted on).
+    ConflictingReport,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 6] = [
+    pub const ALL: [AlertKind; 7] = [
         AlertKind::DeferredTooLong,
         AlertKind::FellBack,
         AlertKind::Failed,
         AlertKind::Quarantined,
         AlertKind::Unconfirmed,
         AlertKind::Unread,
+        AlertKind::ConflictingReport,
     ];
 
     /// The kebab-case name, used in file names, log fields and metric labels.
@@ -159,6 +162,7 @@ impl AlertKind {
             AlertKind::Quarantined => "quarantined",
             AlertKind::Unconfirmed => "unconfirmed",
             AlertKind::Unread => "unread",
+            AlertKind::ConflictingReport => "conflicting-report",
         }
     }
 

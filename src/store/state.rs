@@ -179,6 +179,10 @@ pub struct EmailDelivery {
     /// Delivery reports and read notifications that came back, oldest first.
     #[serde(default)]
     pub reports: Vec<ProofReport>,
+    /// Reports that would have moved the recipient backwards (a failure after delivery, a
+    /// second read notification, …): kept for the record, acted on never.
+    #[serde(default)]
+    pub conflicts: Vec<ProofReport>,
 }
 
 impl EmailDelivery {

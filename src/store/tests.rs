@@ -450,7 +450,18 @@ fn a_store_a_newer_kurir_migrated_is_refused_not_misread() {
             .expect("insert");
         store.flush().expect("flush");
     }
-    match Store::open(dir.path()) {
+    // sled lets go of its lock when its last background thread ends: wait for that.
+    let mut opened = Store::open(dir.path());
+    for _ in 0..100 {
+        match &opened {
+            Err(e) if e.is_locked() => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                opened = Store::open(dir.path());
+            }
+            _ => break,
+        }
+    }
+    match opened {
         Err(StoreError::NewerStore { found }) => assert_eq!(found, FORMAT_VERSION + 1),
         Err(other) => panic!("refused for another reason: {other}"),
         Ok(_) => panic!("a newer store was opened"),
