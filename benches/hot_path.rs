@@ -21,9 +21,14 @@ fn hot_path(c: &mut Criterion) {
     );
     let signer =
         kurir::deliver::mail::smime::Signer::load(&agency.cert, &agency.key).expect("signer");
-    let cert =
-        kurir::registry::RegisteredCert::parse(&std::fs::read_to_string(&muni.cert).expect("pem"))
-            .expect("cert");
+    let cert = kurir::registry::RegisteredCert::accept(
+        &std::fs::read_to_string(&muni.cert).expect("pem"),
+        kurir::registry::CertPolicy {
+            address: Some("registrator@kommun.bench.example"),
+            ..Default::default()
+        },
+    )
+    .expect("cert");
     let pdf = common::synthetic_pdf("ANVISNINGSBESLUT", 40_000);
     let limits = kurir::pdf::PdfLimits {
         max_bytes: 25_000_000,

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use kurir::config::Settings;
 use kurir::job::Kommunkod;
-use kurir::registry::{Changes, RegisteredCert, Seed};
+use kurir::registry::{Changes, Seed};
 use kurir::store::Store;
 use serde_json::json;
 
@@ -73,9 +73,21 @@ fn prove_municipalities(store: &Store, codes: &[Kommunkod], cert_pem: Option<&st
             now,
         )
         .expect("registration");
-        r.set_code(*code, "BENCH234", now + jiff::SignedDuration::from_hours(1))
-            .expect("pending");
-        r.confirm(*code, "BENCH234", now).expect("proven");
+        r.set_code(
+            *code,
+            "BENCH234",
+            now + jiff::SignedDuration::from_hours(1),
+            &kurir::registry::CodeKey::from_bytes(&[7; 32]),
+        )
+        .expect("pending");
+        r.confirm(
+            *code,
+            "BENCH234",
+            now,
+            &kurir::registry::CodeKey::from_bytes(&[7; 32]),
+            kurir::registry::ChangeContext::agency(),
+        )
+        .expect("proven");
         store
             .register(*code, &r, "bench", "proven for the benchmark")
             .expect("register");
@@ -492,8 +504,14 @@ fn main() {
         .expect("runtime");
     let signer =
         kurir::deliver::mail::smime::Signer::load(&agency.cert, &agency.key).expect("signer");
-    let cert =
-        RegisteredCert::parse(&std::fs::read_to_string(&muni.cert).expect("pem")).expect("cert");
+    let cert = kurir::registry::RegisteredCert::accept(
+        &std::fs::read_to_string(&muni.cert).expect("pem"),
+        kurir::registry::CertPolicy {
+            address: Some("registrator@kommun.bench.example"),
+            ..Default::default()
+        },
+    )
+    .expect("cert");
     let job_id: kurir::job::JobId = "20260101-000000-000000000000".parse().expect("id");
     let sender = settings.sender.clone();
     let message = kurir::deliver::mail::compose::decision(

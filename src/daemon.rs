@@ -232,6 +232,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             shutdown_rx.clone(),
         )))
     };
+    let (code_key, smime_trust) =
+        ServiceParts::keys(&settings).context("the registry's keys ([registry], state)")?;
     let service = Service::new(ServiceParts {
         store: store.clone(),
         seed: seed.clone(),
@@ -240,6 +242,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         relay_configured: mailer.is_some(),
         code_ttl: settings.registry.verification_code_ttl,
         daemon: true,
+        code_key,
+        smime_trust,
+        alerter: alerter.clone(),
+        sender: settings.sender.clone(),
     });
     let operator_socket = crate::cli::control::socket_path(&settings.store.dir);
     let operator_listener = protocol::bind(&operator_socket, 0o600)
@@ -261,9 +267,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let portal_task = tokio::spawn(protocol::serve(
         portal_listener,
         Door::Portal { portal_uid },
-        service,
+        service.clone(),
         shutdown_rx.clone(),
     ));
+    tokio::spawn(service.notify(mailer.clone(), shutdown_rx.clone()));
     let receipt_task = tokio::spawn(crate::receipt::run(
         spool.clone(),
         store.clone(),
@@ -393,7 +400,12 @@ async fn mail_alerts(
     while let Some(alert) = alerts.recv().await {
         let (subject, body) = crate::ops::alert::email_text(&alert);
         if let Err(e) = mailer.send_notice(&to, subject, body).await {
-            tracing::error!(job_id = %alert.job_id, error = %e, "alert e-mail could not be sent");
+            let job = alert
+                .job_id
+                .as_ref()
+                .map(|j| j.to_string())
+                .unwrap_or_default();
+            tracing::error!(job_id = %job, error = %e, "alert e-mail could not be sent");
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Why a writer's file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -266,4 +266,62 @@ mod tests {
         assert_eq!(std::fs::read(&path).expect("read"), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
     }
+}
+
+/// Why a secret key file could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// Reading or writing the key file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file does not hold a key of the right length.
+    #[error("{0}: not a key of the right length; remove it to make a new one")]
+    Malformed(PathBuf),
+    /// Others may read the key: whoever did can forge what it signs.
+    #[error("{path} is readable by others (mode {mode:04o}): whoever read it can forge what it signs; remove it to make a new one, or `chmod 600` it if you are sure nobody did")]
+    Exposed {
+        /// The key file.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
+    /// No randomness for a new key.
+    #[error("{0}: no randomness for a new key")]
+    Random(PathBuf),
+}
+
+/// Reads the `len`-byte secret key in `path`, making it (random, mode 0600) when there is none.
+/// A key that others may read is refused: it is no longer a secret.
+pub fn secret_key(path: &Path, len: usize) -> Result<Vec<u8>, SecretError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |source| SecretError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match read_bounded(path, 4096) {
+        Ok(bytes) if bytes.len() == len => {
+            let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(SecretError::Exposed {
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+            return Ok(bytes);
+        }
+        Ok(_) => return Err(SecretError::Malformed(path.to_path_buf())),
+        Err(ReadError::Missing) => {}
+        Err(ReadError::Io(e)) => return Err(io(e)),
+        Err(_) => return Err(SecretError::Malformed(path.to_path_buf())),
+    }
+    let mut key = vec![0u8; len];
+    openssl::rand::rand_bytes(&mut key).map_err(|_| SecretError::Random(path.to_path_buf()))?;
+    write_atomic(path, &key).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    Ok(key)
 }

@@ -28,17 +28,9 @@ const MAC_HEX: usize = 12;
 /// Why the key could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenKeyError {
-    /// Reading or writing the key file failed.
-    #[error("proof key {path}: {source}")]
-    Io {
-        /// The key file.
-        path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The key file does not hold a key.
-    #[error("proof key {0}: not a {KEY_LEN}-byte key; remove it to make a new one (reports for messages already sent will then not match)")]
-    Malformed(std::path::PathBuf),
+    /// The key file cannot be read or made, or others may read it.
+    #[error("proof key (reports for messages already sent will not match a new one): {0}")]
+    Key(#[from] fsutil::SecretError),
     /// OpenSSL failed.
     #[error("proof key: {0}")]
     OpenSsl(#[from] openssl::error::ErrorStack),
@@ -55,26 +47,13 @@ impl std::fmt::Debug for TokenKey {
 }
 
 impl TokenKey {
-    /// Reads the key from `state_dir`, making it (random, mode 0600) at first start.
+    /// Reads the key from `state_dir`, making it (random, mode 0600) at first start; a key
+    /// others may read is refused (whoever read it can pin forged reports on jobs).
     pub fn load_or_create(state_dir: &Path) -> Result<TokenKey, TokenKeyError> {
-        let path = state_dir.join(KEY_FILE);
-        let io = |source| TokenKeyError::Io {
-            path: path.clone(),
-            source,
-        };
-        match fsutil::read_bounded(&path, 1024) {
-            Ok(bytes) if bytes.len() == KEY_LEN => return Ok(TokenKey(bytes)),
-            Ok(_) => return Err(TokenKeyError::Malformed(path)),
-            Err(fsutil::ReadError::Missing) => {}
-            Err(fsutil::ReadError::Io(e)) => return Err(io(e)),
-            Err(_) => return Err(TokenKeyError::Malformed(path)),
-        }
-        let mut key = vec![0u8; KEY_LEN];
-        openssl::rand::rand_bytes(&mut key)?;
-        fsutil::write_atomic(&path, &key).map_err(io)?;
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(io)?;
-        Ok(TokenKey(key))
+        Ok(TokenKey(fsutil::secret_key(
+            &state_dir.join(KEY_FILE),
+            KEY_LEN,
+        )?))
     }
 
     /// A key from bytes (tests and benchmarks).

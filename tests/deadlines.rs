@@ -86,10 +86,17 @@ fn world(adjust: impl FnOnce(&mut Settings)) -> World {
         code,
         "ABCD2345",
         Timestamp::now() + jiff::SignedDuration::from_hours(1),
+        &kurir::registry::CodeKey::from_bytes(&[7; 32]),
     )
     .expect("pending");
-    reg.confirm(code, "ABCD2345", Timestamp::now())
-        .expect("confirmed");
+    reg.confirm(
+        code,
+        "ABCD2345",
+        Timestamp::now(),
+        &kurir::registry::CodeKey::from_bytes(&[7; 32]),
+        kurir::registry::ChangeContext::agency(),
+    )
+    .expect("confirmed");
     store
         .register(code, &reg, "test", "proven for the test")
         .expect("register");

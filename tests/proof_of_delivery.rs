@@ -42,9 +42,21 @@ fn prove(store: &Store, code: &str, address: &str) {
         now,
     )
     .expect("registration");
-    r.set_code(code, "TEST2345", now + jiff::SignedDuration::from_hours(1))
-        .expect("pending");
-    r.confirm(code, "TEST2345", now).expect("proven");
+    r.set_code(
+        code,
+        "TEST2345",
+        now + jiff::SignedDuration::from_hours(1),
+        &kurir::registry::CodeKey::from_bytes(&[7; 32]),
+    )
+    .expect("pending");
+    r.confirm(
+        code,
+        "TEST2345",
+        now,
+        &kurir::registry::CodeKey::from_bytes(&[7; 32]),
+        kurir::registry::ChangeContext::agency(),
+    )
+    .expect("proven");
     store
         .register(code, &r, "test", "proven for the test")
         .expect("register");

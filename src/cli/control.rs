@@ -97,14 +97,28 @@ fn answer_locally(
     } else {
         None
     };
+    let (code_key, smime_trust) =
+        ServiceParts::keys(settings).map_err(|e| ControlError::Local(e.to_string()))?;
+    let spool = Spool::new(&settings.spool.dir);
+    // Alerts go to spool/alerts/ (the daemon e-mails its own; this command has no relay).
+    let alerter = Arc::new(crate::ops::alert::Alerter::new(
+        spool.clone(),
+        store.clone(),
+        seed.clone(),
+        None,
+    ));
     let service = Service::new(ServiceParts {
         store,
         seed,
-        spool: Spool::new(&settings.spool.dir),
+        spool,
         mailer,
         relay_configured: settings.smtp.enabled(),
         code_ttl: settings.registry.verification_code_ttl,
         daemon: false,
+        code_key,
+        smime_trust,
+        alerter,
+        sender: settings.sender.clone(),
     });
     Ok(runtime.block_on(service.call(principal, command)))
 }

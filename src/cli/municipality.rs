@@ -114,6 +114,39 @@ pub enum MunicipalityCommand {
         #[arg(long)]
         operator: Option<String>,
     },
+    /// Put to use what a person changed on the portal that waits for the agency's approval
+    /// (a proven address outside the municipality's mail domains, a postal address).
+    Approve {
+        /// Kommunkod.
+        code: Kommunkod,
+        /// Who approves (default: the OS user).
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// Refuse what waits for approval: none of it is used.
+    Refuse {
+        /// Kommunkod.
+        code: Kommunkod,
+        /// Why (recorded in the history).
+        #[arg(long)]
+        reason: String,
+        /// Who refuses (default: the OS user).
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// The municipality's mail domains: a decision address outside them waits for approval.
+    Domains {
+        /// Kommunkod.
+        code: Kommunkod,
+        /// `add` or `remove`; without it, the domains are listed.
+        #[arg(value_enum)]
+        action: Option<DomainAction>,
+        /// The domain, e.g. umea.se.
+        domain: Option<String>,
+        /// Who changes them (default: the OS user).
+        #[arg(long)]
+        operator: Option<String>,
+    },
     /// Every change to a registration: who, when, what, before and after.
     History {
         /// Kommunkod.
@@ -136,6 +169,15 @@ pub enum MunicipalityCommand {
     },
     /// Write every registration as CSV (the import format) to standard output.
     Export,
+}
+
+/// What to do with a municipality's mail domains.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DomainAction {
+    /// Add a domain.
+    Add,
+    /// Remove a domain.
+    Remove,
 }
 
 /// The route in the command line's words (also the `route` field of `show --json`).
@@ -169,13 +211,13 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
-                "{:<5} {:<24} {:<6} {:<36} {:<8} {:<6} CERT",
-                "CODE", "NAME", "SECURE", "ACTIVE ADDRESS", "PENDING", "POSTAL"
+                "{:<5} {:<24} {:<6} {:<36} {:<8} {:<6} {:<5} APPROVAL",
+                "CODE", "NAME", "SECURE", "ACTIVE ADDRESS", "PENDING", "POSTAL", "CERT"
             );
             for row in rows {
                 let (m, r) = (&row.municipality, &row.registered);
                 println!(
-                    "{:<5} {:<24} {:<6} {:<36} {:<8} {:<6} {}",
+                    "{:<5} {:<24} {:<6} {:<36} {:<8} {:<6} {:<5} {}",
                     m.code.as_str(),
                     m.name,
                     if r.secure_connection { "yes" } else { "no" },
@@ -187,6 +229,11 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
                         "-"
                     },
                     if r.smime_cert.is_some() { "yes" } else { "-" },
+                    if r.awaiting_approval.is_some() {
+                        "WAITING"
+                    } else {
+                        "-"
+                    },
                 );
             }
         }
@@ -295,10 +342,57 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
                 },
             )?;
             let confirmed = expect_reply!(reply, Reply::Confirmed);
-            println!(
-                "{code}: {} is now the active address",
-                confirmed.active_address
-            );
+            match (&confirmed.awaiting_approval, &confirmed.active_address) {
+                (Some(waiting), Some(used)) => println!(
+                    "{code}: {waiting} is proven and waits for approval (`kurir municipality \
+                     approve {code}`); decisions keep going to {used}"
+                ),
+                (Some(waiting), None) => println!(
+                    "{code}: {waiting} is proven and waits for approval (`kurir municipality \
+                     approve {code}`); until then decisions go by post"
+                ),
+                (None, used) => println!(
+                    "{code}: {} is now the active address",
+                    used.as_deref().unwrap_or("-")
+                ),
+            }
+        }
+        MunicipalityCommand::Approve { code, operator } => {
+            let reply = daemon.ask(operator, Command::MunicipalityApprove { code })?;
+            let changed = expect_reply!(reply, Reply::Changed);
+            print_changes(code, &changed.changes);
+            println!("{code}: approved; it is used from now on");
+        }
+        MunicipalityCommand::Refuse {
+            code,
+            reason,
+            operator,
+        } => {
+            let reply = daemon.ask(operator, Command::MunicipalityRefuse { code, reason })?;
+            let changed = expect_reply!(reply, Reply::Changed);
+            print_changes(code, &changed.changes);
+            println!("{code}: refused; none of it is used");
+        }
+        MunicipalityCommand::Domains {
+            code,
+            action,
+            domain,
+            operator,
+        } => {
+            let (add, remove) = match (action, domain) {
+                (Some(DomainAction::Add), Some(d)) => (vec![d], vec![]),
+                (Some(DomainAction::Remove), Some(d)) => (vec![], vec![d]),
+                (Some(_), None) => bail!("give the domain, e.g. `add umea.se`"),
+                (None, _) => (vec![], vec![]),
+            };
+            let reply = daemon.ask(operator, Command::MunicipalityDomains { code, add, remove })?;
+            let changed = expect_reply!(reply, Reply::Changed);
+            if changed.registered.domains.is_empty() {
+                println!("{code}: no mail domains: every decision address waits for approval");
+            }
+            for d in &changed.registered.domains {
+                println!("{d}");
+            }
         }
         MunicipalityCommand::History { code, json } => {
             let reply = daemon.ask(None, Command::MunicipalityHistory { code })?;
@@ -390,6 +484,31 @@ fn print_view(code: Kommunkod, view: &MunicipalityView) {
         None => println!("S/MIME cert      - (messages are signed, not encrypted)"),
     }
     println!("TLS pin          {}", or_dash(r.tls_pin.as_deref()));
+    println!(
+        "mail domains     {}",
+        if r.domains.is_empty() {
+            "- (every decision address waits for approval)".to_string()
+        } else {
+            r.domains.join(", ")
+        }
+    );
+    if let Some(waiting) = &r.awaiting_approval {
+        if let Some(address) = &waiting.address {
+            println!(
+                "WAITS FOR APPROVAL  address {address} (proven; `kurir municipality approve {code}`)"
+            );
+        }
+        if let Some(postal) = &waiting.postal_address {
+            println!(
+                "WAITS FOR APPROVAL  postal address {} (`kurir municipality approve {code}`)",
+                postal.lines().join(", ")
+            );
+        }
+        println!(
+            "                    asked by {} at {}",
+            waiting.by, waiting.since
+        );
+    }
     for g in &r.grants {
         println!(
             "portal access    {}{}",

@@ -248,12 +248,17 @@ pub struct RegistrySettings {
     /// How long a verification code sent to a new address stays valid.
     #[serde(with = "humantime_serde")]
     pub verification_code_ttl: Duration,
+    /// The CAs the agency trusts for municipalities' organisation e-mail (PEM): a registered
+    /// S/MIME certificate must chain to one. Empty: not checked (doctor warns, and the portal
+    /// takes no certificate at all).
+    pub smime_ca: PathBuf,
 }
 
 impl Default for RegistrySettings {
     fn default() -> Self {
         Self {
             verification_code_ttl: Duration::from_secs(7 * 24 * 3600),
+            smime_ca: PathBuf::new(),
         }
     }
 }

@@ -24,12 +24,13 @@ pub use crate::store::state::{AlertKind, AlertMark};
 pub struct Alert {
     /// What it is about.
     pub kind: AlertKind,
-    /// The mark in the job's record that says it was raised (its file is named after it).
-    pub mark: AlertMark,
+    /// The mark in the job's record that says it was raised (its file is named after it);
+    /// none for an alert about a registration.
+    pub mark: Option<AlertMark>,
     /// When it was raised.
     pub at: Timestamp,
-    /// The job.
-    pub job_id: JobId,
+    /// The job, for an alert about a job.
+    pub job_id: Option<JobId>,
     /// The municipality concerned, if known.
     pub kommunkod: Option<Kommunkod>,
     /// Its name.
@@ -86,43 +87,12 @@ impl Alerter {
             .and_then(|c| self.store.registered(c).ok())
             .unwrap_or_default();
         let municipality = code.and_then(|c| self.seed.get(c)).map(|m| m.name.clone());
-        let action = match kind {
-            AlertKind::DeferredTooLong => {
-                "Call the municipality to check that its mail server accepts mail from the agency; \
-                 the job keeps retrying. `kurir status <job>` shows every attempt."
-            }
-            AlertKind::FellBack => {
-                "A letter is in the print queue: make sure today's batch is printed and posted, and \
-                 call the municipality so it expects the letter."
-            }
-            AlertKind::Failed => {
-                "Nothing was delivered. Deliver the documents another way now, and call the \
-                 municipality."
-            }
-            AlertKind::Quarantined => {
-                "Read reason.txt in the quarantined folder, correct the job and submit it again."
-            }
-            AlertKind::Unconfirmed => {
-                "The relay accepted the message but no delivery report has come back from the \
-                 municipality's server. Call the municipality and ask whether the decision \
-                 arrived; `kurir status <job>` shows what was sent and where."
-            }
-            AlertKind::Unread => {
-                "Phone the municipality now (number and contacts below): the decision has not \
-                 been opened, and the child's new municipality must act on it today."
-            }
-            AlertKind::ConflictingReport => {
-                "A delivery report or read notification contradicted earlier ones (a failure \
-                 after delivery, say): someone may be sending forged reports. `kurir status \
-                 <job>` shows them under conflicts; call the municipality to confirm the \
-                 decision arrived."
-            }
-        };
+        let action = action_of(kind);
         Alert {
             kind,
-            mark,
+            mark: Some(mark),
             at: Timestamp::now(),
-            job_id: job_id.clone(),
+            job_id: Some(job_id.clone()),
             kommunkod: code,
             municipality,
             phone: registered.phone,
@@ -142,22 +112,61 @@ impl Alerter {
         }
     }
 
-    /// Writes the alert file, logs it, and queues the e-mail — once: an alert whose file is
-    /// there already was raised before. Never fails the caller: an alert that cannot be
-    /// written is logged at ERROR instead.
+    /// An alert about a municipality's registration (a change of where decisions go,
+    /// something waiting for approval, a certificate about to expire).
+    pub fn about_registration(
+        &self,
+        kind: AlertKind,
+        code: Kommunkod,
+        what_failed: String,
+        next_step: String,
+    ) -> Alert {
+        let registered = self.store.registered(code).unwrap_or_default();
+        Alert {
+            kind,
+            mark: None,
+            at: Timestamp::now(),
+            job_id: None,
+            kommunkod: Some(code),
+            municipality: self.seed.get(code).map(|m| m.name.clone()),
+            phone: registered.phone,
+            contacts: registered.contacts,
+            what_failed,
+            next_step,
+            action: action_of(kind).to_string(),
+        }
+    }
+
+    /// Writes the alert file, logs it, and queues the e-mail — a job's alert once: an alert
+    /// whose file is there already was raised before. Never fails the caller: an alert that
+    /// cannot be written is logged at ERROR instead.
     pub fn raise(&self, alert: Alert) {
-        let path = self
-            .spool
-            .alerts()
-            .join(Self::file_name(&alert.job_id, alert.mark));
+        let name = match (&alert.job_id, alert.mark) {
+            (Some(job), Some(mark)) => Self::file_name(job, mark),
+            _ => format!(
+                "registry-{}-{}-{}.json",
+                alert
+                    .kommunkod
+                    .map(|k| k.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                alert.kind.as_str(),
+                alert.at.strftime("%Y%m%dT%H%M%S%.3fZ")
+            ),
+        };
+        let path = self.spool.alerts().join(name);
+        let job = alert
+            .job_id
+            .as_ref()
+            .map(|j| j.to_string())
+            .unwrap_or_default();
         if path.exists() {
-            tracing::debug!(job_id = %alert.job_id, alert = alert.kind.as_str(), "alert raised before; not again");
+            tracing::debug!(job_id = %job, alert = alert.kind.as_str(), "alert raised before; not again");
             return;
         }
         metrics::counter!(crate::ops::names::ALERTS, "kind" => alert.kind.as_str()).increment(1);
         tracing::warn!(
             alert = alert.kind.as_str(),
-            job_id = %alert.job_id,
+            job_id = %job,
             kommunkod = alert.kommunkod.map(|k| k.to_string()).unwrap_or_default(),
             what_failed = %alert.what_failed,
             next_step = %alert.next_step,
@@ -170,7 +179,7 @@ impl Alerter {
                 fsutil::write_atomic(&path, &bytes)
             });
         if let Err(e) = written {
-            tracing::error!(job_id = %alert.job_id, error = %e, "alert file could not be written");
+            tracing::error!(job_id = %job, error = %e, "alert file could not be written");
         }
         if let Some(tx) = &self.email {
             if tx.try_send(alert).is_err() {
@@ -209,14 +218,68 @@ impl Alerter {
     }
 }
 
+fn action_of(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::DeferredTooLong => {
+            "Call the municipality to check that its mail server accepts mail from the agency; \
+             the job keeps retrying. `kurir status <job>` shows every attempt."
+        }
+        AlertKind::FellBack => {
+            "A letter is in the print queue: make sure today's batch is printed and posted, and \
+             call the municipality so it expects the letter."
+        }
+        AlertKind::Failed => {
+            "Nothing was delivered. Deliver the documents another way now, and call the \
+             municipality."
+        }
+        AlertKind::Quarantined => {
+            "Read reason.txt in the quarantined folder, correct the job and submit it again."
+        }
+        AlertKind::Unconfirmed => {
+            "The relay accepted the message but no delivery report has come back from the \
+             municipality's server. Call the municipality and ask whether the decision \
+             arrived; `kurir status <job>` shows what was sent and where."
+        }
+        AlertKind::Unread => {
+            "Phone the municipality now (number and contacts below): the decision has not \
+             been opened, and the child's new municipality must act on it today."
+        }
+        AlertKind::ConflictingReport => {
+            "A delivery report or read notification contradicted earlier ones (a failure \
+             after delivery, say): someone may be sending forged reports. `kurir status \
+             <job>` shows them under conflicts; call the municipality to confirm the \
+             decision arrived."
+        }
+        AlertKind::RegistrationChanged => {
+            "Where a municipality's decisions go was changed: the municipality's proven address \
+         and contact persons were told. If the change was not expected, phone the \
+         municipality and check it (`kurir municipality history <kommunkod>`)."
+        }
+        AlertKind::ApprovalWaiting => {
+            "A municipality proved an address outside its mail domains, or changed its postal \
+         address on the portal: nothing of it is used until an operator approves it. Check \
+         with the municipality, then `kurir municipality approve <kommunkod>` (or `refuse`)."
+        }
+        AlertKind::CertificateExpiring => {
+            "A municipality's S/MIME certificate expires soon: the municipality was told. \
+         Register its new certificate (`kurir municipality set <kommunkod> --smime-cert \
+         FILE`) before it expires, or decisions go signed but unencrypted."
+        }
+    }
+}
+
 /// The text of an alert e-mail to operations.
 pub fn email_text(alert: &Alert) -> (String, String) {
-    let subject = format!("kurir larm: {} – ref {}", alert.kind.as_str(), alert.job_id);
+    let job = alert
+        .job_id
+        .as_ref()
+        .map(|j| j.to_string())
+        .unwrap_or_else(|| "-".into());
+    let subject = format!("kurir larm: {} – ref {job}", alert.kind.as_str());
     let mut body = format!(
         "Larm från kurir ({kind}) för referens {job}.\r\n\r\nVad som hänt: {what}\r\n\
          Nästa steg: {next}\r\nÅtgärd: {action}\r\n",
         kind = alert.kind.as_str(),
-        job = alert.job_id,
         what = alert.what_failed,
         next = alert.next_step,
         action = alert.action,

@@ -88,6 +88,33 @@ pub fn certificate(problem: &CertificateProblem) -> String {
             "Certifikatet är inte gjort för e-post (det saknar användningen emailProtection)."
                 .into()
         }
+        CertificateProblem::NotForEncryption => {
+            "Certifikatet är inte gjort för kryptering (nyckelanvändningen saknar \
+             keyEncipherment och keyAgreement)."
+                .into()
+        }
+        CertificateProblem::HoldsPrivateKey => {
+            "Filen innehåller också en privat nyckel. Inget sparades. Nyckeln har nu lämnat sin \
+             ägare och bör bytas ut: be den som sköter certifikatet att ta fram ett nytt, och \
+             ladda sedan upp bara certifikatet."
+                .into()
+        }
+        CertificateProblem::Untrusted(_) => {
+            "Certifikatet är inte utfärdat av en utfärdare som Migrationsverket godtar för \
+             e-post mellan myndigheter. Kontakta Bosättningsenheten om ni är osäkra."
+                .into()
+        }
+        CertificateProblem::NoTrustedCa => {
+            "Migrationsverket tar inte emot certifikat här just nu. Skicka certifikatet till \
+             Bosättningsenheten."
+                .into()
+        }
+        CertificateProblem::AddressMissing(address) => {
+            format!("Certifikatet gäller inte adressen {address}: den ska stå i certifikatet.")
+        }
+        CertificateProblem::NoAddress => {
+            "Ange först adressen för beslut: certifikatet ska gälla den.".into()
+        }
     }
 }
 
@@ -111,6 +138,10 @@ pub fn code_error(error: &ServiceError) -> &'static str {
 /// nothing to the person and tell an attacker about the agency's mail system.
 pub fn send_error(error: &ServiceError) -> &'static str {
     match error {
+        ServiceError::Registry(RegistryError::TooManyCodes { .. }) => {
+            "Flera koder har redan skickats den senaste timmen. Använd den senaste koden, eller \
+             försök igen om en timme."
+        }
         ServiceError::Registry(RegistryError::NothingPending(_)) => {
             "Ingen ny adress väntar på bevis, så ingen kod skickades."
         }

@@ -1,7 +1,10 @@
 //! A municipality's S/MIME certificate: what kurir encrypts to, and the checks a certificate
 //! must pass before anything is encrypted to it or signed with it.
 
-use openssl::x509::{X509ExtendedKeyUsage, X509};
+use openssl::nid::Nid;
+use openssl::stack::Stack;
+use openssl::x509::store::{X509Store, X509StoreBuilder};
+use openssl::x509::{X509ExtendedKeyUsage, X509KeyUsage, X509PurposeId, X509StoreContext, X509};
 use serde::{Deserialize, Serialize};
 
 use super::RegistryError;
@@ -28,6 +31,96 @@ pub enum CertificateProblem {
     /// Its extended key usage leaves out e-mail protection.
     #[error("not made for e-mail protection (extended key usage lacks emailProtection)")]
     NotForEmail,
+    /// Its key usage leaves out encryption (keyEncipherment for RSA, keyAgreement for EC).
+    #[error("not made for encryption (key usage lacks keyEncipherment and keyAgreement)")]
+    NotForEncryption,
+    /// The upload holds a private key: it is exposed now and should be replaced.
+    #[error("the file holds a private key as well: nothing was stored; that key has left its owner and should be replaced (upload the certificate alone)")]
+    HoldsPrivateKey,
+    /// It does not chain to a CA the agency trusts for organisation e-mail (`[registry] smime_ca`).
+    #[error("not issued by a CA the agency trusts for e-mail ([registry] smime_ca): {0}")]
+    Untrusted(String),
+    /// The agency has named no CA to check against, and the change comes from the portal.
+    #[error("no CA is configured to check certificates against ([registry] smime_ca); only an operator can register one")]
+    NoTrustedCa,
+    /// The certificate is not for the address decisions go to.
+    #[error("it is not for {0} (neither subjectAltName nor emailAddress names it)")]
+    AddressMissing(String),
+    /// No address is registered to check it against.
+    #[error("register the address decisions go to first: the certificate must name it")]
+    NoAddress,
+}
+
+/// The CAs the agency trusts for municipalities' organisation e-mail (`[registry] smime_ca`).
+pub struct SmimeTrust(X509Store);
+
+impl SmimeTrust {
+    /// The trust store from a PEM file of CA certificates.
+    pub fn from_pem(pem: &[u8]) -> Result<SmimeTrust, openssl::error::ErrorStack> {
+        let mut builder = X509StoreBuilder::new()?;
+        for ca in X509::stack_from_pem(pem)? {
+            builder.add_cert(ca)?;
+        }
+        builder.set_purpose(X509PurposeId::SMIME_ENCRYPT)?;
+        Ok(SmimeTrust(builder.build()))
+    }
+
+    /// Whether `cert` (with the `intermediates` uploaded beside it) chains to a trusted CA.
+    fn verify(&self, cert: &X509, intermediates: &[X509]) -> Result<(), CertificateProblem> {
+        let untrusted =
+            |e: openssl::error::ErrorStack| CertificateProblem::Untrusted(e.to_string());
+        let mut chain = Stack::new().map_err(untrusted)?;
+        for c in intermediates {
+            chain.push(c.clone()).map_err(untrusted)?;
+        }
+        let mut ctx = X509StoreContext::new().map_err(untrusted)?;
+        let verdict = ctx
+            .init(&self.0, cert, &chain, |c| {
+                let ok = c.verify_cert()?;
+                Ok((ok, c.error().error_string().to_string()))
+            })
+            .map_err(untrusted)?;
+        match verdict {
+            (true, _) => Ok(()),
+            (false, why) => Err(CertificateProblem::Untrusted(why)),
+        }
+    }
+}
+
+/// What a certificate is checked against when it is registered.
+#[derive(Default, Clone, Copy)]
+pub struct CertPolicy<'a> {
+    /// The CAs it must chain to; `None`: not checked (an operator's responsibility).
+    pub trust: Option<&'a SmimeTrust>,
+    /// Refuse when there is no trust store to check against (a person on the portal).
+    pub require_trust: bool,
+    /// The address it must name: where decisions go.
+    pub address: Option<&'a str>,
+}
+
+/// Whether a text holds a private key in PEM form.
+pub fn holds_private_key(text: &str) -> bool {
+    text.contains("PRIVATE KEY-----")
+}
+
+/// The e-mail addresses a certificate names: subjectAltName rfc822Name and subject
+/// emailAddress.
+pub fn addresses_of(cert: &X509) -> Vec<String> {
+    let mut out: Vec<String> = cert
+        .subject_alt_names()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.email().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.extend(
+        cert.subject_name()
+            .entries_by_nid(Nid::PKCS9_EMAILADDRESS)
+            .filter_map(|e| e.data().to_string().ok().map(|s| s.to_string())),
+    );
+    out
 }
 
 /// A municipality's S/MIME certificate as registered: kept as PEM with what was checked.
@@ -44,17 +137,45 @@ pub struct RegisteredCert {
 }
 
 impl RegisteredCert {
-    /// Accepts a certificate only if it is valid now and made for e-mail protection.
-    pub fn parse(pem: &str) -> Result<RegisteredCert, RegistryError> {
-        let bad = RegistryError::Certificate;
-        let cert =
-            X509::from_pem(pem.as_bytes()).map_err(|_| bad(CertificateProblem::NotACertificate))?;
-        check_certificate_for_email(&cert).map_err(bad)?;
-        let der = cert
-            .to_der()
-            .map_err(|_| bad(CertificateProblem::Unencodable))?;
+    /// Accepts a certificate as a receiver would: no private key beside it, valid now, made
+    /// for e-mail protection and for encryption, chaining to a CA the agency trusts (where
+    /// the policy names one), and naming the address decisions go to. What is stored is the
+    /// parsed certificate encoded again, never the uploaded text.
+    pub fn accept(pem: &str, policy: CertPolicy<'_>) -> Result<RegisteredCert, RegistryError> {
+        Self::check(pem, policy).map_err(RegistryError::Certificate)
+    }
+
+    fn check(pem: &str, policy: CertPolicy<'_>) -> Result<RegisteredCert, CertificateProblem> {
+        if holds_private_key(pem) {
+            return Err(CertificateProblem::HoldsPrivateKey);
+        }
+        let mut certs = X509::stack_from_pem(pem.as_bytes())
+            .map_err(|_| CertificateProblem::NotACertificate)?
+            .into_iter();
+        let cert = certs.next().ok_or(CertificateProblem::NotACertificate)?;
+        let intermediates: Vec<X509> = certs.collect();
+        check_certificate_for_email(&cert)?;
+        if let Some(usage) = cert.key_usage() {
+            if !usage.intersects(X509KeyUsage::KEY_ENCIPHERMENT | X509KeyUsage::KEY_AGREEMENT) {
+                return Err(CertificateProblem::NotForEncryption);
+            }
+        }
+        match policy.trust {
+            Some(trust) => trust.verify(&cert, &intermediates)?,
+            None if policy.require_trust => return Err(CertificateProblem::NoTrustedCa),
+            None => {}
+        }
+        let address = policy.address.ok_or(CertificateProblem::NoAddress)?;
+        if !addresses_of(&cert)
+            .iter()
+            .any(|a| a.trim().eq_ignore_ascii_case(address.trim()))
+        {
+            return Err(CertificateProblem::AddressMissing(address.to_string()));
+        }
+        let der = cert.to_der().map_err(|_| CertificateProblem::Unencodable)?;
+        let pem = cert.to_pem().map_err(|_| CertificateProblem::Unencodable)?;
         Ok(RegisteredCert {
-            pem: pem.to_string(),
+            pem: String::from_utf8_lossy(&pem).into_owned(),
             sha256: crate::digest::sha256_hex(&der),
             subject: subject_of(&cert),
             not_after: cert.not_after().to_string(),

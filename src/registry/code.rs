@@ -10,8 +10,13 @@ pub struct PendingAddress {
     pub address: String,
     /// When it was registered.
     pub since: Timestamp,
-    /// SHA-256 of the code sent to it (the code itself is never stored).
+    /// SHA-256 of a code sent by kurir 0.1.0 (still accepted until it expires).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_sha256: Option<String>,
+    /// HMAC of the code sent to it under the daemon's code key (the code itself is never
+    /// stored; without the key, a stolen record does not give the code away).
+    #[serde(default)]
+    pub code_mac: Option<String>,
     /// When the code stops being accepted.
     pub code_expires: Option<Timestamp>,
     /// Wrong codes typed since the code was sent; at [`MAX_CODE_ATTEMPTS`] the code is void.
@@ -23,9 +28,71 @@ pub struct PendingAddress {
 /// give an attacker no useful chance.
 pub const MAX_CODE_ATTEMPTS: u32 = 5;
 
-/// SHA-256 of a verification code, hex; codes are compared case-insensitively.
-pub(super) fn hash_code(secret: &str) -> String {
-    crate::digest::sha256_hex(secret.trim().to_uppercase().as_bytes())
+/// Codes sent to one municipality in an hour, at most, on a person's request: each is a
+/// message signed by the agency to an address of the person's choice.
+pub const MAX_CODES_PER_HOUR: usize = 3;
+
+/// SHA-256 of a verification code, hex, as kurir 0.1.0 stored it.
+pub(super) fn legacy_hash(secret: &str) -> String {
+    crate::digest::sha256_hex(normalized(secret).as_bytes())
+}
+
+/// Codes are compared case-insensitively, without surrounding space.
+fn normalized(secret: &str) -> String {
+    secret.trim().to_uppercase()
+}
+
+/// The key that seals verification codes in the store: `state/code.key`, 0600, made at first
+/// start. Held by the daemon (and by a command that answers from the store itself).
+#[derive(Clone)]
+pub struct CodeKey(Vec<u8>);
+
+impl std::fmt::Debug for CodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeKey(…)")
+    }
+}
+
+/// The key file in the state directory.
+pub const CODE_KEY_FILE: &str = "code.key";
+
+impl CodeKey {
+    /// Reads the key from `state_dir`, making it at first start; refused if others may read it.
+    pub fn load_or_create(
+        state_dir: &std::path::Path,
+    ) -> Result<CodeKey, crate::fsutil::SecretError> {
+        Ok(CodeKey(crate::fsutil::secret_key(
+            &state_dir.join(CODE_KEY_FILE),
+            32,
+        )?))
+    }
+
+    /// A key from bytes (tests).
+    pub fn from_bytes(bytes: &[u8]) -> CodeKey {
+        CodeKey(bytes.to_vec())
+    }
+
+    /// The seal of `secret` for `address` of municipality `code`, hex.
+    pub fn seal(&self, code: crate::job::Kommunkod, address: &str, secret: &str) -> String {
+        use openssl::hash::MessageDigest;
+        use openssl::pkey::PKey;
+        use openssl::sign::Signer;
+        let mac = PKey::hmac(&self.0).and_then(|key| {
+            let mut signer = Signer::new(MessageDigest::sha256(), &key)?;
+            signer.update(
+                format!(
+                    "kurir-code-v1:{code}:{}:{}",
+                    address.to_lowercase(),
+                    normalized(secret)
+                )
+                .as_bytes(),
+            )?;
+            signer.sign_to_vec()
+        });
+        // Without a MAC nothing can match: an empty seal never equals a computed one.
+        mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect())
+            .unwrap_or_default()
+    }
 }
 
 /// A fresh verification code: 8 characters without look-alikes (no 0/O, 1/I).

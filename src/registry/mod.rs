@@ -23,12 +23,18 @@ use serde_json::Value;
 use crate::job::Kommunkod;
 
 pub use address::{check_email, Contact, EmailField, PostalAddress, PostalProblem};
-pub use cert::{check_certificate_for_email, CertificateProblem, RegisteredCert};
-pub use code::{new_verification_code, PendingAddress, MAX_CODE_ATTEMPTS};
+pub use cert::{
+    check_certificate_for_email, holds_private_key, CertPolicy, CertificateProblem, RegisteredCert,
+    SmimeTrust,
+};
+pub use code::{
+    new_verification_code, CodeKey, PendingAddress, CODE_KEY_FILE, MAX_CODES_PER_HOUR,
+    MAX_CODE_ATTEMPTS,
+};
 pub use person::{check_hsa_id, Grant, Person};
 
 use address::{check_phone, check_pin};
-use code::hash_code;
+use code::legacy_hash;
 
 /// The SCB list from `config/municipalities.csv`, compiled in.
 const SEED_CSV: &str = include_str!("../../config/municipalities.csv");
@@ -110,6 +116,20 @@ pub enum RegistryError {
     /// The code is too old.
     #[error("the verification code for kommun {0} has expired; run verify again")]
     ExpiredCode(Kommunkod),
+    /// A mail domain that is not one.
+    #[error("{0:?} is not a mail domain (letters, digits, hyphens and dots)")]
+    Domain(String),
+    /// Nothing waits for approval.
+    #[error("nothing of kommun {0} waits for approval")]
+    NothingToApprove(Kommunkod),
+    /// Too many codes were asked for within an hour.
+    #[error("too many verification codes were sent to kommun {code} within an hour; the next may be sent at {next}")]
+    TooManyCodes {
+        /// The municipality.
+        code: Kommunkod,
+        /// When the next may be sent.
+        next: Timestamp,
+    },
 }
 
 /// The built-in list of municipalities, indexed by code.
@@ -214,6 +234,103 @@ pub struct Registered {
     pub pending: Option<PendingAddress>,
     /// Who may manage this registration in the portal.
     pub grants: Vec<Grant>,
+    /// The municipality's mail domains, kept by the agency (seeded from the official address
+    /// an operator registered). A decision address outside them may be proven, but is used
+    /// only once an operator approves it.
+    pub domains: Vec<String>,
+    /// What a person changed that waits for the agency's approval before it is used.
+    pub awaiting_approval: Option<Approval>,
+    /// When verification codes were sent at a person's request (the last hour's, for the
+    /// limit [`MAX_CODES_PER_HOUR`]).
+    pub codes_sent: Vec<Timestamp>,
+    /// Expiry notices sent for the registered certificate (by its SHA-256 and the days left
+    /// they warned of), so each goes once.
+    pub cert_notices: Vec<CertNotice>,
+}
+
+/// A change a person made on the portal that is used only once an agency operator approves
+/// it: a proven decision address outside the municipality's domains, or a postal address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// A proven address outside the domains, to be used on approval.
+    pub address: Option<String>,
+    /// A postal address, to be used on approval.
+    pub postal_address: Option<PostalAddress>,
+    /// Since when it waits.
+    pub since: Timestamp,
+    /// Who asked for it.
+    pub by: String,
+}
+
+/// An expiry notice already sent for a certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertNotice {
+    /// The certificate's SHA-256.
+    pub sha256: String,
+    /// The notice's threshold in days (30 or 7).
+    pub days: u32,
+}
+
+/// Who makes a change, and what the agency trusts: a person on the portal may not put a
+/// postal address or an address outside the municipality's domains to use by themselves, and
+/// their certificate must chain to a CA the agency trusts.
+#[derive(Default, Clone, Copy)]
+pub struct ChangeContext<'a> {
+    /// An agency operator makes it (command line, CSV): takes effect at once.
+    pub by_agency: bool,
+    /// The CAs S/MIME certificates must chain to (`[registry] smime_ca`).
+    pub smime_trust: Option<&'a SmimeTrust>,
+    /// Who, as recorded (for what waits for approval).
+    pub who: &'a str,
+}
+
+impl ChangeContext<'_> {
+    /// An operator's change with no CA to check certificates against.
+    pub fn agency() -> ChangeContext<'static> {
+        ChangeContext {
+            by_agency: true,
+            smime_trust: None,
+            who: "",
+        }
+    }
+}
+
+/// What proving an address came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proven {
+    /// The address is in use now.
+    InUse(String),
+    /// Proven, but outside the municipality's domains: used once an operator approves it.
+    AwaitsApproval(String),
+}
+
+/// The domain of an address, lower case.
+pub fn domain_of(address: &str) -> Option<String> {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim().trim_end_matches('.').to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+}
+
+/// Checks a mail domain: letters, digits, hyphens and dots, at least one dot.
+pub fn check_domain(domain: &str) -> Result<String, RegistryError> {
+    let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let ok = d.len() <= 253
+        && d.contains('.')
+        && d.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if ok {
+        Ok(d)
+    } else {
+        Err(RegistryError::Domain(domain.chars().take(100).collect()))
+    }
 }
 
 impl Registered {
@@ -242,6 +359,7 @@ impl Registered {
                         address: w,
                         since: now,
                         code_sha256: None,
+                        code_mac: None,
                         code_expires: None,
                         failed_attempts: 0,
                     });
@@ -256,6 +374,7 @@ impl Registered {
         let mut shown = self.clone();
         if let Some(p) = shown.pending.as_mut() {
             p.code_sha256 = None;
+            p.code_mac = None;
         }
         shown
     }
@@ -265,11 +384,36 @@ impl Registered {
         self.grants.iter().any(|g| g.admits(person))
     }
 
-    /// Applies a set of changes (each already a string from a person or a CSV file).
+    /// Whether `address` lies in the municipality's domains (or a subdomain of one).
+    pub fn in_domains(&self, address: &str) -> bool {
+        let Some(domain) = domain_of(address) else {
+            return false;
+        };
+        self.domains
+            .iter()
+            .any(|d| domain == *d || domain.ends_with(&format!(".{d}")))
+    }
+
+    /// Applies an operator's changes, with no CA to check certificates against.
     pub fn apply(&mut self, changes: &Changes, now: Timestamp) -> Result<(), RegistryError> {
+        self.apply_with(changes, now, ChangeContext::agency())
+    }
+
+    /// Applies a set of changes (each a string from a person or a CSV file) made in `context`.
+    pub fn apply_with(
+        &mut self,
+        changes: &Changes,
+        now: Timestamp,
+        context: ChangeContext<'_>,
+    ) -> Result<(), RegistryError> {
         let text = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_string());
         if let Some(v) = text(&changes.email) {
             self.official_email = optional(v, |v| check_email(EmailField::Official, &v))?;
+            // The agency's official address names the municipality's own mail domain.
+            if context.by_agency && self.domains.is_empty() {
+                self.domains
+                    .extend(self.official_email.as_deref().and_then(domain_of));
+            }
         }
         if let Some(v) = text(&changes.decision_email) {
             self.decision_email = optional(v, |v| check_email(EmailField::Decision, &v))?;
@@ -285,10 +429,33 @@ impl Registered {
                 .collect::<Result<_, _>>()?;
         }
         if let Some(v) = text(&changes.postal_address) {
-            self.postal_address = optional(v, |v| PostalAddress::parse(&v))?;
+            let postal = optional(v, |v| PostalAddress::parse(&v))?;
+            match (context.by_agency, postal) {
+                (true, postal) => self.postal_address = postal,
+                // A person's new postal address is used once the agency approves it.
+                (false, Some(postal)) => {
+                    let waiting = self.awaiting_approval.get_or_insert_with(|| Approval {
+                        address: None,
+                        postal_address: None,
+                        since: now,
+                        by: context.who.to_string(),
+                    });
+                    waiting.postal_address = Some(postal);
+                }
+                // Removing it would send letters to the registry office: the agency's call.
+                (false, None) => {
+                    return Err(RegistryError::PostalAddress(PostalProblem::Empty));
+                }
+            }
         }
         if let Some(v) = &changes.smime_cert_pem {
-            self.smime_cert = optional(v.trim().to_string(), |v| RegisteredCert::parse(&v))?;
+            let policy = CertPolicy {
+                trust: context.smime_trust,
+                require_trust: !context.by_agency,
+                address: self.wanted_address(),
+            };
+            self.smime_cert =
+                optional(v.trim().to_string(), |v| RegisteredCert::accept(&v, policy))?;
         }
         if let Some(v) = text(&changes.tls_pin) {
             self.tls_pin = optional(v, |v| check_pin(&v))?;
@@ -310,39 +477,59 @@ impl Registered {
         code: Kommunkod,
         secret: &str,
         expires: Timestamp,
+        key: &CodeKey,
     ) -> Result<String, RegistryError> {
         let pending = self
             .pending
             .as_mut()
             .ok_or(RegistryError::NothingPending(code))?;
-        pending.code_sha256 = Some(hash_code(secret));
+        pending.code_mac = Some(key.seal(code, &pending.address, secret));
+        pending.code_sha256 = None;
         pending.code_expires = Some(expires);
         pending.failed_attempts = 0;
         Ok(pending.address.clone())
     }
 
-    /// Makes the pending address active if `secret` is its current code. Single use: on
-    /// success the pending entry (and its code) is gone.
+    /// Proves the pending address if `secret` is its current code. Single use: on success
+    /// the pending entry (and its code) is gone, and the address is in use — or, proven by a
+    /// person and outside the municipality's domains, waits for an operator's approval while
+    /// decisions keep going where they went.
     pub fn confirm(
         &mut self,
         code: Kommunkod,
         secret: &str,
         now: Timestamp,
-    ) -> Result<String, RegistryError> {
+        key: &CodeKey,
+        context: ChangeContext<'_>,
+    ) -> Result<Proven, RegistryError> {
         let pending = self
             .pending
             .as_mut()
             .ok_or(RegistryError::NothingPending(code))?;
-        let (Some(expected), Some(expires)) = (&pending.code_sha256, pending.code_expires) else {
+        let (computed, expected) = match (&pending.code_mac, &pending.code_sha256) {
+            (Some(mac), _) => (key.seal(code, &pending.address, secret), mac.clone()),
+            (None, Some(legacy)) => (legacy_hash(secret), legacy.clone()),
+            (None, None) => {
+                return Err(RegistryError::NoCodeSent {
+                    code,
+                    address: pending.address.clone(),
+                })
+            }
+        };
+        let Some(expires) = pending.code_expires else {
             return Err(RegistryError::NoCodeSent {
                 code,
                 address: pending.address.clone(),
             });
         };
-        if &hash_code(secret) != expected {
+        let matches = !expected.is_empty()
+            && computed.len() == expected.len()
+            && openssl::memcmp::eq(computed.as_bytes(), expected.as_bytes());
+        if !matches {
             // Counted in the registration, which the caller saves also on this error.
             pending.failed_attempts += 1;
             if pending.failed_attempts >= MAX_CODE_ATTEMPTS {
+                pending.code_mac = None;
                 pending.code_sha256 = None;
                 pending.code_expires = None;
                 return Err(RegistryError::TooManyAttempts(code));
@@ -353,9 +540,70 @@ impl Registered {
             return Err(RegistryError::ExpiredCode(code));
         }
         let address = pending.address.clone();
-        self.active_address = Some(address.clone());
         self.pending = None;
-        Ok(address)
+        if context.by_agency || self.in_domains(&address) {
+            self.active_address = Some(address.clone());
+            if let Some(waiting) = self.awaiting_approval.as_mut() {
+                waiting.address = None;
+            }
+            self.drop_empty_approval();
+            return Ok(Proven::InUse(address));
+        }
+        let waiting = self.awaiting_approval.get_or_insert_with(|| Approval {
+            address: None,
+            postal_address: None,
+            since: now,
+            by: context.who.to_string(),
+        });
+        waiting.address = Some(address.clone());
+        Ok(Proven::AwaitsApproval(address))
+    }
+
+    fn drop_empty_approval(&mut self) {
+        if self
+            .awaiting_approval
+            .as_ref()
+            .is_some_and(|a| a.address.is_none() && a.postal_address.is_none())
+        {
+            self.awaiting_approval = None;
+        }
+    }
+
+    /// An operator approves what waits: the proven address and the postal address are used
+    /// from now on. Returns what was approved.
+    pub fn approve(&mut self, code: Kommunkod) -> Result<Approval, RegistryError> {
+        let approved = self
+            .awaiting_approval
+            .take()
+            .ok_or(RegistryError::NothingToApprove(code))?;
+        // The operator vouches for this address, not for its whole domain.
+        if let Some(address) = &approved.address {
+            self.active_address = Some(address.clone());
+        }
+        if let Some(postal) = &approved.postal_address {
+            self.postal_address = Some(postal.clone());
+        }
+        Ok(approved)
+    }
+
+    /// An operator refuses what waits: nothing of it is used. Returns what was refused.
+    pub fn refuse(&mut self, code: Kommunkod) -> Result<Approval, RegistryError> {
+        self.awaiting_approval
+            .take()
+            .ok_or(RegistryError::NothingToApprove(code))
+    }
+
+    /// Notes a verification code sent at a person's request, refusing past the limit of
+    /// [`MAX_CODES_PER_HOUR`]; returns when the next may be sent if refused.
+    pub fn note_code_request(&mut self, now: Timestamp) -> Result<(), Timestamp> {
+        let hour = jiff::SignedDuration::from_hours(1);
+        self.codes_sent.retain(|t| *t + hour > now);
+        if self.codes_sent.len() >= MAX_CODES_PER_HOUR {
+            let oldest = self.codes_sent.iter().min().copied().unwrap_or(now);
+            return Err(oldest + hour);
+        }
+        self.codes_sent.push(now);
+        Ok(())
     }
 }
 
@@ -396,6 +644,18 @@ pub struct RegistryChange {
     pub before: Registered,
     /// What it became.
     pub after: Registered,
+    /// The notice of the change the municipality's people were sent, if it called for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<NoticeRef>,
+}
+
+/// Who a notice of a change went to, and what it was called.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeRef {
+    /// The addresses.
+    pub to: Vec<String>,
+    /// Its subject.
+    pub subject: String,
 }
 
 fn optional<T>(

@@ -2,6 +2,10 @@
 
 use super::*;
 
+fn test_key() -> CodeKey {
+    CodeKey::from_bytes(&[7; 32])
+}
+
 #[test]
 fn builtin_list_has_all_290_with_corrected_names() {
     let seed = Seed::builtin().expect("seed parses");
@@ -45,20 +49,37 @@ fn a_new_address_waits_for_proof_and_the_proven_one_stays_in_use() {
     );
 
     let secret = "ABCD2345";
-    r.set_code(code(), secret, now + jiff::SignedDuration::from_hours(1))
-        .expect("pending");
+    r.set_code(
+        code(),
+        secret,
+        now + jiff::SignedDuration::from_hours(1),
+        &test_key(),
+    )
+    .expect("pending");
     assert!(matches!(
-        r.confirm(code(), "WRONG123", now),
+        r.confirm(
+            code(),
+            "WRONG123",
+            now,
+            &test_key(),
+            ChangeContext::agency()
+        ),
         Err(RegistryError::WrongCode(_))
     ));
-    r.confirm(code(), "abcd2345", now)
-        .expect("case-insensitive match");
+    r.confirm(
+        code(),
+        "abcd2345",
+        now,
+        &test_key(),
+        ChangeContext::agency(),
+    )
+    .expect("case-insensitive match");
     assert_eq!(
         r.active_address.as_deref(),
         Some("registrator@umea.example")
     );
     assert!(matches!(
-        r.confirm(code(), secret, now),
+        r.confirm(code(), secret, now, &test_key(), ChangeContext::agency()),
         Err(RegistryError::NothingPending(_))
     ));
 
@@ -93,10 +114,21 @@ fn an_expired_code_is_refused() {
         now,
     )
     .expect("valid");
-    r.set_code(code(), "ABCD2345", now - jiff::SignedDuration::from_secs(1))
-        .expect("pending");
+    r.set_code(
+        code(),
+        "ABCD2345",
+        now - jiff::SignedDuration::from_secs(1),
+        &test_key(),
+    )
+    .expect("pending");
     assert!(matches!(
-        r.confirm(code(), "ABCD2345", now),
+        r.confirm(
+            code(),
+            "ABCD2345",
+            now,
+            &test_key(),
+            ChangeContext::agency()
+        ),
         Err(RegistryError::ExpiredCode(_))
     ));
 }

@@ -151,4 +151,25 @@ pub enum Command {
     },
     /// The municipalities the signed-in person may manage.
     MyMunicipalities,
+    /// Puts to use what a person changed that waits for the agency's approval.
+    MunicipalityApprove {
+        /// The municipality.
+        code: Kommunkod,
+    },
+    /// Refuses what waits for approval: none of it is used.
+    MunicipalityRefuse {
+        /// The municipality.
+        code: Kommunkod,
+        /// Why (recorded).
+        reason: String,
+    },
+    /// Changes the municipality's mail domains (addresses outside them wait for approval).
+    MunicipalityDomains {
+        /// The municipality.
+        code: Kommunkod,
+        /// Domains to add.
+        add: Vec<String>,
+        /// Domains to remove.
+        remove: Vec<String>,
+    },
 }

@@ -15,9 +15,11 @@
 //! `protocol` (the versioned wire format of the control sockets, their server and clients).
 
 mod access;
+mod announce;
 pub mod command;
 pub mod error;
 mod jobs;
+mod notices;
 pub mod protocol;
 mod registry;
 pub mod reply;
@@ -28,8 +30,10 @@ use std::time::Duration;
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
+use crate::config::SenderSettings;
 use crate::deliver::mail::Mailer;
-use crate::registry::{Person, Seed};
+use crate::ops::alert::Alerter;
+use crate::registry::{ChangeContext, CodeKey, Person, Seed, SmimeTrust};
 use crate::spool::Spool;
 use crate::store::Store;
 
@@ -75,6 +79,14 @@ pub struct ServiceParts {
     /// Whether this is the daemon (its receipt writer writes the receipts a change makes
     /// owed); a command that answers from the store itself writes them before it returns.
     pub daemon: bool,
+    /// Seals verification codes in the store.
+    pub code_key: CodeKey,
+    /// The CAs municipalities' S/MIME certificates must chain to (`[registry] smime_ca`).
+    pub smime_trust: Option<SmimeTrust>,
+    /// Raises the agency's alerts (a change of where decisions go, an approval waiting).
+    pub alerter: Arc<Alerter>,
+    /// The agency, as named in notices to municipalities.
+    pub sender: SenderSettings,
 }
 
 /// The service. Cheap to clone.
@@ -92,8 +104,49 @@ struct Core {
     relay_configured: bool,
     code_ttl: SignedDuration,
     daemon: bool,
+    code_key: CodeKey,
+    smime_trust: Option<SmimeTrust>,
+    alerter: Arc<Alerter>,
+    sender: SenderSettings,
     /// Registry changes are read-modify-write: one at a time.
     registry_lock: Mutex<()>,
+}
+
+/// Why the service could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The key that seals verification codes.
+    #[error("the verification code key: {0}")]
+    CodeKey(#[from] crate::fsutil::SecretError),
+    /// The S/MIME trust store.
+    #[error("[registry] smime_ca {path}: {problem}")]
+    SmimeCa {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        problem: String,
+    },
+}
+
+impl ServiceParts {
+    /// The code key (made at first start) and the S/MIME trust store, from the settings.
+    pub fn keys(
+        settings: &crate::config::Settings,
+    ) -> Result<(CodeKey, Option<SmimeTrust>), SetupError> {
+        let code_key = CodeKey::load_or_create(&settings.store.dir)?;
+        let path = &settings.registry.smime_ca;
+        let trust = if path.as_os_str().is_empty() {
+            None
+        } else {
+            let bad = |problem: String| SetupError::SmimeCa {
+                path: path.clone(),
+                problem,
+            };
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            Some(SmimeTrust::from_pem(&pem).map_err(|e| bad(e.to_string()))?)
+        };
+        Ok((code_key, trust))
+    }
 }
 
 impl Service {
@@ -109,6 +162,10 @@ impl Service {
                 code_ttl: SignedDuration::try_from(parts.code_ttl)
                     .unwrap_or(SignedDuration::from_hours(168)),
                 daemon: parts.daemon,
+                code_key: parts.code_key,
+                smime_trust: parts.smime_trust,
+                alerter: parts.alerter,
+                sender: parts.sender,
                 registry_lock: Mutex::new(()),
             }),
         }
@@ -172,6 +229,16 @@ impl Service {
 }
 
 impl Core {
+    /// What a change by `principal` may do: an operator's takes effect at once; a person's
+    /// waits for approval where the rules say so.
+    fn context<'a>(&'a self, principal: &Principal, who: &'a str) -> ChangeContext<'a> {
+        ChangeContext {
+            by_agency: matches!(principal, Principal::Operator(_)),
+            smime_trust: self.smime_trust.as_ref(),
+            who,
+        }
+    }
+
     /// Carries out a command the principal may send (blocking).
     fn execute(&self, principal: &Principal, command: Command) -> Result<Reply, ServiceError> {
         match command {
@@ -207,6 +274,11 @@ impl Core {
             }
             Command::MunicipalityRevoke { code, hsa_id } => self.revoke(principal, code, hsa_id),
             Command::MyMunicipalities => self.mine(principal),
+            Command::MunicipalityApprove { code } => self.approve(principal, code),
+            Command::MunicipalityRefuse { code, reason } => self.refuse(principal, code, &reason),
+            Command::MunicipalityDomains { code, add, remove } => {
+                self.domains(principal, code, &add, &remove)
+            }
             // Answered by `Service::verify`, which needs the network.
             Command::MunicipalityVerify { .. } => Err(ServiceError::Internal(
                 "a verification is not carried out on the blocking path".into(),

@@ -7,9 +7,14 @@ use jiff::Timestamp;
 
 use crate::intake::route::{self, RouteInput};
 use crate::job::Kommunkod;
+use crate::ops::alert::AlertKind;
 use crate::registry::{
-    bulk, check_hsa_id, diff, new_verification_code, Changes, Grant, Registered, RegistryError,
+    bulk, check_domain, check_hsa_id, diff, new_verification_code, Changes, Grant, Proven,
+    Registered, RegistryError,
 };
+use crate::store::Notice;
+
+use super::announce;
 
 use super::reply::{
     AddressConfirmed, GrantsNow, ImportSummary, MunicipalityChanges, MunicipalityRow,
@@ -92,10 +97,11 @@ impl Core {
         let _guard = self.lock_registry();
         let before = self.store.registered(code)?;
         let mut registered = before.clone();
-        registered.apply(&changes, Timestamp::now())?;
-        let changed = diff(&before.redacted(), &registered.redacted());
         let operator = principal.recorded_as();
-        self.store.register(code, &registered, &operator, "set")?;
+        let now = Timestamp::now();
+        registered.apply_with(&changes, now, self.context(principal, &operator))?;
+        let changed = diff(&before.redacted(), &registered.redacted());
+        self.record_change(code, (&before, &registered), principal, "set", true)?;
         tracing::info!(kommunkod = %code, operator = %operator, "municipality registration changed");
         Ok(Reply::Changed(Box::new(RegistrationChanged {
             kommunkod: code,
@@ -113,12 +119,19 @@ impl Core {
         self.seed.require(code)?;
         let _guard = self.lock_registry();
         let mut registered = self.store.registered(code)?;
+        let now = Timestamp::now();
+        if matches!(principal, Principal::Person(_)) {
+            // Each code is a message the agency signs, to an address of the person's choice.
+            registered
+                .note_code_request(now)
+                .map_err(|next| RegistryError::TooManyCodes { code, next })?;
+        }
         let secret = new_verification_code();
         if secret.is_empty() {
             return Err(ServiceError::NoRandomness);
         }
-        let expires = Timestamp::now() + self.code_ttl;
-        let address = registered.set_code(code, &secret, expires)?;
+        let expires = now + self.code_ttl;
+        let address = registered.set_code(code, &secret, expires, &self.code_key)?;
         self.store.register(
             code,
             &registered,
@@ -142,9 +155,12 @@ impl Core {
         self.seed.require(code)?;
         let _guard = self.lock_registry();
         let operator = principal.recorded_as();
-        let mut registered = self.store.registered(code)?;
-        let address = match registered.confirm(code, secret, Timestamp::now()) {
-            Ok(address) => address,
+        let before = self.store.registered(code)?;
+        let mut registered = before.clone();
+        let now = Timestamp::now();
+        let context = self.context(principal, &operator);
+        let proven = match registered.confirm(code, secret, now, &self.code_key, context) {
+            Ok(proven) => proven,
             Err(e @ (RegistryError::WrongCode(_) | RegistryError::TooManyAttempts(_))) => {
                 // The count of wrong codes is part of the registration: keep it.
                 self.store
@@ -153,17 +169,196 @@ impl Core {
             }
             Err(e) => return Err(e.into()),
         };
+        let (what, awaiting) = match &proven {
+            Proven::InUse(address) => (format!("address {address} confirmed"), None),
+            Proven::AwaitsApproval(address) => (
+                format!(
+                    "address {address} confirmed; outside the municipality's mail domains, it \
+                     waits for the agency's approval"
+                ),
+                Some(address.clone()),
+            ),
+        };
+        // The request of the change was announced when it was made (`set`): proving it is not
+        // announced again; what waits for approval raises its alert.
+        self.record_change(code, (&before, &registered), principal, &what, false)?;
+        tracing::info!(kommunkod = %code, operator = %operator, awaits_approval = awaiting.is_some(), "address confirmed");
+        Ok(Reply::Confirmed(AddressConfirmed {
+            kommunkod: code,
+            active_address: registered.active_address.clone(),
+            awaiting_approval: awaiting,
+        }))
+    }
+
+    /// Records a registration change with what it calls for: the notice to the
+    /// municipality's people when where decisions go changed (queued in the same
+    /// transaction), and the agency's alerts.
+    fn record_change(
+        &self,
+        code: Kommunkod,
+        (before, after): (&Registered, &Registered),
+        principal: &Principal,
+        what: &str,
+        announce: bool,
+    ) -> Result<(), ServiceError> {
+        let lines = if announce {
+            announce::routing_changes(before, after)
+        } else {
+            Vec::new()
+        };
+        let name = self
+            .seed
+            .get(code)
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| format!("kommun {code}"));
+        let change = announce::Change {
+            code,
+            name: &name,
+            before,
+            after,
+            principal,
+            at: Timestamp::now(),
+        };
+        let notices: Vec<Notice> = announce::change_notice(&change, &lines, &self.sender)
+            .into_iter()
+            .collect();
+        self.store
+            .register_notifying(code, after, &principal.recorded_as(), what, &notices)?;
+        if !lines.is_empty() {
+            let told = notices
+                .first()
+                .map(|n| format!("told {}", n.to.join(", ")))
+                .unwrap_or_else(|| "nobody to tell (no proven address, no contacts)".into());
+            let alert = self.alerter.about_registration(
+                AlertKind::RegistrationChanged,
+                code,
+                format!(
+                    "where decisions go was changed by {}: {}",
+                    principal.recorded_as(),
+                    announce::alert_text(&lines)
+                ),
+                format!("a notice signed by the agency goes to the municipality ({told})"),
+            );
+            self.alerter.raise(alert);
+        }
+        let newly_waiting = after.awaiting_approval.is_some()
+            && after.awaiting_approval != before.awaiting_approval;
+        if newly_waiting {
+            let alert = self.alerter.about_registration(
+                AlertKind::ApprovalWaiting,
+                code,
+                format!(
+                    "{} made a change that waits for the agency's approval",
+                    principal.recorded_as()
+                ),
+                "nothing of it is used until an operator approves it".into(),
+            );
+            self.alerter.raise(alert);
+        }
+        Ok(())
+    }
+
+    /// An operator approves what waits for approval.
+    pub(super) fn approve(
+        &self,
+        principal: &Principal,
+        code: Kommunkod,
+    ) -> Result<Reply, ServiceError> {
+        self.seed.require(code)?;
+        let _guard = self.lock_registry();
+        let before = self.store.registered(code)?;
+        let mut registered = before.clone();
+        registered.approve(code)?;
+        let changed = diff(&before.redacted(), &registered.redacted());
+        self.record_change(
+            code,
+            (&before, &registered),
+            principal,
+            "approved what waited for approval",
+            true,
+        )?;
+        Ok(Reply::Changed(Box::new(RegistrationChanged {
+            kommunkod: code,
+            changes: changed,
+            registered: registered.redacted(),
+        })))
+    }
+
+    /// An operator refuses what waits for approval.
+    pub(super) fn refuse(
+        &self,
+        principal: &Principal,
+        code: Kommunkod,
+        reason: &str,
+    ) -> Result<Reply, ServiceError> {
+        self.seed.require(code)?;
+        if reason.trim().is_empty() {
+            return Err(ServiceError::ReasonRequired);
+        }
+        let _guard = self.lock_registry();
+        let before = self.store.registered(code)?;
+        let mut registered = before.clone();
+        registered.refuse(code)?;
+        let changed = diff(&before.redacted(), &registered.redacted());
+        self.record_change(
+            code,
+            (&before, &registered),
+            principal,
+            &format!("refused what waited for approval: {}", reason.trim()),
+            true,
+        )?;
+        Ok(Reply::Changed(Box::new(RegistrationChanged {
+            kommunkod: code,
+            changes: changed,
+            registered: registered.redacted(),
+        })))
+    }
+
+    /// An operator changes the municipality's mail domains.
+    pub(super) fn domains(
+        &self,
+        principal: &Principal,
+        code: Kommunkod,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<Reply, ServiceError> {
+        self.seed.require(code)?;
+        let add: Vec<String> = add
+            .iter()
+            .map(|d| check_domain(d))
+            .collect::<Result<_, _>>()?;
+        let remove: Vec<String> = remove
+            .iter()
+            .map(|d| check_domain(d))
+            .collect::<Result<_, _>>()?;
+        let _guard = self.lock_registry();
+        let before = self.store.registered(code)?;
+        if add.is_empty() && remove.is_empty() {
+            return Ok(Reply::Changed(Box::new(RegistrationChanged {
+                kommunkod: code,
+                changes: Vec::new(),
+                registered: before.redacted(),
+            })));
+        }
+        let mut registered = before.clone();
+        registered.domains.retain(|d| !remove.contains(d));
+        for d in add {
+            if !registered.domains.contains(&d) {
+                registered.domains.push(d);
+            }
+        }
+        let changed = diff(&before.redacted(), &registered.redacted());
         self.store.register(
             code,
             &registered,
-            &operator,
-            &format!("address {address} confirmed"),
+            &principal.recorded_as(),
+            &format!("mail domains now {}", registered.domains.join(", ")),
         )?;
-        tracing::info!(kommunkod = %code, operator = %operator, "address confirmed and active");
-        Ok(Reply::Confirmed(AddressConfirmed {
+        Ok(Reply::Changed(Box::new(RegistrationChanged {
             kommunkod: code,
-            active_address: address,
-        }))
+            changes: changed,
+            registered: registered.redacted(),
+        })))
     }
 
     pub(super) fn grant(

@@ -133,8 +133,12 @@ pub struct CodeSent {
 pub struct AddressConfirmed {
     /// The municipality.
     pub kommunkod: Kommunkod,
-    /// The address now in use.
-    pub active_address: String,
+    /// The address in use now (the proven one, or — while it waits for approval — the one
+    /// used before, if any).
+    pub active_address: Option<String>,
+    /// The proven address, when it waits for the agency's approval before it is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_approval: Option<String>,
 }
 
 /// A municipality's grants after a change.

@@ -139,11 +139,17 @@ pub enum AlertKind {
     Unread,
     /// A report contradicted what earlier reports proved (it was kept, not acted on).
     ConflictingReport,
+    /// Where a municipality's decisions go was changed (announced to the municipality).
+    RegistrationChanged,
+    /// A change made on the portal waits for an operator's approval.
+    ApprovalWaiting,
+    /// A municipality's S/MIME certificate expires soon.
+    CertificateExpiring,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 7] = [
+    pub const ALL: [AlertKind; 10] = [
         AlertKind::DeferredTooLong,
         AlertKind::FellBack,
         AlertKind::Failed,
@@ -151,6 +157,9 @@ impl AlertKind {
         AlertKind::Unconfirmed,
         AlertKind::Unread,
         AlertKind::ConflictingReport,
+        AlertKind::RegistrationChanged,
+        AlertKind::ApprovalWaiting,
+        AlertKind::CertificateExpiring,
     ];
 
     /// The kebab-case name, used in file names, log fields and metric labels.
@@ -163,6 +172,9 @@ impl AlertKind {
             AlertKind::Unconfirmed => "unconfirmed",
             AlertKind::Unread => "unread",
             AlertKind::ConflictingReport => "conflicting-report",
+            AlertKind::RegistrationChanged => "registration-changed",
+            AlertKind::ApprovalWaiting => "approval-waiting",
+            AlertKind::CertificateExpiring => "certificate-expiring",
         }
     }
 

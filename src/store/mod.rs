@@ -26,6 +26,8 @@
 //! - `finished`: finish time (ms, u64 BE), job id → job id — what retention reads
 //! - `receipts_owed`: job id → () for every final job whose receipt is not written yet —
 //!   what the receipt writer reads
+//! - `notices`: sequence (u64 BE) → [`Notice`], notices to municipalities not yet sent, queued
+//!   with the change that calls for them
 //! - `proof_watch`: job id → () for every job with a delivery report or read notification
 //!   still awaited and not yet alerted on — what the proof deadlines read
 //!
@@ -44,6 +46,7 @@ pub mod state;
 mod batches;
 mod jobs;
 mod migrate;
+mod notices;
 mod queries;
 mod registrations;
 mod retention;
@@ -52,6 +55,7 @@ mod tests;
 mod unapplied;
 
 pub use batches::{BatchRecord, LetterRow};
+pub use notices::Notice;
 pub use registrations::{HoldNote, RelayHealth};
 
 use batches::letter_key;
@@ -162,12 +166,21 @@ impl StoreError {
     /// The database is held by another process (normally a running `kurir run`).
     pub fn is_locked(&self) -> bool {
         match self {
-            StoreError::Sled(sled::Error::Io(e)) => {
-                e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.to_string().contains("could not acquire lock")
-            }
+            StoreError::Sled(e) => sled_locked(e),
             _ => false,
         }
+    }
+}
+
+/// Whether sled refused to open the database because another handle holds its lock. sled
+/// reports it as an I/O error of kind `WouldBlock`, or (on some platforms) only in its words.
+fn sled_locked(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(e) => {
+            e.kind() == std::io::ErrorKind::WouldBlock
+                || e.to_string().contains("could not acquire lock")
+        }
+        _ => false,
     }
 }
 
@@ -204,11 +217,13 @@ pub struct Store {
     finished: sled::Tree,
     proof_watch: sled::Tree,
     receipts_owed: sled::Tree,
+    notices: sled::Tree,
     journal: Arc<Journal>,
     unapplied: Arc<Mutex<HashMap<JobId, Vec<Unapplied>>>>,
     registry_cache: Arc<Mutex<HashMap<Kommunkod, Registered>>>,
     observer: Arc<std::sync::OnceLock<Arc<dyn JobObserver>>>,
     receipts_wanted: Arc<tokio::sync::Notify>,
+    notices_wanted: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Serialize)]
@@ -270,11 +285,23 @@ fn unwrap_tx<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreEr
 impl Store {
     /// Opens (or creates) the store in `dir`. Fails if another process holds it.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir.join("db"))
             .mode(sled::Mode::HighThroughput)
-            .cache_capacity(CACHE_BYTES)
-            .open()?;
+            .cache_capacity(CACHE_BYTES);
+        // A store this process closed a moment ago is let go when sled's last background
+        // thread ends: wait for that (briefly) rather than report it held by another process.
+        let mut opened = config.open();
+        for _ in 0..40 {
+            match &opened {
+                Err(e) if sled_locked(e) => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    opened = config.open();
+                }
+                _ => break,
+            }
+        }
+        let db = opened?;
         let (journal, leftovers) = Journal::open(dir).map_err(StoreError::Journal)?;
         let store = Store {
             jobs: db.open_tree("jobs")?,
@@ -290,11 +317,13 @@ impl Store {
             finished: db.open_tree("finished")?,
             proof_watch: db.open_tree("proof_watch")?,
             receipts_owed: db.open_tree("receipts_owed")?,
+            notices: db.open_tree("notices")?,
             journal: Arc::new(journal),
             unapplied: Arc::default(),
             registry_cache: Arc::default(),
             observer: Arc::default(),
             receipts_wanted: Arc::default(),
+            notices_wanted: Arc::default(),
             db,
         };
         store.refuse_newer()?;
@@ -321,6 +350,11 @@ impl Store {
     /// Notified whenever a recorded job owes a receipt: what the receipt writer waits on.
     pub fn receipts_wanted(&self) -> Arc<tokio::sync::Notify> {
         self.receipts_wanted.clone()
+    }
+
+    /// Notified whenever a notice is queued: what the notifier waits on.
+    pub fn notices_wanted(&self) -> Arc<tokio::sync::Notify> {
+        self.notices_wanted.clone()
     }
 
     /// Wakes the receipt writer: a receipt it had to leave (a quarantine not yet finished)

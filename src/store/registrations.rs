@@ -25,18 +25,7 @@ pub struct RelayHealth {
     pub last_error: Option<String>,
 }
 
-/// Names of the registration fields that differ (values are not audited: they may name people).
-pub(super) fn changed_fields(before: &Registered, after: &Registered) -> Vec<String> {
-    let (Ok(serde_json::Value::Object(b)), Ok(serde_json::Value::Object(a))) =
-        (serde_json::to_value(before), serde_json::to_value(after))
-    else {
-        return Vec::new();
-    };
-    a.iter()
-        .filter(|(k, v)| b.get(*k) != Some(*v))
-        .map(|(k, _)| k.clone())
-        .collect()
-}
+use crate::registry::changed_fields;
 
 impl Store {
     /// What has been registered for a municipality (default: nothing). Read for every job
@@ -69,13 +58,51 @@ impl Store {
         operator: &str,
         what: &str,
     ) -> Result<RegistryChange, StoreError> {
+        self.register_notifying(code, after, operator, what, &[])
+    }
+
+    /// [`Store::register`], queueing `notices` in the same transaction: a change that must be
+    /// announced cannot be recorded without its announcement.
+    pub fn register_notifying(
+        &self,
+        code: Kommunkod,
+        after: &Registered,
+        operator: &str,
+        what: &str,
+        notices: &[Notice],
+    ) -> Result<RegistryChange, StoreError> {
+        let change = self.register_change(code, after, operator, what, notices)?;
+        if !notices.is_empty() {
+            self.notices_wanted.notify_one();
+        }
+        Ok(change)
+    }
+
+    /// The one writer of registrations: the registration, its history entry, its audit
+    /// entry and the notices it calls for, in one transaction.
+    fn register_change(
+        &self,
+        code: Kommunkod,
+        after: &Registered,
+        operator: &str,
+        what: &str,
+        notices: &[Notice],
+    ) -> Result<RegistryChange, StoreError> {
         let at = Timestamp::now();
         let mut cache = self
             .registry_cache
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let result = (&self.registry, &self.registry_history, &self.audit, &self.meta).transaction(
-            |(reg, history, audit_tree, meta)| {
+        let trees = (
+            &self.registry,
+            &self.registry_history,
+            &self.audit,
+            &self.meta,
+            &self.notices,
+        );
+        let result = trees.transaction(
+            |(reg, history, audit_tree, meta, notices_tree)| {
+            Store::queue_notices(notices_tree, meta, notices)?;
             let before: Registered = match reg.get(code.as_str().as_bytes())? {
                 Some(bytes) => tx_decode(&bytes)?,
                 None => Registered::default(),
@@ -86,6 +113,10 @@ impl Store {
                 what: what.to_string(),
                 before,
                 after: after.clone(),
+                notice: notices.first().map(|n| crate::registry::NoticeRef {
+                    to: n.to.clone(),
+                    subject: n.subject.clone(),
+                }),
             };
             reg.insert(code.as_str().as_bytes(), tx_encode(after)?)?;
             let mut key = prefix(code.as_str());

@@ -71,7 +71,7 @@ impl Ca {
         b.set_pubkey(&key).expect("pubkey");
         b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
             .expect("nb");
-        b.set_not_after(&Asn1Time::days_from_now(3).expect("t"))
+        b.set_not_after(&Asn1Time::days_from_now(100).expect("t"))
             .expect("na");
         b.append_extension(BasicConstraints::new().critical().ca().build().expect("bc"))
             .expect("ext");
@@ -133,7 +133,7 @@ impl Ca {
             ),
             _ => (
                 Asn1Time::days_from_now(0).expect("t"),
-                Asn1Time::days_from_now(2).expect("t"),
+                Asn1Time::days_from_now(90).expect("t"),
             ),
         };
         b.set_not_before(&from).expect("nb");

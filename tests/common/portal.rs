@@ -126,7 +126,9 @@ pub fn portal() -> Portal {
             &etc.join("client-ca.pem").to_string_lossy(),
         )
         .set_env("KURIR_PORTAL__SOCKET", &socket.to_string_lossy())
-        .set_env("KURIR_PORTAL__USER", PORTAL_USER);
+        .set_env("KURIR_PORTAL__USER", PORTAL_USER)
+        // The CAs the agency trusts for municipalities' e-mail: the test CA.
+        .set_env("KURIR_REGISTRY__SMIME_CA", &rig.ca.pem.to_string_lossy());
     rig.env.start();
     rig.env.ok(&[
         "municipality",
@@ -134,6 +136,16 @@ pub fn portal() -> Portal {
         "2480",
         "--secure",
         "yes",
+        "--operator",
+        "agency",
+    ]);
+    // Umeå's own mail domain: a decision address in it is used once proven.
+    rig.env.ok(&[
+        "municipality",
+        "domains",
+        "2480",
+        "add",
+        "umea-test.example",
         "--operator",
         "agency",
     ]);
