@@ -61,6 +61,7 @@ pub async fn examine(
     settings: &Settings,
     config_origin: &str,
     registry: &[(Kommunkod, Registered)],
+    portal: Option<&crate::service::PortalStatus>,
 ) -> Vec<Finding> {
     let mut out = vec![finding(
         Level::Ok,
@@ -99,6 +100,92 @@ pub async fn examine(
         ));
     }
     out.extend(check_registry(registry, settings.smtp.enabled()));
+    out.extend(check_trust(settings, registry, portal));
+    out
+}
+
+/// What the agency trusts and what waits for it: the CAs for municipalities' certificates,
+/// certificates stored with their private key, grants bound to no CA, changes waiting for
+/// approval, and the portal's revocation lists.
+fn check_trust(
+    settings: &Settings,
+    registry: &[(Kommunkod, Registered)],
+    portal: Option<&crate::service::PortalStatus>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if settings.registry.smime_ca.as_os_str().is_empty() {
+        out.push(finding(
+            Level::Warn,
+            "S/MIME trust",
+            "[registry] smime_ca is not set: municipalities' certificates are not checked \
+             against a CA, and the portal takes none",
+        ));
+    }
+    for (code, r) in registry {
+        if r.smime_cert
+            .as_ref()
+            .is_some_and(|c| crate::registry::holds_private_key(&c.pem))
+        {
+            out.push(finding(
+                Level::Fail,
+                "S/MIME certificates",
+                format!(
+                    "kommun {code}: the stored certificate holds a private key (stored by an \
+                     earlier release): the key is exposed; tell the municipality to replace it, \
+                     then register the new certificate alone"
+                ),
+            ));
+        }
+        let unbound: Vec<&str> = r
+            .grants
+            .iter()
+            .filter(|g| g.issuer.is_none())
+            .map(|g| g.hsa_id.as_str())
+            .collect();
+        if !unbound.is_empty() {
+            out.push(finding(
+                Level::Warn,
+                "portal grants",
+                format!(
+                    "kommun {code}: granted to {} with no CA named: any CA's card with that \
+                     HSA-id is let in; grant again with --issuer",
+                    unbound.join(", ")
+                ),
+            ));
+        }
+        if let Some(waiting) = &r.awaiting_approval {
+            out.push(finding(
+                Level::Warn,
+                "approvals",
+                format!(
+                    "kommun {code}: a change by {} waits for approval since {} (`kurir \
+                     municipality show {code}`, then `approve` or `refuse`)",
+                    waiting.by, waiting.since
+                ),
+            ));
+        }
+    }
+    if let Some(portal) = portal {
+        let now = jiff::Timestamp::now().as_second();
+        for crl in &portal.crls {
+            match crl.next_update {
+                Some(next) if next < now => out.push(finding(
+                    Level::Warn,
+                    "portal revocation lists",
+                    format!(
+                        "{} (from {}) is past its nextUpdate: a card revoked since is still let \
+                         in; fetch the new list",
+                        crl.file, crl.issuer
+                    ),
+                )),
+                _ => out.push(finding(
+                    Level::Ok,
+                    "portal revocation lists",
+                    format!("{} is current", crl.file),
+                )),
+            }
+        }
+    }
     out
 }
 
@@ -432,11 +519,15 @@ pub fn run(
             .into_iter()
             .map(|row| (row.municipality.code, row.registered))
             .collect();
+    let portal = match daemon.ask(None, Command::PortalStatus) {
+        Ok(Reply::PortalStatus(status)) => status,
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting a runtime")?;
-    let findings = runtime.block_on(examine(settings, origin, &registry));
+    let findings = runtime.block_on(examine(settings, origin, &registry, portal.as_ref()));
     let mut worst = Level::Ok;
     for f in &findings {
         println!("{:<5} {}: {}", f.level.as_str(), f.check, f.detail);

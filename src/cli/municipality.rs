@@ -99,6 +99,10 @@ pub enum MunicipalityCommand {
         /// The person's name, shown in the history.
         #[arg(long)]
         name: Option<String>,
+        /// The CA that issues the person's card, as its subject (e.g. "CN=SITHS e-id Person
+        /// HSA-id 3 CA v1, O=Inera AB, C=SE"); default: the one CA the portal trusts.
+        #[arg(long, value_name = "SUBJECT")]
+        issuer: Option<String>,
         /// Who grants it (default: the OS user).
         #[arg(long)]
         operator: Option<String>,
@@ -250,6 +254,7 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             code,
             hsa_id,
             name,
+            issuer,
             operator,
         } => {
             daemon.ask(
@@ -258,6 +263,7 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
                     code,
                     hsa_id: hsa_id.clone(),
                     name,
+                    issuer,
                 },
             )?;
             println!("{hsa_id} may now manage kommun {code} in the portal");
@@ -511,12 +517,15 @@ fn print_view(code: Kommunkod, view: &MunicipalityView) {
     }
     for g in &r.grants {
         println!(
-            "portal access    {}{}",
+            "portal access    {}{}, card from {}",
             g.hsa_id,
             g.name
                 .as_deref()
                 .map(|n| format!(" ({n})"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            g.issuer
+                .as_deref()
+                .unwrap_or("any CA (granted before CAs were named: grant again with --issuer)")
         );
     }
 }

@@ -418,6 +418,9 @@ pub struct PortalSettings {
     /// from this user (checked by the socket peer's credentials) and opens the socket to the
     /// folder's group; empty: any user who can reach the socket file.
     pub user: String,
+    /// Certificate revocation lists (PEM or DER) checked at every handshake, for every
+    /// certificate of the chain; read again when a file changes. SITHS publishes them.
+    pub crl: Vec<PathBuf>,
 }
 
 impl PortalSettings {

@@ -70,6 +70,14 @@ pub mod names {
     pub const BATCHES_READY: &str = "kurir_print_batches_ready";
     /// Age of the oldest closed batch still in `spool/print/`.
     pub const OLDEST_READY_BATCH_AGE: &str = "kurir_print_batch_oldest_ready_age_seconds";
+    /// When each of the portal's revocation lists promised its next (Unix seconds), by `crl`.
+    pub const PORTAL_CRL_NEXT_UPDATE: &str = "kurir_portal_crl_next_update_timestamp_seconds";
+    /// When the portal last reported to the daemon (Unix seconds).
+    pub const PORTAL_REPORTED: &str = "kurir_portal_last_report_timestamp_seconds";
+    /// Registrations with a change that waits for an operator's approval.
+    pub const AWAITING_APPROVAL: &str = "kurir_registrations_awaiting_approval";
+    /// Notices to municipalities not yet sent.
+    pub const NOTICES_WAITING: &str = "kurir_notices_waiting";
 }
 
 /// Installs the Prometheus recorder once per process; later calls return the same handle.
@@ -328,6 +336,13 @@ fn update_gauges(store: &Store) -> Result<(), crate::store::StoreError> {
     };
     metrics::gauge!(names::BATCHES_OPEN).set(open);
     metrics::gauge!(names::RELAY_FAILURES).set(f64::from(store.relay_health()?.failures));
+    let waiting = store
+        .all_registered()?
+        .iter()
+        .filter(|(_, r)| r.awaiting_approval.is_some())
+        .count();
+    metrics::gauge!(names::AWAITING_APPROVAL).set(waiting as f64);
+    metrics::gauge!(names::NOTICES_WAITING).set(store.waiting_notices()? as f64);
     Ok(())
 }
 

@@ -29,6 +29,19 @@ impl Backend {
         Backend { socket }
     }
 
+    /// Reports the portal's revocation lists and CAs to the daemon; whether it was heard.
+    pub async fn report(&self, crls: Vec<crate::service::CrlInfo>, issuers: Vec<String>) -> bool {
+        matches!(
+            protocol::call(
+                &self.socket,
+                Principal::Portal,
+                Command::PortalReport { crls, issuers },
+            )
+            .await,
+            Ok(Ok(_))
+        )
+    }
+
     /// Asks the service, on behalf of `person`.
     pub async fn ask(&self, person: &Person, command: Command) -> Result<Reply, Asked> {
         match protocol::call(&self.socket, Principal::Person(person.clone()), command).await {

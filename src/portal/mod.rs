@@ -39,16 +39,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
              KURIR_PORTAL__LISTEN=0.0.0.0:8443), with [portal] cert, key and client_ca"
         );
     }
-    let acceptor = tls::acceptor(&portal.cert, &portal.key, &portal.client_ca)
-        .context("[portal] certificates")?;
+    let trust = Arc::new(tls::Trust::new(portal).context("[portal] certificates")?);
     let listen: std::net::SocketAddr = portal.listen.parse().context("[portal] listen")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("[portal] listen {listen}"))?;
     let socket = portal.socket_path(&settings.store.dir);
     let seed = Seed::builtin().context("loading the built-in municipality list")?;
+    let backend = backend::Backend::new(socket.clone());
     let state = Arc::new(routes::Portal::new(
-        backend::Backend::new(socket.clone()),
+        backend.clone(),
         seed,
         settings.sender.clone(),
     ));
@@ -59,7 +59,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "municipality portal on HTTPS with client certificates"
     );
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(server::serve(listener, acceptor, state, shutdown_rx));
+    tokio::spawn(watch_trust(trust.clone(), backend, shutdown_rx.clone()));
+    let server = tokio::spawn(server::serve(listener, trust, state, shutdown_rx));
     crate::ops::systemd::ready("serving the municipality portal");
     wait_for_signal().await?;
     crate::ops::systemd::stopping();
@@ -67,6 +68,45 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let _ = server.await;
     tracing::info!("portal stopped");
     Ok(())
+}
+
+/// How often the revocation lists are looked at, and the portal reports to the daemon.
+const TRUST_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads the revocation lists again when they change, warns of one past its nextUpdate, and
+/// tells the daemon (for its metrics, `doctor`, and the CA a new grant is bound to).
+async fn watch_trust(
+    trust: Arc<tls::Trust>,
+    backend: backend::Backend,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last_report: Option<std::time::Instant> = None;
+    loop {
+        let changed = {
+            let trust = trust.clone();
+            tokio::task::spawn_blocking(move || trust.reload_if_changed())
+                .await
+                .unwrap_or(false)
+        };
+        if changed || last_report.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60))
+        {
+            let crls = tls::crl_info(trust.crl_files()).unwrap_or_default();
+            let now = jiff::Timestamp::now().as_second();
+            for crl in &crls {
+                if crl.next_update.is_some_and(|next| next < now) {
+                    tracing::warn!(crl = %crl.file, "portal: a revocation list is past its nextUpdate: fetch the new one");
+                }
+            }
+            let issuers = tls::issuers(trust.client_ca()).unwrap_or_default();
+            if backend.report(crls, issuers).await {
+                last_report = Some(std::time::Instant::now());
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(TRUST_CHECK) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// The portal is meant to run as a user that can read neither the store nor the signing key;

@@ -14,7 +14,7 @@ use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use openssl::ssl::{Ssl, SslAcceptor};
+use openssl::ssl::Ssl;
 use tokio::sync::watch;
 use tower::ServiceExt;
 use tower_http::csrf::CsrfLayer;
@@ -47,12 +47,11 @@ pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 /// Serves the portal until shutdown.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    acceptor: SslAcceptor,
+    trust: Arc<super::tls::Trust>,
     portal: Arc<Portal>,
     shutdown: watch::Receiver<bool>,
 ) {
     let app = router(portal);
-    let acceptor = Arc::new(acceptor);
     let persons = PerClient::new(PER_PERSON);
     let limits = Limits {
         connections: MAX_CONNECTIONS,
@@ -65,7 +64,9 @@ pub async fn serve(
         grace: Duration::from_secs(10),
     };
     net::serve(listener, limits, shutdown, "portal", move |tcp, _address, shutdown| {
-        let (app, acceptor, persons) = (app.clone(), acceptor.clone(), persons.clone());
+        // The acceptor as it stands now: a revocation list read again applies to the next
+        // handshake.
+        let (app, acceptor, persons) = (app.clone(), trust.current(), persons.clone());
         async move {
             let Ok(ssl) = Ssl::new(acceptor.context()) else {
                 return;

@@ -36,12 +36,20 @@ pub struct Grant {
     /// The person's name, for the history and the page.
     #[serde(default)]
     pub name: Option<String>,
+    /// The CA that issued the person's card (its subject): an HSA-id is unique only within
+    /// its CA. `None` for a grant made by kurir 0.1.0, which names no CA (doctor warns).
+    #[serde(default)]
+    pub issuer: Option<String>,
 }
 
 impl Grant {
-    /// Whether this grant is for `person`.
+    /// Whether this grant is for `person`: the same HSA-id, from the same CA.
     pub fn admits(&self, person: &Person) -> bool {
         self.hsa_id == person.hsa_id
+            && self
+                .issuer
+                .as_ref()
+                .is_none_or(|issuer| person.issuer.as_deref() == Some(issuer.as_str()))
     }
 }
 

@@ -16,8 +16,17 @@ pub(super) fn check(
     let person = match principal {
         Principal::Operator(_) => {
             return match command {
-                Command::MyMunicipalities => Err(ServiceError::NotPermitted),
+                Command::MyMunicipalities | Command::PortalReport { .. } => {
+                    Err(ServiceError::NotPermitted)
+                }
                 _ => Ok(()),
+            }
+        }
+        // The portal process speaks for itself only to report on itself.
+        Principal::Portal => {
+            return match command {
+                Command::PortalReport { .. } => Ok(()),
+                _ => Err(ServiceError::NotPermitted),
             }
         }
         Principal::Person(person) => person,

@@ -123,6 +123,7 @@ fn who(principal: &Principal) -> String {
             p.name, p.hsa_id
         ),
         Principal::Operator(name) => format!("Migrationsverket (handläggare {name})"),
+        Principal::Portal => "Migrationsverkets webbsida för kommuner".into(),
     }
 }
 

@@ -133,7 +133,8 @@ pub enum Command {
         /// The code from the verification message.
         secret: String,
     },
-    /// Lets a person (by HSA-id) manage the municipality's registration on the portal.
+    /// Lets a person (by HSA-id and issuing CA) manage the municipality's registration on
+    /// the portal.
     MunicipalityGrant {
         /// The municipality.
         code: Kommunkod,
@@ -141,6 +142,9 @@ pub enum Command {
         hsa_id: String,
         /// The person's name.
         name: Option<String>,
+        /// The issuing CA's subject; `None`: the one CA the portal reported.
+        #[serde(default)]
+        issuer: Option<String>,
     },
     /// Withdraws a grant.
     MunicipalityRevoke {
@@ -163,6 +167,15 @@ pub enum Command {
         /// Why (recorded).
         reason: String,
     },
+    /// The portal reports its revocation lists and the CAs its persons come from.
+    PortalReport {
+        /// Its revocation lists.
+        crls: Vec<super::CrlInfo>,
+        /// The CAs' subjects.
+        issuers: Vec<String>,
+    },
+    /// What the portal last reported (for `doctor`).
+    PortalStatus,
     /// Changes the municipality's mail domains (addresses outside them wait for approval).
     MunicipalityDomains {
         /// The municipality.

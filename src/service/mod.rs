@@ -50,6 +50,8 @@ pub enum Principal {
     Operator(String),
     /// A person signed in on the portal, as the portal process read their certificate.
     Person(Person),
+    /// The portal process itself, reporting on its own state (its revocation lists).
+    Portal,
 }
 
 impl Principal {
@@ -58,6 +60,7 @@ impl Principal {
         match self {
             Principal::Operator(name) => name.clone(),
             Principal::Person(person) => person.operator(),
+            Principal::Portal => "kurir portal".into(),
         }
     }
 }
@@ -110,6 +113,8 @@ struct Core {
     sender: SenderSettings,
     /// Registry changes are read-modify-write: one at a time.
     registry_lock: Mutex<()>,
+    /// What the portal last reported of itself.
+    portal: Mutex<Option<PortalStatus>>,
 }
 
 /// Why the service could not be set up.
@@ -167,6 +172,7 @@ impl Service {
                 alerter: parts.alerter,
                 sender: parts.sender,
                 registry_lock: Mutex::new(()),
+                portal: Mutex::new(None),
             }),
         }
     }
@@ -229,6 +235,34 @@ impl Service {
 }
 
 impl Core {
+    /// Keeps what the portal reports of itself, and shows it in the metrics.
+    fn portal_report(&self, crls: Vec<CrlInfo>, issuers: Vec<String>) -> Reply {
+        for crl in &crls {
+            if let Some(next) = crl.next_update {
+                metrics::gauge!(crate::ops::names::PORTAL_CRL_NEXT_UPDATE, "crl" => crl.file.clone())
+                    .set(next as f64);
+            }
+        }
+        metrics::gauge!(crate::ops::names::PORTAL_REPORTED)
+            .set(jiff::Timestamp::now().as_second() as f64);
+        let status = PortalStatus {
+            at: jiff::Timestamp::now(),
+            crls,
+            issuers,
+        };
+        *self.portal.lock().unwrap_or_else(|p| p.into_inner()) = Some(status.clone());
+        Reply::PortalStatus(Some(status))
+    }
+
+    /// The issuer a new grant is bound to when none is named: the one CA the portal trusts.
+    fn default_issuer(&self) -> Option<String> {
+        let portal = self.portal.lock().unwrap_or_else(|p| p.into_inner());
+        match portal.as_ref().map(|p| p.issuers.as_slice()) {
+            Some([only]) => Some(only.clone()),
+            _ => None,
+        }
+    }
+
     /// What a change by `principal` may do: an operator's takes effect at once; a person's
     /// waits for approval where the rules say so.
     fn context<'a>(&'a self, principal: &Principal, who: &'a str) -> ChangeContext<'a> {
@@ -269,9 +303,12 @@ impl Core {
             Command::MunicipalityImport { csv, dry_run } => self.import(principal, &csv, dry_run),
             Command::MunicipalityExport => self.export(),
             Command::MunicipalityConfirm { code, secret } => self.confirm(principal, code, &secret),
-            Command::MunicipalityGrant { code, hsa_id, name } => {
-                self.grant(principal, code, hsa_id, name)
-            }
+            Command::MunicipalityGrant {
+                code,
+                hsa_id,
+                name,
+                issuer,
+            } => self.grant(principal, code, hsa_id, name, issuer),
             Command::MunicipalityRevoke { code, hsa_id } => self.revoke(principal, code, hsa_id),
             Command::MyMunicipalities => self.mine(principal),
             Command::MunicipalityApprove { code } => self.approve(principal, code),
@@ -279,6 +316,13 @@ impl Core {
             Command::MunicipalityDomains { code, add, remove } => {
                 self.domains(principal, code, &add, &remove)
             }
+            Command::PortalReport { crls, issuers } => Ok(self.portal_report(crls, issuers)),
+            Command::PortalStatus => Ok(Reply::PortalStatus(
+                self.portal
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
+            )),
             // Answered by `Service::verify`, which needs the network.
             Command::MunicipalityVerify { .. } => Err(ServiceError::Internal(
                 "a verification is not carried out on the blocking path".into(),

@@ -101,7 +101,10 @@ impl Door {
         matches!(
             (self, principal),
             (Door::Operator { .. }, Principal::Operator(_))
-                | (Door::Portal { .. }, Principal::Person(_))
+                | (
+                    Door::Portal { .. },
+                    Principal::Person(_) | Principal::Portal
+                )
         )
     }
 }

@@ -367,15 +367,22 @@ impl Core {
         code: Kommunkod,
         hsa_id: String,
         name: Option<String>,
+        issuer: Option<String>,
     ) -> Result<Reply, ServiceError> {
         self.seed.require(code)?;
         check_hsa_id(&hsa_id)?;
+        let issuer = issuer
+            .map(|i| i.trim().to_string())
+            .filter(|i| !i.is_empty())
+            .or_else(|| self.default_issuer())
+            .ok_or(ServiceError::IssuerRequired)?;
         let _guard = self.lock_registry();
         let mut registered = self.store.registered(code)?;
         registered.grants.retain(|g| g.hsa_id != hsa_id);
         registered.grants.push(Grant {
             hsa_id: hsa_id.clone(),
             name,
+            issuer: Some(issuer),
         });
         self.store.register(
             code,

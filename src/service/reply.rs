@@ -53,6 +53,19 @@ pub enum Reply {
     Grants(GrantsNow),
     /// The municipalities a person may manage.
     Mine(Vec<SeedMunicipality>),
+    /// What the portal last reported of itself, if it did.
+    PortalStatus(Option<PortalStatus>),
+}
+
+/// What the portal process reports of itself to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortalStatus {
+    /// When it reported.
+    pub at: Timestamp,
+    /// Its revocation lists.
+    pub crls: Vec<CrlInfo>,
+    /// The CAs its persons' certificates come from (subjects).
+    pub issuers: Vec<String>,
 }
 
 /// One job and its history.
@@ -148,4 +161,15 @@ pub struct GrantsNow {
     pub kommunkod: Kommunkod,
     /// Who may manage it on the portal.
     pub grants: Vec<Grant>,
+}
+
+/// What one revocation list says of itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrlInfo {
+    /// The file.
+    pub file: String,
+    /// Its issuer.
+    pub issuer: String,
+    /// When its issuer promised the next one (Unix seconds), if it did.
+    pub next_update: Option<i64>,
 }

@@ -157,6 +157,8 @@ pub fn portal() -> Portal {
         HSA,
         "--name",
         PERSON,
+        "--issuer",
+        &format!("CN={PERSON_CA}"),
         "--operator",
         "agency",
     ]);
