@@ -417,6 +417,9 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
                         short(&f.after)
                     );
                 }
+                if let Some(notice) = &c.notice {
+                    println!("    notice of the change to: {}", notice.to.join(", "));
+                }
             }
         }
         MunicipalityCommand::Import {

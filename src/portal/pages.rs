@@ -218,6 +218,13 @@ pub fn municipality(
                                 None => { "–" },
                             }
                         } }
+                        @if let Some(w) = &r.awaiting_approval {
+                            tr { th scope="row" { "Väntar på Migrationsverkets godkännande" } td {
+                                @if let Some(a) = &w.address { "Adressen " (a) " (bevisad). " }
+                                @if let Some(p) = &w.postal_address { "Postadressen " (p.lines().join(", ")) ". " }
+                                "Till dess gäller det som står ovan."
+                            } }
+                        }
                         tr { th scope="row" { "Säker anslutning" } td { @if r.secure_connection { "Ja" } @else { "Nej (Migrationsverket sätter upp den)" } } }
                         tr { th scope="row" { "S/MIME-certifikat" } td {
                             @match &r.smime_cert {

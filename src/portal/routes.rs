@@ -271,6 +271,10 @@ pub(super) async fn municipality(
         Some("certifikat") => Notice::Done("Certifikatet är sparat."),
         Some("kod-skickad") => Notice::Done("En kod är skickad till adressen. Skriv in den nedan."),
         Some("bekraftad") => Notice::Done("Adressen är bevisad: beslut skickas nu dit."),
+        Some("bevisad-vantar") => Notice::Done(
+            "Adressen är bevisad. Den ligger utanför kommunens e-postdomäner och används när \
+             Migrationsverket har godkänt den; till dess går beslut som förut.",
+        ),
         Some("oforandrat") => Notice::Done("Inget ändrades."),
         _ => Notice::None,
     };
@@ -460,10 +464,19 @@ pub(super) async fn send_code(
     };
     let command = Command::MunicipalityVerify { code };
     act(&portal, &person, code, command, "kod-skickad", |error| {
+        let status = match error {
+            ServiceError::Registry(RegistryError::TooManyCodes { .. }) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ServiceError::Registry(RegistryError::NothingPending(_)) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            _ => StatusCode::BAD_GATEWAY,
+        };
         (
             Notice::Error(words::send_error(error).into(), None),
             None,
-            StatusCode::BAD_GATEWAY,
+            status,
         )
     })
     .await
@@ -489,12 +502,25 @@ pub(super) async fn confirm(
         code,
         secret: form.kod.trim().to_string(),
     };
-    act(&portal, &person, code, command, "bekraftad", |error| {
-        (
-            Notice::Error(words::code_error(error).into(), Some("kod")),
-            None,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-    })
-    .await
+    match portal.ask(&person, command).await {
+        Ok(Reply::Confirmed(confirmed)) if confirmed.awaiting_approval.is_some() => {
+            done(code, "bevisad-vantar")
+        }
+        Ok(_) => done(code, "bekraftad"),
+        Err(Asked::Unavailable) => unavailable(),
+        Err(Asked::Refused(error)) => {
+            if let Some(page) = refusal_page(&portal, &person, &error) {
+                return page;
+            }
+            render(
+                &portal,
+                &person,
+                code,
+                Notice::Error(words::code_error(&error).into(), Some("kod")),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
 }

@@ -180,3 +180,113 @@ fn codes_are_eight_unambiguous_characters() {
     assert!(!a.contains('0') && !a.contains('O') && !a.contains('1') && !a.contains('I'));
     assert_ne!(a, new_verification_code());
 }
+
+#[test]
+fn a_grant_admits_the_hsa_id_only_from_the_ca_it_names() {
+    let grant = Grant {
+        hsa_id: "SE2321000016-abc1".into(),
+        name: None,
+        issuer: Some("CN=SITHS e-id Person HSA-id 3 CA v1".into()),
+    };
+    let person = |issuer: &str| Person {
+        hsa_id: "SE2321000016-abc1".into(),
+        name: "Anna".into(),
+        issuer: Some(issuer.into()),
+    };
+    assert!(grant.admits(&person("CN=SITHS e-id Person HSA-id 3 CA v1")));
+    assert!(
+        !grant.admits(&person("CN=Another CA")),
+        "the same HSA-id from another CA"
+    );
+    let legacy = Grant {
+        issuer: None,
+        ..grant
+    };
+    assert!(
+        legacy.admits(&person("CN=Another CA")),
+        "0.1.0's grants name no CA"
+    );
+}
+
+#[test]
+fn a_person_proves_an_address_outside_the_domains_only_for_approval() {
+    let now = Timestamp::now();
+    let key = test_key();
+    let mut r = Registered::default();
+    r.apply(
+        &Changes {
+            email: Some("registrator@umea.example".into()),
+            secure: Some("yes".into()),
+            ..Changes::default()
+        },
+        now,
+    )
+    .expect("valid");
+    assert_eq!(
+        r.domains,
+        ["umea.example"],
+        "seeded from the agency's official address"
+    );
+    let person = ChangeContext {
+        by_agency: false,
+        smime_trust: None,
+        who: "a person",
+    };
+    for (address, in_use) in [
+        ("beslut@umea.example", true),
+        ("beslut@mail.umea.example", true),
+        ("beslut@evil.example", false),
+    ] {
+        let mut r = r.clone();
+        r.apply_with(
+            &Changes {
+                decision_email: Some(address.into()),
+                ..Changes::default()
+            },
+            now,
+            person,
+        )
+        .expect("valid");
+        r.set_code(
+            code(),
+            "ABCD2345",
+            now + jiff::SignedDuration::from_hours(1),
+            &key,
+        )
+        .expect("pending");
+        let proven = r
+            .confirm(code(), "ABCD2345", now, &key, person)
+            .expect("proven");
+        if in_use {
+            assert_eq!(proven, Proven::InUse(address.into()));
+            assert_eq!(r.active_address.as_deref(), Some(address));
+        } else {
+            assert_eq!(proven, Proven::AwaitsApproval(address.into()));
+            assert_eq!(r.active_address, None);
+            r.approve(code()).expect("approved");
+            assert_eq!(r.active_address.as_deref(), Some(address));
+        }
+    }
+    // A person's postal address waits; removing it is refused.
+    let mut r2 = r.clone();
+    r2.apply_with(
+        &Changes {
+            postal_address: Some("Box 1\n901 84 Umeå".into()),
+            ..Changes::default()
+        },
+        now,
+        person,
+    )
+    .expect("valid");
+    assert!(r2.postal_address.is_none() && r2.awaiting_approval.is_some());
+    assert!(r2
+        .apply_with(
+            &Changes {
+                postal_address: Some(String::new()),
+                ..Changes::default()
+            },
+            now,
+            person,
+        )
+        .is_err());
+}

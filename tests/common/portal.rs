@@ -5,7 +5,11 @@
 //! secure and granted to the test person. Needs root (to start a process as another user).
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
+
+use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -78,9 +82,18 @@ pub fn as_portal_user(program: &str) -> std::process::Command {
     cmd
 }
 
+/// How long a connection may sit idle before the portal closes it (its header-read timeout).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A daemon with the e-mail rig, 2480 secure and granted to the test person, and `kurir
 /// portal` running as another user.
 pub fn portal() -> Portal {
+    portal_with(|_, _, _| {})
+}
+
+/// [`portal`], with `setup` run on the environment, the person CA and the person's card
+/// before anything starts (to add settings).
+pub fn portal_with(setup: impl FnOnce(&mut Env, &Ca, &Identity)) -> Portal {
     let mut rig = rig();
     let dir = rig.env.path().to_path_buf();
     // The portal's user may pass through the test folder, not read it; the agency's signing
@@ -129,6 +142,7 @@ pub fn portal() -> Portal {
         .set_env("KURIR_PORTAL__USER", PORTAL_USER)
         // The CAs the agency trusts for municipalities' e-mail: the test CA.
         .set_env("KURIR_REGISTRY__SMIME_CA", &rig.ca.pem.to_string_lossy());
+    setup(&mut rig.env, &ca, &person);
     rig.env.start();
     rig.env.ok(&[
         "municipality",
@@ -195,4 +209,93 @@ fn start_portal(env: &Env, log: &Path) -> Child {
         .stderr(Stdio::from(file))
         .spawn()
         .expect("kurir portal starts")
+}
+
+/// An HTTP answer from the portal.
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+pub fn connector(ca: &Path, identity: Option<&Identity>) -> SslConnector {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).expect("connector");
+    b.set_ca_file(ca).expect("ca");
+    b.set_verify(SslVerifyMode::PEER);
+    if let Some(id) = identity {
+        b.set_certificate_file(&id.cert, SslFiletype::PEM)
+            .expect("client cert");
+        b.set_private_key_file(&id.key, SslFiletype::PEM)
+            .expect("client key");
+    }
+    b.build()
+}
+
+/// One HTTP/1.0 request over TLS; `Err` when the TLS handshake or the exchange fails.
+pub fn request(
+    addr: &str,
+    connector: &SslConnector,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Reply, String> {
+    let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = connector
+        .connect("localhost", tcp)
+        .map_err(|e| format!("handshake: {e}"))?;
+    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    tls.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+    tls.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    tls.read_to_end(&mut raw)
+        .map_err(|e| format!("reading: {e}"))?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP answer: {text:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status")?;
+    Ok(Reply {
+        status,
+        head: head.to_ascii_lowercase(),
+        body: body.to_string(),
+    })
+}
+
+pub fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let enc: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={enc}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The form token on a page.
+pub fn csrf(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form token on the page")
+        .to_string()
 }
