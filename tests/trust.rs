@@ -494,3 +494,76 @@ fn one_client_holding_seventy_idle_connections_keeps_no_granted_person_out() {
     );
     drop(bare);
 }
+
+#[test]
+fn a_certificate_about_to_expire_is_announced_to_the_municipality_and_the_agency() {
+    let mut rig = common::mail::rig();
+    let soon = rig.ca.issue("umea-soon", Usage::EmailExpiringIn(UMEA, 5));
+    rig.env.start();
+    rig.env.ok(&[
+        "municipality",
+        "set",
+        "2480",
+        "--email",
+        UMEA,
+        "--secure",
+        "yes",
+        "--contact",
+        &format!("Anna Berg, 090-16 10 01, {CONTACT}"),
+        "--smime-cert",
+        &soon.cert.to_string_lossy(),
+    ]);
+    rig.env.ok(&["municipality", "verify", "2480"]);
+    let code = common::mail::code_from_peer(&rig, Some(&soon));
+    rig.env.ok(&["municipality", "confirm", "2480", &code]);
+    // The notifier looks at certificates at its start: a restart makes it look now.
+    rig.env.stop();
+    rig.env.start();
+    let told = |address: &str| {
+        rig.peer
+            .log()
+            .lines()
+            .filter(|l| l.starts_with("DATA ") && l.ends_with(address))
+            .count()
+    };
+    common::wait_for("the expiry notices", Duration::from_secs(60), || {
+        told(UMEA) >= 2 && told(CONTACT) >= 1
+    });
+    let alerts: Vec<String> = std::fs::read_dir(rig.env.spool().join("alerts"))
+        .expect("alerts")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.starts_with("registry-2480-certificate-expiring")),
+        "{alerts:?}"
+    );
+    // Once: a later look sends nothing more.
+    rig.env.stop();
+    rig.env.start();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(told(CONTACT), 1, "the notice went twice");
+    rig.env.stop();
+}
+
+#[test]
+fn a_report_key_others_may_read_stops_the_daemon_with_what_to_do() {
+    let mut env = common::Env::new();
+    env.start();
+    env.stop();
+    let key = env.path().join("state/proof.key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let out = env.kurir().args(["run"]).output().expect("kurir run");
+    assert!(
+        !out.status.success(),
+        "the daemon started with an exposed key"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("proof.key is readable by others (mode 0644)") && err.contains("chmod 600"),
+        "{err}"
+    );
+}

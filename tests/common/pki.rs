@@ -36,6 +36,8 @@ pub enum Usage {
     Person(&'static str, &'static str),
     /// The same, expired.
     ExpiredPerson(&'static str, &'static str),
+    /// An e-mail certificate that expires in this many days.
+    EmailExpiringIn(&'static str, u32),
 }
 
 pub struct Ca {
@@ -131,6 +133,10 @@ impl Ca {
                 Asn1Time::from_unix(1_600_000_000).expect("t"),
                 Asn1Time::from_unix(1_600_086_400).expect("t"),
             ),
+            Usage::EmailExpiringIn(_, days) => (
+                Asn1Time::days_from_now(0).expect("t"),
+                Asn1Time::days_from_now(days).expect("t"),
+            ),
             _ => (
                 Asn1Time::days_from_now(0).expect("t"),
                 Asn1Time::days_from_now(90).expect("t"),
@@ -158,7 +164,7 @@ impl Ca {
                         .expect("ku"),
                 );
             }
-            Usage::Email(addr) | Usage::ExpiredEmail(addr) => {
+            Usage::Email(addr) | Usage::ExpiredEmail(addr) | Usage::EmailExpiringIn(addr, _) => {
                 exts.push(
                     SubjectAlternativeName::new()
                         .email(addr)
