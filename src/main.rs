@@ -14,14 +14,15 @@ fn main() -> ExitCode {
     match start(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kurir: {e:#}");
+            eprintln!("kurir: {}", kurir::cli::out::in_words(&e));
             ExitCode::FAILURE
         }
     }
 }
 
 fn start(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let file = kurir::config::locate(cli.config.as_deref());
+    let settings = Settings::load(file.as_deref())?;
     let format = cli.log_format.unwrap_or(settings.log.format);
     let serves = matches!(cli.command, Command::Run | Command::Portal);
     kurir::ops::logging::init(format, &settings.log.filter, serves);

@@ -22,6 +22,15 @@ use crate::job::JobId;
 /// operator's quarantine release know it is kurir's own and not the writer's.
 pub const SOURCE_NOTE: &str = ".kurir-source";
 
+/// An entry in `incoming/` the daemon has not taken in yet.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Waiting {
+    /// The folder's name as its writer gave it (a job id when `kurir submit` wrote it).
+    pub name: String,
+    /// When it was put there (its modification time).
+    pub since: jiff::Timestamp,
+}
+
 /// Paths of the spool's folders.
 #[derive(Debug, Clone)]
 pub struct Spool {
@@ -60,6 +69,33 @@ impl Spool {
     /// "no such job".
     pub fn holds(&self, id: &JobId) -> bool {
         self.incoming().join(id.as_str()).exists() || self.active_job(id).exists()
+    }
+    /// What lies in `incoming/` now, oldest first: jobs dropped and not yet taken in (by a
+    /// daemon that is busy, or not running). Entries are not opened or followed.
+    pub fn waiting(&self) -> std::io::Result<Vec<Waiting>> {
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(self.incoming()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue; // taken in while we looked
+            };
+            let since = meta
+                .modified()
+                .ok()
+                .and_then(|t| jiff::Timestamp::try_from(t).ok())
+                .unwrap_or_else(jiff::Timestamp::now);
+            out.push(Waiting {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                since,
+            });
+        }
+        out.sort_by_key(|w| w.since);
+        Ok(out)
     }
     /// Bad input.
     pub fn quarantine(&self) -> PathBuf {

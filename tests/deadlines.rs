@@ -175,7 +175,7 @@ impl World {
         assert_eq!(outcome.queued, 1);
         let job = self
             .store
-            .list(Some(JobState::Queued), 10)
+            .list(&[JobState::Queued], 10)
             .expect("list")
             .into_iter()
             .find(|j| j.source == name)

@@ -358,7 +358,8 @@ fn the_registry_survives_a_restart_and_history_shows_each_change() {
 
 #[test]
 fn bad_registrations_are_refused_with_a_clear_message() {
-    let env = Env::new();
+    let mut env = Env::new();
+    env.make_store();
     let ca = Ca::new(&env.path().join("pki"), "kurir test CA");
     let expired = ca.issue("expired", Usage::ExpiredEmail(UMEA));
     let server_only = ca.issue("server-only", Usage::EmailWithoutProtectionPurpose(UMEA));
@@ -403,7 +404,8 @@ fn bad_registrations_are_refused_with_a_clear_message() {
 
 #[test]
 fn import_shows_a_dry_run_first_and_export_gives_the_same_back() {
-    let env = Env::new();
+    let mut env = Env::new();
+    env.make_store();
     let csv = "kommunkod,email,secure,phone,contacts,postal_address\n\
                2480,registrator@umea-test.example,yes,090-16 10 00,\"Anna Berg, 090-16 10 00, anna@umea-test.example\",Skolgatan 31A\\n901 84 Umeå\n\
                2584,kommun@kiruna-test.example,no,0980-700 00,,\n";

@@ -311,7 +311,8 @@ fn metrics_parse_and_move_as_jobs_flow_and_health_is_green() {
 
 #[test]
 fn doctor_flags_an_expired_certificate_a_world_readable_key_and_an_unreachable_relay() {
-    let env = Env::new();
+    let mut env = Env::new();
+    env.make_store();
     let ca = Ca::new(&env.path().join("pki"), "kurir test CA");
     let agency = ca.issue(
         "agency",

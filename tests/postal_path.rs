@@ -169,6 +169,7 @@ fn job_dropped_while_the_daemon_is_down_is_picked_up_at_start() {
 #[test]
 fn a_job_not_taken_in_yet_is_named_so_by_status_and_operator_commands() {
     let mut env = Env::new();
+    env.make_store();
     let id = env.submit("2480", None);
     for args in [
         vec!["status", id.as_str()],

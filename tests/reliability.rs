@@ -259,6 +259,11 @@ fn operator_commands_work_against_a_running_daemon_and_record_their_reason() {
     rig.env
         .ok(&["hold", "--to", "2480", "--reason", "avbrott hos kommunen"]);
     assert_eq!(state(&rig, &a), "held");
+    let shown = rig.env.ok(&["municipality", "show", "2480"]);
+    assert!(
+        shown.contains("route now        none: held"),
+        "a held municipality's route: {shown}"
+    );
     let c = rig.env.submit("2480", None);
     common::wait_for("new job held", Duration::from_secs(30), || {
         state(&rig, &c) == "held"
@@ -266,6 +271,24 @@ fn operator_commands_work_against_a_running_daemon_and_record_their_reason() {
     rig.env
         .ok(&["release", "--to", "2480", "--reason", "avbrottet är över"]);
     assert_ne!(state(&rig, &c), "held");
+
+    // `kurir flush` tries every waiting job now, as `postqueue -f` does.
+    for id in [&a, &b, &c] {
+        common::wait_for("waiting again", Duration::from_secs(30), || {
+            state(&rig, id) == "deferred"
+        });
+    }
+    let rcpts = rig.peer.count("RCPT");
+    let flushed = rig.env.ok(&["flush", "--reason", "servern är tillbaka"]);
+    assert!(flushed.contains("retry: 3 job(s)"), "{flushed}");
+    common::wait_for("all three tried again", Duration::from_secs(30), || {
+        rig.peer.count("RCPT") >= rcpts + 3
+    });
+    for id in [&a, &b, &c] {
+        assert!(events(&rig, id)
+            .iter()
+            .any(|e| e.contains("retry requested by") && e.contains("servern är tillbaka")));
+    }
 
     let refused = rig.env.run(&["cancel", &b]);
     assert!(!refused.status.success(), "cancel without a reason");

@@ -1,5 +1,6 @@
 //! `kurir audit`: check the audit chain and export it for a regulator.
 
+use crate::cli::out::say;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -41,11 +42,11 @@ pub fn run(daemon: &Daemon<'_>, command: AuditCommand) -> anyhow::Result<ExitCod
             let reply = daemon.ask(None, Command::AuditVerify)?;
             match expect_reply!(reply, Reply::Audit) {
                 Verdict::Ok { entries } => {
-                    println!("ok, {entries} entries");
+                    say!("ok, {entries} entries");
                     Ok(ExitCode::SUCCESS)
                 }
                 Verdict::Broken { seq, problem } => {
-                    println!("BROKEN at entry {seq}: {problem}");
+                    say!("BROKEN at entry {seq}: {problem}");
                     Ok(ExitCode::FAILURE)
                 }
             }
@@ -54,7 +55,7 @@ pub fn run(daemon: &Daemon<'_>, command: AuditCommand) -> anyhow::Result<ExitCod
             let since = parse_since(&since)?;
             let reply = daemon.ask(None, Command::AuditExport { since })?;
             for entry in expect_reply!(reply, Reply::AuditEntries) {
-                println!("{}", serde_json::to_string(&entry)?);
+                say!("{}", serde_json::to_string(&entry)?);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -42,6 +42,20 @@ pub enum ControlError {
     /// This process could not run the service itself.
     #[error("answering without a daemon: {0}")]
     Local(String),
+    /// No daemon answers and there is no store to open: only `kurir run` makes one.
+    #[error(
+        "no kurir store in {} (settings: {}); only `kurir run` makes one: start the daemon, or \
+         name the installed settings with `--config /etc/kurir/kurir.toml` or KURIR_CONFIG",
+        state.display(),
+        settings_file.as_ref().map(|f| f.display().to_string())
+            .unwrap_or_else(|| "built-in defaults, no settings file".into())
+    )]
+    NoStore {
+        /// The state directory looked in.
+        state: PathBuf,
+        /// The settings file that named it, if any.
+        settings_file: Option<PathBuf>,
+    },
 }
 
 /// Sends a command to the running daemon, or answers it from the store when none runs.
@@ -59,6 +73,14 @@ pub fn request(
             Ok(answer) => return Ok(answer),
             Err(ClientError::NotRunning(_)) => {}
             Err(e) => return Err(e.into()),
+        }
+        // Only the daemon makes a store: a command pointed at the wrong place must say so,
+        // not answer from an empty store it just made.
+        if !state_dir.join("db").is_dir() {
+            return Err(ControlError::NoStore {
+                state: std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf()),
+                settings_file: settings.file.clone(),
+            });
         }
         match Store::open(state_dir) {
             Ok(store) => return answer_locally(settings, store, seed, principal, command),

@@ -1,6 +1,7 @@
 //! `kurir doctor`: checks an installation the way an experienced operator would, one line per
 //! check — `ok`, `warn` or `fail` — before a real decision depends on it.
 
+use crate::cli::out::{say, when};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -160,7 +161,8 @@ fn check_trust(
                 format!(
                     "kommun {code}: a change by {} waits for approval since {} (`kurir \
                      municipality show {code}`, then `approve` or `refuse`)",
-                    waiting.by, waiting.since
+                    waiting.by,
+                    when(waiting.since)
                 ),
             ));
         }
@@ -511,14 +513,27 @@ pub fn run(
     origin: &str,
     daemon: &crate::cli::Daemon<'_>,
 ) -> anyhow::Result<std::process::ExitCode> {
+    use crate::cli::control::ControlError;
     use crate::service::{Command, Reply};
     use anyhow::Context;
-    let reply = daemon.ask(None, Command::MunicipalityList { secure_only: false })?;
+    let mut store = finding(
+        Level::Ok,
+        "store",
+        format!("{}", settings.store.dir.join("db").display()),
+    );
     let registry: Vec<(Kommunkod, Registered)> =
-        crate::cli::expect_reply!(reply, Reply::Municipalities)
-            .into_iter()
-            .map(|row| (row.municipality.code, row.registered))
-            .collect();
+        match daemon.ask(None, Command::MunicipalityList { secure_only: false }) {
+            Ok(reply) => crate::cli::expect_reply!(reply, Reply::Municipalities)
+                .into_iter()
+                .map(|row| (row.municipality.code, row.registered))
+                .collect(),
+            // No store here is the finding that matters most: the daemon's work is elsewhere.
+            Err(e) if matches!(e.downcast_ref(), Some(ControlError::NoStore { .. })) => {
+                store = finding(Level::Fail, "store", e.to_string());
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
     let portal = match daemon.ask(None, Command::PortalStatus) {
         Ok(Reply::PortalStatus(status)) => status,
         _ => None,
@@ -527,10 +542,11 @@ pub fn run(
         .enable_all()
         .build()
         .context("starting a runtime")?;
-    let findings = runtime.block_on(examine(settings, origin, &registry, portal.as_ref()));
+    let mut findings = runtime.block_on(examine(settings, origin, &registry, portal.as_ref()));
+    findings.insert(1.min(findings.len()), store);
     let mut worst = Level::Ok;
     for f in &findings {
-        println!("{:<5} {}: {}", f.level.as_str(), f.check, f.detail);
+        say!("{:<5} {}: {}", f.level.as_str(), f.check, f.detail);
         worst = worst.max(f.level);
     }
     Ok(if worst == Level::Fail {

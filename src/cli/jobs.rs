@@ -1,6 +1,8 @@
 //! `kurir submit`, `status` and `list`: what dispatch staff and the case system use to hand
 //! over a job and follow it.
 
+use crate::cli::out::{say, when};
+use crate::spool::Waiting;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -53,7 +55,7 @@ pub fn submit_job(
         },
         &PdfLimits::from_settings(&settings.spool),
     )?;
-    println!("{id}");
+    say!("{id}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -62,7 +64,7 @@ pub fn status(daemon: &Daemon<'_>, job_id: JobId, json: bool) -> anyhow::Result<
     let reply = daemon.ask(None, Command::Status { id: job_id })?;
     let status = expect_reply!(reply, Reply::Status);
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        say!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         print_status(&status.job, &status.events, daemon.seed());
     }
@@ -72,33 +74,53 @@ pub fn status(daemon: &Daemon<'_>, job_id: JobId, json: bool) -> anyhow::Result<
 /// `kurir list`: jobs newest first, as a table or JSON.
 pub fn list(
     daemon: &Daemon<'_>,
-    state: Option<JobState>,
+    states: Vec<JobState>,
     limit: usize,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let reply = daemon.ask(None, Command::List { state, limit })?;
-    let jobs = expect_reply!(reply, Reply::Jobs);
+    let reply = daemon.ask(None, Command::List { states, limit })?;
+    let list = expect_reply!(reply, Reply::Jobs);
     if json {
-        println!("{}", serde_json::to_string_pretty(&jobs)?);
+        say!("{}", serde_json::to_string_pretty(&list.jobs)?);
     } else {
-        print_list(&jobs);
+        print_list(&list.jobs);
+        print_waiting(&list.waiting_in_spool, list.daemon_running);
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the store cannot show yet: jobs dropped into `incoming/` and not taken in.
+fn print_waiting(waiting: &[Waiting], daemon_running: bool) {
+    if waiting.is_empty() {
+        if !daemon_running {
+            say!("-- no daemon runs: nothing is taken in or sent until `kurir run` starts");
+        }
+        return;
+    }
+    let why = if daemon_running {
+        "the daemon takes them in shortly"
+    } else {
+        "NO DAEMON RUNS: nothing takes them in until `kurir run` starts"
+    };
+    say!("-- {} waiting in spool/incoming/ ({why}):", waiting.len());
+    for w in waiting {
+        say!("{:<28}  since {}", w.name, when(w.since));
+    }
+}
+
 fn print_status(job: &JobRecord, events: &[Event], seed: &Seed) {
     let name = |code: Kommunkod| seed.get(code).map(|m| m.name.clone()).unwrap_or_default();
-    println!("job        {}", job.id);
-    println!("state      {}", job.state);
-    println!("channel    {}", job.channel_summary());
+    say!("job        {}", job.id);
+    say!("state      {}", job.state);
+    say!("channel    {}", job.channel_summary());
     if let Some(to) = job.to {
-        println!("to         {to} {}", name(to));
+        say!("to         {to} {}", name(to));
     }
     for r in job.recipients.iter().skip(1) {
-        println!("copy to    {} {}", r.kommunkod, name(r.kommunkod));
+        say!("copy to    {} {}", r.kommunkod, name(r.kommunkod));
     }
     for d in &job.documents {
-        println!(
+        say!(
             "document   {} ({}, sha256 {})",
             d.kind,
             pages(d.pages),
@@ -112,29 +134,33 @@ fn print_status(job: &JobRecord, events: &[Event], seed: &Seed) {
             } else {
                 ""
             };
-            println!(
+            say!(
                 "letter     {} → batch {} file {}{flag}",
-                r.kommunkod, l.batch, l.file
+                r.kommunkod,
+                l.batch,
+                l.file
             );
         }
     }
     for r in &job.recipients {
         if let Some(proof) = r.email.as_ref().and_then(proof_words) {
-            println!("proof      {} {proof}", r.kommunkod);
+            say!("proof      {} {proof}", r.kommunkod);
         }
     }
     if let Some(q) = &job.quarantine {
-        println!(
+        say!(
             "quarantine spool/quarantine/{} ({}: {})",
-            q.dir, q.code, q.summary
+            q.dir,
+            q.code,
+            q.summary
         );
     }
     if let Some(next) = job.next_attempt {
-        println!("next       {next}");
+        say!("next       {}", when(next));
     }
-    println!("history");
+    say!("history");
     for e in events {
-        println!("  {}  {:<13} {}", e.at, e.state.as_str(), e.detail);
+        say!("  {}  {:<13} {}", when(e.at), e.state.as_str(), e.detail);
     }
 }
 
@@ -147,9 +173,13 @@ fn pages(n: u32) -> String {
 }
 
 fn print_list(jobs: &[JobRecord]) {
-    println!(
+    say!(
         "{:<28}  {:>8}  {:<13}  {:<9}  {:<7}  FLAGS",
-        "JOB ID", "AGE", "STATE", "TO", "CHANNEL"
+        "JOB ID",
+        "AGE",
+        "STATE",
+        "TO",
+        "CHANNEL"
     );
     let now = jiff::Timestamp::now();
     for job in jobs {
@@ -174,7 +204,7 @@ fn print_list(jobs: &[JobRecord]) {
                 flags.push(format!("{flag}:{}", r.kommunkod));
             }
         }
-        println!(
+        say!(
             "{:<28}  {:>8}  {:<13}  {:<9}  {:<7}  {}",
             job.id,
             age,
@@ -184,7 +214,7 @@ fn print_list(jobs: &[JobRecord]) {
             flags.join(",")
         );
     }
-    println!("-- {} job(s)", jobs.len());
+    say!("-- {} job(s)", jobs.len());
 }
 
 /// What the reports prove about one e-mail recipient, in words; `None` where none were asked.
@@ -200,19 +230,19 @@ fn proof_words(email: &EmailDelivery) -> Option<String> {
                 "confirmed: delivered ({}) reported by {} at {}",
                 c.status,
                 c.reporting.as_deref().unwrap_or("?"),
-                c.at
+                when(c.at)
             ),
             Some(c) => format!(
                 "relayed ({}) by {} at {}: weaker proof, the next server offers no reports",
                 c.status,
                 c.reporting.as_deref().unwrap_or("?"),
-                c.at
+                when(c.at)
             ),
             None => "awaiting a delivery report".to_string(),
         },
     };
     if let Some(read) = email.read_notice() {
-        words.push_str(&format!("; read at {}", read.at));
+        words.push_str(&format!("; read at {}", when(read.at)));
     }
     if let Some(rejected) = &email.rejected {
         words.push_str(&format!("; failed: {rejected}"));

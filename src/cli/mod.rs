@@ -12,12 +12,14 @@ pub mod inbound;
 pub mod jobs;
 pub mod municipality;
 pub mod operator;
+pub mod out;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
+use clap::ValueEnum as _;
 use clap::{Parser, Subcommand};
 
 use crate::config::{LogFormat, Settings};
@@ -37,13 +39,19 @@ use crate::store::state::JobState;
 #[derive(Parser, Debug)]
 #[command(name = "kurir", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
-    /// Settings file (TOML); see config/kurir.toml for every setting and its default.
+    /// Settings file (TOML; kurir.toml(5) lists every setting). Without it, and without
+    /// KURIR_CONFIG, /etc/kurir/kurir.toml when it exists, else the built-in defaults; `none`:
+    /// the built-in defaults. Relative paths in the file are taken from its folder.
     #[arg(long, global = true, env = "KURIR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Log format: `human` for a terminal, `json` for journald.
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    /// Show times in UTC (default: Swedish local time, the zone of [working_hours]).
+    #[arg(long, global = true)]
+    pub utc: bool,
 
     /// What to do.
     #[command(subcommand)]
@@ -61,7 +69,7 @@ pub enum Command {
     /// Drop a job into the spool and print its job id (no running daemon needed).
     Submit {
         /// Kommunkod of the assigned municipality (anvisningskommun), e.g. 2480.
-        #[arg(long, value_name = "KOMMUNKOD")]
+        #[arg(long, value_name = "KOMMUNKOD", value_parser = crate::cli::known_kommunkod)]
         to: Kommunkod,
         /// Case number (dossiernummer) `xx-xxxxxx`; written into job.toml only, never logged.
         #[arg(long, value_name = "CASE")]
@@ -73,7 +81,7 @@ pub enum Command {
         #[arg(long, value_name = "PDF")]
         god_man: Option<PathBuf>,
         /// Kommunkod of a municipality that gets a copy for information (repeatable).
-        #[arg(long, value_name = "KOMMUNKOD")]
+        #[arg(long, value_name = "KOMMUNKOD", value_parser = crate::cli::known_kommunkod)]
         copy_to: Vec<Kommunkod>,
     },
     /// Show one job's state and full history.
@@ -86,9 +94,10 @@ pub enum Command {
     },
     /// List jobs, newest first (like mailq).
     List {
-        /// Only jobs in this state.
-        #[arg(long, value_enum)]
-        state: Option<JobState>,
+        /// Only jobs in these states (repeat, or separate with commas); `unfinished`: every
+        /// state kurir still works on.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        state: Vec<StateFilter>,
         /// At most this many jobs.
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -124,8 +133,78 @@ pub enum Command {
     },
 }
 
+/// A state to list, or `unfinished`: the states kurir still works on by itself (the jobs
+/// `mailq` would show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateFilter {
+    /// Jobs in this state.
+    Is(JobState),
+    /// Jobs in any state that is not final.
+    Unfinished,
+}
+
+impl StateFilter {
+    /// The states `filters` name together.
+    pub fn states(filters: &[StateFilter]) -> Vec<JobState> {
+        let mut out: Vec<JobState> = Vec::new();
+        for filter in filters {
+            let named: Vec<JobState> = match filter {
+                StateFilter::Is(state) => vec![*state],
+                StateFilter::Unfinished => JobState::value_variants()
+                    .iter()
+                    .copied()
+                    .filter(|s| !s.is_final())
+                    .collect(),
+            };
+            for state in named {
+                if !out.contains(&state) {
+                    out.push(state);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl clap::ValueEnum for StateFilter {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: std::sync::OnceLock<Vec<StateFilter>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| {
+            JobState::value_variants()
+                .iter()
+                .map(|s| StateFilter::Is(*s))
+                .chain([StateFilter::Unfinished])
+                .collect()
+        })
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            StateFilter::Is(state) => state.to_possible_value(),
+            StateFilter::Unfinished => Some(
+                clap::builder::PossibleValue::new("unfinished")
+                    .help("Every state that is not final: received, queued, sending, deferred, fallen-back, held"),
+            ),
+        }
+    }
+}
+
+/// Parses a kommunkod argument and checks that it names one of the 290 municipalities, so a
+/// mistyped code is refused by the command line before anything is asked of the daemon.
+pub fn known_kommunkod(text: &str) -> Result<Kommunkod, String> {
+    static SEED: std::sync::OnceLock<Option<Seed>> = std::sync::OnceLock::new();
+    let code: Kommunkod = text
+        .parse()
+        .map_err(|e: crate::job::ParseError| e.to_string())?;
+    match SEED.get_or_init(|| Seed::builtin().ok()) {
+        Some(seed) => seed.require(code).map(|_| code).map_err(|e| e.to_string()),
+        None => Ok(code),
+    }
+}
+
 /// Carries out every command but `run` (the daemon, which `main.rs` starts).
 pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
+    out::show_times_in(cli.utc, &settings.working_hours.time_zone);
     let seed = Arc::new(Seed::builtin()?);
     let daemon = Daemon {
         settings: &settings,
@@ -151,13 +230,15 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             copy_to,
         ),
         Command::Status { job_id, json } => jobs::status(&daemon, job_id, json),
-        Command::List { state, limit, json } => jobs::list(&daemon, state, limit, json),
+        Command::List { state, limit, json } => {
+            jobs::list(&daemon, StateFilter::states(&state), limit, json)
+        }
         Command::Doctor => {
-            let origin = cli
-                .config
+            let origin = settings
+                .file
                 .as_ref()
                 .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "built-in defaults and environment".into());
+                .unwrap_or_else(|| "built-in defaults and environment (no settings file)".into());
             doctor::run(&settings, &origin, &daemon)
         }
         Command::Audit { command } => audit::run(&daemon, command),
@@ -182,13 +263,16 @@ impl Daemon<'_> {
     /// Sends `command` as the operator `operator` (default: the OS user) and returns the
     /// service's answer, or its refusal — worded in English — as this command's error.
     pub fn ask(&self, operator: Option<String>, command: ServiceCommand) -> anyhow::Result<Reply> {
-        crate::fsutil::create_private_dir(&self.settings.store.dir)
-            .with_context(|| format!("creating {}", self.settings.store.dir.display()))?;
         let principal = Principal::Operator(operator.unwrap_or_else(os_user));
         match control::request(self.settings, self.seed.clone(), principal, command)? {
             Ok(reply) => Ok(reply),
             Err(refused) => bail!("{refused}"),
         }
+    }
+
+    /// The settings this command runs with.
+    pub fn settings(&self) -> &Settings {
+        self.settings
     }
 }
 

@@ -1,5 +1,6 @@
 //! `kurir municipality …`: what municipality IT registers, through the operator.
 
+use crate::cli::out::{say, say_raw, when};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,6 +29,7 @@ pub enum MunicipalityCommand {
     /// Show one municipality: registration, proven and pending address, route.
     Show {
         /// Kommunkod.
+        #[arg(value_parser = crate::cli::known_kommunkod)]
         code: Kommunkod,
         /// Print JSON.
         #[arg(long)]
@@ -38,6 +40,7 @@ pub enum MunicipalityCommand {
     /// An empty value removes a field.
     Set {
         /// Kommunkod.
+        #[arg(value_parser = crate::cli::known_kommunkod)]
         code: Kommunkod,
         /// The municipality's official e-mail address.
         #[arg(long, value_name = "ADDRESS")]
@@ -73,6 +76,7 @@ pub enum MunicipalityCommand {
     /// Send a one-time code to the pending address over the protected route.
     Verify {
         /// Kommunkod.
+        #[arg(value_parser = crate::cli::known_kommunkod)]
         code: Kommunkod,
         /// Who asks (default: the OS user).
         #[arg(long)]
@@ -81,6 +85,7 @@ pub enum MunicipalityCommand {
     /// Make the pending address active with the code it received.
     Confirm {
         /// Kommunkod.
+        #[arg(value_parser = crate::cli::known_kommunkod)]
         code: Kommunkod,
         /// The code from the line `Verifieringskod: …` of the verification message.
         verification_code: String,
@@ -92,6 +97,7 @@ pub enum MunicipalityCommand {
     /// their SITHS certificate.
     Grant {
         /// Kommunkod.
+        #[arg(value_parser = crate::cli::known_kommunkod)]
         code: Kommunkod,
         /// The person's HSA-id (SE + organisation number + '-' + id).
         #[arg(long, value_name = "HSA_ID")]
@@ -110,6 +116,7 @@ pub enum MunicipalityCommand {
     /// Withdraw a person's portal access to the municipality.
     Revoke {
         /// Kommunkod.
+        #[arg(value_parser = crate::cli::known_kommunkod)]
         code: Kommunkod,
         /// The person's HSA-id.
         #[arg(long, value_name = "HSA_ID")]
@@ -122,6 +129,7 @@ pub enum MunicipalityCommand {
     /// (a proven address outside the municipality's mail domains, a postal address).
     Approve {
         /// Kommunkod.
+        #[arg(value_parser = crate::cli::known_kommunkod)]
         code: Kommunkod,
         /// Who approves (default: the OS user).
         #[arg(long)]
@@ -130,6 +138,7 @@ pub enum MunicipalityCommand {
     /// Refuse what waits for approval: none of it is used.
     Refuse {
         /// Kommunkod.
+        #[arg(value_parser = crate::cli::known_kommunkod)]
         code: Kommunkod,
         /// Why (recorded in the history).
         #[arg(long)]
@@ -141,6 +150,7 @@ pub enum MunicipalityCommand {
     /// The municipality's mail domains: a decision address outside them waits for approval.
     Domains {
         /// Kommunkod.
+        #[arg(value_parser = crate::cli::known_kommunkod)]
         code: Kommunkod,
         /// `add` or `remove`; without it, the domains are listed.
         #[arg(value_enum)]
@@ -154,6 +164,7 @@ pub enum MunicipalityCommand {
     /// Every change to a registration: who, when, what, before and after.
     History {
         /// Kommunkod.
+        #[arg(value_parser = crate::cli::known_kommunkod)]
         code: Kommunkod,
         /// Print JSON.
         #[arg(long)]
@@ -211,16 +222,22 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             )?;
             let rows = expect_reply!(reply, Reply::Municipalities);
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                say!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!(
+            say!(
                 "{:<5} {:<24} {:<6} {:<36} {:<8} {:<6} {:<5} APPROVAL",
-                "CODE", "NAME", "SECURE", "ACTIVE ADDRESS", "PENDING", "POSTAL", "CERT"
+                "CODE",
+                "NAME",
+                "SECURE",
+                "ACTIVE ADDRESS",
+                "PENDING",
+                "POSTAL",
+                "CERT"
             );
             for row in rows {
                 let (m, r) = (&row.municipality, &row.registered);
-                println!(
+                say!(
                     "{:<5} {:<24} {:<6} {:<36} {:<8} {:<6} {:<5} {}",
                     m.code.as_str(),
                     m.name,
@@ -245,7 +262,7 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             let reply = daemon.ask(None, Command::MunicipalityShow { code })?;
             let view = expect_reply!(reply, Reply::Municipality);
             if json {
-                println!("{}", serde_json::to_string_pretty(&view_json(&view)?)?);
+                say!("{}", serde_json::to_string_pretty(&view_json(&view)?)?);
                 return Ok(ExitCode::SUCCESS);
             }
             print_view(code, &view);
@@ -266,7 +283,7 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
                     issuer,
                 },
             )?;
-            println!("{hsa_id} may now manage kommun {code} in the portal");
+            say!("{hsa_id} may now manage kommun {code} in the portal");
         }
         MunicipalityCommand::Revoke {
             code,
@@ -280,7 +297,7 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
                     hsa_id: hsa_id.clone(),
                 },
             )?;
-            println!("{hsa_id} may no longer manage kommun {code}");
+            say!("{hsa_id} may no longer manage kommun {code}");
         }
         MunicipalityCommand::Set {
             code,
@@ -320,7 +337,7 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             let changed = expect_reply!(reply, Reply::Changed);
             print_changes(code, &changed.changes);
             if let Some(p) = &changed.registered.pending {
-                println!(
+                say!(
                     "{code}: {} is pending; documents go to the proven address (or by post) until \
                      `kurir municipality verify {code}` and `confirm` prove it",
                     p.address
@@ -330,9 +347,11 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
         MunicipalityCommand::Verify { code, operator } => {
             let reply = daemon.ask(operator, Command::MunicipalityVerify { code })?;
             let sent = expect_reply!(reply, Reply::CodeSent);
-            println!(
+            say!(
                 "{code}: verification code sent to {} (valid until {}); server replied: {}",
-                sent.address, sent.expires, sent.reply
+                sent.address,
+                when(sent.expires),
+                sent.reply
             );
         }
         MunicipalityCommand::Confirm {
@@ -349,15 +368,15 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             )?;
             let confirmed = expect_reply!(reply, Reply::Confirmed);
             match (&confirmed.awaiting_approval, &confirmed.active_address) {
-                (Some(waiting), Some(used)) => println!(
+                (Some(waiting), Some(used)) => say!(
                     "{code}: {waiting} is proven and waits for approval (`kurir municipality \
                      approve {code}`); decisions keep going to {used}"
                 ),
-                (Some(waiting), None) => println!(
+                (Some(waiting), None) => say!(
                     "{code}: {waiting} is proven and waits for approval (`kurir municipality \
                      approve {code}`); until then decisions go by post"
                 ),
-                (None, used) => println!(
+                (None, used) => say!(
                     "{code}: {} is now the active address",
                     used.as_deref().unwrap_or("-")
                 ),
@@ -367,7 +386,7 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             let reply = daemon.ask(operator, Command::MunicipalityApprove { code })?;
             let changed = expect_reply!(reply, Reply::Changed);
             print_changes(code, &changed.changes);
-            println!("{code}: approved; it is used from now on");
+            say!("{code}: approved; it is used from now on");
         }
         MunicipalityCommand::Refuse {
             code,
@@ -377,7 +396,7 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             let reply = daemon.ask(operator, Command::MunicipalityRefuse { code, reason })?;
             let changed = expect_reply!(reply, Reply::Changed);
             print_changes(code, &changed.changes);
-            println!("{code}: refused; none of it is used");
+            say!("{code}: refused; none of it is used");
         }
         MunicipalityCommand::Domains {
             code,
@@ -394,23 +413,23 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             let reply = daemon.ask(operator, Command::MunicipalityDomains { code, add, remove })?;
             let changed = expect_reply!(reply, Reply::Changed);
             if changed.registered.domains.is_empty() {
-                println!("{code}: no mail domains: every decision address waits for approval");
+                say!("{code}: no mail domains: every decision address waits for approval");
             }
             for d in &changed.registered.domains {
-                println!("{d}");
+                say!("{d}");
             }
         }
         MunicipalityCommand::History { code, json } => {
             let reply = daemon.ask(None, Command::MunicipalityHistory { code })?;
             let changes = expect_reply!(reply, Reply::History);
             if json {
-                println!("{}", serde_json::to_string_pretty(&changes)?);
+                say!("{}", serde_json::to_string_pretty(&changes)?);
                 return Ok(ExitCode::SUCCESS);
             }
             for c in changes {
-                println!("{}  {}  {}", c.at, c.operator, c.what);
+                say!("{}  {}  {}", when(c.at), c.operator, c.what);
                 for f in crate::registry::diff(&c.before, &c.after) {
-                    println!(
+                    say!(
                         "    {}: {} -> {}",
                         f.field,
                         short(&f.before),
@@ -418,7 +437,7 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
                     );
                 }
                 if let Some(notice) = &c.notice {
-                    println!("    notice of the change to: {}", notice.to.join(", "));
+                    say!("    notice of the change to: {}", notice.to.join(", "));
                 }
             }
         }
@@ -435,17 +454,17 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
                 print_changes(m.kommunkod, &m.changes);
             }
             if dry_run {
-                println!(
+                say!(
                     "dry run: {} municipalities would change; nothing was written",
                     summary.municipalities.len()
                 );
             } else {
-                println!("{} municipalities changed", summary.municipalities.len());
+                say!("{} municipalities changed", summary.municipalities.len());
             }
         }
         MunicipalityCommand::Export => {
             let reply = daemon.ask(None, Command::MunicipalityExport)?;
-            print!("{}", expect_reply!(reply, Reply::Exported));
+            say_raw!("{}", expect_reply!(reply, Reply::Exported));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -454,46 +473,55 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
 fn print_view(code: Kommunkod, view: &MunicipalityView) {
     let (m, r) = (&view.municipality, &view.registered);
     let or_dash = |v: Option<&str>| v.unwrap_or("-").to_string();
-    println!("kommunkod        {}", m.code);
-    println!("name             {}", m.name);
-    println!("route now        {}", route_words(&view.route));
+    say!("kommunkod        {}", m.code);
+    say!("name             {}", m.name);
+    match &view.hold {
+        // A hold wins over the route: nothing leaves for this municipality until released.
+        Some(_) => say!(
+            "route now        none: held (once released: {})",
+            route_words(&view.route)
+        ),
+        None => say!("route now        {}", route_words(&view.route)),
+    }
     if let Some(hold) = &view.hold {
-        println!(
+        say!(
             "held             by {} since {}: {} (new documents wait until `kurir release --to {code}`)",
-            hold.operator, hold.at, hold.reason
+            hold.operator, when(hold.at), hold.reason
         );
     }
-    println!(
+    say!(
         "secure           {}",
         if r.secure_connection { "yes" } else { "no" }
     );
-    println!("official e-mail  {}", or_dash(r.official_email.as_deref()));
-    println!("decision e-mail  {}", or_dash(r.decision_email.as_deref()));
-    println!("active address   {}", or_dash(r.active_address.as_deref()));
+    say!("official e-mail  {}", or_dash(r.official_email.as_deref()));
+    say!("decision e-mail  {}", or_dash(r.decision_email.as_deref()));
+    say!("active address   {}", or_dash(r.active_address.as_deref()));
     if let Some(p) = &r.pending {
         let code_state = match p.code_expires {
-            Some(exp) => format!("code sent, valid until {exp}"),
+            Some(exp) => format!("code sent, valid until {}", when(exp)),
             None => format!("run `kurir municipality verify {code}`"),
         };
-        println!("pending address  {} ({code_state})", p.address);
+        say!("pending address  {} ({code_state})", p.address);
     }
-    println!("phone            {}", or_dash(r.phone.as_deref()));
+    say!("phone            {}", or_dash(r.phone.as_deref()));
     for c in &r.contacts {
-        println!("contact          {c}");
+        say!("contact          {c}");
     }
     match &r.postal_address {
-        Some(a) => println!("postal address   {}", a.lines().join(", ")),
-        None => println!("postal address   - (letters go to the registry office)"),
+        Some(a) => say!("postal address   {}", a.lines().join(", ")),
+        None => say!("postal address   - (letters go to the registry office)"),
     }
     match &r.smime_cert {
-        Some(c) => println!(
+        Some(c) => say!(
             "S/MIME cert      {} (sha256 {}, valid until {})",
-            c.subject, c.sha256, c.not_after
+            c.subject,
+            c.sha256,
+            c.not_after
         ),
-        None => println!("S/MIME cert      - (messages are signed, not encrypted)"),
+        None => say!("S/MIME cert      - (messages are signed, not encrypted)"),
     }
-    println!("TLS pin          {}", or_dash(r.tls_pin.as_deref()));
-    println!(
+    say!("TLS pin          {}", or_dash(r.tls_pin.as_deref()));
+    say!(
         "mail domains     {}",
         if r.domains.is_empty() {
             "- (every decision address waits for approval)".to_string()
@@ -503,23 +531,24 @@ fn print_view(code: Kommunkod, view: &MunicipalityView) {
     );
     if let Some(waiting) = &r.awaiting_approval {
         if let Some(address) = &waiting.address {
-            println!(
+            say!(
                 "WAITS FOR APPROVAL  address {address} (proven; `kurir municipality approve {code}`)"
             );
         }
         if let Some(postal) = &waiting.postal_address {
-            println!(
+            say!(
                 "WAITS FOR APPROVAL  postal address {} (`kurir municipality approve {code}`)",
                 postal.lines().join(", ")
             );
         }
-        println!(
+        say!(
             "                    asked by {} at {}",
-            waiting.by, waiting.since
+            waiting.by,
+            when(waiting.since)
         );
     }
     for g in &r.grants {
-        println!(
+        say!(
             "portal access    {}{}, card from {}",
             g.hsa_id,
             g.name
@@ -548,10 +577,10 @@ fn short(v: &Value) -> String {
 
 fn print_changes(code: Kommunkod, changes: &[FieldChange]) {
     if changes.is_empty() {
-        println!("{code}: no change");
+        say!("{code}: no change");
     }
     for c in changes {
-        println!(
+        say!(
             "{code}: {}: {} -> {}",
             c.field,
             short(&c.before),

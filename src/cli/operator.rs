@@ -1,5 +1,6 @@
 //! Operator commands: `kurir retry|hold|release|cancel|reroute|queue`.
 
+use crate::cli::out::{say, when};
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -18,7 +19,7 @@ pub struct TargetArgs {
     #[arg(required_unless_present = "to", conflicts_with = "to")]
     job_id: Option<JobId>,
     /// Every unfinished job whose assigned municipality has this kommunkod.
-    #[arg(long, value_name = "KOMMUNKOD")]
+    #[arg(long, value_name = "KOMMUNKOD", value_parser = crate::cli::known_kommunkod)]
     to: Option<Kommunkod>,
 }
 
@@ -66,6 +67,13 @@ pub enum OperatorCommand {
         /// Which job, or which municipality's jobs.
         #[command(flatten)]
         target: TargetArgs,
+        /// Who acts, and why (recorded in the history and the audit chain).
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
+    /// Try every waiting job now and forget the relay's back-off (like `postqueue -f`): after
+    /// the relay or a municipality's server is back.
+    Flush {
         /// Who acts, and why (recorded in the history and the audit chain).
         #[command(flatten)]
         actor: ActorArgs,
@@ -163,6 +171,10 @@ pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<Exit
             let target = target.target()?;
             actor.act(daemon, |reason| Command::Retry { target, reason })?
         }
+        OperatorCommand::Flush { actor } => actor.act(daemon, |reason| Command::Retry {
+            target: Target::Everything,
+            reason,
+        })?,
         OperatorCommand::Hold { target, actor } => {
             let target = target.target()?;
             actor.act(daemon, |reason| Command::Hold { target, reason })?
@@ -186,17 +198,19 @@ pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<Exit
                     Reply::Quarantined
                 );
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&list)?);
+                    say!("{}", serde_json::to_string_pretty(&list)?);
                 } else {
-                    println!(
+                    say!(
                         "{:<28}  {:<26}  {:<22}  FOLDER",
-                        "JOB ID", "RECEIVED", "REASON"
+                        "JOB ID",
+                        "RECEIVED",
+                        "REASON"
                     );
                     for q in list {
-                        println!(
+                        say!(
                             "{:<28}  {:<26}  {:<22}  spool/quarantine/{}",
                             q.job_id.as_str(),
-                            q.received_at.to_string(),
+                            when(q.received_at).to_string(),
                             q.code,
                             q.dir
                         );
@@ -208,12 +222,12 @@ pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<Exit
                 let reply = daemon.ask(None, Command::QuarantineShow { id: job_id })?;
                 let folder = expect_reply!(reply, Reply::QuarantineFolder);
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&folder)?);
+                    say!("{}", serde_json::to_string_pretty(&folder)?);
                 } else {
-                    println!("folder  {}", folder.folder.display());
+                    say!("folder  {}", folder.folder.display());
                     for f in &folder.files {
                         let kind = serde_json::to_value(f.kind)?;
-                        println!(
+                        say!(
                             "  {:<10} {:>10}  {}",
                             kind.as_str().unwrap_or(""),
                             f.bytes
@@ -222,7 +236,7 @@ pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<Exit
                             f.name
                         );
                     }
-                    println!("\n{}", folder.reason);
+                    say!("\n{}", folder.reason);
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -236,7 +250,7 @@ pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<Exit
         OperatorCommand::Queue { json } => {
             let shape = expect_reply!(daemon.ask(None, Command::Queue)?, Reply::Queue);
             if json {
-                println!("{}", serde_json::to_string_pretty(&shape)?);
+                say!("{}", serde_json::to_string_pretty(&shape)?);
             } else {
                 print_shape(&shape);
             }
@@ -244,11 +258,11 @@ pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<Exit
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&done)?);
+        say!("{}", serde_json::to_string_pretty(&done)?);
     } else {
         let jobs: Vec<&str> = done.jobs.iter().map(|j| j.as_str()).collect();
         let action = serde_json::to_value(done.action)?;
-        println!(
+        say!(
             "{}: {} job(s){}",
             action.as_str().unwrap_or(""),
             jobs.len(),
@@ -264,27 +278,29 @@ pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<Exit
 
 fn print_shape(shape: &QueueShape) {
     let header: Vec<String> = AGE_BUCKETS.iter().map(|(n, _)| format!("{n:>6}")).collect();
-    println!("{:<30} {:>6} {}", "", "T", header.join(""));
+    say!("{:<30} {:>6} {}", "", "T", header.join(""));
     let row = |label: &str, c: &[usize]| {
         let total: usize = c.iter().sum();
         let cells: Vec<String> = c.iter().map(|n| format!("{n:>6}")).collect();
-        println!("{label:<30} {total:>6} {}", cells.join(""));
+        say!("{label:<30} {total:>6} {}", cells.join(""));
     };
     row("TOTAL", &shape.total);
     for m in &shape.by_municipality {
         let label = format!("{} {}", m.kommunkod, m.name.as_deref().unwrap_or(""));
         row(&label, &m.counts);
     }
-    println!();
+    say!();
     for s in &shape.by_state {
         row(&format!("state {}", s.state), &s.counts);
     }
     if !shape.next_attempts.is_empty() {
-        println!("\nnext attempts:");
+        say!("\nnext attempts:");
         for n in &shape.next_attempts {
-            println!(
+            say!(
                 "  {}  {}  {:<10} kommun {}  attempts {}",
-                n.next_attempt.map(|t| t.to_string()).unwrap_or_default(),
+                n.next_attempt
+                    .map(|t| when(t).to_string())
+                    .unwrap_or_default(),
                 n.job_id,
                 n.state,
                 n.kommunkod
@@ -295,15 +311,19 @@ fn print_shape(shape: &QueueShape) {
         }
     }
     for h in &shape.held_municipalities {
-        println!(
+        say!(
             "held: kommun {} by {} since {}: {}",
-            h.kommunkod, h.operator, h.at, h.reason
+            h.kommunkod,
+            h.operator,
+            when(h.at),
+            h.reason
         );
     }
     if let Some(retry_at) = shape.relay.retry_at {
-        println!(
-            "relay: {} failure(s) in a row; next try at {retry_at}; last error: {}",
+        say!(
+            "relay: {} failure(s) in a row; next try at {}; last error: {}",
             shape.relay.failures,
+            when(retry_at),
             shape.relay.last_error.as_deref().unwrap_or("")
         );
     }

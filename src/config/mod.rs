@@ -70,10 +70,58 @@ pub struct Settings {
     pub portal: PortalSettings,
     /// Log output.
     pub log: LogSettings,
+    /// The settings file these were read from (none: the built-in defaults and the
+    /// environment). Not a setting: named in errors and by `doctor`.
+    #[serde(skip)]
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// The installed settings file: what every command reads when no other is named, as
+/// Postfix's tools read `/etc/postfix/main.cf`.
+pub const SYSTEM_FILE: &str = "/etc/kurir/kurir.toml";
+
+/// The name (`--config none`, `KURIR_CONFIG=none`) that asks for no settings file at all: the
+/// built-in defaults and the environment.
+pub const NO_FILE: &str = "none";
+
+/// The settings file a command reads: the one named (`--config`, else `KURIR_CONFIG`), else
+/// the installed [`SYSTEM_FILE`] when it exists, else none (the built-in defaults: the quick
+/// start works with no file). [`NO_FILE`] names none.
+pub fn locate(named: Option<&Path>) -> Option<std::path::PathBuf> {
+    match named {
+        Some(path) if path.as_os_str() == NO_FILE => None,
+        Some(path) => Some(path.to_path_buf()),
+        None => {
+            let system = Path::new(SYSTEM_FILE);
+            system.is_file().then(|| system.to_path_buf())
+        }
+    }
+}
+
+/// Credentials systemd hands the daemon (`LoadCredential=`): files in
+/// `$CREDENTIALS_DIRECTORY`, named as here, or with the `kurir_` prefix systemd gives the
+/// files of a credential directory.
+pub mod credentials {
+    /// The agency's S/MIME signing key (PEM).
+    pub const SIGNING_KEY: &str = "smime-sign-key";
+    /// The relay's SMTP AUTH password.
+    pub const SMTP_PASSWORD: &str = "smtp-password";
+
+    /// The path of credential `name`, if systemd handed it over.
+    pub fn path(name: &str) -> Option<std::path::PathBuf> {
+        let dir = std::path::PathBuf::from(std::env::var_os("CREDENTIALS_DIRECTORY")?);
+        [name.to_string(), format!("kurir_{name}")]
+            .into_iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
+    }
 }
 
 impl Settings {
-    /// Loads defaults ← `file` (if given) ← environment `KURIR_<SECTION>__<KEY>`.
+    /// Loads defaults ← `file` (if given) ← environment `KURIR_<SECTION>__<KEY>`. Relative
+    /// paths in the result are taken from the settings file's folder (from the working
+    /// directory without a file); credentials systemd handed over replace the signing key's
+    /// path and the SMTP password.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let origin = match file {
             Some(path) => format!("file {}", path.display()),
@@ -110,13 +158,63 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(settings_vars)),
         );
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .map_err(invalid)?
             .try_deserialize()
             .map_err(invalid)?;
+        if let Some(folder) = file.and_then(Path::parent) {
+            let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
+            settings.resolve_from(&folder);
+        }
+        settings.take_credentials(&origin)?;
         settings.check(&origin)?;
+        settings.file = file.map(Path::to_path_buf);
         Ok(settings)
+    }
+
+    /// Takes every relative path as relative to `folder`.
+    fn resolve_from(&mut self, folder: &Path) {
+        let resolve = |p: &mut std::path::PathBuf| {
+            if !p.as_os_str().is_empty() && p.is_relative() {
+                *p = folder.join(&*p);
+            }
+        };
+        for p in [
+            &mut self.spool.dir,
+            &mut self.store.dir,
+            &mut self.smtp.ca_file,
+            &mut self.smtp.client_cert,
+            &mut self.smtp.client_key,
+            &mut self.smime.sign_cert,
+            &mut self.smime.sign_key,
+            &mut self.registry.smime_ca,
+            &mut self.portal.cert,
+            &mut self.portal.key,
+            &mut self.portal.client_ca,
+            &mut self.portal.socket,
+        ] {
+            resolve(p);
+        }
+        for p in &mut self.portal.crl {
+            resolve(p);
+        }
+    }
+
+    /// Uses the credentials systemd handed over (`LoadCredential=`) for the signing key and
+    /// the SMTP password: secrets that are then in no settings file and no environment.
+    fn take_credentials(&mut self, origin: &str) -> Result<(), ConfigError> {
+        if let Some(key) = credentials::path(credentials::SIGNING_KEY) {
+            self.smime.sign_key = key;
+        }
+        if let Some(path) = credentials::path(credentials::SMTP_PASSWORD) {
+            let password = std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+                origin: origin.to_string(),
+                message: format!("credential {}: {e}", path.display()),
+            })?;
+            self.smtp.password = password.trim_end_matches(['\r', '\n']).to_string();
+        }
+        Ok(())
     }
 
     fn check(&self, origin: &str) -> Result<(), ConfigError> {

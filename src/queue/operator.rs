@@ -20,6 +20,8 @@ pub enum Target {
     Job(JobId),
     /// Every unfinished job whose assigned municipality this is.
     Municipality(Kommunkod),
+    /// Every unfinished job (`kurir flush`): what `postqueue -f` is to Postfix.
+    Everything,
 }
 
 /// Who acts and why.
@@ -264,6 +266,12 @@ impl Operations<'_> {
                 .into_iter()
                 .filter(|j| ACTIVE.contains(&j.state))
                 .collect()),
+            Target::Everything => Ok(self
+                .store
+                .pending()?
+                .into_iter()
+                .filter(|j| ACTIVE.contains(&j.state))
+                .collect()),
         }
     }
 
@@ -336,6 +344,13 @@ impl Operations<'_> {
                     .filter(|j| j.state == JobState::Held)
                     .collect()
             }
+            // Held jobs, not municipalities' holds: those are lifted one by one, on purpose.
+            Target::Everything => self
+                .store
+                .pending()?
+                .into_iter()
+                .filter(|j| j.state == JobState::Held)
+                .collect(),
         };
         let done = self.change_each(jobs, &actor.says("released"), |r| {
             r.state = JobState::Queued;
@@ -408,7 +423,7 @@ impl Operations<'_> {
     pub fn quarantine_list(&self) -> Result<Vec<QuarantinedJob>, OperatorError> {
         Ok(self
             .store
-            .list(Some(JobState::Quarantined), 10_000)?
+            .list(&[JobState::Quarantined], 10_000)?
             .into_iter()
             .filter_map(|j| {
                 let q = j.quarantine.clone()?;

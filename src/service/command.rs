@@ -18,10 +18,10 @@ pub enum Command {
         /// The job.
         id: JobId,
     },
-    /// Newest jobs, optionally in one state.
+    /// Newest jobs, optionally in some states only.
     List {
-        /// Only this state.
-        state: Option<JobState>,
+        /// Only these states (all when empty).
+        states: Vec<JobState>,
         /// At most this many.
         limit: usize,
     },

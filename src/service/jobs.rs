@@ -7,8 +7,9 @@ use crate::job::JobId;
 use crate::queue::operator::{Actor, Operations, Target};
 use crate::queue::shape::queue_shape;
 
-use super::reply::JobStatus;
+use super::reply::{JobList, JobStatus};
 use super::{Core, Principal, Reply, ServiceError};
+use crate::store::state::JobState;
 
 impl Core {
     fn operations(&self) -> Operations<'_> {
@@ -49,6 +50,20 @@ impl Core {
         };
         let events = self.store.events(&id)?;
         Ok(Reply::Status(Box::new(JobStatus { job, events })))
+    }
+
+    pub(super) fn list(&self, states: &[JobState], limit: usize) -> Result<Reply, ServiceError> {
+        let jobs = self.store.list(states, limit)?;
+        // A spool that cannot be read is not a reason to withhold the store's answer.
+        let waiting_in_spool = self.spool.waiting().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read spool/incoming/");
+            Vec::new()
+        });
+        Ok(Reply::Jobs(JobList {
+            jobs,
+            waiting_in_spool,
+            daemon_running: self.daemon,
+        }))
     }
 
     pub(super) fn queue(&self) -> Result<Reply, ServiceError> {

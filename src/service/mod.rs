@@ -277,7 +277,7 @@ impl Core {
     fn execute(&self, principal: &Principal, command: Command) -> Result<Reply, ServiceError> {
         match command {
             Command::Status { id } => self.status(id),
-            Command::List { state, limit } => Ok(Reply::Jobs(self.store.list(state, limit)?)),
+            Command::List { states, limit } => self.list(&states, limit),
             Command::Queue => self.queue(),
             Command::Retry { target, reason } => self.retry(principal, target, reason),
             Command::Hold { target, reason } => self.hold(principal, target, reason),

@@ -13,14 +13,26 @@ use crate::registry::{FieldChange, Grant, Registered, RegistryChange, SeedMunici
 use crate::store::audit::{AuditEntry, Verdict};
 use crate::store::state::{Event, JobRecord};
 
+/// The answer to a listing: the store's jobs, and what the store cannot know yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobList {
+    /// Jobs, newest first.
+    pub jobs: Vec<JobRecord>,
+    /// What lies in `spool/incoming/`, not taken in yet, oldest first.
+    pub waiting_in_spool: Vec<crate::spool::Waiting>,
+    /// Whether the daemon answered (false: the command read the store itself, and nothing
+    /// takes in what waits).
+    pub daemon_running: bool,
+}
+
 /// The service's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reply {
     /// One job and its history.
     Status(Box<JobStatus>),
-    /// Jobs, newest first.
-    Jobs(Vec<JobRecord>),
+    /// Jobs, newest first, and what waits in the spool to be taken in.
+    Jobs(JobList),
     /// The queue's shape.
     Queue(Box<QueueShape>),
     /// An operator action was done.

@@ -97,18 +97,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Newest jobs first, optionally only those in `state`, at most `limit`.
-    pub fn list(
-        &self,
-        state: Option<JobState>,
-        limit: usize,
-    ) -> Result<Vec<JobRecord>, StoreError> {
+    /// Newest jobs first, only those in one of `states` (all when empty), at most `limit`.
+    pub fn list(&self, states: &[JobState], limit: usize) -> Result<Vec<JobRecord>, StoreError> {
         let mut out = Vec::new();
         for item in self.jobs.iter().rev() {
             let stored: JobRecord = decode(&item?.1)?;
             let journaled = self.last_unapplied(&stored.id);
             let record = newer_of(stored, journaled);
-            if state.is_none_or(|s| s == record.state) {
+            if states.is_empty() || states.contains(&record.state) {
                 out.push(record);
                 if out.len() >= limit {
                     break;

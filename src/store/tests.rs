@@ -170,7 +170,7 @@ fn journaled_steps_are_read_at_once_and_reach_sled_together_at_the_next_flush() 
     assert_eq!(details(&store, &job.id), ["queued", "sending", "accepted"]);
     assert_eq!(
         store
-            .list(Some(JobState::Delivered), 10)
+            .list(&[JobState::Delivered], 10)
             .expect("list")
             .len(),
         1
@@ -405,8 +405,8 @@ fn data_survives_reopen_and_list_filters_by_state() {
             .expect("enqueue");
     }
     let store = Store::open(dir.path()).expect("reopen");
-    assert_eq!(store.list(None, 10).expect("list").len(), 2);
-    let q = store.list(Some(JobState::Quarantined), 10).expect("list");
+    assert_eq!(store.list(&[], 10).expect("list").len(), 2);
+    let q = store.list(&[JobState::Quarantined], 10).expect("list");
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].id, b.id);
 }

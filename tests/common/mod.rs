@@ -31,8 +31,12 @@ impl Env {
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
             daemon: None,
-            // Tests run in parallel: every daemon takes a free port for /metrics.
-            env: vec![("KURIR_OPS__LISTEN".into(), "127.0.0.1:0".into())],
+            // Tests run in parallel: every daemon takes a free port for /metrics. And no test
+            // reads an installed /etc/kurir/kurir.toml (the package test installs one).
+            env: vec![
+                ("KURIR_OPS__LISTEN".into(), "127.0.0.1:0".into()),
+                ("KURIR_CONFIG".into(), "none".into()),
+            ],
             log_seq: 0,
         }
     }
@@ -145,6 +149,13 @@ impl Env {
                 self.logs()
             );
         }
+    }
+
+    /// Lets the daemon make its store and stops it again: only `kurir run` makes a store, and
+    /// commands run before it refuse to answer from none.
+    pub fn make_store(&mut self) {
+        self.start();
+        self.stop();
     }
 
     /// SIGKILL, no chance to clean up.
