@@ -96,6 +96,7 @@ fn hot_path(c: &mut Criterion) {
         manifest_pending: false,
         events: 0,
         alerts: vec![],
+        acknowledged: vec![],
         unknown_deliveries: 0,
     };
     store

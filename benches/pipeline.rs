@@ -707,6 +707,7 @@ fn main() {
                 manifest_pending: false,
                 events: 0,
                 alerts: vec![],
+                acknowledged: vec![],
                 unknown_deliveries: 0,
             };
             chunk.push((

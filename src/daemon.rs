@@ -42,6 +42,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let tightened = spool
         .ensure()
         .with_context(|| format!("creating the spool in {}", spool.root().display()))?;
+    share_print_folder(&spool, &settings.print.group)?;
     fsutil::create_private_dir(&settings.store.dir).with_context(|| {
         format!(
             "creating the state directory {}",
@@ -116,8 +117,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         mailer.is_some(),
     ));
     let (alert_mail_tx, alert_mail_rx) = tokio::sync::mpsc::channel(256);
-    let alert_email =
-        (!settings.alerts.email.is_empty() && mailer.is_some()).then(|| alert_mail_tx.clone());
+    let alert_email = (settings.alerts.any() && mailer.is_some()).then(|| alert_mail_tx.clone());
     let alerter = Arc::new(Alerter::new(
         spool.clone(),
         store.clone(),
@@ -132,6 +132,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     )
     .context("[working_hours]")?;
     let hours_for_proof = hours.clone();
+    let hours_for_print = hours.clone();
     let policy = Policy::new(&settings.queue, &settings.deadlines, hours);
     let queue = QueueManager::new(
         QueueParts {
@@ -146,12 +147,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         policy,
         &settings.queue,
     );
-    if let (Some(mailer), false) = (mailer.clone(), settings.alerts.email.is_empty()) {
-        tokio::spawn(mail_alerts(
-            mailer,
-            settings.alerts.email.clone(),
-            alert_mail_rx,
-        ));
+    if let (Some(mailer), true) = (mailer.clone(), settings.alerts.any()) {
+        tokio::spawn(mail_alerts(mailer, settings.alerts.clone(), alert_mail_rx));
     }
 
     // Finish what an earlier run left half-done before taking new work.
@@ -228,6 +225,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             listener,
             store.clone(),
             spool.clone(),
+            settings.store.dir.clone(),
             health.clone(),
             shutdown_rx.clone(),
         )))
@@ -246,6 +244,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         smime_trust,
         alerter: alerter.clone(),
         sender: settings.sender.clone(),
+        working_hours: hours_for_print.clone(),
+        print_confirm_within: settings.print.confirm_within,
     });
     let operator_socket = crate::cli::control::socket_path(&settings.store.dir);
     let operator_listener = protocol::bind(&operator_socket, 0o600)
@@ -292,10 +292,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         health.clone(),
         shutdown_rx.clone(),
     ));
+    tokio::spawn(crate::queue::print_shop::watch(
+        store.clone(),
+        alerter.clone(),
+        hours_for_print.clone(),
+        jiff::SignedDuration::try_from(settings.print.confirm_within)
+            .unwrap_or(jiff::SignedDuration::from_hours(8)),
+        shutdown_rx.clone(),
+    ));
     tokio::spawn(retention_loop(
         store.clone(),
         spool.clone(),
-        settings.retention.documents_after,
+        settings.retention.clone(),
         shutdown_rx.clone(),
     ));
 
@@ -343,41 +351,46 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes finished jobs' documents after the retention period: at start, then a few times
-/// per period (at most hourly).
+/// Runs retention ([`crate::ops::retention`]) at start, then a few times per shortest period
+/// (at most hourly).
 async fn retention_loop(
     store: Store,
     spool: Spool,
-    keep: std::time::Duration,
+    settings: crate::config::RetentionSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let shortest = [
+        settings.documents_after,
+        settings.reports_after,
+        settings.receipts_after,
+        settings.alerts_after,
+        settings.print_after,
+    ]
+    .into_iter()
+    .min()
+    .unwrap_or(settings.documents_after);
     // Look a few times per retention period, at least every second, at most every hour.
-    let every = (keep / 4).clamp(
+    let every = (shortest / 4).clamp(
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(3600),
     );
-    let keep = jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::MAX);
     loop {
         let (store2, spool2) = (store.clone(), spool.clone());
-        let cutoff = jiff::Timestamp::now()
-            .checked_sub(keep)
-            .unwrap_or(jiff::Timestamp::MIN);
+        let cutoffs = crate::ops::retention::Cutoffs::of(&settings, jiff::Timestamp::now());
         match tokio::task::spawn_blocking(move || {
-            crate::ops::retention::run_once(&store2, &spool2, cutoff)
+            crate::ops::retention::run_once(&store2, &spool2, cutoffs)
         })
         .await
         {
             Ok(Ok(removed)) => {
-                if removed.reports > 0 {
+                if removed != crate::ops::retention::Removed::default() {
                     tracing::info!(
-                        messages = removed.reports,
-                        "inbound reports removed after the retention period"
-                    );
-                }
-                if removed.documents > 0 {
-                    tracing::info!(
-                        jobs = removed.documents,
-                        "documents removed after the retention period"
+                        documents = removed.documents,
+                        reports = removed.reports,
+                        receipts = removed.receipts,
+                        alerts = removed.alerts,
+                        print_batches = removed.batches,
+                        "removed from the spool after the retention period"
                     );
                 }
             }
@@ -391,15 +404,20 @@ async fn retention_loop(
     }
 }
 
-/// E-mails alerts to operations, one at a time, best effort: the alert file is the record.
+/// E-mails alerts to the team each is for, one at a time, best effort: the alert file is the
+/// record.
 async fn mail_alerts(
     mailer: Arc<Mailer>,
-    to: String,
+    addresses: crate::config::AlertSettings,
     mut alerts: tokio::sync::mpsc::Receiver<crate::ops::alert::Alert>,
 ) {
     while let Some(alert) = alerts.recv().await {
+        let for_dispatch = alert.team == crate::store::state::Team::Dispatch;
+        let Some(to) = addresses.address_for(for_dispatch) else {
+            continue;
+        };
         let (subject, body) = crate::ops::alert::email_text(&alert);
-        if let Err(e) = mailer.send_notice(&to, subject, body).await {
+        if let Err(e) = mailer.send_notice(to, subject, body).await {
             let job = alert
                 .job_id
                 .as_ref()
@@ -440,6 +458,32 @@ fn current_uid() -> u32 {
 }
 
 /// The user id of `[portal] user`, if one is named.
+/// Opens `spool/print/` to the print shop's group (`[print] group`), and lets that group pass
+/// through the spool's root to it (mode o+x on the root: no listing, and every other folder
+/// stays closed by its own mode).
+fn share_print_folder(spool: &Spool, group: &str) -> anyhow::Result<()> {
+    if group.is_empty() {
+        return Ok(());
+    }
+    let gid = fsutil::group_id(group)
+        .ok_or_else(|| anyhow::anyhow!("[print] group {group:?}: no such group on this machine"))?;
+    fsutil::share_with_group(&spool.print(), gid)
+        .with_context(|| format!("opening {} to group {group}", spool.print().display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    let root = spool.root();
+    let mode = std::fs::metadata(root)
+        .with_context(|| format!("reading {}", root.display()))?
+        .permissions()
+        .mode();
+    std::fs::set_permissions(
+        root,
+        std::fs::Permissions::from_mode((mode & 0o7777) | 0o001),
+    )
+    .with_context(|| format!("letting group {group} pass through {}", root.display()))?;
+    tracing::info!(group, folder = %spool.print().display(), "print batches readable by the print shop's group");
+    Ok(())
+}
+
 fn portal_user(name: &str) -> anyhow::Result<Option<u32>> {
     if name.is_empty() {
         return Ok(None);

@@ -147,6 +147,110 @@ pub fn restrict_dir(path: &Path) -> std::io::Result<Option<u32>> {
     Ok(Some(mode))
 }
 
+/// Space on the file system that holds a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes free for unprivileged users.
+    pub free: u64,
+    /// Bytes in all.
+    pub size: u64,
+}
+
+impl Space {
+    /// The share of the file system that is free, 0 to 1.
+    pub fn free_ratio(&self) -> f64 {
+        if self.size == 0 {
+            return 1.0;
+        }
+        self.free as f64 / self.size as f64
+    }
+}
+
+/// The space on the file system holding `path` (or its nearest existing parent).
+pub fn space(path: &Path) -> Option<Space> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let c = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs is plain old data; all-zero is a valid value to be overwritten.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a zeroed statvfs to fill.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Some(Space {
+        free: (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64),
+        size: (stat.f_blocks as u64).saturating_mul(stat.f_frsize as u64),
+    })
+}
+
+/// The bytes of the plain files under `dir`, links not followed (0 when it cannot be read).
+pub fn tree_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut total = 0;
+    for entry in entries.flatten() {
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        if meta.is_dir() {
+            total += tree_bytes(&entry.path());
+        } else if meta.is_file() {
+            total += meta.len();
+        }
+    }
+    total
+}
+
+/// The id of group `name`, if the machine has it.
+pub fn group_id(name: &str) -> Option<u32> {
+    let c_name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a NUL-terminated name; the record getgrnam returns is read at once, before any
+    // other call could overwrite it.
+    unsafe {
+        let gr = libc::getgrnam(c_name.as_ptr());
+        if gr.is_null() {
+            None
+        } else {
+            Some((*gr).gr_gid)
+        }
+    }
+}
+
+/// Lets group `gid` read the folder `dir` and everything kurir writes in it from now on: the
+/// folder becomes the group's, mode 2750 (setgid: new files and folders in it take the group),
+/// and what it holds already follows (folders 2750, files 0640). A link is left alone.
+pub fn share_with_group(dir: &Path, gid: u32) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Ok(());
+    }
+    std::os::unix::fs::lchown(dir, None, Some(gid))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2750))?;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let meta = std::fs::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            share_with_group(&path, gid)?;
+        } else if meta.is_file() {
+            std::os::unix::fs::lchown(&path, None, Some(gid))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes a file kurir wrote in a shared folder readable by the folder's group (0640) or a
+/// folder enterable by it (2750); the group came with the folder's setgid bit.
+pub fn open_to_group(path: &Path) -> std::io::Result<()> {
+    let mode = if std::fs::symlink_metadata(path)?.is_dir() {
+        0o2750
+    } else {
+        0o640
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
 /// Makes a rename or a new entry in `dir` durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()

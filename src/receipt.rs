@@ -64,6 +64,8 @@ pub struct ReceiptRecipient {
     pub letter_sha256: Option<String>,
     /// Addressed to the registry office for want of an address.
     pub address_missing: bool,
+    /// When the print shop confirmed the letter printed and posted (`kurir print confirm`).
+    pub printed_at: Option<String>,
     /// The e-mail address it was delivered to, if by e-mail.
     pub address: Option<String>,
     /// E-mail delivery: Message-ID, every attempt, and the proof (server reply with queue id,
@@ -112,6 +114,11 @@ pub fn build<'a>(record: &'a JobRecord, events: &'a [Event], seed: &Seed) -> Rec
             letter_pages: r.letter.as_ref().map(|l| l.pages),
             letter_sha256: r.letter.as_ref().map(|l| l.sha256.clone()),
             address_missing: r.letter.as_ref().is_some_and(|l| l.address_missing),
+            printed_at: r
+                .letter
+                .as_ref()
+                .and_then(|l| l.printed_at)
+                .map(|t| t.to_string()),
             address: r
                 .email
                 .as_ref()

@@ -141,6 +141,9 @@ fn answer_locally(
         smime_trust,
         alerter,
         sender: settings.sender.clone(),
+        working_hours: ServiceParts::working_hours(settings)
+            .map_err(|e| ControlError::Local(format!("[working_hours]: {e}")))?,
+        print_confirm_within: settings.print.confirm_within,
     });
     Ok(runtime.block_on(service.call(principal, command)))
 }

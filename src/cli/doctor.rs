@@ -73,11 +73,13 @@ pub async fn examine(
         &settings.spool.dir,
         "spool",
         settings.spool.group_access,
+        !settings.print.group.is_empty(),
     ));
     out.extend(check_directory(
         &settings.store.dir,
         "state",
         settings.spool.group_access,
+        false,
     ));
     out.extend(check_spool(settings));
     if settings.smtp.enabled() {
@@ -197,7 +199,7 @@ fn mode(path: &Path) -> Option<u32> {
         .map(|m| m.permissions().mode() & 0o777)
 }
 
-fn check_directory(path: &Path, what: &str, group_access: bool) -> Vec<Finding> {
+fn check_directory(path: &Path, what: &str, group_access: bool, print_group: bool) -> Vec<Finding> {
     let check = format!("{what} permissions");
     match mode(path) {
         None => vec![finding(
@@ -205,6 +207,15 @@ fn check_directory(path: &Path, what: &str, group_access: bool) -> Vec<Finding> 
             check,
             format!(
                 "{} does not exist yet (the daemon creates it)",
+                path.display()
+            ),
+        )],
+        // Passing through (o+x) and nothing more: the print shop's way to spool/print/.
+        Some(m) if m & 0o007 == 0o001 && print_group => vec![finding(
+            Level::Ok,
+            check,
+            format!(
+                "{} mode {m:04o}: others may pass through to spool/print/ ([print] group)",
                 path.display()
             ),
         )],
@@ -445,23 +456,25 @@ fn check_registry(registry: &[(Kommunkod, Registered)], relay: bool) -> Vec<Find
 fn check_spool(settings: &Settings) -> Vec<Finding> {
     let mut out = Vec::new();
     let dir = &settings.spool.dir;
-    match free_bytes(dir) {
-        Some(free) if free < 100 << 20 => out.push(finding(
-            Level::Fail,
-            "disk space",
-            format!("{} MB free under {}", free >> 20, dir.display()),
-        )),
-        Some(free) if free < 1 << 30 => out.push(finding(
-            Level::Warn,
-            "disk space",
-            format!("{} MB free under {}", free >> 20, dir.display()),
-        )),
-        Some(free) => out.push(finding(
-            Level::Ok,
-            "disk space",
-            format!("{} GB free", free >> 30),
-        )),
-        None => {}
+    for (what, folder) in [("spool", dir), ("state", &settings.store.dir)] {
+        let check = format!("disk space ({what})");
+        let Some(space) = crate::fsutil::space(folder) else {
+            continue;
+        };
+        let detail = format!(
+            "{} MB free of {} MB under {}",
+            space.free >> 20,
+            space.size >> 20,
+            folder.display()
+        );
+        let level = if space.free < 100 << 20 {
+            Level::Fail
+        } else if space.free < 1 << 30 || space.free_ratio() < 0.10 {
+            Level::Warn
+        } else {
+            Level::Ok
+        };
+        out.push(finding(level, check, detail));
     }
     let stale: Vec<String> = std::fs::read_dir(dir.join("tmp"))
         .map(|entries| {
@@ -492,19 +505,6 @@ fn check_spool(settings: &Settings) -> Vec<Finding> {
         ));
     }
     out
-}
-
-/// Free bytes for unprivileged users on the file system holding `path` (or its parent).
-fn free_bytes(path: &Path) -> Option<u64> {
-    let existing = path.ancestors().find(|p| p.exists())?;
-    let c = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid NUL-terminated path and a zeroed statvfs to fill.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
-    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
-    Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
 }
 
 /// `kurir doctor`: prints one line per check and fails if any check fails.

@@ -134,8 +134,12 @@ fn print_status(job: &JobRecord, events: &[Event], seed: &Seed) {
             } else {
                 ""
             };
+            let printed = l
+                .printed_at
+                .map(|t| format!("  printed and posted {}", when(t)))
+                .unwrap_or_default();
             say!(
-                "letter     {} → batch {} file {}{flag}",
+                "letter     {} → batch {} file {}{flag}{printed}",
                 r.kommunkod,
                 l.batch,
                 l.file

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod municipality;
 pub mod operator;
 pub mod out;
+pub mod print;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -124,6 +125,12 @@ pub enum Command {
         /// Delivered-To: or X-Original-To: header.
         #[arg(long, value_name = "ADDRESS")]
         recipient: Option<String>,
+    },
+    /// The print shop's side: batches waiting to be printed and posted, and their confirmation.
+    Print {
+        /// What to do with print batches.
+        #[command(subcommand)]
+        command: print::PrintCommand,
     },
     /// Register and check municipalities' secure addresses, contacts and postal addresses.
     Municipality {
@@ -242,6 +249,7 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             doctor::run(&settings, &origin, &daemon)
         }
         Command::Audit { command } => audit::run(&daemon, command),
+        Command::Print { command } => print::run(&daemon, command),
         Command::Inbound { recipient } => Ok(inbound::run(&settings, recipient.as_deref())),
         Command::Operator(command) => operator::run(command, &daemon),
         Command::Municipality { command } => municipality::run(command, &daemon),

@@ -115,6 +115,22 @@ pub enum OperatorCommand {
         #[command(flatten)]
         actor: ActorArgs,
     },
+    /// Open alerts: what dispatch (phone the municipality) and operations still have to act
+    /// on. An alert closes when its cause passes or a person acknowledges it.
+    Alerts {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record that a job's open alerts were dealt with (the municipality was phoned, the
+    /// documents went another way); they close. Needs --reason: what was done.
+    Acknowledge {
+        /// The job id.
+        job_id: JobId,
+        /// Who acts, and what was done (recorded in the history and the audit chain).
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
     /// The queue's shape (like qshape): unfinished jobs by age, municipality and state.
     Queue {
         /// Print JSON.
@@ -247,6 +263,40 @@ pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<Exit
                 Command::QuarantineDelete { id: job_id, reason }
             })?,
         },
+        OperatorCommand::Acknowledge { job_id, actor } => {
+            actor.act(daemon, |reason| Command::Acknowledge { id: job_id, reason })?
+        }
+        OperatorCommand::Alerts { json } => {
+            let open = expect_reply!(daemon.ask(None, Command::OpenAlerts)?, Reply::OpenAlerts);
+            if json {
+                say!("{}", serde_json::to_string_pretty(&open)?);
+            } else {
+                say!(
+                    "{:<28}  {:<20}  {:<8}  {:<28}  PHONE",
+                    "JOB ID",
+                    "ALERT",
+                    "TEAM",
+                    "MUNICIPALITY"
+                );
+                for a in &open {
+                    let municipality = match (a.kommunkod, &a.municipality) {
+                        (Some(code), Some(name)) => format!("{code} {name}"),
+                        (Some(code), None) => code.to_string(),
+                        _ => "-".into(),
+                    };
+                    say!(
+                        "{:<28}  {:<20}  {:<8}  {:<28}  {}",
+                        a.job_id.as_str(),
+                        a.kind.as_str(),
+                        a.team.as_str(),
+                        municipality,
+                        a.phone.as_deref().unwrap_or("-")
+                    );
+                }
+                say!("-- {} open alert(s)", open.len());
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         OperatorCommand::Queue { json } => {
             let shape = expect_reply!(daemon.ask(None, Command::Queue)?, Reply::Queue);
             if json {

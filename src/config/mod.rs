@@ -314,6 +314,18 @@ impl Settings {
         if !self.alerts.email.is_empty() && self.alerts.email.parse::<lettre::Address>().is_err() {
             return Err(bad("alerts.email", "must be an e-mail address or empty"));
         }
+        if !self.alerts.dispatch_email.is_empty()
+            && self
+                .alerts
+                .dispatch_email
+                .parse::<lettre::Address>()
+                .is_err()
+        {
+            return Err(bad(
+                "alerts.dispatch_email",
+                "must be an e-mail address or empty",
+            ));
+        }
         if !self.ops.listen.is_empty() && self.ops.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(
                 "ops.listen",

@@ -110,6 +110,14 @@ pub struct PrintSettings {
     pub batch_max_letters: u32,
     /// The address field that shows through the envelope window.
     pub window: WindowSettings,
+    /// The group the print shop reads `spool/print/` through (e.g. `kurir-print`): batches
+    /// become readable by it (folders 0750, files 0640, setgid) and nothing else in the spool
+    /// does. Empty: only kurir's own user (and group with `[spool] group_access`).
+    pub group: String,
+    /// Working time within which the print shop must confirm a closed batch printed and
+    /// posted (`kurir print confirm`), or operations are alerted.
+    #[serde(with = "humantime_serde")]
+    pub confirm_within: Duration,
 }
 
 impl Default for PrintSettings {
@@ -117,6 +125,8 @@ impl Default for PrintSettings {
         Self {
             batch_max_letters: 500,
             window: WindowSettings::default(),
+            group: String::new(),
+            confirm_within: Duration::from_secs(8 * 3600),
         }
     }
 }
@@ -378,6 +388,27 @@ impl Default for WorkingHoursSettings {
 pub struct AlertSettings {
     /// Operations' address for alert e-mails (sent through the relay); empty: none.
     pub email: String,
+    /// Dispatch's address for the alerts that ask for a phone call to the municipality
+    /// (team `dispatch`); empty: those go to `email` too.
+    pub dispatch_email: String,
+}
+
+impl AlertSettings {
+    /// Where an alert is e-mailed, if anywhere: one for dispatch (a phone call to make) or
+    /// for operations.
+    pub fn address_for(&self, for_dispatch: bool) -> Option<&str> {
+        let chosen = if for_dispatch && !self.dispatch_email.is_empty() {
+            &self.dispatch_email
+        } else {
+            &self.email
+        };
+        (!chosen.is_empty()).then_some(chosen.as_str())
+    }
+
+    /// Whether any alert is e-mailed.
+    pub fn any(&self) -> bool {
+        !self.email.is_empty() || !self.dispatch_email.is_empty()
+    }
 }
 
 /// `[ops]`: Prometheus metrics and the health check.
@@ -478,19 +509,38 @@ impl ProofSettings {
     }
 }
 
-/// `[retention]`: delivered documents leave the spool; their hashes stay.
+/// `[retention]`: nothing in the spool grows forever. Files leave; the store keeps the facts
+/// (every event, each document's, letter's and report's SHA-256).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionSettings {
     /// How long a finished job's documents stay in `spool/active/`.
     #[serde(with = "humantime_serde")]
     pub documents_after: Duration,
+    /// How long delivery reports stay in `spool/inbound/done/` and `inbound/unmatched/`.
+    #[serde(with = "humantime_serde")]
+    pub reports_after: Duration,
+    /// How long a receipt stays in `spool/receipts/` (the case system reads it long before).
+    #[serde(with = "humantime_serde")]
+    pub receipts_after: Duration,
+    /// How long an alert file stays in `spool/alerts/`.
+    #[serde(with = "humantime_serde")]
+    pub alerts_after: Duration,
+    /// How long a batch stays in `spool/print/` after the print shop confirmed it (a batch
+    /// never confirmed stays).
+    #[serde(with = "humantime_serde")]
+    pub print_after: Duration,
 }
 
 impl Default for RetentionSettings {
     fn default() -> Self {
+        let days = |n: u64| Duration::from_secs(n * 24 * 3600);
         Self {
-            documents_after: Duration::from_secs(30 * 24 * 3600),
+            documents_after: days(30),
+            reports_after: days(30),
+            receipts_after: days(90),
+            alerts_after: days(90),
+            print_after: days(14),
         }
     }
 }

@@ -322,6 +322,7 @@ impl Intake {
             manifest_pending: false,
             events: 0,
             alerts: Vec::new(),
+            acknowledged: Vec::new(),
             unknown_deliveries: 0,
         };
         match verdict {

@@ -17,7 +17,14 @@ use crate::registry::{Contact, Seed};
 use crate::spool::Spool;
 use crate::store::Store;
 
-pub use crate::store::state::{AlertKind, AlertMark};
+pub use crate::store::state::{AlertKind, AlertMark, Team};
+
+fn ops_team() -> Team {
+    Team::Ops
+}
+
+/// Where the runbook is installed; alert e-mails point into it.
+pub const RUNBOOK: &str = "/usr/share/doc/kurir/runbook.md";
 
 /// One alert, as written to `spool/alerts/`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,6 +38,15 @@ pub struct Alert {
     pub at: Timestamp,
     /// The job, for an alert about a job.
     pub job_id: Option<JobId>,
+    /// The print batch, for an alert about a batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
+    /// Who acts on it: `dispatch` (phones the municipality) or `ops`.
+    #[serde(default = "ops_team")]
+    pub team: Team,
+    /// The runbook section that says what to do (the alerting rule's name).
+    #[serde(default)]
+    pub runbook: String,
     /// The municipality concerned, if known.
     pub kommunkod: Option<Kommunkod>,
     /// Its name.
@@ -93,6 +109,9 @@ impl Alerter {
             mark: Some(mark),
             at: Timestamp::now(),
             job_id: Some(job_id.clone()),
+            batch: None,
+            team: kind.team(),
+            runbook: kind.rule().to_string(),
             kommunkod: code,
             municipality,
             phone: registered.phone,
@@ -127,6 +146,9 @@ impl Alerter {
             mark: None,
             at: Timestamp::now(),
             job_id: None,
+            batch: None,
+            team: kind.team(),
+            runbook: kind.rule().to_string(),
             kommunkod: Some(code),
             municipality: self.seed.get(code).map(|m| m.name.clone()),
             phone: registered.phone,
@@ -137,12 +159,45 @@ impl Alerter {
         }
     }
 
+    /// An alert about a print batch (the print shop has not confirmed it).
+    pub fn about_batch(
+        &self,
+        kind: AlertKind,
+        batch: &str,
+        what_failed: String,
+        next_step: String,
+    ) -> Alert {
+        Alert {
+            kind,
+            mark: None,
+            at: Timestamp::now(),
+            job_id: None,
+            batch: Some(batch.to_string()),
+            team: kind.team(),
+            runbook: kind.rule().to_string(),
+            kommunkod: None,
+            municipality: None,
+            phone: None,
+            contacts: Vec::new(),
+            what_failed,
+            next_step,
+            action: action_of(kind).to_string(),
+        }
+    }
+
+    /// The file an alert about `batch` is written to: one per batch and kind, so it is
+    /// raised once.
+    pub fn batch_file_name(batch: &str, kind: AlertKind) -> String {
+        format!("print-{batch}-{}.json", kind.as_str())
+    }
+
     /// Writes the alert file, logs it, and queues the e-mail — a job's alert once: an alert
     /// whose file is there already was raised before. Never fails the caller: an alert that
     /// cannot be written is logged at ERROR instead.
     pub fn raise(&self, alert: Alert) {
-        let name = match (&alert.job_id, alert.mark) {
-            (Some(job), Some(mark)) => Self::file_name(job, mark),
+        let name = match (&alert.job_id, alert.mark, &alert.batch) {
+            (Some(job), Some(mark), _) => Self::file_name(job, mark),
+            (_, _, Some(batch)) => Self::batch_file_name(batch, alert.kind),
             _ => format!(
                 "registry-{}-{}-{}.json",
                 alert
@@ -158,6 +213,7 @@ impl Alerter {
             .job_id
             .as_ref()
             .map(|j| j.to_string())
+            .or_else(|| alert.batch.clone())
             .unwrap_or_default();
         if path.exists() {
             tracing::debug!(job_id = %job, alert = alert.kind.as_str(), "alert raised before; not again");
@@ -265,33 +321,183 @@ fn action_of(kind: AlertKind) -> &'static str {
          Register its new certificate (`kurir municipality set <kommunkod> --smime-cert \
          FILE`) before it expires, or decisions go signed but unencrypted."
         }
+        AlertKind::PrintNotConfirmed => {
+            "A closed print batch has not been confirmed printed and posted. Call the print \
+             shop; when it reports the batch posted, run `kurir print confirm <batch>`."
+        }
     }
 }
 
-/// The text of an alert e-mail to operations.
+/// What an alert is about, in Swedish: the e-mail's subject line (no personal data).
+fn rubrik(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::DeferredTooLong => "beslutet är ännu inte levererat",
+        AlertKind::FellBack => "beslutet går med post i stället för e-post",
+        AlertKind::Failed => "beslutet kunde inte levereras",
+        AlertKind::Quarantined => "en inlämning ligger i karantän",
+        AlertKind::Unconfirmed => "ingen leveransrapport bekräftar beslutet",
+        AlertKind::Unread => "beslutet har inte lästs, ring kommunen nu",
+        AlertKind::ConflictingReport => "en leveransrapport motsäger tidigare rapporter",
+        AlertKind::RegistrationChanged => "kommunens mottagaradress har ändrats",
+        AlertKind::ApprovalWaiting => "en ändring från portalen väntar på godkännande",
+        AlertKind::CertificateExpiring => "kommunens S/MIME-certifikat går snart ut",
+        AlertKind::PrintNotConfirmed => "tryckeriet har inte bekräftat en utskriftsbatch",
+    }
+}
+
+/// What to do, in Swedish, for the person the alert goes to.
+fn atgard(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::DeferredTooLong => {
+            "Ring kommunen och be dem kontrollera att deras e-postserver tar emot post från \
+             Migrationsverket. kurir försöker igen av sig själv och skickar med post när \
+             tiden för e-post har gått ut."
+        }
+        AlertKind::FellBack => {
+            "Beslutet ligger i dagens utskriftsbatch. Ring kommunen så att de väntar brevet, \
+             och kvittera larmet när det är gjort."
+        }
+        AlertKind::Failed => {
+            "Ingenting har levererats. Leverera handlingarna på annat sätt nu, ring kommunen \
+             och kvittera larmet med vad som gjordes."
+        }
+        AlertKind::Quarantined => {
+            "Inlämningen var felaktig och har inte skickats. Läs orsaken med `kurir \
+             quarantine show`, rätta och lämna in den igen."
+        }
+        AlertKind::Unconfirmed => {
+            "Kommunens server har inte bekräftat leveransen. Ring kommunen och fråga om \
+             beslutet har kommit fram, och kvittera larmet."
+        }
+        AlertKind::Unread => {
+            "Ring kommunen nu: beslutet har inte öppnats och kommunen behöver agera i dag. \
+             Kvittera larmet när kommunen vet om beslutet."
+        }
+        AlertKind::ConflictingReport => {
+            "En rapport motsäger tidigare rapporter och kan vara förfalskad. Ring kommunen \
+             och bekräfta att beslutet kom fram; kvittera sedan larmet."
+        }
+        AlertKind::RegistrationChanged => {
+            "Kommunen har underrättats om ändringen. Var den inte väntad: ring kommunen och \
+             kontrollera den."
+        }
+        AlertKind::ApprovalWaiting => {
+            "Ingenting av ändringen används förrän den är godkänd. Kontrollera med kommunen \
+             och godkänn eller avslå den."
+        }
+        AlertKind::CertificateExpiring => {
+            "Kommunen har underrättats. Registrera kommunens nya certifikat innan det gamla \
+             går ut, annars går besluten signerade men okrypterade."
+        }
+        AlertKind::PrintNotConfirmed => {
+            "Ring tryckeriet och fråga om batchen är utskriven och postad. När den är det: \
+             `kurir print confirm` med batchens namn."
+        }
+    }
+}
+
+/// The subject and body of an alert e-mail, all in Swedish (dispatch reads them; operations
+/// too), with the municipality's telephone and contacts, and no run of spaces.
 pub fn email_text(alert: &Alert) -> (String, String) {
-    let job = alert
+    let reference = alert
         .job_id
         .as_ref()
         .map(|j| j.to_string())
+        .or_else(|| alert.batch.as_ref().map(|b| format!("utskriftsbatch {b}")))
         .unwrap_or_else(|| "-".into());
-    let subject = format!("kurir larm: {} – ref {job}", alert.kind.as_str());
-    let mut body = format!(
-        "Larm från kurir ({kind}) för referens {job}.\r\n\r\nVad som hänt: {what}\r\n\
-         Nästa steg: {next}\r\nÅtgärd: {action}\r\n",
-        kind = alert.kind.as_str(),
-        what = alert.what_failed,
-        next = alert.next_step,
-        action = alert.action,
-    );
-    if let (Some(code), Some(name)) = (alert.kommunkod, &alert.municipality) {
-        body.push_str(&format!("\r\nKommun: {name} ({code})\r\n"));
+    let subject = tidy(&format!("kurir larm: {} ({reference})", rubrik(alert.kind)));
+    let mut lines = vec![
+        format!("Larm från kurir: {}.", rubrik(alert.kind)),
+        String::new(),
+        format!("Referens: {reference}"),
+    ];
+    if let Some(code) = alert.kommunkod {
+        let name = alert.municipality.clone().unwrap_or_default();
+        lines.push(format!("Kommun: {name} ({code})"));
+        lines.push(format!(
+            "Telefon: {}",
+            alert.phone.as_deref().unwrap_or("inget registrerat")
+        ));
+        for c in &alert.contacts {
+            lines.push(format!(
+                "Kontaktperson: {}, {}, {}",
+                c.name, c.phone, c.email
+            ));
+        }
     }
-    if let Some(phone) = &alert.phone {
-        body.push_str(&format!("Telefon: {phone}\r\n"));
+    let zone = jiff::tz::TimeZone::get("Europe/Stockholm").unwrap_or(jiff::tz::TimeZone::UTC);
+    lines.push(format!(
+        "Tid: {} (svensk tid)",
+        alert.at.to_zoned(zone).strftime("%Y-%m-%d %H:%M")
+    ));
+    lines.push(String::new());
+    lines.push(format!("Gör så här: {}", atgard(alert.kind)));
+    if let Some(job) = &alert.job_id {
+        lines.push(format!(
+            "Läget: `kurir status {job}`. Kvittera: `kurir acknowledge {job} --reason \"...\"`."
+        ));
     }
-    for c in &alert.contacts {
-        body.push_str(&format!("Kontakt: {c}\r\n"));
+    lines.push(String::new());
+    lines.push(format!(
+        "Driftshandboken, avsnittet {}: {RUNBOOK}",
+        alert.kind.rule()
+    ));
+    let body: Vec<String> = lines.iter().map(|l| tidy(l)).collect();
+    (subject, body.join("\r\n") + "\r\n")
+}
+
+/// One space between words: texts built from parts never carry runs of spaces.
+fn tidy(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(kind: AlertKind) -> Alert {
+        Alert {
+            kind,
+            mark: None,
+            at: "2026-11-30T13:05:00Z".parse().expect("time"),
+            job_id: Some("20261130-120000-0123456789ab".parse().expect("id")),
+            batch: None,
+            team: kind.team(),
+            runbook: kind.rule().into(),
+            kommunkod: Some("2480".parse().expect("code")),
+            municipality: Some("Umeå kommun".into()),
+            phone: Some("090-16 10 00".into()),
+            contacts: vec![Contact {
+                name: "Anna Berg".into(),
+                phone: "090-16 10 01".into(),
+                email: "anna@umea-test.example".into(),
+            }],
+            what_failed: "relay said   450 try   later".into(),
+            next_step: "retry   at 14:00".into(),
+            action: action_of(kind).into(),
+        }
     }
-    (subject, body)
+
+    #[test]
+    fn an_alert_email_is_swedish_tidy_and_names_whom_to_call() {
+        for kind in AlertKind::ALL {
+            let (subject, body) = email_text(&alert(kind));
+            assert!(subject.starts_with("kurir larm: "), "{subject}");
+            assert!(!subject.contains("  ") && !body.contains("  "), "{body}");
+            // The English free text of the alert file stays out of the Swedish e-mail.
+            assert!(
+                !body.contains("relay said") && !body.contains("retry"),
+                "{body}"
+            );
+            for swedish in [
+                "Gör så här:",
+                "Referens:",
+                "Telefon: 090-16 10 00",
+                "Tid: 2026-11-30 14:05",
+            ] {
+                assert!(body.contains(swedish), "{kind:?}: {body}");
+            }
+            assert!(body.contains(kind.rule()), "{body}");
+        }
+    }
 }

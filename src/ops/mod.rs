@@ -47,8 +47,28 @@ pub mod names {
     pub const LATENCY: &str = "kurir_delivery_latency_seconds";
     /// Unfinished jobs by state.
     pub const QUEUE_DEPTH: &str = "kurir_queue_depth";
-    /// Age of the oldest unfinished job.
+    /// Age of the oldest unfinished job that is not held on purpose.
     pub const OLDEST_AGE: &str = "kurir_oldest_undelivered_age_seconds";
+    /// Alerts whose cause still holds and that no person acknowledged, by `kind`: what the
+    /// alerting rules fire on for as long as it lasts.
+    pub const ALERTS_OPEN: &str = "kurir_alerts_open";
+    /// Bytes of files in each spool folder, by `folder`.
+    pub const SPOOL_BYTES: &str = "kurir_spool_bytes";
+    /// Bytes free on the file system of the spool and of the state, by `folder`.
+    pub const FS_FREE: &str = "kurir_filesystem_free_bytes";
+    /// Size of the file system of the spool and of the state, by `folder`.
+    pub const FS_SIZE: &str = "kurir_filesystem_size_bytes";
+    /// Delivery reports that matched no job, kept in `spool/inbound/unmatched/`.
+    pub const INBOUND_UNMATCHED: &str = "kurir_inbound_unmatched";
+    /// Closed print batches the print shop has not confirmed printed and posted.
+    pub const PRINT_UNCONFIRMED: &str = "kurir_print_batches_unconfirmed";
+    /// Working time (office hours) the oldest unconfirmed closed batch has waited.
+    pub const PRINT_OLDEST_WAIT: &str = "kurir_print_oldest_unconfirmed_working_seconds";
+    /// `[print] confirm_within`, in working seconds: the alert's threshold, set by kurir.
+    pub const PRINT_CONFIRM_LIMIT: &str = "kurir_print_confirm_limit_working_seconds";
+    /// The earliest expiry of a municipality's registered S/MIME certificate (Unix seconds).
+    pub const MUNICIPALITY_CERT_EXPIRY: &str =
+        "kurir_municipality_certificate_earliest_expiry_timestamp_seconds";
     /// Print batches not yet closed.
     pub const BATCHES_OPEN: &str = "kurir_print_batches_open";
     /// Consecutive failures of the relay.
@@ -66,10 +86,6 @@ pub mod names {
     pub const SIGNING_CERT_EXPIRY: &str = "kurir_signing_certificate_expiry_timestamp_seconds";
     /// Quarantined jobs waiting in `spool/quarantine/` for a person.
     pub const QUARANTINE_WAITING: &str = "kurir_quarantine_waiting";
-    /// Closed print batches (`READY`) still in `spool/print/`: not yet collected.
-    pub const BATCHES_READY: &str = "kurir_print_batches_ready";
-    /// Age of the oldest closed batch still in `spool/print/`.
-    pub const OLDEST_READY_BATCH_AGE: &str = "kurir_print_batch_oldest_ready_age_seconds";
     /// When each of the portal's revocation lists promised its next (Unix seconds), by `crl`.
     pub const PORTAL_CRL_NEXT_UPDATE: &str = "kurir_portal_crl_next_update_timestamp_seconds";
     /// When the portal last reported to the daemon (Unix seconds).
@@ -181,6 +197,7 @@ impl Health {
 struct Ctx {
     store: Store,
     spool: Spool,
+    state_dir: std::path::PathBuf,
     health: Arc<Health>,
     metrics: Option<PrometheusHandle>,
 }
@@ -204,12 +221,14 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
     spool: Spool,
+    state_dir: std::path::PathBuf,
     health: Arc<Health>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let ctx = Ctx {
         store,
         spool,
+        state_dir,
         health,
         metrics: metrics_handle(),
     };
@@ -257,8 +276,9 @@ async fn metrics_endpoint(State(ctx): State<Ctx>) -> (StatusCode, String) {
     };
     let store = ctx.store.clone();
     let spool = ctx.spool.clone();
+    let state_dir = ctx.state_dir.clone();
     let gauges = tokio::task::spawn_blocking(move || {
-        spool_gauges(&spool);
+        spool_gauges(&spool, &state_dir);
         update_gauges(&store)
     })
     .await;
@@ -274,36 +294,61 @@ async fn metrics_endpoint(State(ctx): State<Ctx>) -> (StatusCode, String) {
     (StatusCode::OK, handle.render())
 }
 
-/// What waits for a person in the spool: quarantined jobs, and closed print batches the print
-/// shop has not collected.
-fn spool_gauges(spool: &Spool) {
-    let waiting = std::fs::read_dir(spool.quarantine())
+/// What waits for a person in the spool (quarantined jobs, reports that matched no job), how
+/// much each folder holds, and the space left where the spool and the state live.
+fn spool_gauges(spool: &Spool, state_dir: &std::path::Path) {
+    let count = |dir: std::path::PathBuf, dirs: bool| {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_dir() == dirs)
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    metrics::gauge!(names::QUARANTINE_WAITING).set(count(spool.quarantine(), true) as f64);
+    let unmatched = std::fs::read_dir(spool.inbound_unmatched())
         .map(|d| {
             d.filter_map(|e| e.ok())
-                .filter(|e| e.path().is_dir())
+                .filter(|e| !e.file_name().to_string_lossy().ends_with(".reason"))
+                .filter(|e| e.path().is_file())
                 .count()
         })
         .unwrap_or(0);
-    metrics::gauge!(names::QUARANTINE_WAITING).set(waiting as f64);
-    let now = std::time::SystemTime::now();
-    let mut ready = 0usize;
-    let mut oldest = 0.0f64;
-    if let Ok(batches) = std::fs::read_dir(spool.print()) {
-        for batch in batches.filter_map(|e| e.ok()) {
-            let Ok(meta) = std::fs::metadata(batch.path().join("READY")) else {
-                continue;
-            };
-            ready += 1;
-            let age = meta
-                .modified()
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
-                .map_or(0.0, |d| d.as_secs_f64());
-            oldest = oldest.max(age);
+    metrics::gauge!(names::INBOUND_UNMATCHED).set(unmatched as f64);
+    for (folder, dir) in [("spool", spool.root()), ("state", state_dir)] {
+        if let Some(space) = crate::fsutil::space(dir) {
+            metrics::gauge!(names::FS_FREE, "folder" => folder).set(space.free as f64);
+            metrics::gauge!(names::FS_SIZE, "folder" => folder).set(space.size as f64);
         }
     }
-    metrics::gauge!(names::BATCHES_READY).set(ready as f64);
-    metrics::gauge!(names::OLDEST_READY_BATCH_AGE).set(oldest);
+    spool_bytes(spool);
+}
+
+/// Bytes per spool folder: walked at most once a minute, however often Prometheus scrapes.
+fn spool_bytes(spool: &Spool) {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    {
+        let Ok(mut last) = LAST.lock() else {
+            return;
+        };
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+    }
+    for (folder, dir) in [
+        ("incoming", spool.incoming()),
+        ("active", spool.active()),
+        ("quarantine", spool.quarantine()),
+        ("print", spool.print()),
+        ("receipts", spool.receipts()),
+        ("alerts", spool.alerts()),
+        ("inbound", spool.root().join("inbound")),
+    ] {
+        metrics::gauge!(names::SPOOL_BYTES, "folder" => folder)
+            .set(crate::fsutil::tree_bytes(&dir) as f64);
+    }
 }
 
 /// Gauges computed from the store at scrape time.
@@ -323,7 +368,21 @@ fn update_gauges(store: &Store) -> Result<(), crate::store::StoreError> {
     let mut oldest = 0.0f64;
     for job in store.pending()?.iter().filter(|j| !j.state.is_final()) {
         *depth.entry(job.state.as_str()).or_default() += 1.0;
-        oldest = oldest.max(now.duration_since(job.received_at).as_secs_f64());
+        // A job held on purpose is not stuck: an operator knows of it.
+        if job.state != JobState::Held {
+            oldest = oldest.max(now.duration_since(job.received_at).as_secs_f64());
+        }
+    }
+    let mut open: std::collections::BTreeMap<&'static str, f64> =
+        crate::store::state::AlertKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), 0.0))
+            .collect();
+    for (_, mark) in store.open_alerts()? {
+        *open.entry(mark.kind.as_str()).or_default() += 1.0;
+    }
+    for (kind, n) in open {
+        metrics::gauge!(names::ALERTS_OPEN, "kind" => kind).set(n);
     }
     for (state, n) in depth {
         metrics::gauge!(names::QUEUE_DEPTH, "state" => state).set(n);
@@ -336,12 +395,20 @@ fn update_gauges(store: &Store) -> Result<(), crate::store::StoreError> {
     };
     metrics::gauge!(names::BATCHES_OPEN).set(open);
     metrics::gauge!(names::RELAY_FAILURES).set(f64::from(store.relay_health()?.failures));
-    let waiting = store
-        .all_registered()?
+    let registered = store.all_registered()?;
+    let waiting = registered
         .iter()
         .filter(|(_, r)| r.awaiting_approval.is_some())
         .count();
     metrics::gauge!(names::AWAITING_APPROVAL).set(waiting as f64);
+    let earliest = registered
+        .iter()
+        .filter_map(|(_, r)| r.smime_cert.as_ref())
+        .filter_map(|c| c.expires_at_unix())
+        .min();
+    if let Some(earliest) = earliest {
+        metrics::gauge!(names::MUNICIPALITY_CERT_EXPIRY).set(earliest as f64);
+    }
     metrics::gauge!(names::NOTICES_WAITING).set(store.waiting_notices()? as f64);
     Ok(())
 }

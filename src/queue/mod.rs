@@ -25,6 +25,7 @@
 mod attempt;
 pub mod operator;
 pub mod policy;
+pub mod print_shop;
 pub mod shape;
 mod turn;
 

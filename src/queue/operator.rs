@@ -106,6 +106,9 @@ pub enum StateHint {
     /// Its quarantine entry is a file, not a job folder.
     #[error("its quarantine entry is not a job folder")]
     NotAFolder,
+    /// No alert of the job is open.
+    #[error("it has no open alert")]
+    NoOpenAlert,
 }
 
 /// Which operator action was done.
@@ -126,6 +129,8 @@ pub enum Action {
     QuarantineRelease,
     /// Deleted from quarantine.
     QuarantineDelete,
+    /// Its open alerts dealt with by a person.
+    Acknowledge,
 }
 
 /// What an operator action did: the action and the jobs it touched.
@@ -357,6 +362,30 @@ impl Operations<'_> {
             r.next_attempt = Some(now);
         })?;
         Ok(ActionDone::of(Action::Release, done))
+    }
+
+    /// Records that a person dealt with every open alert of the job (phoned the
+    /// municipality, delivered the documents another way): the alerts close, whatever the
+    /// job's state. A reason is required: it says what was done.
+    pub fn acknowledge(&self, id: &JobId, actor: &Actor) -> Result<ActionDone, OperatorError> {
+        if actor.reason.trim().is_empty() {
+            return Err(OperatorError::NoReason);
+        }
+        let job = self.job(id)?;
+        let open = job.open_alerts();
+        if open.is_empty() {
+            return Err(Self::refuse(&job, StateHint::NoOpenAlert));
+        }
+        let kinds: Vec<&str> = open.iter().map(|m| m.kind.as_str()).collect();
+        let detail = actor.says(&format!("alert {} acknowledged", kinds.join(", ")));
+        self.store.transition(id, &[job.state], &detail, &[], |r| {
+            for mark in &open {
+                if !r.acknowledged.contains(mark) {
+                    r.acknowledged.push(*mark);
+                }
+            }
+        })?;
+        Ok(ActionDone::of(Action::Acknowledge, vec![id.clone()]))
     }
 
     /// Stops a job for good; its receipt (written by the receipt writer) says so.

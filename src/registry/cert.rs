@@ -186,6 +186,18 @@ impl RegisteredCert {
     pub fn x509(&self) -> Result<X509, openssl::error::ErrorStack> {
         X509::from_pem(self.pem.as_bytes())
     }
+
+    /// When the certificate expires, in Unix seconds (for the metric that warns of it).
+    pub fn expires_at_unix(&self) -> Option<i64> {
+        unix_seconds(self.x509().ok()?.not_after())
+    }
+}
+
+/// An ASN.1 time (a certificate's validity bound) in Unix seconds.
+pub fn unix_seconds(time: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let diff = epoch.diff(time).ok()?;
+    Some(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
 }
 
 /// A certificate's subject as `key=value, …`, for people.

@@ -83,6 +83,24 @@ pub enum Command {
         /// Why (recorded; required).
         reason: String,
     },
+    /// Every open alert: what dispatch and operations still have to act on.
+    OpenAlerts,
+    /// Records that a person dealt with a job's open alerts.
+    Acknowledge {
+        /// The job.
+        id: JobId,
+        /// What was done (recorded; required).
+        reason: String,
+    },
+    /// Print batches, newest first, with how long closed ones wait for the print shop.
+    PrintBatches,
+    /// Records the print shop's word that a closed batch was printed and posted.
+    PrintConfirm {
+        /// The batch id (its folder under `spool/print/`).
+        batch: String,
+        /// A note (recorded; optional).
+        reason: String,
+    },
     /// Walks the audit chain.
     AuditVerify,
     /// Audit entries from an instant on.

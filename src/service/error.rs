@@ -48,6 +48,12 @@ pub enum ServiceError {
         /// Why.
         hint: StateHint,
     },
+    /// No print batch has this id.
+    #[error("no print batch {0} (`kurir print list` shows them)")]
+    NoBatch(String),
+    /// The print batch is still open: letters may still go into it.
+    #[error("print batch {0} is still open: it closes (READY) when full or at the end of the day")]
+    BatchOpen(String),
     /// The action needs a reason for the history.
     #[error("give a reason (--reason): it is recorded in the job's history")]
     ReasonRequired,

@@ -5,9 +5,10 @@ use jiff::Timestamp;
 
 use crate::job::JobId;
 use crate::queue::operator::{Actor, Operations, Target};
+use crate::queue::print_shop::{self, PrintShopError};
 use crate::queue::shape::queue_shape;
 
-use super::reply::{JobList, JobStatus};
+use super::reply::{JobList, JobStatus, OpenAlert};
 use super::{Core, Principal, Reply, ServiceError};
 use crate::store::state::JobState;
 
@@ -118,6 +119,68 @@ impl Core {
     ) -> Result<Reply, ServiceError> {
         let actor = Self::actor(principal, reason);
         let done = self.operations().cancel(&id, &actor);
+        done.map(Reply::Action).map_err(|e| self.refused(e))
+    }
+
+    pub(super) fn open_alerts(&self) -> Result<Reply, ServiceError> {
+        let mut out = Vec::new();
+        for (job_id, mark) in self.store.open_alerts()? {
+            let code = match mark.kommunkod {
+                Some(code) => Some(code),
+                None => self.store.get(&job_id)?.and_then(|j| j.to),
+            };
+            let registered = match code {
+                Some(code) => Some(self.store.registered(code)?),
+                None => None,
+            };
+            out.push(OpenAlert {
+                job_id,
+                kind: mark.kind,
+                team: mark.kind.team(),
+                kommunkod: code,
+                municipality: code.and_then(|c| self.seed.get(c)).map(|m| m.name.clone()),
+                phone: registered.and_then(|r| r.phone),
+            });
+        }
+        Ok(Reply::OpenAlerts(out))
+    }
+
+    pub(super) fn print_batches(&self) -> Result<Reply, ServiceError> {
+        let views = print_shop::batches(
+            &self.store,
+            &self.working_hours,
+            self.print_confirm_within,
+            Timestamp::now(),
+        )?;
+        Ok(Reply::Batches(views))
+    }
+
+    pub(super) fn print_confirm(
+        &self,
+        principal: &Principal,
+        batch: String,
+        reason: String,
+    ) -> Result<Reply, ServiceError> {
+        let actor = Self::actor(principal, reason);
+        match print_shop::confirm(&self.store, &batch, &actor) {
+            Ok(done) => {
+                tracing::info!(batch = %done.batch, jobs = done.jobs.len(), by = %done.confirmation.by, "print batch confirmed printed and posted");
+                Ok(Reply::BatchConfirmed(done))
+            }
+            Err(PrintShopError::Store(e)) => Err(e.into()),
+            Err(PrintShopError::NoBatch(batch)) => Err(ServiceError::NoBatch(batch)),
+            Err(PrintShopError::StillOpen(batch)) => Err(ServiceError::BatchOpen(batch)),
+        }
+    }
+
+    pub(super) fn acknowledge(
+        &self,
+        principal: &Principal,
+        id: JobId,
+        reason: String,
+    ) -> Result<Reply, ServiceError> {
+        let actor = Self::actor(principal, reason);
+        let done = self.operations().acknowledge(&id, &actor);
         done.map(Reply::Action).map_err(|e| self.refused(e))
     }
 

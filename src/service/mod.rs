@@ -36,6 +36,7 @@ use crate::ops::alert::Alerter;
 use crate::registry::{ChangeContext, CodeKey, Person, Seed, SmimeTrust};
 use crate::spool::Spool;
 use crate::store::Store;
+use crate::worktime::WorkingHours;
 
 pub use command::Command;
 pub use error::{ImportLineError, ServiceError, NOT_TAKEN_IN};
@@ -90,6 +91,10 @@ pub struct ServiceParts {
     pub alerter: Arc<Alerter>,
     /// The agency, as named in notices to municipalities.
     pub sender: SenderSettings,
+    /// The office hours the print shop's confirmation is counted in.
+    pub working_hours: WorkingHours,
+    /// Working time within which a closed print batch must be confirmed.
+    pub print_confirm_within: Duration,
 }
 
 /// The service. Cheap to clone.
@@ -111,6 +116,8 @@ struct Core {
     smime_trust: Option<SmimeTrust>,
     alerter: Arc<Alerter>,
     sender: SenderSettings,
+    working_hours: WorkingHours,
+    print_confirm_within: SignedDuration,
     /// Registry changes are read-modify-write: one at a time.
     registry_lock: Mutex<()>,
     /// What the portal last reported of itself.
@@ -134,6 +141,14 @@ pub enum SetupError {
 }
 
 impl ServiceParts {
+    /// The office hours of `[working_hours]`.
+    pub fn working_hours(
+        settings: &crate::config::Settings,
+    ) -> Result<WorkingHours, crate::worktime::WorkTimeError> {
+        let w = &settings.working_hours;
+        WorkingHours::new(&w.time_zone, &w.start, &w.end)
+    }
+
     /// The code key (made at first start) and the S/MIME trust store, from the settings.
     pub fn keys(
         settings: &crate::config::Settings,
@@ -171,6 +186,9 @@ impl Service {
                 smime_trust: parts.smime_trust,
                 alerter: parts.alerter,
                 sender: parts.sender,
+                working_hours: parts.working_hours,
+                print_confirm_within: SignedDuration::try_from(parts.print_confirm_within)
+                    .unwrap_or(SignedDuration::from_hours(8)),
                 registry_lock: Mutex::new(()),
                 portal: Mutex::new(None),
             }),
@@ -292,6 +310,10 @@ impl Core {
             Command::QuarantineDelete { id, reason } => {
                 self.quarantine_delete(principal, id, reason)
             }
+            Command::OpenAlerts => self.open_alerts(),
+            Command::PrintBatches => self.print_batches(),
+            Command::PrintConfirm { batch, reason } => self.print_confirm(principal, batch, reason),
+            Command::Acknowledge { id, reason } => self.acknowledge(principal, id, reason),
             Command::AuditVerify => Ok(Reply::Audit(self.store.verify_audit()?)),
             Command::AuditExport { since } => {
                 Ok(Reply::AuditEntries(self.store.audit_since(since)?))

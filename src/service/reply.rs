@@ -25,6 +25,23 @@ pub struct JobList {
     pub daemon_running: bool,
 }
 
+/// An alert still open ([`crate::store::state::JobRecord::open_alerts`]), with whom to call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenAlert {
+    /// The job.
+    pub job_id: crate::job::JobId,
+    /// What it is about.
+    pub kind: crate::store::state::AlertKind,
+    /// Who acts on it.
+    pub team: crate::store::state::Team,
+    /// The municipality concerned.
+    pub kommunkod: Option<Kommunkod>,
+    /// Its name.
+    pub municipality: Option<String>,
+    /// Its registered telephone number.
+    pub phone: Option<String>,
+}
+
 /// The service's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -41,6 +58,12 @@ pub enum Reply {
     Quarantined(Vec<QuarantinedJob>),
     /// One quarantine folder.
     QuarantineFolder(Box<QuarantineFolder>),
+    /// Print batches.
+    Batches(Vec<crate::queue::print_shop::BatchView>),
+    /// A print batch confirmed.
+    BatchConfirmed(crate::queue::print_shop::BatchConfirmed),
+    /// Open alerts, by job.
+    OpenAlerts(Vec<OpenAlert>),
     /// The audit chain's verdict.
     Audit(Verdict),
     /// Audit entries.

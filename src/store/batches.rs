@@ -50,6 +50,21 @@ pub struct BatchRecord {
     pub letters: u32,
     /// When it was closed, if it was.
     pub closed_at: Option<Timestamp>,
+    /// The print shop's confirmation that every letter in it was printed and posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<BatchConfirmation>,
+    /// When retention removed its folder from `spool/print/` (the letters' facts stay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_removed_at: Option<Timestamp>,
+}
+
+/// Who confirmed a batch printed and posted, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchConfirmation {
+    /// Who confirmed it (the operator or the print shop's account).
+    pub by: String,
+    /// When.
+    pub at: Timestamp,
 }
 
 pub(super) fn letter_key(batch: &str, file: &str) -> Vec<u8> {
@@ -106,6 +121,49 @@ impl Store {
             }
             if meta.get(b"open_batch")?.as_deref() == Some(id.as_bytes()) {
                 meta.remove(b"open_batch".as_slice())?;
+            }
+            Ok(())
+        });
+        unwrap_tx(result)?;
+        self.flush()
+    }
+
+    /// Every batch, oldest first (ids begin with their day).
+    pub fn batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
+        self.batches.iter().map(|item| decode(&item?.1)).collect()
+    }
+
+    /// Records the print shop's confirmation of a closed batch; returns the batch as it was
+    /// before (its `confirmed` says whether it had been confirmed already).
+    pub fn confirm_batch(
+        &self,
+        id: &str,
+        confirmation: &BatchConfirmation,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        let result = self.batches.transaction(|batches| {
+            let Some(bytes) = batches.get(id.as_bytes())? else {
+                return Ok(None);
+            };
+            let before: BatchRecord = tx_decode(&bytes)?;
+            if before.closed_at.is_some() && before.confirmed.is_none() {
+                let mut after = before.clone();
+                after.confirmed = Some(confirmation.clone());
+                batches.insert(id.as_bytes(), tx_encode(&after)?)?;
+            }
+            Ok(Some(before))
+        });
+        let before = unwrap_tx(result)?;
+        self.flush()?;
+        Ok(before)
+    }
+
+    /// Notes that retention removed a batch's folder.
+    pub fn note_batch_removed(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        let result = self.batches.transaction(|batches| {
+            if let Some(bytes) = batches.get(id.as_bytes())? {
+                let mut batch: BatchRecord = tx_decode(&bytes)?;
+                batch.files_removed_at = Some(at);
+                batches.insert(id.as_bytes(), tx_encode(&batch)?)?;
             }
             Ok(())
         });

@@ -14,6 +14,7 @@ pub(super) struct JobTrees<'a> {
     pub(super) finished: &'a TransactionalTree,
     pub(super) proof: &'a TransactionalTree,
     pub(super) receipts: &'a TransactionalTree,
+    pub(super) open_alerts: &'a TransactionalTree,
     pub(super) audit: &'a TransactionalTree,
     pub(super) meta: &'a TransactionalTree,
     /// For a letter written with the transition.
@@ -29,6 +30,7 @@ pub(super) struct Indexes<'a> {
     pub(super) finished: &'a TransactionalTree,
     pub(super) proof: &'a TransactionalTree,
     pub(super) receipts: &'a TransactionalTree,
+    pub(super) open_alerts: &'a TransactionalTree,
 }
 
 impl JobTrees<'_> {
@@ -39,6 +41,7 @@ impl JobTrees<'_> {
             finished: self.finished,
             proof: self.proof,
             receipts: self.receipts,
+            open_alerts: self.open_alerts,
         }
     }
 
@@ -164,7 +167,7 @@ pub(super) fn check_expected(record: &JobRecord, expected: &[JobState]) -> Resul
 }
 
 /// The index maintenance every job write does: due entry, pending marker, retention's
-/// finished entry, the proof watch and the receipt owed follow the record.
+/// finished entry, the proof watch, the receipt owed and the open alerts follow the record.
 pub(super) fn reindex(
     ix: &Indexes<'_>,
     old: Option<&JobRecord>,
@@ -176,7 +179,17 @@ pub(super) fn reindex(
         finished,
         proof,
         receipts,
+        open_alerts,
     } = *ix;
+    let open = new.open_alerts();
+    for mark in old.map(JobRecord::open_alerts).unwrap_or_default() {
+        if !open.contains(&mark) {
+            open_alerts.remove(mark.index_key(&new.id))?;
+        }
+    }
+    for mark in open {
+        open_alerts.insert(mark.index_key(&new.id), &[])?;
+    }
     if new.owes_receipt() {
         receipts.insert(new.id.as_str().as_bytes(), &[])?;
     } else if old.is_some_and(JobRecord::owes_receipt) {
@@ -483,32 +496,36 @@ impl Store {
             &self.finished,
             &self.proof_watch,
             &self.receipts_owed,
+            &self.open_alerts,
         );
-        let result = trees.transaction(|(jobs, due, pending, finished, proof, receipts)| {
-            let ix = Indexes {
-                due,
-                pending,
-                finished,
-                proof,
-                receipts,
-            };
-            for id in ids {
-                let key = id.as_str().as_bytes();
-                let Some(bytes) = jobs.get(key)? else {
-                    if ids.len() == 1 {
-                        return abort(StoreError::NotFound(id.clone()));
-                    }
-                    continue;
+        let result = trees.transaction(
+            |(jobs, due, pending, finished, proof, receipts, open_alerts)| {
+                let ix = Indexes {
+                    due,
+                    pending,
+                    finished,
+                    proof,
+                    receipts,
+                    open_alerts,
                 };
-                let old: JobRecord = tx_decode(&bytes)?;
-                let mut new = old.clone();
-                if change(&mut new) {
-                    jobs.insert(key, tx_encode(&new)?)?;
-                    reindex(&ix, Some(&old), &new)?;
+                for id in ids {
+                    let key = id.as_str().as_bytes();
+                    let Some(bytes) = jobs.get(key)? else {
+                        if ids.len() == 1 {
+                            return abort(StoreError::NotFound(id.clone()));
+                        }
+                        continue;
+                    };
+                    let old: JobRecord = tx_decode(&bytes)?;
+                    let mut new = old.clone();
+                    if change(&mut new) {
+                        jobs.insert(key, tx_encode(&new)?)?;
+                        reindex(&ix, Some(&old), &new)?;
+                    }
                 }
-            }
-            Ok(())
-        });
+                Ok(())
+            },
+        );
         unwrap_tx(result)
     }
 }

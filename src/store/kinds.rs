@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::Kommunkod;
+use crate::job::{JobId, Kommunkod};
 
 /// What came of one e-mail attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -145,11 +145,14 @@ pub enum AlertKind {
     ApprovalWaiting,
     /// A municipality's S/MIME certificate expires soon.
     CertificateExpiring,
+    /// A closed print batch was not confirmed printed and posted within `[print]
+    /// confirm_within` of working time.
+    PrintNotConfirmed,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 10] = [
+    pub const ALL: [AlertKind; 11] = [
         AlertKind::DeferredTooLong,
         AlertKind::FellBack,
         AlertKind::Failed,
@@ -160,6 +163,7 @@ impl AlertKind {
         AlertKind::RegistrationChanged,
         AlertKind::ApprovalWaiting,
         AlertKind::CertificateExpiring,
+        AlertKind::PrintNotConfirmed,
     ];
 
     /// The kebab-case name, used in file names, log fields and metric labels.
@@ -175,11 +179,69 @@ impl AlertKind {
             AlertKind::RegistrationChanged => "registration-changed",
             AlertKind::ApprovalWaiting => "approval-waiting",
             AlertKind::CertificateExpiring => "certificate-expiring",
+            AlertKind::PrintNotConfirmed => "print-not-confirmed",
         }
     }
 
-    fn named(name: &str) -> Option<AlertKind> {
+    /// Who acts on an alert of this kind: dispatch phones municipalities and owns the
+    /// documents; operations own the machine, the registry and trust.
+    pub fn team(self) -> Team {
+        match self {
+            AlertKind::DeferredTooLong
+            | AlertKind::FellBack
+            | AlertKind::Failed
+            | AlertKind::Quarantined
+            | AlertKind::Unconfirmed
+            | AlertKind::Unread => Team::Dispatch,
+            AlertKind::ConflictingReport
+            | AlertKind::RegistrationChanged
+            | AlertKind::ApprovalWaiting
+            | AlertKind::CertificateExpiring
+            | AlertKind::PrintNotConfirmed => Team::Ops,
+        }
+    }
+
+    /// The alerting rule (`ops/prometheus/kurir.rules.yml`) that fires while alerts of this
+    /// kind are open; also the runbook section (`docs/runbook.md`) that says what to do.
+    pub fn rule(self) -> &'static str {
+        match self {
+            AlertKind::DeferredTooLong => "KurirJobUndeliveredPastWarning",
+            AlertKind::FellBack => "KurirFellBackToPost",
+            AlertKind::Failed => "KurirJobFailed",
+            AlertKind::Quarantined => "KurirQuarantineWaiting",
+            AlertKind::Unconfirmed => "KurirDeliveryUnconfirmed",
+            AlertKind::Unread => "KurirDecisionUnread",
+            AlertKind::ConflictingReport => "KurirConflictingReport",
+            AlertKind::RegistrationChanged => "KurirRegistrationChanged",
+            AlertKind::ApprovalWaiting => "KurirApprovalWaiting",
+            AlertKind::CertificateExpiring => "KurirMunicipalityCertificateExpiring",
+            AlertKind::PrintNotConfirmed => "KurirPrintBatchNotConfirmed",
+        }
+    }
+
+    /// The kind named `name` (as [`AlertKind::as_str`] gives it).
+    pub fn named(name: &str) -> Option<AlertKind> {
         AlertKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// Who acts on an alert: the `team` label of the alerting rules and where alert e-mails go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Team {
+    /// Dispatch staff at Bosättningsenheten: they phone the municipality.
+    Dispatch,
+    /// Operations: the machine, the relay, the registry, trust.
+    Ops,
+}
+
+impl Team {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Team::Dispatch => "dispatch",
+            Team::Ops => "ops",
+        }
     }
 }
 
@@ -208,6 +270,25 @@ impl AlertMark {
             kind,
             kommunkod: Some(code),
         }
+    }
+
+    /// This mark of job `id` as a key of the store's open-alert index: `id NUL kind NUL code`.
+    pub fn index_key(self, id: &JobId) -> Vec<u8> {
+        let code = self.kommunkod.map(|k| k.to_string()).unwrap_or_default();
+        format!("{id}\0{}\0{code}", self.kind.as_str()).into_bytes()
+    }
+
+    /// The job and mark an open-alert index key names; `None` for a key of another shape.
+    pub fn from_index_key(key: &[u8]) -> Option<(JobId, AlertMark)> {
+        let text = std::str::from_utf8(key).ok()?;
+        let mut parts = text.split('\0');
+        let id: JobId = parts.next()?.parse().ok()?;
+        let kind = AlertKind::named(parts.next()?)?;
+        let kommunkod = match parts.next()? {
+            "" => None,
+            code => Some(code.parse().ok()?),
+        };
+        Some((id, AlertMark { kind, kommunkod }))
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Format 1 (kurir 0.1.0) → 2: a job's alerts were strings (`fell-back`, `fell-back:2584`,
 //! `unread:0180`) and are now typed marks; report kinds and attempt outcomes, strings then,
-//! are enums with the same names; the receipt writer's index (`receipts_owed`) is built.
+//! are enums with the same names; the receipt writer's index (`receipts_owed`) and the open alerts' (`open_alerts`) are
+//! built.
 //! Reading accepts both formats ([`super::decode`]), so a half-written migration (there is
 //! none: it is one transaction) or a journal left by 0.1.0 is read as well.
 
@@ -48,12 +49,20 @@ impl Store {
             let record: JobRecord = decode(&value)?;
             records.push((key, record));
         }
-        let result =
-            (&self.jobs, &self.receipts_owed, &self.meta).transaction(|(jobs, owed, meta)| {
+        let result = (
+            &self.jobs,
+            &self.receipts_owed,
+            &self.open_alerts,
+            &self.meta,
+        )
+            .transaction(|(jobs, owed, open_alerts, meta)| {
                 for (key, record) in &records {
                     jobs.insert(key.as_ref(), tx_encode(record)?)?;
                     if record.owes_receipt() {
                         owed.insert(key.as_ref(), &[])?;
+                    }
+                    for mark in record.open_alerts() {
+                        open_alerts.insert(mark.index_key(&record.id), &[])?;
                     }
                 }
                 meta.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;

@@ -30,6 +30,9 @@
 //!   with the change that calls for them
 //! - `proof_watch`: job id → () for every job with a delivery report or read notification
 //!   still awaited and not yet alerted on — what the proof deadlines read
+//! - `open_alerts`: job id, NUL, alert kind, NUL, kommunkod → () for every alert whose cause
+//!   still holds and that nobody acknowledged ([`state::JobRecord::open_alerts`]) — what the
+//!   `kurir_alerts_open` gauge and `kurir alerts` read
 //!
 //! The files: this one opens the trees, flushes and runs transactions; `jobs` writes a job's
 //! steps and `queries` reads them; `unapplied` keeps journaled steps until the flush and
@@ -54,7 +57,7 @@ mod retention;
 mod tests;
 mod unapplied;
 
-pub use batches::{BatchRecord, LetterRow};
+pub use batches::{BatchConfirmation, BatchRecord, LetterRow};
 pub use notices::Notice;
 pub use registrations::{HoldNote, RelayHealth};
 
@@ -217,6 +220,7 @@ pub struct Store {
     finished: sled::Tree,
     proof_watch: sled::Tree,
     receipts_owed: sled::Tree,
+    open_alerts: sled::Tree,
     notices: sled::Tree,
     journal: Arc<Journal>,
     unapplied: Arc<Mutex<HashMap<JobId, Vec<Unapplied>>>>,
@@ -317,6 +321,7 @@ impl Store {
             finished: db.open_tree("finished")?,
             proof_watch: db.open_tree("proof_watch")?,
             receipts_owed: db.open_tree("receipts_owed")?,
+            open_alerts: db.open_tree("open_alerts")?,
             notices: db.open_tree("notices")?,
             journal: Arc::new(journal),
             unapplied: Arc::default(),
@@ -405,6 +410,7 @@ impl Store {
             &self.finished,
             &self.proof_watch,
             &self.receipts_owed,
+            &self.open_alerts,
             &self.audit,
             &self.meta,
             &self.letters,
@@ -419,6 +425,7 @@ impl Store {
                     finished,
                     proof,
                     receipts,
+                    open_alerts,
                     audit,
                     meta,
                     letters,
@@ -432,6 +439,7 @@ impl Store {
                         finished,
                         proof,
                         receipts,
+                        open_alerts,
                         audit,
                         meta,
                         letters,

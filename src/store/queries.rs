@@ -3,6 +3,7 @@
 //! the moment the call that made it returns.
 
 use super::*;
+use crate::store::state::AlertMark;
 
 impl Store {
     /// One job, if it exists, as its latest transition left it (journaled or in sled).
@@ -109,6 +110,18 @@ impl Store {
                 if out.len() >= limit {
                     break;
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every open alert ([`JobRecord::open_alerts`]), by job id.
+    pub fn open_alerts(&self) -> Result<Vec<(JobId, AlertMark)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.open_alerts.iter() {
+            let (key, _) = item?;
+            if let Some(open) = AlertMark::from_index_key(&key) {
+                out.push(open);
             }
         }
         Ok(out)

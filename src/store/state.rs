@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::{DocumentKind, JobId, Kommunkod, RecipientRole};
 
-pub use super::kinds::{AlertKind, AlertMark, AttemptOutcome, ReportKind};
+pub use super::kinds::{AlertKind, AlertMark, AttemptOutcome, ReportKind, Team};
 
 /// Where a job is in its life. See ARCHITECTURE.md for the transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -128,6 +128,9 @@ pub struct LetterRef {
     pub sha256: String,
     /// No postal address was registered: the letter is addressed to the registry office.
     pub address_missing: bool,
+    /// When the print shop confirmed that the letter's batch was printed and posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub printed_at: Option<Timestamp>,
 }
 
 /// One municipality that gets the job's documents, and how it got them.
@@ -333,6 +336,10 @@ pub struct JobRecord {
     /// Alerts already raised for this job, so each is raised once.
     #[serde(default)]
     pub alerts: Vec<AlertMark>,
+    /// Alerts a person has dealt with (`kurir acknowledge`: the municipality was phoned, the
+    /// documents went another way): no longer open, whatever the job's state.
+    #[serde(default)]
+    pub acknowledged: Vec<AlertMark>,
     /// Attempts whose outcome was unknown (connection lost after the message was sent).
     #[serde(default)]
     pub unknown_deliveries: u32,
@@ -423,6 +430,41 @@ impl ProofDeadline {
 }
 
 impl JobRecord {
+    /// The alerts raised for this job whose cause still holds and that no person has
+    /// acknowledged: what operations' and dispatch's alerts fire on for as long as they hold
+    /// (the store indexes them). A job still undelivered keeps `deferred-too-long` open; a
+    /// missing report keeps `unconfirmed` or `unread` open until it comes; a quarantined job
+    /// keeps `quarantined` open until it is released or deleted; the rest (failed, fell back,
+    /// a conflicting report) need a person, and stay open until acknowledged.
+    pub fn open_alerts(&self) -> Vec<AlertMark> {
+        let email_of = |code: Option<Kommunkod>| {
+            self.recipients
+                .iter()
+                .find(|r| Some(r.kommunkod) == code)
+                .and_then(|r| r.email.as_ref())
+        };
+        self.alerts
+            .iter()
+            .copied()
+            .filter(|mark| !self.acknowledged.contains(mark))
+            .filter(|mark| match mark.kind {
+                AlertKind::DeferredTooLong => !self.state.is_final(),
+                AlertKind::Quarantined => self.state == JobState::Quarantined,
+                AlertKind::Unconfirmed => email_of(mark.kommunkod)
+                    .is_some_and(|e| e.holds() && e.confirmation().is_none()),
+                AlertKind::Unread => {
+                    email_of(mark.kommunkod).is_some_and(|e| e.holds() && e.read_notice().is_none())
+                }
+                AlertKind::Failed | AlertKind::FellBack | AlertKind::ConflictingReport => true,
+                // About a registration or a batch, not a job: never a job's mark.
+                AlertKind::RegistrationChanged
+                | AlertKind::ApprovalWaiting
+                | AlertKind::CertificateExpiring
+                | AlertKind::PrintNotConfirmed => false,
+            })
+            .collect()
+    }
+
     /// Final, and its receipt is not on disk yet, nor waits for a manifest (the store indexes
     /// such jobs).
     pub fn owes_receipt(&self) -> bool {

@@ -26,6 +26,7 @@ fn record(state: JobState) -> JobRecord {
         manifest_pending: false,
         events: 0,
         alerts: Vec::new(),
+        acknowledged: Vec::new(),
         unknown_deliveries: 0,
     }
 }
@@ -169,10 +170,7 @@ fn journaled_steps_are_read_at_once_and_reach_sled_together_at_the_next_flush() 
     );
     assert_eq!(details(&store, &job.id), ["queued", "sending", "accepted"]);
     assert_eq!(
-        store
-            .list(&[JobState::Delivered], 10)
-            .expect("list")
-            .len(),
+        store.list(&[JobState::Delivered], 10).expect("list").len(),
         1
     );
     assert!(

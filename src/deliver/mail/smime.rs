@@ -100,9 +100,7 @@ impl Signer {
     /// When the agency's signing certificate expires, in seconds since the Unix epoch (for the
     /// metric operations alert on well before the day).
     pub fn expires_at_unix(&self) -> Option<i64> {
-        let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
-        let diff = epoch.diff(self.cert.not_after()).ok()?;
-        Some(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
+        crate::registry::cert::unix_seconds(self.cert.not_after())
     }
 
     /// A detached signature (DER) over `content`, which must already be canonical MIME (CRLF).

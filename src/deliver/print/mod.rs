@@ -69,6 +69,9 @@ pub struct PrintQueue {
     settings: PrintSettings,
     sender: SenderSettings,
     limits: PdfLimits,
+    /// `spool/print/` is shared with the print shop's group (`[print] group`): what is
+    /// written there is opened to it.
+    shared: bool,
 }
 
 impl PrintQueue {
@@ -82,6 +85,7 @@ impl PrintQueue {
         limits: PdfLimits,
     ) -> Self {
         PrintQueue {
+            shared: !settings.group.is_empty(),
             spool,
             store,
             seed,
@@ -89,6 +93,15 @@ impl PrintQueue {
             sender,
             limits,
         }
+    }
+
+    /// Opens a file or folder just written under `spool/print/` to the print shop's group,
+    /// when it has one.
+    fn share(&self, path: &Path) -> Result<(), PrintError> {
+        if self.shared {
+            fsutil::open_to_group(path).map_err(io("opening to the print shop's group", path))?;
+        }
+        Ok(())
     }
 
     fn batch_dir(&self, id: &str) -> PathBuf {
@@ -215,6 +228,7 @@ impl PrintQueue {
             // The batch directory is synced once per round, before the manifest lists it.
             fsutil::write_atomic_unsynced_dir(&path, &built.bytes)
                 .map_err(io("writing letter", &path))?;
+            self.share(&path)?;
             let sha256 = crate::digest::sha256_hex(&built.bytes);
             let (namn, care_of, adress, lagenhet, postnummer, postort) = row_address;
             rows.push(LetterRow {
@@ -241,6 +255,7 @@ impl PrintQueue {
                     pages: built.pages,
                     sha256,
                     address_missing,
+                    printed_at: None,
                 },
             ));
         }
@@ -325,9 +340,12 @@ impl PrintQueue {
             opened_at: now,
             letters: 0,
             closed_at: None,
+            confirmed: None,
+            files_removed_at: None,
         };
         let dir = self.batch_dir(&batch.id);
         fsutil::create_private_dir(&dir).map_err(io("creating batch", &dir))?;
+        self.share(&dir)?;
         fsutil::sync_dir(&self.spool.print()).map_err(io("syncing", &self.spool.print()))?;
         self.store.open_new_batch(&batch)?;
         tracing::info!(batch = %batch.id, "print batch opened");
@@ -345,6 +363,7 @@ impl PrintQueue {
         let marker = format!("letters={count}\nclosed_at={}\n", Timestamp::now());
         let path = dir.join(READY_MARKER);
         fsutil::write_atomic(&path, marker.as_bytes()).map_err(io("closing batch", &path))?;
+        self.share(&path)?;
         self.store.close_batch(&batch.id, Timestamp::now())?;
         tracing::info!(batch = %batch.id, letters = count, "print batch closed");
         Ok(())
@@ -389,6 +408,7 @@ impl PrintQueue {
             .map_err(|e| csv::Error::from(e.into_error()))?;
         let path = self.batch_dir(batch).join(MANIFEST);
         fsutil::write_atomic(&path, &bytes).map_err(io("writing manifest", &path))?;
+        self.share(&path)?;
         Ok(rows.len())
     }
 
