@@ -5,6 +5,7 @@
 mod common;
 
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -215,4 +216,31 @@ fn an_error_says_its_cause_once() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert_eq!(said.matches("does not exist").count(), 1, "{said}");
+}
+
+#[test]
+fn secrets_handed_over_as_systemd_credentials_replace_the_settings() {
+    let env = Env::new();
+    let credentials = env.path().join("credentials");
+    std::fs::create_dir_all(&credentials).expect("mkdir");
+    // As `LoadCredential=kurir:/etc/kurir/credentials` hands over a folder's files.
+    let key = credentials.join("kurir_smime-sign-key");
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").expect("key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    std::fs::write(credentials.join("kurir_smtp-password"), "hemligt\n").expect("password");
+    let doctor = env
+        .kurir()
+        .env("CREDENTIALS_DIRECTORY", &credentials)
+        .env("KURIR_SMTP__HOST", "127.0.0.1")
+        .env("KURIR_SMTP__FROM", "anvisning@kurir-test.example")
+        .env("KURIR_SMIME__SIGN_KEY", "/nowhere/agency-sign.key")
+        .arg("doctor")
+        .output()
+        .expect("doctor");
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        text.contains(&format!("S/MIME signing key: {} mode 0400", key.display())),
+        "{text}"
+    );
+    assert!(!text.contains("/nowhere/"), "{text}");
 }

@@ -36,7 +36,10 @@ fn promtool(args: &[&str]) -> String {
 fn the_alerting_rules_pass_promtool_and_their_unit_tests() {
     let rules = ops("prometheus/kurir.rules.yml");
     let checked = promtool(&["check", "rules", &rules.to_string_lossy()]);
-    assert!(checked.contains("SUCCESS: 11 rules found"), "{checked}");
+    assert!(
+        checked.contains(&format!("SUCCESS: {} rules found", alert_names().len())),
+        "{checked}"
+    );
     let tested = promtool(&[
         "test",
         "rules",
@@ -54,6 +57,119 @@ fn the_alerting_rules_pass_promtool_and_their_unit_tests() {
             tests.contains(&format!("# {alert}: stays quiet")),
             "{alert} has no quiet case"
         );
+    }
+}
+
+/// A GitHub-style anchor of a Markdown heading: lower case, spaces to dashes, other
+/// punctuation dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_rule_names_its_team_and_a_runbook_section_that_exists_with_installed_paths() {
+    let runbook =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runbook.md"))
+            .expect("docs/runbook.md");
+    let sections: Vec<String> = runbook
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(anchor)
+        .collect();
+    let rules = std::fs::read_to_string(ops("prometheus/kurir.rules.yml")).expect("rules");
+    // The rules, one block per alert.
+    let blocks: Vec<&str> = rules.split("- alert: ").skip(1).collect();
+    assert_eq!(blocks.len(), alert_names().len());
+    for block in blocks {
+        let name = block.lines().next().unwrap_or("").trim();
+        let url = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("runbook_url: "))
+            .unwrap_or_else(|| panic!("{name} has no runbook_url"))
+            .trim_matches('"');
+        let (file, section) = url.split_once('#').expect("a section");
+        assert_eq!(file, "file:///usr/share/doc/kurir/runbook.md", "{name}");
+        assert!(
+            sections.iter().any(|s| s == section),
+            "{name}: the runbook has no section #{section}"
+        );
+        assert_eq!(
+            section,
+            anchor(name),
+            "{name} links another alert's section"
+        );
+        let team = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("team: "))
+            .unwrap_or_else(|| panic!("{name} has no team"));
+        assert!(["dispatch", "ops"].contains(&team), "{name}: team {team}");
+        // The team kurir's own alert of this rule goes to (e-mails, `kurir alerts`); rules of
+        // no alert kind are operations'.
+        let expected = kurir::store::state::AlertKind::ALL
+            .into_iter()
+            .find(|k| k.rule() == name)
+            .map_or("ops", |k| k.team().as_str());
+        assert_eq!(team, expected, "{name}");
+        // Operators read these texts on the installed machine: its paths, not the source tree's.
+        for checkout_path in [" spool/", "`spool/", " certs/", "`certs/"] {
+            assert!(
+                !block.contains(checkout_path),
+                "{name} names {checkout_path}"
+            );
+        }
+    }
+    // Every section a rule does not link is still reached from one (no orphaned advice).
+    for kind in kurir::store::state::AlertKind::ALL {
+        assert!(
+            alert_names().iter().any(|a| a == kind.rule()),
+            "alert kind {kind:?} names the rule {}, which does not exist",
+            kind.rule()
+        );
+    }
+    for section in &sections {
+        assert!(
+            alert_names().iter().any(|a| anchor(a) == *section),
+            "runbook section #{section} belongs to no rule"
+        );
+    }
+}
+
+#[test]
+fn the_alertmanager_example_routes_each_team_to_its_receiver() {
+    let config = ops("alertmanager/kurir.yml");
+    let config = config.to_string_lossy();
+    let amtool = |args: &[&str]| {
+        let out = Command::new("amtool")
+            .args(args)
+            .output()
+            .expect("amtool is installed (tests/setup: Debian prometheus-alertmanager)");
+        assert!(
+            out.status.success(),
+            "amtool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    amtool(&["check-config", &config]);
+    for (labels, receiver) in [
+        (["team=dispatch", "severity=page"], "dispatch"),
+        (["team=dispatch", "severity=ticket"], "dispatch"),
+        (["team=ops", "severity=page"], "ops-pager"),
+        (["team=ops", "severity=ticket"], "ops-queue"),
+    ] {
+        let mut args = vec!["config", "routes", "test", "--config.file"];
+        args.push(&config);
+        args.extend(labels);
+        assert_eq!(amtool(&args), receiver, "{labels:?}");
     }
 }
 
