@@ -202,6 +202,58 @@ pub fn tree_bytes(dir: &Path) -> u64 {
     total
 }
 
+/// While alive, this process works as the owner of a folder instead of root: what it creates
+/// there belongs to that owner (an operator's `sudo kurir …` writing into the daemon's spool
+/// or store must leave files the daemon can use). Does nothing unless the process runs as
+/// root and the folder belongs to another user. Dropping it returns to root.
+pub struct AsOwner {
+    switched: bool,
+}
+
+impl AsOwner {
+    /// Works as the owner of `folder` (or of its nearest existing parent) from now on.
+    pub fn of(folder: &Path) -> std::io::Result<AsOwner> {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Ok(AsOwner { switched: false });
+        }
+        let Some(existing) = folder.ancestors().find(|p| p.exists()) else {
+            return Ok(AsOwner { switched: false });
+        };
+        let meta = std::fs::metadata(existing)?;
+        if meta.uid() == 0 {
+            return Ok(AsOwner { switched: false });
+        }
+        // SAFETY: plain system calls with ids read from the file system; glibc applies them to
+        // every thread of the process.
+        unsafe {
+            if libc::setegid(meta.gid()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::seteuid(meta.uid()) != 0 {
+                let e = std::io::Error::last_os_error();
+                libc::setegid(0);
+                return Err(e);
+            }
+        }
+        Ok(AsOwner { switched: true })
+    }
+}
+
+impl Drop for AsOwner {
+    fn drop(&mut self) {
+        if self.switched {
+            // SAFETY: back to the saved set-user-ID root; cannot fail for a process that
+            // started as root.
+            unsafe {
+                libc::seteuid(0);
+                libc::setegid(0);
+            }
+        }
+    }
+}
+
 /// The id of group `name`, if the machine has it.
 pub fn group_id(name: &str) -> Option<u32> {
     let c_name = std::ffi::CString::new(name).ok()?;

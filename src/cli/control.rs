@@ -82,8 +82,20 @@ pub fn request(
                 settings_file: settings.file.clone(),
             });
         }
+        // Root answering from the store works as the store's owner: files sled makes are
+        // the daemon's, not root's.
+        let as_owner = crate::fsutil::AsOwner::of(state_dir).map_err(|e| {
+            ControlError::Local(format!(
+                "working as the owner of {}: {e}",
+                state_dir.display()
+            ))
+        })?;
         match Store::open(state_dir) {
-            Ok(store) => return answer_locally(settings, store, seed, principal, command),
+            Ok(store) => {
+                let answer = answer_locally(settings, store, seed, principal, command);
+                drop(as_owner);
+                return answer;
+            }
             // The daemon is starting or stopping: its socket will answer in a moment.
             Err(e) if e.is_locked() => {
                 last_store_error = Some(e);

@@ -83,10 +83,24 @@ pub async fn examine(
     ));
     out.extend(check_spool(settings));
     if settings.smtp.enabled() {
-        out.extend(check_private_key(
-            &settings.smime.sign_key,
-            "S/MIME signing key",
-        ));
+        // Outside the service the key may be a credential only systemd hands over.
+        let credential =
+            crate::config::credentials::installed(crate::config::credentials::SIGNING_KEY)
+                .filter(|_| std::env::var_os("CREDENTIALS_DIRECTORY").is_none());
+        match credential {
+            Some(path) => out.extend(
+                check_private_key(&path, "S/MIME signing key")
+                    .into_iter()
+                    .map(|mut f| {
+                        f.detail = format!("{} (a systemd credential)", f.detail);
+                        f
+                    }),
+            ),
+            None => out.extend(check_private_key(
+                &settings.smime.sign_key,
+                "S/MIME signing key",
+            )),
+        }
         out.extend(check_signing_certificate(settings));
         if !settings.smtp.client_key.as_os_str().is_empty() {
             out.extend(check_private_key(

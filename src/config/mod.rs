@@ -107,6 +107,20 @@ pub mod credentials {
     /// The relay's SMTP AUTH password.
     pub const SMTP_PASSWORD: &str = "smtp-password";
 
+    /// Where the package keeps the credentials systemd hands the service
+    /// (`LoadCredential=kurir:/etc/kurir/credentials`).
+    pub const INSTALLED_DIR: &str = "/etc/kurir/credentials";
+
+    /// The installed file of credential `name` (plain, or encrypted with `systemd-creds` as
+    /// `<name>.cred`), as `kurir doctor` run outside the service finds it.
+    pub fn installed(name: &str) -> Option<std::path::PathBuf> {
+        let dir = std::path::Path::new(INSTALLED_DIR);
+        [name.to_string(), format!("{name}.cred")]
+            .into_iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
+    }
+
     /// The path of credential `name`, if systemd handed it over.
     pub fn path(name: &str) -> Option<std::path::PathBuf> {
         let dir = std::path::PathBuf::from(std::env::var_os("CREDENTIALS_DIRECTORY")?);

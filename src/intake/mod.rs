@@ -6,6 +6,7 @@
 //! A bad job is recorded as quarantined first and then moved, so the move can be completed
 //! after a crash too.
 
+pub mod draft;
 pub mod route;
 pub mod submit;
 pub mod validate;

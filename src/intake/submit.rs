@@ -62,35 +62,70 @@ pub fn submit(
         contents.push((*kind, bytes));
     }
     let id = JobId::generate();
-    let write_err = |dir: &Path| {
-        let dir = dir.to_path_buf();
-        move |source| SubmitError::Write { dir, source }
-    };
-    fsutil::create_private_dir(&spool.tmp()).map_err(write_err(&spool.tmp()))?;
-    fsutil::create_private_dir(&spool.incoming()).map_err(write_err(&spool.incoming()))?;
     let build = spool.tmp().join(id.as_str());
-    fsutil::create_private_dir(&build).map_err(write_err(&build))?;
-
-    // File names say only the kind: the writer's own names may carry personal data.
-    let mut documents = Vec::new();
-    for (i, (kind, bytes)) in contents.iter().enumerate() {
-        let file = format!("{:02}-{}.pdf", i + 1, kind.as_str());
-        fsutil::write_new(&build.join(&file), bytes).map_err(write_err(&build))?;
-        documents.push(ManifestDocument { kind: *kind, file });
-    }
-    let manifest = Manifest {
+    // Root (`sudo kurir submit`) writes as the spool's owner: the daemon must own what it
+    // claims. The documents were read above, as the caller.
+    let _as_owner = fsutil::AsOwner::of(spool.root()).map_err(|source| SubmitError::Write {
+        dir: spool.root().to_path_buf(),
+        source,
+    })?;
+    let job = JobContents {
         to: manifest_base.to,
         case: manifest_base.case,
         copy_to: manifest_base.copy_to,
+        documents: contents,
+    };
+    write_job(spool, &build, &job).map_err(|source| SubmitError::Write {
+        dir: build.clone(),
+        source,
+    })?;
+    hand_over(spool, &build, &id).map_err(|source| SubmitError::Write {
+        dir: spool.incoming(),
+        source,
+    })?;
+    Ok(id)
+}
+
+/// A job's contents, documents read and checked: what a writer hands over.
+#[derive(Debug)]
+pub struct JobContents {
+    /// Assigned municipality.
+    pub to: crate::job::Kommunkod,
+    /// Case number (written into job.toml only).
+    pub case: crate::job::CaseNumber,
+    /// Copy recipients.
+    pub copy_to: Vec<crate::job::Kommunkod>,
+    /// Documents in order, with their bytes.
+    pub documents: Vec<(DocumentKind, Vec<u8>)>,
+}
+
+/// Writes the job's folder `build` (under `tmp/`): each document, named after its kind only
+/// (the writer's own names may carry personal data), and `job.toml`, all durable.
+pub(crate) fn write_job(spool: &Spool, build: &Path, job: &JobContents) -> std::io::Result<()> {
+    fsutil::create_private_dir(&spool.tmp())?;
+    fsutil::create_private_dir(build)?;
+    let mut documents = Vec::new();
+    for (i, (kind, bytes)) in job.documents.iter().enumerate() {
+        let file = format!("{:02}-{}.pdf", i + 1, kind.as_str());
+        fsutil::write_new(&build.join(&file), bytes)?;
+        documents.push(ManifestDocument { kind: *kind, file });
+    }
+    let manifest = Manifest {
+        to: job.to,
+        case: job.case.clone(),
+        copy_to: job.copy_to.clone(),
         documents,
     };
-    fsutil::write_new(&build.join("job.toml"), manifest.to_toml().as_bytes())
-        .map_err(write_err(&build))?;
-    fsutil::sync_dir(&build).map_err(write_err(&build))?;
-    std::fs::rename(&build, spool.incoming().join(id.as_str()))
-        .map_err(write_err(&spool.incoming()))?;
-    fsutil::sync_dir(&spool.incoming()).map_err(write_err(&spool.incoming()))?;
-    Ok(id)
+    fsutil::write_new(&build.join("job.toml"), manifest.to_toml().as_bytes())?;
+    fsutil::sync_dir(build)
+}
+
+/// Hands a built job folder over: one rename into `incoming/<id>` (the Maildir rule), made
+/// durable.
+pub(crate) fn hand_over(spool: &Spool, build: &Path, id: &JobId) -> std::io::Result<()> {
+    fsutil::create_private_dir(&spool.incoming())?;
+    std::fs::rename(build, spool.incoming().join(id.as_str()))?;
+    fsutil::sync_dir(&spool.incoming())
 }
 
 /// What `kurir submit` was asked to send.

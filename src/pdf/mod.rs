@@ -32,8 +32,38 @@ impl PdfLimits {
     }
 }
 
+/// Active content a decision must not carry, by kind (each surface words it).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActiveContent {
+    /// JavaScript.
+    #[error("JavaScript")]
+    JavaScript,
+    /// A Launch action.
+    #[error("a Launch action (starts a program)")]
+    Launch,
+    /// A form submission or data import action.
+    #[error("a form submission action")]
+    FormSubmission,
+    /// An action that opens embedded content.
+    #[error("an embedded-content action")]
+    EmbeddedContentAction,
+    /// An embedded file.
+    #[error("an embedded file")]
+    EmbeddedFile,
+    /// An embedded file or rich media annotation.
+    #[error("an embedded file or rich media")]
+    RichMedia,
+    /// An XFA form.
+    #[error("an XFA form")]
+    XfaForm,
+}
+
 /// Why a document is refused. Messages never quote the document's content.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+#[serde(rename_all = "kebab-case")]
 pub enum PdfError {
     /// Over the size limit.
     #[error("the file is {size} bytes; at most {max} bytes are accepted")]
@@ -69,7 +99,7 @@ pub enum PdfError {
     },
     /// Active content that a reader could execute or that could smuggle files.
     #[error("the PDF contains {0}, which is not allowed in a decision; export it again as plain PDF (PDF/A)")]
-    ActiveContent(&'static str),
+    ActiveContent(ActiveContent),
     /// A stream inflates past the bound: a decompression bomb or an absurd document.
     #[error(
         "the PDF's compressed content inflates to more than {limit} bytes (decompression bomb?)"
@@ -376,37 +406,37 @@ fn check_object(object: &Object, depth: usize) -> Result<(), PdfError> {
 
 fn check_dictionary(dict: &lopdf::Dictionary, depth: usize) -> Result<(), PdfError> {
     if dict.has(b"JS") || dict.has(b"JavaScript") {
-        return Err(PdfError::ActiveContent("JavaScript"));
+        return Err(PdfError::ActiveContent(ActiveContent::JavaScript));
     }
     let action = dict.get(b"S").ok();
     if name_is(action, &[b"JavaScript"]) {
-        return Err(PdfError::ActiveContent("JavaScript"));
+        return Err(PdfError::ActiveContent(ActiveContent::JavaScript));
     }
     if name_is(action, &[b"Launch"]) {
-        return Err(PdfError::ActiveContent(
-            "a Launch action (starts a program)",
-        ));
+        return Err(PdfError::ActiveContent(ActiveContent::Launch));
     }
     if name_is(action, &[b"SubmitForm", b"ImportData"]) {
-        return Err(PdfError::ActiveContent("a form submission action"));
+        return Err(PdfError::ActiveContent(ActiveContent::FormSubmission));
     }
     if name_is(action, &[b"GoToE", b"RichMediaExecute", b"Rendition"]) {
-        return Err(PdfError::ActiveContent("an embedded-content action"));
+        return Err(PdfError::ActiveContent(
+            ActiveContent::EmbeddedContentAction,
+        ));
     }
     if dict.has(b"EmbeddedFiles")
         || dict.has(b"EF")
         || name_is(dict.get(b"Type").ok(), &[b"EmbeddedFile"])
     {
-        return Err(PdfError::ActiveContent("an embedded file"));
+        return Err(PdfError::ActiveContent(ActiveContent::EmbeddedFile));
     }
     if name_is(
         dict.get(b"Subtype").ok(),
         &[b"RichMedia", b"FileAttachment"],
     ) {
-        return Err(PdfError::ActiveContent("an embedded file or rich media"));
+        return Err(PdfError::ActiveContent(ActiveContent::RichMedia));
     }
     if dict.has(b"XFA") {
-        return Err(PdfError::ActiveContent("an XFA form"));
+        return Err(PdfError::ActiveContent(ActiveContent::XfaForm));
     }
     dict.iter()
         .try_for_each(|(_, value)| check_object(value, depth + 1))

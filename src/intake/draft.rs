@@ -1,0 +1,235 @@
+//! Drafts: a job the dispatch desk has checked and not yet sent. The desk shows how a decision
+//! will go (protected e-mail to which address, or a letter, and why) before the person sends
+//! it; between the two steps the documents wait here, in the daemon's own spool, so the portal
+//! keeps nothing.
+//!
+//! A draft is a job folder built under `spool/tmp/draft-<id>/` by the same code `kurir submit`
+//! uses, with one more file naming its owner (the person's HSA-id). Sending it is one rename
+//! into `incoming/` under a new job id — the Maildir rule, as for every writer — so intake sees
+//! a finished job or none. Drafts nobody sends are swept after an hour.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::submit::{hand_over, write_job, JobContents};
+use crate::job::{DocumentKind, JobId};
+use crate::pdf::{self, PdfError, PdfLimits};
+use crate::spool::Spool;
+
+/// The file in a draft folder that names its owner; removed before the folder is handed over.
+const OWNER_FILE: &str = ".kurir-draft-owner";
+/// A draft folder's name begins with this.
+const PREFIX: &str = "draft-";
+/// How long an unsent draft is kept.
+pub const DRAFT_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// A draft's id: 32 hex digits, random, and nothing else (it names a folder).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DraftId(String);
+
+impl DraftId {
+    fn generate() -> Result<DraftId, DraftError> {
+        let mut bytes = [0u8; 16];
+        openssl::rand::rand_bytes(&mut bytes).map_err(|e| DraftError::Write(e.to_string()))?;
+        Ok(DraftId(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for DraftId {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(DraftId(text.to_ascii_lowercase()))
+        } else {
+            Err("a draft id is 32 hex digits".into())
+        }
+    }
+}
+
+impl From<DraftId> for String {
+    fn from(id: DraftId) -> String {
+        id.0
+    }
+}
+
+/// Why a draft could not be made or sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "kebab-case")]
+pub enum DraftError {
+    /// A document was refused, as `kurir submit` would refuse it.
+    #[error("{kind}: {problem}")]
+    Document {
+        /// Which document.
+        kind: DocumentKind,
+        /// Why.
+        problem: PdfError,
+    },
+    /// No anvisningsbeslut: a decision needs one.
+    #[error("the anvisningsbeslut is missing")]
+    NoDecision,
+    /// The draft is gone: sent already, swept, or never there.
+    #[error("the draft is gone (sent already, or older than an hour)")]
+    Gone,
+    /// The draft belongs to someone else.
+    #[error("the draft belongs to someone else")]
+    NotYours,
+    /// The spool could not be written.
+    #[error("writing the draft: {0}")]
+    Write(String),
+}
+
+/// What a draft holds, for the confirmation page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftDocument {
+    /// Which document.
+    pub kind: DocumentKind,
+    /// Pages.
+    pub pages: u32,
+    /// SHA-256 of the file.
+    pub sha256: String,
+}
+
+fn folder(spool: &Spool, id: &DraftId) -> PathBuf {
+    spool.tmp().join(format!("{PREFIX}{}", id.as_str()))
+}
+
+/// Checks the documents exactly as `kurir submit` does and keeps them as a draft of `owner`
+/// (an HSA-id). Returns the draft's id and what it holds.
+pub fn create(
+    spool: &Spool,
+    owner: &str,
+    job: &JobContents,
+    limits: &PdfLimits,
+) -> Result<(DraftId, Vec<DraftDocument>), DraftError> {
+    if !job
+        .documents
+        .iter()
+        .any(|(kind, _)| *kind == DocumentKind::Anvisningsbeslut)
+    {
+        return Err(DraftError::NoDecision);
+    }
+    let mut held = Vec::new();
+    for (kind, bytes) in &job.documents {
+        let summary = pdf::validate(bytes, limits).map_err(|problem| DraftError::Document {
+            kind: *kind,
+            problem,
+        })?;
+        held.push(DraftDocument {
+            kind: *kind,
+            pages: summary.pages,
+            sha256: summary.sha256,
+        });
+    }
+    let id = DraftId::generate()?;
+    let dir = folder(spool, &id);
+    let write = |e: std::io::Error| DraftError::Write(e.to_string());
+    write_job(spool, &dir, job).map_err(write)?;
+    crate::fsutil::write_new(&dir.join(OWNER_FILE), owner.as_bytes()).map_err(write)?;
+    Ok((id, held))
+}
+
+/// Sends `owner`'s draft: hands it over to intake under a new job id.
+pub fn send(spool: &Spool, id: &DraftId, owner: &str) -> Result<JobId, DraftError> {
+    let dir = folder(spool, id);
+    let marker = dir.join(OWNER_FILE);
+    let found = std::fs::read_to_string(&marker).map_err(|_| DraftError::Gone)?;
+    if found != owner {
+        return Err(DraftError::NotYours);
+    }
+    std::fs::remove_file(&marker).map_err(|_| DraftError::Gone)?;
+    let job = JobId::generate();
+    hand_over(spool, &dir, &job).map_err(|_| DraftError::Gone)?;
+    Ok(job)
+}
+
+/// Removes drafts older than [`DRAFT_LIFETIME`]; returns how many.
+pub fn sweep(spool: &Spool) -> usize {
+    let Ok(entries) = std::fs::read_dir(spool.tmp()) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(PREFIX) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > DRAFT_LIFETIME);
+        if old && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(bytes: Vec<u8>) -> JobContents {
+        JobContents {
+            to: "2480".parse().expect("code"),
+            case: "12-345678".parse().expect("case"),
+            copy_to: vec![],
+            documents: vec![(DocumentKind::Anvisningsbeslut, bytes)],
+        }
+    }
+
+    #[test]
+    fn a_draft_is_sent_only_by_its_owner_and_only_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::new(dir.path());
+        let limits = PdfLimits::from_settings(&crate::config::SpoolSettings::default());
+        let pdf = crate::pdf::tests::simple_pdf(None);
+        let (id, held) = create(&spool, "SE2321000016-a1", &job(pdf), &limits).expect("draft");
+        assert_eq!(held.len(), 1);
+        assert_eq!(
+            send(&spool, &id, "SE2321000016-b2"),
+            Err(DraftError::NotYours)
+        );
+        let job_id = send(&spool, &id, "SE2321000016-a1").expect("sent");
+        let handed = spool.incoming().join(job_id.as_str());
+        assert!(handed.join("job.toml").is_file());
+        assert!(!handed.join(OWNER_FILE).exists());
+        assert_eq!(send(&spool, &id, "SE2321000016-a1"), Err(DraftError::Gone));
+    }
+
+    #[test]
+    fn a_damaged_document_is_refused_naming_it_and_nothing_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::new(dir.path());
+        let limits = PdfLimits::from_settings(&crate::config::SpoolSettings::default());
+        let refused = create(
+            &spool,
+            "SE2321000016-a1",
+            &job(b"%PDF-1.4\n".to_vec()),
+            &limits,
+        );
+        assert!(matches!(
+            refused,
+            Err(DraftError::Document {
+                kind: DocumentKind::Anvisningsbeslut,
+                ..
+            })
+        ));
+        assert!(std::fs::read_dir(spool.tmp()).map_or(true, |mut d| d.next().is_none()));
+    }
+
+    #[test]
+    fn a_draft_id_names_nothing_but_a_draft() {
+        assert!(DraftId::try_from("../../etc/passwd".to_string()).is_err());
+        assert!(DraftId::try_from("0123456789abcdef0123456789abcdef".to_string()).is_ok());
+    }
+}
