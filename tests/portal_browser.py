@@ -10,17 +10,15 @@ Called by tests/portal_browser.rs, which sets up the daemon, the certificates an
 """
 import argparse
 import email
-import json
 import os
 import sys
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser"))
+from kit import Session  # noqa: E402
 
 
 def code_from_mailbox(directory, after):
@@ -51,36 +49,9 @@ def main():
     ap.add_argument("--axe", required=True)
     ap.add_argument("--screenshots", required=True)
     args = ap.parse_args()
-    os.makedirs(args.screenshots, exist_ok=True)
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1100,1500",
-                 "--lang=sv-SE"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(30)
-    axe_source = open(args.axe, encoding="utf-8").read()
-    found = {"violations": {}, "pages": []}
-
-    def wait_for(text, what):
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if text in driver.page_source:
-                return
-            time.sleep(0.1)
-        raise SystemExit(what + " failed: " + driver.page_source[:3000])
-
-    def axe(name):
-        driver.execute_script(axe_source)
-        result = driver.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            "axe.run(document, {runOnly: {type: 'tag', values: %s}}).then(r => done(r.violations.map("
-            "v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))))"
-            % json.dumps(WCAG))
-        found["violations"][name] = result
-        found["pages"].append(name)
-        driver.save_screenshot(os.path.join(args.screenshots, name + ".png"))
+    session = Session(args.axe, args.screenshots)
+    driver, found, axe, wait_for = session.driver, session.found, session.axe, session.wait_for
 
     try:
         driver.get(args.url + "/")
@@ -131,7 +102,7 @@ def main():
         axe("fel")
     finally:
         driver.quit()
-    print(json.dumps(found, ensure_ascii=False))
+    session.report()
 
 
 if __name__ == "__main__":

@@ -156,6 +156,7 @@ fn answer_locally(
         working_hours: ServiceParts::working_hours(settings)
             .map_err(|e| ControlError::Local(format!("[working_hours]: {e}")))?,
         print_confirm_within: settings.print.confirm_within,
+        pdf_limits: crate::pdf::PdfLimits::from_settings(&settings.spool),
     });
     Ok(runtime.block_on(service.call(principal, command)))
 }

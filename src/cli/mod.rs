@@ -14,6 +14,7 @@ pub mod municipality;
 pub mod operator;
 pub mod out;
 pub mod print;
+pub mod staff;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -125,6 +126,12 @@ pub enum Command {
         /// Delivered-To: or X-Original-To: header.
         #[arg(long, value_name = "ADDRESS")]
         recipient: Option<String>,
+    },
+    /// Who of the agency's staff may use the dispatch desk (in the portal), and as what.
+    Staff {
+        /// What to do with desk access.
+        #[command(subcommand)]
+        command: staff::StaffCommand,
     },
     /// The print shop's side: batches waiting to be printed and posted, and their confirmation.
     Print {
@@ -250,6 +257,7 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Audit { command } => audit::run(&daemon, command),
         Command::Print { command } => print::run(&daemon, command),
+        Command::Staff { command } => staff::run(&daemon, command),
         Command::Inbound { recipient } => Ok(inbound::run(&settings, recipient.as_deref())),
         Command::Operator(command) => operator::run(command, &daemon),
         Command::Municipality { command } => municipality::run(command, &daemon),

@@ -63,10 +63,10 @@ pub fn submit(
     }
     let id = JobId::generate();
     let build = spool.tmp().join(id.as_str());
-    // Root (`sudo kurir submit`) writes as the spool's owner: the daemon must own what it
-    // claims. The documents were read above, as the caller.
-    let _as_owner = fsutil::AsOwner::of(spool.root()).map_err(|source| SubmitError::Write {
-        dir: spool.root().to_path_buf(),
+    // Root (`sudo kurir submit`) writes as the owner of the spool's tmp/ (the daemon's user):
+    // the daemon must own what it claims. The documents were read above, as the caller.
+    let _as_owner = fsutil::AsOwner::of(&spool.tmp()).map_err(|source| SubmitError::Write {
+        dir: spool.tmp(),
         source,
     })?;
     let job = JobContents {

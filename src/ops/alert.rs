@@ -328,8 +328,9 @@ fn action_of(kind: AlertKind) -> &'static str {
     }
 }
 
-/// What an alert is about, in Swedish: the e-mail's subject line (no personal data).
-fn rubrik(kind: AlertKind) -> &'static str {
+/// What an alert is about, in Swedish: the e-mail's subject line and the desk's heading (no
+/// personal data).
+pub fn rubrik(kind: AlertKind) -> &'static str {
     match kind {
         AlertKind::DeferredTooLong => "beslutet är ännu inte levererat",
         AlertKind::FellBack => "beslutet går med post i stället för e-post",

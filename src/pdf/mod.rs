@@ -1,4 +1,5 @@
-//! PDF validation: is a document safe to print and to send to a municipality?
+//! PDF validation: is a document safe to print and to send to a municipality? (And, in
+//! [`report`], the documents kurir lays out itself.)
 //!
 //! A document is accepted only if it is complete (it ends with `%%EOF` and its cross-reference
 //! data resolves without being rebuilt), every leaf of its page tree is a real page whose
@@ -9,6 +10,8 @@
 //! that arrives as an empty page is as bad as one that never arrives.
 
 use lopdf::{Document, LoadOptions, Object};
+
+pub mod report;
 
 /// How far validation lets a document go.
 #[derive(Debug, Clone, Copy)]

@@ -14,14 +14,21 @@
 //! own, like a cookie); a strict Content-Security-Policy, `nosniff`, `no-store`,
 //! `Referrer-Policy: same-origin`, HSTS; bodies bounded; handshake, header-read, request and
 //! connection-life timeouts, and connection limits per address and per person ([`server`]).
+//! The same process serves the dispatch desk of Bosättningsenheten (`/expedition/`), for the
+//! agency's own staff with a desk grant ([`desk`], [`desk_pages`], [`receipt`]).
 //! Files: `server` (TLS and HTTP), `routes` (handlers), `pages` (HTML), `words` (Swedish).
 
 pub mod backend;
+pub mod desk;
+pub mod desk_pages;
 pub mod pages;
+pub mod receipt;
 pub mod routes;
 pub mod server;
 pub mod tls;
 pub mod words;
+
+pub use desk::DESK_UPLOAD_BYTES;
 
 use std::sync::Arc;
 

@@ -32,24 +32,73 @@ button{display:block;margin-top:.75rem;padding:.5rem 1rem;background:#0b3d5c;col
 .hint{color:#4a4a4a;margin:.2rem 0}\
 .error{color:#a50e0e;font-weight:600}\
 .notice{border-left:4px solid #1b6e2c;padding:.5rem 1rem;background:#eef6ef}\
-section{margin-top:2rem}";
+section{margin-top:2rem}\
+ul.nav{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:1.25rem}\
+.state{font-weight:600}.ok{color:#1b6e2c}.wait{color:#4a4a4a}.bad{color:#a50e0e}\
+.hash{font-family:monospace;word-break:break-all}\
+select,input[type=search],input[type=file]{font:inherit;padding:.3rem}\
+.actions a{margin-right:1rem}\
+@media print{header nav,footer,.skip,.noprint{display:none}main{max-width:none}}";
+
+/// Which part of the portal a page belongs to: its header, title and navigation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    /// Municipality IT's pages.
+    Kommun,
+    /// The dispatch desk of Bosättningsenheten; `sends` when the person may send decisions.
+    Desk {
+        /// The person may send decisions (a caseworker).
+        sends: bool,
+    },
+}
 
 fn page(title: &str, frame: Option<&Frame<'_>>, body: Markup) -> Markup {
+    layout(title, Area::Kommun, frame, body)
+}
+
+/// A whole page: header with who is signed in and the area's navigation, the body, the footer.
+pub fn layout(title: &str, area: Area, frame: Option<&Frame<'_>>, body: Markup) -> Markup {
+    let (suffix, banner) = match area {
+        Area::Kommun => (
+            " – Migrationsverket, adress för beslut",
+            "kommunens adress för beslut om anvisning",
+        ),
+        Area::Desk { .. } => (
+            " – Migrationsverket, expeditionen",
+            "expeditionen, Bosättningsenheten",
+        ),
+    };
     html! {
         (DOCTYPE)
         html lang="sv" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " – Migrationsverket, adress för beslut" }
+                title { (title) (suffix) }
                 link rel="stylesheet" href="/stil.css";
             }
             body {
                 a class="skip" href="#huvud" { "Hoppa till huvudinnehållet" }
                 header {
-                    p { strong { "Migrationsverket" } " – kommunens adress för beslut om anvisning" }
+                    p { strong { "Migrationsverket" } " – " (banner) }
                     @if let Some(f) = frame {
-                        p { "Inloggad som " (f.name) " (" (f.hsa_id) "). " a href="/" { "Dina kommuner" } }
+                        p {
+                            "Inloggad som " (f.name) " (" (f.hsa_id) "). "
+                            @if area == Area::Kommun { a href="/" { "Dina kommuner" } }
+                        }
+                    }
+                    @match area {
+                        Area::Kommun => {},
+                        Area::Desk { sends } => {
+                            nav aria-label="Expeditionen" {
+                                ul class="nav" {
+                                    @if sends { li { a href="/expedition/skicka" { "Skicka beslut" } } }
+                                    li { a href="/expedition/utskick" { "Utskick" } }
+                                    li { a href="/expedition/att-ringa" { "Att ringa" } }
+                                    li { a href="/" { "Start" } }
+                                }
+                            }
+                        },
                     }
                 }
                 main id="huvud" { (body) }
@@ -61,13 +110,20 @@ fn page(title: &str, frame: Option<&Frame<'_>>, body: Markup) -> Markup {
     }
 }
 
-/// The start page: the municipalities this person may manage, as (kommunkod, name).
-pub fn index(frame: &Frame<'_>, municipalities: &[(String, String)]) -> Markup {
+/// The start page: the dispatch desk for staff, and the municipalities this person may manage,
+/// as (kommunkod, name).
+pub fn index(frame: &Frame<'_>, desk: bool, municipalities: &[(String, String)]) -> Markup {
     page(
         "Dina kommuner",
         Some(frame),
         html! {
-            h1 { "Dina kommuner" }
+            @if desk {
+                h1 { "Start" }
+                p { a href="/expedition/utskick" { "Expeditionen" } ": skicka beslut, följ dem och se vilka kommuner som ska ringas." }
+                h2 { "Dina kommuner" }
+            } @else {
+                h1 { "Dina kommuner" }
+            }
             @if municipalities.is_empty() {
                 p { "Du har inte behörighet för någon kommun ännu. Migrationsverket ger behörighet \
                      per person (HSA-id); kontakta Bosättningsenheten om du ska sköta din kommuns \

@@ -44,7 +44,7 @@ impl Portal {
     }
 
     /// The form token of `person`: an HMAC of their HSA-id under a key of this run.
-    fn csrf_token(&self, person: &Person) -> String {
+    pub(super) fn csrf_token(&self, person: &Person) -> String {
         use openssl::hash::MessageDigest;
         use openssl::pkey::PKey;
         use openssl::sign::Signer;
@@ -58,13 +58,18 @@ impl Portal {
         mac.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    fn token_ok(&self, person: &Person, token: &str) -> bool {
+    pub(super) fn token_ok(&self, person: &Person, token: &str) -> bool {
         let expected = self.csrf_token(person);
         // memcmp::eq compares in constant time but panics on unequal lengths.
         !self.csrf_key.is_empty()
             && !expected.is_empty()
             && expected.len() == token.len()
             && openssl::memcmp::eq(expected.as_bytes(), token.as_bytes())
+    }
+
+    /// The 290 municipalities.
+    pub(super) fn seed(&self) -> &Seed {
+        &self.seed
     }
 
     fn name_of(&self, code: Kommunkod) -> String {
@@ -75,12 +80,12 @@ impl Portal {
     }
 
     /// Asks the service for `person`.
-    async fn ask(&self, person: &Person, command: Command) -> Result<Reply, Asked> {
+    pub(super) async fn ask(&self, person: &Person, command: Command) -> Result<Reply, Asked> {
         self.backend.ask(person, command).await
     }
 }
 
-fn html(status: StatusCode, markup: Markup) -> Response {
+pub(super) fn html(status: StatusCode, markup: Markup) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -90,12 +95,12 @@ fn html(status: StatusCode, markup: Markup) -> Response {
 }
 
 /// The page while the daemon does not answer.
-fn unavailable() -> Response {
+pub(super) fn unavailable() -> Response {
     html(StatusCode::SERVICE_UNAVAILABLE, pages::unavailable(None))
 }
 
 /// A refusal page.
-fn refused(status: StatusCode, title: &str, text: &str) -> Response {
+pub(super) fn refused(status: StatusCode, title: &str, text: &str) -> Response {
     html(status, pages::refused(None, title, text))
 }
 
@@ -158,7 +163,11 @@ pub(super) async fn index(
         .into_iter()
         .map(|m| (m.code.to_string(), m.name))
         .collect();
-    html(StatusCode::OK, pages::index(&frame, &mine))
+    let desk = matches!(
+        portal.ask(&person, Command::WhoAmI).await,
+        Ok(Reply::Me(Some(_)))
+    );
+    html(StatusCode::OK, pages::index(&frame, desk, &mine))
 }
 
 pub(super) async fn accessibility(

@@ -22,6 +22,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use super::desk;
 use super::pages;
 use super::routes::{self, Portal};
 use crate::net::{self, HttpTimeouts, Limits, PerClient};
@@ -122,7 +123,12 @@ fn router(portal: Arc<Portal>) -> Router {
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
     ];
-    let mut app = Router::new()
+    // A decision's PDFs: the one route with a large body.
+    let upload = Router::new()
+        .route("/expedition/skicka/granska", post(desk::send_check))
+        .layer(DefaultBodyLimit::max(desk::DESK_UPLOAD_BYTES))
+        .layer(RequestBodyLimitLayer::new(desk::DESK_UPLOAD_BYTES));
+    let forms = Router::new()
         .route("/", get(routes::index))
         .route("/stil.css", get(routes::style))
         .route("/tillganglighet", get(routes::accessibility))
@@ -131,12 +137,30 @@ fn router(portal: Arc<Portal>) -> Router {
         .route("/kommun/{code}/certifikat", post(routes::certificate))
         .route("/kommun/{code}/skicka-kod", post(routes::send_code))
         .route("/kommun/{code}/bekrafta", post(routes::confirm))
+        .route("/expedition", get(desk::start))
+        .route("/expedition/skicka", get(desk::send_form))
+        .route("/expedition/skicka/bekrafta", post(desk::send_confirm))
+        .route("/expedition/utskick", get(desk::jobs))
+        .route("/expedition/utskick/{id}", get(desk::job))
+        .route("/expedition/utskick/{id}/kvitto", get(desk::receipt_page))
+        .route(
+            "/expedition/utskick/{id}/kvitto.pdf",
+            get(desk::receipt_pdf),
+        )
+        .route(
+            "/expedition/utskick/{id}/{action}",
+            get(desk::action_form).post(desk::action),
+        )
+        .route("/expedition/att-ringa", get(desk::calls))
+        .route("/expedition/att-ringa/{id}", post(desk::called))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY));
+    let mut app = forms
+        .merge(upload)
         .with_state(portal)
         // A post from another site is refused before any handler runs: the browser would
         // send the person's certificate with it.
         .layer(CsrfLayer::new().with_rejection_response(|_| cross_site()))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -154,3 +154,99 @@ pub fn send_error(error: &ServiceError) -> &'static str {
         }
     }
 }
+
+/// A job's state, in Swedish.
+pub fn state(state: crate::store::state::JobState) -> &'static str {
+    use crate::store::state::JobState::*;
+    match state {
+        Received => "mottaget",
+        Queued => "i kö",
+        Sending => "skickas nu",
+        Deferred => "väntar på nytt försök",
+        FallenBack => "går med post i stället",
+        PrintQueued => "i utskriftskön",
+        Printed => "utskrivet och postat",
+        Delivered => "levererat",
+        Failed => "misslyckat",
+        Cancelled => "stoppat",
+        Held => "pausat",
+        Quarantined => "i karantän (felaktig inlämning)",
+    }
+}
+
+/// A document's kind, in Swedish.
+pub fn document(kind: crate::job::DocumentKind) -> &'static str {
+    match kind {
+        crate::job::DocumentKind::Anvisningsbeslut => "Anvisningsbeslut",
+        crate::job::DocumentKind::GodMan => "Anmälan om behov av god man",
+    }
+}
+
+/// Why a document was refused, in Swedish (the field shows it).
+pub fn pdf_problem(problem: &crate::pdf::PdfError) -> String {
+    use crate::pdf::{ActiveContent, PdfError};
+    match problem {
+        PdfError::TooLarge { max, .. } => {
+            format!("Filen är för stor: högst {} MB tas emot.", max / 1_000_000)
+        }
+        PdfError::NotPdf => "Filen är inte en PDF.".into(),
+        PdfError::Damaged(_) => {
+            "PDF-filen är skadad eller ofullständig. Spara eller exportera den igen och ladda \
+             upp den nya filen."
+                .into()
+        }
+        PdfError::Encrypted => {
+            "PDF-filen är krypterad eller lösenordsskyddad. Spara den utan lösenord: vägen till \
+             kommunen skyddar den."
+                .into()
+        }
+        PdfError::NoPages => "PDF-filen har inga sidor.".into(),
+        PdfError::TooManyPages { max, .. } => format!("PDF-filen har fler än {max} sidor."),
+        PdfError::ActiveContent(what) => {
+            let what = match what {
+                ActiveContent::JavaScript => "JavaScript",
+                ActiveContent::Launch => "en åtgärd som startar ett program",
+                ActiveContent::FormSubmission => "ett formulär som skickar data",
+                ActiveContent::EmbeddedContentAction => "en åtgärd som öppnar inbäddat innehåll",
+                ActiveContent::EmbeddedFile => "en inbäddad fil",
+                ActiveContent::RichMedia => "inbäddad media",
+                ActiveContent::XfaForm => "ett XFA-formulär",
+            };
+            format!(
+                "PDF-filen innehåller {what}, vilket inte får finnas i ett beslut. Exportera den \
+                 igen som vanlig PDF (PDF/A)."
+            )
+        }
+        PdfError::Bomb { .. } => {
+            "PDF-filens innehåll är orimligt stort när det packas upp. Exportera den igen.".into()
+        }
+    }
+}
+
+/// Why the desk could not do what was asked, in Swedish; `None` for refusals that have a page
+/// of their own (no access, no such job).
+pub fn desk_error(error: &ServiceError) -> String {
+    use crate::queue::operator::StateHint;
+    match error {
+        ServiceError::WrongState { state: s, hint, .. } => {
+            let why = match hint {
+                StateHint::BeingSent => "det skickas just nu; försök igen om en stund",
+                StateHint::RetryNeedsWaiting => "bara utskick som väntar kan skickas igen",
+                StateHint::HoldNeedsWaiting => "bara utskick som väntar kan pausas",
+                StateHint::ReleaseNeedsHeld => "bara pausade utskick kan fortsätta",
+                StateHint::Finished => "det är redan avslutat",
+                StateHint::NoEmailRecipient => "ingen mottagare väntar på e-post",
+                StateHint::NoOpenAlert => "det har inget öppet larm",
+                _ => "det går inte i dess läge",
+            };
+            format!("Det gick inte: utskicket är {} – {why}.", state(*s))
+        }
+        ServiceError::ReasonRequired => "Skriv ett skäl: det sparas i utskickets historik.".into(),
+        ServiceError::Draft(crate::intake::draft::DraftError::Gone) => {
+            "Utkastet finns inte längre (det är redan skickat eller äldre än en timme). Fyll i \
+             formuläret igen."
+                .into()
+        }
+        _ => "Det gick inte just nu. Försök igen om en stund.".into(),
+    }
+}

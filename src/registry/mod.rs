@@ -31,7 +31,7 @@ pub use code::{
     new_verification_code, CodeKey, PendingAddress, CODE_KEY_FILE, MAX_CODES_PER_HOUR,
     MAX_CODE_ATTEMPTS,
 };
-pub use person::{check_hsa_id, Grant, Person};
+pub use person::{check_hsa_id, Grant, Person, StaffGrant, StaffRole};
 
 use address::{check_phone, check_pin};
 use code::legacy_hash;

@@ -69,3 +69,56 @@ pub fn check_hsa_id(hsa_id: &str) -> Result<(), RegistryError> {
         Err(RegistryError::HsaId(hsa_id.chars().take(40).collect()))
     }
 }
+
+/// What a member of the agency's own staff may do on the dispatch desk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+pub enum StaffRole {
+    /// A caseworker at Bosättningsenheten: sends decisions, follows them, phones the
+    /// municipalities, sends again or by post, cancels a decision sent in error.
+    #[serde(rename = "handläggare")]
+    #[value(name = "handläggare", alias = "handlaggare")]
+    Handlaggare,
+    /// Operations: follows every decision, sends again or by post, holds, releases and
+    /// cancels; sends no decision of its own.
+    #[serde(rename = "drift")]
+    #[value(name = "drift")]
+    Drift,
+}
+
+impl StaffRole {
+    /// The role's name, as the command line and the desk show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaffRole::Handlaggare => "handläggare",
+            StaffRole::Drift => "drift",
+        }
+    }
+}
+
+/// A person of the agency's own staff the desk lets in, by the HSA-id on their SITHS card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffGrant {
+    /// The HSA-id.
+    pub hsa_id: String,
+    /// The person's name.
+    pub name: String,
+    /// What they may do.
+    pub role: StaffRole,
+    /// The CA that issues their card (its subject): an HSA-id is unique only within its CA.
+    pub issuer: Option<String>,
+    /// Who granted it.
+    pub granted_by: String,
+    /// When.
+    pub granted_at: jiff::Timestamp,
+}
+
+impl StaffGrant {
+    /// Whether this grant is for `person`: the same HSA-id, from the same CA.
+    pub fn admits(&self, person: &Person) -> bool {
+        self.hsa_id == person.hsa_id
+            && self
+                .issuer
+                .as_ref()
+                .is_none_or(|issuer| person.issuer.as_deref() == Some(issuer.as_str()))
+    }
+}

@@ -2,10 +2,54 @@
 //! daemon's own user owns) may send anything an operator command exists for. A person on the
 //! portal may read and change only what the agency granted them: their municipalities'
 //! registrations, and of those only what municipality IT registers (not the secure
-//! connection nor the TLS pin, which the agency sets up). The grant is checked here, against
-//! the store, whatever the portal process claims.
+//! connection nor the TLS pin, which the agency sets up). A member of the agency's staff with a
+//! desk grant may use the dispatch desk as their role allows; the two grants are separate, so
+//! neither opens the other's pages. Every grant is checked here, against the store, whatever
+//! the portal process claims.
 
 use super::{Command, Core, Principal, ServiceError};
+use crate::queue::operator::Target;
+use crate::registry::{Person, StaffRole};
+
+/// Who on the desk may send a command.
+enum Desk {
+    /// Any member of staff with desk access.
+    AnyStaff,
+    /// Only these roles.
+    Only(StaffRole),
+}
+
+/// The desk permission a command needs, or `None` for a command that is not the desk's.
+fn desk_permission(command: &Command) -> Option<Desk> {
+    use Command::*;
+    let one_job = |target: &Target| matches!(target, Target::Job(_));
+    match command {
+        DeskJobs { .. } | DeskJob { .. } | OpenAlerts | Acknowledge { .. } | Reroute { .. } => {
+            Some(Desk::AnyStaff)
+        }
+        Retry { target, .. } if one_job(target) => Some(Desk::AnyStaff),
+        Cancel { .. } => Some(Desk::AnyStaff),
+        // Caseworkers send decisions; operations do not send their own.
+        DeskDraft { .. } | DeskSend { .. } => Some(Desk::Only(StaffRole::Handlaggare)),
+        // Holding and releasing is operations' tool.
+        Hold { target, .. } | Release { target, .. } if one_job(target) => {
+            Some(Desk::Only(StaffRole::Drift))
+        }
+        _ => None,
+    }
+}
+
+/// Refuses a desk command the person's desk grant (or its role) does not allow.
+fn check_desk(core: &Core, person: &Person, needed: Desk) -> Result<(), ServiceError> {
+    let Some(grant) = core.desk_grant(person)? else {
+        tracing::warn!(hsa_id = %person.hsa_id, "refused: no desk access");
+        return Err(ServiceError::NotStaff(person.hsa_id.clone()));
+    };
+    match needed {
+        Desk::Only(role) if grant.role != role => Err(ServiceError::RoleForbids(grant.role)),
+        _ => Ok(()),
+    }
+}
 
 /// Refuses a command the principal may not send.
 pub(super) fn check(
@@ -16,9 +60,11 @@ pub(super) fn check(
     let person = match principal {
         Principal::Operator(_) => {
             return match command {
-                Command::MyMunicipalities | Command::PortalReport { .. } => {
-                    Err(ServiceError::NotPermitted)
-                }
+                Command::MyMunicipalities
+                | Command::PortalReport { .. }
+                | Command::DeskDraft { .. }
+                | Command::DeskSend { .. }
+                | Command::DeskJob { .. } => Err(ServiceError::NotPermitted),
                 _ => Ok(()),
             }
         }
@@ -31,8 +77,11 @@ pub(super) fn check(
         }
         Principal::Person(person) => person,
     };
+    if let Some(needed) = desk_permission(command) {
+        return check_desk(core, person, needed);
+    }
     let code = match command {
-        Command::MyMunicipalities => return Ok(()),
+        Command::MyMunicipalities | Command::WhoAmI => return Ok(()),
         Command::MunicipalityShow { code }
         | Command::MunicipalityHistory { code }
         | Command::MunicipalityVerify { code }

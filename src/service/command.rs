@@ -4,9 +4,11 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::intake::draft::DraftId;
+use crate::job::DocumentKind;
 use crate::job::{JobId, Kommunkod};
 use crate::queue::operator::Target;
-use crate::registry::Changes;
+use crate::registry::{Changes, StaffRole};
 use crate::store::state::JobState;
 
 /// One request to the service.
@@ -100,6 +102,59 @@ pub enum Command {
         batch: String,
         /// A note (recorded; optional).
         reason: String,
+    },
+    /// Lets a member of the agency's staff use the dispatch desk.
+    StaffGrant {
+        /// Their HSA-id.
+        hsa_id: String,
+        /// Their name.
+        name: String,
+        /// What they may do.
+        role: StaffRole,
+        /// The CA that issues their card (default: the one CA the portal trusts).
+        issuer: Option<String>,
+    },
+    /// Takes a staff member's desk access away.
+    StaffRevoke {
+        /// Their HSA-id.
+        hsa_id: String,
+    },
+    /// Everyone with desk access.
+    StaffList,
+    /// Who the signed-in person is to the desk: their staff role, if any.
+    WhoAmI,
+    /// Checks a decision exactly as `kurir submit` would and keeps it as the person's draft;
+    /// answers how it will go.
+    DeskDraft {
+        /// The assigned municipality.
+        to: Kommunkod,
+        /// The case number (`xx-xxxxxx`).
+        case: String,
+        /// Municipalities that get a copy.
+        copy_to: Vec<Kommunkod>,
+        /// The documents, in order.
+        documents: Vec<Upload>,
+    },
+    /// Sends the person's draft.
+    DeskSend {
+        /// The draft.
+        draft: DraftId,
+    },
+    /// Recent jobs for the desk, searched and filtered.
+    DeskJobs {
+        /// Case number, job id, kommunkod or municipality name (empty: all).
+        search: String,
+        /// Which jobs.
+        filter: DeskFilter,
+        /// At most this many.
+        limit: usize,
+    },
+    /// One job for the desk: its page, or its receipt for the case file. Recorded as read.
+    DeskJob {
+        /// The job.
+        id: JobId,
+        /// Which view.
+        view: DeskView,
     },
     /// Walks the audit chain.
     AuditVerify,
@@ -203,4 +258,55 @@ pub enum Command {
         /// Domains to remove.
         remove: Vec<String>,
     },
+}
+
+/// A document as the desk uploads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upload {
+    /// Which document.
+    pub kind: DocumentKind,
+    /// The file, base64 on the wire.
+    #[serde(with = "base64_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// Which jobs the desk lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeskFilter {
+    /// Every recent job.
+    #[default]
+    All,
+    /// Sent by e-mail, and a delivery report or read notification still awaited.
+    AwaitingProof,
+    /// An alert is open.
+    AlertOpen,
+    /// Some recipient gets a letter.
+    ByPost,
+}
+
+/// Which view of a job the desk asks for (both are recorded as reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeskView {
+    /// The job's page.
+    Page,
+    /// The receipt for the case file.
+    Receipt,
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
 }

@@ -48,6 +48,21 @@ pub enum ServiceError {
         /// Why.
         hint: StateHint,
     },
+    /// The person has no desk access.
+    #[error("{0} has no access to the dispatch desk")]
+    NotStaff(String),
+    /// The person's desk role does not allow this.
+    #[error("the role {} does not allow this", .0.as_str())]
+    RoleForbids(crate::registry::StaffRole),
+    /// A case number is not `xx-xxxxxx`.
+    #[error("the case number must be written xx-xxxxxx")]
+    CaseNumber,
+    /// A copy for the assigned municipality itself.
+    #[error("kommun {0} is the assigned municipality itself; it gets no copy")]
+    CopyToAssigned(Kommunkod),
+    /// A draft could not be made or sent.
+    #[error(transparent)]
+    Draft(#[from] crate::intake::draft::DraftError),
     /// No print batch has this id.
     #[error("no print batch {0} (`kurir print list` shows them)")]
     NoBatch(String),

@@ -8,7 +8,7 @@ use crate::queue::operator::{Actor, Operations, Target};
 use crate::queue::print_shop::{self, PrintShopError};
 use crate::queue::shape::queue_shape;
 
-use super::reply::{JobList, JobStatus, OpenAlert};
+use super::reply::{JobList, JobStatus};
 use super::{Core, Principal, Reply, ServiceError};
 use crate::store::state::JobState;
 
@@ -29,7 +29,7 @@ impl Core {
 
     /// "No such job", or — for a job just submitted that lies in the spool until intake takes
     /// it in — "not taken in yet", so it never looks lost.
-    fn unknown(&self, id: JobId) -> ServiceError {
+    pub(super) fn unknown(&self, id: JobId) -> ServiceError {
         if self.spool.holds(&id) {
             ServiceError::NotTakenIn(id)
         } else {
@@ -125,23 +125,14 @@ impl Core {
     pub(super) fn open_alerts(&self) -> Result<Reply, ServiceError> {
         let mut out = Vec::new();
         for (job_id, mark) in self.store.open_alerts()? {
-            let code = match mark.kommunkod {
-                Some(code) => Some(code),
+            let assigned = match mark.kommunkod {
+                Some(_) => None,
                 None => self.store.get(&job_id)?.and_then(|j| j.to),
             };
-            let registered = match code {
-                Some(code) => Some(self.store.registered(code)?),
-                None => None,
-            };
-            out.push(OpenAlert {
-                job_id,
-                kind: mark.kind,
-                team: mark.kind.team(),
-                kommunkod: code,
-                municipality: code.and_then(|c| self.seed.get(c)).map(|m| m.name.clone()),
-                phone: registered.and_then(|r| r.phone),
-            });
+            out.push(self.open_alert(&job_id, mark, assigned)?);
         }
+        // Oldest first: the longest-waiting call comes first.
+        out.sort_by_key(|a| a.since);
         Ok(Reply::OpenAlerts(out))
     }
 

@@ -17,6 +17,7 @@
 mod access;
 mod announce;
 pub mod command;
+mod desk;
 pub mod error;
 mod jobs;
 mod notices;
@@ -66,6 +67,14 @@ impl Principal {
     }
 }
 
+/// The person behind a desk command (the desk is for persons signed in with a card).
+fn person_of(principal: &Principal) -> Result<&Person, ServiceError> {
+    match principal {
+        Principal::Person(person) => Ok(person),
+        _ => Err(ServiceError::NotPermitted),
+    }
+}
+
 /// What the service works with.
 pub struct ServiceParts {
     /// The store.
@@ -95,6 +104,8 @@ pub struct ServiceParts {
     pub working_hours: WorkingHours,
     /// Working time within which a closed print batch must be confirmed.
     pub print_confirm_within: Duration,
+    /// What a document must be to be sent (the desk checks drafts as `kurir submit` does).
+    pub pdf_limits: crate::pdf::PdfLimits,
 }
 
 /// The service. Cheap to clone.
@@ -118,6 +129,7 @@ struct Core {
     sender: SenderSettings,
     working_hours: WorkingHours,
     print_confirm_within: SignedDuration,
+    pdf_limits: crate::pdf::PdfLimits,
     /// Registry changes are read-modify-write: one at a time.
     registry_lock: Mutex<()>,
     /// What the portal last reported of itself.
@@ -189,6 +201,7 @@ impl Service {
                 working_hours: parts.working_hours,
                 print_confirm_within: SignedDuration::try_from(parts.print_confirm_within)
                     .unwrap_or(SignedDuration::from_hours(8)),
+                pdf_limits: parts.pdf_limits,
                 registry_lock: Mutex::new(()),
                 portal: Mutex::new(None),
             }),
@@ -273,7 +286,7 @@ impl Core {
     }
 
     /// The issuer a new grant is bound to when none is named: the one CA the portal trusts.
-    fn default_issuer(&self) -> Option<String> {
+    pub(super) fn default_issuer(&self) -> Option<String> {
         let portal = self.portal.lock().unwrap_or_else(|p| p.into_inner());
         match portal.as_ref().map(|p| p.issuers.as_slice()) {
             Some([only]) => Some(only.clone()),
@@ -314,6 +327,33 @@ impl Core {
             Command::PrintBatches => self.print_batches(),
             Command::PrintConfirm { batch, reason } => self.print_confirm(principal, batch, reason),
             Command::Acknowledge { id, reason } => self.acknowledge(principal, id, reason),
+            Command::StaffGrant {
+                hsa_id,
+                name,
+                role,
+                issuer,
+            } => self.staff_grant(principal, hsa_id, name, role, issuer),
+            Command::StaffRevoke { hsa_id } => self.staff_revoke(principal, hsa_id),
+            Command::StaffList => Ok(Reply::Staff(self.store.all_staff()?)),
+            Command::WhoAmI => match principal {
+                Principal::Person(person) => {
+                    Ok(Reply::Me(self.desk_grant(person)?.map(|g| g.role)))
+                }
+                _ => Ok(Reply::Me(None)),
+            },
+            Command::DeskDraft {
+                to,
+                case,
+                copy_to,
+                documents,
+            } => self.desk_draft(person_of(principal)?, to, case, copy_to, documents),
+            Command::DeskSend { draft } => self.desk_send(person_of(principal)?, draft),
+            Command::DeskJobs {
+                search,
+                filter,
+                limit,
+            } => self.desk_jobs(&search, filter, limit),
+            Command::DeskJob { id, view } => self.desk_job(person_of(principal)?, id, view),
             Command::AuditVerify => Ok(Reply::Audit(self.store.verify_audit()?)),
             Command::AuditExport { since } => {
                 Ok(Reply::AuditEntries(self.store.audit_since(since)?))

@@ -28,8 +28,9 @@ use crate::net;
 
 /// The version of the wire format this kurir speaks.
 pub const PROTOCOL: u32 = 2;
-/// Longest request line accepted (a CSV import is the largest).
-const MAX_REQUEST_BYTES: u64 = 4 << 20;
+/// Longest request line accepted: a decision sent from the desk, its PDFs in base64 (the
+/// portal takes at most [`crate::portal::DESK_UPLOAD_BYTES`] of upload), is the largest.
+const MAX_REQUEST_BYTES: u64 = 64 << 20;
 /// How long a request may take to arrive.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client waits for the daemon's answer (a verification mail may take a while).

@@ -40,6 +40,104 @@ pub struct OpenAlert {
     pub municipality: Option<String>,
     /// Its registered telephone number.
     pub phone: Option<String>,
+    /// Its contact persons.
+    #[serde(default)]
+    pub contacts: Vec<crate::registry::Contact>,
+    /// When the alert was raised (while its file is kept).
+    #[serde(default)]
+    pub since: Option<Timestamp>,
+}
+
+/// How a draft will go, for the desk's confirmation page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DraftPreview {
+    /// The draft to send.
+    pub draft: crate::intake::draft::DraftId,
+    /// The case number, as the person gave it.
+    pub case: String,
+    /// Each recipient's route, the assigned municipality first.
+    pub routes: Vec<RoutePreview>,
+    /// The documents, checked.
+    pub documents: Vec<crate::intake::draft::DraftDocument>,
+}
+
+/// Where one recipient's documents will go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutePreview {
+    /// The municipality.
+    pub kommunkod: Kommunkod,
+    /// Its name.
+    pub name: String,
+    /// E-mail to which address, or a letter and why.
+    pub route: Route,
+    /// The municipality is held by operations: the decision waits until released.
+    pub held: bool,
+}
+
+/// What proves one recipient got its documents: relay → the municipality's server → read, or
+/// the letter and the print shop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProofChain {
+    /// The municipality.
+    pub kommunkod: Kommunkod,
+    /// Its name.
+    pub name: String,
+    /// Assigned or copy.
+    pub role: crate::job::RecipientRole,
+    /// E-mail or post (none before routing).
+    pub channel: Option<crate::store::state::Channel>,
+    /// The address the message was accepted for.
+    pub address: Option<String>,
+    /// When the relay accepted it.
+    pub accepted_at: Option<Timestamp>,
+    /// When the municipality's server reported it delivered.
+    pub delivered_at: Option<Timestamp>,
+    /// When a server reported it relayed on (weaker proof: the next offers no reports).
+    pub relayed_at: Option<Timestamp>,
+    /// When a read notification said it was displayed.
+    pub read_at: Option<Timestamp>,
+    /// A permanent failure that sent this recipient to post.
+    pub rejected: Option<String>,
+    /// The print batch of its letter.
+    pub batch: Option<String>,
+    /// When the print shop confirmed the letter printed and posted.
+    pub printed_at: Option<Timestamp>,
+}
+
+/// One job in the desk's list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeskRow {
+    /// The job.
+    pub job_id: crate::job::JobId,
+    /// Its case number, while its folder is in the spool.
+    pub case: Option<String>,
+    /// When kurir took it in.
+    pub received_at: Timestamp,
+    /// Its state.
+    pub state: crate::store::state::JobState,
+    /// Each recipient's proof.
+    pub chains: Vec<ProofChain>,
+    /// Its open alerts.
+    pub open_alerts: Vec<crate::store::state::AlertKind>,
+}
+
+/// One job for the desk's page and the receipt for the case file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeskJob {
+    /// The job.
+    pub job: JobRecord,
+    /// Every event, oldest first.
+    pub events: Vec<Event>,
+    /// For each event, the working time (office hours) since the job was taken in, seconds.
+    pub working_seconds: Vec<i64>,
+    /// Its case number, while its folder is in the spool.
+    pub case: Option<String>,
+    /// Each recipient's proof.
+    pub chains: Vec<ProofChain>,
+    /// Its open alerts, with whom to call.
+    pub open_alerts: Vec<OpenAlert>,
+    /// The job's newest entry in the audit chain: sequence number and hash.
+    pub audit_position: Option<(u64, String)>,
 }
 
 /// The service's answer.
@@ -64,6 +162,18 @@ pub enum Reply {
     BatchConfirmed(crate::queue::print_shop::BatchConfirmed),
     /// Open alerts, by job.
     OpenAlerts(Vec<OpenAlert>),
+    /// Staff with desk access (one: the grant just given; none: a grant taken).
+    Staff(Vec<crate::registry::StaffGrant>),
+    /// The signed-in person's staff role, if they have desk access.
+    Me(Option<crate::registry::StaffRole>),
+    /// A draft, checked, and how it will go.
+    Draft(Box<DraftPreview>),
+    /// A draft was sent: the new job.
+    Sent(crate::job::JobId),
+    /// The desk's list.
+    DeskJobs(Vec<DeskRow>),
+    /// One job for the desk.
+    DeskJob(Box<DeskJob>),
     /// The audit chain's verdict.
     Audit(Verdict),
     /// Audit entries.

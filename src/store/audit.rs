@@ -29,6 +29,11 @@ pub enum AuditKind {
     Registry,
     /// An operator action that is not a job transition (e.g. a quarantine deletion).
     Operator,
+    /// Who may use the dispatch desk changed (a staff grant given or taken).
+    Access,
+    /// A person read a job on the dispatch desk: reading decisions about children is logged
+    /// like changing them.
+    View,
 }
 
 /// One entry of the chain.

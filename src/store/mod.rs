@@ -30,6 +30,7 @@
 //!   with the change that calls for them
 //! - `proof_watch`: job id → () for every job with a delivery report or read notification
 //!   still awaited and not yet alerted on — what the proof deadlines read
+//! - `staff`: HSA-id → [`crate::registry::StaffGrant`], who may use the dispatch desk
 //! - `open_alerts`: job id, NUL, alert kind, NUL, kommunkod → () for every alert whose cause
 //!   still holds and that nobody acknowledged ([`state::JobRecord::open_alerts`]) — what the
 //!   `kurir_alerts_open` gauge and `kurir alerts` read
@@ -53,6 +54,7 @@ mod notices;
 mod queries;
 mod registrations;
 mod retention;
+mod staff;
 #[cfg(test)]
 mod tests;
 mod unapplied;
@@ -221,6 +223,7 @@ pub struct Store {
     proof_watch: sled::Tree,
     receipts_owed: sled::Tree,
     open_alerts: sled::Tree,
+    staff: sled::Tree,
     notices: sled::Tree,
     journal: Arc<Journal>,
     unapplied: Arc<Mutex<HashMap<JobId, Vec<Unapplied>>>>,
@@ -322,6 +325,7 @@ impl Store {
             proof_watch: db.open_tree("proof_watch")?,
             receipts_owed: db.open_tree("receipts_owed")?,
             open_alerts: db.open_tree("open_alerts")?,
+            staff: db.open_tree("staff")?,
             notices: db.open_tree("notices")?,
             journal: Arc::new(journal),
             unapplied: Arc::default(),

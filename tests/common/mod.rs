@@ -2,7 +2,10 @@
 //! qpdf and pdftotext. Nothing here fakes kurir's behaviour.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod desk;
 pub mod mail;
+pub mod mailworld;
 pub mod pdf;
 pub mod peer;
 pub mod pki;

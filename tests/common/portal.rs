@@ -32,8 +32,22 @@ pub const PORTAL_GROUP: &str = "nogroup";
 
 pub struct Portal {
     pub rig: Rig,
+    served: Served,
+}
+
+impl std::ops::Deref for Portal {
+    type Target = Served;
+    fn deref(&self) -> &Served {
+        &self.served
+    }
+}
+
+/// `kurir portal` running as its own user for a test environment.
+pub struct Served {
     pub addr: String,
+    /// The person CA (the SITHS stand-in).
     pub ca: Ca,
+    /// The test person's card.
     pub person: Identity,
     /// The daemon's portal socket.
     pub socket: PathBuf,
@@ -41,7 +55,7 @@ pub struct Portal {
     log: PathBuf,
 }
 
-impl Portal {
+impl Served {
     /// The portal process's id.
     pub fn pid(&self) -> u32 {
         self.process
@@ -56,7 +70,7 @@ impl Portal {
     }
 }
 
-impl Drop for Portal {
+impl Drop for Served {
     fn drop(&mut self) {
         if let Some(mut child) = self.process.take() {
             let _ = child.kill();
@@ -95,13 +109,77 @@ pub fn portal() -> Portal {
 /// before anything starts (to add settings).
 pub fn portal_with(setup: impl FnOnce(&mut Env, &Ca, &Identity)) -> Portal {
     let mut rig = rig();
-    let dir = rig.env.path().to_path_buf();
+    let prepared = prepare(&mut rig.env, &rig.ca);
+    setup(&mut rig.env, &prepared.ca, &prepared.person);
+    rig.env.start();
+    rig.env.ok(&[
+        "municipality",
+        "set",
+        "2480",
+        "--secure",
+        "yes",
+        "--operator",
+        "agency",
+    ]);
+    // Umeå's own mail domain: a decision address in it is used once proven.
+    rig.env.ok(&[
+        "municipality",
+        "domains",
+        "2480",
+        "add",
+        "umea-test.example",
+        "--operator",
+        "agency",
+    ]);
+    grant_municipality(&rig.env, "2480", HSA, PERSON);
+    let served = launch(&rig.env, prepared);
+    Portal { rig, served }
+}
+
+/// Grants the test person (of the test person CA) municipality `code`.
+pub fn grant_municipality(env: &Env, code: &str, hsa_id: &str, name: &str) {
+    env.ok(&[
+        "municipality",
+        "grant",
+        code,
+        "--hsa-id",
+        hsa_id,
+        "--name",
+        name,
+        "--issuer",
+        &format!("CN={PERSON_CA}"),
+        "--operator",
+        "agency",
+    ]);
+}
+
+/// What [`prepare`] made: the portal's address, person CA, the test person and its socket.
+pub struct Prepared {
+    addr: String,
+    ca: Ca,
+    person: Identity,
+    socket: PathBuf,
+}
+
+impl Prepared {
+    /// The person CA, to issue more cards.
+    pub fn ca(&self) -> &Ca {
+        &self.ca
+    }
+}
+
+/// Before the daemon starts: the portal's server certificate (from `tls_ca`), a person CA and
+/// the test person's card, the folders the package makes, and the settings of both processes.
+pub fn prepare(env: &mut Env, tls_ca: &Ca) -> Prepared {
+    let dir = env.path().to_path_buf();
     // The portal's user may pass through the test folder, not read it; the agency's signing
     // key and the store stay the daemon's alone.
     chmod(&dir, 0o711);
-    chmod(&dir.join("pki"), 0o700);
+    if dir.join("pki").is_dir() {
+        chmod(&dir.join("pki"), 0o700);
+    }
     let ca = Ca::new(&dir.join("portal-pki"), PERSON_CA);
-    let server = rig.ca.issue("portal-server", Usage::Server);
+    let server = tls_ca.issue("portal-server", Usage::Server);
     let person = ca.issue("person", Usage::Person(HSA, PERSON));
     // What the package puts in /etc/kurir/portal/: readable by the portal's user.
     let etc = dir.join("portal-etc");
@@ -124,8 +202,7 @@ pub fn portal_with(setup: impl FnOnce(&mut Env, &Ca, &Identity)) -> Portal {
     let socket = run.join("portal.sock");
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    rig.env
-        .set_env("KURIR_PORTAL__LISTEN", &addr)
+    env.set_env("KURIR_PORTAL__LISTEN", &addr)
         .set_env(
             "KURIR_PORTAL__CERT",
             &etc.join("server.pem").to_string_lossy(),
@@ -141,52 +218,27 @@ pub fn portal_with(setup: impl FnOnce(&mut Env, &Ca, &Identity)) -> Portal {
         .set_env("KURIR_PORTAL__SOCKET", &socket.to_string_lossy())
         .set_env("KURIR_PORTAL__USER", PORTAL_USER)
         // The CAs the agency trusts for municipalities' e-mail: the test CA.
-        .set_env("KURIR_REGISTRY__SMIME_CA", &rig.ca.pem.to_string_lossy());
-    setup(&mut rig.env, &ca, &person);
-    rig.env.start();
-    rig.env.ok(&[
-        "municipality",
-        "set",
-        "2480",
-        "--secure",
-        "yes",
-        "--operator",
-        "agency",
-    ]);
-    // Umeå's own mail domain: a decision address in it is used once proven.
-    rig.env.ok(&[
-        "municipality",
-        "domains",
-        "2480",
-        "add",
-        "umea-test.example",
-        "--operator",
-        "agency",
-    ]);
-    rig.env.ok(&[
-        "municipality",
-        "grant",
-        "2480",
-        "--hsa-id",
-        HSA,
-        "--name",
-        PERSON,
-        "--issuer",
-        &format!("CN={PERSON_CA}"),
-        "--operator",
-        "agency",
-    ]);
-    let log = dir.join("portal.log");
-    let process = start_portal(&rig.env, &log);
-    wait_for("the portal to listen", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(&addr).is_ok()
-    });
-    Portal {
-        rig,
+        .set_env("KURIR_REGISTRY__SMIME_CA", &tls_ca.pem.to_string_lossy());
+    Prepared {
         addr,
         ca,
         person,
         socket,
+    }
+}
+
+/// Starts `kurir portal` (the daemon runs) and waits until it listens.
+pub fn launch(env: &Env, prepared: Prepared) -> Served {
+    let log = env.path().join("portal.log");
+    let process = start_portal(env, &log);
+    wait_for("the portal to listen", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(&prepared.addr).is_ok()
+    });
+    Served {
+        addr: prepared.addr,
+        ca: prepared.ca,
+        person: prepared.person,
+        socket: prepared.socket,
         process: Some(process),
         log,
     }
@@ -240,6 +292,24 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Result<Reply, String> {
+    let (status, head, body) =
+        request_raw(addr, connector, method, path, headers, body.as_bytes())?;
+    Ok(Reply {
+        status,
+        head,
+        body: String::from_utf8_lossy(&body).to_string(),
+    })
+}
+
+/// [`request`] with any body, answering the status, the head (lower case) and the body's bytes.
+pub fn request_raw(
+    addr: &str,
+    connector: &SslConnector,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, String, Vec<u8>), String> {
     let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
@@ -252,24 +322,49 @@ pub fn request(
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     tls.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
-    tls.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
+    tls.write_all(body).map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     tls.read_to_end(&mut raw)
         .map_err(|e| format!("reading: {e}"))?;
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("no HTTP answer: {text:?}"))?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP answer: {:?}", String::from_utf8_lossy(&raw)))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or("no status")?;
-    Ok(Reply {
-        status,
-        head: head.to_ascii_lowercase(),
-        body: body.to_string(),
-    })
+    Ok((status, head.to_ascii_lowercase(), raw[split + 4..].to_vec()))
+}
+
+/// A multipart/form-data body of `fields` and `files` (name, file name, bytes), with its
+/// content type.
+pub fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "kurir-test-boundary-7f3a";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    for (name, file, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\n\
+                 Content-Type: application/pdf\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 pub fn form(fields: &[(&str, &str)]) -> String {

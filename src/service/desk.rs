@@ -1,0 +1,315 @@
+//! The dispatch desk's side of the service: who of the agency's staff may use it, drafts and
+//! sending, the recent jobs with their proof chains, one job's page and its receipt for the
+//! case file. Reading a job here is recorded in the audit chain like changing it.
+
+use jiff::Timestamp;
+
+use super::command::{DeskFilter, DeskView, Upload};
+use super::reply::{DeskJob, DeskRow, DraftPreview, OpenAlert, ProofChain, RoutePreview};
+use super::{Core, Principal, Reply, ServiceError};
+use crate::intake::draft::{self, DraftId};
+use crate::intake::route::{self, RouteInput};
+use crate::intake::submit::JobContents;
+use crate::job::{CaseNumber, JobId, Kommunkod, Manifest};
+use crate::registry::{check_hsa_id, Person, StaffGrant, StaffRole};
+use crate::store::state::{JobRecord, ReportKind};
+
+/// How a draft names its owner: the HSA-id and the card's CA, so that a card from another CA
+/// with the same HSA-id cannot send it.
+fn owner_of(person: &Person) -> String {
+    format!(
+        "{}\n{}",
+        person.hsa_id,
+        person.issuer.as_deref().unwrap_or("")
+    )
+}
+
+impl Core {
+    pub(super) fn staff_grant(
+        &self,
+        principal: &Principal,
+        hsa_id: String,
+        name: String,
+        role: StaffRole,
+        issuer: Option<String>,
+    ) -> Result<Reply, ServiceError> {
+        check_hsa_id(&hsa_id)?;
+        let issuer = issuer
+            .map(|i| i.trim().to_string())
+            .filter(|i| !i.is_empty())
+            .or_else(|| self.default_issuer())
+            .ok_or(ServiceError::IssuerRequired)?;
+        let issuer = Some(issuer);
+        let grant = StaffGrant {
+            hsa_id: hsa_id.clone(),
+            name,
+            role,
+            issuer,
+            granted_by: principal.recorded_as(),
+            granted_at: Timestamp::now(),
+        };
+        self.store
+            .set_staff(&hsa_id, Some(&grant), &principal.recorded_as())?;
+        Ok(Reply::Staff(vec![grant]))
+    }
+
+    pub(super) fn staff_revoke(
+        &self,
+        principal: &Principal,
+        hsa_id: String,
+    ) -> Result<Reply, ServiceError> {
+        match self.store.staff_grant(&hsa_id)? {
+            None => Err(ServiceError::NotStaff(hsa_id)),
+            Some(_) => {
+                self.store
+                    .set_staff(&hsa_id, None, &principal.recorded_as())?;
+                Ok(Reply::Staff(Vec::new()))
+            }
+        }
+    }
+
+    /// The staff grant that admits `person`, if any.
+    pub(super) fn desk_grant(&self, person: &Person) -> Result<Option<StaffGrant>, ServiceError> {
+        Ok(self
+            .store
+            .staff_grant(&person.hsa_id)?
+            .filter(|g| g.admits(person)))
+    }
+
+    pub(super) fn desk_draft(
+        &self,
+        person: &Person,
+        to: Kommunkod,
+        case: String,
+        copy_to: Vec<Kommunkod>,
+        documents: Vec<Upload>,
+    ) -> Result<Reply, ServiceError> {
+        let case: CaseNumber = case.parse().map_err(|_| ServiceError::CaseNumber)?;
+        for code in std::iter::once(&to).chain(copy_to.iter()) {
+            self.seed.require(*code)?;
+        }
+        if copy_to.contains(&to) {
+            return Err(ServiceError::CopyToAssigned(to));
+        }
+        let mut copies = copy_to.clone();
+        copies.dedup();
+        let job = JobContents {
+            to,
+            case: case.clone(),
+            copy_to: copies.clone(),
+            documents: documents.into_iter().map(|u| (u.kind, u.bytes)).collect(),
+        };
+        let (draft, held) = draft::create(&self.spool, &owner_of(person), &job, &self.pdf_limits)?;
+        let routes = std::iter::once(to)
+            .chain(copies.iter().copied())
+            .map(|code| {
+                let registered = self.store.registered(code)?;
+                Ok(RoutePreview {
+                    kommunkod: code,
+                    name: self.name_of(code),
+                    route: route::route(RouteInput {
+                        relay_configured: self.relay_configured,
+                        secure_connection: registered.secure_connection,
+                        verified_address: registered.active_address.as_deref(),
+                    }),
+                    held: self.store.holds()?.iter().any(|(k, _)| *k == code),
+                })
+            })
+            .collect::<Result<Vec<_>, ServiceError>>()?;
+        Ok(Reply::Draft(Box::new(DraftPreview {
+            draft,
+            case: case.expose().to_string(),
+            routes,
+            documents: held,
+        })))
+    }
+
+    pub(super) fn desk_send(&self, person: &Person, draft: DraftId) -> Result<Reply, ServiceError> {
+        let id = draft::send(&self.spool, &draft, &owner_of(person))?;
+        self.store.audit_operator(crate::store::audit::Draft {
+            kind: crate::store::audit::AuditKind::Operator,
+            job_id: Some(id.clone()),
+            kommunkod: None,
+            state: None,
+            operator: Some(person.operator()),
+            action: "decision sent from the dispatch desk".into(),
+            data: serde_json::Value::Null,
+        })?;
+        tracing::info!(job_id = %id, hsa_id = %person.hsa_id, "decision sent from the dispatch desk");
+        Ok(Reply::Sent(id))
+    }
+
+    fn name_of(&self, code: Kommunkod) -> String {
+        self.seed
+            .get(code)
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| format!("kommun {code}"))
+    }
+
+    /// The case number in the job's manifest, while its folder is in the spool (retention
+    /// removes it with the documents; the store never holds it).
+    fn case_of(&self, id: &JobId) -> Option<String> {
+        let text = std::fs::read_to_string(self.spool.active_job(id).join("job.toml")).ok()?;
+        let manifest = Manifest::parse(&text, 64).ok()?;
+        Some(manifest.case.expose().to_string())
+    }
+
+    fn chains(&self, job: &JobRecord) -> Vec<ProofChain> {
+        job.recipients
+            .iter()
+            .map(|r| {
+                let email = r.email.as_ref();
+                let confirmation = email.and_then(|e| e.confirmation());
+                ProofChain {
+                    kommunkod: r.kommunkod,
+                    name: self.name_of(r.kommunkod),
+                    role: r.role,
+                    channel: r.channel,
+                    address: email
+                        .and_then(|e| e.accepted.as_ref())
+                        .map(|a| a.address.clone()),
+                    accepted_at: email.and_then(|e| e.accepted.as_ref()).map(|a| a.at),
+                    delivered_at: confirmation
+                        .filter(|c| c.kind == ReportKind::Delivered)
+                        .map(|c| c.at),
+                    relayed_at: confirmation
+                        .filter(|c| c.kind == ReportKind::Relayed)
+                        .map(|c| c.at),
+                    read_at: email.and_then(|e| e.read_notice()).map(|n| n.at),
+                    rejected: email.and_then(|e| e.rejected.clone()),
+                    batch: r.letter.as_ref().map(|l| l.batch.clone()),
+                    printed_at: r.letter.as_ref().and_then(|l| l.printed_at),
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn desk_jobs(
+        &self,
+        search: &str,
+        filter: DeskFilter,
+        limit: usize,
+    ) -> Result<Reply, ServiceError> {
+        let needle = search.trim().to_lowercase();
+        let limit = limit.clamp(1, 500);
+        let mut rows = Vec::new();
+        // The newest jobs, read until `limit` rows match (at most a few thousand looked at).
+        for job in self.store.list(&[], 5_000)? {
+            let open: Vec<_> = job.open_alerts().iter().map(|m| m.kind).collect();
+            let keep = match filter {
+                DeskFilter::All => true,
+                DeskFilter::AwaitingProof => job.recipients.iter().any(|r| {
+                    r.email.as_ref().is_some_and(|e| {
+                        e.holds() && (e.confirmation().is_none() || e.read_notice().is_none())
+                    })
+                }),
+                DeskFilter::AlertOpen => !open.is_empty(),
+                DeskFilter::ByPost => job.recipients.iter().any(|r| r.letter.is_some()),
+            };
+            if !keep {
+                continue;
+            }
+            let case = self.case_of(&job.id);
+            if !needle.is_empty() {
+                let names = job
+                    .recipients
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {}",
+                            r.kommunkod,
+                            self.name_of(r.kommunkod).to_lowercase()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let hit = job.id.as_str().contains(&needle)
+                    || case.as_deref().is_some_and(|c| c.contains(&needle))
+                    || names.contains(&needle);
+                if !hit {
+                    continue;
+                }
+            }
+            rows.push(DeskRow {
+                job_id: job.id.clone(),
+                case,
+                received_at: job.received_at,
+                state: job.state,
+                chains: self.chains(&job),
+                open_alerts: open,
+            });
+            if rows.len() >= limit {
+                break;
+            }
+        }
+        Ok(Reply::DeskJobs(rows))
+    }
+
+    pub(super) fn desk_job(
+        &self,
+        person: &Person,
+        id: JobId,
+        view: DeskView,
+    ) -> Result<Reply, ServiceError> {
+        let Some(job) = self.store.get(&id)? else {
+            return Err(self.unknown(id));
+        };
+        let events = self.store.events(&id)?;
+        let what = match view {
+            DeskView::Page => "the job's page",
+            DeskView::Receipt => "the receipt for the case file",
+        };
+        self.store.audit_view(&id, &person.operator(), what)?;
+        let working = events
+            .iter()
+            .map(|e| self.working_hours.between(job.received_at, e.at).as_secs())
+            .collect();
+        let open_alerts = job
+            .open_alerts()
+            .into_iter()
+            .map(|mark| self.open_alert(&id, mark, job.to))
+            .collect::<Result<Vec<_>, ServiceError>>()?;
+        Ok(Reply::DeskJob(Box::new(DeskJob {
+            case: self.case_of(&id),
+            chains: self.chains(&job),
+            audit_position: self.store.audit_position(&id)?,
+            open_alerts,
+            working_seconds: working,
+            events,
+            job,
+        })))
+    }
+
+    /// One open alert with whom to call: the municipality's phone and contact persons, and
+    /// when it was raised (from its file, while retention keeps it).
+    pub(super) fn open_alert(
+        &self,
+        job_id: &JobId,
+        mark: crate::store::state::AlertMark,
+        assigned: Option<Kommunkod>,
+    ) -> Result<OpenAlert, ServiceError> {
+        let code = mark.kommunkod.or(assigned);
+        let registered = match code {
+            Some(code) => Some(self.store.registered(code)?),
+            None => None,
+        };
+        let file = self
+            .spool
+            .alerts()
+            .join(crate::ops::alert::Alerter::file_name(job_id, mark));
+        let since = std::fs::read(&file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<crate::ops::alert::Alert>(&bytes).ok())
+            .map(|a| a.at);
+        Ok(OpenAlert {
+            job_id: job_id.clone(),
+            kind: mark.kind,
+            team: mark.kind.team(),
+            kommunkod: code,
+            municipality: code.map(|c| self.name_of(c)),
+            phone: registered.as_ref().and_then(|r| r.phone.clone()),
+            contacts: registered.map(|r| r.contacts).unwrap_or_default(),
+            since,
+        })
+    }
+}

@@ -1,0 +1,94 @@
+//! The agency's own staff who may use the dispatch desk (`staff` tree: HSA-id → grant). Every
+//! grant given or taken is an audit entry in the same transaction.
+
+use super::*;
+use crate::registry::StaffGrant;
+use crate::store::audit::{append, AuditKind, Draft};
+
+impl Store {
+    /// The staff grant of `hsa_id`, if any.
+    pub fn staff_grant(&self, hsa_id: &str) -> Result<Option<StaffGrant>, StoreError> {
+        match self.staff.get(hsa_id.as_bytes())? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every staff grant, by HSA-id.
+    pub fn all_staff(&self) -> Result<Vec<StaffGrant>, StoreError> {
+        self.staff.iter().map(|item| decode(&item?.1)).collect()
+    }
+
+    /// Gives (`Some`) or takes (`None`) the desk grant of `hsa_id`, with its audit entry, as
+    /// `operator`. Returns the grant it replaced.
+    pub fn set_staff(
+        &self,
+        hsa_id: &str,
+        grant: Option<&StaffGrant>,
+        operator: &str,
+    ) -> Result<Option<StaffGrant>, StoreError> {
+        let at = Timestamp::now();
+        let action = match grant {
+            Some(g) => format!("desk access given to {hsa_id} as {}", g.role.as_str()),
+            None => format!("desk access taken from {hsa_id}"),
+        };
+        let result = (&self.staff, &self.audit, &self.meta).transaction(|(staff, audit, meta)| {
+            let before: Option<StaffGrant> = match staff.get(hsa_id.as_bytes())? {
+                Some(bytes) => Some(tx_decode(&bytes)?),
+                None => None,
+            };
+            match grant {
+                Some(g) => {
+                    staff.insert(hsa_id.as_bytes(), tx_encode(g)?)?;
+                }
+                None => {
+                    staff.remove(hsa_id.as_bytes())?;
+                }
+            }
+            append(
+                audit,
+                meta,
+                Draft {
+                    kind: AuditKind::Access,
+                    job_id: None,
+                    kommunkod: None,
+                    state: None,
+                    operator: Some(operator.to_string()),
+                    action: action.clone(),
+                    data: serde_json::json!({ "hsa_id": hsa_id, "role": grant.map(|g| g.role) }),
+                },
+                at,
+            )?;
+            Ok(before)
+        });
+        let before = unwrap_tx(result)?;
+        self.flush()?;
+        Ok(before)
+    }
+
+    /// Records that `operator` read job `id` on the desk (`what`: the page or the receipt).
+    pub fn audit_view(&self, id: &JobId, operator: &str, what: &str) -> Result<(), StoreError> {
+        self.audit_operator(Draft {
+            kind: AuditKind::View,
+            job_id: Some(id.clone()),
+            kommunkod: None,
+            state: None,
+            operator: Some(operator.to_string()),
+            action: format!("{what} viewed on the dispatch desk"),
+            data: serde_json::Value::Null,
+        })
+    }
+
+    /// The newest audit entry about job `id`: where the job stands in the chain (its
+    /// sequence number and hash), for the receipt in the case file.
+    pub fn audit_position(&self, id: &JobId) -> Result<Option<(u64, String)>, StoreError> {
+        for item in self.audit.iter().rev() {
+            let (_, bytes) = item?;
+            let entry: crate::store::audit::AuditEntry = serde_json::from_slice(&bytes)?;
+            if entry.job_id.as_ref() == Some(id) && entry.kind == AuditKind::Job {
+                return Ok(Some((entry.seq, entry.hash)));
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,446 @@
+//! The dispatch desk over HTTPS with SITHS-like client certificates, against real servers: a
+//! caseworker sends a decision through the form (a damaged PDF refused at its field), sees it
+//! accepted by the agency's Postfix relay, delivered when the real DSN comes back through
+//! `kurir inbound`, read after a read notification; downloads the receipt for the case file
+//! and `pdftotext` finds the case number, both documents' SHA-256 and "levererat". An unread
+//! decision is listed under Att ringa; "Ringt" closes it, names the person and is never raised
+//! again. A municipality person gets 403 on every desk page, the caseworker on municipality
+//! pages; posts need the form token. (The pages in Chromium, with axe-core: desk_browser.rs.)
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::desk::{desk_rig, DeskRig, STAFF_HSA};
+use common::portal::{connector, csrf, form, multipart, request, request_raw};
+use openssl::ssl::SslConnector;
+
+struct Client<'a> {
+    rig: &'a DeskRig,
+    tls: SslConnector,
+}
+
+impl Client<'_> {
+    fn get(&self, path: &str) -> common::portal::Reply {
+        request(&self.rig.served.addr, &self.tls, "GET", path, &[], "").expect("GET")
+    }
+
+    fn post(&self, path: &str, fields: &[(&str, &str)]) -> common::portal::Reply {
+        request(
+            &self.rig.served.addr,
+            &self.tls,
+            "POST",
+            path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &form(fields),
+        )
+        .expect("POST")
+    }
+
+    fn upload(
+        &self,
+        fields: &[(&str, &str)],
+        files: &[(&str, &str, &[u8])],
+    ) -> (u16, String, String) {
+        let (content_type, body) = multipart(fields, files);
+        let (status, head, body) = request_raw(
+            &self.rig.served.addr,
+            &self.tls,
+            "POST",
+            "/expedition/skicka/granska",
+            &[("Content-Type", &content_type)],
+            &body,
+        )
+        .expect("upload");
+        (status, head, String::from_utf8_lossy(&body).to_string())
+    }
+}
+
+fn staff(rig: &DeskRig) -> Client<'_> {
+    Client {
+        rig,
+        tls: connector(&rig.world.ca.pem, Some(&rig.staff)),
+    }
+}
+
+fn location(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .expect("a redirect")
+        .trim()
+        .to_string()
+}
+
+/// Sends a decision to Umeå through the form; returns the new job's id.
+fn send_decision(client: &Client<'_>) -> String {
+    let token = csrf(&client.get("/expedition/skicka").body);
+    let beslut = common::pdf::beslut("BESLUT-MARKER");
+    let god_man = common::pdf::god_man("GODMAN-MARKER");
+    let (status, _, page) = client.upload(
+        &[
+            ("csrf", &token),
+            ("kommun", "Umeå kommun (2480)"),
+            ("arende", common::CASE),
+        ],
+        &[
+            ("anvisningsbeslut", "beslut.pdf", &beslut),
+            ("godman", "godman.pdf", &god_man),
+        ],
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Med skyddad e-post till registrator@umea.test."),
+        "the confirmation does not say how it goes: {page}"
+    );
+    let draft = page
+        .split("name=\"utkast\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the draft")
+        .to_string();
+    let sent = client.post(
+        "/expedition/skicka/bekrafta",
+        &[("csrf", &token), ("utkast", &draft)],
+    );
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let to = location(&sent.head);
+    let id = to
+        .strip_prefix("/expedition/utskick/")
+        .and_then(|r| r.split('?').next())
+        .expect("the job's page")
+        .to_string();
+    // Twice is refused: the draft went with the first.
+    let again = client.post(
+        "/expedition/skicka/bekrafta",
+        &[("csrf", &token), ("utkast", &draft)],
+    );
+    assert_eq!(again.status, 410, "{}", again.body);
+    id
+}
+
+/// Waits until the job's page shows `text`.
+fn page_shows(client: &Client<'_>, id: &str, text: &str) -> String {
+    let mut page = String::new();
+    common::wait_for(
+        &format!("{text} on the job's page"),
+        Duration::from_secs(60),
+        || {
+            page = client.get(&format!("/expedition/utskick/{id}")).body;
+            page.contains(text)
+        },
+    );
+    page
+}
+
+#[test]
+fn a_caseworker_sends_a_decision_follows_it_to_read_and_takes_the_receipt_for_the_case_file() {
+    let rig = desk_rig(|env| {
+        env.set_env("KURIR_SPOOL__RESCAN_INTERVAL", "1s");
+    });
+    let client = staff(&rig);
+
+    // A damaged decision is refused at its field, in Swedish, and nothing is kept.
+    let token = csrf(&client.get("/expedition/skicka").body);
+    let beslut = common::pdf::beslut("BESLUT-MARKER");
+    let (status, _, page) = client.upload(
+        &[
+            ("csrf", &token),
+            ("kommun", "2480"),
+            ("arende", common::CASE),
+        ],
+        &[(
+            "anvisningsbeslut",
+            "beslut.pdf",
+            &beslut[..beslut.len() / 2],
+        )],
+    );
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("id=\"anvisningsbeslut-fel\""), "{page}");
+    assert!(page.contains("PDF-filen är skadad"), "{page}");
+    assert!(page.contains("aria-invalid=\"true\""), "{page}");
+
+    let id = send_decision(&client);
+    page_shows(&client, &id, "✓ mottaget av reläet");
+    let page = page_shows(&client, &id, "✓ levererat");
+    assert!(
+        page.contains(common::CASE),
+        "the case number is on the page"
+    );
+
+    // The read notification, as the municipality's mail client sends it, through the pipe.
+    let stored = {
+        let mut found = Vec::new();
+        common::wait_for(
+            "the message in Umeå's mailbox",
+            Duration::from_secs(60),
+            || {
+                found = rig.world.municipality.maildir("umea");
+                !found.is_empty()
+            },
+        );
+        String::from_utf8_lossy(&std::fs::read(&found[0]).expect("read")).to_string()
+    };
+    let return_path = stored
+        .lines()
+        .find_map(|l| l.strip_prefix("Return-Path: "))
+        .map(|v| v.trim().trim_matches(['<', '>']).to_string())
+        .expect("Return-Path");
+    let status = rig.env.status(&id);
+    let message_id = status["job"]["recipients"][0]["email"]["message_id"]
+        .as_str()
+        .expect("message id")
+        .to_string();
+    let mdn =
+        common::mailworld::thunderbird_mdn(&return_path, &message_id, "registrator@umea.test");
+    assert!(rig
+        .env
+        .inbound(&return_path, mdn.as_bytes())
+        .status
+        .success());
+    page_shows(&client, &id, "✓ läst");
+
+    let list = client
+        .get(&format!(
+            "/expedition/utskick?sok={}&visa=alla",
+            common::CASE
+        ))
+        .body;
+    assert!(
+        list.contains(&id),
+        "searching by case number finds it: {list}"
+    );
+    let none = client.get("/expedition/utskick?sok=99-999999").body;
+    assert!(!none.contains(&id));
+
+    // The receipt for the case file, as a PDF laid out with an embedded font.
+    let (status, head, pdf) = request_raw(
+        &rig.served.addr,
+        &client.tls,
+        "GET",
+        &format!("/expedition/utskick/{id}/kvitto.pdf"),
+        &[],
+        b"",
+    )
+    .expect("receipt");
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: application/pdf"), "{head}");
+    let file = rig.env.path().join("kvitto.pdf");
+    std::fs::write(&file, &pdf).expect("write");
+    assert!(common::qpdf_ok(&file), "qpdf --check rejects the receipt");
+    let text = common::pdftotext(&file, 1, 9);
+    let docs = status_documents(&rig, &id);
+    for needle in [
+        common::CASE,
+        &docs[0],
+        &docs[1],
+        "levererat",
+        "Umeå kommun",
+        "läst",
+    ] {
+        assert!(text.contains(needle), "the receipt lacks {needle}:\n{text}");
+    }
+    let fonts = std::process::Command::new("pdffonts")
+        .arg(&file)
+        .output()
+        .expect("pdffonts (poppler-utils)");
+    let fonts = String::from_utf8_lossy(&fonts.stdout).to_string();
+    assert!(
+        fonts.contains("DejaVuSans") && fonts.lines().skip(2).all(|l| l.contains(" yes ")),
+        "the font is not embedded:\n{fonts}"
+    );
+
+    // Every read of the job on the desk is in the audit chain, with the person.
+    let audit = rig.env.ok(&["audit", "export", "--since", "2020-01-01"]);
+    let views = audit
+        .lines()
+        .filter(|l| l.contains("viewed on the dispatch desk") && l.contains(STAFF_HSA))
+        .count();
+    assert!(views >= 3, "page and receipt views not recorded:\n{audit}");
+    assert!(audit.contains("decision sent from the dispatch desk"));
+}
+
+fn status_documents(rig: &DeskRig, id: &str) -> Vec<String> {
+    rig.env.status(id)["job"]["documents"]
+        .as_array()
+        .expect("documents")
+        .iter()
+        .map(|d| d["sha256"].as_str().expect("sha").to_string())
+        .collect()
+}
+
+/// Raises the proof deadlines as they would stand a week on, against the daemon's store (it
+/// is stopped): working time cannot be waited for in a test.
+fn a_week_passes(rig: &mut DeskRig) -> usize {
+    rig.env.stop();
+    let dir = rig.env.path();
+    let store = kurir::store::Store::open(&dir.join("state")).expect("store");
+    let spool = kurir::spool::Spool::new(dir.join("spool"));
+    let seed = Arc::new(kurir::registry::Seed::builtin().expect("seed"));
+    let alerter = Arc::new(kurir::ops::alert::Alerter::new(
+        spool.clone(),
+        store.clone(),
+        seed,
+        None,
+    ));
+    let inbound = kurir::inbound::Inbound::new(
+        spool,
+        store.clone(),
+        kurir::report_token::TokenKey::load_or_create(&dir.join("state")).expect("key"),
+        alerter,
+        kurir::config::ProofSettings {
+            return_path: common::mailworld::REPORTS.into(),
+            ..Default::default()
+        },
+        kurir::worktime::WorkingHours::swedish_default().expect("hours"),
+    );
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 7);
+    let raised = inbound.check_deadlines(later).expect("deadlines");
+    drop(inbound);
+    drop(store);
+    rig.env.start();
+    raised
+}
+
+#[test]
+fn an_unread_decision_is_listed_to_phone_and_ringt_closes_it_for_good_naming_the_person() {
+    let mut rig = desk_rig(|env| {
+        env.set_env("KURIR_SPOOL__RESCAN_INTERVAL", "1s");
+    });
+    let id = send_decision(&staff(&rig));
+    page_shows(&staff(&rig), &id, "✓ levererat");
+    assert!(a_week_passes(&mut rig) >= 1, "no deadline passed");
+    let client = staff(&rig);
+
+    let calls = client.get("/expedition/att-ringa").body;
+    assert!(
+        calls.contains("Umeå kommun: beslutet har inte lästs, ring kommunen nu"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("0980-123 45") && calls.contains("Karin Test"),
+        "{calls}"
+    );
+    let token = csrf(&calls);
+    let done = client.post(
+        &format!("/expedition/att-ringa/{id}"),
+        &[
+            ("csrf", &token),
+            ("anteckning", "Registraturen läser beslutet nu"),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    let calls = client.get("/expedition/att-ringa").body;
+    assert!(!calls.contains(&id), "still listed after Ringt: {calls}");
+
+    let status = rig.env.status(&id);
+    assert!(
+        common::has_event(
+            &status,
+            &format!("acknowledged by {STAFF_HSA} (Hanna Handläggare) via portal: ringt: Registraturen läser beslutet nu")
+        ),
+        "{status:#}"
+    );
+    let (_, metrics) = rig.env.http_get("/metrics");
+    assert!(
+        metrics.contains("kurir_alerts_open{kind=\"unread\"} 0"),
+        "{metrics}"
+    );
+    // Never raised again: not at the next deadline check, not after a restart.
+    let folder = rig.env.spool().join("alerts");
+    let alerts = || std::fs::read_dir(&folder).map_or(0, |d| d.count());
+    let before = alerts();
+    assert_eq!(a_week_passes(&mut rig), 0, "raised again");
+    assert_eq!(alerts(), before);
+    let calls = staff(&rig).get("/expedition/att-ringa").body;
+    assert!(!calls.contains(&id), "{calls}");
+}
+
+#[test]
+fn each_grant_opens_only_its_own_pages_and_posts_need_the_form_token() {
+    let rig = desk_rig(|_| {});
+    let muni = Client {
+        rig: &rig,
+        tls: connector(&rig.world.ca.pem, Some(&rig.served.person)),
+    };
+    let id = rig.env.submit("2480", None);
+    for path in [
+        "/expedition/skicka".to_string(),
+        "/expedition/utskick".into(),
+        "/expedition/att-ringa".into(),
+        format!("/expedition/utskick/{id}"),
+        format!("/expedition/utskick/{id}/kvitto"),
+        format!("/expedition/utskick/{id}/kvitto.pdf"),
+        format!("/expedition/utskick/{id}/stoppa"),
+    ] {
+        let reply = muni.get(&path);
+        assert_eq!(reply.status, 403, "a municipality person reached {path}");
+    }
+    let token = csrf(&muni.get("/kommun/2480").body);
+    let (status, _, _) = muni.upload(
+        &[
+            ("csrf", &token),
+            ("kommun", "2480"),
+            ("arende", common::CASE),
+        ],
+        &[("anvisningsbeslut", "b.pdf", &common::pdf::beslut("X"))],
+    );
+    assert_eq!(status, 403, "a municipality person sent a decision");
+    let acted = muni.post(
+        &format!("/expedition/utskick/{id}/stoppa"),
+        &[("csrf", &token), ("skal", "prov")],
+    );
+    assert_eq!(acted.status, 403);
+    assert_ne!(rig.env.status(&id)["job"]["state"], "cancelled");
+    let audit = rig.env.ok(&["audit", "export", "--since", "2020-01-01"]);
+    assert!(!audit.contains("viewed on the dispatch desk"), "{audit}");
+
+    // The caseworker has the desk and nothing of Umeå's registration.
+    let client = staff(&rig);
+    assert_eq!(client.get("/kommun/2480").status, 403);
+    assert!(client.get("/").body.contains("/expedition/utskick"));
+    // A post without the person's own form token, or from another site, does nothing.
+    let forged = client.post(
+        &format!("/expedition/utskick/{id}/stoppa"),
+        &[("csrf", &token), ("skal", "prov")],
+    );
+    assert_eq!(forged.status, 403, "another person's token was taken");
+    let cross = request(
+        &rig.served.addr,
+        &client.tls,
+        "POST",
+        &format!("/expedition/utskick/{id}/stoppa"),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Origin", "https://evil.example"),
+        ],
+        &form(&[
+            ("csrf", &csrf(&client.get("/expedition/skicka").body)),
+            ("skal", "prov"),
+        ]),
+    )
+    .expect("post");
+    assert_eq!(cross.status, 403, "a cross-site post was taken");
+    assert_ne!(rig.env.status(&id)["job"]["state"], "cancelled");
+
+    // Operations (drift) follow decisions but send none.
+    rig.env.ok(&[
+        "staff",
+        "grant",
+        "--hsa-id",
+        STAFF_HSA,
+        "--name",
+        "Hanna Handläggare",
+        "--role",
+        "drift",
+        "--issuer",
+        &format!("CN={}", common::portal::PERSON_CA),
+    ]);
+    assert_eq!(client.get("/expedition/skicka").status, 403);
+    assert_eq!(client.get("/expedition/utskick").status, 200);
+    rig.env.ok(&["staff", "revoke", "--hsa-id", STAFF_HSA]);
+    assert_eq!(client.get("/expedition/utskick").status, 403);
+    let listed = rig.env.ok(&["staff", "list"]);
+    assert!(listed.contains("-- 0 person(s)"), "{listed}");
+}
