@@ -98,6 +98,8 @@ fn hot_path(c: &mut Criterion) {
         alerts: vec![],
         acknowledged: vec![],
         unknown_deliveries: 0,
+        submission: None,
+        duplicate_of: None,
     };
     store
         .enqueue(&record, &[(JobState::Queued, "bench".into())])

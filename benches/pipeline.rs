@@ -709,6 +709,8 @@ fn main() {
                 alerts: vec![],
                 acknowledged: vec![],
                 unknown_deliveries: 0,
+                submission: None,
+                duplicate_of: None,
             };
             chunk.push((
                 record,

@@ -247,6 +247,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         working_hours: hours_for_print.clone(),
         print_confirm_within: settings.print.confirm_within,
         pdf_limits: crate::pdf::PdfLimits::from_settings(&settings.spool),
+        state_dir: settings.store.dir.clone(),
     });
     let operator_socket = crate::cli::control::socket_path(&settings.store.dir);
     let operator_listener = protocol::bind(&operator_socket, 0o600)

@@ -246,6 +246,25 @@ pub struct Manifest {
     /// The documents, in the order they are to be read.
     #[serde(rename = "document")]
     pub documents: Vec<ManifestDocument>,
+    /// The case system's own identifier of this submission: a job whose key kurir has seen
+    /// is not sent again (it is answered with the first job). Letters, digits, `.`, `_`, `:`
+    /// and `-`, at most 100; never logged (the store keeps its SHA-256 only).
+    #[serde(default)]
+    pub submission_key: Option<String>,
+}
+
+/// Checks a submission key's form.
+pub fn check_submission_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 100
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// The SHA-256 (hex) under which the store knows a submission key.
+pub fn submission_digest(key: &str) -> String {
+    crate::digest::sha256_hex(format!("kurir-submission:{key}").as_bytes())
 }
 
 /// One `[[document]]` entry of `job.toml`.
@@ -291,6 +310,9 @@ pub enum ManifestError {
     /// The same municipality twice among recipients.
     #[error("kommunkod {0} appears more than once among `to` and `copy_to`")]
     DuplicateRecipient(Kommunkod),
+    /// A submission key of the wrong form.
+    #[error("submission_key must be 1 to 100 letters, digits, '.', '_', ':' or '-'")]
+    SubmissionKey,
 }
 
 impl Manifest {
@@ -320,6 +342,13 @@ impl Manifest {
                 return Err(ManifestError::DuplicateFile { index: i + 1 });
             }
         }
+        if self
+            .submission_key
+            .as_deref()
+            .is_some_and(|k| !check_submission_key(k))
+        {
+            return Err(ManifestError::SubmissionKey);
+        }
         let mut seen = vec![self.to];
         for code in &self.copy_to {
             if seen.contains(code) {
@@ -343,6 +372,9 @@ impl Manifest {
         if !self.copy_to.is_empty() {
             let list: Vec<String> = self.copy_to.iter().map(|c| format!("\"{c}\"")).collect();
             out.push_str(&format!("copy_to = [{}]\n", list.join(", ")));
+        }
+        if let Some(key) = &self.submission_key {
+            out.push_str(&format!("submission_key = \"{key}\"\n"));
         }
         for doc in &self.documents {
             out.push_str(&format!(

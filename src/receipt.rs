@@ -35,6 +35,10 @@ pub struct Receipt<'a> {
     pub batch: Option<String>,
     /// Why the job was quarantined, if it was.
     pub quarantine: Option<&'a QuarantineInfo>,
+    /// For a resubmission (a `submission_key` kurir had before): the job that has it, whose
+    /// receipt says what became of it. This job was not sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<&'a JobId>,
     /// When kurir claimed the job.
     pub received_at: String,
     /// When it reached this state.
@@ -162,6 +166,7 @@ pub fn build<'a>(record: &'a JobRecord, events: &'a [Event], seed: &Seed) -> Rec
             })
             .collect(),
         quarantine: record.quarantine.as_ref(),
+        duplicate_of: record.duplicate_of.as_ref(),
         received_at: record.received_at.to_string(),
         finished_at: record.updated_at.to_string(),
         events,

@@ -287,3 +287,50 @@ fn submit_refuses_unknown_kommunkod_and_missing_files_before_writing() {
         "nothing may be written for a refused submission"
     );
 }
+
+#[test]
+fn a_resubmission_written_straight_into_the_spool_names_the_first_job_and_is_not_printed_again() {
+    let mut env = Env::new();
+    env.start();
+    let beslut = common::pdf::beslut("RESUBMIT");
+    let manifest = format!(
+        "to = \"2480\"\ncase = \"{CASE}\"\nsubmission_key = \"arende-4711:1\"\n\n\
+         [[document]]\nkind = \"anvisningsbeslut\"\nfile = \"b.pdf\"\n"
+    );
+    // Twice in one scan, and once more later: one job is printed.
+    env.drop_job("forsta", &manifest, &[("b.pdf", &beslut)]);
+    env.drop_job("andra", &manifest, &[("b.pdf", &beslut)]);
+    let mut receipts = Vec::new();
+    common::wait_for("two receipts", std::time::Duration::from_secs(30), || {
+        receipts = env.receipts();
+        receipts.len() == 2
+    });
+    env.drop_job("tredje", &manifest, &[("b.pdf", &beslut)]);
+    common::wait_for("three receipts", std::time::Duration::from_secs(30), || {
+        receipts = env.receipts();
+        receipts.len() == 3
+    });
+    let first: Vec<&serde_json::Value> = receipts
+        .iter()
+        .filter(|r| r["duplicate_of"].is_null())
+        .collect();
+    assert_eq!(first.len(), 1, "{receipts:#?}");
+    assert_eq!(first[0]["state"], "print-queued");
+    for dup in receipts.iter().filter(|r| !r["duplicate_of"].is_null()) {
+        assert_eq!(dup["duplicate_of"], first[0]["job_id"]);
+        assert_eq!(dup["state"], "cancelled");
+        assert!(dup["batch"].is_null(), "a duplicate was printed: {dup:#}");
+    }
+    let letters = std::fs::read_dir(env.spool().join("print"))
+        .expect("print")
+        .filter_map(|e| e.ok())
+        .flat_map(|b| std::fs::read_dir(b.path()).into_iter().flatten())
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".pdf"))
+        .count();
+    assert_eq!(letters, 1, "one letter for one submission");
+    assert!(
+        !env.logs().contains("arende-4711"),
+        "the submission key in the log"
+    );
+}

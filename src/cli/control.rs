@@ -157,6 +157,7 @@ fn answer_locally(
             .map_err(|e| ControlError::Local(format!("[working_hours]: {e}")))?,
         print_confirm_within: settings.print.confirm_within,
         pdf_limits: crate::pdf::PdfLimits::from_settings(&settings.spool),
+        state_dir: settings.store.dir.clone(),
     });
     Ok(runtime.block_on(service.call(principal, command)))
 }

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use anyhow::bail;
 
 use crate::cli::{expect_reply, Daemon};
-use crate::config::Settings;
 use crate::intake::submit::{self, SubmitRequest};
 use crate::job::{CaseNumber, DocumentKind, JobId, Kommunkod};
 use crate::pdf::PdfLimits;
@@ -18,16 +17,33 @@ use crate::service::{Command, Reply};
 use crate::spool::Spool;
 use crate::store::state::{EmailDelivery, Event, JobRecord, JobState, ReportKind};
 
-/// `kurir submit`: checks the documents, writes the job into the spool and prints its id.
-pub fn submit_job(
-    settings: &Settings,
-    seed: &Seed,
-    to: Kommunkod,
-    case: CaseNumber,
-    anvisningsbeslut: Option<PathBuf>,
-    god_man: Option<PathBuf>,
-    copy_to: Vec<Kommunkod>,
-) -> anyhow::Result<ExitCode> {
+/// What `kurir submit` was given.
+pub struct SubmitArgs {
+    /// The assigned municipality.
+    pub to: Kommunkod,
+    /// The case number.
+    pub case: CaseNumber,
+    /// The decision's file.
+    pub anvisningsbeslut: Option<PathBuf>,
+    /// The notice's file.
+    pub god_man: Option<PathBuf>,
+    /// Copies.
+    pub copy_to: Vec<Kommunkod>,
+    /// The case system's identifier of the submission.
+    pub submission_key: Option<String>,
+}
+
+/// `kurir submit`: checks the documents, writes the job into the spool and prints its id. A
+/// submission key kurir has had before prints the first job's id instead, and says so.
+pub fn submit_job(daemon: &Daemon<'_>, args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let SubmitArgs {
+        to,
+        case,
+        anvisningsbeslut,
+        god_man,
+        copy_to,
+        submission_key,
+    } = args;
     let mut documents = Vec::new();
     if let Some(path) = anvisningsbeslut {
         documents.push((DocumentKind::Anvisningsbeslut, path));
@@ -38,12 +54,33 @@ pub fn submit_job(
     if documents.is_empty() {
         bail!("give at least one document: --anvisningsbeslut FILE and/or --god-man FILE");
     }
+    let seed = daemon.seed();
     for code in std::iter::once(&to).chain(copy_to.iter()) {
         seed.require(*code)?;
     }
     if copy_to.contains(&to) {
         bail!("--copy-to {to} is the assigned municipality itself");
     }
+    if let Some(key) = &submission_key {
+        if !crate::job::check_submission_key(key) {
+            bail!("--submission-key must be 1 to 100 letters, digits, '.', '_', ':' or '-'");
+        }
+        // Asked first, so that a resubmission is answered at once; intake checks again (a
+        // store that is not there yet, say on a fresh machine, answers nothing).
+        if let Ok(Reply::Submission(Some((first, state)))) = daemon.ask(
+            None,
+            Command::SubmissionLookup {
+                digest: crate::job::submission_digest(key),
+            },
+        ) {
+            eprintln!(
+                "kurir: this submission was had before, as job {first} ({state}); not sent again"
+            );
+            say!("{first}");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let settings = daemon.settings();
     let spool = Spool::new(&settings.spool.dir);
     let id = submit::submit(
         &spool,
@@ -52,6 +89,7 @@ pub fn submit_job(
             case,
             copy_to,
             documents,
+            submission_key,
         },
         &PdfLimits::from_settings(&settings.spool),
     )?;

@@ -5,6 +5,7 @@
 //! started by `main.rs`.
 
 pub mod audit;
+pub mod backup;
 pub mod control;
 pub mod docs;
 pub mod doctor;
@@ -85,6 +86,11 @@ pub enum Command {
         /// Kommunkod of a municipality that gets a copy for information (repeatable).
         #[arg(long, value_name = "KOMMUNKOD", value_parser = crate::cli::known_kommunkod)]
         copy_to: Vec<Kommunkod>,
+        /// The case system's own identifier of this submission: one kurir has had before is
+        /// not sent again; its first job's id is printed instead (safe to resubmit after a
+        /// restore).
+        #[arg(long, value_name = "KEY")]
+        submission_key: Option<String>,
     },
     /// Show one job's state and full history.
     Status {
@@ -132,6 +138,25 @@ pub enum Command {
         /// What to do with desk access.
         #[command(subcommand)]
         command: staff::StaffCommand,
+    },
+    /// Write a backup of the store, the keys and the unfinished jobs' documents into a new
+    /// folder while jobs keep flowing (the running daemon takes it; stopped, this command
+    /// does); `--verify` checks one.
+    Backup {
+        /// The new folder (or, with --verify, the backup to check).
+        dest: PathBuf,
+        /// Check the backup in DEST (its manifest and every file's SHA-256); no daemon needed.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Make the store from a backup, on a fresh machine (no daemon may run). Jobs that were
+    /// being sent at the backup's moment are tried again at start.
+    Restore {
+        /// The backup folder.
+        src: PathBuf,
+        /// Replace a stopped store that is there (it is moved aside, not deleted).
+        #[arg(long)]
+        force: bool,
     },
     /// The print shop's side: batches waiting to be printed and posted, and their confirmation.
     Print {
@@ -234,14 +259,17 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             anvisningsbeslut,
             god_man,
             copy_to,
+            submission_key,
         } => jobs::submit_job(
-            &settings,
-            &seed,
-            to,
-            case,
-            anvisningsbeslut,
-            god_man,
-            copy_to,
+            &daemon,
+            jobs::SubmitArgs {
+                to,
+                case,
+                anvisningsbeslut,
+                god_man,
+                copy_to,
+                submission_key,
+            },
         ),
         Command::Status { job_id, json } => jobs::status(&daemon, job_id, json),
         Command::List { state, limit, json } => {
@@ -257,6 +285,8 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Audit { command } => audit::run(&daemon, command),
         Command::Print { command } => print::run(&daemon, command),
+        Command::Backup { dest, verify } => backup::backup(&daemon, dest, verify),
+        Command::Restore { src, force } => backup::restore(&daemon, src, force),
         Command::Staff { command } => staff::run(&daemon, command),
         Command::Inbound { recipient } => Ok(inbound::run(&settings, recipient.as_deref())),
         Command::Operator(command) => operator::run(command, &daemon),

@@ -184,6 +184,7 @@ mod tests {
             case: "12-345678".parse().expect("case"),
             copy_to: vec![],
             documents: vec![(DocumentKind::Anvisningsbeslut, bytes)],
+            submission_key: None,
         }
     }
 

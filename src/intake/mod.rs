@@ -325,11 +325,17 @@ impl Intake {
             alerts: Vec::new(),
             acknowledged: Vec::new(),
             unknown_deliveries: 0,
+            submission: None,
+            duplicate_of: None,
         };
         match verdict {
             Ok(job) => {
                 record.to = job.recipients.first().map(|(code, _)| *code);
                 record.documents = job.documents;
+                record.submission = job.submission.clone();
+                if let Some(first) = self.first_with(job.submission.as_deref(), group)? {
+                    return Ok(Some(self.duplicate(record, first, group)?));
+                }
                 let mut routes = Vec::new();
                 for (code, role) in job.recipients {
                     let registered = self.store.registered(code)?;
@@ -408,6 +414,58 @@ impl Intake {
                 Ok(Some(JobState::Quarantined))
             }
         }
+    }
+
+    /// The job that had this submission key first: one of this group's, or one the store
+    /// knows (also from before a restore).
+    fn first_with(
+        &self,
+        digest: Option<&str>,
+        group: &[QueuedJob],
+    ) -> Result<Option<JobId>, IntakeError> {
+        let Some(digest) = digest else {
+            return Ok(None);
+        };
+        let in_group = group
+            .iter()
+            .find(|(r, _)| r.submission.as_deref() == Some(digest) && r.duplicate_of.is_none())
+            .map(|(r, _)| r.id.clone());
+        match in_group {
+            Some(id) => Ok(Some(id)),
+            None => Ok(self.store.submission(digest)?),
+        }
+    }
+
+    /// Records a submission the case system made before as a job that is not sent: it names
+    /// the first job, whose receipt says what happened (at most one delivery per key).
+    fn duplicate(
+        &self,
+        mut record: JobRecord,
+        first: JobId,
+        group: &mut Vec<QueuedJob>,
+    ) -> Result<JobState, IntakeError> {
+        let state = match self.store.get(&first)? {
+            Some(job) => job.state.as_str(),
+            None => "taken in with it",
+        };
+        record.duplicate_of = Some(first.clone());
+        record.state = JobState::Cancelled;
+        record.next_attempt = None;
+        tracing::info!(job_id = %record.id, duplicate_of = %first, "a submission kurir had before: not sent again");
+        group.push((
+            record,
+            vec![
+                (JobState::Received, "claimed and validated".to_string()),
+                (
+                    JobState::Cancelled,
+                    format!(
+                        "not sent: the same submission as job {first} ({state}); that job's \
+                         receipt says what became of it"
+                    ),
+                ),
+            ],
+        ));
+        Ok(JobState::Cancelled)
     }
 
     /// `quarantine/<source>/`, or `<source>.<job-id>` if that name is taken or unusable.

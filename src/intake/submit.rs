@@ -74,6 +74,7 @@ pub fn submit(
         case: manifest_base.case,
         copy_to: manifest_base.copy_to,
         documents: contents,
+        submission_key: manifest_base.submission_key,
     };
     write_job(spool, &build, &job).map_err(|source| SubmitError::Write {
         dir: build.clone(),
@@ -97,6 +98,8 @@ pub struct JobContents {
     pub copy_to: Vec<crate::job::Kommunkod>,
     /// Documents in order, with their bytes.
     pub documents: Vec<(DocumentKind, Vec<u8>)>,
+    /// The case system's own identifier of the submission, if it gives one.
+    pub submission_key: Option<String>,
 }
 
 /// Writes the job's folder `build` (under `tmp/`): each document, named after its kind only
@@ -115,6 +118,7 @@ pub(crate) fn write_job(spool: &Spool, build: &Path, job: &JobContents) -> std::
         case: job.case.clone(),
         copy_to: job.copy_to.clone(),
         documents,
+        submission_key: job.submission_key.clone(),
     };
     fsutil::write_new(&build.join("job.toml"), manifest.to_toml().as_bytes())?;
     fsutil::sync_dir(build)
@@ -139,4 +143,6 @@ pub struct SubmitRequest {
     pub copy_to: Vec<crate::job::Kommunkod>,
     /// Documents in order.
     pub documents: Vec<(DocumentKind, PathBuf)>,
+    /// The case system's own identifier of the submission, if it gives one.
+    pub submission_key: Option<String>,
 }

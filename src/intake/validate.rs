@@ -29,6 +29,8 @@ pub struct ValidJob {
     pub recipients: Vec<(Kommunkod, RecipientRole)>,
     /// Documents in order.
     pub documents: Vec<DocumentRecord>,
+    /// The SHA-256 of the case system's submission key, if it gave one.
+    pub submission: Option<String>,
 }
 
 /// Why a job is quarantined.
@@ -184,6 +186,10 @@ pub fn validate_job(dir: &Path, seed: &Seed, limits: &JobLimits) -> Result<Valid
     Ok(ValidJob {
         recipients: manifest.recipients(),
         documents,
+        submission: manifest
+            .submission_key
+            .as_deref()
+            .map(crate::job::submission_digest),
     })
 }
 

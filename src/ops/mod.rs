@@ -4,6 +4,7 @@
 //! Metric labels are channels, states, reply classes and kommunkoder — never personal data.
 
 pub mod alert;
+pub mod backup;
 pub mod logging;
 pub mod retention;
 

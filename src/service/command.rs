@@ -156,6 +156,16 @@ pub enum Command {
         /// Which view.
         view: DeskView,
     },
+    /// Writes a backup of the store as it stands now (jobs keep flowing) into a new folder.
+    Backup {
+        /// The new folder (absolute: the daemon writes it).
+        dest: std::path::PathBuf,
+    },
+    /// The job that first had a submission key (by its SHA-256), if any.
+    SubmissionLookup {
+        /// [`crate::job::submission_digest`] of the key.
+        digest: String,
+    },
     /// Walks the audit chain.
     AuditVerify,
     /// Audit entries from an instant on.

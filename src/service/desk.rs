@@ -98,6 +98,7 @@ impl Core {
             case: case.clone(),
             copy_to: copies.clone(),
             documents: documents.into_iter().map(|u| (u.kind, u.bytes)).collect(),
+            submission_key: None,
         };
         let (draft, held) = draft::create(&self.spool, &owner_of(person), &job, &self.pdf_limits)?;
         let routes = std::iter::once(to)

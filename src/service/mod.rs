@@ -106,6 +106,8 @@ pub struct ServiceParts {
     pub print_confirm_within: Duration,
     /// What a document must be to be sent (the desk checks drafts as `kurir submit` does).
     pub pdf_limits: crate::pdf::PdfLimits,
+    /// The state folder (its keys go into backups).
+    pub state_dir: std::path::PathBuf,
 }
 
 /// The service. Cheap to clone.
@@ -130,6 +132,7 @@ struct Core {
     working_hours: WorkingHours,
     print_confirm_within: SignedDuration,
     pdf_limits: crate::pdf::PdfLimits,
+    state_dir: std::path::PathBuf,
     /// Registry changes are read-modify-write: one at a time.
     registry_lock: Mutex<()>,
     /// What the portal last reported of itself.
@@ -202,6 +205,7 @@ impl Service {
                 print_confirm_within: SignedDuration::try_from(parts.print_confirm_within)
                     .unwrap_or(SignedDuration::from_hours(8)),
                 pdf_limits: parts.pdf_limits,
+                state_dir: parts.state_dir,
                 registry_lock: Mutex::new(()),
                 portal: Mutex::new(None),
             }),
@@ -354,6 +358,29 @@ impl Core {
                 limit,
             } => self.desk_jobs(&search, filter, limit),
             Command::DeskJob { id, view } => self.desk_job(person_of(principal)?, id, view),
+            Command::Backup { dest } => {
+                if !dest.is_absolute() {
+                    return Err(ServiceError::Io {
+                        what: format!("backup to {}", dest.display()),
+                        detail: "give an absolute path".into(),
+                    });
+                }
+                let manifest =
+                    crate::ops::backup::write(&self.store, &self.spool, &self.state_dir, &dest)
+                        .map_err(|e| ServiceError::Io {
+                            what: format!("backup to {}", dest.display()),
+                            detail: e.to_string(),
+                        })?;
+                tracing::info!(dest = %dest.display(), jobs = manifest.jobs, "backup written");
+                Ok(Reply::BackedUp(Box::new(manifest)))
+            }
+            Command::SubmissionLookup { digest } => {
+                let first = match self.store.submission(&digest)? {
+                    Some(id) => self.store.get(&id)?.map(|job| (id, job.state)),
+                    None => None,
+                };
+                Ok(Reply::Submission(first))
+            }
             Command::AuditVerify => Ok(Reply::Audit(self.store.verify_audit()?)),
             Command::AuditExport { since } => {
                 Ok(Reply::AuditEntries(self.store.audit_since(since)?))

@@ -170,6 +170,10 @@ pub enum Reply {
     Draft(Box<DraftPreview>),
     /// A draft was sent: the new job.
     Sent(crate::job::JobId),
+    /// A backup was written: its manifest.
+    BackedUp(Box<crate::ops::backup::Manifest>),
+    /// The job that first had a submission key, and its state.
+    Submission(Option<(crate::job::JobId, crate::store::state::JobState)>),
     /// The desk's list.
     DeskJobs(Vec<DeskRow>),
     /// One job for the desk.

@@ -229,11 +229,13 @@ impl Store {
     /// Appends an operator action that changes no job state (e.g. deleting a quarantined job).
     pub fn audit_operator(&self, draft: Draft) -> Result<(), StoreError> {
         let at = Timestamp::now();
+        let gate = self.gate();
         let result = (&self.audit, &self.meta).transaction(|(audit_tree, meta)| {
             append(audit_tree, meta, draft.clone(), at)?;
             Ok(())
         });
         unwrap_tx(result)?;
+        drop(gate);
         self.flush()
     }
 

@@ -102,28 +102,34 @@ impl Store {
 
     /// Records a new batch and makes it the open one.
     pub fn open_new_batch(&self, batch: &BatchRecord) -> Result<(), StoreError> {
-        let result = (&self.batches, &self.meta).transaction(|(batches, meta)| {
-            batches.insert(batch.id.as_bytes(), tx_encode(batch)?)?;
-            meta.insert(b"open_batch".as_slice(), batch.id.as_bytes())?;
-            Ok(())
-        });
+        let result = {
+            let _gate = self.gate();
+            (&self.batches, &self.meta).transaction(|(batches, meta)| {
+                batches.insert(batch.id.as_bytes(), tx_encode(batch)?)?;
+                meta.insert(b"open_batch".as_slice(), batch.id.as_bytes())?;
+                Ok(())
+            })
+        };
         unwrap_tx(result)?;
         self.flush()
     }
 
     /// Marks a batch closed; it is no longer the open one.
     pub fn close_batch(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
-        let result = (&self.batches, &self.meta).transaction(|(batches, meta)| {
-            if let Some(bytes) = batches.get(id.as_bytes())? {
-                let mut batch: BatchRecord = tx_decode(&bytes)?;
-                batch.closed_at = Some(at);
-                batches.insert(id.as_bytes(), tx_encode(&batch)?)?;
-            }
-            if meta.get(b"open_batch")?.as_deref() == Some(id.as_bytes()) {
-                meta.remove(b"open_batch".as_slice())?;
-            }
-            Ok(())
-        });
+        let result = {
+            let _gate = self.gate();
+            (&self.batches, &self.meta).transaction(|(batches, meta)| {
+                if let Some(bytes) = batches.get(id.as_bytes())? {
+                    let mut batch: BatchRecord = tx_decode(&bytes)?;
+                    batch.closed_at = Some(at);
+                    batches.insert(id.as_bytes(), tx_encode(&batch)?)?;
+                }
+                if meta.get(b"open_batch")?.as_deref() == Some(id.as_bytes()) {
+                    meta.remove(b"open_batch".as_slice())?;
+                }
+                Ok(())
+            })
+        };
         unwrap_tx(result)?;
         self.flush()
     }
@@ -140,18 +146,21 @@ impl Store {
         id: &str,
         confirmation: &BatchConfirmation,
     ) -> Result<Option<BatchRecord>, StoreError> {
-        let result = self.batches.transaction(|batches| {
-            let Some(bytes) = batches.get(id.as_bytes())? else {
-                return Ok(None);
-            };
-            let before: BatchRecord = tx_decode(&bytes)?;
-            if before.closed_at.is_some() && before.confirmed.is_none() {
-                let mut after = before.clone();
-                after.confirmed = Some(confirmation.clone());
-                batches.insert(id.as_bytes(), tx_encode(&after)?)?;
-            }
-            Ok(Some(before))
-        });
+        let result = {
+            let _gate = self.gate();
+            self.batches.transaction(|batches| {
+                let Some(bytes) = batches.get(id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let before: BatchRecord = tx_decode(&bytes)?;
+                if before.closed_at.is_some() && before.confirmed.is_none() {
+                    let mut after = before.clone();
+                    after.confirmed = Some(confirmation.clone());
+                    batches.insert(id.as_bytes(), tx_encode(&after)?)?;
+                }
+                Ok(Some(before))
+            })
+        };
         let before = unwrap_tx(result)?;
         self.flush()?;
         Ok(before)
@@ -159,14 +168,17 @@ impl Store {
 
     /// Notes that retention removed a batch's folder.
     pub fn note_batch_removed(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
-        let result = self.batches.transaction(|batches| {
-            if let Some(bytes) = batches.get(id.as_bytes())? {
-                let mut batch: BatchRecord = tx_decode(&bytes)?;
-                batch.files_removed_at = Some(at);
-                batches.insert(id.as_bytes(), tx_encode(&batch)?)?;
-            }
-            Ok(())
-        });
+        let result = {
+            let _gate = self.gate();
+            self.batches.transaction(|batches| {
+                if let Some(bytes) = batches.get(id.as_bytes())? {
+                    let mut batch: BatchRecord = tx_decode(&bytes)?;
+                    batch.files_removed_at = Some(at);
+                    batches.insert(id.as_bytes(), tx_encode(&batch)?)?;
+                }
+                Ok(())
+            })
+        };
         unwrap_tx(result)?;
         self.flush()
     }

@@ -21,6 +21,8 @@ pub(super) struct JobTrees<'a> {
     pub(super) letters: &'a TransactionalTree,
     /// For its batch's record.
     pub(super) batches: &'a TransactionalTree,
+    /// Submission key digests → the job that had them first.
+    pub(super) submissions: &'a TransactionalTree,
 }
 
 /// The indexes a job's record keeps, inside one transaction.
@@ -270,6 +272,17 @@ impl Store {
                 let key = record.id.as_str().as_bytes();
                 if trees.jobs.get(key)?.is_some() {
                     return abort(StoreError::AlreadyExists(record.id.clone()));
+                }
+                // A submission key is had once: the first job keeps it; a duplicate (marked
+                // by intake) records nothing in the index.
+                if let (Some(digest), None) = (&record.submission, &record.duplicate_of) {
+                    if let Some(first) = trees.submissions.get(digest.as_bytes())? {
+                        let first = String::from_utf8_lossy(&first).to_string();
+                        return abort(StoreError::SubmissionTaken(first));
+                    }
+                    trees
+                        .submissions
+                        .insert(digest.as_bytes(), record.id.as_str().as_bytes())?;
                 }
                 trees.jobs.insert(key, tx_encode(record)?)?;
                 for (seq, event) in events.iter().enumerate() {

@@ -30,6 +30,7 @@
 //!   with the change that calls for them
 //! - `proof_watch`: job id → () for every job with a delivery report or read notification
 //!   still awaited and not yet alerted on — what the proof deadlines read
+//! - `submissions`: SHA-256 of a case system's submission key → the job that had it first
 //! - `staff`: HSA-id → [`crate::registry::StaffGrant`], who may use the dispatch desk
 //! - `open_alerts`: job id, NUL, alert kind, NUL, kommunkod → () for every alert whose cause
 //!   still holds and that nobody acknowledged ([`state::JobRecord::open_alerts`]) — what the
@@ -47,6 +48,7 @@ pub mod journal;
 pub mod kinds;
 pub mod state;
 
+mod backup;
 mod batches;
 mod jobs;
 mod migrate;
@@ -59,6 +61,7 @@ mod staff;
 mod tests;
 mod unapplied;
 
+pub use backup::{SnapshotInfo, TreeEntries};
 pub use batches::{BatchConfirmation, BatchRecord, LetterRow};
 pub use notices::Notice;
 pub use registrations::{HoldNote, RelayHealth};
@@ -147,6 +150,12 @@ pub enum StoreError {
     /// The job exists already.
     #[error("job {0} exists already")]
     AlreadyExists(JobId),
+    /// A snapshot could not be written or a store made from one.
+    #[error("backup: {0}")]
+    Backup(std::io::Error),
+    /// A submission key an earlier job already had (that job's id).
+    #[error("the submission key was used by job {0}")]
+    SubmissionTaken(String),
     /// Compare-and-set failed: someone else moved the job first.
     #[error("job {id} is {actual}, expected {expected}")]
     Conflict {
@@ -224,7 +233,10 @@ pub struct Store {
     receipts_owed: sled::Tree,
     open_alerts: sled::Tree,
     staff: sled::Tree,
+    submissions: sled::Tree,
     notices: sled::Tree,
+    /// Passed by every write; held for writing while a snapshot is taken ([`backup`]).
+    gate: Arc<std::sync::RwLock<()>>,
     journal: Arc<Journal>,
     unapplied: Arc<Mutex<HashMap<JobId, Vec<Unapplied>>>>,
     registry_cache: Arc<Mutex<HashMap<Kommunkod, Registered>>>,
@@ -326,7 +338,9 @@ impl Store {
             receipts_owed: db.open_tree("receipts_owed")?,
             open_alerts: db.open_tree("open_alerts")?,
             staff: db.open_tree("staff")?,
+            submissions: db.open_tree("submissions")?,
             notices: db.open_tree("notices")?,
+            gate: Arc::default(),
             journal: Arc::new(journal),
             unapplied: Arc::default(),
             registry_cache: Arc::default(),
@@ -406,6 +420,7 @@ impl Store {
     /// Runs `f` as one transaction over the trees a job's steps write (retried by sled on a
     /// conflict, so `f` must only depend on what it reads there).
     fn job_transaction<T>(&self, f: impl Fn(&JobTrees) -> TxResult<T>) -> Result<T, StoreError> {
+        let _gate = self.gate();
         let result = (
             &self.jobs,
             &self.events,
@@ -419,6 +434,7 @@ impl Store {
             &self.meta,
             &self.letters,
             &self.batches,
+            &self.submissions,
         )
             .transaction(
                 |(
@@ -434,6 +450,7 @@ impl Store {
                     meta,
                     letters,
                     batches,
+                    submissions,
                 )| {
                     f(&JobTrees {
                         jobs,
@@ -448,6 +465,7 @@ impl Store {
                         meta,
                         letters,
                         batches,
+                        submissions,
                     })
                 },
             );
@@ -457,7 +475,10 @@ impl Store {
     /// Writes and flushes a heartbeat: proves the store is writable (for /healthz).
     pub fn check_writable(&self) -> Result<(), StoreError> {
         let now = Timestamp::now().as_millisecond().to_be_bytes();
-        self.meta.insert(b"heartbeat".as_slice(), &now[..])?;
+        {
+            let _gate = self.gate();
+            self.meta.insert(b"heartbeat".as_slice(), &now[..])?;
+        }
         self.flush()
     }
 }

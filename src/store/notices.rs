@@ -68,7 +68,10 @@ impl Store {
 
     /// Records how far a notice got (flushed).
     pub fn update_notice(&self, seq: u64, notice: &Notice) -> Result<(), StoreError> {
-        self.notices.insert(notice_key(seq), encode(notice)?)?;
+        {
+            let _gate = self.gate();
+            self.notices.insert(notice_key(seq), encode(notice)?)?;
+        }
         self.flush()
     }
 
@@ -76,6 +79,7 @@ impl Store {
     /// it and what it was called), in one transaction. (The change's own history entry names
     /// the notice already.)
     pub fn finish_notice(&self, seq: u64, notice: &Notice) -> Result<(), StoreError> {
+        let gate = self.gate();
         let result =
             (&self.notices, &self.audit, &self.meta).transaction(|(notices, audit_tree, meta)| {
                 notices.remove(&seq.to_be_bytes())?;
@@ -96,6 +100,7 @@ impl Store {
                 Ok(())
             });
         unwrap_tx(result)?;
+        drop(gate);
         self.flush()
     }
 

@@ -115,6 +115,14 @@ impl Store {
         Ok(out)
     }
 
+    /// The job that first had the submission key whose digest this is, if any.
+    pub fn submission(&self, digest: &str) -> Result<Option<JobId>, StoreError> {
+        Ok(self
+            .submissions
+            .get(digest.as_bytes())?
+            .and_then(|v| String::from_utf8_lossy(&v).parse().ok()))
+    }
+
     /// Every open alert ([`JobRecord::open_alerts`]), by job id.
     pub fn open_alerts(&self) -> Result<Vec<(JobId, AlertMark)>, StoreError> {
         let mut out = Vec::new();

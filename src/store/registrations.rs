@@ -100,6 +100,7 @@ impl Store {
             &self.meta,
             &self.notices,
         );
+        let gate = self.gate();
         let result = trees.transaction(
             |(reg, history, audit_tree, meta, notices_tree)| {
             Store::queue_notices(notices_tree, meta, notices)?;
@@ -139,6 +140,7 @@ impl Store {
             Ok(change)
         });
         let change = unwrap_tx(result);
+        drop(gate);
         // Dropped on failure too: the next read goes to sled.
         cache.remove(&code);
         let change = change?;
@@ -176,6 +178,7 @@ impl Store {
     /// Puts a municipality on hold (`Some`) or releases it (`None`).
     pub fn set_hold(&self, code: Kommunkod, note: Option<&HoldNote>) -> Result<(), StoreError> {
         let key = format!("hold:{code}");
+        let gate = self.gate();
         match note {
             Some(n) => {
                 self.meta.insert(key.as_bytes(), encode(n)?)?;
@@ -184,6 +187,7 @@ impl Store {
                 self.meta.remove(key.as_bytes())?;
             }
         }
+        drop(gate);
         self.flush()
     }
 
@@ -198,6 +202,7 @@ impl Store {
 
     /// Records the relay's health (not flushed: losing it costs one extra attempt).
     pub fn set_relay_health(&self, health: &RelayHealth) -> Result<(), StoreError> {
+        let _gate = self.gate();
         self.meta
             .insert(b"relay_health".as_slice(), encode(health)?)?;
         Ok(())

@@ -27,6 +27,7 @@ impl Store {
 
     /// Drops an entry of the retention index once retention is done with it.
     pub fn forget_finished(&self, key: &[u8]) -> Result<(), StoreError> {
+        let _gate = self.gate();
         self.finished.remove(key)?;
         Ok(())
     }

@@ -32,6 +32,7 @@ impl Store {
             Some(g) => format!("desk access given to {hsa_id} as {}", g.role.as_str()),
             None => format!("desk access taken from {hsa_id}"),
         };
+        let gate = self.gate();
         let result = (&self.staff, &self.audit, &self.meta).transaction(|(staff, audit, meta)| {
             let before: Option<StaffGrant> = match staff.get(hsa_id.as_bytes())? {
                 Some(bytes) => Some(tx_decode(&bytes)?),
@@ -62,6 +63,7 @@ impl Store {
             Ok(before)
         });
         let before = unwrap_tx(result)?;
+        drop(gate);
         self.flush()?;
         Ok(before)
     }

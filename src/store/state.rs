@@ -343,6 +343,12 @@ pub struct JobRecord {
     /// Attempts whose outcome was unknown (connection lost after the message was sent).
     #[serde(default)]
     pub unknown_deliveries: u32,
+    /// The SHA-256 of the case system's submission key, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submission: Option<String>,
+    /// For a submission whose key an earlier job had: that job (this one is not sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<JobId>,
 }
 
 impl JobRecord {

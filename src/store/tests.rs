@@ -28,6 +28,8 @@ fn record(state: JobState) -> JobRecord {
         alerts: Vec::new(),
         acknowledged: Vec::new(),
         unknown_deliveries: 0,
+        submission: None,
+        duplicate_of: None,
     }
 }
 

@@ -7,6 +7,8 @@
 
 use super::pki::{Ca, Identity, Usage};
 use super::postfix::{chown, free_port, Instance, Postfix, NOBODY};
+use std::path::PathBuf;
+
 use super::Env;
 use kurir::job::Kommunkod;
 use kurir::registry::Changes;
@@ -25,6 +27,35 @@ pub struct MailWorld {
     pub relay: Postfix,
     /// The municipalities' server.
     pub municipality: Postfix,
+    /// The settings file the relay's pipe runs `kurir inbound` with (it names the spool).
+    pub pipe_config: PathBuf,
+    /// The relay's SMTP port.
+    pub relay_port: u16,
+}
+
+/// Lets the relay's pipe (an unprivileged user) write the inbound folders of `spool`, and
+/// points it there.
+pub fn pipe_into(world: &MailWorld, env: &Env) {
+    let spool = env.spool();
+    for d in [
+        spool.clone(),
+        spool.join("inbound"),
+        spool.join("inbound/tmp"),
+        spool.join("inbound/new"),
+    ] {
+        std::fs::create_dir_all(&d).expect("spool dir");
+        chown(&d, NOBODY);
+    }
+    std::fs::set_permissions(
+        env.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .expect("chmod");
+    std::fs::write(
+        &world.pipe_config,
+        format!("[spool]\ndir = \"{}\"\n", spool.display()),
+    )
+    .expect("pipe config");
 }
 
 /// Registers a municipality with a proven secure address, phone and contacts, straight in the
@@ -219,19 +250,33 @@ pub fn start(env: &mut Env) -> MailWorld {
         prove(&store, "2584", "registrator@refusing.test");
         store.flush().expect("flush");
     }
-    env.set_env("KURIR_SMTP__HOST", "127.0.0.1")
-        .set_env("KURIR_SMTP__PORT", &relay_port.to_string())
-        .set_env("KURIR_SMTP__CA_FILE", &ca.pem.to_string_lossy())
-        .set_env("KURIR_SMTP__FROM", AGENCY)
-        .set_env("KURIR_SMTP__TIMEOUT", "30s")
-        .set_env("KURIR_SMIME__SIGN_CERT", &agency.cert.to_string_lossy())
-        .set_env("KURIR_SMIME__SIGN_KEY", &agency.key.to_string_lossy())
-        .set_env("KURIR_PROOF__RETURN_PATH", REPORTS)
-        .set_env("KURIR_SPOOL__RESCAN_INTERVAL", "1s");
-    MailWorld {
+    let world = MailWorld {
         ca,
         agency,
         relay,
         municipality,
+        pipe_config,
+        relay_port,
+    };
+    world.configure(env);
+    world
+}
+
+impl MailWorld {
+    /// Points a daemon's settings at the relay, with the agency's signing identity and reports
+    /// asked for (the restored machine of a backup test gets the same).
+    pub fn configure(&self, env: &mut Env) {
+        env.set_env("KURIR_SMTP__HOST", "127.0.0.1")
+            .set_env("KURIR_SMTP__PORT", &self.relay_port.to_string())
+            .set_env("KURIR_SMTP__CA_FILE", &self.ca.pem.to_string_lossy())
+            .set_env("KURIR_SMTP__FROM", AGENCY)
+            .set_env("KURIR_SMTP__TIMEOUT", "30s")
+            .set_env(
+                "KURIR_SMIME__SIGN_CERT",
+                &self.agency.cert.to_string_lossy(),
+            )
+            .set_env("KURIR_SMIME__SIGN_KEY", &self.agency.key.to_string_lossy())
+            .set_env("KURIR_PROOF__RETURN_PATH", REPORTS)
+            .set_env("KURIR_SPOOL__RESCAN_INTERVAL", "1s");
     }
 }

@@ -125,6 +125,39 @@ impl Postfix {
         pf
     }
 
+    /// Runs `postconf -e SETTING` on this instance and reloads it.
+    pub fn set(&self, setting: &str) {
+        let conf = self.dir.join("etc").to_string_lossy().to_string();
+        for args in [
+            vec!["postconf", "-c", &conf, "-e", setting],
+            vec!["postfix", "-c", &conf, "reload"],
+        ] {
+            let out = Command::new(args[0])
+                .args(&args[1..])
+                .output()
+                .expect("postfix tools");
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// Delivers what waits in the queue now (`postqueue -f`).
+    pub fn flush(&self) {
+        let conf = self.dir.join("etc").to_string_lossy().to_string();
+        let out = Command::new("postqueue")
+            .args(["-c", &conf, "-f"])
+            .output()
+            .expect("postqueue");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Its log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("maillog")).unwrap_or_default()

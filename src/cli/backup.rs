@@ -1,0 +1,84 @@
+//! `kurir backup` and `kurir restore`: what survives the loss of the machine
+//! ([`crate::ops::backup`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+
+use crate::cli::out::{say, when};
+use crate::cli::{expect_reply, Daemon};
+use crate::service::{Command, Reply};
+use crate::spool::Spool;
+
+/// `kurir backup DEST`: the running daemon (or, stopped, this command) writes a backup; with
+/// `verify`, checks one instead.
+pub fn backup(daemon: &Daemon<'_>, dest: PathBuf, verify: bool) -> anyhow::Result<ExitCode> {
+    if verify {
+        let manifest = crate::ops::backup::verify(&dest)?;
+        say!(
+            "{}: sound; {} job(s) as of {}, {} file(s), audit entry {}, taken by kurir {}",
+            dest.display(),
+            manifest.jobs,
+            when(manifest.taken_at),
+            manifest.files.len(),
+            manifest.audit_head.as_ref().map_or(0, |(seq, _)| *seq),
+            manifest.kurir
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dest = std::path::absolute(&dest).with_context(|| format!("{}", dest.display()))?;
+    let reply = daemon.ask(None, Command::Backup { dest: dest.clone() })?;
+    let manifest = expect_reply!(reply, Reply::BackedUp);
+    say!(
+        "backup of {} job(s) as of {} in {} ({} file(s); check it with `kurir backup --verify {}`)",
+        manifest.jobs,
+        when(manifest.taken_at),
+        dest.display(),
+        manifest.files.len(),
+        dest.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kurir restore SRC`: makes the store from a backup, with no daemon running.
+pub fn restore(daemon: &Daemon<'_>, src: PathBuf, force: bool) -> anyhow::Result<ExitCode> {
+    let settings = daemon.settings();
+    let state = &settings.store.dir;
+    let socket = crate::cli::control::socket_path(state);
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        bail!(
+            "a daemon runs on {} (its socket {} answers): stop it first (`systemctl stop kurir`)",
+            state.display(),
+            socket.display()
+        );
+    }
+    // As the store's future owner (the daemon's user, when root runs this).
+    let _owner = crate::fsutil::AsOwner::of(state)
+        .with_context(|| format!("working as the owner of {}", state.display()))?;
+    let restored = crate::ops::backup::restore(
+        &src,
+        state,
+        &Spool::new(&settings.spool.dir),
+        force,
+        &crate::cli::os_user(),
+    )?;
+    if let Some(aside) = &restored.replaced {
+        say!("the store that was there is kept in {}", aside.display());
+    }
+    say!(
+        "restored {} job(s) as they stood at {} into {}",
+        restored.jobs,
+        when(restored.taken_at),
+        state.display()
+    );
+    if restored.in_flight > 0 {
+        say!(
+            "{} job(s) were being sent at that moment: they are tried again when the daemon \
+             starts, with the same Message-ID (at most one duplicate each)",
+            restored.in_flight
+        );
+    }
+    say!("start the daemon (`systemctl start kurir`), then `kurir doctor`");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,445 @@
+//! Backup and restore: what survives the loss of the machine.
+//!
+//! A backup is a folder: the store as it stood at one instant with its journal applied (every
+//! tree, one JSON line per entry: jobs and their histories, the registry and its history, the
+//! audit chain, the indexes), the keys in the state folder (the report token key that proves
+//! delivery reports, the code key), the documents of every job not finished yet, and
+//! `manifest.json` with each file's SHA-256 (also as `SHA256SUMS`, for `sha256sum -c`).
+//! The running daemon takes it while jobs keep flowing ([`crate::store::Store::snapshot`]);
+//! with the daemon stopped the command line takes it itself. Only its owner can read it.
+//!
+//! A restore makes a new store from a backup on a fresh machine (never over a live store),
+//! puts back the keys and the unfinished jobs' documents, and records itself in the audit
+//! chain. Jobs that were being sent at the backup's instant are tried again when the daemon
+//! starts, with the same Message-ID: at most one duplicate each, as after a crash.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil;
+use crate::spool::Spool;
+use crate::store::audit::{AuditKind, Draft};
+use crate::store::state::JobState;
+use crate::store::{Store, StoreError, TreeEntries};
+
+/// What a backup's manifest says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always `kurir-backup`.
+    pub kind: String,
+    /// The backup format.
+    pub format: u32,
+    /// The kurir that took it.
+    pub kurir: String,
+    /// When the snapshot was taken: the moment the backup holds.
+    pub taken_at: Timestamp,
+    /// Jobs in it.
+    pub jobs: usize,
+    /// The newest audit entry in it: sequence number and hash.
+    pub audit_head: Option<(u64, String)>,
+    /// Each file (relative path) with its SHA-256 and size.
+    pub files: BTreeMap<String, FileSum>,
+}
+
+/// One file of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSum {
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restored {
+    /// The moment the backup holds.
+    pub taken_at: Timestamp,
+    /// Jobs restored.
+    pub jobs: usize,
+    /// Jobs that were being sent at that moment: tried again at start (at most one duplicate).
+    pub in_flight: usize,
+    /// Where a stopped store that `--force` replaced was moved.
+    pub replaced: Option<PathBuf>,
+}
+
+/// Why a backup or restore could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The destination holds something already.
+    #[error("{0} exists already: a backup goes into a new folder")]
+    Exists(PathBuf),
+    /// Not a backup, or a damaged one.
+    #[error("{path} is not a sound kurir backup: {problem}")]
+    Unsound {
+        /// The backup.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A store is there already and `--force` was not given.
+    #[error(
+        "{0} holds a store already; restore onto a fresh machine, or stop the daemon and give \
+         --force to move that store aside"
+    )]
+    StoreExists(PathBuf),
+}
+
+const FORMAT: u32 = 1;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One entry of a tree file.
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    k: String,
+    v: String,
+}
+
+/// Writes a backup of `store` (and the keys in `state_dir`, the unfinished jobs' documents in
+/// `spool`) into the new folder `dest`. The folder appears whole or not at all.
+pub fn write(
+    store: &Store,
+    spool: &Spool,
+    state_dir: &Path,
+    dest: &Path,
+) -> Result<Manifest, BackupError> {
+    if dest.exists() {
+        return Err(BackupError::Exists(dest.to_path_buf()));
+    }
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "backup".into());
+    let partial = dest.with_file_name(format!(".{name}.partial"));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
+    }
+    let mut files = BTreeMap::new();
+    // Private whatever the group setting: a backup holds every decision's history.
+    create_private(&partial.join("store"))?;
+    let mut writers: BTreeMap<String, std::io::BufWriter<std::fs::File>> = BTreeMap::new();
+    let engine = base64::engine::general_purpose::STANDARD;
+    let info = store.snapshot(|tree, key, value| {
+        let writer = match writers.get_mut(tree) {
+            Some(w) => w,
+            None => {
+                let path = partial
+                    .join("store")
+                    .join(format!("{}.jsonl", tree_file(tree)));
+                let file = private_file(&path)?;
+                writers
+                    .entry(tree.to_string())
+                    .or_insert(std::io::BufWriter::new(file))
+            }
+        };
+        let line = serde_json::to_string(&Entry {
+            k: engine.encode(key),
+            v: engine.encode(value),
+        })
+        .map_err(std::io::Error::other)?;
+        writeln!(writer, "{line}")
+    })?;
+    for (tree, mut writer) in writers {
+        writer.flush().map_err(io(&partial))?;
+        let path = partial
+            .join("store")
+            .join(format!("{}.jsonl", tree_file(&tree)));
+        writer
+            .into_inner()
+            .map_err(|e| BackupError::Io {
+                path: path.clone(),
+                source: e.into_error(),
+            })?
+            .sync_all()
+            .map_err(io(&path))?;
+    }
+    // The keys: the report token key proves reports for jobs sent before the backup.
+    create_private(&partial.join("keys"))?;
+    for entry in std::fs::read_dir(state_dir).map_err(io(state_dir))? {
+        let entry = entry.map_err(io(state_dir))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.ends_with(".key") && entry.path().is_file() {
+            copy_private(&entry.path(), &partial.join("keys").join(&name))?;
+        }
+    }
+    // The documents of every job that is not finished: they are still to be sent.
+    for job in store.pending()? {
+        if job.state.is_final() {
+            continue;
+        }
+        let from = spool.active_job(&job.id);
+        if from.is_dir() {
+            let to = partial.join("spool/active").join(job.id.as_str());
+            create_private(&to)?;
+            for entry in std::fs::read_dir(&from).map_err(io(&from))? {
+                let entry = entry.map_err(io(&from))?;
+                let meta = std::fs::symlink_metadata(entry.path()).map_err(io(&from))?;
+                if meta.is_file() {
+                    copy_private(&entry.path(), &to.join(entry.file_name()))?;
+                }
+            }
+        }
+    }
+    sum_files(&partial, &partial, &mut files)?;
+    let manifest = Manifest {
+        kind: "kurir-backup".into(),
+        format: FORMAT,
+        kurir: env!("CARGO_PKG_VERSION").into(),
+        taken_at: info.taken_at,
+        jobs: info.jobs,
+        audit_head: info.audit_head,
+        files,
+    };
+    let sums: String = manifest
+        .files
+        .iter()
+        .map(|(path, sum)| format!("{}  {path}\n", sum.sha256))
+        .collect();
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Unsound {
+        path: dest.to_path_buf(),
+        problem: e.to_string(),
+    })?;
+    write_private(&partial.join("manifest.json"), &json)?;
+    write_private(&partial.join("SHA256SUMS"), sums.as_bytes())?;
+    fsutil::sync_dir(&partial).map_err(io(&partial))?;
+    std::fs::rename(&partial, dest).map_err(io(dest))?;
+    if let Some(parent) = dest.parent() {
+        let _ = fsutil::sync_dir(parent);
+    }
+    Ok(manifest)
+}
+
+/// A tree's file name: its name with anything but letters, digits and `_` as `-`.
+fn tree_file(tree: &str) -> String {
+    tree.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn create_private(dir: &Path) -> Result<(), BackupError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))
+}
+
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    let mut file = private_file(path).map_err(io(path))?;
+    file.write_all(bytes).map_err(io(path))?;
+    file.sync_all().map_err(io(path))
+}
+
+fn copy_private(from: &Path, to: &Path) -> Result<(), BackupError> {
+    let bytes = std::fs::read(from).map_err(io(from))?;
+    write_private(to, &bytes)
+}
+
+/// Every file under `dir`, relative to `root`, with its SHA-256.
+fn sum_files(
+    root: &Path,
+    dir: &Path,
+    out: &mut BTreeMap<String, FileSum>,
+) -> Result<(), BackupError> {
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
+        if meta.is_dir() {
+            sum_files(root, &path, out)?;
+        } else if meta.is_file() {
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            let relative = path
+                .strip_prefix(root)
+                .map(|p| p.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if relative == "manifest.json" || relative == "SHA256SUMS" {
+                continue;
+            }
+            out.insert(
+                relative,
+                FileSum {
+                    sha256: crate::digest::sha256_hex(&bytes),
+                    bytes: meta.len(),
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks a backup without the daemon: its manifest, every file's SHA-256, nothing missing
+/// or added, every tree line readable. Returns the manifest.
+pub fn verify(src: &Path) -> Result<Manifest, BackupError> {
+    let unsound = |problem: String| BackupError::Unsound {
+        path: src.to_path_buf(),
+        problem,
+    };
+    let bytes = std::fs::read(src.join("manifest.json")).map_err(io(&src.join("manifest.json")))?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| unsound(format!("manifest.json: {e}")))?;
+    if manifest.kind != "kurir-backup" || manifest.format != FORMAT {
+        return Err(unsound(format!(
+            "manifest.json is {} format {}, not kurir-backup format {FORMAT}",
+            manifest.kind, manifest.format
+        )));
+    }
+    let mut found = BTreeMap::new();
+    sum_files(src, src, &mut found)?;
+    for (path, sum) in &manifest.files {
+        match found.get(path) {
+            None => return Err(unsound(format!("{path} is missing"))),
+            Some(actual) if actual.sha256 != sum.sha256 => {
+                return Err(unsound(format!("{path} does not match its SHA-256")))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = found.keys().find(|p| !manifest.files.contains_key(*p)) {
+        return Err(unsound(format!("{extra} is not in the manifest")));
+    }
+    for path in manifest.files.keys().filter(|p| p.starts_with("store/")) {
+        read_tree(&src.join(path)).map_err(|e| unsound(format!("{path}: {e}")))?;
+    }
+    Ok(manifest)
+}
+
+fn read_tree(path: &Path) -> Result<TreeEntries, String> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        let entry: Entry = serde_json::from_str(&line).map_err(|e| e.to_string())?;
+        out.push((
+            engine.decode(entry.k).map_err(|e| e.to_string())?,
+            engine.decode(entry.v).map_err(|e| e.to_string())?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Restores the backup in `src` into `state_dir` and `spool` (no daemon may run on them).
+/// A store there already is refused, or with `force` moved aside. The audit chain goes on
+/// from the backup's last entry, and records the restore.
+pub fn restore(
+    src: &Path,
+    state_dir: &Path,
+    spool: &Spool,
+    force: bool,
+    operator: &str,
+) -> Result<Restored, BackupError> {
+    let manifest = verify(src)?;
+    let mut replaced = None;
+    if state_dir.join("db").exists() {
+        if !force {
+            return Err(BackupError::StoreExists(state_dir.to_path_buf()));
+        }
+        let aside = state_dir.with_file_name(format!(
+            "{}.replaced-{}",
+            state_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| "state".into()),
+            Timestamp::now().strftime("%Y%m%dT%H%M%S")
+        ));
+        std::fs::rename(state_dir, &aside).map_err(io(state_dir))?;
+        replaced = Some(aside);
+    }
+    create_private(state_dir)?;
+    let mut trees = Vec::new();
+    for path in manifest.files.keys().filter(|p| p.starts_with("store/")) {
+        let tree = path
+            .trim_start_matches("store/")
+            .trim_end_matches(".jsonl")
+            .to_string();
+        let entries = read_tree(&src.join(path)).map_err(|problem| BackupError::Unsound {
+            path: src.to_path_buf(),
+            problem,
+        })?;
+        trees.push((tree, entries));
+    }
+    let store = Store::from_snapshot(state_dir, trees)?;
+    for path in manifest.files.keys().filter(|p| p.starts_with("keys/")) {
+        let name = path.trim_start_matches("keys/");
+        copy_private(&src.join(path), &state_dir.join(name))?;
+    }
+    for path in manifest
+        .files
+        .keys()
+        .filter(|p| p.starts_with("spool/active/"))
+    {
+        let to = spool
+            .active()
+            .join(path.trim_start_matches("spool/active/"));
+        if to.exists() {
+            continue;
+        }
+        if let Some(dir) = to.parent() {
+            create_private(dir)?;
+        }
+        copy_private(&src.join(path), &to)?;
+    }
+    let in_flight = store
+        .pending()?
+        .iter()
+        .filter(|j| j.state == JobState::Sending)
+        .count();
+    store.audit_operator(Draft {
+        kind: AuditKind::Operator,
+        job_id: None,
+        kommunkod: None,
+        state: None,
+        operator: Some(operator.to_string()),
+        action: format!(
+            "restored from a backup taken at {} (audit entry {})",
+            manifest.taken_at,
+            manifest.audit_head.as_ref().map_or(0, |(seq, _)| *seq)
+        ),
+        data: serde_json::json!({ "jobs": manifest.jobs, "in_flight": in_flight }),
+    })?;
+    store.flush()?;
+    Ok(Restored {
+        taken_at: manifest.taken_at,
+        jobs: manifest.jobs,
+        in_flight,
+        replaced,
+    })
+}

@@ -1,0 +1,226 @@
+//! Surviving the loss of the machine, with the real mail world (the agency's Postfix relay with
+//! DSN, the municipality's Postfix): a backup taken while a burst flows, restored on "another
+//! machine" (other settings, other folders), keeps every job of the backup with its history;
+//! the audit chain verifies across the restore and records it; the restored report key still
+//! matches a real DSN the relay delivers after the restore; and a case system that resubmits
+//! with its submission keys, before and after the restore, gets nothing sent twice (counted
+//! in the municipality's mailbox); only jobs unfinished at the backup's moment may be sent
+//! again, once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::mailworld::{self, MailWorld};
+use common::Env;
+
+fn messages(world: &MailWorld) -> usize {
+    world.municipality.maildir("umea").len()
+}
+
+fn submit_with_key(env: &Env, key: &str) -> (String, String) {
+    let b = env.path().join("in-beslut.pdf");
+    if !b.exists() {
+        std::fs::write(&b, common::pdf::beslut("BESLUT-MARKER")).expect("write");
+    }
+    let out = env.run(&[
+        "submit",
+        "--to",
+        "2480",
+        "--case",
+        common::CASE,
+        "--anvisningsbeslut",
+        "in-beslut.pdf",
+        "--submission-key",
+        key,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn delivered(env: &Env, id: &str) -> bool {
+    env.receipt(id).is_some_and(|r| r["state"] == "delivered")
+}
+
+#[test]
+fn a_backup_taken_during_a_burst_restores_on_another_machine_with_its_jobs_proof_and_keys() {
+    let mut a = Env::new();
+    let world = mailworld::start(&mut a);
+    // Reports wait at the relay (as they would while the agency's machine is down), so the
+    // restored machine is the one that takes them in.
+    world.relay.set("defer_transports = kurir");
+    a.start();
+
+    // A burst, with a backup in the middle of it.
+    let backup = a.path().join("backups/nightly");
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(submit_with_key(&a, &format!("case-system:{i}")).0);
+        if i == 5 {
+            let said = a.ok(&["backup", &backup.to_string_lossy()]);
+            assert!(said.contains("backup of"), "{said}");
+        }
+    }
+    for id in &ids {
+        common::wait_for("the burst delivered", Duration::from_secs(60), || {
+            delivered(&a, id)
+        });
+    }
+    let sent = messages(&world);
+    assert_eq!(sent, ids.len(), "one message per job");
+    // Resubmitting on the same machine sends nothing.
+    let (again, note) = submit_with_key(&a, "case-system:3");
+    assert_eq!(again, ids[3], "{note}");
+    assert!(note.contains("not sent again"), "{note}");
+
+    let verified = a.ok(&["backup", "--verify", &backup.to_string_lossy()]);
+    assert!(verified.contains("sound"), "{verified}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(backup.join("store"))
+            .expect("store folder")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "a backup readable by others");
+    a.stop();
+
+    // Another machine: its own settings and folders, the same relay.
+    let mut b = Env::new();
+    world.configure(&mut b);
+    let restored = b.ok(&["restore", &backup.to_string_lossy()]);
+    assert!(restored.contains("restored"), "{restored}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    let in_backup = manifest["jobs"].as_u64().expect("jobs") as usize;
+    assert!(in_backup >= 1 && in_backup <= ids.len(), "{manifest}");
+    // A store there now: a second restore is refused.
+    let again = b.run(&["restore", &backup.to_string_lossy()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("holds a store already"));
+    // Jobs not finished at the backup's moment are sent again by this machine: the rule after
+    // a loss (the old machine may have sent them since), at most one duplicate each.
+    let unfinished = b.ok(&["list", "--state", "unfinished", "--json"]);
+    let unfinished = serde_json::from_str::<serde_json::Value>(&unfinished)
+        .expect("json")
+        .as_array()
+        .map_or(0, Vec::len);
+    mailworld::pipe_into(&world, &b);
+    b.start();
+    let known: Vec<&String> = ids
+        .iter()
+        .filter(|id| b.run(&["status", id]).status.success())
+        .collect();
+    assert_eq!(
+        known.len(),
+        in_backup,
+        "every job of the backup, and only those"
+    );
+    for id in &known {
+        let status = b.status(id);
+        assert!(
+            common::has_event(&status, "claimed and validated"),
+            "{id} lost its history: {status:#}"
+        );
+    }
+    let audit = b.ok(&["audit", "verify"]);
+    assert!(audit.starts_with("ok"), "{audit}");
+    let export = b.ok(&["audit", "export", "--since", "2020-01-01"]);
+    assert!(
+        export.contains("restored from a backup taken at"),
+        "{export}"
+    );
+
+    // The relay delivers the reports it held to the restored machine: matched by the key
+    // that came with the backup.
+    world.relay.set("defer_transports =");
+    world.relay.flush();
+    let first = known[0].clone();
+    common::wait_for(
+        "a real DSN matched after the restore",
+        Duration::from_secs(60),
+        || {
+            b.status(&first)["job"]["recipients"][0]["email"]["reports"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r["kind"] == "delivered"))
+        },
+    );
+
+    for id in &known {
+        common::wait_for("the restored jobs settled", Duration::from_secs(60), || {
+            delivered(&b, id)
+        });
+    }
+    let settled = messages(&world);
+    assert!(
+        settled - sent <= unfinished,
+        "{} sent again, but only {unfinished} were unfinished in the backup",
+        settled - sent
+    );
+
+    // The case system resubmits what it has no final receipt for: nothing goes out twice.
+    for id in &known {
+        let i = ids.iter().position(|x| x == *id).expect("submitted");
+        let (answer, note) = submit_with_key(&b, &format!("case-system:{i}"));
+        assert_eq!(&answer, *id, "{note}");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(messages(&world), settled, "a resubmission was sent again");
+    b.stop();
+}
+
+#[test]
+fn restore_refuses_a_live_store_moves_a_stopped_one_aside_with_force_and_verify_finds_tampering() {
+    let mut env = Env::new();
+    env.start();
+    let id = env.submit("2480", None);
+    env.wait_receipt(&id);
+    env.stop();
+    // With the daemon stopped, the command takes the backup itself.
+    let backup = env.path().join("backup");
+    env.ok(&["backup", &backup.to_string_lossy()]);
+    let exists = env.run(&["backup", &backup.to_string_lossy()]);
+    assert!(String::from_utf8_lossy(&exists.stderr).contains("exists already"));
+
+    env.start();
+    let live = env.run(&["restore", &backup.to_string_lossy(), "--force"]);
+    assert!(!live.status.success());
+    assert!(
+        String::from_utf8_lossy(&live.stderr).contains("a daemon runs on"),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    env.stop();
+    let forced = env.ok(&["restore", &backup.to_string_lossy(), "--force"]);
+    assert!(
+        forced.contains("the store that was there is kept in"),
+        "{forced}"
+    );
+    env.start();
+    assert_eq!(env.status(&id)["job"]["state"], "print-queued");
+    env.stop();
+
+    // One changed byte and the backup is refused.
+    let tree = std::fs::read_dir(backup.join("store"))
+        .expect("store")
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("jobs"))
+        .expect("the jobs tree")
+        .path();
+    let mut bytes = std::fs::read(&tree).expect("read");
+    bytes[10] ^= 1;
+    std::fs::write(&tree, bytes).expect("write");
+    let out = env.run(&["backup", "--verify", &backup.to_string_lossy()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not match its SHA-256"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
