@@ -14,6 +14,14 @@ use super::*;
 /// The key in `meta` that names the store's format (absent: format 1, kurir 0.1.0).
 const FORMAT_KEY: &[u8] = b"format";
 
+/// The file beside the store that tells tools outside kurir which format the store is in and
+/// the oldest kurir that reads it: the package's `prerm` refuses a downgrade below it, since
+/// an older kurir (0.1.0 knows nothing of formats) would misread the store.
+pub const FORMAT_NOTE: &str = "FORMAT";
+
+/// The oldest kurir that reads a store of this release's format.
+pub const READABLE_BY: &str = "0.2.0";
+
 impl Store {
     /// The store's format, as its `meta` says.
     pub fn format(&self) -> Result<u32, StoreError> {
@@ -25,6 +33,16 @@ impl Store {
                 .unwrap_or(u32::MAX),
             None => OLDEST_FORMAT,
         })
+    }
+
+    /// Writes [`FORMAT_NOTE`] in the state folder `dir` when it does not say this format.
+    pub(super) fn note_format(&self, dir: &Path) -> Result<(), StoreError> {
+        let note = format!("format={FORMAT_VERSION}\nreadable-by={READABLE_BY}\n");
+        let path = dir.join(FORMAT_NOTE);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(note.as_str()) {
+            crate::fsutil::write_atomic(&path, note.as_bytes()).map_err(StoreError::FormatNote)?;
+        }
+        Ok(())
     }
 
     /// Refuses a store a newer kurir migrated.

@@ -150,6 +150,10 @@ pub enum StoreError {
     /// The job exists already.
     #[error("job {0} exists already")]
     AlreadyExists(JobId),
+    /// The note of the store's format (beside it, for the package's scripts) could not be
+    /// written.
+    #[error("writing the store's FORMAT note: {0}")]
+    FormatNote(std::io::Error),
     /// A snapshot could not be written or a store made from one.
     #[error("backup: {0}")]
     Backup(std::io::Error),
@@ -352,6 +356,7 @@ impl Store {
         store.refuse_newer()?;
         store.replay(leftovers)?;
         store.migrate()?;
+        store.note_format(dir)?;
         Ok(store)
     }
 
