@@ -127,8 +127,8 @@ fn the_agent_passes_ocf_tester_and_a_second_kurir_on_the_same_store_is_refused()
 
 /// corosync and pacemakerd for one node, stopped (and their state cleared) when dropped.
 struct Cluster {
-    dir: PathBuf,
     corosync: Child,
+    pacemakerd: Child,
 }
 
 impl Cluster {
@@ -158,14 +158,14 @@ impl Cluster {
             .expect("corosync (tests/setup)");
         std::thread::sleep(Duration::from_secs(2));
         let log = std::fs::File::create(dir.join("pacemaker.log")).expect("log");
-        Command::new("pacemakerd")
+        let pacemakerd = Command::new("pacemakerd")
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
             .spawn()
             .expect("pacemakerd (tests/setup)");
         let cluster = Cluster {
-            dir: dir.to_path_buf(),
             corosync,
+            pacemakerd,
         };
         common::wait_for("a DC elected", Duration::from_secs(90), || {
             cluster.status().contains("Current DC: node1")
@@ -201,9 +201,13 @@ impl Drop for Cluster {
             .args(["--parameter-value", "Stopped"])
             .output();
         std::thread::sleep(Duration::from_secs(3));
-        let _ = Command::new("pkill")
-            .args(["-TERM", "-x", "pacemakerd"])
-            .output();
+        // SAFETY: a signal to our own child.
+        unsafe {
+            libc::kill(self.pacemakerd.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.pacemakerd.wait();
+        // In case it went to the background after all.
+        let _ = Command::new("pkill").args(["-TERM", "-x", "pacemakerd"]).output();
         for _ in 0..30 {
             let running = Command::new("pgrep")
                 .args(["-x", "pacemakerd"])
@@ -218,7 +222,6 @@ impl Drop for Cluster {
         let _ = self.corosync.wait();
         let _ = std::fs::remove_dir_all("/var/lib/pacemaker/cib");
         let _ = std::fs::remove_dir_all("/usr/lib/ocf/resource.d/kurir");
-        let _ = &self.dir;
     }
 }
 
