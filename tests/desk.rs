@@ -9,10 +9,9 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::desk::{desk_rig, DeskRig, STAFF_HSA};
+use common::desk::{a_week_passes, desk_rig, DeskRig, STAFF_HSA};
 use common::portal::{connector, csrf, form, multipart, request, request_raw};
 use openssl::ssl::SslConnector;
 
@@ -267,39 +266,6 @@ fn status_documents(rig: &DeskRig, id: &str) -> Vec<String> {
         .iter()
         .map(|d| d["sha256"].as_str().expect("sha").to_string())
         .collect()
-}
-
-/// Raises the proof deadlines as they would stand a week on, against the daemon's store (it
-/// is stopped): working time cannot be waited for in a test.
-fn a_week_passes(rig: &mut DeskRig) -> usize {
-    rig.env.stop();
-    let dir = rig.env.path();
-    let store = kurir::store::Store::open(&dir.join("state")).expect("store");
-    let spool = kurir::spool::Spool::new(dir.join("spool"));
-    let seed = Arc::new(kurir::registry::Seed::builtin().expect("seed"));
-    let alerter = Arc::new(kurir::ops::alert::Alerter::new(
-        spool.clone(),
-        store.clone(),
-        seed,
-        None,
-    ));
-    let inbound = kurir::inbound::Inbound::new(
-        spool,
-        store.clone(),
-        kurir::report_token::TokenKey::load_or_create(&dir.join("state")).expect("key"),
-        alerter,
-        kurir::config::ProofSettings {
-            return_path: common::mailworld::REPORTS.into(),
-            ..Default::default()
-        },
-        kurir::worktime::WorkingHours::swedish_default().expect("hours"),
-    );
-    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 7);
-    let raised = inbound.check_deadlines(later).expect("deadlines");
-    drop(inbound);
-    drop(store);
-    rig.env.start();
-    raised
 }
 
 #[test]

@@ -9,10 +9,9 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use common::browser::{assert_no_violations, Browser};
-use common::desk::{desk_rig, DeskRig, STAFF_HSA};
+use common::desk::{a_week_passes, desk_rig, DeskRig, STAFF_HSA};
 use common::portal::PERSON_CA;
 
 /// A script that runs this environment's kurir (its settings in the environment).
@@ -38,38 +37,6 @@ fn kurir_wrapper(rig: &DeskRig) -> std::path::PathBuf {
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
     path
-}
-
-/// The unread deadline of every delivered decision, as it stands a week on (the daemon is
-/// stopped meanwhile; working time cannot be waited for in a test).
-fn a_week_passes(rig: &mut DeskRig) -> usize {
-    rig.env.stop();
-    let dir = rig.env.path();
-    let store = kurir::store::Store::open(&dir.join("state")).expect("store");
-    let spool = kurir::spool::Spool::new(dir.join("spool"));
-    let alerter = Arc::new(kurir::ops::alert::Alerter::new(
-        spool.clone(),
-        store.clone(),
-        Arc::new(kurir::registry::Seed::builtin().expect("seed")),
-        None,
-    ));
-    let inbound = kurir::inbound::Inbound::new(
-        spool,
-        store.clone(),
-        kurir::report_token::TokenKey::load_or_create(&dir.join("state")).expect("key"),
-        alerter,
-        kurir::config::ProofSettings {
-            return_path: common::mailworld::REPORTS.into(),
-            ..Default::default()
-        },
-        kurir::worktime::WorkingHours::swedish_default().expect("hours"),
-    );
-    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 7);
-    let raised = inbound.check_deadlines(later).expect("deadlines");
-    drop(inbound);
-    drop(store);
-    rig.env.start();
-    raised
 }
 
 #[test]

@@ -207,7 +207,9 @@ impl Drop for Cluster {
         }
         let _ = self.pacemakerd.wait();
         // In case it went to the background after all.
-        let _ = Command::new("pkill").args(["-TERM", "-x", "pacemakerd"]).output();
+        let _ = Command::new("pkill")
+            .args(["-TERM", "-x", "pacemakerd"])
+            .output();
         for _ in 0..30 {
             let running = Command::new("pgrep")
                 .args(["-x", "pacemakerd"])
@@ -313,13 +315,7 @@ fn pacemaker_restarts_kurir_killed_in_a_burst_and_no_job_is_lost_or_printed_twic
         receipts.iter().all(|r| r["state"] == "print-queued"),
         "{receipts:#?}"
     );
-    let letters: usize = std::fs::read_dir(env.spool().join("print"))
-        .expect("print")
-        .filter_map(|e| e.ok())
-        .flat_map(|b| std::fs::read_dir(b.path()).into_iter().flatten())
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".pdf"))
-        .count();
+    let letters = env.letters();
     assert_eq!(letters, JOBS, "a letter lost or made twice");
     assert!(
         cluster

@@ -321,13 +321,7 @@ fn a_resubmission_written_straight_into_the_spool_names_the_first_job_and_is_not
         assert_eq!(dup["state"], "cancelled");
         assert!(dup["batch"].is_null(), "a duplicate was printed: {dup:#}");
     }
-    let letters = std::fs::read_dir(env.spool().join("print"))
-        .expect("print")
-        .filter_map(|e| e.ok())
-        .flat_map(|b| std::fs::read_dir(b.path()).into_iter().flatten())
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".pdf"))
-        .count();
+    let letters = env.letters();
     assert_eq!(letters, 1, "one letter for one submission");
     assert!(
         !env.logs().contains("arende-4711"),

@@ -366,6 +366,16 @@ pub(super) async fn jobs(
     )
 }
 
+/// The job a path names and the person's desk role, or the page that says why not.
+async fn job_and_desk(
+    portal: &Portal,
+    person: &Person,
+    id: &str,
+) -> Result<(JobId, Desk), Box<Response>> {
+    let id = parse_job(id)?;
+    Ok((id, desk_of(portal, person).await?))
+}
+
 fn parse_job(id: &str) -> Result<JobId, Box<Response>> {
     id.parse::<JobId>().map_err(|_| {
         Box::new(refused(
@@ -400,12 +410,8 @@ pub(super) async fn job(
     Path(id): Path<String>,
     Query(message): Query<Message>,
 ) -> Response {
-    let id = match parse_job(&id) {
-        Ok(id) => id,
-        Err(page) => return *page,
-    };
-    let desk = match desk_of(&portal, &person).await {
-        Ok(desk) => desk,
+    let (id, desk) = match job_and_desk(&portal, &person, &id).await {
+        Ok(found) => found,
         Err(page) => return *page,
     };
     let job = match desk_job(&portal, &person, id, DeskView::Page).await {
@@ -463,12 +469,8 @@ pub(super) async fn action_form(
     Extension(person): Extension<Person>,
     Path((id, word)): Path<(String, String)>,
 ) -> Response {
-    let id = match parse_job(&id) {
-        Ok(id) => id,
-        Err(page) => return *page,
-    };
-    let desk = match desk_of(&portal, &person).await {
-        Ok(desk) => desk,
+    let (id, desk) = match job_and_desk(&portal, &person, &id).await {
+        Ok(found) => found,
         Err(page) => return *page,
     };
     let Some(label) = action_label(desk, &word) else {
@@ -507,12 +509,8 @@ pub(super) async fn action(
     if !portal.token_ok(&person, &form.csrf) {
         return forged();
     }
-    let id = match parse_job(&id) {
-        Ok(id) => id,
-        Err(page) => return *page,
-    };
-    let desk = match desk_of(&portal, &person).await {
-        Ok(desk) => desk,
+    let (id, desk) = match job_and_desk(&portal, &person, &id).await {
+        Ok(found) => found,
         Err(page) => return *page,
     };
     let reason = form.skal.trim().to_string();
@@ -637,12 +635,8 @@ pub(super) async fn receipt_page(
     Extension(person): Extension<Person>,
     Path(id): Path<String>,
 ) -> Response {
-    let id = match parse_job(&id) {
-        Ok(id) => id,
-        Err(page) => return *page,
-    };
-    let desk = match desk_of(&portal, &person).await {
-        Ok(desk) => desk,
+    let (id, desk) = match job_and_desk(&portal, &person, &id).await {
+        Ok(found) => found,
         Err(page) => return *page,
     };
     let job = match desk_job(&portal, &person, id, DeskView::Receipt).await {

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 use crate::job::JobId;
-use crate::queue::operator::{Actor, Operations, Target};
+use crate::queue::operator::{ActionDone, Actor, Operations, OperatorError, Target};
 use crate::queue::print_shop::{self, PrintShopError};
 use crate::queue::shape::queue_shape;
 
@@ -75,53 +75,6 @@ impl Core {
         )?)))
     }
 
-    pub(super) fn retry(
-        &self,
-        principal: &Principal,
-        target: Target,
-        reason: String,
-    ) -> Result<Reply, ServiceError> {
-        self.check_target(&target)?;
-        let actor = Self::actor(principal, reason);
-        let done = self.operations().retry(&target, &actor);
-        done.map(Reply::Action).map_err(|e| self.refused(e))
-    }
-
-    pub(super) fn hold(
-        &self,
-        principal: &Principal,
-        target: Target,
-        reason: String,
-    ) -> Result<Reply, ServiceError> {
-        self.check_target(&target)?;
-        let actor = Self::actor(principal, reason);
-        let done = self.operations().hold(&target, &actor);
-        done.map(Reply::Action).map_err(|e| self.refused(e))
-    }
-
-    pub(super) fn release(
-        &self,
-        principal: &Principal,
-        target: Target,
-        reason: String,
-    ) -> Result<Reply, ServiceError> {
-        self.check_target(&target)?;
-        let actor = Self::actor(principal, reason);
-        let done = self.operations().release(&target, &actor);
-        done.map(Reply::Action).map_err(|e| self.refused(e))
-    }
-
-    pub(super) fn cancel(
-        &self,
-        principal: &Principal,
-        id: JobId,
-        reason: String,
-    ) -> Result<Reply, ServiceError> {
-        let actor = Self::actor(principal, reason);
-        let done = self.operations().cancel(&id, &actor);
-        done.map(Reply::Action).map_err(|e| self.refused(e))
-    }
-
     pub(super) fn open_alerts(&self) -> Result<Reply, ServiceError> {
         let mut out = Vec::new();
         for (job_id, mark) in self.store.open_alerts()? {
@@ -164,28 +117,6 @@ impl Core {
         }
     }
 
-    pub(super) fn acknowledge(
-        &self,
-        principal: &Principal,
-        id: JobId,
-        reason: String,
-    ) -> Result<Reply, ServiceError> {
-        let actor = Self::actor(principal, reason);
-        let done = self.operations().acknowledge(&id, &actor);
-        done.map(Reply::Action).map_err(|e| self.refused(e))
-    }
-
-    pub(super) fn reroute(
-        &self,
-        principal: &Principal,
-        id: JobId,
-        reason: String,
-    ) -> Result<Reply, ServiceError> {
-        let actor = Self::actor(principal, reason);
-        let done = self.operations().reroute_to_post(&id, &actor);
-        done.map(Reply::Action).map_err(|e| self.refused(e))
-    }
-
     pub(super) fn quarantine_list(&self) -> Result<Reply, ServiceError> {
         let list = self.operations().quarantine_list();
         list.map(Reply::Quarantined).map_err(|e| self.refused(e))
@@ -198,30 +129,22 @@ impl Core {
             .map_err(|e| self.refused(e))
     }
 
-    pub(super) fn quarantine_release(
+    /// Does one operator action as `principal`, for `reason` (recorded), and answers what it
+    /// did or why it was refused.
+    pub(super) fn act(
         &self,
         principal: &Principal,
-        id: JobId,
         reason: String,
+        action: impl FnOnce(&Operations<'_>, &Actor) -> Result<ActionDone, OperatorError>,
     ) -> Result<Reply, ServiceError> {
         let actor = Self::actor(principal, reason);
-        let done = self.operations().quarantine_release(&id, &actor);
-        done.map(Reply::Action).map_err(|e| self.refused(e))
-    }
-
-    pub(super) fn quarantine_delete(
-        &self,
-        principal: &Principal,
-        id: JobId,
-        reason: String,
-    ) -> Result<Reply, ServiceError> {
-        let actor = Self::actor(principal, reason);
-        let done = self.operations().quarantine_delete(&id, &actor);
-        done.map(Reply::Action).map_err(|e| self.refused(e))
+        action(&self.operations(), &actor)
+            .map(Reply::Action)
+            .map_err(|e| self.refused(e))
     }
 
     /// A municipality named as a target must be one of the 290.
-    fn check_target(&self, target: &Target) -> Result<(), ServiceError> {
+    pub(super) fn check_target(&self, target: &Target) -> Result<(), ServiceError> {
         if let Target::Municipality(code) = target {
             self.seed.require(*code)?;
         }

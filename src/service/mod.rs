@@ -314,23 +314,42 @@ impl Core {
             Command::Status { id } => self.status(id),
             Command::List { states, limit } => self.list(&states, limit),
             Command::Queue => self.queue(),
-            Command::Retry { target, reason } => self.retry(principal, target, reason),
-            Command::Hold { target, reason } => self.hold(principal, target, reason),
-            Command::Release { target, reason } => self.release(principal, target, reason),
-            Command::Cancel { id, reason } => self.cancel(principal, id, reason),
-            Command::Reroute { id, reason } => self.reroute(principal, id, reason),
+            Command::Retry { target, reason } => {
+                self.check_target(&target)?;
+                self.act(principal, reason, |ops, actor| ops.retry(&target, actor))
+            }
+            Command::Hold { target, reason } => {
+                self.check_target(&target)?;
+                self.act(principal, reason, |ops, actor| ops.hold(&target, actor))
+            }
+            Command::Release { target, reason } => {
+                self.check_target(&target)?;
+                self.act(principal, reason, |ops, actor| ops.release(&target, actor))
+            }
+            Command::Cancel { id, reason } => {
+                self.act(principal, reason, |ops, actor| ops.cancel(&id, actor))
+            }
+            Command::Reroute { id, reason } => self.act(principal, reason, |ops, actor| {
+                ops.reroute_to_post(&id, actor)
+            }),
             Command::QuarantineList => self.quarantine_list(),
             Command::QuarantineShow { id } => self.quarantine_show(id),
             Command::QuarantineRelease { id, reason } => {
-                self.quarantine_release(principal, id, reason)
+                self.act(principal, reason, |ops, actor| {
+                    ops.quarantine_release(&id, actor)
+                })
             }
             Command::QuarantineDelete { id, reason } => {
-                self.quarantine_delete(principal, id, reason)
+                self.act(principal, reason, |ops, actor| {
+                    ops.quarantine_delete(&id, actor)
+                })
             }
             Command::OpenAlerts => self.open_alerts(),
             Command::PrintBatches => self.print_batches(),
             Command::PrintConfirm { batch, reason } => self.print_confirm(principal, batch, reason),
-            Command::Acknowledge { id, reason } => self.acknowledge(principal, id, reason),
+            Command::Acknowledge { id, reason } => {
+                self.act(principal, reason, |ops, actor| ops.acknowledge(&id, actor))
+            }
             Command::StaffGrant {
                 hsa_id,
                 name,

@@ -57,3 +57,36 @@ pub fn desk_rig(adjust: impl FnOnce(&mut Env)) -> DeskRig {
         staff,
     }
 }
+
+/// The proof deadlines of every delivered decision as they stand a week on, raised against the
+/// daemon's store (it is stopped meanwhile: working time cannot be waited for in a test).
+/// Returns how many alerts were raised.
+pub fn a_week_passes(rig: &mut DeskRig) -> usize {
+    rig.env.stop();
+    let dir = rig.env.path();
+    let store = kurir::store::Store::open(&dir.join("state")).expect("store");
+    let spool = kurir::spool::Spool::new(dir.join("spool"));
+    let alerter = std::sync::Arc::new(kurir::ops::alert::Alerter::new(
+        spool.clone(),
+        store.clone(),
+        std::sync::Arc::new(kurir::registry::Seed::builtin().expect("seed")),
+        None,
+    ));
+    let inbound = kurir::inbound::Inbound::new(
+        spool,
+        store.clone(),
+        kurir::report_token::TokenKey::load_or_create(&dir.join("state")).expect("key"),
+        alerter,
+        kurir::config::ProofSettings {
+            return_path: mailworld::REPORTS.into(),
+            ..Default::default()
+        },
+        kurir::worktime::WorkingHours::swedish_default().expect("hours"),
+    );
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 7);
+    let raised = inbound.check_deadlines(later).expect("deadlines");
+    drop(inbound);
+    drop(store);
+    rig.env.start();
+    raised
+}

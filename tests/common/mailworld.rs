@@ -33,9 +33,13 @@ pub struct MailWorld {
     pub relay_port: u16,
 }
 
-/// Lets the relay's pipe (an unprivileged user) write the inbound folders of `spool`, and
+/// Lets the relay's pipe (an unprivileged user) write the inbound folders of `env`'s spool, and
 /// points it there.
 pub fn pipe_into(world: &MailWorld, env: &Env) {
+    open_inbound(env, &world.pipe_config);
+}
+
+fn open_inbound(env: &Env, pipe_config: &std::path::Path) {
     let spool = env.spool();
     for d in [
         spool.clone(),
@@ -52,10 +56,16 @@ pub fn pipe_into(world: &MailWorld, env: &Env) {
     )
     .expect("chmod");
     std::fs::write(
-        &world.pipe_config,
+        pipe_config,
         format!("[spool]\ndir = \"{}\"\n", spool.display()),
     )
     .expect("pipe config");
+    // The pipe reads its settings as that user.
+    std::fs::set_permissions(
+        pipe_config,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .expect("chmod");
 }
 
 /// Registers a municipality with a proven secure address, phone and contacts, straight in the
@@ -146,18 +156,8 @@ pub fn start(env: &mut Env) -> MailWorld {
     let dir = env.path().to_path_buf();
     // The MTA's pipe runs `kurir inbound` as an unprivileged user: it must reach the spool's
     // inbound folders (in production the pipe and the daemon are the same user, `kurir`).
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))
-        .expect("chmod");
-    let spool = env.spool();
-    for d in [
-        spool.clone(),
-        spool.join("inbound"),
-        spool.join("inbound/tmp"),
-        spool.join("inbound/new"),
-    ] {
-        std::fs::create_dir_all(&d).expect("spool dir");
-        chown(&d, NOBODY);
-    }
+    let pipe_config = dir.join("pipe.toml");
+    open_inbound(env, &pipe_config);
     let pki = dir.join("pki");
     let ca = Ca::new(&pki, "kurir proof test CA");
     let server = ca.issue("server", Usage::Server);
@@ -169,17 +169,7 @@ pub fn start(env: &mut Env) -> MailWorld {
     let mta = dir.join("mta");
     std::fs::create_dir_all(mta.join("final/mail")).expect("mail dir");
     chown(&mta.join("final/mail"), NOBODY);
-    let pipe_config = dir.join("pipe.toml");
-    std::fs::write(
-        &pipe_config,
-        format!("[spool]\ndir = \"{}\"\n", spool.display()),
-    )
-    .expect("pipe config");
-    std::fs::set_permissions(
-        &pipe_config,
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .expect("chmod");
+
     let kurir_bin = env!("CARGO_BIN_EXE_kurir");
 
     let municipality = Postfix::start(

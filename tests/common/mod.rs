@@ -244,6 +244,18 @@ impl Env {
         self.ok(&args).trim().to_string()
     }
 
+    /// The letter PDFs in every print batch.
+    pub fn letters(&self) -> usize {
+        std::fs::read_dir(self.spool().join("print"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .flat_map(|b| std::fs::read_dir(b.path()).into_iter().flatten())
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".pdf"))
+            .count()
+    }
+
     /// Drops a job the way any writer may: build under tmp/, rename into incoming/.
     pub fn drop_job(&self, name: &str, manifest: &str, files: &[(&str, &[u8])]) {
         let tmp = self.spool().join("tmp").join(name);
