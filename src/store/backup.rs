@@ -75,7 +75,8 @@ impl Store {
             });
             Ok(SnapshotInfo {
                 taken_at,
-                jobs: self.jobs.len(),
+                // Less the downgrade guard, which is not a job.
+                jobs: self.jobs.len().saturating_sub(1),
                 audit_head: head,
             })
         })();

@@ -22,6 +22,12 @@ pub const FORMAT_NOTE: &str = "FORMAT";
 /// The oldest kurir that reads a store of this release's format.
 pub const READABLE_BY: &str = "0.2.0";
 
+/// A job record kept in every store of this format so that kurir 0.1.0, put back by a
+/// downgrade, stops at start with its own clear error ("job store value has format version
+/// 2; this kurir reads version 1") instead of running on records it would misread: 0.1.0
+/// reads every job its `pending` index names when it starts. This release passes it over.
+pub const DOWNGRADE_GUARD: &str = "19700101-000000-000000000000";
+
 impl Store {
     /// The store's format, as its `meta` says.
     pub fn format(&self) -> Result<u32, StoreError> {
@@ -35,8 +41,40 @@ impl Store {
         })
     }
 
-    /// Writes [`FORMAT_NOTE`] in the state folder `dir` when it does not say this format.
+    /// Writes [`FORMAT_NOTE`] in the state folder `dir` when it does not say this format, and
+    /// keeps the [`DOWNGRADE_GUARD`] record in place.
     pub(super) fn note_format(&self, dir: &Path) -> Result<(), StoreError> {
+        let guard = DOWNGRADE_GUARD.as_bytes();
+        let id: Option<JobId> = DOWNGRADE_GUARD.parse().ok();
+        if let (Some(id), None) = (id, self.jobs.get(guard)?) {
+            let now = Timestamp::now();
+            let record = JobRecord {
+                id,
+                source: format!(
+                    "not a job: a store in format {FORMAT_VERSION} (kurir {READABLE_BY} or newer)"
+                ),
+                state: JobState::Cancelled,
+                to: None,
+                recipients: Vec::new(),
+                documents: Vec::new(),
+                received_at: now,
+                updated_at: now,
+                next_attempt: None,
+                attempts: 0,
+                quarantine: None,
+                receipt_written: true,
+                manifest_pending: false,
+                events: 0,
+                alerts: Vec::new(),
+                acknowledged: Vec::new(),
+                unknown_deliveries: 0,
+                submission: None,
+                duplicate_of: None,
+            };
+            let _gate = self.gate();
+            self.jobs.insert(guard, encode(&record)?)?;
+            self.pending.insert(guard, &[])?;
+        }
         let note = format!("format={FORMAT_VERSION}\nreadable-by={READABLE_BY}\n");
         let path = dir.join(FORMAT_NOTE);
         if std::fs::read_to_string(&path).ok().as_deref() != Some(note.as_str()) {

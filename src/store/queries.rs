@@ -88,6 +88,9 @@ impl Store {
         let mut out = Vec::new();
         for item in self.pending.iter() {
             let (key, _) = item?;
+            if key.as_ref() == super::migrate::DOWNGRADE_GUARD.as_bytes() {
+                continue;
+            }
             let id = String::from_utf8_lossy(&key).to_string();
             if let Ok(id) = id.parse::<JobId>() {
                 if let Some(record) = self.get(&id)? {
@@ -102,6 +105,12 @@ impl Store {
     pub fn list(&self, states: &[JobState], limit: usize) -> Result<Vec<JobRecord>, StoreError> {
         let mut out = Vec::new();
         for item in self.jobs.iter().rev() {
+            if item
+                .as_ref()
+                .is_ok_and(|(k, _)| k.as_ref() == super::migrate::DOWNGRADE_GUARD.as_bytes())
+            {
+                continue;
+            }
             let stored: JobRecord = decode(&item?.1)?;
             let journaled = self.last_unapplied(&stored.id);
             let record = newer_of(stored, journaled);
