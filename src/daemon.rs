@@ -367,6 +367,7 @@ async fn retention_loop(
         settings.receipts_after,
         settings.alerts_after,
         settings.print_after,
+        crate::intake::draft::DRAFT_LIFETIME,
     ]
     .into_iter()
     .min()
@@ -392,6 +393,7 @@ async fn retention_loop(
                         receipts = removed.receipts,
                         alerts = removed.alerts,
                         print_batches = removed.batches,
+                        drafts = removed.drafts,
                         "removed from the spool after the retention period"
                     );
                 }

@@ -176,7 +176,8 @@ fn a_backup_taken_during_a_burst_restores_on_another_machine_with_its_jobs_proof
 }
 
 #[test]
-fn restore_refuses_a_live_store_moves_a_stopped_one_aside_with_force_and_verify_finds_tampering() {
+fn restore_refuses_a_live_store_moves_a_stopped_one_and_unknown_documents_aside_and_verify_finds_a_cut_or_tampered_backup(
+) {
     let mut env = Env::new();
     env.start();
     let id = env.submit("2480", None);
@@ -197,14 +198,70 @@ fn restore_refuses_a_live_store_moves_a_stopped_one_aside_with_force_and_verify_
         String::from_utf8_lossy(&live.stderr)
     );
     env.stop();
+    // A job the replaced store took in after the backup: its documents must not be left where
+    // nobody looks.
+    let after = env
+        .spool()
+        .join("active")
+        .join("20261130-120000-0a0b0c0d0e0f");
+    std::fs::create_dir_all(&after).expect("mkdir");
+    std::fs::write(
+        after.join("anvisningsbeslut.pdf"),
+        common::pdf::beslut("LATE"),
+    )
+    .expect("pdf");
     let forced = env.ok(&["restore", &backup.to_string_lossy(), "--force"]);
     assert!(
         forced.contains("the store that was there is kept in"),
         "{forced}"
     );
+    assert!(forced.contains("1 job folder(s)"), "{forced}");
+    assert!(!after.exists());
+    let aside = std::fs::read_dir(env.spool())
+        .expect("spool")
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("active.replaced-")
+        })
+        .expect("the folder set aside")
+        .path();
+    assert!(aside
+        .join("20261130-120000-0a0b0c0d0e0f/anvisningsbeslut.pdf")
+        .is_file());
     env.start();
     assert_eq!(env.status(&id)["job"]["state"], "print-queued");
     env.stop();
+
+    // A backup that lost a whole tree, manifest and sums rewritten to match, is refused.
+    let cut = env.path().join("backup-cut");
+    std::fs::create_dir(&cut).expect("mkdir");
+    let copy = std::process::Command::new("cp")
+        .args([
+            "-a",
+            &format!("{}/.", backup.display()),
+            &cut.to_string_lossy(),
+        ])
+        .status()
+        .expect("cp");
+    assert!(copy.success());
+    std::fs::remove_file(cut.join("store/events.jsonl")).expect("rm");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cut.join("manifest.json")).expect("read"))
+            .expect("json");
+    manifest["files"]
+        .as_object_mut()
+        .expect("files")
+        .remove("store/events.jsonl");
+    std::fs::write(cut.join("manifest.json"), manifest.to_string()).expect("write");
+    let out = env.run(&["backup", "--verify", &cut.to_string_lossy()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("store/events.jsonl is missing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // One changed byte and the backup is refused.
     let tree = std::fs::read_dir(backup.join("store"))

@@ -257,6 +257,28 @@ fn a_caseworker_sends_a_decision_follows_it_to_read_and_takes_the_receipt_for_th
         .count();
     assert!(views >= 3, "page and receipt views not recorded:\n{audit}");
     assert!(audit.contains("decision sent from the dispatch desk"));
+    // So is every search, by the digest of what was searched for: the chain says who looked
+    // for which case, and holds no case number itself.
+    let searched = audit
+        .lines()
+        .filter(|l| l.contains("the job list (all) viewed on the dispatch desk"))
+        .find(|l| l.contains(&sha256_hex(common::CASE)))
+        .unwrap_or_else(|| panic!("the search by case number is not recorded:\n{audit}"));
+    assert!(
+        searched.contains(STAFF_HSA) && searched.contains("\"rows\":1"),
+        "{searched}"
+    );
+    assert!(
+        !audit.contains(common::CASE),
+        "a case number in the audit chain:\n{audit}"
+    );
+}
+
+fn sha256_hex(text: &str) -> String {
+    openssl::sha::sha256(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn status_documents(rig: &DeskRig, id: &str) -> Vec<String> {

@@ -66,6 +66,13 @@ pub fn restore(daemon: &Daemon<'_>, src: PathBuf, force: bool) -> anyhow::Result
     if let Some(aside) = &restored.replaced {
         say!("the store that was there is kept in {}", aside.display());
     }
+    if let Some((aside, count)) = &restored.documents_aside {
+        say!(
+            "{count} job folder(s) in the spool belong to no job of the restored store (taken \
+             in after the backup): moved to {}; resubmit them",
+            aside.display()
+        );
+    }
     say!(
         "restored {} job(s) as they stood at {} into {}",
         restored.jobs,

@@ -24,6 +24,9 @@ const OWNER_FILE: &str = ".kurir-draft-owner";
 const PREFIX: &str = "draft-";
 /// How long an unsent draft is kept.
 pub const DRAFT_LIFETIME: Duration = Duration::from_secs(3600);
+/// Unsent drafts one person may have at a time: each holds up to a desk upload of PDFs in the
+/// spool, and a person checks one decision at a time.
+pub const MAX_DRAFTS_PER_PERSON: usize = 5;
 
 /// A draft's id: 32 hex digits, random, and nothing else (it names a folder).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +84,9 @@ pub enum DraftError {
     /// The draft belongs to someone else.
     #[error("the draft belongs to someone else")]
     NotYours,
+    /// The person has [`MAX_DRAFTS_PER_PERSON`] unsent drafts already.
+    #[error("{MAX_DRAFTS_PER_PERSON} unsent drafts already: send or let them lapse (an hour)")]
+    TooMany,
     /// The spool could not be written.
     #[error("writing the draft: {0}")]
     Write(String),
@@ -116,6 +122,9 @@ pub fn create(
     {
         return Err(DraftError::NoDecision);
     }
+    if open_drafts_of(spool, owner) >= MAX_DRAFTS_PER_PERSON {
+        return Err(DraftError::TooMany);
+    }
     let mut held = Vec::new();
     for (kind, bytes) in &job.documents {
         let summary = pdf::validate(bytes, limits).map_err(|problem| DraftError::Document {
@@ -150,28 +159,42 @@ pub fn send(spool: &Spool, id: &DraftId, owner: &str) -> Result<JobId, DraftErro
     Ok(job)
 }
 
-/// Removes drafts older than [`DRAFT_LIFETIME`]; returns how many.
-pub fn sweep(spool: &Spool) -> usize {
+/// The draft folders in the spool, each with whether it has outlived [`DRAFT_LIFETIME`].
+fn drafts(spool: &Spool) -> Vec<(PathBuf, bool)> {
     let Ok(entries) = std::fs::read_dir(spool.tmp()) else {
-        return 0;
+        return Vec::new();
     };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with(PREFIX) {
-            continue;
-        }
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > DRAFT_LIFETIME);
-        if old && std::fs::remove_dir_all(entry.path()).is_ok() {
-            removed += 1;
-        }
-    }
-    removed
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))
+        .map(|entry| {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > DRAFT_LIFETIME);
+            (entry.path(), old)
+        })
+        .collect()
+}
+
+/// How many unsent, unlapsed drafts `owner` has.
+fn open_drafts_of(spool: &Spool, owner: &str) -> usize {
+    drafts(spool)
+        .into_iter()
+        .filter(|(dir, old)| {
+            !old && std::fs::read_to_string(dir.join(OWNER_FILE)).is_ok_and(|o| o == owner)
+        })
+        .count()
+}
+
+/// Removes drafts older than [`DRAFT_LIFETIME`]; returns how many. Retention calls it.
+pub fn sweep(spool: &Spool) -> usize {
+    drafts(spool)
+        .into_iter()
+        .filter(|(dir, old)| *old && std::fs::remove_dir_all(dir).is_ok())
+        .count()
 }
 
 #[cfg(test)]
@@ -226,6 +249,33 @@ mod tests {
             })
         ));
         assert!(std::fs::read_dir(spool.tmp()).map_or(true, |mut d| d.next().is_none()));
+    }
+
+    #[test]
+    fn one_person_holds_at_most_five_unsent_drafts_and_sending_frees_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::new(dir.path());
+        let limits = PdfLimits::from_settings(&crate::config::SpoolSettings::default());
+        let pdf = crate::pdf::tests::simple_pdf(None);
+        let a = "SE2321000016-a1";
+        let mut ids = Vec::new();
+        for _ in 0..MAX_DRAFTS_PER_PERSON {
+            ids.push(
+                create(&spool, a, &job(pdf.clone()), &limits)
+                    .expect("draft")
+                    .0,
+            );
+        }
+        assert_eq!(
+            create(&spool, a, &job(pdf.clone()), &limits).map(|_| ()),
+            Err(DraftError::TooMany)
+        );
+        // Someone else is not held up by it.
+        assert!(create(&spool, "SE2321000016-b2", &job(pdf.clone()), &limits).is_ok());
+        send(&spool, &ids[0], a).expect("sent");
+        assert!(create(&spool, a, &job(pdf), &limits).is_ok());
+        // None has lapsed: sweeping removes nothing.
+        assert_eq!(sweep(&spool), 0);
     }
 
     #[test]

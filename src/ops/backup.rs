@@ -66,6 +66,10 @@ pub struct Restored {
     pub in_flight: usize,
     /// Where a stopped store that `--force` replaced was moved.
     pub replaced: Option<PathBuf>,
+    /// Where documents of jobs the restored store does not know (jobs of the replaced store,
+    /// taken in after the backup) were moved, and how many jobs' folders: a person resubmits
+    /// them.
+    pub documents_aside: Option<(PathBuf, usize)>,
 }
 
 /// Why a backup or restore could not be done.
@@ -93,6 +97,9 @@ pub enum BackupError {
         /// What is wrong.
         problem: String,
     },
+    /// Another backup is being written by this daemon.
+    #[error("a backup is being written already; try again when it is done")]
+    Busy,
     /// A store is there already and `--force` was not given.
     #[error(
         "{0} holds a store already; restore onto a fresh machine, or stop the daemon and give \
@@ -102,6 +109,9 @@ pub enum BackupError {
 }
 
 const FORMAT: u32 = 1;
+
+/// Trees every store has, so every backup: one without them is damaged.
+const CORE_TREES: [&str; 5] = ["jobs", "events", "audit", "meta", "registry"];
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
     move |source| BackupError::Io {
@@ -117,14 +127,23 @@ struct Entry {
     v: String,
 }
 
+/// Only one backup is written at a time: a second one would double the load for nothing.
+static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Writes a backup of `store` (and the keys in `state_dir`, the unfinished jobs' documents in
 /// `spool`) into the new folder `dest`. The folder appears whole or not at all.
+///
+/// The store is read into memory at one instant (writers wait only for that), then written
+/// out: a slow destination never holds up the daemon.
 pub fn write(
     store: &Store,
     spool: &Spool,
     state_dir: &Path,
     dest: &Path,
 ) -> Result<Manifest, BackupError> {
+    let Ok(_writing) = WRITING.try_lock() else {
+        return Err(BackupError::Busy);
+    };
     if dest.exists() {
         return Err(BackupError::Exists(dest.to_path_buf()));
     }
@@ -132,40 +151,48 @@ pub fn write(
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "backup".into());
-    let partial = dest.with_file_name(format!(".{name}.partial"));
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
+    // Our own name: another writer's partial folder (a cron job on another host, say) is
+    // never ours to delete.
+    let partial = dest.with_file_name(format!(
+        ".{name}.partial-{}-{}",
+        std::process::id(),
+        Timestamp::now().as_nanosecond()
+    ));
+    let result = write_into(store, spool, state_dir, &partial, dest);
+    if result.is_err() && partial.exists() {
+        let _ = std::fs::remove_dir_all(&partial);
     }
-    let mut files = BTreeMap::new();
+    result
+}
+
+fn write_into(
+    store: &Store,
+    spool: &Spool,
+    state_dir: &Path,
+    partial: &Path,
+    dest: &Path,
+) -> Result<Manifest, BackupError> {
     // Private whatever the group setting: a backup holds every decision's history.
     create_private(&partial.join("store"))?;
-    let mut writers: BTreeMap<String, std::io::BufWriter<std::fs::File>> = BTreeMap::new();
+    let (info, trees) = store.snapshot()?;
+    let unfinished = Store::unfinished_in(&trees)?;
     let engine = base64::engine::general_purpose::STANDARD;
-    let info = store.snapshot(|tree, key, value| {
-        let writer = match writers.get_mut(tree) {
-            Some(w) => w,
-            None => {
-                let path = partial
-                    .join("store")
-                    .join(format!("{}.jsonl", tree_file(tree)));
-                let file = private_file(&path)?;
-                writers
-                    .entry(tree.to_string())
-                    .or_insert(std::io::BufWriter::new(file))
-            }
-        };
-        let line = serde_json::to_string(&Entry {
-            k: engine.encode(key),
-            v: engine.encode(value),
-        })
-        .map_err(std::io::Error::other)?;
-        writeln!(writer, "{line}")
-    })?;
-    for (tree, mut writer) in writers {
-        writer.flush().map_err(io(&partial))?;
+    for (tree, entries) in &trees {
         let path = partial
             .join("store")
-            .join(format!("{}.jsonl", tree_file(&tree)));
+            .join(format!("{}.jsonl", tree_file(tree)));
+        let mut writer = std::io::BufWriter::new(private_file(&path).map_err(io(&path))?);
+        for (key, value) in entries {
+            let line = serde_json::to_string(&Entry {
+                k: engine.encode(key),
+                v: engine.encode(value),
+            })
+            .map_err(|e| BackupError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            writeln!(writer, "{line}").map_err(io(&path))?;
+        }
         writer
             .into_inner()
             .map_err(|e| BackupError::Io {
@@ -175,6 +202,7 @@ pub fn write(
             .sync_all()
             .map_err(io(&path))?;
     }
+    drop(trees);
     // The keys: the report token key proves reports for jobs sent before the backup.
     create_private(&partial.join("keys"))?;
     for entry in std::fs::read_dir(state_dir).map_err(io(state_dir))? {
@@ -184,14 +212,12 @@ pub fn write(
             copy_private(&entry.path(), &partial.join("keys").join(&name))?;
         }
     }
-    // The documents of every job that is not finished: they are still to be sent.
-    for job in store.pending()? {
-        if job.state.is_final() {
-            continue;
-        }
-        let from = spool.active_job(&job.id);
+    // The documents of every job not finished at the snapshot's instant: still to be sent.
+    // (One that finished since may have had its documents archived: it needs them no more.)
+    for id in &unfinished {
+        let from = spool.active_job(id);
         if from.is_dir() {
-            let to = partial.join("spool/active").join(job.id.as_str());
+            let to = partial.join("spool/active").join(id.as_str());
             create_private(&to)?;
             for entry in std::fs::read_dir(&from).map_err(io(&from))? {
                 let entry = entry.map_err(io(&from))?;
@@ -202,7 +228,8 @@ pub fn write(
             }
         }
     }
-    sum_files(&partial, &partial, &mut files)?;
+    let mut files = BTreeMap::new();
+    sum_files(partial, partial, &mut files)?;
     let manifest = Manifest {
         kind: "kurir-backup".into(),
         format: FORMAT,
@@ -223,8 +250,8 @@ pub fn write(
     })?;
     write_private(&partial.join("manifest.json"), &json)?;
     write_private(&partial.join("SHA256SUMS"), sums.as_bytes())?;
-    fsutil::sync_dir(&partial).map_err(io(&partial))?;
-    std::fs::rename(&partial, dest).map_err(io(dest))?;
+    fsutil::sync_dir(partial).map_err(io(partial))?;
+    std::fs::rename(partial, dest).map_err(io(dest))?;
     if let Some(parent) = dest.parent() {
         let _ = fsutil::sync_dir(parent);
     }
@@ -335,8 +362,29 @@ pub fn verify(src: &Path) -> Result<Manifest, BackupError> {
     if let Some(extra) = found.keys().find(|p| !manifest.files.contains_key(*p)) {
         return Err(unsound(format!("{extra} is not in the manifest")));
     }
+    // A backup that lost a whole tree (and the manifest with it) would still add up: the
+    // trees every store has must be there.
+    for tree in CORE_TREES {
+        let path = format!("store/{tree}.jsonl");
+        if !manifest.files.contains_key(&path) {
+            return Err(unsound(format!("{path} is missing from the manifest")));
+        }
+    }
     for path in manifest.files.keys().filter(|p| p.starts_with("store/")) {
-        read_tree(&src.join(path)).map_err(|e| unsound(format!("{path}: {e}")))?;
+        let entries = read_tree(&src.join(path)).map_err(|e| unsound(format!("{path}: {e}")))?;
+        if path == "store/jobs.jsonl" {
+            let guard = crate::store::DOWNGRADE_GUARD.as_bytes();
+            let jobs = entries
+                .iter()
+                .filter(|(k, _)| k.as_slice() != guard)
+                .count();
+            if jobs != manifest.jobs {
+                return Err(unsound(format!(
+                    "store/jobs.jsonl holds {jobs} jobs, the manifest says {}",
+                    manifest.jobs
+                )));
+            }
+        }
     }
     Ok(manifest)
 }
@@ -417,6 +465,11 @@ pub fn restore(
         }
         copy_private(&src.join(path), &to)?;
     }
+    let documents_aside = if replaced.is_some() {
+        set_aside_unknown(&store, spool)?
+    } else {
+        None
+    };
     let in_flight = store
         .pending()?
         .iter()
@@ -441,5 +494,42 @@ pub fn restore(
         jobs: manifest.jobs,
         in_flight,
         replaced,
+        documents_aside,
     })
+}
+
+/// Moves job folders in `spool/active/` that `store` has no job for into
+/// `spool/active.replaced-<time>/`: the daemon would otherwise never look at them, and the
+/// decisions in them were never sent as far as the restored store knows.
+fn set_aside_unknown(
+    store: &Store,
+    spool: &Spool,
+) -> Result<Option<(PathBuf, usize)>, BackupError> {
+    let active = spool.active();
+    let Ok(entries) = std::fs::read_dir(&active) else {
+        return Ok(None);
+    };
+    let aside = active.with_file_name(format!(
+        "active.replaced-{}",
+        Timestamp::now().strftime("%Y%m%dT%H%M%S")
+    ));
+    let mut moved = 0;
+    for entry in entries {
+        let entry = entry.map_err(io(&active))?;
+        let known = match entry
+            .file_name()
+            .to_string_lossy()
+            .parse::<crate::job::JobId>()
+        {
+            Ok(id) => store.get(&id)?.is_some(),
+            Err(_) => false,
+        };
+        if known {
+            continue;
+        }
+        create_private(&aside)?;
+        std::fs::rename(entry.path(), aside.join(entry.file_name())).map_err(io(&entry.path()))?;
+        moved += 1;
+    }
+    Ok((moved > 0).then_some((aside, moved)))
 }

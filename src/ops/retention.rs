@@ -6,7 +6,7 @@
 //! retention period. It covers documents (`spool/active/`), delivery reports
 //! (`spool/inbound/`), receipts, alert files and confirmed print batches — never a file that
 //! something still needs: an owed receipt, the alert of an unfinished job, a batch the print
-//! shop has not confirmed.
+//! shop has not confirmed — and the dispatch desk's drafts nobody sent within the hour.
 
 use jiff::Timestamp;
 
@@ -28,6 +28,8 @@ pub struct Removed {
     pub alerts: usize,
     /// Confirmed print batches in `spool/print/`.
     pub batches: usize,
+    /// Drafts of the dispatch desk nobody sent ([`crate::intake::draft::DRAFT_LIFETIME`]).
+    pub drafts: usize,
 }
 
 /// The instant before which each kind of file goes (`[retention]`, counted back from now).
@@ -80,6 +82,7 @@ pub fn run_once(store: &Store, spool: &Spool, cutoffs: Cutoffs) -> Result<Remove
             alert_settled(store, name)
         }),
         batches: purge_batches(store, spool, cutoffs.print)?,
+        drafts: crate::intake::draft::sweep(spool),
     })
 }
 

@@ -161,17 +161,40 @@ pub(super) async fn send_check(
     Extension(person): Extension<Person>,
     mut multipart: Multipart,
 ) -> Response {
-    let mut token = String::new();
+    // Who may send, and room to read, before a byte of the upload is read: a card without a
+    // caseworker's grant, or a forged form, costs the portal no memory.
+    let desk = match desk_of(&portal, &person).await {
+        Ok(desk) => desk,
+        Err(page) => return *page,
+    };
+    if !desk.sends {
+        return refusal(&ServiceError::RoleForbids(StaffRole::Drift));
+    }
+    let Ok(_reading) = portal.uploads.try_acquire() else {
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Försök igen om en stund",
+            "Många beslut laddas upp just nu. Gå tillbaka och skicka formuläret igen om en \
+             stund.",
+        );
+    };
+    // The form's token comes first (the browser sends fields in the form's order); a file
+    // before a valid token is not read.
+    let mut token_checked = false;
     let mut fields = SendFields::default();
     let mut decision = Vec::new();
     let mut god_man = Vec::new();
     while let Ok(Some(field)) = multipart.next_field().await {
         let name = field.name().unwrap_or("").to_string();
         match name.as_str() {
-            "csrf" => token = field.text().await.unwrap_or_default(),
+            "csrf" => {
+                let token = field.text().await.unwrap_or_default();
+                token_checked = portal.token_ok(&person, &token);
+            }
             "kommun" => fields.kommun = field.text().await.unwrap_or_default(),
             "arende" => fields.arende = field.text().await.unwrap_or_default(),
             "kopia" => fields.kopia = field.text().await.unwrap_or_default(),
+            "anvisningsbeslut" | "godman" if !token_checked => return forged(),
             "anvisningsbeslut" => {
                 decision = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default()
             }
@@ -179,13 +202,9 @@ pub(super) async fn send_check(
             _ => {}
         }
     }
-    if !portal.token_ok(&person, &token) {
+    if !token_checked {
         return forged();
     }
-    let desk = match desk_of(&portal, &person).await {
-        Ok(desk) => desk,
-        Err(page) => return *page,
-    };
     let again = |error: FieldError| {
         let token = portal.csrf_token(&person);
         html(
@@ -273,6 +292,9 @@ pub(super) async fn send_check(
                     "anvisningsbeslut",
                     "Ladda upp anvisningsbeslutet som PDF.".into(),
                 )),
+                ServiceError::Draft(DraftError::TooMany) => {
+                    Some(("anvisningsbeslut", words::desk_error(&error)))
+                }
                 _ => None,
             };
             match at_field {

@@ -25,7 +25,14 @@ pub struct Portal {
     seed: Seed,
     sender: SenderSettings,
     csrf_key: Vec<u8>,
+    /// Uploads of the dispatch desk read at once: each may hold
+    /// [`super::DESK_UPLOAD_BYTES`] in memory.
+    pub(super) uploads: tokio::sync::Semaphore,
 }
+
+/// How many desk uploads the portal reads at once (a handful of caseworkers send decisions;
+/// more at one moment wait a little, and memory stays bounded).
+const UPLOADS_AT_ONCE: usize = 4;
 
 impl Portal {
     /// The portal over the daemon at `backend`.
@@ -40,6 +47,7 @@ impl Portal {
             seed,
             sender,
             csrf_key,
+            uploads: tokio::sync::Semaphore::new(UPLOADS_AT_ONCE),
         }
     }
 

@@ -247,6 +247,11 @@ pub fn desk_error(error: &ServiceError) -> String {
              formuläret igen."
                 .into()
         }
+        ServiceError::Draft(crate::intake::draft::DraftError::TooMany) => format!(
+            "Du har redan {} utkast som inte är skickade. Skicka dem eller vänta en timme, så \
+             tas de bort.",
+            crate::intake::draft::MAX_DRAFTS_PER_PERSON
+        ),
         _ => "Det gick inte just nu. Försök igen om en stund.".into(),
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::{JobId, Kommunkod};
 use crate::spool::Spool;
+use crate::store::kinds::Team;
 use crate::store::state::{Channel, JobRecord, JobState};
 use crate::store::{HoldNote, RelayHealth, Store, StoreError};
 
@@ -364,15 +365,25 @@ impl Operations<'_> {
         Ok(ActionDone::of(Action::Release, done))
     }
 
-    /// Records that a person dealt with every open alert of the job (phoned the
+    /// Records that a person dealt with the open alerts of the job (phoned the
     /// municipality, delivered the documents another way): the alerts close, whatever the
-    /// job's state. A reason is required: it says what was done.
-    pub fn acknowledge(&self, id: &JobId, actor: &Actor) -> Result<ActionDone, OperatorError> {
+    /// job's state. A reason is required: it says what was done. With `only`, just that
+    /// team's alerts close: a caseworker does not close what operations must look at.
+    pub fn acknowledge(
+        &self,
+        id: &JobId,
+        actor: &Actor,
+        only: Option<Team>,
+    ) -> Result<ActionDone, OperatorError> {
         if actor.reason.trim().is_empty() {
             return Err(OperatorError::NoReason);
         }
         let job = self.job(id)?;
-        let open = job.open_alerts();
+        let open: Vec<_> = job
+            .open_alerts()
+            .into_iter()
+            .filter(|m| only.is_none_or(|team| m.kind.team() == team))
+            .collect();
         if open.is_empty() {
             return Err(Self::refuse(&job, StateHint::NoOpenAlert));
         }
@@ -567,5 +578,81 @@ impl Operations<'_> {
             |_| {},
         )?;
         Ok(ActionDone::of(Action::QuarantineDelete, vec![id.clone()]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::RecipientRole;
+    use crate::store::kinds::{AlertKind, AlertMark};
+    use crate::store::state::Recipient;
+
+    fn failed_with_conflict() -> JobRecord {
+        let now = Timestamp::now();
+        JobRecord {
+            id: JobId::generate(),
+            source: "drop-1".into(),
+            state: JobState::Failed,
+            to: Some("2480".parse().expect("code")),
+            recipients: vec![Recipient {
+                kommunkod: "2480".parse().expect("code"),
+                role: RecipientRole::Assigned,
+                channel: Some(Channel::Post),
+                letter: None,
+                email: None,
+            }],
+            documents: vec![],
+            received_at: now,
+            updated_at: now,
+            next_attempt: None,
+            attempts: 1,
+            quarantine: None,
+            receipt_written: false,
+            manifest_pending: false,
+            events: 0,
+            alerts: vec![
+                AlertMark::job(AlertKind::Failed),
+                AlertMark::job(AlertKind::ConflictingReport),
+            ],
+            acknowledged: Vec::new(),
+            unknown_deliveries: 0,
+            submission: None,
+            duplicate_of: None,
+        }
+    }
+
+    #[test]
+    fn a_caseworker_closes_dispatch_alerts_and_leaves_operations_their_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let spool = Spool::new(dir.path().join("spool"));
+        let job = failed_with_conflict();
+        store
+            .enqueue(&job, &[(JobState::Failed, "failed".into())])
+            .expect("enqueue");
+        let ops = Operations {
+            store: &store,
+            spool: &spool,
+        };
+        let actor = Actor {
+            operator: "SE2321000016-a1".into(),
+            reason: "ringt".into(),
+        };
+        ops.acknowledge(&job.id, &actor, Some(Team::Dispatch))
+            .expect("acknowledged");
+        let open = store.get(&job.id).expect("get").expect("job").open_alerts();
+        assert_eq!(open, vec![AlertMark::job(AlertKind::ConflictingReport)]);
+        // Nothing of dispatch's is left for the caseworker to close.
+        assert!(ops
+            .acknowledge(&job.id, &actor, Some(Team::Dispatch))
+            .is_err());
+        ops.acknowledge(&job.id, &actor, None).expect("operations");
+        assert!(store
+            .get(&job.id)
+            .expect("get")
+            .expect("job")
+            .open_alerts()
+            .is_empty());
     }
 }

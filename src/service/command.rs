@@ -295,6 +295,18 @@ pub enum DeskFilter {
     ByPost,
 }
 
+impl DeskFilter {
+    /// The filter as the wire names it, for the audit chain.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeskFilter::All => "all",
+            DeskFilter::AwaitingProof => "awaiting-proof",
+            DeskFilter::AlertOpen => "alert-open",
+            DeskFilter::ByPost => "by-post",
+        }
+    }
+}
+
 /// Which view of a job the desk asks for (both are recorded as reads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

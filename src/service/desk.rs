@@ -92,6 +92,7 @@ impl Core {
             return Err(ServiceError::CopyToAssigned(to));
         }
         let mut copies = copy_to.clone();
+        copies.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         copies.dedup();
         let job = JobContents {
             to,
@@ -187,6 +188,7 @@ impl Core {
 
     pub(super) fn desk_jobs(
         &self,
+        person: &Person,
         search: &str,
         filter: DeskFilter,
         limit: usize,
@@ -243,6 +245,12 @@ impl Core {
                 break;
             }
         }
+        self.store.audit_list_view(
+            &person.operator(),
+            &format!("the job list ({})", filter.as_str()),
+            search,
+            rows.len(),
+        )?;
         Ok(Reply::DeskJobs(rows))
     }
 

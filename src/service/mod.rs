@@ -34,8 +34,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::SenderSettings;
 use crate::deliver::mail::Mailer;
 use crate::ops::alert::Alerter;
-use crate::registry::{ChangeContext, CodeKey, Person, Seed, SmimeTrust};
+use crate::registry::{ChangeContext, CodeKey, Person, Seed, SmimeTrust, StaffRole};
 use crate::spool::Spool;
+use crate::store::kinds::Team;
 use crate::store::Store;
 use crate::worktime::WorkingHours;
 
@@ -344,11 +345,34 @@ impl Core {
                     ops.quarantine_delete(&id, actor)
                 })
             }
-            Command::OpenAlerts => self.open_alerts(),
+            Command::OpenAlerts => {
+                let reply = self.open_alerts()?;
+                if let (Principal::Person(person), Reply::OpenAlerts(alerts)) = (principal, &reply)
+                {
+                    self.store.audit_list_view(
+                        &person.operator(),
+                        "the list of decisions to phone about",
+                        "",
+                        alerts.len(),
+                    )?;
+                }
+                Ok(reply)
+            }
             Command::PrintBatches => self.print_batches(),
             Command::PrintConfirm { batch, reason } => self.print_confirm(principal, batch, reason),
             Command::Acknowledge { id, reason } => {
-                self.act(principal, reason, |ops, actor| ops.acknowledge(&id, actor))
+                // A caseworker closes dispatch's alerts only; operations (and an operator at
+                // the command line) close any.
+                let only = match principal {
+                    Principal::Person(person) => match self.desk_grant(person)? {
+                        Some(grant) if grant.role == StaffRole::Drift => None,
+                        _ => Some(Team::Dispatch),
+                    },
+                    _ => None,
+                };
+                self.act(principal, reason, |ops, actor| {
+                    ops.acknowledge(&id, actor, only)
+                })
             }
             Command::StaffGrant {
                 hsa_id,
@@ -375,7 +399,7 @@ impl Core {
                 search,
                 filter,
                 limit,
-            } => self.desk_jobs(&search, filter, limit),
+            } => self.desk_jobs(person_of(principal)?, &search, filter, limit),
             Command::DeskJob { id, view } => self.desk_job(person_of(principal)?, id, view),
             Command::Backup { dest } => {
                 if !dest.is_absolute() {

@@ -28,13 +28,19 @@ use crate::net;
 
 /// The version of the wire format this kurir speaks.
 pub const PROTOCOL: u32 = 2;
-/// Longest request line accepted: a decision sent from the desk, its PDFs in base64 (the
-/// portal takes at most [`crate::portal::DESK_UPLOAD_BYTES`] of upload), is the largest.
-const MAX_REQUEST_BYTES: u64 = 64 << 20;
+/// Longest request line from the operator's socket (a CSV import is the largest).
+const MAX_OPERATOR_REQUEST_BYTES: u64 = 8 << 20;
+/// Longest request line from the portal's socket: a decision sent from the desk, its PDFs in
+/// base64 (the portal takes at most [`crate::portal::DESK_UPLOAD_BYTES`] of upload).
+const MAX_PORTAL_REQUEST_BYTES: u64 = 64 << 20;
+/// Longest answer a client reads (a desk list, an audit export).
+const MAX_ANSWER_BYTES: u64 = 64 << 20;
 /// How long a request may take to arrive.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client waits for the daemon's answer (a verification mail may take a while).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long the command line waits for a backup: it copies every unfinished job's documents.
+const BACKUP_CLIENT_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// A request on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,7 +167,11 @@ async fn answer(
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    let mut reader = tokio::io::BufReader::new(read).take(MAX_REQUEST_BYTES);
+    let limit = match door {
+        Door::Operator { .. } => MAX_OPERATOR_REQUEST_BYTES,
+        Door::Portal { .. } => MAX_PORTAL_REQUEST_BYTES,
+    };
+    let mut reader = tokio::io::BufReader::new(read).take(limit);
     tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
@@ -210,15 +220,30 @@ enum Parsed {
 }
 
 fn parse(line: &str) -> Parsed {
-    let value: Value = match serde_json::from_str(line) {
-        Ok(v) => v,
-        Err(e) => return Parsed::Malformed(e.to_string()),
-    };
-    match value.get("protocol").and_then(Value::as_u64) {
-        None if value.get("op").is_some() => Parsed::Legacy,
-        Some(v) if v != u64::from(PROTOCOL) => Parsed::Version(v),
-        _ => match serde_json::from_value::<Request>(value) {
-            Ok(r) => Parsed::Request(Box::new(r)),
+    // Straight into the request: a large upload is not copied into a JSON tree first. Only a
+    // line that is not a request of this version is looked at again, to say why.
+    if let Ok(request) = serde_json::from_str::<Request>(line) {
+        if request.protocol != PROTOCOL {
+            return Parsed::Version(u64::from(request.protocol));
+        }
+        return Parsed::Request(Box::new(request));
+    }
+    /// Just the fields that tell versions apart.
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        protocol: Option<u64>,
+        op: Option<serde::de::IgnoredAny>,
+    }
+    match serde_json::from_str::<Envelope>(line) {
+        Ok(Envelope {
+            protocol: None,
+            op: Some(_),
+        }) => Parsed::Legacy,
+        Ok(Envelope {
+            protocol: Some(v), ..
+        }) if v != u64::from(PROTOCOL) => Parsed::Version(v),
+        _ => match serde_json::from_str::<Request>(line) {
+            Ok(request) => Parsed::Request(Box::new(request)),
             Err(e) => Parsed::Malformed(e.to_string()),
         },
     }
@@ -331,8 +356,12 @@ pub fn call_blocking(
     command: Command,
 ) -> Result<Result<Reply, ServiceError>, ClientError> {
     let io = |e| ClientError::of(socket, e);
+    let wait = match command {
+        Command::Backup { .. } => BACKUP_CLIENT_TIMEOUT,
+        _ => CLIENT_TIMEOUT,
+    };
     let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(io)?;
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    stream.set_read_timeout(Some(wait)).map_err(io)?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
     stream
         .write_all(&request_line(principal, command).map_err(io)?)
@@ -357,7 +386,7 @@ pub async fn call(
             .map_err(io)?;
         let mut line = String::new();
         tokio::io::BufReader::new(stream)
-            .take(MAX_REQUEST_BYTES)
+            .take(MAX_ANSWER_BYTES)
             .read_line(&mut line)
             .await
             .map_err(io)?;
@@ -366,4 +395,44 @@ pub async fn call(
     tokio::time::timeout(CLIENT_TIMEOUT, exchange)
         .await
         .map_err(|_| io(std::io::Error::from(std::io::ErrorKind::TimedOut)))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(protocol: u32) -> String {
+        serde_json::to_string(&Request {
+            protocol,
+            principal: Principal::Operator("drift".into()),
+            command: Command::Queue,
+        })
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_request_of_this_version_is_read() {
+        assert!(matches!(parse(&line(PROTOCOL)), Parsed::Request(_)));
+    }
+
+    #[test]
+    fn a_request_of_another_version_is_refused_even_when_it_decodes() {
+        assert!(matches!(
+            parse(&line(PROTOCOL + 1)),
+            Parsed::Version(v) if v == u64::from(PROTOCOL + 1)
+        ));
+    }
+
+    #[test]
+    fn a_010_client_line_is_recognised() {
+        assert!(matches!(
+            parse(r#"{"op":"status","id":"x"}"#),
+            Parsed::Legacy
+        ));
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        assert!(matches!(parse("{not json"), Parsed::Malformed(_)));
+    }
 }

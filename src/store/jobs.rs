@@ -502,6 +502,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
+        let _gate = self.gate();
         let trees = (
             &self.jobs,
             &self.due,

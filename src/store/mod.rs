@@ -63,6 +63,7 @@ mod unapplied;
 
 pub use backup::{SnapshotInfo, TreeEntries};
 pub use batches::{BatchConfirmation, BatchRecord, LetterRow};
+pub use migrate::DOWNGRADE_GUARD;
 pub use notices::Notice;
 pub use registrations::{HoldNote, RelayHealth};
 

@@ -81,6 +81,32 @@ impl Store {
         })
     }
 
+    /// Records that a person read a list of jobs on the dispatch desk: which list, the SHA-256
+    /// of what they searched for (the query may hold a case number, which stays out of the
+    /// chain; the digest still matches a query put to it later), and how many rows they saw.
+    pub fn audit_list_view(
+        &self,
+        operator: &str,
+        what: &str,
+        query: &str,
+        rows: usize,
+    ) -> Result<(), StoreError> {
+        let query = query.trim();
+        self.audit_operator(Draft {
+            kind: AuditKind::View,
+            job_id: None,
+            kommunkod: None,
+            state: None,
+            operator: Some(operator.to_string()),
+            action: format!("{what} viewed on the dispatch desk"),
+            data: serde_json::json!({
+                "query_sha256": (!query.is_empty())
+                    .then(|| crate::digest::sha256_hex(query.to_lowercase().as_bytes())),
+                "rows": rows,
+            }),
+        })
+    }
+
     /// The newest audit entry about job `id`: where the job stands in the chain (its
     /// sequence number and hash), for the receipt in the case file.
     pub fn audit_position(&self, id: &JobId) -> Result<Option<(u64, String)>, StoreError> {
