@@ -69,7 +69,8 @@ pub fn restore(daemon: &Daemon<'_>, src: PathBuf, force: bool) -> anyhow::Result
     if let Some((aside, count)) = &restored.documents_aside {
         say!(
             "{count} job folder(s) in the spool belong to no job of the restored store (taken \
-             in after the backup): moved to {}; resubmit them",
+             in after the backup): moved to {}; some may have been delivered since: check each \
+             with `kurir status` against the replaced store before resubmitting it",
             aside.display()
         );
     }

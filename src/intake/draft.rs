@@ -137,6 +137,13 @@ pub fn create(
             sha256: summary.sha256,
         });
     }
+    // Counted again and written under one lock: uploads checked side by side cannot pass the
+    // cap together.
+    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _writing = WRITING.lock().unwrap_or_else(|p| p.into_inner());
+    if open_drafts_of(spool, owner) >= MAX_DRAFTS_PER_PERSON {
+        return Err(DraftError::TooMany);
+    }
     let id = DraftId::generate()?;
     let dir = folder(spool, &id);
     let write = |e: std::io::Error| DraftError::Write(e.to_string());
@@ -148,6 +155,9 @@ pub fn create(
 /// Sends `owner`'s draft: hands it over to intake under a new job id.
 pub fn send(spool: &Spool, id: &DraftId, owner: &str) -> Result<JobId, DraftError> {
     let dir = folder(spool, id);
+    if lapsed(&dir) {
+        return Err(DraftError::Gone);
+    }
     let marker = dir.join(OWNER_FILE);
     let found = std::fs::read_to_string(&marker).map_err(|_| DraftError::Gone)?;
     if found != owner {
@@ -168,15 +178,20 @@ fn drafts(spool: &Spool) -> Vec<(PathBuf, bool)> {
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))
         .map(|entry| {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > DRAFT_LIFETIME);
-            (entry.path(), old)
+            let path = entry.path();
+            let old = lapsed(&path);
+            (path, old)
         })
         .collect()
+}
+
+/// Whether the draft in `dir` has outlived [`DRAFT_LIFETIME`] (it is sent no more).
+fn lapsed(dir: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(dir)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > DRAFT_LIFETIME)
 }
 
 /// How many unsent, unlapsed drafts `owner` has.
@@ -193,7 +208,17 @@ fn open_drafts_of(spool: &Spool, owner: &str) -> usize {
 pub fn sweep(spool: &Spool) -> usize {
     drafts(spool)
         .into_iter()
-        .filter(|(dir, old)| *old && std::fs::remove_dir_all(dir).is_ok())
+        .filter(|(dir, old)| {
+            // Claimed by a rename first: a send racing the sweep either hands over the whole
+            // folder or finds it gone, never one emptied under it.
+            let swept = dir.with_file_name(format!(
+                "swept-{}",
+                dir.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ));
+            *old && std::fs::rename(dir, &swept).is_ok() && std::fs::remove_dir_all(&swept).is_ok()
+        })
         .count()
 }
 

@@ -108,7 +108,9 @@ pub enum BackupError {
     StoreExists(PathBuf),
 }
 
-const FORMAT: u32 = 1;
+/// The backup format: 2 writes every tree, empty ones too (1, of the first 0.2.0 builds,
+/// wrote only trees with entries, and is still read).
+const FORMAT: u32 = 2;
 
 /// Trees every store has, so every backup: one without them is damaged.
 const CORE_TREES: [&str; 5] = ["jobs", "events", "audit", "meta", "registry"];
@@ -141,8 +143,11 @@ pub fn write(
     state_dir: &Path,
     dest: &Path,
 ) -> Result<Manifest, BackupError> {
-    let Ok(_writing) = WRITING.try_lock() else {
-        return Err(BackupError::Busy);
+    let _writing = match WRITING.try_lock() {
+        Ok(guard) => guard,
+        // A backup that panicked left nothing of its own behind but its partial folder.
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return Err(BackupError::Busy),
     };
     if dest.exists() {
         return Err(BackupError::Exists(dest.to_path_buf()));
@@ -158,11 +163,41 @@ pub fn write(
         std::process::id(),
         Timestamp::now().as_nanosecond()
     ));
+    remove_stale_partials(dest, &name);
     let result = write_into(store, spool, state_dir, &partial, dest);
     if result.is_err() && partial.exists() {
         let _ = std::fs::remove_dir_all(&partial);
     }
     result
+}
+
+/// Removes what backups to the same name left when their process died (killed, or the machine
+/// lost power): partial folders of a process that runs no more, older than a day.
+fn remove_stale_partials(dest: &Path, name: &str) {
+    let Some(parent) = dest.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!(".{name}.partial-");
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().to_string();
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid).exists();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600));
+        if !alive && old && std::fs::remove_dir_all(entry.path()).is_ok() {
+            tracing::info!(folder = %entry.path().display(), "removed a dead backup's partial folder");
+        }
+    }
 }
 
 fn write_into(
@@ -342,9 +377,9 @@ pub fn verify(src: &Path) -> Result<Manifest, BackupError> {
     let bytes = std::fs::read(src.join("manifest.json")).map_err(io(&src.join("manifest.json")))?;
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| unsound(format!("manifest.json: {e}")))?;
-    if manifest.kind != "kurir-backup" || manifest.format != FORMAT {
+    if manifest.kind != "kurir-backup" || !(1..=FORMAT).contains(&manifest.format) {
         return Err(unsound(format!(
-            "manifest.json is {} format {}, not kurir-backup format {FORMAT}",
+            "manifest.json is {} format {}, not kurir-backup format 1 to {FORMAT}",
             manifest.kind, manifest.format
         )));
     }
@@ -364,7 +399,7 @@ pub fn verify(src: &Path) -> Result<Manifest, BackupError> {
     }
     // A backup that lost a whole tree (and the manifest with it) would still add up: the
     // trees every store has must be there.
-    for tree in CORE_TREES {
+    for tree in CORE_TREES.iter().filter(|_| manifest.format >= 2) {
         let path = format!("store/{tree}.jsonl");
         if !manifest.files.contains_key(&path) {
             return Err(unsound(format!("{path} is missing from the manifest")));

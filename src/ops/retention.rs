@@ -68,6 +68,8 @@ impl Cutoffs {
 
 /// Removes everything retention covers that is older than its cutoff.
 pub fn run_once(store: &Store, spool: &Spool, cutoffs: Cutoffs) -> Result<Removed, StoreError> {
+    // First: it needs no store, so a failing store does not keep drafts forever.
+    let drafts = crate::intake::draft::sweep(spool);
     Ok(Removed {
         reports: remove_files_older(
             &[spool.inbound_done(), spool.inbound_unmatched()],
@@ -82,7 +84,7 @@ pub fn run_once(store: &Store, spool: &Spool, cutoffs: Cutoffs) -> Result<Remove
             alert_settled(store, name)
         }),
         batches: purge_batches(store, spool, cutoffs.print)?,
-        drafts: crate::intake::draft::sweep(spool),
+        drafts,
     })
 }
 

@@ -25,6 +25,52 @@ use crate::store::state::Team;
 
 /// The most a decision's upload may weigh (both PDFs and the form).
 pub const DESK_UPLOAD_BYTES: usize = 40 * 1024 * 1024;
+/// Longest text field of the desk's upload form (a municipality's name, a case number).
+const TEXT_FIELD_BYTES: usize = 4096;
+/// How long an upload waits for one of the portal's upload slots.
+const UPLOAD_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A person's upload being read; the claim ends when it is dropped.
+struct UploadOf<'a> {
+    portal: &'a Portal,
+    hsa_id: String,
+}
+
+impl<'a> UploadOf<'a> {
+    /// Claims the person's one upload slot, or `None` while another upload of theirs is read.
+    fn claim(portal: &'a Portal, person: &Person) -> Option<UploadOf<'a>> {
+        let mut uploading = portal.uploading.lock().unwrap_or_else(|p| p.into_inner());
+        uploading.insert(person.hsa_id.clone()).then(|| UploadOf {
+            portal,
+            hsa_id: person.hsa_id.clone(),
+        })
+    }
+}
+
+impl Drop for UploadOf<'_> {
+    fn drop(&mut self) {
+        self.portal
+            .uploading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.hsa_id);
+    }
+}
+
+/// A multipart field's bytes, refused when longer than `cap` or cut off.
+async fn read_capped(
+    field: &mut axum::extract::multipart::Field<'_>,
+    cap: usize,
+) -> Result<Vec<u8>, ()> {
+    let mut out = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|_| ())? {
+        if out.len() + chunk.len() > cap {
+            return Err(());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
 
 /// The person's desk role, or the page that says they have none.
 async fn desk_of(portal: &Portal, person: &Person) -> Result<Desk, Box<Response>> {
@@ -170,7 +216,15 @@ pub(super) async fn send_check(
     if !desk.sends {
         return refusal(&ServiceError::RoleForbids(StaffRole::Drift));
     }
-    let Ok(_reading) = portal.uploads.try_acquire() else {
+    let Some(_mine) = UploadOf::claim(&portal, &person) else {
+        return refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Försök igen om en stund",
+            "Ett annat beslut laddas upp från ditt kort just nu. Vänta tills det är klart.",
+        );
+    };
+    let Ok(Ok(_reading)) = tokio::time::timeout(UPLOAD_QUEUE_WAIT, portal.uploads.acquire()).await
+    else {
         return refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "Försök igen om en stund",
@@ -178,27 +232,45 @@ pub(super) async fn send_check(
              stund.",
         );
     };
-    // The form's token comes first (the browser sends fields in the form's order); a file
-    // before a valid token is not read.
+    let cut_off = || {
+        refused(
+            StatusCode::BAD_REQUEST,
+            "Uppladdningen kom inte fram hel",
+            "Gå tillbaka och skicka formuläret igen.",
+        )
+    };
+    // The form's token comes first (the browser sends fields in the form's order); nothing
+    // after it is read before it is checked, and text fields are short.
     let mut token_checked = false;
     let mut fields = SendFields::default();
     let mut decision = Vec::new();
     let mut god_man = Vec::new();
-    while let Ok(Some(field)) = multipart.next_field().await {
+    while let Ok(Some(mut field)) = multipart.next_field().await {
         let name = field.name().unwrap_or("").to_string();
+        if name == "csrf" {
+            let Ok(token) = read_capped(&mut field, TEXT_FIELD_BYTES).await else {
+                return forged();
+            };
+            token_checked = portal.token_ok(&person, &String::from_utf8_lossy(&token));
+            continue;
+        }
+        if !token_checked {
+            return forged();
+        }
+        let cap = match name.as_str() {
+            "anvisningsbeslut" | "godman" => DESK_UPLOAD_BYTES,
+            _ => TEXT_FIELD_BYTES,
+        };
+        let Ok(bytes) = read_capped(&mut field, cap).await else {
+            return cut_off();
+        };
+        let text = || String::from_utf8_lossy(&bytes).into_owned();
         match name.as_str() {
-            "csrf" => {
-                let token = field.text().await.unwrap_or_default();
-                token_checked = portal.token_ok(&person, &token);
-            }
-            "kommun" => fields.kommun = field.text().await.unwrap_or_default(),
-            "arende" => fields.arende = field.text().await.unwrap_or_default(),
-            "kopia" => fields.kopia = field.text().await.unwrap_or_default(),
-            "anvisningsbeslut" | "godman" if !token_checked => return forged(),
-            "anvisningsbeslut" => {
-                decision = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default()
-            }
-            "godman" => god_man = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            "kommun" => fields.kommun = text(),
+            "arende" => fields.arende = text(),
+            "kopia" => fields.kopia = text(),
+            "anvisningsbeslut" => decision = bytes,
+            "godman" => god_man = bytes,
             _ => {}
         }
     }

@@ -28,6 +28,9 @@ pub struct Portal {
     /// Uploads of the dispatch desk read at once: each may hold
     /// [`super::DESK_UPLOAD_BYTES`] in memory.
     pub(super) uploads: tokio::sync::Semaphore,
+    /// The HSA-ids with an upload being read: one at a time each, so one card cannot hold
+    /// every slot.
+    pub(super) uploading: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// How many desk uploads the portal reads at once (a handful of caseworkers send decisions;
@@ -48,6 +51,7 @@ impl Portal {
             sender,
             csrf_key,
             uploads: tokio::sync::Semaphore::new(UPLOADS_AT_ONCE),
+            uploading: std::sync::Mutex::default(),
         }
     }
 

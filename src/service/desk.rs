@@ -245,11 +245,12 @@ impl Core {
                 break;
             }
         }
+        let shown: Vec<JobId> = rows.iter().map(|r| r.job_id.clone()).collect();
         self.store.audit_list_view(
             &person.operator(),
             &format!("the job list ({})", filter.as_str()),
-            search,
-            rows.len(),
+            !needle.is_empty(),
+            &shown,
         )?;
         Ok(Reply::DeskJobs(rows))
     }

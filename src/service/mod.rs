@@ -349,11 +349,13 @@ impl Core {
                 let reply = self.open_alerts()?;
                 if let (Principal::Person(person), Reply::OpenAlerts(alerts)) = (principal, &reply)
                 {
+                    let mut shown: Vec<_> = alerts.iter().map(|a| a.job_id.clone()).collect();
+                    shown.dedup();
                     self.store.audit_list_view(
                         &person.operator(),
                         "the list of decisions to phone about",
-                        "",
-                        alerts.len(),
+                        false,
+                        &shown,
                     )?;
                 }
                 Ok(reply)

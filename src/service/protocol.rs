@@ -136,9 +136,15 @@ pub async fn serve(
     service: Service,
     shutdown: watch::Receiver<bool>,
 ) {
+    // The portal's door takes the larger requests (a desk upload): fewer at once, so even a
+    // portal process that lies holds at most 16 × MAX_PORTAL_REQUEST_BYTES of the daemon.
+    let connections = match door {
+        Door::Operator { .. } => 64,
+        Door::Portal { .. } => 16,
+    };
     let limits = net::Limits {
-        connections: 64,
-        per_client: 64,
+        connections,
+        per_client: connections,
         grace: Duration::from_secs(30),
     };
     let what = match door {

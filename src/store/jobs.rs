@@ -502,6 +502,16 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
+        // Journaled steps of these jobs go into sled first: applied later, they would write
+        // the whole record over this flag.
+        let _journal = self.journal.lock();
+        let steps: HashMap<JobId, Vec<Unapplied>> = {
+            let unapplied = self.lock_unapplied();
+            ids.iter()
+                .filter_map(|id| unapplied.get(id).map(|s| (id.clone(), s.clone())))
+                .collect()
+        };
+        self.apply_unapplied(&steps)?;
         let _gate = self.gate();
         let trees = (
             &self.jobs,

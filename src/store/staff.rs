@@ -81,17 +81,17 @@ impl Store {
         })
     }
 
-    /// Records that a person read a list of jobs on the dispatch desk: which list, the SHA-256
-    /// of what they searched for (the query may hold a case number, which stays out of the
-    /// chain; the digest still matches a query put to it later), and how many rows they saw.
+    /// Records that a person read a list of jobs on the dispatch desk: which list, whether
+    /// they searched, and the jobs it showed them. The search itself stays out of the chain (it
+    /// may be a case number, and a digest of one is found again by trying them all); the jobs
+    /// shown say what the person learned.
     pub fn audit_list_view(
         &self,
         operator: &str,
         what: &str,
-        query: &str,
-        rows: usize,
+        searched: bool,
+        shown: &[JobId],
     ) -> Result<(), StoreError> {
-        let query = query.trim();
         self.audit_operator(Draft {
             kind: AuditKind::View,
             job_id: None,
@@ -99,11 +99,7 @@ impl Store {
             state: None,
             operator: Some(operator.to_string()),
             action: format!("{what} viewed on the dispatch desk"),
-            data: serde_json::json!({
-                "query_sha256": (!query.is_empty())
-                    .then(|| crate::digest::sha256_hex(query.to_lowercase().as_bytes())),
-                "rows": rows,
-            }),
+            data: serde_json::json!({ "searched": searched, "jobs": shown }),
         })
     }
 
