@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpoolSettings {
-    /// Root of the spool; relative paths are taken from the working directory.
+    /// Root of the spool; a relative path is taken from the settings file's folder (the
+    /// working directory when no file is read).
     pub dir: PathBuf,
     /// Largest accepted PDF in bytes; larger files are quarantined before they are read.
     pub max_pdf_bytes: u64,
