@@ -584,42 +584,15 @@ impl Operations<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::RecipientRole;
     use crate::store::kinds::{AlertKind, AlertMark};
-    use crate::store::state::Recipient;
 
     fn failed_with_conflict() -> JobRecord {
-        let now = Timestamp::now();
-        JobRecord {
-            id: JobId::generate(),
-            source: "drop-1".into(),
-            state: JobState::Failed,
-            to: Some("2480".parse().expect("code")),
-            recipients: vec![Recipient {
-                kommunkod: "2480".parse().expect("code"),
-                role: RecipientRole::Assigned,
-                channel: Some(Channel::Post),
-                letter: None,
-                email: None,
-            }],
-            documents: vec![],
-            received_at: now,
-            updated_at: now,
-            next_attempt: None,
-            attempts: 1,
-            quarantine: None,
-            receipt_written: false,
-            manifest_pending: false,
-            events: 0,
-            alerts: vec![
-                AlertMark::job(AlertKind::Failed),
-                AlertMark::job(AlertKind::ConflictingReport),
-            ],
-            acknowledged: Vec::new(),
-            unknown_deliveries: 0,
-            submission: None,
-            duplicate_of: None,
-        }
+        let mut job = JobRecord::for_tests(JobState::Failed);
+        job.alerts = vec![
+            AlertMark::job(AlertKind::Failed),
+            AlertMark::job(AlertKind::ConflictingReport),
+        ];
+        job
     }
 
     #[test]

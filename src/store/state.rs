@@ -351,6 +351,42 @@ pub struct JobRecord {
     pub duplicate_of: Option<JobId>,
 }
 
+#[cfg(test)]
+impl JobRecord {
+    /// A job to Umeå (2480) by post in `state`, with nothing recorded yet: what unit tests
+    /// start from.
+    pub(crate) fn for_tests(state: JobState) -> JobRecord {
+        let now = Timestamp::now();
+        JobRecord {
+            id: JobId::generate(),
+            source: "drop-1".into(),
+            state,
+            to: Some("2480".parse().expect("code")),
+            recipients: vec![Recipient {
+                kommunkod: "2480".parse().expect("code"),
+                role: RecipientRole::Assigned,
+                channel: Some(Channel::Post),
+                letter: None,
+                email: None,
+            }],
+            documents: vec![],
+            received_at: now,
+            updated_at: now,
+            next_attempt: Some(now),
+            attempts: 0,
+            quarantine: None,
+            receipt_written: false,
+            manifest_pending: false,
+            events: 0,
+            alerts: Vec::new(),
+            acknowledged: Vec::new(),
+            unknown_deliveries: 0,
+            submission: None,
+            duplicate_of: None,
+        }
+    }
+}
+
 impl JobRecord {
     /// Any letter of this job was addressed to a registry office for want of an address.
     pub fn address_missing(&self) -> bool {

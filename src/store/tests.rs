@@ -1,36 +1,8 @@
 use super::*;
-use crate::store::state::{Channel, Recipient};
 use jiff::SignedDuration;
 
 fn record(state: JobState) -> JobRecord {
-    let now = Timestamp::now();
-    JobRecord {
-        id: JobId::generate(),
-        source: "drop-1".into(),
-        state,
-        to: Some("2480".parse().expect("code")),
-        recipients: vec![Recipient {
-            kommunkod: "2480".parse().expect("code"),
-            role: RecipientRole::Assigned,
-            channel: Some(Channel::Post),
-            letter: None,
-            email: None,
-        }],
-        documents: vec![],
-        received_at: now,
-        updated_at: now,
-        next_attempt: Some(now),
-        attempts: 0,
-        quarantine: None,
-        receipt_written: false,
-        manifest_pending: false,
-        events: 0,
-        alerts: Vec::new(),
-        acknowledged: Vec::new(),
-        unknown_deliveries: 0,
-        submission: None,
-        duplicate_of: None,
-    }
+    JobRecord::for_tests(state)
 }
 
 /// A store with one queued job, flushed: the state both sides of a crash agree on.
