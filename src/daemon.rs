@@ -367,7 +367,7 @@ async fn retention_loop(
         settings.receipts_after,
         settings.alerts_after,
         settings.print_after,
-        crate::intake::draft::DRAFT_LIFETIME,
+        crate::spool::DRAFT_LIFETIME,
     ]
     .into_iter()
     .min()

@@ -22,6 +22,11 @@ use crate::job::JobId;
 /// operator's quarantine release know it is kurir's own and not the writer's.
 pub const SOURCE_NOTE: &str = ".kurir-source";
 
+/// A dispatch desk draft's folder in `tmp/` begins with this ([`crate::intake::draft`]).
+pub const DRAFT_PREFIX: &str = "draft-";
+/// How long an unsent draft is kept: it is sent no more after this, and retention removes it.
+pub const DRAFT_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// An entry in `incoming/` the daemon has not taken in yet.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Waiting {
@@ -134,6 +139,42 @@ impl Spool {
         self.receipts().join(format!("{id}.json"))
     }
 
+    /// The dispatch desk's draft folders in `tmp/`, each with whether it has outlived
+    /// [`DRAFT_LIFETIME`].
+    pub fn drafts(&self) -> Vec<(PathBuf, bool)> {
+        let Ok(entries) = std::fs::read_dir(self.tmp()) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(DRAFT_PREFIX))
+            .map(|entry| {
+                let path = entry.path();
+                let old = draft_lapsed(&path);
+                (path, old)
+            })
+            .collect()
+    }
+
+    /// Removes drafts older than [`DRAFT_LIFETIME`]; returns how many. Retention calls it.
+    pub fn sweep_drafts(&self) -> usize {
+        self.drafts()
+            .into_iter()
+            .filter(|(dir, old)| {
+                // Claimed by a rename first: a send racing the sweep either hands over the
+                // whole folder or finds it gone, never one emptied under it.
+                let swept = dir.with_file_name(format!(
+                    "swept-{}",
+                    dir.file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default()
+                ));
+                *old && std::fs::rename(dir, &swept).is_ok()
+                    && std::fs::remove_dir_all(&swept).is_ok()
+            })
+            .count()
+    }
+
     /// Creates every folder (mode 0700, 0750 with group access) and takes away any wider
     /// access the root or a folder already had. Returns the folders it tightened, with the
     /// mode each had, for the caller to log.
@@ -161,4 +202,13 @@ impl Spool {
         }
         Ok(tightened)
     }
+}
+
+/// Whether the draft in `dir` has outlived [`DRAFT_LIFETIME`] (it is sent no more).
+pub fn draft_lapsed(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > DRAFT_LIFETIME)
 }

@@ -6,24 +6,20 @@
 //! A draft is a job folder built under `spool/tmp/draft-<id>/` by the same code `kurir submit`
 //! uses, with one more file naming its owner (the person's HSA-id). Sending it is one rename
 //! into `incoming/` under a new job id — the Maildir rule, as for every writer — so intake sees
-//! a finished job or none. Drafts nobody sends are swept after an hour.
+//! a finished job or none. Drafts nobody sends are swept after an hour
+//! ([`crate::spool::DRAFT_LIFETIME`], by retention).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::submit::{hand_over, write_job, JobContents};
 use crate::job::{DocumentKind, JobId};
 use crate::pdf::{self, PdfError, PdfLimits};
-use crate::spool::Spool;
+use crate::spool::{draft_lapsed, Spool, DRAFT_PREFIX};
 
 /// The file in a draft folder that names its owner; removed before the folder is handed over.
 const OWNER_FILE: &str = ".kurir-draft-owner";
-/// A draft folder's name begins with this.
-const PREFIX: &str = "draft-";
-/// How long an unsent draft is kept.
-pub const DRAFT_LIFETIME: Duration = Duration::from_secs(3600);
 /// Unsent drafts one person may have at a time: each holds up to a desk upload of PDFs in the
 /// spool, and a person checks one decision at a time.
 pub const MAX_DRAFTS_PER_PERSON: usize = 5;
@@ -104,7 +100,7 @@ pub struct DraftDocument {
 }
 
 fn folder(spool: &Spool, id: &DraftId) -> PathBuf {
-    spool.tmp().join(format!("{PREFIX}{}", id.as_str()))
+    spool.tmp().join(format!("{DRAFT_PREFIX}{}", id.as_str()))
 }
 
 /// Checks the documents exactly as `kurir submit` does and keeps them as a draft of `owner`
@@ -155,7 +151,7 @@ pub fn create(
 /// Sends `owner`'s draft: hands it over to intake under a new job id.
 pub fn send(spool: &Spool, id: &DraftId, owner: &str) -> Result<JobId, DraftError> {
     let dir = folder(spool, id);
-    if lapsed(&dir) {
+    if draft_lapsed(&dir) {
         return Err(DraftError::Gone);
     }
     let marker = dir.join(OWNER_FILE);
@@ -169,55 +165,13 @@ pub fn send(spool: &Spool, id: &DraftId, owner: &str) -> Result<JobId, DraftErro
     Ok(job)
 }
 
-/// The draft folders in the spool, each with whether it has outlived [`DRAFT_LIFETIME`].
-fn drafts(spool: &Spool) -> Vec<(PathBuf, bool)> {
-    let Ok(entries) = std::fs::read_dir(spool.tmp()) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))
-        .map(|entry| {
-            let path = entry.path();
-            let old = lapsed(&path);
-            (path, old)
-        })
-        .collect()
-}
-
-/// Whether the draft in `dir` has outlived [`DRAFT_LIFETIME`] (it is sent no more).
-fn lapsed(dir: &std::path::Path) -> bool {
-    std::fs::symlink_metadata(dir)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age > DRAFT_LIFETIME)
-}
-
 /// How many unsent, unlapsed drafts `owner` has.
 fn open_drafts_of(spool: &Spool, owner: &str) -> usize {
-    drafts(spool)
+    spool
+        .drafts()
         .into_iter()
         .filter(|(dir, old)| {
             !old && std::fs::read_to_string(dir.join(OWNER_FILE)).is_ok_and(|o| o == owner)
-        })
-        .count()
-}
-
-/// Removes drafts older than [`DRAFT_LIFETIME`]; returns how many. Retention calls it.
-pub fn sweep(spool: &Spool) -> usize {
-    drafts(spool)
-        .into_iter()
-        .filter(|(dir, old)| {
-            // Claimed by a rename first: a send racing the sweep either hands over the whole
-            // folder or finds it gone, never one emptied under it.
-            let swept = dir.with_file_name(format!(
-                "swept-{}",
-                dir.file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default()
-            ));
-            *old && std::fs::rename(dir, &swept).is_ok() && std::fs::remove_dir_all(&swept).is_ok()
         })
         .count()
 }
@@ -300,7 +254,7 @@ mod tests {
         send(&spool, &ids[0], a).expect("sent");
         assert!(create(&spool, a, &job(pdf), &limits).is_ok());
         // None has lapsed: sweeping removes nothing.
-        assert_eq!(sweep(&spool), 0);
+        assert_eq!(spool.sweep_drafts(), 0);
     }
 
     #[test]

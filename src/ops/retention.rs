@@ -28,7 +28,7 @@ pub struct Removed {
     pub alerts: usize,
     /// Confirmed print batches in `spool/print/`.
     pub batches: usize,
-    /// Drafts of the dispatch desk nobody sent ([`crate::intake::draft::DRAFT_LIFETIME`]).
+    /// Drafts of the dispatch desk nobody sent ([`crate::spool::DRAFT_LIFETIME`]).
     pub drafts: usize,
 }
 
@@ -69,7 +69,7 @@ impl Cutoffs {
 /// Removes everything retention covers that is older than its cutoff.
 pub fn run_once(store: &Store, spool: &Spool, cutoffs: Cutoffs) -> Result<Removed, StoreError> {
     // First: it needs no store, so a failing store does not keep drafts forever.
-    let drafts = crate::intake::draft::sweep(spool);
+    let drafts = spool.sweep_drafts();
     Ok(Removed {
         reports: remove_files_older(
             &[spool.inbound_done(), spool.inbound_unmatched()],

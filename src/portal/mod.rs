@@ -21,6 +21,7 @@
 pub mod backend;
 pub mod desk;
 pub mod desk_pages;
+pub mod desk_send;
 pub mod pages;
 pub mod receipt;
 pub mod routes;
@@ -28,7 +29,7 @@ pub mod server;
 pub mod tls;
 pub mod words;
 
-pub use desk::DESK_UPLOAD_BYTES;
+pub use desk_send::DESK_UPLOAD_BYTES;
 
 use std::sync::Arc;
 

@@ -22,9 +22,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use super::desk;
 use super::pages;
 use super::routes::{self, Portal};
+use super::{desk, desk_send};
 use crate::net::{self, HttpTimeouts, Limits, PerClient};
 
 /// Largest request body: forms and a certificate file.
@@ -125,9 +125,9 @@ fn router(portal: Arc<Portal>) -> Router {
     ];
     // A decision's PDFs: the one route with a large body.
     let upload = Router::new()
-        .route("/expedition/skicka/granska", post(desk::send_check))
-        .layer(DefaultBodyLimit::max(desk::DESK_UPLOAD_BYTES))
-        .layer(RequestBodyLimitLayer::new(desk::DESK_UPLOAD_BYTES));
+        .route("/expedition/skicka/granska", post(desk_send::send_check))
+        .layer(DefaultBodyLimit::max(desk_send::DESK_UPLOAD_BYTES))
+        .layer(RequestBodyLimitLayer::new(desk_send::DESK_UPLOAD_BYTES));
     let forms = Router::new()
         .route("/", get(routes::index))
         .route("/stil.css", get(routes::style))
@@ -138,8 +138,8 @@ fn router(portal: Arc<Portal>) -> Router {
         .route("/kommun/{code}/skicka-kod", post(routes::send_code))
         .route("/kommun/{code}/bekrafta", post(routes::confirm))
         .route("/expedition", get(desk::start))
-        .route("/expedition/skicka", get(desk::send_form))
-        .route("/expedition/skicka/bekrafta", post(desk::send_confirm))
+        .route("/expedition/skicka", get(desk_send::send_form))
+        .route("/expedition/skicka/bekrafta", post(desk_send::send_confirm))
         .route("/expedition/utskick", get(desk::jobs))
         .route("/expedition/utskick/{id}", get(desk::job))
         .route("/expedition/utskick/{id}/kvitto", get(desk::receipt_page))

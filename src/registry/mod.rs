@@ -6,19 +6,18 @@
 //! Registered facts live in the store, so they survive restarts and have a history. This
 //! module holds the types and the rules; the service changes them, the store keeps them.
 //! `address` (postal address, contacts, address checks), `cert` (S/MIME certificates),
-//! `code` (proof of an address), `person` (grants), `bulk` (CSV).
+//! `code` (proof of an address), `person` (grants), `bulk` (CSV), `seed` (the built-in 290).
 
 pub mod address;
 pub mod bulk;
 pub mod cert;
+pub mod change;
 pub mod code;
 pub mod person;
-
-use std::collections::BTreeMap;
+pub mod seed;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::job::Kommunkod;
 
@@ -27,28 +26,16 @@ pub use cert::{
     check_certificate_for_email, holds_private_key, CertPolicy, CertificateProblem, RegisteredCert,
     SmimeTrust,
 };
+pub use change::{changed_fields, diff, FieldChange, NoticeRef, RegistryChange};
 pub use code::{
     new_verification_code, CodeKey, PendingAddress, CODE_KEY_FILE, MAX_CODES_PER_HOUR,
     MAX_CODE_ATTEMPTS,
 };
 pub use person::{check_hsa_id, Grant, Person, StaffGrant, StaffRole};
+pub use seed::{Seed, SeedMunicipality};
 
 use address::{check_phone, check_pin};
 use code::legacy_hash;
-
-/// The SCB list from `config/municipalities.csv`, compiled in.
-const SEED_CSV: &str = include_str!("../../config/municipalities.csv");
-
-/// A municipality as the seed knows it: code, official name and county.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeedMunicipality {
-    /// Four-digit code.
-    pub code: Kommunkod,
-    /// Official name, e.g. "Umeå kommun", "Region Gotland".
-    pub name: String,
-    /// Two-digit county (län) code.
-    pub county: String,
-}
 
 /// Why a registry value cannot be accepted. Each variant names what it concerns, so every
 /// surface words it in its own language from the variant (English here, for the command line;
@@ -130,82 +117,6 @@ pub enum RegistryError {
         /// When the next may be sent.
         next: Timestamp,
     },
-}
-
-/// The built-in list of municipalities, indexed by code.
-#[derive(Debug, Clone)]
-pub struct Seed {
-    by_code: BTreeMap<Kommunkod, SeedMunicipality>,
-}
-
-impl Seed {
-    /// Parses the compiled-in list, correcting the known defects of the source data set.
-    pub fn builtin() -> Result<Seed, RegistryError> {
-        let mut by_code = BTreeMap::new();
-        let mut reader = csv::Reader::from_reader(SEED_CSV.as_bytes());
-        for (i, row) in reader.records().enumerate() {
-            let line = i + 2;
-            let row = row.map_err(|e| RegistryError::Seed {
-                line,
-                problem: e.to_string(),
-            })?;
-            let field = |n: usize| row.get(n).unwrap_or("").trim().to_string();
-            let code: Kommunkod =
-                field(0)
-                    .parse()
-                    .map_err(|e: crate::job::ParseError| RegistryError::Seed {
-                        line,
-                        problem: e.to_string(),
-                    })?;
-            let name = official_name(code, &field(1));
-            by_code.insert(
-                code,
-                SeedMunicipality {
-                    code,
-                    name,
-                    county: field(3),
-                },
-            );
-        }
-        Ok(Seed { by_code })
-    }
-
-    /// The municipality with this code, if it exists.
-    pub fn get(&self, code: Kommunkod) -> Option<&SeedMunicipality> {
-        self.by_code.get(&code)
-    }
-
-    /// Checks that a code names a real municipality.
-    pub fn require(&self, code: Kommunkod) -> Result<&SeedMunicipality, RegistryError> {
-        self.get(code).ok_or(RegistryError::UnknownKommunkod(code))
-    }
-
-    /// All municipalities in code order.
-    pub fn iter(&self) -> impl Iterator<Item = &SeedMunicipality> {
-        self.by_code.values()
-    }
-
-    /// How many there are.
-    pub fn len(&self) -> usize {
-        self.by_code.len()
-    }
-
-    /// Whether the list is empty (never, for the built-in one).
-    pub fn is_empty(&self) -> bool {
-        self.by_code.is_empty()
-    }
-}
-
-/// The data set's `municipality_name` with its known defects corrected (see shared/data).
-fn official_name(code: Kommunkod, raw: &str) -> String {
-    match code.as_str() {
-        "0880" => "Kalmar kommun".into(),
-        "2080" => "Falu kommun".into(),
-        "2514" => "Kalix kommun".into(),
-        "2513" => "Överkalix kommun".into(),
-        "0980" => "Region Gotland".into(),
-        _ => raw.to_string(),
-    }
 }
 
 /// What has been registered about a municipality beyond the built-in list.
@@ -630,34 +541,6 @@ pub struct Changes {
     pub secure: Option<String>,
 }
 
-/// One change to a municipality's registration: who, when, what, before and after.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegistryChange {
-    /// When.
-    pub at: Timestamp,
-    /// Operator name (command line or OS user).
-    pub operator: String,
-    /// What was done, in words.
-    #[serde(default)]
-    pub what: String,
-    /// What it was.
-    pub before: Registered,
-    /// What it became.
-    pub after: Registered,
-    /// The notice of the change the municipality's people were sent, if it called for one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notice: Option<NoticeRef>,
-}
-
-/// Who a notice of a change went to, and what it was called.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NoticeRef {
-    /// The addresses.
-    pub to: Vec<String>,
-    /// Its subject.
-    pub subject: String,
-}
-
 fn optional<T>(
     value: String,
     parse: impl FnOnce(String) -> Result<T, RegistryError>,
@@ -667,49 +550,6 @@ fn optional<T>(
     } else {
         parse(value).map(Some)
     }
-}
-
-/// One field that differs between two registrations: its name, and its value before and after
-/// (a certificate by its SHA-256).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FieldChange {
-    /// The field's name in the registration.
-    pub field: String,
-    /// What it was.
-    pub before: Value,
-    /// What it became.
-    pub after: Value,
-}
-
-/// Field-by-field differences between two registrations, for dry runs and replies.
-pub fn diff(before: &Registered, after: &Registered) -> Vec<FieldChange> {
-    let (Ok(Value::Object(b)), Ok(Value::Object(a))) =
-        (serde_json::to_value(before), serde_json::to_value(after))
-    else {
-        return Vec::new();
-    };
-    a.iter()
-        .filter(|(k, v)| b.get(*k) != Some(*v))
-        .map(|(k, v)| {
-            let shown = |x: Option<&Value>| match (k.as_str(), x) {
-                ("smime_cert", Some(Value::Object(o))) => {
-                    o.get("sha256").cloned().unwrap_or(Value::Null)
-                }
-                (_, Some(v)) => v.clone(),
-                (_, None) => Value::Null,
-            };
-            FieldChange {
-                field: k.clone(),
-                before: shown(b.get(k)),
-                after: shown(Some(v)),
-            }
-        })
-        .collect()
-}
-
-/// The names of the fields that differ (values are not audited: they may name people).
-pub fn changed_fields(before: &Registered, after: &Registered) -> Vec<String> {
-    diff(before, after).into_iter().map(|c| c.field).collect()
 }
 
 #[cfg(test)]
