@@ -61,7 +61,12 @@ pub(super) fn refusal(error: &ServiceError) -> Response {
             "Ingen behörighet",
             "Det du försökte göra får du inte göra här.",
         ),
-        ServiceError::UnknownJob(_) | ServiceError::NotTakenIn(_) => refused(
+        ServiceError::NotTakenIn(_) => refused(
+            StatusCode::ACCEPTED,
+            "Utskicket tas emot",
+            "Beslutet är mottaget och tas in just nu. Ladda om sidan om en stund.",
+        ),
+        ServiceError::UnknownJob(_) => refused(
             StatusCode::NOT_FOUND,
             "Utskicket finns inte",
             "Det finns inget utskick med det id:t (ett nyss skickat syns inom några sekunder).",

@@ -14,6 +14,9 @@ use crate::job::{CaseNumber, JobId, Kommunkod, Manifest};
 use crate::registry::{check_hsa_id, Person, StaffGrant, StaffRole};
 use crate::store::state::{JobRecord, ReportKind};
 
+/// How long sending from the desk waits for intake to take the job in before it answers.
+const TAKE_IN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How a draft names its owner: the HSA-id and the card's CA, so that a card from another CA
 /// with the same HSA-id cannot send it.
 fn owner_of(person: &Person) -> String {
@@ -138,6 +141,13 @@ impl Core {
             data: serde_json::Value::Null,
         })?;
         tracing::info!(job_id = %id, hsa_id = %person.hsa_id, "decision sent from the dispatch desk");
+        // The person is shown the job next: give intake (woken by the rename) a moment to take
+        // it in, so the page shows the job rather than nothing. Intake is usually done within
+        // milliseconds; in a burst the page says the job is being taken in.
+        let deadline = std::time::Instant::now() + TAKE_IN_WAIT;
+        while self.store.get(&id)?.is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         Ok(Reply::Sent(id))
     }
 
