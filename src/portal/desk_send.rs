@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::backend::Asked;
 use super::desk::{desk_of, forged, frame, refusal};
-use super::desk_pages::{self, FieldError, SendFields};
+use super::desk_pages::{self, Desk, FieldError, SendFields};
 use super::routes::{html, refused, unavailable, Portal};
 use super::words;
 use crate::intake::draft::{DraftError, DraftId};
@@ -105,17 +105,25 @@ fn municipality(portal: &Portal, typed: &str) -> Option<Kommunkod> {
         .map(|m| m.code)
 }
 
+/// The desk of a person who may send decisions (a caseworker), or the page that says why not.
+async fn sender_desk(portal: &Portal, person: &Person) -> Result<Desk, Box<Response>> {
+    let desk = desk_of(portal, person).await?;
+    if !desk.sends {
+        return Err(Box::new(refusal(&ServiceError::RoleForbids(
+            StaffRole::Drift,
+        ))));
+    }
+    Ok(desk)
+}
+
 pub(super) async fn send_form(
     State(portal): State<Arc<Portal>>,
     Extension(person): Extension<Person>,
 ) -> Response {
-    let desk = match desk_of(&portal, &person).await {
+    let desk = match sender_desk(&portal, &person).await {
         Ok(desk) => desk,
         Err(page) => return *page,
     };
-    if !desk.sends {
-        return refusal(&ServiceError::RoleForbids(StaffRole::Drift));
-    }
     let token = portal.csrf_token(&person);
     html(
         StatusCode::OK,
@@ -136,13 +144,10 @@ pub(super) async fn send_check(
 ) -> Response {
     // Who may send, and room to read, before a byte of the upload is read: a card without a
     // caseworker's grant, or a forged form, costs the portal no memory.
-    let desk = match desk_of(&portal, &person).await {
+    let desk = match sender_desk(&portal, &person).await {
         Ok(desk) => desk,
         Err(page) => return *page,
     };
-    if !desk.sends {
-        return refusal(&ServiceError::RoleForbids(StaffRole::Drift));
-    }
     let Some(_mine) = UploadOf::claim(&portal, &person) else {
         return refused(
             StatusCode::TOO_MANY_REQUESTS,
