@@ -58,9 +58,11 @@ fn agency_key_ec() -> bool {
 }
 
 /// Registers the municipalities with secure connections and proven addresses, as if each had
-/// confirmed its verification code; with `cert_pem`, also an S/MIME certificate to encrypt to.
-fn prove_municipalities(store: &Store, codes: &[Kommunkod], cert_pem: Option<&str>) {
-    for code in codes {
+/// confirmed its verification code; with `cert_pems` (one per code, in order), also an S/MIME
+/// certificate to encrypt to, naming the municipality's address as a receiver checks.
+fn prove_municipalities(store: &Store, codes: &[Kommunkod], cert_pems: Option<&[String]>) {
+    for (i, code) in codes.iter().enumerate() {
+        let cert_pem = cert_pems.and_then(|pems| pems.get(i)).map(String::as_str);
         let mut r = store.registered(*code).expect("registered");
         let now = Timestamp::now();
         r.apply(
@@ -563,8 +565,16 @@ fn main() {
     std::fs::create_dir_all(burst_dir.join("state")).expect("state");
     {
         let store = Store::open(&burst_dir.join("state")).expect("store");
-        let pem = std::fs::read_to_string(&muni.cert).expect("pem");
-        prove_municipalities(&store, &codes, Some(&pem));
+        let pems: Vec<String> = codes
+            .iter()
+            .map(|code| {
+                let address: &'static str =
+                    Box::leak(format!("registrator@k{code}.bench.example").into_boxed_str());
+                let issued = ca.issue(&format!("kommun-{code}"), pki::Usage::Email(address));
+                std::fs::read_to_string(&issued.cert).expect("pem")
+            })
+            .collect();
+        prove_municipalities(&store, &codes, Some(&pems));
         store.flush().expect("flush");
     }
     let kurir_env = |dir: &Path, relay: bool| -> Vec<(String, String)> {
