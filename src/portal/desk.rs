@@ -170,6 +170,19 @@ fn parse_job(id: &str) -> Result<JobId, Box<Response>> {
     })
 }
 
+/// The person's desk and one job's view of it (recorded as read), or the page that says why
+/// not: what the job's page and its receipts all begin with.
+async fn job_view(
+    portal: &Portal,
+    person: &Person,
+    id: &str,
+    view: DeskView,
+) -> Result<(JobId, Desk, Box<crate::service::DeskJob>), Box<Response>> {
+    let (id, desk) = job_and_desk(portal, person, id).await?;
+    let job = desk_job(portal, person, id.clone(), view).await?;
+    Ok((id, desk, job))
+}
+
 async fn desk_job(
     portal: &Portal,
     person: &Person,
@@ -194,12 +207,8 @@ pub(super) async fn job(
     Path(id): Path<String>,
     Query(message): Query<Message>,
 ) -> Response {
-    let (id, desk) = match job_and_desk(&portal, &person, &id).await {
+    let (_, desk, job) = match job_view(&portal, &person, &id, DeskView::Page).await {
         Ok(found) => found,
-        Err(page) => return *page,
-    };
-    let job = match desk_job(&portal, &person, id, DeskView::Page).await {
-        Ok(job) => job,
         Err(page) => return *page,
     };
     let notice = match message.meddelande.as_deref() {
@@ -419,12 +428,8 @@ pub(super) async fn receipt_page(
     Extension(person): Extension<Person>,
     Path(id): Path<String>,
 ) -> Response {
-    let (id, desk) = match job_and_desk(&portal, &person, &id).await {
+    let (_, desk, job) = match job_view(&portal, &person, &id, DeskView::Receipt).await {
         Ok(found) => found,
-        Err(page) => return *page,
-    };
-    let job = match desk_job(&portal, &person, id, DeskView::Receipt).await {
-        Ok(job) => job,
         Err(page) => return *page,
     };
     let token = portal.csrf_token(&person);
@@ -443,15 +448,8 @@ pub(super) async fn receipt_pdf(
     Extension(person): Extension<Person>,
     Path(id): Path<String>,
 ) -> Response {
-    let id = match parse_job(&id) {
-        Ok(id) => id,
-        Err(page) => return *page,
-    };
-    if let Err(page) = desk_of(&portal, &person).await {
-        return *page;
-    }
-    let job = match desk_job(&portal, &person, id.clone(), DeskView::Receipt).await {
-        Ok(job) => job,
+    let (id, _, job) = match job_view(&portal, &person, &id, DeskView::Receipt).await {
+        Ok(found) => found,
         Err(page) => return *page,
     };
     let blocks = receipt::blocks(&job, &person);
