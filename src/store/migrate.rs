@@ -83,6 +83,16 @@ impl Store {
         Ok(())
     }
 
+    /// Marks a store made just now as being in this release's format, so that nothing is
+    /// migrated (format 1 is only what a store *without* the mark was written by).
+    pub(super) fn create_in_current_format(&self) -> Result<(), StoreError> {
+        self.meta
+            .insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+        self.flush()?;
+        tracing::info!(format = FORMAT_VERSION, "new store created");
+        Ok(())
+    }
+
     /// Refuses a store a newer kurir migrated.
     pub(super) fn refuse_newer(&self) -> Result<(), StoreError> {
         let found = self.format()?;

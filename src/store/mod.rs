@@ -248,6 +248,24 @@ pub struct Store {
     observer: Arc<std::sync::OnceLock<Arc<dyn JobObserver>>>,
     receipts_wanted: Arc<tokio::sync::Notify>,
     notices_wanted: Arc<tokio::sync::Notify>,
+    /// What opening found: a new store, one of this format, or one it migrated.
+    opened: Opening,
+}
+
+/// What [`Store::open`] found in the folder: the start-up log and the tests tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// No store was there: one was made, in this release's format.
+    Created,
+    /// A store of this release's format.
+    Current,
+    /// A store of an older format, migrated in one transaction.
+    Migrated {
+        /// The format it was in.
+        from: u32,
+        /// How many job records were rewritten.
+        jobs: usize,
+    },
 }
 
 #[derive(Serialize)]
@@ -326,6 +344,8 @@ impl Store {
             }
         }
         let db = opened?;
+        // A store sled made just now is created in this release's format, never migrated.
+        let created = !db.was_recovered();
         let (journal, leftovers) = Journal::open(dir).map_err(StoreError::Journal)?;
         let store = Store {
             jobs: db.open_tree("jobs")?,
@@ -352,13 +372,28 @@ impl Store {
             observer: Arc::default(),
             receipts_wanted: Arc::default(),
             notices_wanted: Arc::default(),
+            opened: Opening::Current,
             db,
         };
+        let mut store = store;
         store.refuse_newer()?;
+        if created && store.jobs.is_empty() && store.meta.is_empty() {
+            store.create_in_current_format()?;
+            store.opened = Opening::Created;
+        }
         store.replay(leftovers)?;
-        store.migrate()?;
+        let from = store.format()?;
+        let jobs = store.migrate()?;
+        if from < FORMAT_VERSION {
+            store.opened = Opening::Migrated { from, jobs };
+        }
         store.note_format(dir)?;
         Ok(store)
+    }
+
+    /// What opening found: a new store, a current one, or one it migrated.
+    pub fn opened(&self) -> Opening {
+        self.opened
     }
 
     /// Sets the one observer told of every recorded job (the daemon's metrics); later calls

@@ -411,6 +411,27 @@ fn registry_changes_keep_history() {
 }
 
 #[test]
+fn a_new_store_is_created_in_this_format_and_not_migrated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        assert_eq!(store.opened(), Opening::Created);
+        assert_eq!(store.format().expect("format"), FORMAT_VERSION);
+    }
+    let mut reopened = Store::open(dir.path());
+    for _ in 0..100 {
+        match &reopened {
+            Err(e) if e.is_locked() => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                reopened = Store::open(dir.path());
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(reopened.expect("reopen").opened(), Opening::Current);
+}
+
+#[test]
 fn a_store_a_newer_kurir_migrated_is_refused_not_misread() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
