@@ -216,6 +216,28 @@ fn the_foundation_imports_no_stage() {
 }
 
 #[test]
+fn registrations_are_written_only_through_the_one_gate() {
+    // Where decisions go changes only through the service's gate (`record_change` in
+    // src/service/registry.rs), which compares the route before and after and announces any
+    // difference: a new writer elsewhere would be a way around the notice.
+    let tree = read_tree();
+    let gate = Path::new("src/service/registry.rs");
+    let mut offenders = Vec::new();
+    for (module, file, text) in &tree.files {
+        if module == "store" || file.ends_with(gate) {
+            continue;
+        }
+        if code_lines(text).any(|l| l.contains(".register(") || l.contains("register_notifying(")) {
+            offenders.push(file.display().to_string());
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "registrations written outside the gate: {offenders:?}"
+    );
+}
+
+#[test]
 fn only_the_store_opens_sled() {
     let tree = read_tree();
     let mut offenders = Vec::new();

@@ -131,7 +131,11 @@ pub enum MunicipalityCommand {
         /// Kommunkod.
         #[arg(value_parser = crate::cli::known_kommunkod)]
         code: Kommunkod,
-        /// Who approves (default: the OS user).
+        /// The digest `kurir municipality show CODE` prints beside what waits: only what you
+        /// reviewed is approved; if anything joined it since, nothing is.
+        #[arg(long)]
+        digest: String,
+        /// Who approves (default: the OS user; not the one who asked for it).
         #[arg(long)]
         operator: Option<String>,
     },
@@ -382,8 +386,12 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
                 ),
             }
         }
-        MunicipalityCommand::Approve { code, operator } => {
-            let reply = daemon.ask(operator, Command::MunicipalityApprove { code })?;
+        MunicipalityCommand::Approve {
+            code,
+            digest,
+            operator,
+        } => {
+            let reply = daemon.ask(operator, Command::MunicipalityApprove { code, digest })?;
             let changed = expect_reply!(reply, Reply::Changed);
             print_changes(code, &changed.changes);
             say!("{code}: approved; it is used from now on");
@@ -531,13 +539,11 @@ fn print_view(code: Kommunkod, view: &MunicipalityView) {
     );
     if let Some(waiting) = &r.awaiting_approval {
         if let Some(address) = &waiting.address {
-            say!(
-                "WAITS FOR APPROVAL  address {address} (proven; `kurir municipality approve {code}`)"
-            );
+            say!("WAITS FOR APPROVAL  address {address} (proven)");
         }
         if let Some(postal) = &waiting.postal_address {
             say!(
-                "WAITS FOR APPROVAL  postal address {} (`kurir municipality approve {code}`)",
+                "WAITS FOR APPROVAL  postal address {}",
                 postal.lines().join(", ")
             );
         }
@@ -545,6 +551,10 @@ fn print_view(code: Kommunkod, view: &MunicipalityView) {
             "                    asked by {} at {}",
             waiting.by,
             when(waiting.since)
+        );
+        say!(
+            "                    to approve exactly this: kurir municipality approve {code} --digest {}",
+            waiting.digest()
         );
     }
     for g in &r.grants {

@@ -14,6 +14,7 @@ pub mod cert;
 pub mod change;
 pub mod code;
 pub mod person;
+pub mod route;
 pub mod seed;
 
 use jiff::Timestamp;
@@ -32,6 +33,7 @@ pub use code::{
     MAX_CODE_ATTEMPTS,
 };
 pub use person::{check_hsa_id, Grant, Person, StaffGrant, StaffRole};
+pub use route::DecisionRoute;
 pub use seed::{Seed, SeedMunicipality};
 
 use address::{check_phone, check_pin};
@@ -171,6 +173,37 @@ pub struct Approval {
     pub since: Timestamp,
     /// Who asked for it.
     pub by: String,
+}
+
+impl Approval {
+    /// A short fingerprint of exactly what waits (the address, the postal address, who asked
+    /// and since when): `show` prints it and `approve` must name it, so an approval puts to
+    /// use only what the operator reviewed, never what joined it afterwards.
+    pub fn digest(&self) -> String {
+        let text = format!(
+            "address={}\npostal={}\nsince={}\nby={}\n",
+            self.address.as_deref().unwrap_or(""),
+            self.postal_address
+                .as_ref()
+                .map(|p| p.lines().join("|"))
+                .unwrap_or_default(),
+            self.since,
+            self.by
+        );
+        crate::digest::sha256_hex(text.as_bytes())[..16].to_string()
+    }
+
+    /// What waits, in words, for the history (each item by itself).
+    pub fn items(&self) -> String {
+        let mut items = Vec::new();
+        if let Some(address) = &self.address {
+            items.push(format!("address {address}"));
+        }
+        if let Some(postal) = &self.postal_address {
+            items.push(format!("postal address {}", postal.lines().join(", ")));
+        }
+        items.join("; ")
+    }
 }
 
 /// An expiry notice already sent for a certificate.
@@ -452,7 +485,10 @@ impl Registered {
         }
         let address = pending.address.clone();
         self.pending = None;
-        if context.by_agency || self.in_domains(&address) {
+        // Inside the municipality's own domains an address is used at once; outside them it
+        // waits for an approval, whoever proved it: no single actor, operator or person,
+        // moves decisions out of the municipality's mail system.
+        if self.in_domains(&address) {
             self.active_address = Some(address.clone());
             if let Some(waiting) = self.awaiting_approval.as_mut() {
                 waiting.address = None;

@@ -209,7 +209,7 @@ fn a_grant_admits_the_hsa_id_only_from_the_ca_it_names() {
 }
 
 #[test]
-fn a_person_proves_an_address_outside_the_domains_only_for_approval() {
+fn an_address_outside_the_domains_is_used_only_after_approval_whoever_proves_it() {
     let now = Timestamp::now();
     let key = test_key();
     let mut r = Registered::default();
@@ -232,10 +232,13 @@ fn a_person_proves_an_address_outside_the_domains_only_for_approval() {
         smime_trust: None,
         who: "a person",
     };
-    for (address, in_use) in [
-        ("beslut@umea.example", true),
-        ("beslut@mail.umea.example", true),
-        ("beslut@evil.example", false),
+    // A person on the portal and an operator at the command line alike: no single actor
+    // moves decisions out of the municipality's mail system.
+    for (address, in_use, context) in [
+        ("beslut@umea.example", true, person),
+        ("beslut@mail.umea.example", true, person),
+        ("beslut@evil.example", false, person),
+        ("beslut@evil.example", false, ChangeContext::agency()),
     ] {
         let mut r = r.clone();
         r.apply_with(
@@ -244,7 +247,7 @@ fn a_person_proves_an_address_outside_the_domains_only_for_approval() {
                 ..Changes::default()
             },
             now,
-            person,
+            context,
         )
         .expect("valid");
         r.set_code(
@@ -255,7 +258,7 @@ fn a_person_proves_an_address_outside_the_domains_only_for_approval() {
         )
         .expect("pending");
         let proven = r
-            .confirm(code(), "ABCD2345", now, &key, person)
+            .confirm(code(), "ABCD2345", now, &key, context)
             .expect("proven");
         if in_use {
             assert_eq!(proven, Proven::InUse(address.into()));

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use crate::config::SenderSettings;
 use crate::job::Kommunkod;
-use crate::registry::Registered;
+use crate::registry::{DecisionRoute, Registered};
 use crate::store::Notice;
 
 use super::Principal;
@@ -25,94 +25,104 @@ fn shown(value: Option<&str>) -> String {
     value.map_or_else(|| "–".to_string(), str::to_string)
 }
 
-fn postal(r: Option<&crate::registry::PostalAddress>) -> String {
-    r.map_or_else(|| "–".to_string(), |a| a.lines().join(", "))
+fn lines_of(value: Option<&Vec<String>>) -> String {
+    value.map_or_else(|| "–".to_string(), |lines| lines.join(", "))
 }
 
-fn certificate(r: &Registered) -> String {
-    r.smime_cert.as_ref().map_or_else(
-        || "–".to_string(),
-        |c| {
-            format!(
-                "{} (SHA-256 {}…)",
-                c.subject,
-                &c.sha256[..16.min(c.sha256.len())]
-            )
-        },
-    )
-}
-
-/// What changed of where decisions go, between two registrations.
-pub(super) fn routing_changes(before: &Registered, after: &Registered) -> Vec<Line> {
-    let mut lines = Vec::new();
-    let mut line = |what, b: String, a: String| {
-        if b != a {
-            lines.push(Line {
-                what,
-                before: b,
-                after: a,
-            });
-        }
-    };
-    line(
-        "Adress för beslut",
-        shown(before.decision_email.as_deref()),
-        shown(after.decision_email.as_deref()),
-    );
-    // The official address is where decisions go when no specific one is registered.
-    if before.decision_email.is_none() || after.decision_email.is_none() {
-        line(
-            "Kommunens officiella e-postadress (används för beslut)",
-            shown(before.official_email.as_deref()),
-            shown(after.official_email.as_deref()),
-        );
+fn listed(items: Vec<String>) -> String {
+    if items.is_empty() {
+        "–".to_string()
+    } else {
+        items.join("; ")
     }
-    line(
-        "Bevisad adress som tar emot beslut",
-        shown(before.active_address.as_deref()),
-        shown(after.active_address.as_deref()),
-    );
-    line(
-        "Adress som väntar på Migrationsverkets godkännande",
-        shown(
-            before
-                .awaiting_approval
-                .as_ref()
-                .and_then(|a| a.address.as_deref()),
+}
+
+/// One part of a route, as the notice shows it.
+type RoutePart = fn(&DecisionRoute) -> String;
+
+/// What changed of where decisions go, between two registrations: every part of the
+/// [`crate::registry::DecisionRoute`] that differs, in Swedish, whichever field was typed.
+pub(super) fn routing_changes(before: &Registered, after: &Registered) -> Vec<Line> {
+    let (b, a) = (before.decision_route(), after.decision_route());
+    let parts: [(&'static str, RoutePart); 14] = [
+        ("Bekräftad adress som beslut skickas till nu", |r| {
+            shown(r.address.as_deref())
+        }),
+        ("Säker anslutning", |r| {
+            if r.secure_connection { "ja" } else { "nej" }.to_string()
+        }),
+        ("S/MIME-certifikat som beslut krypteras till", |r| {
+            r.certificate.as_ref().map_or_else(
+                || "–".to_string(),
+                |(subject, sha256)| {
+                    format!("{subject} (SHA-256 {}…)", &sha256[..16.min(sha256.len())])
+                },
+            )
+        }),
+        (
+            "Fäst certifikat för kommunens e-postserver (SHA-256)",
+            |r| shown(r.tls_pin.as_deref()),
         ),
-        shown(
-            after
-                .awaiting_approval
-                .as_ref()
-                .and_then(|a| a.address.as_deref()),
+        ("Postadress för brev", |r| {
+            lines_of(r.postal_address.as_ref())
+        }),
+        ("Telefonnummer som Migrationsverket ringer", |r| {
+            shown(r.phone.as_deref())
+        }),
+        ("Kontaktpersoner som Migrationsverket ringer", |r| {
+            listed(
+                r.contacts
+                    .iter()
+                    .map(|(name, phone, email)| format!("{name}, {phone}, {email}"))
+                    .collect(),
+            )
+        }),
+        (
+            "Adress för beslut (används när den är bekräftad)",
+            |r| shown(r.requested.as_deref()),
         ),
-    );
-    line(
-        "S/MIME-certifikat som beslut krypteras till",
-        certificate(before),
-        certificate(after),
-    );
-    line(
-        "Postadress för brev",
-        postal(before.postal_address.as_ref()),
-        postal(after.postal_address.as_ref()),
-    );
-    line(
-        "Postadress som väntar på Migrationsverkets godkännande",
-        postal(
-            before
-                .awaiting_approval
-                .as_ref()
-                .and_then(|a| a.postal_address.as_ref()),
+        (
+            "Kommunens officiella e-postadress (används för beslut när ingen annan adress finns)",
+            |r| shown(r.official.as_deref()),
         ),
-        postal(
-            after
-                .awaiting_approval
-                .as_ref()
-                .and_then(|a| a.postal_address.as_ref()),
+        ("Adress som väntar på att bekräftas med kod", |r| {
+            shown(r.awaiting_proof.as_deref())
+        }),
+        (
+            "Adress som väntar på Migrationsverkets godkännande",
+            |r| shown(r.awaiting_approval.as_deref()),
         ),
-    );
-    lines
+        (
+            "Postadress som väntar på Migrationsverkets godkännande",
+            |r| lines_of(r.postal_awaiting_approval.as_ref()),
+        ),
+        ("Kommunens e-postdomäner", |r| listed(r.domains.clone())),
+        ("Personer som får ändra registreringen", |r| {
+            listed(
+                r.granted
+                    .iter()
+                    .map(|(hsa, name)| {
+                        if name.is_empty() {
+                            hsa.clone()
+                        } else {
+                            format!("{name} ({hsa})")
+                        }
+                    })
+                    .collect(),
+            )
+        }),
+    ];
+    parts
+        .iter()
+        .filter_map(|(what, show)| {
+            let (before, after) = (show(&b), show(&a));
+            (before != after).then_some(Line {
+                what,
+                before,
+                after,
+            })
+        })
+        .collect()
 }
 
 /// Who made a change, in Swedish.
@@ -125,23 +135,6 @@ fn who(principal: &Principal) -> String {
         Principal::Operator(name) => format!("Migrationsverket (handläggare {name})"),
         Principal::Portal => "Migrationsverkets webbsida för kommuner".into(),
     }
-}
-
-/// Who is told: the previously proven address and the contact persons the municipality had
-/// before the change (so whoever replaces them cannot silence the notice).
-fn recipients(before: &Registered) -> Vec<String> {
-    let mut to: Vec<String> = Vec::new();
-    let candidates = before
-        .active_address
-        .iter()
-        .cloned()
-        .chain(before.contacts.iter().map(|c| c.email.clone()));
-    for address in candidates {
-        if !to.iter().any(|t| t.eq_ignore_ascii_case(&address)) {
-            to.push(address);
-        }
-    }
-    to
 }
 
 /// A Swedish date and time, Stockholm time, to the minute.
@@ -182,7 +175,7 @@ pub(super) fn change_notice(
         principal,
         at,
     } = *change;
-    let to = recipients(before);
+    let to = Registered::to_be_told(before, after);
     if to.is_empty() || lines.is_empty() {
         return None;
     }
@@ -210,8 +203,8 @@ pub(super) fn change_notice(
     body.push_str(&format!(
         "\r\nOm ingen hos er gjorde ändringen: ring Migrationsverket, {}, på {} ({}), eller \
          skriv till {}, så att inga beslut skickas fel.\r\n\r\nMeddelandet är signerat av \
-         Migrationsverket. Det går till kommunens tidigare bevisade adress och till dess \
-         kontaktpersoner som de var före ändringen.\r\n",
+         Migrationsverket. Det går till den adress som beslut skickades till före ändringen \
+         och till kommunens kontaktpersoner, både de tidigare och de nya.\r\n",
         sender.unit, sender.phone, sender.phone_hours, sender.email
     ));
     Some(Notice {
@@ -237,7 +230,7 @@ pub(super) fn expiry_notice(
     at: Timestamp,
 ) -> Option<Notice> {
     let cert = registered.smime_cert.as_ref()?;
-    let to = recipients(registered);
+    let to = Registered::to_be_told(registered, registered);
     if to.is_empty() {
         return None;
     }
@@ -269,4 +262,107 @@ pub(super) fn alert_text(lines: &[Line]) -> String {
         .map(|l| format!("{}: {} -> {}", l.what, l.before, l.after))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{Contact, PendingAddress};
+
+    const PROVEN: &str = "beslut@umea.example";
+    const OFFICIAL: &str = "registrator@umea.example";
+    const MALLORY: &str = "mallory@umea.example";
+
+    fn contact(name: &str, email: &str) -> Contact {
+        Contact {
+            name: name.into(),
+            phone: "090-16 10 01".into(),
+            email: email.into(),
+        }
+    }
+
+    fn registered() -> Registered {
+        Registered {
+            official_email: Some(OFFICIAL.into()),
+            decision_email: Some(PROVEN.into()),
+            secure_connection: true,
+            phone: Some("090-16 10 00".into()),
+            contacts: vec![contact("Anna Berg", "anna@umea.example")],
+            active_address: Some(PROVEN.into()),
+            domains: vec!["umea.example".into()],
+            ..Registered::default()
+        }
+    }
+
+    fn line<'a>(lines: &'a [Line], what: &str) -> Option<&'a Line> {
+        lines.iter().find(|l| l.what.starts_with(what))
+    }
+
+    #[test]
+    fn each_step_of_a_quiet_redirect_changes_the_route_and_names_the_new_address() {
+        let start = registered();
+        // 1. The official address, not in use while a decision address is, becomes Mallory's.
+        let mut step1 = start.clone();
+        step1.official_email = Some(MALLORY.into());
+        let lines = routing_changes(&start, &step1);
+        let official = line(&lines, "Kommunens officiella").expect("announced");
+        assert_eq!(
+            (official.before.as_str(), official.after.as_str()),
+            (OFFICIAL, MALLORY)
+        );
+
+        // 2. The decision address is emptied: the official one is heading to be proven.
+        let mut step2 = step1.clone();
+        step2.decision_email = None;
+        step2.pending = Some(PendingAddress {
+            address: MALLORY.into(),
+            since: jiff::Timestamp::UNIX_EPOCH,
+            code_sha256: None,
+            code_mac: None,
+            code_expires: None,
+            failed_attempts: 0,
+        });
+        let lines = routing_changes(&step1, &step2);
+        assert_eq!(
+            line(&lines, "Adress som väntar på att bekräftas").map(|l| l.after.as_str()),
+            Some(MALLORY)
+        );
+        assert_eq!(
+            line(&lines, "Adress för beslut").map(|l| l.after.as_str()),
+            Some(MALLORY)
+        );
+
+        // 3. Proving it moves the next decision there: announced, naming it.
+        let mut step3 = step2.clone();
+        step3.pending = None;
+        step3.active_address = Some(MALLORY.into());
+        let lines = routing_changes(&step2, &step3);
+        let now = line(&lines, "Bekräftad adress").expect("announced");
+        assert_eq!((now.before.as_str(), now.after.as_str()), (PROVEN, MALLORY));
+    }
+
+    #[test]
+    fn the_phone_and_the_contacts_kurir_calls_are_part_of_the_route() {
+        let start = registered();
+        let mut changed = start.clone();
+        changed.phone = Some("070-000 00 00".into());
+        changed.contacts = vec![contact("Mallory", MALLORY)];
+        let lines = routing_changes(&start, &changed);
+        assert!(line(&lines, "Telefonnummer").is_some(), "{lines:?}");
+        let contacts = line(&lines, "Kontaktpersoner").expect("announced");
+        assert!(contacts.before.contains("anna@umea.example"));
+        assert!(contacts.after.contains(MALLORY));
+        // The old contact is told, and the new one too.
+        let told = Registered::to_be_told(&start, &changed);
+        assert_eq!(told, vec![PROVEN, "anna@umea.example", MALLORY]);
+    }
+
+    #[test]
+    fn what_does_not_move_decisions_is_not_announced() {
+        let start = registered();
+        let mut counted = start.clone();
+        counted.codes_sent.push(jiff::Timestamp::UNIX_EPOCH);
+        assert!(routing_changes(&start, &counted).is_empty());
+        assert!(routing_changes(&start, &start.clone()).is_empty());
+    }
 }

@@ -242,6 +242,10 @@ pub enum Command {
     MunicipalityApprove {
         /// The municipality.
         code: Kommunkod,
+        /// The digest of what the operator reviewed (`show` prints it); approval fails if
+        /// what waits is anything else. Absent (an older client): nothing matches it.
+        #[serde(default)]
+        digest: String,
     },
     /// Refuses what waits for approval: none of it is used.
     MunicipalityRefuse {

@@ -72,6 +72,25 @@ pub enum ServiceError {
     /// The action needs a reason for the history.
     #[error("give a reason (--reason): it is recorded in the job's history")]
     ReasonRequired,
+    /// What waits for approval is not what the operator reviewed: it changed after `show`.
+    #[error("what waits for approval in kommun {code} is not what you reviewed (it now has digest {now}): run `kurir municipality show {code}` again and approve what it shows")]
+    ApprovalChanged {
+        /// The municipality.
+        code: Kommunkod,
+        /// The digest of what waits now.
+        now: String,
+    },
+    /// The one who asked for a change may not approve it: no single actor moves decisions out
+    /// of a municipality's mail domains.
+    #[error(
+        "{by} asked for what waits for approval in kommun {code}: another operator must approve it"
+    )]
+    ApproverAskedForIt {
+        /// The municipality.
+        code: Kommunkod,
+        /// Who asked, and would approve.
+        by: String,
+    },
     /// The person has no grant for this municipality.
     #[error("{hsa_id} may not manage kommun {code}")]
     NoGrant {

@@ -445,7 +445,7 @@ impl Core {
             } => self.grant(principal, code, hsa_id, name, issuer),
             Command::MunicipalityRevoke { code, hsa_id } => self.revoke(principal, code, hsa_id),
             Command::MyMunicipalities => self.mine(principal),
-            Command::MunicipalityApprove { code } => self.approve(principal, code),
+            Command::MunicipalityApprove { code, digest } => self.approve(principal, code, &digest),
             Command::MunicipalityRefuse { code, reason } => self.refuse(principal, code, &reason),
             Command::MunicipalityDomains { code, add, remove } => {
                 self.domains(principal, code, &add, &remove)

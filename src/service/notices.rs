@@ -13,7 +13,7 @@ use crate::deliver::mail::Mailer;
 use crate::ops::alert::AlertKind;
 use crate::registry::CertNotice;
 
-use super::{announce, Core, Service};
+use super::{announce, Core, Principal, Service};
 
 /// How often the notifier looks when nothing woke it.
 const POLL: Duration = Duration::from_secs(30);
@@ -125,7 +125,7 @@ impl Service {
 impl Core {
     /// Queues the expiry notices registered certificates are due for (blocking). Returns how
     /// many it queued.
-    fn queue_expiry_notices(&self, now: Timestamp) -> Result<usize, crate::store::StoreError> {
+    fn queue_expiry_notices(&self, now: Timestamp) -> Result<usize, super::ServiceError> {
         let _guard = self.registry_lock.lock().unwrap_or_else(|p| p.into_inner());
         let today = openssl::asn1::Asn1Time::days_from_now(0).ok();
         let mut queued = 0;
@@ -176,12 +176,12 @@ impl Core {
                 announce::expiry_notice(code, &name, &registered, threshold, &self.sender, now)
                     .into_iter()
                     .collect();
-            self.store.register_notifying(
+            self.record_change(
                 code,
-                &after,
-                "kurir",
+                (&registered, &after),
+                &Principal::Operator("kurir".into()),
                 &format!("certificate expiry notice ({threshold} days) queued"),
-                &notices,
+                notices,
             )?;
             let alert = self.alerter.about_registration(
                 AlertKind::CertificateExpiring,

@@ -101,7 +101,7 @@ impl Core {
         let now = Timestamp::now();
         registered.apply_with(&changes, now, self.context(principal, &operator))?;
         let changed = diff(&before.redacted(), &registered.redacted());
-        self.record_change(code, (&before, &registered), principal, "set", true)?;
+        self.record_change(code, (&before, &registered), principal, "set", Vec::new())?;
         tracing::info!(kommunkod = %code, operator = %operator, "municipality registration changed");
         Ok(Reply::Changed(Box::new(RegistrationChanged {
             kommunkod: code,
@@ -118,7 +118,8 @@ impl Core {
     ) -> Result<PreparedCode, ServiceError> {
         self.seed.require(code)?;
         let _guard = self.lock_registry();
-        let mut registered = self.store.registered(code)?;
+        let before = self.store.registered(code)?;
+        let mut registered = before.clone();
         let now = Timestamp::now();
         if matches!(principal, Principal::Person(_)) {
             // Each code is a message the agency signs, to an address of the person's choice.
@@ -132,11 +133,12 @@ impl Core {
         }
         let expires = now + self.code_ttl;
         let address = registered.set_code(code, &secret, expires, &self.code_key)?;
-        self.store.register(
+        self.record_change(
             code,
-            &registered,
-            &principal.recorded_as(),
+            (&before, &registered),
+            principal,
             &format!("verification code sent to {address}"),
+            Vec::new(),
         )?;
         Ok(PreparedCode {
             registered,
@@ -163,8 +165,13 @@ impl Core {
             Ok(proven) => proven,
             Err(e @ (RegistryError::WrongCode(_) | RegistryError::TooManyAttempts(_))) => {
                 // The count of wrong codes is part of the registration: keep it.
-                self.store
-                    .register(code, &registered, &operator, "wrong verification code")?;
+                self.record_change(
+                    code,
+                    (&before, &registered),
+                    principal,
+                    "wrong verification code",
+                    Vec::new(),
+                )?;
                 return Err(e.into());
             }
             Err(e) => return Err(e.into()),
@@ -179,9 +186,9 @@ impl Core {
                 Some(address.clone()),
             ),
         };
-        // The request of the change was announced when it was made (`set`): proving it is not
-        // announced again; what waits for approval raises its alert.
-        self.record_change(code, (&before, &registered), principal, &what, false)?;
+        // Proving an address changes where decisions go (or what waits for approval): it is
+        // announced like any other change, naming the address decisions now go to.
+        self.record_change(code, (&before, &registered), principal, &what, Vec::new())?;
         tracing::info!(kommunkod = %code, operator = %operator, awaits_approval = awaiting.is_some(), "address confirmed");
         Ok(Reply::Confirmed(AddressConfirmed {
             kommunkod: code,
@@ -190,22 +197,21 @@ impl Core {
         }))
     }
 
-    /// Records a registration change with what it calls for: the notice to the
-    /// municipality's people when where decisions go changed (queued in the same
-    /// transaction), and the agency's alerts.
-    fn record_change(
+    /// The one gate every change of a registration passes, from every surface: it compares
+    /// where decisions go ([`crate::registry::DecisionRoute`]) before and after and, when it
+    /// differs, queues the signed notice to the address decisions went to and every contact
+    /// person in the same transaction as the change, and alerts the agency. `also` are
+    /// notices of the caller's own (a certificate's expiry). Nothing else in kurir writes a
+    /// registration (tests/architecture.rs).
+    pub(super) fn record_change(
         &self,
         code: Kommunkod,
         (before, after): (&Registered, &Registered),
         principal: &Principal,
         what: &str,
-        announce: bool,
+        also: Vec<Notice>,
     ) -> Result<(), ServiceError> {
-        let lines = if announce {
-            announce::routing_changes(before, after)
-        } else {
-            Vec::new()
-        };
+        let lines = announce::routing_changes(before, after);
         let name = self
             .seed
             .get(code)
@@ -219,9 +225,10 @@ impl Core {
             principal,
             at: Timestamp::now(),
         };
-        let notices: Vec<Notice> = announce::change_notice(&change, &lines, &self.sender)
+        let mut notices: Vec<Notice> = announce::change_notice(&change, &lines, &self.sender)
             .into_iter()
             .collect();
+        notices.extend(also);
         self.store
             .register_notifying(code, after, &principal.recorded_as(), what, &notices)?;
         if !lines.is_empty() {
@@ -263,10 +270,29 @@ impl Core {
         &self,
         principal: &Principal,
         code: Kommunkod,
+        digest: &str,
     ) -> Result<Reply, ServiceError> {
         self.seed.require(code)?;
         let _guard = self.lock_registry();
         let before = self.store.registered(code)?;
+        let waiting = before
+            .awaiting_approval
+            .clone()
+            .ok_or(RegistryError::NothingToApprove(code))?;
+        let now = waiting.digest();
+        if !digest.trim().eq_ignore_ascii_case(&now) {
+            return Err(ServiceError::ApprovalChanged { code, now });
+        }
+        if waiting.by == principal.recorded_as() {
+            return Err(ServiceError::ApproverAskedForIt {
+                code,
+                by: waiting.by,
+            });
+        }
+        let approved_what = format!(
+            "approved what waited for approval (digest {now}): {}",
+            waiting.items()
+        );
         let mut registered = before.clone();
         registered.approve(code)?;
         let changed = diff(&before.redacted(), &registered.redacted());
@@ -274,8 +300,8 @@ impl Core {
             code,
             (&before, &registered),
             principal,
-            "approved what waited for approval",
-            true,
+            &approved_what,
+            Vec::new(),
         )?;
         Ok(Reply::Changed(Box::new(RegistrationChanged {
             kommunkod: code,
@@ -305,7 +331,7 @@ impl Core {
             (&before, &registered),
             principal,
             &format!("refused what waited for approval: {}", reason.trim()),
-            true,
+            Vec::new(),
         )?;
         Ok(Reply::Changed(Box::new(RegistrationChanged {
             kommunkod: code,
@@ -348,11 +374,12 @@ impl Core {
             }
         }
         let changed = diff(&before.redacted(), &registered.redacted());
-        self.store.register(
+        self.record_change(
             code,
-            &registered,
-            &principal.recorded_as(),
+            (&before, &registered),
+            principal,
             &format!("mail domains now {}", registered.domains.join(", ")),
+            Vec::new(),
         )?;
         Ok(Reply::Changed(Box::new(RegistrationChanged {
             kommunkod: code,
@@ -377,18 +404,20 @@ impl Core {
             .or_else(|| self.default_issuer())
             .ok_or(ServiceError::IssuerRequired)?;
         let _guard = self.lock_registry();
-        let mut registered = self.store.registered(code)?;
+        let before = self.store.registered(code)?;
+        let mut registered = before.clone();
         registered.grants.retain(|g| g.hsa_id != hsa_id);
         registered.grants.push(Grant {
             hsa_id: hsa_id.clone(),
             name,
             issuer: Some(issuer),
         });
-        self.store.register(
+        self.record_change(
             code,
-            &registered,
-            &principal.recorded_as(),
+            (&before, &registered),
+            principal,
             &format!("portal access granted to {hsa_id}"),
+            Vec::new(),
         )?;
         Ok(Reply::Grants(GrantsNow {
             kommunkod: code,
@@ -404,17 +433,18 @@ impl Core {
     ) -> Result<Reply, ServiceError> {
         self.seed.require(code)?;
         let _guard = self.lock_registry();
-        let mut registered = self.store.registered(code)?;
-        let before = registered.grants.len();
+        let before = self.store.registered(code)?;
+        let mut registered = before.clone();
         registered.grants.retain(|g| g.hsa_id != hsa_id);
-        if registered.grants.len() == before {
+        if registered.grants.len() == before.grants.len() {
             return Err(ServiceError::NoSuchGrant { code, hsa_id });
         }
-        self.store.register(
+        self.record_change(
             code,
-            &registered,
-            &principal.recorded_as(),
+            (&before, &registered),
+            principal,
             &format!("portal access revoked for {hsa_id}"),
+            Vec::new(),
         )?;
         Ok(Reply::Grants(GrantsNow {
             kommunkod: code,
@@ -461,7 +491,7 @@ impl Core {
                 Ok(()) => {
                     let changed = diff(&before.redacted(), &after.redacted());
                     if !changed.is_empty() {
-                        planned.push((code, after, changed));
+                        planned.push((code, before, after, changed));
                     }
                 }
                 Err(error) => refused.push(ImportLineError::Value { line, code, error }),
@@ -472,8 +502,10 @@ impl Core {
         }
         if !dry_run {
             let operator = principal.recorded_as();
-            for (code, after, _) in &planned {
-                self.store.register(*code, after, &operator, "import")?;
+            // Each row passes the same gate as any other change: announced where it moves
+            // decisions, its out-of-domain addresses waiting for approval.
+            for (code, before, after, _) in &planned {
+                self.record_change(*code, (before, after), principal, "import", Vec::new())?;
             }
             tracing::info!(municipalities = planned.len(), operator = %operator, "registrations imported");
         }
@@ -481,7 +513,7 @@ impl Core {
             dry_run,
             municipalities: planned
                 .into_iter()
-                .map(|(kommunkod, _, changes)| MunicipalityChanges { kommunkod, changes })
+                .map(|(kommunkod, _, _, changes)| MunicipalityChanges { kommunkod, changes })
                 .collect(),
         }))
     }

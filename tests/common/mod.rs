@@ -11,6 +11,7 @@ pub mod peer;
 pub mod pki;
 pub mod portal;
 pub mod postfix;
+pub mod registration;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,107 @@
+//! Where a municipality's decisions go, as one value. Every change of a registration, from any
+//! surface (portal, command line, CSV import, proof of an address, approval, domains, grants),
+//! is judged by comparing this value before and after — never by which field was typed — so
+//! that steps that each look harmless (change the official address, empty the decision
+//! address, prove the official one) cannot add up to an unannounced redirect.
+
+use super::{Approval, Registered};
+
+/// What decides where the next decision about a child goes and whom kurir phones when it is
+/// not opened: what is in use now, what it is heading to (an address waiting for proof or for
+/// approval, the address that takes over if the specific one is removed), and who may change
+/// it. Computed from a registration by [`Registered::decision_route`]; two registrations with
+/// the same value send the next decision the same way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecisionRoute {
+    /// The proven address decisions are sent to now (with a secure connection), if any.
+    pub address: Option<String>,
+    /// Whether the agency has a secure connection with the municipality (e-mail only then).
+    pub secure_connection: bool,
+    /// The certificate decisions are encrypted to: subject and SHA-256.
+    pub certificate: Option<(String, String)>,
+    /// The pinned SHA-256 of the receiving server's certificate or key.
+    pub tls_pin: Option<String>,
+    /// The postal address letters go to (absent: the registry office).
+    pub postal_address: Option<Vec<String>>,
+    /// The telephone number kurir gives when a decision is not opened.
+    pub phone: Option<String>,
+    /// The contact people kurir names then: name, phone, e-mail.
+    pub contacts: Vec<(String, String, String)>,
+    /// The address the municipality asked decisions to go to (the specific one, else the
+    /// official one): where decisions go once it is proven.
+    pub requested: Option<String>,
+    /// The official address: it takes over when the specific one is removed.
+    pub official: Option<String>,
+    /// An address waiting for its mailed code.
+    pub awaiting_proof: Option<String>,
+    /// A proven address waiting for the agency's approval.
+    pub awaiting_approval: Option<String>,
+    /// A postal address waiting for the agency's approval.
+    pub postal_awaiting_approval: Option<Vec<String>>,
+    /// The mail domains inside which a proven address is used without approval.
+    pub domains: Vec<String>,
+    /// Who may change the registration on the portal: HSA-id and name.
+    pub granted: Vec<(String, String)>,
+}
+
+impl Registered {
+    /// Where decisions go, as one value (see [`DecisionRoute`]).
+    pub fn decision_route(&self) -> DecisionRoute {
+        let waiting = |f: fn(&Approval) -> Option<&str>| {
+            self.awaiting_approval
+                .as_ref()
+                .and_then(f)
+                .map(str::to_string)
+        };
+        DecisionRoute {
+            address: self.active_address.clone(),
+            secure_connection: self.secure_connection,
+            certificate: self
+                .smime_cert
+                .as_ref()
+                .map(|c| (c.subject.clone(), c.sha256.clone())),
+            tls_pin: self.tls_pin.clone(),
+            postal_address: self.postal_address.as_ref().map(|p| p.lines()),
+            phone: self.phone.clone(),
+            contacts: self
+                .contacts
+                .iter()
+                .map(|c| (c.name.clone(), c.phone.clone(), c.email.clone()))
+                .collect(),
+            requested: self.wanted_address().map(str::to_string),
+            official: self.official_email.clone(),
+            awaiting_proof: self.pending.as_ref().map(|p| p.address.clone()),
+            awaiting_approval: waiting(|a| a.address.as_deref()),
+            postal_awaiting_approval: self
+                .awaiting_approval
+                .as_ref()
+                .and_then(|a| a.postal_address.as_ref())
+                .map(|p| p.lines()),
+            domains: self.domains.clone(),
+            granted: self
+                .grants
+                .iter()
+                .map(|g| (g.hsa_id.clone(), g.name.clone().unwrap_or_default()))
+                .collect(),
+        }
+    }
+
+    /// Everyone a change of where decisions go must reach, whoever made it: the address
+    /// decisions went to before, and every contact person before and after (so that whoever
+    /// replaces the contacts cannot silence the notice, and the new ones learn of it too).
+    pub fn to_be_told(before: &Registered, after: &Registered) -> Vec<String> {
+        let mut to: Vec<String> = Vec::new();
+        let candidates = before
+            .active_address
+            .iter()
+            .cloned()
+            .chain(before.contacts.iter().map(|c| c.email.clone()))
+            .chain(after.contacts.iter().map(|c| c.email.clone()));
+        for address in candidates {
+            if !to.iter().any(|t| t.eq_ignore_ascii_case(&address)) {
+                to.push(address);
+            }
+        }
+        to
+    }
+}
