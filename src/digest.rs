@@ -13,9 +13,36 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex
 }
 
+/// HMAC-SHA256 of `data` under `key`, as lower-case hex; `None` only if OpenSSL fails.
+pub fn hmac_sha256_hex(key: &[u8], data: &[u8]) -> Option<String> {
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::sign::Signer;
+    let key = PKey::hmac(key).ok()?;
+    let mut signer = Signer::new(MessageDigest::sha256(), &key).ok()?;
+    signer.update(data).ok()?;
+    let mac = signer.sign_to_vec().ok()?;
+    Some(mac.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Whether two MACs (or other secrets) are equal, in time that does not depend on where they
+/// differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    !a.is_empty() && a.len() == b.len() && openssl::memcmp::eq(a.as_bytes(), b.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmac_is_rfc_4231s_first_case() {
+        assert_eq!(
+            hmac_sha256_hex(&[0x0b; 20], b"Hi There").as_deref(),
+            Some("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+        );
+        assert!(same_secret("ab", "ab") && !same_secret("ab", "ac") && !same_secret("", ""));
+    }
 
     #[test]
     fn sha256_is_lower_case_hex_of_the_digest() {

@@ -112,10 +112,31 @@ fn a_backup_taken_during_a_burst_restores_on_another_machine_with_its_jobs_proof
     assert_eq!(mode & 0o077, 0, "a backup readable by others");
     a.stop();
 
-    // Another machine: its own settings and folders, the same relay.
+    // The integrity key that seals the backup is not in it: it is kept apart.
+    assert!(
+        !backup.join("keys/integrity.key").exists(),
+        "the key in its own backup"
+    );
+    assert!(backup.join("keys/proof.key").is_file());
+    let key = a.path().join("state/integrity.key");
+
+    // Another machine: its own settings and folders, the same relay. Without the key the
+    // backup cannot be told from a forgery, and is not restored.
     let mut b = Env::new();
     world.configure(&mut b);
-    let restored = b.ok(&["restore", &backup.to_string_lossy()]);
+    let unkeyed = b.run(&["restore", &backup.to_string_lossy()]);
+    assert!(!unkeyed.status.success());
+    assert!(
+        String::from_utf8_lossy(&unkeyed.stderr).contains("give it with --key FILE"),
+        "{}",
+        String::from_utf8_lossy(&unkeyed.stderr)
+    );
+    let restored = b.ok(&[
+        "restore",
+        "--key",
+        &key.to_string_lossy(),
+        &backup.to_string_lossy(),
+    ]);
     assert!(restored.contains("restored"), "{restored}");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).expect("manifest"))
@@ -123,7 +144,12 @@ fn a_backup_taken_during_a_burst_restores_on_another_machine_with_its_jobs_proof
     let in_backup = manifest["jobs"].as_u64().expect("jobs") as usize;
     assert!(in_backup >= 1 && in_backup <= ids.len(), "{manifest}");
     // A store there now: a second restore is refused.
-    let again = b.run(&["restore", &backup.to_string_lossy()]);
+    let again = b.run(&[
+        "restore",
+        "--key",
+        &key.to_string_lossy(),
+        &backup.to_string_lossy(),
+    ]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("holds a store already"));
     // Jobs not finished at the backup's moment are sent again by this machine: the rule after
@@ -283,10 +309,41 @@ fn restore_refuses_a_live_store_moves_a_stopped_one_and_unknown_documents_aside_
     let out = env.run(&["backup", "--verify", &cut.to_string_lossy()]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("store/events.jsonl is missing"),
+        String::from_utf8_lossy(&out.stderr).contains("not sealed by this integrity key"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // A person who changes where a municipality's decisions go in a copy, and recomputes
+    // every sum, still cannot seal it: verify and restore refuse it.
+    let forged = env.path().join("backup-forged");
+    std::fs::create_dir(&forged).expect("mkdir");
+    assert!(std::process::Command::new("cp")
+        .args([
+            "-a",
+            &format!("{}/.", backup.display()),
+            &forged.to_string_lossy()
+        ])
+        .status()
+        .expect("cp")
+        .success());
+    redirect_in_backup(&forged, "2480", "thief@elsewhere.example");
+    for args in [
+        vec!["backup", "--verify", forged.to_str().expect("path")],
+        vec!["restore", "--force", forged.to_str().expect("path")],
+    ] {
+        let out = env.run(&args);
+        assert!(!out.status.success(), "{args:?} took a forged backup");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not sealed by this integrity key"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    env.start();
+    let show = env.ok(&["municipality", "show", "2480"]);
+    assert!(!show.contains("thief@"), "{show}");
+    env.stop();
 
     // One changed byte and the backup is refused.
     let tree = std::fs::read_dir(backup.join("store"))
@@ -305,4 +362,60 @@ fn restore_refuses_a_live_store_moves_a_stopped_one_and_unknown_documents_aside_
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Rewrites municipality `code`'s registration in a backup so that decisions go to `address`,
+/// and recomputes every SHA-256 in `manifest.json` and `SHA256SUMS`: what a person with a
+/// copy of the backup, and without the integrity key, can do.
+fn redirect_in_backup(backup: &std::path::Path, code: &str, address: &str) {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let tree = backup.join("store/registry.jsonl");
+    let text = std::fs::read_to_string(&tree).expect("registry tree");
+    let mut lines = Vec::new();
+    let mut changed = false;
+    for line in text.lines() {
+        let mut entry: serde_json::Value = serde_json::from_str(line).expect("line");
+        let key = engine.decode(entry["k"].as_str().expect("k")).expect("b64");
+        if key == code.as_bytes() {
+            let value = engine.decode(entry["v"].as_str().expect("v")).expect("b64");
+            let mut registered: serde_json::Value = serde_json::from_slice(&value).expect("json");
+            registered["active_address"] = address.into();
+            registered["secure_connection"] = true.into();
+            entry["v"] = engine
+                .encode(serde_json::to_vec(&registered).expect("json"))
+                .into();
+            changed = true;
+        }
+        lines.push(entry.to_string());
+    }
+    if !changed {
+        let registered =
+            serde_json::json!({"v": 2, "active_address": address, "secure_connection": true});
+        lines.push(
+            serde_json::json!({"k": engine.encode(code), "v": engine.encode(registered.to_string())})
+                .to_string(),
+        );
+    }
+    std::fs::write(&tree, lines.join("\n") + "\n").expect("write");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).expect("read"))
+            .expect("json");
+    let mut sums = String::new();
+    for (path, sum) in manifest["files"].as_object_mut().expect("files") {
+        let bytes = std::fs::read(backup.join(path)).expect("file");
+        let sha = openssl::sha::sha256(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+        sum["sha256"] = sha.clone().into();
+        sum["bytes"] = (bytes.len() as u64).into();
+        sums.push_str(&format!("{sha}  {path}\n"));
+    }
+    std::fs::write(
+        backup.join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest).expect("json"),
+    )
+    .expect("write");
+    std::fs::write(backup.join("SHA256SUMS"), sums).expect("write");
 }

@@ -131,6 +131,54 @@ fn tampering_with_one_audit_entry_is_found_and_named() {
     assert!(text.contains("BROKEN at entry 3"), "{text}");
     // The original is untouched.
     assert!(env.ok(&["audit", "verify"]).starts_with("ok, "));
+
+    // A rewrite that recomputes every link from the changed entry on, and the head, holds
+    // together as a chain: only the head's seal, made with the integrity key, gives it away.
+    let rewritten = env.path().join("state-rewritten");
+    copy_dir(&env.path().join("state"), &rewritten);
+    {
+        use kurir::store::audit::{entry_hash, AuditEntry};
+        let db = sled::open(rewritten.join("db")).expect("open copy");
+        let audit = db.open_tree("audit").expect("tree");
+        let meta = db.open_tree("meta").expect("tree");
+        let mut prev = String::new();
+        for seq in 1..=entries {
+            let key = seq.to_be_bytes();
+            let bytes = audit.get(key).expect("get").expect("entry");
+            let mut entry: AuditEntry = serde_json::from_slice(&bytes).expect("entry");
+            if seq == 3 {
+                entry.action = "nothing to see here".into();
+            }
+            if seq > 3 {
+                entry.prev = prev.clone();
+            }
+            entry.hash = entry_hash(&entry);
+            prev = entry.hash.clone();
+            audit
+                .insert(key, serde_json::to_vec(&entry).expect("json"))
+                .expect("insert");
+        }
+        let mut head: serde_json::Value =
+            serde_json::from_slice(&meta.get(b"audit_head").expect("get").expect("head"))
+                .expect("head");
+        head["hash"] = serde_json::Value::String(prev);
+        meta.insert(b"audit_head", serde_json::to_vec(&head).expect("json"))
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let out = env
+        .kurir()
+        .env("KURIR_STORE__DIR", &rewritten)
+        .args(["audit", "verify"])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a rewritten chain verified: {text}"
+    );
+    assert!(text.contains("the chain's seal does not match"), "{text}");
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

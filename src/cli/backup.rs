@@ -10,12 +10,19 @@ use crate::cli::out::{say, when};
 use crate::cli::{expect_reply, Daemon};
 use crate::service::{Command, Reply};
 use crate::spool::Spool;
+use crate::store::seal::IntegrityKey;
 
 /// `kurir backup DEST`: the running daemon (or, stopped, this command) writes a backup; with
 /// `verify`, checks one instead.
-pub fn backup(daemon: &Daemon<'_>, dest: PathBuf, verify: bool) -> anyhow::Result<ExitCode> {
+pub fn backup(
+    daemon: &Daemon<'_>,
+    dest: PathBuf,
+    verify: bool,
+    key: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     if verify {
-        let manifest = crate::ops::backup::verify(&dest)?;
+        let key = integrity_key(daemon, key)?;
+        let manifest = crate::ops::backup::verify(&dest, &key)?;
         say!(
             "{}: sound; {} job(s) as of {}, {} file(s), audit entry {}, taken by kurir {}",
             dest.display(),
@@ -41,8 +48,29 @@ pub fn backup(daemon: &Daemon<'_>, dest: PathBuf, verify: bool) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
+/// The integrity key that opens a backup: the one named, else this machine's (never a new
+/// one: a key made now opens nothing).
+fn integrity_key(daemon: &Daemon<'_>, named: Option<PathBuf>) -> anyhow::Result<IntegrityKey> {
+    let path = named.unwrap_or_else(|| IntegrityKey::location(&daemon.settings().store.dir));
+    IntegrityKey::existing(&path).with_context(|| {
+        format!(
+            "a backup is checked with the integrity key of the store it was taken from, and \
+             there is none at {}: give it with --key FILE (the `{}` kept apart from the \
+             backups)",
+            path.display(),
+            crate::store::seal::KEY_FILE
+        )
+    })
+}
+
 /// `kurir restore SRC`: makes the store from a backup, with no daemon running.
-pub fn restore(daemon: &Daemon<'_>, src: PathBuf, force: bool) -> anyhow::Result<ExitCode> {
+pub fn restore(
+    daemon: &Daemon<'_>,
+    src: PathBuf,
+    force: bool,
+    key: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let key = integrity_key(daemon, key)?;
     let settings = daemon.settings();
     let state = &settings.store.dir;
     let socket = crate::cli::control::socket_path(state);
@@ -60,6 +88,7 @@ pub fn restore(daemon: &Daemon<'_>, src: PathBuf, force: bool) -> anyhow::Result
         &src,
         state,
         &Spool::new(&settings.spool.dir),
+        &key,
         force,
         &crate::cli::os_user(),
     )?;

@@ -145,9 +145,14 @@ pub enum Command {
     Backup {
         /// The new folder (or, with --verify, the backup to check).
         dest: PathBuf,
-        /// Check the backup in DEST (its manifest and every file's SHA-256); no daemon needed.
+        /// Check the backup in DEST (its seal, its manifest and every file's SHA-256); no
+        /// daemon needed.
         #[arg(long)]
         verify: bool,
+        /// With --verify: the integrity key of the store the backup was taken from (default:
+        /// this machine's, `integrity.key` in the state folder).
+        #[arg(long, value_name = "FILE", requires = "verify")]
+        key: Option<PathBuf>,
     },
     /// Make the store from a backup, on a fresh machine (no daemon may run). Jobs that were
     /// being sent at the backup's moment are tried again at start.
@@ -157,6 +162,11 @@ pub enum Command {
         /// Replace a stopped store that is there (it is moved aside, not deleted).
         #[arg(long)]
         force: bool,
+        /// The integrity key of the store the backup was taken from, kept apart from the
+        /// backups (default: this machine's, when it has one). It is put beside the restored
+        /// store.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
     },
     /// The print shop's side: batches waiting to be printed and posted, and their confirmation.
     Print {
@@ -285,8 +295,8 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Audit { command } => audit::run(&daemon, command),
         Command::Print { command } => print::run(&daemon, command),
-        Command::Backup { dest, verify } => backup::backup(&daemon, dest, verify),
-        Command::Restore { src, force } => backup::restore(&daemon, src, force),
+        Command::Backup { dest, verify, key } => backup::backup(&daemon, dest, verify, key),
+        Command::Restore { src, force, key } => backup::restore(&daemon, src, force, key),
         Command::Staff { command } => staff::run(&daemon, command),
         Command::Inbound { recipient } => Ok(inbound::run(&settings, recipient.as_deref())),
         Command::Operator(command) => operator::run(command, &daemon),

@@ -4,7 +4,10 @@
 //! tree, one JSON line per entry: jobs and their histories, the registry and its history, the
 //! audit chain, the indexes), the keys in the state folder (the report token key that proves
 //! delivery reports, the code key), the documents of every job not finished yet, and
-//! `manifest.json` with each file's SHA-256 (also as `SHA256SUMS`, for `sha256sum -c`).
+//! `manifest.json` with each file's SHA-256 (also as `SHA256SUMS`, for `sha256sum -c`), and
+//! `SEAL`: an HMAC of both under the store's integrity key ([`crate::store::seal`]), which is
+//! never in a backup. The sums find accidents; the seal finds a person who changed a copy and
+//! recomputed them: verifying and restoring need the key, kept apart from the backups.
 //! The running daemon takes it while jobs keep flowing ([`crate::store::Store::snapshot`]);
 //! with the daemon stopped the command line takes it itself. Only its owner can read it.
 //!
@@ -24,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::fsutil;
 use crate::spool::Spool;
 use crate::store::audit::{AuditKind, Draft};
+use crate::store::seal::{self, IntegrityKey};
 use crate::store::state::JobState;
 use crate::store::{Store, StoreError, TreeEntries};
 
@@ -108,9 +112,23 @@ pub enum BackupError {
     StoreExists(PathBuf),
 }
 
-/// The backup format: 2 writes every tree, empty ones too (1, of the first 0.2.0 builds,
-/// wrote only trees with entries, and is still read).
-const FORMAT: u32 = 2;
+/// The backup format: 3 is sealed ([`SEAL_FILE`]); 2 wrote every tree, empty ones too, and
+/// 1 (the first 0.2.0 builds) only trees with entries. Backups before 3 carry no seal and are
+/// refused: nothing proves they are what the agency wrote.
+const FORMAT: u32 = 3;
+
+/// The file that seals `manifest.json` and `SHA256SUMS`.
+const SEAL_FILE: &str = "SEAL";
+
+/// What the integrity key seals here.
+const SEAL_PURPOSE: &str = "kurir backup manifest";
+
+fn sealed_bytes(manifest_json: &[u8], sums: &[u8]) -> Vec<u8> {
+    let mut bytes = manifest_json.to_vec();
+    bytes.push(0);
+    bytes.extend_from_slice(sums);
+    bytes
+}
 
 /// Trees every store has, so every backup: one without them is damaged.
 const CORE_TREES: [&str; 5] = ["jobs", "events", "audit", "meta", "registry"];
@@ -243,7 +261,9 @@ fn write_into(
     for entry in std::fs::read_dir(state_dir).map_err(io(state_dir))? {
         let entry = entry.map_err(io(state_dir))?;
         let name = entry.file_name().to_string_lossy().to_string();
-        if name.ends_with(".key") && entry.path().is_file() {
+        // The integrity key stays behind: a backup sealed with the key it carries would prove
+        // nothing.
+        if name.ends_with(".key") && name != seal::KEY_FILE && entry.path().is_file() {
             copy_private(&entry.path(), &partial.join("keys").join(&name))?;
         }
     }
@@ -285,6 +305,10 @@ fn write_into(
     })?;
     write_private(&partial.join("manifest.json"), &json)?;
     write_private(&partial.join("SHA256SUMS"), sums.as_bytes())?;
+    let sealed = store
+        .integrity_key()
+        .seal(SEAL_PURPOSE, &sealed_bytes(&json, sums.as_bytes()));
+    write_private(&partial.join(SEAL_FILE), format!("{sealed}\n").as_bytes())?;
     fsutil::sync_dir(partial).map_err(io(partial))?;
     std::fs::rename(partial, dest).map_err(io(dest))?;
     if let Some(parent) = dest.parent() {
@@ -352,7 +376,7 @@ fn sum_files(
                 .strip_prefix(root)
                 .map(|p| p.to_string_lossy().to_string())
                 .unwrap_or_default();
-            if relative == "manifest.json" || relative == "SHA256SUMS" {
+            if relative == "manifest.json" || relative == "SHA256SUMS" || relative == SEAL_FILE {
                 continue;
             }
             out.insert(
@@ -367,14 +391,33 @@ fn sum_files(
     Ok(())
 }
 
-/// Checks a backup without the daemon: its manifest, every file's SHA-256, nothing missing
-/// or added, every tree line readable. Returns the manifest.
-pub fn verify(src: &Path) -> Result<Manifest, BackupError> {
+/// Checks a backup without the daemon: the seal of its manifest under `key` (the integrity key
+/// of the store it was taken from), every file's SHA-256, nothing missing or added, every tree
+/// line readable. Returns the manifest.
+pub fn verify(src: &Path, key: &IntegrityKey) -> Result<Manifest, BackupError> {
     let unsound = |problem: String| BackupError::Unsound {
         path: src.to_path_buf(),
         problem,
     };
     let bytes = std::fs::read(src.join("manifest.json")).map_err(io(&src.join("manifest.json")))?;
+    let sums = std::fs::read(src.join("SHA256SUMS")).map_err(io(&src.join("SHA256SUMS")))?;
+    let found_seal = std::fs::read_to_string(src.join(SEAL_FILE)).unwrap_or_default();
+    if !key.opens(
+        SEAL_PURPOSE,
+        &sealed_bytes(&bytes, &sums),
+        found_seal.trim(),
+    ) {
+        return Err(unsound(if found_seal.is_empty() {
+            "it has no SEAL: it was made before backups were sealed (kurir 0.2.0) or SEAL was \
+             removed; nothing in it can be trusted as the agency's"
+                .into()
+        } else {
+            "its manifest is not sealed by this integrity key: it was changed by someone \
+             without the key, or it was taken on a store with another key (give that store's \
+             key with --key)"
+                .into()
+        }));
+    }
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| unsound(format!("manifest.json: {e}")))?;
     if manifest.kind != "kurir-backup" || !(1..=FORMAT).contains(&manifest.format) {
@@ -446,10 +489,11 @@ pub fn restore(
     src: &Path,
     state_dir: &Path,
     spool: &Spool,
+    key: &IntegrityKey,
     force: bool,
     operator: &str,
 ) -> Result<Restored, BackupError> {
-    let manifest = verify(src)?;
+    let manifest = verify(src, key)?;
     let mut replaced = None;
     if state_dir.join("db").exists() {
         if !force {
@@ -467,6 +511,12 @@ pub fn restore(
         replaced = Some(aside);
     }
     create_private(state_dir)?;
+    // The key that opened the backup seals the restored chain: beside the store (unless
+    // systemd hands it over as a credential), before the store opens.
+    let key_path = IntegrityKey::location(state_dir);
+    if key_path.starts_with(state_dir) {
+        key.install(&key_path).map_err(io(&key_path))?;
+    }
     let mut trees = Vec::new();
     for path in manifest.files.keys().filter(|p| p.starts_with("store/")) {
         let tree = path

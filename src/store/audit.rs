@@ -12,6 +12,7 @@ use serde_json::Value;
 use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 
 use crate::job::{JobId, Kommunkod};
+use crate::store::seal::IntegrityKey;
 use crate::store::state::JobState;
 use crate::store::{unwrap_tx, Store, StoreError};
 use sled::Transactional;
@@ -86,9 +87,23 @@ pub struct Draft {
 struct Head {
     seq: u64,
     hash: String,
+    /// The head's seal under the integrity key ([`super::seal`]); empty in a store of
+    /// kurir 0.2.0, sealed when it opens.
+    #[serde(default)]
+    seal: String,
 }
 
 const HEAD_KEY: &[u8] = b"audit_head";
+
+/// Set once the chain's head has been sealed: from then on an unsealed head is a rewrite.
+const SEALED_KEY: &[u8] = b"audit_sealed";
+
+/// What the integrity key seals here (a seal of a head stands for nothing else).
+const SEAL_PURPOSE: &str = "kurir audit chain head";
+
+fn head_seal(key: &IntegrityKey, seq: u64, hash: &str) -> String {
+    key.seal(SEAL_PURPOSE, format!("{seq}\n{hash}").as_bytes())
+}
 
 /// The hash an entry must carry: over its content (with `hash` empty) and its link.
 pub fn entry_hash(entry: &AuditEntry) -> String {
@@ -105,6 +120,7 @@ pub fn entry_hash(entry: &AuditEntry) -> String {
 pub fn append(
     audit: &TransactionalTree,
     meta: &TransactionalTree,
+    key: &IntegrityKey,
     draft: Draft,
     at: Timestamp,
 ) -> Result<(), UnabortableTransactionError> {
@@ -114,6 +130,7 @@ pub fn append(
         .unwrap_or(Head {
             seq: 0,
             hash: GENESIS.to_string(),
+            seal: String::new(),
         });
     let mut entry = AuditEntry {
         seq: head.seq + 1,
@@ -133,9 +150,11 @@ pub fn append(
     audit.insert(&entry.seq.to_be_bytes(), bytes)?;
     let head = Head {
         seq: entry.seq,
+        seal: head_seal(key, entry.seq, &entry.hash),
         hash: entry.hash.clone(),
     };
     meta.insert(HEAD_KEY, serde_json::to_vec(&head).unwrap_or_default())?;
+    meta.insert(SEALED_KEY, &[1u8])?;
     Ok(())
 }
 
@@ -231,7 +250,7 @@ impl Store {
         let at = Timestamp::now();
         let gate = self.gate();
         let result = (&self.audit, &self.meta).transaction(|(audit_tree, meta)| {
-            append(audit_tree, meta, draft.clone(), at)?;
+            append(audit_tree, meta, &self.integrity, draft.clone(), at)?;
             Ok(())
         });
         unwrap_tx(result)?;
@@ -239,12 +258,13 @@ impl Store {
         self.flush()
     }
 
-    /// Checks the whole audit chain.
+    /// Checks the whole audit chain: every link, and the head's seal under the integrity key
+    /// (the links alone can be recomputed by whoever rewrote an entry; the seal cannot).
     pub fn verify_audit(&self) -> Result<Verdict, StoreError> {
-        let head = self.meta.get(b"audit_head")?.and_then(|b| {
-            let v: serde_json::Value = serde_json::from_slice(&b).ok()?;
-            Some((v["seq"].as_u64()?, v["hash"].as_str()?.to_string()))
-        });
+        let head: Option<Head> = self
+            .meta
+            .get(HEAD_KEY)?
+            .and_then(|b| serde_json::from_slice(&b).ok());
         let entries = self.audit.iter().map(|item| {
             item.map_err(|e| e.to_string()).map(|(k, v)| {
                 let mut seq = [0u8; 8];
@@ -252,7 +272,45 @@ impl Store {
                 (u64::from_be_bytes(seq), v.to_vec())
             })
         });
-        Ok(verify(entries, head))
+        let verdict = verify(entries, head.as_ref().map(|h| (h.seq, h.hash.clone())));
+        if let (Verdict::Ok { .. }, Some(head)) = (&verdict, &head) {
+            let expected = head_seal(&self.integrity, head.seq, &head.hash);
+            if !crate::digest::same_secret(&expected, &head.seal) {
+                return Ok(Verdict::Broken {
+                    seq: head.seq,
+                    problem: "the chain's seal does not match: it was rewritten by someone \
+                              without this store's integrity key, or the key is not the one \
+                              it was written with"
+                        .into(),
+                });
+            }
+        }
+        Ok(verdict)
+    }
+
+    /// Seals the head of a chain written before heads were sealed (kurir 0.2.0), once: from
+    /// then on, a head without its seal is a rewrite.
+    pub(super) fn seal_unsealed_audit_head(&self) -> Result<(), StoreError> {
+        if self.meta.get(SEALED_KEY)?.is_some() {
+            return Ok(());
+        }
+        let head: Option<Head> = self
+            .meta
+            .get(HEAD_KEY)?
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let _gate = self.gate();
+        if let Some(mut head) = head {
+            head.seal = head_seal(&self.integrity, head.seq, &head.hash);
+            self.meta
+                .insert(HEAD_KEY, serde_json::to_vec(&head).unwrap_or_default())?;
+            tracing::info!(
+                entries = head.seq,
+                "audit chain sealed with the integrity key"
+            );
+        }
+        self.meta.insert(SEALED_KEY, &[1u8])?;
+        drop(_gate);
+        self.flush()
     }
 
     /// Audit entries from `since` on, oldest first.

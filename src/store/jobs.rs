@@ -7,6 +7,8 @@ use super::*;
 
 /// The trees a job's transition writes, inside one transaction.
 pub(super) struct JobTrees<'a> {
+    /// Seals the audit chain's head.
+    pub(super) integrity: &'a super::seal::IntegrityKey,
     pub(super) jobs: &'a TransactionalTree,
     pub(super) events: &'a TransactionalTree,
     pub(super) due: &'a TransactionalTree,
@@ -81,6 +83,7 @@ impl JobTrees<'_> {
         audit::append(
             self.audit,
             self.meta,
+            self.integrity,
             audit::Draft {
                 kind: AuditKind::Job,
                 job_id: Some(job.id.clone()),

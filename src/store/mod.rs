@@ -56,6 +56,7 @@ mod notices;
 mod queries;
 mod registrations;
 mod retention;
+pub mod seal;
 mod staff;
 #[cfg(test)]
 mod tests;
@@ -151,6 +152,9 @@ pub enum StoreError {
     /// The job exists already.
     #[error("job {0} exists already")]
     AlreadyExists(JobId),
+    /// The integrity key beside the store could not be read or made.
+    #[error(transparent)]
+    Integrity(#[from] seal::KeyError),
     /// The note of the store's format (beside it, for the package's scripts) could not be
     /// written.
     #[error("writing the store's FORMAT note: {0}")]
@@ -250,6 +254,8 @@ pub struct Store {
     notices_wanted: Arc<tokio::sync::Notify>,
     /// What opening found: a new store, one of this format, or one it migrated.
     opened: Opening,
+    /// Seals the audit chain's head: the key beside the store, never in a backup.
+    integrity: seal::IntegrityKey,
 }
 
 /// What [`Store::open`] found in the folder: the start-up log and the tests tell them apart.
@@ -344,6 +350,7 @@ impl Store {
             }
         }
         let db = opened?;
+        let integrity = seal::IntegrityKey::for_state(dir)?;
         // A store sled made just now is created in this release's format, never migrated.
         let created = !db.was_recovered();
         let (journal, leftovers) = Journal::open(dir).map_err(StoreError::Journal)?;
@@ -373,6 +380,7 @@ impl Store {
             receipts_wanted: Arc::default(),
             notices_wanted: Arc::default(),
             opened: Opening::Current,
+            integrity,
             db,
         };
         let mut store = store;
@@ -387,8 +395,14 @@ impl Store {
         if from < FORMAT_VERSION {
             store.opened = Opening::Migrated { from, jobs };
         }
+        store.seal_unsealed_audit_head()?;
         store.note_format(dir)?;
         Ok(store)
+    }
+
+    /// The key that seals the audit chain and this store's backups (never in a backup).
+    pub fn integrity_key(&self) -> &seal::IntegrityKey {
+        &self.integrity
     }
 
     /// What opening found: a new store, a current one, or one it migrated.
@@ -494,6 +508,7 @@ impl Store {
                     submissions,
                 )| {
                     f(&JobTrees {
+                        integrity: &self.integrity,
                         jobs,
                         events,
                         due,

@@ -86,6 +86,7 @@ impl Store {
                 audit::append(
                     audit_tree,
                     meta,
+                    &self.integrity,
                     audit::Draft {
                         kind: AuditKind::Registry,
                         job_id: None,

@@ -49,6 +49,7 @@ impl Store {
             append(
                 audit,
                 meta,
+                &self.integrity,
                 Draft {
                     kind: AuditKind::Access,
                     job_id: None,
