@@ -1,7 +1,9 @@
 //! Forged delivery reports, tried as whoever has seen a message's return address would: a
 //! copy of the final server's `delivered` report changed to `failed`, a report about another
-//! mailbox, a DSN that claims a reading, and a thousand changed copies. The real daemon, the
-//! real `kurir inbound`, and the real SMTP test server the job was delivered to.
+//! mailbox, a DSN that claims a reading, and a thousand changed copies — and real reports whose
+//! blocks name our recipient and another mailbox (an alias expanded at the municipality), which
+//! are judged block by block, none set aside unseen. The real daemon, the real
+//! `kurir inbound`, and the real SMTP test server the job was delivered to.
 
 mod common;
 
@@ -103,7 +105,9 @@ fn forged_reports_change_nothing_but_the_conflict_and_unmatched_records() {
         "{alerts:?}"
     );
 
-    // A report about another mailbox: set aside with the reason.
+    // A report about another mailbox (its token valid): proves nothing about the one the
+    // message was sent to, changes nothing — and is kept on the job with an alert, not set
+    // aside where nobody looks.
     feed(dsn(
         &envid,
         "someone@elsewhere.example",
@@ -111,14 +115,19 @@ fn forged_reports_change_nothing_but_the_conflict_and_unmatched_records() {
         "X-Other: 1\r\n",
     ));
     common::wait_for(
-        "the other recipient's report set aside",
+        "the other mailbox's report kept on the job",
         Duration::from_secs(30),
-        || {
-            unmatched_reasons(&rig.env)
-                .iter()
-                .any(|r| r.contains("not the address the message to 2480 was sent to"))
-        },
+        || count(&email(&rig.env, &id), "elsewhere") == 1,
     );
+    assert_eq!(rig.env.status(&id)["job"]["state"], "delivered");
+    common::wait_for("the job's alert", Duration::from_secs(10), || {
+        rig.env
+            .spool()
+            .join(format!(
+                "alerts/{id}-report-names-another-address-2480.json"
+            ))
+            .is_file()
+    });
 
     // A DSN that claims the message was read proves no reading.
     feed(dsn(&envid, UMEA, "displayed", "X-Claim: read\r\n"));
@@ -153,7 +162,7 @@ fn forged_reports_change_nothing_but_the_conflict_and_unmatched_records() {
             .unwrap_or(false)
     });
     let e = email(&rig.env, &id);
-    let kept = count(&e, "reports") + count(&e, "conflicts");
+    let kept = count(&e, "reports") + count(&e, "conflicts") + count(&e, "elsewhere");
     assert_eq!(kept, 20, "reports kept for one recipient: {kept}");
     assert!(
         unmatched_reasons(&rig.env)
@@ -175,6 +184,121 @@ fn forged_reports_change_nothing_but_the_conflict_and_unmatched_records() {
             .count(),
         1,
         "one alert for the recipient's conflicts, not one per copy"
+    );
+    rig.env.stop();
+}
+
+/// A delivery report as Exchange writes one when a decision address is a group that expanded
+/// at the municipality: a block for the address kurir sent to and one for a member mailbox,
+/// each with its own action (no Original-Recipient on the member's).
+fn two_block_dsn(envid: &str, ours: (&str, &str, &str), member: (&str, &str, &str)) -> String {
+    let block = |(recipient, action, status): (&str, &str, &str)| {
+        format!(
+            "Final-Recipient: rfc822;{recipient}\r\nAction: {action}\r\nStatus: {status}\r\n\
+             Diagnostic-Code: smtp;{status} mailbox status\r\n\
+             Remote-MTA: dns;mx.umea-test.example\r\n"
+        )
+    };
+    format!(
+        "From: postmaster@umea-test.example\r\nSubject: Undeliverable\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B2\"\r\n\r\n\
+         --B2\r\nContent-Type: text/plain\r\n\r\nDelivery has failed to these recipients or \
+         groups.\r\n\r\n\
+         --B2\r\nContent-Type: message/delivery-status\r\n\r\n\
+         Reporting-MTA: dns;mx.umea-test.example\r\nOriginal-Envelope-Id: {envid}\r\n\
+         Arrival-Date: Mon, 7 Dec 2026 09:00:00 +0000\r\n\r\n\
+         {}\r\n{}\r\n--B2--\r\n",
+        block(ours),
+        block(member)
+    )
+}
+
+#[test]
+fn a_failure_report_naming_our_recipient_and_another_makes_the_letter_and_alerts_the_job() {
+    let mut rig = rig();
+    rig.env
+        .set_env("KURIR_PROOF__RETURN_PATH", "kurir-reports@agency.test")
+        .set_env("KURIR_SPOOL__RESCAN_INTERVAL", "1s");
+    rig.env.start();
+    register_and_prove(&rig);
+
+    // The address kurir sent to failed, and a member mailbox of the group failed too: the
+    // block about ours makes the letter at once; the other block is kept and alerted.
+    let id = rig.env.submit("2480", None);
+    assert_eq!(rig.env.wait_receipt(&id)["state"], "delivered");
+    let return_path = email(&rig.env, &id)["accepted"]["return_path"]
+        .as_str()
+        .expect("a return path")
+        .to_string();
+    let report = two_block_dsn(
+        &format!("{id}.2480"),
+        (UMEA, "failed", "5.2.2"),
+        ("arkiv@umea-test.example", "failed", "5.1.1"),
+    );
+    let out = rig.env.inbound(&return_path, report.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    common::wait_for("the letter", Duration::from_secs(30), || {
+        letters(&rig.env) == 1
+    });
+    let status = rig.env.status(&id);
+    assert_eq!(
+        count(&status["job"]["recipients"][0]["email"], "elsewhere"),
+        1
+    );
+    for kind in ["fell-back", "report-names-another-address"] {
+        common::wait_for(kind, Duration::from_secs(10), || {
+            rig.env
+                .spool()
+                .join(format!("alerts/{id}-{kind}-2480.json"))
+                .is_file()
+        });
+    }
+
+    // Only a member mailbox's block: the decision reached the address kurir sent to as far
+    // as anyone knows, so no letter — but the token proves the report is about this decision,
+    // and a person is told, on the job.
+    let second = rig.env.submit("2480", None);
+    assert_eq!(rig.env.wait_receipt(&second)["state"], "delivered");
+    let return_path = email(&rig.env, &second)["accepted"]["return_path"]
+        .as_str()
+        .expect("a return path")
+        .to_string();
+    let report = two_block_dsn(
+        &format!("{second}.2480"),
+        ("arkiv@umea-test.example", "failed", "5.1.1"),
+        ("diarium@umea-test.example", "delayed", "4.4.1"),
+    );
+    let out = rig.env.inbound(&return_path, report.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    common::wait_for("kept on the job", Duration::from_secs(30), || {
+        count(&email(&rig.env, &second), "elsewhere") == 2
+    });
+    assert_eq!(rig.env.status(&second)["job"]["state"], "delivered");
+    assert_eq!(
+        letters(&rig.env),
+        1,
+        "no letter for another mailbox's failure"
+    );
+    common::wait_for("the job's alert", Duration::from_secs(10), || {
+        rig.env
+            .spool()
+            .join(format!(
+                "alerts/{second}-report-names-another-address-2480.json"
+            ))
+            .is_file()
+    });
+    assert!(
+        unmatched_reasons(&rig.env).is_empty(),
+        "a report about this decision was set aside: {:?}",
+        unmatched_reasons(&rig.env)
     );
     rig.env.stop();
 }

@@ -195,6 +195,7 @@ impl Inbound {
             .reports
             .iter()
             .chain(&delivery.conflicts)
+            .chain(&delivery.elsewhere)
             .any(|r| r.sha256 == sha256)
         {
             return Ok(Handled::Recorded); // recorded before a crash; only the move was left
@@ -204,14 +205,17 @@ impl Inbound {
                 "job {job_id}: no message to {code} was accepted, so there is nothing to report on"
             )));
         };
-        let kept = delivery.reports.len() + delivery.conflicts.len();
+        let kept = delivery.reports.len() + delivery.conflicts.len() + delivery.elsewhere.len();
         if kept >= progress::MAX_REPORTS_PER_RECIPIENT {
             return Ok(Handled::Unmatched(format!(
                 "job {job_id}: {kept} reports are kept for {code} already; more are set aside"
             )));
         }
-        // The report must speak of the recipient the token names (kurir sent ORCPT): a report
-        // about another mailbox proves nothing about this one.
+        // Each block is judged by itself. A block about the recipient the token names (kurir
+        // sent ORCPT) is acted on; a block about another mailbox proves nothing about this one
+        // — but the token proves the report concerns this decision, so it is kept and a person
+        // is told (an alias or forward at the municipality, one of whose mailboxes may have
+        // failed): no report about a decision is set aside unseen.
         let names_ours = |original: &Option<String>, last: &Option<String>| {
             original
                 .as_deref()
@@ -219,7 +223,7 @@ impl Inbound {
                 .is_some_and(|named| named.trim().eq_ignore_ascii_case(&sent_to))
         };
         let now = Timestamp::now();
-        let reports: Vec<ProofReport> = match &report {
+        let (reports, elsewhere): (Vec<ProofReport>, Vec<ProofReport>) = match &report {
             Report::Delivery(dsn) => {
                 let expected = format!("{job_id}.{code}");
                 if dsn.envelope_id.as_deref().is_some_and(|id| id != expected) {
@@ -227,30 +231,25 @@ impl Inbound {
                         "job {job_id}: its Original-Envelope-Id does not name {expected}"
                     )));
                 }
-                if !dsn
+                let block = |r: &report::RecipientStatus| ProofReport {
+                    at: now,
+                    kind: ReportKind::from_dsn_action(&r.action),
+                    status: r.status.clone(),
+                    diagnostic: r.diagnostic.clone(),
+                    reporting: dsn.reporting_mta.clone(),
+                    remote_mta: r.remote_mta.clone(),
+                    arrival_date: dsn.arrival_date.clone(),
+                    final_recipient: r.final_recipient.clone(),
+                    sha256: sha256.clone(),
+                };
+                let (ours, others): (Vec<_>, Vec<_>) = dsn
                     .recipients
                     .iter()
-                    .all(|r| names_ours(&r.original_recipient, &r.final_recipient))
-                {
-                    return Ok(Handled::Unmatched(format!(
-                        "job {job_id}: its Original-/Final-Recipient is not the address the \
-                         message to {code} was sent to"
-                    )));
-                }
-                dsn.recipients
-                    .iter()
-                    .map(|r| ProofReport {
-                        at: now,
-                        kind: ReportKind::from_dsn_action(&r.action),
-                        status: r.status.clone(),
-                        diagnostic: r.diagnostic.clone(),
-                        reporting: dsn.reporting_mta.clone(),
-                        remote_mta: r.remote_mta.clone(),
-                        arrival_date: dsn.arrival_date.clone(),
-                        final_recipient: r.final_recipient.clone(),
-                        sha256: sha256.clone(),
-                    })
-                    .collect()
+                    .partition(|r| names_ours(&r.original_recipient, &r.final_recipient));
+                (
+                    ours.into_iter().map(block).collect(),
+                    others.into_iter().map(block).collect(),
+                )
             }
             Report::Read(mdn) => {
                 let expected = delivery.message_id.trim_matches(['<', '>']);
@@ -263,13 +262,7 @@ impl Inbound {
                         "job {job_id}: its Original-Message-ID is not the message kurir sent"
                     )));
                 }
-                if !names_ours(&mdn.original_recipient, &mdn.final_recipient) {
-                    return Ok(Handled::Unmatched(format!(
-                        "job {job_id}: its Original-/Final-Recipient is not the address the \
-                         message to {code} was sent to"
-                    )));
-                }
-                vec![ProofReport {
+                let read = ProofReport {
                     at: now,
                     kind: ReportKind::from_mdn_disposition(&mdn.disposition_type),
                     status: mdn.disposition.clone(),
@@ -279,13 +272,23 @@ impl Inbound {
                     arrival_date: None,
                     final_recipient: mdn.final_recipient.clone(),
                     sha256: sha256.clone(),
-                }]
+                };
+                if names_ours(&mdn.original_recipient, &mdn.final_recipient) {
+                    (vec![read], Vec::new())
+                } else {
+                    (Vec::new(), vec![read])
+                }
             }
         };
+        if reports.is_empty() && elsewhere.is_empty() {
+            return Ok(Handled::Unmatched(format!(
+                "job {job_id}: the report has no recipient block"
+            )));
+        }
         if job.state == JobState::Sending {
             return Ok(Handled::Later);
         }
-        self.record(&job, code, delivery, reports)
+        self.record(&job, code, delivery, reports, elsewhere)
     }
 
     /// Records the reports on the job in one flushed step, each as what it is — a step
@@ -299,6 +302,7 @@ impl Inbound {
         code: Kommunkod,
         delivery: &crate::store::state::EmailDelivery,
         reports: Vec<ProofReport>,
+        elsewhere: Vec<ProofReport>,
     ) -> Result<Handled, InboundError> {
         let mut after = delivery.clone();
         let mut taken = Vec::new();
@@ -324,7 +328,21 @@ impl Inbound {
             && !job
                 .alerts
                 .contains(&AlertMark::recipient(AlertKind::ConflictingReport, code));
+        let raise_elsewhere = !elsewhere.is_empty()
+            && !job.alerts.contains(&AlertMark::recipient(
+                AlertKind::ReportNamesAnotherAddress,
+                code,
+            ));
         let mut detail = describe(code, &taken, fell_back);
+        if !elsewhere.is_empty() {
+            let kinds: Vec<&str> = elsewhere.iter().map(|r| r.kind.as_str()).collect();
+            detail.push_str(&format!(
+                "{}report about another mailbox than the one the message was sent to ({}): \
+                 kept, a person is told",
+                if detail.is_empty() { "" } else { "; " },
+                kinds.join(", ")
+            ));
+        }
         if !conflicts.is_empty() {
             let kinds: Vec<&str> = conflicts.iter().map(|r| r.kind.as_str()).collect();
             detail.push_str(&format!(
@@ -346,6 +364,7 @@ impl Inbound {
                 };
                 email.reports.extend(taken.iter().cloned());
                 email.conflicts.extend(conflicts.iter().cloned());
+                email.elsewhere.extend(elsewhere.iter().cloned());
                 if let Some(failure) = &failed {
                     email.rejected = Some(format!(
                         "delivery report after acceptance: {} {}",
@@ -362,6 +381,12 @@ impl Inbound {
                     r.alerts
                         .push(AlertMark::recipient(AlertKind::ConflictingReport, code));
                 }
+                if raise_elsewhere {
+                    r.alerts.push(AlertMark::recipient(
+                        AlertKind::ReportNamesAnotherAddress,
+                        code,
+                    ));
+                }
             })?;
         for report in &taken {
             let outcome = match report.kind {
@@ -376,6 +401,9 @@ impl Inbound {
         }
         for _ in &conflicts {
             metrics::counter!(REPORTS_METRIC, "outcome" => "conflicting").increment(1);
+        }
+        for _ in &elsewhere {
+            metrics::counter!(REPORTS_METRIC, "outcome" => "another_address").increment(1);
         }
         tracing::info!(job_id = %record.id, kommunkod = %code, reports = taken.len(), conflicts = conflicts.len(), "delivery report recorded");
         if let Some(failure) = &failed {
@@ -405,6 +433,23 @@ impl Inbound {
                     kinds.join(", ")
                 ),
                 "kurir keeps what the earlier reports proved; the report is kept in the job".into(),
+            );
+            self.alerter.raise(alert);
+        }
+        if raise_elsewhere {
+            let kinds: Vec<&str> = elsewhere.iter().map(|r| r.kind.as_str()).collect();
+            let alert = self.alerter.compose(
+                AlertMark::recipient(AlertKind::ReportNamesAnotherAddress, code),
+                &record.id,
+                Some(code),
+                format!(
+                    "a delivery report about the decision to kommun {code} names another \
+                     mailbox than the one it was sent to ({})",
+                    kinds.join(", ")
+                ),
+                "the report is kept in the job; check with the municipality who has the \
+                 decision"
+                    .into(),
             );
             self.alerter.raise(alert);
         }

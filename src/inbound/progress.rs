@@ -90,6 +90,7 @@ mod tests {
             rejected: None,
             reports: kinds.iter().map(|k| report(*k)).collect(),
             conflicts: Vec::new(),
+            elsewhere: Vec::new(),
         }
     }
 

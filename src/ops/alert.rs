@@ -306,6 +306,13 @@ fn action_of(kind: AlertKind) -> &'static str {
              <job>` shows them under conflicts; call the municipality to confirm the \
              decision arrived."
         }
+        AlertKind::ReportNamesAnotherAddress => {
+            "A delivery report about this decision (its token proves it) names an address \
+             kurir did not send to: the municipality's server passed the decision on (an alias \
+             or a forward), and that mailbox's fate is in the report. `kurir status <job>` \
+             shows it under other addresses; phone the municipality and check who has the \
+             decision."
+        }
         AlertKind::RegistrationChanged => {
             "Where a municipality's decisions go was changed: the municipality's proven address \
          and contact persons were told. If the change was not expected, phone the \
@@ -339,6 +346,9 @@ pub fn rubrik(kind: AlertKind) -> &'static str {
         AlertKind::Unconfirmed => "ingen leveransrapport bekräftar beslutet",
         AlertKind::Unread => "beslutet har inte lästs, ring kommunen nu",
         AlertKind::ConflictingReport => "en leveransrapport motsäger tidigare rapporter",
+        AlertKind::ReportNamesAnotherAddress => {
+            "en leveransrapport om beslutet nämner en annan adress"
+        }
         AlertKind::RegistrationChanged => "kommunens mottagaradress har ändrats",
         AlertKind::ApprovalWaiting => "en ändring från portalen väntar på godkännande",
         AlertKind::CertificateExpiring => "kommunens S/MIME-certifikat går snart ut",
@@ -377,6 +387,11 @@ fn atgard(kind: AlertKind) -> &'static str {
         AlertKind::ConflictingReport => {
             "En rapport motsäger tidigare rapporter och kan vara förfalskad. Ring kommunen \
              och bekräfta att beslutet kom fram; kvittera sedan larmet."
+        }
+        AlertKind::ReportNamesAnotherAddress => {
+            "Kommunens e-postserver skickade beslutet vidare till en annan adress, och en \
+             leveransrapport säger hur det gick där. Ring kommunen och kontrollera vem som har \
+             beslutet; kvittera sedan larmet."
         }
         AlertKind::RegistrationChanged => {
             "Kommunen har underrättats om ändringen. Var den inte väntad: ring kommunen och \

@@ -207,6 +207,7 @@ impl Inner {
                         rejected: None,
                         reports: Vec::new(),
                         conflicts: Vec::new(),
+                        elsewhere: Vec::new(),
                     });
                     if let Some(id) = &message_id {
                         delivery.message_id.clone_from(id);

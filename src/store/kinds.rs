@@ -139,6 +139,9 @@ pub enum AlertKind {
     Unread,
     /// A report contradicted what earlier reports proved (it was kept, not acted on).
     ConflictingReport,
+    /// A report about this decision (its token proves it) names an address kurir did not send
+    /// to: an alias or forward at the municipality, a failure of one of its mailboxes.
+    ReportNamesAnotherAddress,
     /// Where a municipality's decisions go was changed (announced to the municipality).
     RegistrationChanged,
     /// A change made on the portal waits for an operator's approval.
@@ -152,7 +155,7 @@ pub enum AlertKind {
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 11] = [
+    pub const ALL: [AlertKind; 12] = [
         AlertKind::DeferredTooLong,
         AlertKind::FellBack,
         AlertKind::Failed,
@@ -160,6 +163,7 @@ impl AlertKind {
         AlertKind::Unconfirmed,
         AlertKind::Unread,
         AlertKind::ConflictingReport,
+        AlertKind::ReportNamesAnotherAddress,
         AlertKind::RegistrationChanged,
         AlertKind::ApprovalWaiting,
         AlertKind::CertificateExpiring,
@@ -176,6 +180,7 @@ impl AlertKind {
             AlertKind::Unconfirmed => "unconfirmed",
             AlertKind::Unread => "unread",
             AlertKind::ConflictingReport => "conflicting-report",
+            AlertKind::ReportNamesAnotherAddress => "report-names-another-address",
             AlertKind::RegistrationChanged => "registration-changed",
             AlertKind::ApprovalWaiting => "approval-waiting",
             AlertKind::CertificateExpiring => "certificate-expiring",
@@ -192,7 +197,8 @@ impl AlertKind {
             | AlertKind::Failed
             | AlertKind::Quarantined
             | AlertKind::Unconfirmed
-            | AlertKind::Unread => Team::Dispatch,
+            | AlertKind::Unread
+            | AlertKind::ReportNamesAnotherAddress => Team::Dispatch,
             AlertKind::ConflictingReport
             | AlertKind::RegistrationChanged
             | AlertKind::ApprovalWaiting
@@ -212,6 +218,7 @@ impl AlertKind {
             AlertKind::Unconfirmed => "KurirDeliveryUnconfirmed",
             AlertKind::Unread => "KurirDecisionUnread",
             AlertKind::ConflictingReport => "KurirConflictingReport",
+            AlertKind::ReportNamesAnotherAddress => "KurirReportNamesAnotherAddress",
             AlertKind::RegistrationChanged => "KurirRegistrationChanged",
             AlertKind::ApprovalWaiting => "KurirApprovalWaiting",
             AlertKind::CertificateExpiring => "KurirMunicipalityCertificateExpiring",

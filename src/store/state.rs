@@ -186,6 +186,10 @@ pub struct EmailDelivery {
     /// second read notification, …): kept for the record, acted on never.
     #[serde(default)]
     pub conflicts: Vec<ProofReport>,
+    /// Report blocks about this message that name another mailbox than the one it was sent
+    /// to (an alias or forward at the municipality): kept and alerted, never acted on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elsewhere: Vec<ProofReport>,
 }
 
 impl EmailDelivery {
@@ -497,7 +501,10 @@ impl JobRecord {
                 AlertKind::Unread => {
                     email_of(mark.kommunkod).is_some_and(|e| e.holds() && e.read_notice().is_none())
                 }
-                AlertKind::Failed | AlertKind::FellBack | AlertKind::ConflictingReport => true,
+                AlertKind::Failed
+                | AlertKind::FellBack
+                | AlertKind::ConflictingReport
+                | AlertKind::ReportNamesAnotherAddress => true,
                 // About a registration or a batch, not a job: never a job's mark.
                 AlertKind::RegistrationChanged
                 | AlertKind::ApprovalWaiting
