@@ -51,6 +51,40 @@ impl Listener for tokio::net::TcpListener {
     }
 }
 
+/// The network a client address belongs to, for limits per client: an IPv4 address's /24 and
+/// an IPv6 address's /64 (an IPv4-mapped IPv6 address counts as its IPv4 address). One host
+/// commands a whole /64, and neighbouring IPv4 addresses are cheap: limits per single address
+/// are limits per attacker only in name.
+pub fn network_of(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4(Ipv4Addr::new(a, b, c, 0))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => network_of(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// A TCP listener whose clients are counted by network ([`network_of`]), not by address.
+pub struct ByNetwork(pub tokio::net::TcpListener);
+
+impl Listener for ByNetwork {
+    type Io = tokio::net::TcpStream;
+    /// The client's network (/24 or /64).
+    type Client = std::net::IpAddr;
+    async fn accept(&self) -> std::io::Result<(Self::Io, Self::Client)> {
+        let (stream, address) = <tokio::net::TcpListener as Listener>::accept(&self.0).await?;
+        Ok((stream, network_of(address)))
+    }
+}
+
 impl Listener for tokio::net::UnixListener {
     type Io = tokio::net::UnixStream;
     /// The peer's user id (SO_PEERCRED).
@@ -237,4 +271,34 @@ pub async fn serve_http<I, S, B>(
     }
     connection.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(timeouts.grace, connection).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("address")
+    }
+
+    #[test]
+    fn clients_are_counted_by_their_network() {
+        assert_eq!(network_of(ip("192.0.2.77")), ip("192.0.2.0"));
+        assert_eq!(network_of(ip("192.0.2.1")), network_of(ip("192.0.2.254")));
+        assert_ne!(network_of(ip("192.0.2.1")), network_of(ip("192.0.3.1")));
+        assert_eq!(network_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(network_of(ip("::ffff:192.0.2.9")), ip("192.0.2.0"));
+    }
+
+    #[test]
+    fn a_client_over_its_share_gets_no_slot_until_one_is_given_back() {
+        let per = PerClient::new(2);
+        let a = per.take("a").expect("first");
+        let _b = per.take("a").expect("second");
+        assert!(per.take("a").is_none());
+        assert!(per.take("b").is_some());
+        drop(a);
+        assert!(per.take("a").is_some());
+    }
 }

@@ -325,6 +325,28 @@ fn idle_connections(
 }
 
 #[test]
+fn two_hundred_and_fifty_six_idle_connections_from_eight_networks_keep_no_granted_person_out() {
+    let p = portal();
+    let me = connector(&p.rig.ca.pem, Some(&p.person));
+    // Eight addresses in eight /24s, 32 connections each, that never start their handshake:
+    // together as many as the whole portal once served.
+    let held: Vec<_> = (0..8)
+        .map(|n| idle_connections(&p, &format!("127.0.{}.1", 10 + n), 32, None))
+        .collect();
+    assert_eq!(held.iter().map(Vec::len).sum::<usize>(), 256);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let page = request(&p.addr, &me, "GET", "/kommun/2480", &[], "").expect("the page");
+    assert_eq!(page.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the granted person waited {:?}",
+        started.elapsed()
+    );
+    drop(held);
+}
+
+#[test]
 fn one_client_holding_seventy_idle_connections_keeps_no_granted_person_out() {
     let p = portal();
     let me = connector(&p.rig.ca.pem, Some(&p.person));
@@ -332,10 +354,10 @@ fn one_client_holding_seventy_idle_connections_keeps_no_granted_person_out() {
         "stranger",
         Usage::Person("SE2321000016-stranger", "Ingen Behörighet"),
     );
-    // Other hosts (127.0.0.2 and .3 are this machine too): 70 bare connections, and 70 with
-    // a valid card that never send a request.
-    let bare = idle_connections(&p, "127.0.0.2", 70, None);
-    let carded = idle_connections(&p, "127.0.0.3", 70, Some(&stranger));
+    // Other networks (127.0.2.1 and 127.0.3.1 are this machine too, in other /24s): 70 bare
+    // connections, and 70 with a valid card that never send a request.
+    let bare = idle_connections(&p, "127.0.2.1", 70, None);
+    let carded = idle_connections(&p, "127.0.3.1", 70, Some(&stranger));
     assert!(
         !bare.is_empty() && !carded.is_empty(),
         "bare {}, carded {}",

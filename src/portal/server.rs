@@ -30,13 +30,21 @@ use crate::net::{self, HttpTimeouts, Limits, PerClient};
 /// Largest request body: forms and a certificate file.
 pub const MAX_BODY: usize = 64 * 1024;
 /// Connections served at once, all clients together.
-pub const MAX_CONNECTIONS: usize = 256;
-/// Connections from one address at once (before the handshake says who it is).
-pub const PER_ADDRESS: usize = 32;
+pub const MAX_CONNECTIONS: usize = 512;
+/// Connections from one network (an IPv4 /24, an IPv6 /64) at once: a municipality's people
+/// behind one address share it.
+pub const PER_NETWORK: usize = 32;
+/// TLS handshakes in progress at once, all clients together. A handshake is the one time a
+/// connection holds a slot before its card is known, so handshakes get a part of the
+/// connections and no more: the rest are kept for people whose card was accepted.
+pub const MAX_HANDSHAKES: usize = 128;
+/// TLS handshakes in progress at once from one network: a browser needs a few, a client that
+/// connects and sends nothing gets no more than these.
+pub const HANDSHAKES_PER_NETWORK: usize = 8;
 /// Connections of one signed-in person at once (a browser opens about six).
 pub const PER_PERSON: usize = 8;
-/// How long a TLS handshake may take.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TLS handshake may take (a browser needs well under a second).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request's head may take to arrive, and how long a kept-alive connection may
 /// wait idle for the next one.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,9 +62,11 @@ pub async fn serve(
 ) {
     let app = router(portal);
     let persons = PerClient::new(PER_PERSON);
+    let handshaking = PerClient::new(HANDSHAKES_PER_NETWORK);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     let limits = Limits {
         connections: MAX_CONNECTIONS,
-        per_client: PER_ADDRESS,
+        per_client: PER_NETWORK,
         grace: Duration::from_secs(10),
     };
     let timeouts = HttpTimeouts {
@@ -64,11 +74,21 @@ pub async fn serve(
         lifetime: CONNECTION_LIFETIME,
         grace: Duration::from_secs(10),
     };
-    net::serve(listener, limits, shutdown, "portal", move |tcp, _address, shutdown| {
+    let listener = net::ByNetwork(listener);
+    net::serve(listener, limits, shutdown, "portal", move |tcp, network, shutdown| {
         // The acceptor as it stands now: a revocation list read again applies to the next
         // handshake.
         let (app, acceptor, persons) = (app.clone(), trust.current(), persons.clone());
+        // A handshake's slots, taken now and given back when it ends: a network over its
+        // share, or handshakes over theirs, are refused at once rather than queued.
+        let handshake_slots = handshaking
+            .take(network)
+            .zip(handshakes.clone().try_acquire_owned().ok());
         async move {
+            let Some(handshake_slots) = handshake_slots else {
+                tracing::debug!(network = %network, "portal: too many TLS handshakes at once; refused");
+                return;
+            };
             let Ok(ssl) = Ssl::new(acceptor.context()) else {
                 return;
             };
@@ -78,6 +98,7 @@ pub async fn serve(
             let handshake =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, std::pin::Pin::new(&mut stream).accept())
                     .await;
+            drop(handshake_slots);
             if !matches!(handshake, Ok(Ok(()))) {
                 tracing::debug!(
                     "portal: TLS handshake refused (no, expired, revoked or foreign client certificate)"
