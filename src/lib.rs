@@ -14,6 +14,7 @@
 // The foundation: words, files and settings every stage shares.
 pub mod config;
 pub mod digest;
+pub mod free_text;
 pub mod fsutil;
 pub mod job;
 pub mod net;

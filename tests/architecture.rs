@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 const FOUNDATION: &[&str] = &[
     "config",
     "digest",
+    "free_text",
     "fsutil",
     "job",
     "net",

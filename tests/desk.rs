@@ -168,28 +168,36 @@ fn a_caseworker_sends_a_decision_follows_it_to_read_and_takes_the_receipt_for_th
     );
 
     // The read notification, as the municipality's mail client sends it, through the pipe.
+    // (Umeå's mailbox also holds the signed notice of the grant the rig made.)
+    let status = rig.env.status(&id);
+    let message_id = status["job"]["recipients"][0]["email"]["message_id"]
+        .as_str()
+        .expect("message id")
+        .to_string();
     let stored = {
-        let mut found = Vec::new();
+        let mut found = None;
         common::wait_for(
-            "the message in Umeå's mailbox",
+            "the decision in Umeå's mailbox",
             Duration::from_secs(60),
             || {
-                found = rig.world.municipality.maildir("umea");
-                !found.is_empty()
+                found = rig
+                    .world
+                    .municipality
+                    .maildir("umea")
+                    .iter()
+                    .filter_map(|m| std::fs::read(m).ok())
+                    .map(|m| String::from_utf8_lossy(&m).to_string())
+                    .find(|m| m.contains(message_id.trim_matches(['<', '>'])));
+                found.is_some()
             },
         );
-        String::from_utf8_lossy(&std::fs::read(&found[0]).expect("read")).to_string()
+        found.unwrap_or_default()
     };
     let return_path = stored
         .lines()
         .find_map(|l| l.strip_prefix("Return-Path: "))
         .map(|v| v.trim().trim_matches(['<', '>']).to_string())
         .expect("Return-Path");
-    let status = rig.env.status(&id);
-    let message_id = status["job"]["recipients"][0]["email"]["message_id"]
-        .as_str()
-        .expect("message id")
-        .to_string();
     let mdn =
         common::mailworld::thunderbird_mdn(&return_path, &message_id, "registrator@umea.test");
     assert!(rig
@@ -315,6 +323,21 @@ fn an_unread_decision_is_listed_to_phone_and_ringt_closes_it_for_good_naming_the
         "{calls}"
     );
     let token = csrf(&calls);
+    // A note that names the child's case number would be kept for good where nothing can be
+    // redacted: refused, saying why, and the call stays on the list.
+    let refused = client.post(
+        &format!("/expedition/att-ringa/{id}"),
+        &[("csrf", &token), ("anteckning", "Pratade om 12-345678")],
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("ser ut att innehålla ett dossiernummer"),
+        "{}",
+        refused.body
+    );
+    assert!(staff(&rig).get("/expedition/att-ringa").body.contains(&id));
     let done = client.post(
         &format!("/expedition/att-ringa/{id}"),
         &[

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::mail::{register_and_prove, rig, UMEA};
-use common::{manifest, pdf};
+use common::{manifest, pdf, Env};
 use serde_json::json;
 
 const CASE_MARKER: &str = "97-531864";
@@ -160,4 +160,26 @@ fn marker_strings_appear_only_inside_the_documents() {
         }
     }
     rig.env.stop();
+}
+
+#[test]
+fn a_reason_holding_a_case_number_or_a_personal_identity_number_is_refused() {
+    let mut env = Env::new();
+    env.start();
+    let id = env.submit("2480", None);
+    env.wait_receipt(&id);
+    for reason in ["fel kommun, se 12-345678", "barnet 811218-9876 har flyttat"] {
+        let out = env.run(&["cancel", &id, "--reason", reason]);
+        assert!(!out.status.success(), "{reason:?} was taken");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("cannot be redacted"), "{said}");
+        let status = env.ok(&["status", &id, "--json"]);
+        assert!(!status.contains(reason), "{status}");
+    }
+    let export = env.ok(&["audit", "export", "--since", "2020-01-01"]);
+    assert!(
+        !export.contains("12-345678") && !export.contains("811218"),
+        "{export}"
+    );
+    env.stop();
 }

@@ -71,6 +71,11 @@ pub(super) fn refusal(error: &ServiceError) -> Response {
             "Utskicket finns inte",
             "Det finns inget utskick med det id:t (ett nyss skickat syns inom några sekunder).",
         ),
+        ServiceError::PersonalDataInText(_) => refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Texten sparades inte",
+            &words::desk_error(error),
+        ),
         _ => {
             tracing::error!(error = %error, "desk: the service failed");
             unavailable()

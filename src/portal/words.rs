@@ -242,6 +242,14 @@ pub fn desk_error(error: &ServiceError) -> String {
             format!("Det gick inte: utskicket är {} – {why}.", state(*s))
         }
         ServiceError::ReasonRequired => "Skriv ett skäl: det sparas i utskickets historik.".into(),
+        ServiceError::PersonalDataInText(found) => format!(
+            "Texten ser ut att innehålla {}. Den sparas för alltid i utskickets historik, i \
+             kvittot och i granskningsloggen, som inte går att rensa. Skriv den utan numret.",
+            match found {
+                crate::free_text::PersonalData::CaseNumber => "ett dossiernummer",
+                crate::free_text::PersonalData::IdentityNumber => "ett personnummer",
+            }
+        ),
         ServiceError::Draft(crate::intake::draft::DraftError::Gone) => {
             "Utkastet finns inte längre (det är redan skickat eller äldre än en timme). Fyll i \
              formuläret igen."

@@ -69,6 +69,10 @@ pub enum ServiceError {
     /// The print batch is still open: letters may still go into it.
     #[error("print batch {0} is still open: it closes (READY) when full or at the end of the day")]
     BatchOpen(String),
+    /// Free text (a reason, a note) seems to hold a case number or a personal identity
+    /// number: it would be kept for good where it cannot be redacted.
+    #[error("the text looks like it holds {}: reasons and notes are kept for good in the job's history, its receipts and the audit chain, which cannot be redacted; write it without the number", match .0 { crate::free_text::PersonalData::CaseNumber => "a case number", crate::free_text::PersonalData::IdentityNumber => "a personal identity number" })]
+    PersonalDataInText(crate::free_text::PersonalData),
     /// The action needs a reason for the history.
     #[error("give a reason (--reason): it is recorded in the job's history")]
     ReasonRequired,

@@ -12,6 +12,14 @@ use super::reply::{JobList, JobStatus};
 use super::{Core, Principal, Reply, ServiceError};
 use crate::store::state::JobState;
 
+/// Refuses free text that seems to hold a case number or a personal identity number.
+pub(super) fn refuse_personal_data(text: &str) -> Result<(), ServiceError> {
+    match crate::free_text::personal_data_in(text) {
+        Some(found) => Err(ServiceError::PersonalDataInText(found)),
+        None => Ok(()),
+    }
+}
+
 impl Core {
     fn operations(&self) -> Operations<'_> {
         Operations {
@@ -20,11 +28,14 @@ impl Core {
         }
     }
 
-    fn actor(principal: &Principal, reason: String) -> Actor {
-        Actor {
+    /// Who acts, and why, as the history records it: a reason holding what identifies a
+    /// child is refused (it would be kept where it cannot be redacted).
+    fn actor(principal: &Principal, reason: String) -> Result<Actor, ServiceError> {
+        refuse_personal_data(&reason)?;
+        Ok(Actor {
             operator: principal.recorded_as(),
             reason,
-        }
+        })
     }
 
     /// "No such job", or — for a job just submitted that lies in the spool until intake takes
@@ -105,7 +116,7 @@ impl Core {
         batch: String,
         reason: String,
     ) -> Result<Reply, ServiceError> {
-        let actor = Self::actor(principal, reason);
+        let actor = Self::actor(principal, reason)?;
         match print_shop::confirm(&self.store, &batch, &actor) {
             Ok(done) => {
                 tracing::info!(batch = %done.batch, jobs = done.jobs.len(), by = %done.confirmation.by, "print batch confirmed printed and posted");
@@ -137,7 +148,7 @@ impl Core {
         reason: String,
         action: impl FnOnce(&Operations<'_>, &Actor) -> Result<ActionDone, OperatorError>,
     ) -> Result<Reply, ServiceError> {
-        let actor = Self::actor(principal, reason);
+        let actor = Self::actor(principal, reason)?;
         action(&self.operations(), &actor)
             .map(Reply::Action)
             .map_err(|e| self.refused(e))

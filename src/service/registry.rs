@@ -321,6 +321,7 @@ impl Core {
         if reason.trim().is_empty() {
             return Err(ServiceError::ReasonRequired);
         }
+        super::jobs::refuse_personal_data(reason)?;
         let _guard = self.lock_registry();
         let before = self.store.registered(code)?;
         let mut registered = before.clone();

@@ -1,0 +1,131 @@
+//! Free text that people type — an operator's reason, a caseworker's note after a call — is
+//! kept for good: in a job's history, its receipts and the audit chain, which cannot be
+//! redacted. What identifies a child must never get there. This module finds what looks like
+//! a case number (dossiernummer, `xx-xxxxxx`) or a Swedish personal identity or coordination
+//! number (personnummer, samordningsnummer), so that every surface can refuse the text and
+//! say why, in its own words.
+
+use serde::{Deserialize, Serialize};
+
+/// What a text seems to hold that it must not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PersonalData {
+    /// A case number: `xx-xxxxxx`, or eight digits that are no date.
+    CaseNumber,
+    /// A personal identity or coordination number: a date of birth and four digits whose
+    /// last is the Luhn check digit.
+    IdentityNumber,
+}
+
+/// The first thing in `text` that looks like personal data, if any.
+pub fn personal_data_in(text: &str) -> Option<PersonalData> {
+    // Runs of digits with the separators such numbers are written with ('-', '+').
+    let mut runs = Vec::new();
+    let mut current = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit() || ((c == '-' || c == '+') && !current.is_empty()) {
+            current.push(c);
+        } else if !current.is_empty() {
+            runs.push(std::mem::take(&mut current));
+        }
+    }
+    runs.into_iter()
+        .find_map(|run| judge(run.trim_end_matches(['-', '+'])))
+}
+
+fn judge(run: &str) -> Option<PersonalData> {
+    let digits: String = run.chars().filter(char::is_ascii_digit).collect();
+    let separators: Vec<usize> = run
+        .char_indices()
+        .filter(|(_, c)| *c == '-' || *c == '+')
+        .map(|(i, _)| i)
+        .collect();
+    match (digits.len(), separators.as_slice()) {
+        (8, [2]) => Some(PersonalData::CaseNumber),
+        (8, []) if !is_date(&digits, true) => Some(PersonalData::CaseNumber),
+        (10, [] | [6]) if is_identity(&digits) => Some(PersonalData::IdentityNumber),
+        (12, [] | [8]) if is_date(&digits[..8], true) && is_identity(&digits[2..]) => {
+            Some(PersonalData::IdentityNumber)
+        }
+        _ => None,
+    }
+}
+
+/// `YYMMDD` (or, `century`, `YYYYMMDD`) with a real month and day; a coordination number's
+/// day has 60 added.
+fn is_date(digits: &str, century: bool) -> bool {
+    let start = if century { 4 } else { 2 };
+    let (Ok(month), Ok(day)) = (
+        digits[start..start + 2].parse::<u32>(),
+        digits[start + 2..start + 4].parse::<u32>(),
+    ) else {
+        return false;
+    };
+    (1..=12).contains(&month) && ((1..=31).contains(&day) || (61..=91).contains(&day))
+}
+
+/// Ten digits `YYMMDDNNNC` with a real date and C the Luhn check digit of the nine before.
+fn is_identity(digits: &str) -> bool {
+    if digits.len() != 10 || !is_date(digits, false) {
+        return false;
+    }
+    let sum: u32 = digits
+        .bytes()
+        .map(|b| u32::from(b - b'0'))
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 0 {
+                let x = d * 2;
+                x / 10 + x % 10
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_numbers_and_identity_numbers_are_found() {
+        // Synthetic numbers: 811218-9876 is the Tax Agency's example, valid by Luhn.
+        for (text, found) in [
+            (
+                "ringde om 12-345678, fick svar",
+                Some(PersonalData::CaseNumber),
+            ),
+            ("ärende 12345678", Some(PersonalData::CaseNumber)),
+            ("barnet 811218-9876", Some(PersonalData::IdentityNumber)),
+            ("barnet 8112189876", Some(PersonalData::IdentityNumber)),
+            ("barnet 19811218-9876", Some(PersonalData::IdentityNumber)),
+            ("barnet 198112189876", Some(PersonalData::IdentityNumber)),
+            (
+                "samordningsnummer 811278-9873",
+                Some(PersonalData::IdentityNumber),
+            ),
+        ] {
+            assert_eq!(personal_data_in(text), found, "{text}");
+        }
+    }
+
+    #[test]
+    fn ordinary_reasons_dates_phone_numbers_and_times_pass() {
+        for text in [
+            "kommunen bekräftade i telefon",
+            "tryckeriet 2026-12-07 14.10",
+            "datum 20261207",
+            "ringde 090-16 10 00",
+            "ringde 070-123 45 67",
+            "batch 20261130-001",
+            "jobb 20261130-120000-0a0b0c0d0e0f",
+            "8112189875 (fel kontrollsiffra)",
+            "",
+        ] {
+            assert_eq!(personal_data_in(text), None, "{text}");
+        }
+    }
+}
