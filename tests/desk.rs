@@ -460,3 +460,77 @@ fn each_grant_opens_only_its_own_pages_and_posts_need_the_form_token() {
     let listed = rig.env.ok(&["staff", "list"]);
     assert!(listed.contains("-- 0 person(s)"), "{listed}");
 }
+
+/// The "viewed" entries the audit chain holds for job `id`.
+fn views_of(rig: &DeskRig, id: &str) -> usize {
+    rig.env
+        .ok(&["audit", "export", "--since", "2020-01-01"])
+        .lines()
+        .filter(|l| l.contains(id) && l.contains("viewed on the dispatch desk"))
+        .count()
+}
+
+#[test]
+fn reads_another_site_asks_for_are_refused_and_a_persons_readings_of_a_job_coalesce() {
+    let rig = desk_rig(|_| {});
+    let client = staff(&rig);
+    let id = send_decision(&client);
+    let page = format!("/expedition/utskick/{id}");
+    let before = views_of(&rig, &id);
+
+    // Another site's page makes the caseworker's browser fetch the job's page (an image tag,
+    // two hundred times): each is refused before it is read, and nothing enters the chain.
+    for _ in 0..200 {
+        let reply = request(
+            &rig.served.addr,
+            &client.tls,
+            "GET",
+            &page,
+            &[
+                ("Sec-Fetch-Site", "cross-site"),
+                ("Sec-Fetch-Mode", "no-cors"),
+                ("Sec-Fetch-Dest", "image"),
+            ],
+            "",
+        )
+        .expect("answer");
+        assert_eq!(reply.status, 403);
+        assert!(!reply.body.contains(common::CASE), "the page was shown");
+    }
+    // A link followed from another site: a page with the same link, to open from here.
+    let followed = request(
+        &rig.served.addr,
+        &client.tls,
+        "GET",
+        &page,
+        &[
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Sec-Fetch-Mode", "navigate"),
+            ("Sec-Fetch-Dest", "document"),
+        ],
+        "",
+    )
+    .expect("answer");
+    assert_eq!(followed.status, 403);
+    assert!(
+        followed.body.contains(&format!("href=\"{page}\"")),
+        "{}",
+        followed.body
+    );
+    assert_eq!(views_of(&rig, &id), before, "a refused read was recorded");
+
+    // Read from the desk itself, twenty times over: one reading in the chain.
+    for _ in 0..20 {
+        let reply = request(
+            &rig.served.addr,
+            &client.tls,
+            "GET",
+            &page,
+            &[("Sec-Fetch-Site", "same-origin")],
+            "",
+        )
+        .expect("answer");
+        assert_eq!(reply.status, 200);
+    }
+    assert_eq!(views_of(&rig, &id), before + 1, "readings not coalesced");
+}

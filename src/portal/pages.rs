@@ -362,6 +362,23 @@ pub fn refused(frame: Option<&Frame<'_>>, title: &str, text: &str) -> Markup {
     )
 }
 
+/// A desk page that was not opened because another site asked for it; `link`, when the person
+/// followed a link, opens it from here.
+pub fn refused_with_link(title: &str, text: &str, link: Option<&str>) -> Markup {
+    page(
+        title,
+        None,
+        html! {
+            h1 { (title) }
+            p { (text) }
+            @if let Some(link) = link {
+                p { a href=(link) { "Öppna sidan" } }
+            }
+            p { a href="/expedition" { "Till expeditionens startsida" } }
+        },
+    )
+}
+
 /// While the daemon restarts, the portal still answers: try again shortly.
 pub fn unavailable(frame: Option<&Frame<'_>>) -> Markup {
     page(

@@ -182,6 +182,9 @@ fn router(portal: Arc<Portal>) -> Router {
         // A post from another site is refused before any handler runs: the browser would
         // send the person's certificate with it.
         .layer(CsrfLayer::new().with_rejection_response(|_| cross_site()))
+        // So is a read of the desk that another site makes the browser do (an image, a
+        // frame, a script): every read of a decision is in the audit chain.
+        .layer(axum::middleware::from_fn(desk_reads_from_this_site_only))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -193,6 +196,49 @@ fn router(portal: Arc<Portal>) -> Router {
         ));
     }
     app
+}
+
+/// Refuses a request for a desk page that another site made the browser send
+/// (`Sec-Fetch-Site: cross-site` or `same-site`): the browser sends the person's certificate
+/// with it, and each read of a decision would be written to the audit chain in their name. A
+/// link followed from elsewhere (a top-level navigation) gets a page with the same link, to be
+/// opened from here; requests without the header (no browser) pass.
+async fn desk_reads_from_this_site_only(
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (from_elsewhere, followed_link) = {
+        let header_is = |name: &str, values: &[&str]| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| values.contains(&v))
+        };
+        (
+            request.uri().path().starts_with("/expedition")
+                && header_is("sec-fetch-site", &["cross-site", "same-site"]),
+            request.method() == axum::http::Method::GET
+                && header_is("sec-fetch-mode", &["navigate"])
+                && header_is("sec-fetch-dest", &["document"]),
+        )
+    };
+    if !from_elsewhere {
+        return next.run(request).await;
+    }
+    let text = if followed_link {
+        "Länken kom från en annan webbplats. Öppna sidan härifrån med länken nedan, så vet vi \
+         att det är du som vill se den."
+    } else {
+        "En annan webbplats försökte läsa sidan i din webbläsare. Den visades inte."
+    };
+    let link = followed_link.then(|| request.uri().path().to_string());
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        pages::refused_with_link("Sidan öppnades inte", text, link.as_deref()).into_string(),
+    )
+        .into_response()
 }
 
 fn cross_site() -> axum::response::Response {

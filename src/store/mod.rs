@@ -256,7 +256,12 @@ pub struct Store {
     opened: Opening,
     /// Seals the audit chain's head: the key beside the store, never in a backup.
     integrity: seal::IntegrityKey,
+    /// When each person last read each job's desk page (readings coalesce, [`staff`]).
+    recent_views: Arc<Mutex<HashMap<ViewKey, Timestamp>>>,
 }
+
+/// A person's reading of a job's desk page: who, which job, which page.
+type ViewKey = (String, JobId, String);
 
 /// What [`Store::open`] found in the folder: the start-up log and the tests tell them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -381,6 +386,7 @@ impl Store {
             notices_wanted: Arc::default(),
             opened: Opening::Current,
             integrity,
+            recent_views: Arc::default(),
             db,
         };
         let mut store = store;

@@ -5,6 +5,9 @@ use super::*;
 use crate::registry::StaffGrant;
 use crate::store::audit::{append, AuditKind, Draft};
 
+/// Within this time, a person's readings of one job's page count as one in the audit chain.
+pub const VIEWS_COALESCE: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+
 impl Store {
     /// The staff grant of `hsa_id`, if any.
     pub fn staff_grant(&self, hsa_id: &str) -> Result<Option<StaffGrant>, StoreError> {
@@ -69,8 +72,25 @@ impl Store {
         Ok(before)
     }
 
-    /// Records that `operator` read job `id` on the desk (`what`: the page or the receipt).
+    /// Records that `operator` read job `id` on the desk (`what`: the page or the receipt):
+    /// once per person, job and page within [`VIEWS_COALESCE`] — a page reloaded, or loaded
+    /// many times over, is one reading, not one entry each.
     pub fn audit_view(&self, id: &JobId, operator: &str, what: &str) -> Result<(), StoreError> {
+        let now = Timestamp::now();
+        {
+            let mut recent = self.recent_views.lock().unwrap_or_else(|p| p.into_inner());
+            let key = (operator.to_string(), id.clone(), what.to_string());
+            if recent
+                .get(&key)
+                .is_some_and(|at| now.duration_since(*at) < VIEWS_COALESCE)
+            {
+                return Ok(());
+            }
+            if recent.len() >= 10_000 {
+                recent.retain(|_, at| now.duration_since(*at) < VIEWS_COALESCE);
+            }
+            recent.insert(key, now);
+        }
         self.audit_operator(Draft {
             kind: AuditKind::View,
             job_id: Some(id.clone()),
