@@ -21,6 +21,7 @@ fn main() -> ExitCode {
 }
 
 fn start(cli: Cli) -> anyhow::Result<ExitCode> {
+    kurir::cli::refuse_delegated_config(cli.config.as_deref())?;
     let file = kurir::config::locate(cli.config.as_deref());
     let settings = Settings::load(file.as_deref())?;
     let format = cli.log_format.unwrap_or(settings.log.format);

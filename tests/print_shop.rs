@@ -255,3 +255,44 @@ fn retention_removes_old_alerts_receipts_reports_and_batches_and_keeps_their_fac
     assert!(record["batch"]["confirmed"]["by"].is_string());
     env.stop();
 }
+
+#[test]
+fn the_print_shop_through_sudo_names_no_settings_file_and_no_other_person() {
+    // As sudoers lets the print shop run it: `sudo -u kurir kurir print confirm …`, an
+    // unprivileged user acting for another. A settings file of its choice would let it read
+    // what kurir may read through the error message; another name would put it in the history.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("secret.toml");
+    std::fs::write(&secret, "password = \"hunter2\n").expect("write");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let through_sudo = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_kurir"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("SUDO_UID", "1001")
+            .env("SUDO_USER", "tryckeriet")
+            .output()
+            .expect("setpriv")
+    };
+    let out = through_sudo(&[
+        "--config",
+        &secret.to_string_lossy(),
+        "print",
+        "confirm",
+        "20261130-001",
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("--config and KURIR_CONFIG are refused"),
+        "{said}"
+    );
+    assert!(!said.contains("hunter2"), "{said}");
+    let out = through_sudo(&["print", "confirm", "20261130-001", "--operator", "chefen"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("takes no --operator"), "{said}");
+}

@@ -319,6 +319,9 @@ impl Daemon<'_> {
     /// Sends `command` as the operator `operator` (default: the OS user) and returns the
     /// service's answer, or its refusal — worded in English — as this command's error.
     pub fn ask(&self, operator: Option<String>, command: ServiceCommand) -> anyhow::Result<Reply> {
+        if let (Some(by), Some(_)) = (delegated_by(), &operator) {
+            bail!("run through sudo for {by}, kurir records {by} and takes no --operator");
+        }
         let principal = Principal::Operator(operator.unwrap_or_else(os_user));
         match control::request(self.settings, self.seed.clone(), principal, command)? {
             Ok(reply) => Ok(reply),
@@ -347,6 +350,38 @@ macro_rules! expect_reply {
 }
 pub(crate) use expect_reply;
 
+/// The person who ran kurir through sudo as another unprivileged user — the print shop's
+/// `sudo -u kurir kurir print confirm BATCH` — if that is how it runs. Such a caller gets a
+/// narrow door: the system's own settings and its own name, nothing it could choose to read
+/// another file through or to record someone else's name.
+pub fn delegated_by() -> Option<String> {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let euid = unsafe { libc::geteuid() };
+    delegated(std::env::var("SUDO_UID").ok().as_deref(), euid)
+        .then(|| std::env::var("SUDO_USER").unwrap_or_else(|_| "someone through sudo".into()))
+}
+
+/// Whether sudo ran kurir for an unprivileged user (`sudo_uid` not root) as an unprivileged
+/// user (`euid` not root): root stays root, with every option.
+fn delegated(sudo_uid: Option<&str>, euid: u32) -> bool {
+    euid != 0 && sudo_uid.is_some_and(|uid| uid.trim() != "0")
+}
+
+/// Refuses what a delegated caller ([`delegated_by`]) may not choose: a settings file other
+/// than the system's.
+pub fn refuse_delegated_config(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    if let (Some(by), Some(file)) = (delegated_by(), config) {
+        if file != std::path::Path::new(crate::config::SYSTEM_FILE) {
+            bail!(
+                "run through sudo for {by}, kurir reads only {} (--config and KURIR_CONFIG are \
+                 refused)",
+                crate::config::SYSTEM_FILE
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The person at the keyboard: the sudo caller, else the OS account.
 pub fn os_user() -> String {
     if let Ok(user) = std::env::var("SUDO_USER") {
@@ -363,5 +398,18 @@ pub fn os_user() -> String {
                 .into_owned();
         }
         format!("uid {uid}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sudo_for_an_unprivileged_user_as_an_unprivileged_user_is_a_delegation() {
+        assert!(delegated(Some("1001"), 999), "the print shop as kurir");
+        assert!(!delegated(Some("1001"), 0), "sudo kurir: root");
+        assert!(!delegated(Some("0"), 999), "root's sudo -u kurir");
+        assert!(!delegated(None, 999), "kurir itself");
     }
 }

@@ -143,7 +143,7 @@ impl Settings {
         };
         let invalid = |e: config::ConfigError| ConfigError::Invalid {
             origin: origin.clone(),
-            message: e.to_string(),
+            message: without_contents(&e),
         };
         let defaults = config::Config::try_from(&Settings::default()).map_err(invalid)?;
         let mut builder = config::Config::builder().add_source(defaults);
@@ -389,6 +389,82 @@ pub(crate) mod duration_list {
     }
 }
 
+/// A settings error in words that never quote what the file holds: a parse error by its line
+/// and column (not the line itself), a value of the wrong type by its key and the type it
+/// should have (not the value). Whoever may name a settings file (`--config`) must not be
+/// able to read another file through kurir's error messages.
+fn without_contents(e: &config::ConfigError) -> String {
+    match e {
+        config::ConfigError::FileParse { cause, .. } => {
+            let text = cause.to_string();
+            let snippet = |line: &&str| {
+                let t = line.trim_start();
+                t.starts_with('|')
+                    || t.split_once(" |")
+                        .is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok())
+            };
+            let kept: Vec<&str> = text
+                .lines()
+                .filter(|l| !snippet(l))
+                .filter(|l| !l.trim().is_empty())
+                .take(1)
+                .collect();
+            format!("{} (the line is not shown)", kept.join(" "))
+        }
+        config::ConfigError::Type { key, expected, .. } => match key {
+            Some(key) => format!("{key}: expected {expected}"),
+            None => format!("a value: expected {expected}"),
+        },
+        config::ConfigError::At { error, key, .. } => match (error.as_ref(), key) {
+            (config::ConfigError::Type { expected, .. }, Some(key)) => {
+                format!("{key}: expected {expected}")
+            }
+            (inner, _) => without_contents(inner),
+        },
+        other => redact_quoted(&other.to_string()),
+    }
+}
+
+/// serde's words for a value it could not take quote the value ("invalid value: string
+/// \"…\"", "unknown field `…`"): the quoted parts before ", expected" come from the file and
+/// are left out; what follows is kurir's own schema.
+fn redact_quoted(message: &str) -> String {
+    const QUOTING: [&str; 5] = [
+        "invalid type",
+        "invalid value",
+        "unknown field",
+        "unknown variant",
+        "invalid length",
+    ];
+    let Some(start) = QUOTING.iter().filter_map(|q| message.find(q)).min() else {
+        return message.to_string();
+    };
+    let (before, rest) = message.split_at(start);
+    let (head, tail) = match rest.find(", expected") {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let mut redacted = String::new();
+    let mut quote: Option<char> = None;
+    for c in head.chars() {
+        match quote {
+            Some(q) if c == q => {
+                redacted.push('…');
+                redacted.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                redacted.push(c);
+                if c == '"' || c == '`' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    format!("{before}{redacted}{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +475,32 @@ mod tests {
         let text = std::fs::read_to_string(&path).expect("config/kurir.toml exists");
         let parsed: Settings = toml::from_str(&text).expect("config/kurir.toml parses");
         assert_eq!(parsed, Settings::default());
+    }
+
+    #[test]
+    fn a_settings_error_never_quotes_what_the_file_holds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("not-settings");
+        for (text, says) in [
+            ("secret = \"hunter2\nrest", "the line is not shown"),
+            ("[smtp]\nport = \"hunter2\"\n", "smtp.port: expected"),
+            ("[spool]\nsettle = \"hunter2\"\n", "expected a duration"),
+            ("hunter2 = 1\n", "unknown field"),
+            ("[smtp]\nhunter2 = 1\n", "expected one of `host`"),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let msg = Settings::load(Some(&path))
+                .expect_err("refused")
+                .to_string();
+            assert!(!msg.contains("hunter2"), "{text:?} quoted: {msg}");
+            assert!(msg.contains(says), "{text:?}: {msg}");
+        }
+        // A key file is no settings file: nothing of it comes back.
+        std::fs::write(&path, [0x8f, 0x41, 0x42, 0x43, 0x0a, 0xff]).expect("write");
+        let msg = Settings::load(Some(&path))
+            .expect_err("refused")
+            .to_string();
+        assert!(!msg.contains("ABC"), "{msg}");
     }
 
     #[test]
