@@ -56,6 +56,15 @@ impl TokenKey {
         )?))
     }
 
+    /// Reads the key from `state_dir` if it is there, making none: what checks a token has no
+    /// business creating the key that signs them. `Ok(None)`: no key yet (no job was sent).
+    pub fn existing(state_dir: &Path) -> Result<Option<TokenKey>, TokenKeyError> {
+        if !state_dir.join(KEY_FILE).is_file() {
+            return Ok(None);
+        }
+        TokenKey::load_or_create(state_dir).map(Some)
+    }
+
     /// A key from bytes (tests and benchmarks).
     pub fn from_bytes(bytes: &[u8]) -> TokenKey {
         TokenKey(bytes.to_vec())

@@ -67,17 +67,27 @@ fn hostile_inbound_messages_are_set_aside_with_a_reason_and_the_daemon_keeps_run
         "an oversize message must be refused for good"
     );
 
+    // An address kurir never gave out — none, or a made-up token — is refused at the pipe
+    // (no such recipient) before the message is read: it costs no disk.
+    for recipient in [
+        "kurir-reports@agency.test",
+        "kurir-reports+20261129000000aabbccddeeff24800123456789ab@agency.test",
+    ] {
+        let out = env.inbound(recipient, &vec![b'x'; 19_000]);
+        assert_eq!(
+            out.status.code(),
+            Some(67),
+            "{recipient}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(env.spool().join("inbound/new")).map_or(0, |d| d.count()),
+        0,
+        "a message to a made-up address was stored"
+    );
+
     let cases: Vec<(String, Vec<u8>, &str)> = vec![
-        (
-            "kurir-reports@agency.test".into(),
-            b"\x00\xff garbage, not mail at all".to_vec(),
-            "no valid token",
-        ),
-        (
-            "kurir-reports+20261129000000aabbccddeeff24800123456789ab@agency.test".into(),
-            dsn("x.2480", "delivered").into_bytes(),
-            "no valid token",
-        ),
         (
             valid(&JobId::generate()),
             dsn("x.2480", "delivered").into_bytes(),
@@ -132,6 +142,44 @@ fn hostile_inbound_messages_are_set_aside_with_a_reason_and_the_daemon_keeps_run
         "{metrics}"
     );
     env.stop();
+}
+
+#[test]
+fn the_pipe_run_by_root_writes_as_the_spool_s_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let mut env = Env::new();
+    env.start();
+    let job = env.submit("2480", None);
+    env.wait_receipt(&job);
+    env.stop();
+    // The spool belongs to the service's user (here nobody); root runs the pipe by hand.
+    let nobody = 65534;
+    let chown = |path: &std::path::Path| {
+        std::os::unix::fs::chown(path, Some(nobody), Some(nobody)).expect("chown");
+    };
+    chown(&env.spool());
+    let _ = std::fs::remove_dir_all(env.spool().join("inbound"));
+    let key = key_of(&env);
+    let code: Kommunkod = "2480".parse().expect("code");
+    let to = key
+        .return_path("kurir-reports@agency.test", &job.parse().expect("id"), code)
+        .expect("token");
+    let out = env.inbound(&to, dsn(&format!("{job}.2480"), "delivered").as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for dir in ["inbound", "inbound/tmp", "inbound/new"] {
+        let meta = std::fs::metadata(env.spool().join(dir)).expect(dir);
+        assert_eq!(meta.uid(), nobody, "{dir} made as root");
+    }
+    let stored = std::fs::read_dir(env.spool().join("inbound/new"))
+        .expect("new")
+        .filter_map(|e| e.ok())
+        .next()
+        .expect("the message");
+    assert_eq!(stored.metadata().expect("meta").uid(), nobody);
 }
 
 #[test]

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 
 use crate::fsutil;
 use crate::job::JobId;
+use crate::report_token::TokenKey;
 use crate::spool::Spool;
 
 /// The first line `kurir inbound` writes before the message: the envelope recipient.
@@ -16,12 +17,18 @@ pub const ENVELOPE_LINE: &str = "Kurir-Envelope-To: ";
 pub const EX_TEMPFAIL: u8 = 75;
 /// sysexits' EX_DATAERR: the message is refused for good (too large).
 pub const EX_DATAERR: u8 = 65;
+/// sysexits' EX_NOUSER: no such recipient (a return address whose token no job carries).
+pub const EX_NOUSER: u8 = 67;
 /// Why `kurir inbound` did not store a message.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreMessageError {
     /// Larger than `[proof] max_inbound_bytes`.
     #[error("the message is larger than {0} bytes ([proof] max_inbound_bytes); refused")]
     TooLarge(u64),
+    /// Sent to a return address whose token kurir never gave out: nothing is stored (a
+    /// made-up address costs no disk).
+    #[error("no such recipient: the address carries no token kurir gave out; refused")]
+    NoSuchRecipient,
     /// Reading standard input or writing the spool failed: the MTA should try again.
     #[error("the message could not be stored: {0}")]
     Io(#[from] std::io::Error),
@@ -36,7 +43,12 @@ pub fn store_message(
     input: impl Read,
     recipient: Option<&str>,
     max: u64,
+    key: Option<&TokenKey>,
 ) -> Result<String, StoreMessageError> {
+    // A recipient named on the command line is checked before a byte is read.
+    if let Some(r) = recipient {
+        refuse_made_up(r, key)?;
+    }
     let mut bytes = Vec::new();
     input.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
@@ -48,6 +60,7 @@ pub fn store_message(
             .or_else(|| header_value(&bytes, "x-original-to"))
             .unwrap_or_default(),
     };
+    refuse_made_up(&recipient, key)?;
     let recipient: String = recipient
         .chars()
         .filter(|c| !c.is_control())
@@ -68,6 +81,18 @@ pub fn store_message(
     std::fs::rename(&tmp, spool.inbound_new().join(&name))?;
     fsutil::sync_dir(&spool.inbound_new())?;
     Ok(name)
+}
+
+/// Refuses an address without a token `key` made: only reports to an address kurir gave
+/// out are worth the disk they take. Without the key (`None`) nothing can be told here.
+fn refuse_made_up(recipient: &str, key: Option<&TokenKey>) -> Result<(), StoreMessageError> {
+    let Some(key) = key else {
+        return Ok(());
+    };
+    match TokenKey::token_of(recipient) {
+        Some(token) if key.verify(token).is_some() => Ok(()),
+        _ => Err(StoreMessageError::NoSuchRecipient),
+    }
 }
 
 /// The first value of a header in the message's header section (unfolded, bounded).

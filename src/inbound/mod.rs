@@ -21,7 +21,9 @@ pub mod accept;
 pub mod progress;
 pub mod report;
 
-pub use accept::{store_message, StoreMessageError, ENVELOPE_LINE, EX_DATAERR, EX_TEMPFAIL};
+pub use accept::{
+    store_message, StoreMessageError, ENVELOPE_LINE, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL,
+};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -87,6 +89,9 @@ pub struct Inbound {
     hours: WorkingHours,
 }
 
+/// The most messages `inbound/unmatched/` keeps (each at most `[proof] max_inbound_bytes`).
+pub const MAX_UNMATCHED: usize = 1000;
+
 impl Inbound {
     /// The inbound stage over this spool and store.
     pub fn new(
@@ -137,7 +142,40 @@ impl Inbound {
                 Handled::Later => outcome.later += 1,
             }
         }
+        if outcome.unmatched > 0 {
+            self.cap_unmatched();
+        }
         Ok(outcome)
+    }
+
+    /// Keeps at most [`MAX_UNMATCHED`] messages in `inbound/unmatched/`, the newest: what
+    /// matches no job is kept for a person to look at, not without bound.
+    fn cap_unmatched(&self) {
+        let dir = self.spool.inbound_unmatched();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let mut messages: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".eml"))
+            .collect();
+        if messages.len() <= MAX_UNMATCHED {
+            return;
+        }
+        messages.sort();
+        let excess = messages.len() - MAX_UNMATCHED;
+        for name in &messages[..excess] {
+            let _ = std::fs::remove_file(dir.join(name));
+            let _ = std::fs::remove_file(dir.join(format!("{name}.reason")));
+        }
+        metrics::counter!(REPORTS_METRIC, "outcome" => "unmatched_dropped")
+            .increment(excess as u64);
+        tracing::warn!(
+            dropped = excess,
+            kept = MAX_UNMATCHED,
+            "inbound/unmatched/ holds its most; the oldest unmatched messages were removed"
+        );
     }
 
     fn move_to(
