@@ -472,9 +472,11 @@ fn a_registered_tls_pin_is_checked_before_anything_is_sent() {
     let ok = rig.env.submit("2480", None);
     assert_eq!(rig.env.wait_receipt(&ok)["state"], "delivered");
 
-    let mails_before = rig.peer.count("MAIL");
     rig.env
         .ok(&["municipality", "set", "2480", "--tls-pin", &"ab".repeat(32)]);
+    // The new pin is announced to the municipality; count from after that.
+    rig.env.notices_settled();
+    let mails_before = rig.peer.count("MAIL");
     let pinned = rig.env.submit("2480", None);
     common::wait_for("a deferred attempt", Duration::from_secs(30), || {
         common::has_event(

@@ -51,6 +51,15 @@ impl Env {
     }
 
     /// An HTTP GET on the daemon's ops endpoint; returns (status, body).
+    /// Waits until the daemon has sent every notice it queued (a registration's change is
+    /// announced by mail in the background): tests that count messages start after it.
+    pub fn notices_settled(&self) {
+        wait_for("the notices sent", Duration::from_secs(60), || {
+            let (_, metrics) = self.http_get("/metrics");
+            metrics.lines().any(|l| l == "kurir_notices_waiting 0")
+        });
+    }
+
     pub fn http_get(&self, path: &str) -> (u16, String) {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(self.ops_addr()).expect("connect");
