@@ -43,6 +43,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .ensure()
         .with_context(|| format!("creating the spool in {}", spool.root().display()))?;
     share_print_folder(&spool, &settings.print.group)?;
+    open_to_writers(&spool, &settings.spool.submit_group)?;
     fsutil::create_private_dir(&settings.store.dir).with_context(|| {
         format!(
             "creating the state directory {}",
@@ -485,6 +486,46 @@ fn share_print_folder(spool: &Spool, group: &str) -> anyhow::Result<()> {
     )
     .with_context(|| format!("letting group {group} pass through {}", root.display()))?;
     tracing::info!(group, folder = %spool.print().display(), "print batches readable by the print shop's group");
+    Ok(())
+}
+
+/// Lets the members of `group` (`[spool] submit_group`) write jobs and nothing else:
+/// `tmp/` and `incoming/` become 2770 in that group, the spool's root passable (0701) but not
+/// listable. kurir's own user must be in the group to read what its members write.
+fn open_to_writers(spool: &Spool, group: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if group.is_empty() {
+        return Ok(());
+    }
+    let gid = fsutil::group_id(group).ok_or_else(|| {
+        anyhow::anyhow!("[spool] submit_group {group:?}: no such group on this machine")
+    })?;
+    if !fsutil::in_group(gid) {
+        anyhow::bail!(
+            "[spool] submit_group {group:?}: kurir's user is not a member, so it could not read \
+             the jobs the group's members write (`usermod -aG {group} <kurir's user>`, then \
+             start kurir again)"
+        );
+    }
+    for dir in [spool.tmp(), spool.incoming()] {
+        std::os::unix::fs::lchown(&dir, None, Some(gid))
+            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2770)))
+            .with_context(|| format!("opening {} to group {group}", dir.display()))?;
+    }
+    let root = spool.root();
+    let mode = std::fs::metadata(root)
+        .with_context(|| format!("reading {}", root.display()))?
+        .permissions()
+        .mode();
+    std::fs::set_permissions(
+        root,
+        std::fs::Permissions::from_mode((mode & 0o7777) | 0o001),
+    )
+    .with_context(|| format!("letting group {group} pass through {}", root.display()))?;
+    tracing::info!(
+        group,
+        "jobs may be written by the submit group's members, and nothing else"
+    );
     Ok(())
 }
 

@@ -269,6 +269,25 @@ pub fn group_id(name: &str) -> Option<u32> {
     }
 }
 
+/// Whether this process may act through group `gid`: root may, and so may a member (its
+/// effective or a supplementary group).
+pub fn in_group(gid: u32) -> bool {
+    // SAFETY: geteuid and getegid cannot fail; getgroups writes at most `len` ids into a
+    // buffer of that many.
+    unsafe {
+        if libc::geteuid() == 0 || libc::getegid() == gid {
+            return true;
+        }
+        let len = libc::getgroups(0, std::ptr::null_mut());
+        if len <= 0 {
+            return false;
+        }
+        let mut groups = vec![0 as libc::gid_t; len as usize];
+        let got = libc::getgroups(len, groups.as_mut_ptr());
+        got > 0 && groups[..got as usize].contains(&gid)
+    }
+}
+
 /// Lets group `gid` read the folder `dir` and everything kurir writes in it from now on: the
 /// folder becomes the group's, mode 2750 (setgid: new files and folders in it take the group),
 /// and what it holds already follows (folders 2750, files 0640). A link is left alone.

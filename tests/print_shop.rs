@@ -204,23 +204,19 @@ fn retention_removes_old_alerts_receipts_reports_and_batches_and_keeps_their_fac
     common::wait_for("the quarantine alert", Duration::from_secs(30), || {
         std::fs::read_dir(&alerts).is_ok_and(|d| d.count() > 0)
     });
-    // A report that matches no job.
-    let out = env
-        .kurir()
-        .args(["inbound", "--recipient", "kurir-reports@agency.test"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(b"From: x@y.test\r\nSubject: hej\r\n\r\nnot a report\r\n")?;
-            child.wait_with_output()
-        })
-        .expect("inbound");
-    assert!(out.status.success());
+    // A report that matches no job (stored by a pipe that could not check its address).
+    let tmp = env.spool().join("inbound/tmp");
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    std::fs::write(
+        tmp.join("20261130T000000.000001-x.eml"),
+        "Kurir-Envelope-To: kurir-reports@agency.test\r\nFrom: x@y.test\r\nSubject: hej\r\n\r\nnot a report\r\n",
+    )
+    .expect("write");
+    std::fs::rename(
+        tmp.join("20261130T000000.000001-x.eml"),
+        env.spool().join("inbound/new/20261130T000000.000001-x.eml"),
+    )
+    .expect("rename");
     let unmatched = env.spool().join("inbound/unmatched");
     common::wait_for("the report set aside", Duration::from_secs(30), || {
         std::fs::read_dir(&unmatched).is_ok_and(|d| d.count() > 0)

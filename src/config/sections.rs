@@ -32,6 +32,11 @@ pub struct SpoolSettings {
     /// Let the daemon's group read the spool and state (mode 0750 instead of 0700), e.g. for
     /// a case system that reads receipts under another user of the same group.
     pub group_access: bool,
+    /// The group a case system writes jobs through (e.g. `kurir-submit`), as Postfix's
+    /// postdrop: its members may build jobs in `tmp/` and rename them into `incoming/`, and
+    /// nothing else — no operator socket, no store, no keys, no receipts. kurir's own user
+    /// must be a member (it reads what they write). Empty: only kurir's user writes jobs.
+    pub submit_group: String,
 }
 
 impl Default for SpoolSettings {
@@ -46,6 +51,7 @@ impl Default for SpoolSettings {
             settle: Duration::from_secs(10),
             rescan_interval: Duration::from_secs(5),
             group_access: false,
+            submit_group: String::new(),
         }
     }
 }

@@ -107,10 +107,27 @@ pub struct JobContents {
 pub(crate) fn write_job(spool: &Spool, build: &Path, job: &JobContents) -> std::io::Result<()> {
     fsutil::create_private_dir(&spool.tmp())?;
     fsutil::create_private_dir(build)?;
+    // In a spool the submit group writes (`[spool] submit_group`: tmp/ is group-writable), a
+    // member's job must be readable, and movable, by kurir's user through that group.
+    let shared = {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = std::fs::metadata(spool.tmp())?;
+        // SAFETY: geteuid cannot fail.
+        tmp.mode() & 0o020 != 0 && tmp.uid() != unsafe { libc::geteuid() }
+    };
+    let open = |path: &Path, mode: u32| -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        if shared {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        }
+        Ok(())
+    };
+    open(build, 0o2770)?;
     let mut documents = Vec::new();
     for (i, (kind, bytes)) in job.documents.iter().enumerate() {
         let file = format!("{:02}-{}.pdf", i + 1, kind.as_str());
         fsutil::write_new(&build.join(&file), bytes)?;
+        open(&build.join(&file), 0o640)?;
         documents.push(ManifestDocument { kind: *kind, file });
     }
     let manifest = Manifest {
@@ -121,6 +138,7 @@ pub(crate) fn write_job(spool: &Spool, build: &Path, job: &JobContents) -> std::
         submission_key: job.submission_key.clone(),
     };
     fsutil::write_new(&build.join("job.toml"), manifest.to_toml().as_bytes())?;
+    open(&build.join("job.toml"), 0o640)?;
     fsutil::sync_dir(build)
 }
 

@@ -50,7 +50,6 @@ impl Env {
         std::fs::read_to_string(self.path().join("state/ops.addr")).expect("ops.addr written")
     }
 
-    /// An HTTP GET on the daemon's ops endpoint; returns (status, body).
     /// Waits until the daemon has sent every notice it queued (a registration's change is
     /// announced by mail in the background): tests that count messages start after it.
     pub fn notices_settled(&self) {
@@ -60,6 +59,7 @@ impl Env {
         });
     }
 
+    /// An HTTP GET on the daemon's ops endpoint; returns (status, body).
     pub fn http_get(&self, path: &str) -> (u16, String) {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(self.ops_addr()).expect("connect");
