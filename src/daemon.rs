@@ -474,17 +474,7 @@ fn share_print_folder(spool: &Spool, group: &str) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("[print] group {group:?}: no such group on this machine"))?;
     fsutil::share_with_group(&spool.print(), gid)
         .with_context(|| format!("opening {} to group {group}", spool.print().display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    let root = spool.root();
-    let mode = std::fs::metadata(root)
-        .with_context(|| format!("reading {}", root.display()))?
-        .permissions()
-        .mode();
-    std::fs::set_permissions(
-        root,
-        std::fs::Permissions::from_mode((mode & 0o7777) | 0o001),
-    )
-    .with_context(|| format!("letting group {group} pass through {}", root.display()))?;
+    let_pass_through(spool, group)?;
     tracing::info!(group, folder = %spool.print().display(), "print batches readable by the print shop's group");
     Ok(())
 }
@@ -512,6 +502,18 @@ fn open_to_writers(spool: &Spool, group: &str) -> anyhow::Result<()> {
             .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2770)))
             .with_context(|| format!("opening {} to group {group}", dir.display()))?;
     }
+    let_pass_through(spool, group)?;
+    tracing::info!(
+        group,
+        "jobs may be written by the submit group's members, and nothing else"
+    );
+    Ok(())
+}
+
+/// Makes the spool's root passable (others' x, 0701) but not listable: the print shop's and
+/// the writers' groups reach their own folders in it and see nothing else.
+fn let_pass_through(spool: &Spool, group: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let root = spool.root();
     let mode = std::fs::metadata(root)
         .with_context(|| format!("reading {}", root.display()))?
@@ -521,12 +523,7 @@ fn open_to_writers(spool: &Spool, group: &str) -> anyhow::Result<()> {
         root,
         std::fs::Permissions::from_mode((mode & 0o7777) | 0o001),
     )
-    .with_context(|| format!("letting group {group} pass through {}", root.display()))?;
-    tracing::info!(
-        group,
-        "jobs may be written by the submit group's members, and nothing else"
-    );
-    Ok(())
+    .with_context(|| format!("letting group {group} pass through {}", root.display()))
 }
 
 fn portal_user(name: &str) -> anyhow::Result<Option<u32>> {

@@ -27,6 +27,28 @@ fn dsn(envid: &str, recipient: &str, action: &str, extra: &str) -> String {
     )
 }
 
+/// The e-mail rig with delivery reports asked for, 2480 registered and proven.
+fn reporting_rig() -> common::mail::Rig {
+    let mut rig = rig();
+    rig.env
+        .set_env("KURIR_PROOF__RETURN_PATH", "kurir-reports@agency.test")
+        .set_env("KURIR_SPOOL__RESCAN_INTERVAL", "1s");
+    rig.env.start();
+    register_and_prove(&rig);
+    rig
+}
+
+/// A decision to 2480, delivered: its id and the return address its reports come back to.
+fn delivered(env: &Env) -> (String, String) {
+    let id = env.submit("2480", None);
+    assert_eq!(env.wait_receipt(&id)["state"], "delivered");
+    let return_path = email(env, &id)["accepted"]["return_path"]
+        .as_str()
+        .expect("a return path")
+        .to_string();
+    (id, return_path)
+}
+
 fn email(env: &Env, id: &str) -> serde_json::Value {
     env.status(id)["job"]["recipients"][0]["email"].clone()
 }
@@ -52,18 +74,8 @@ fn letters(env: &Env) -> usize {
 
 #[test]
 fn forged_reports_change_nothing_but_the_conflict_and_unmatched_records() {
-    let mut rig = rig();
-    rig.env
-        .set_env("KURIR_PROOF__RETURN_PATH", "kurir-reports@agency.test")
-        .set_env("KURIR_SPOOL__RESCAN_INTERVAL", "1s");
-    rig.env.start();
-    register_and_prove(&rig);
-    let id = rig.env.submit("2480", None);
-    assert_eq!(rig.env.wait_receipt(&id)["state"], "delivered");
-    let return_path = email(&rig.env, &id)["accepted"]["return_path"]
-        .as_str()
-        .expect("a return path")
-        .to_string();
+    let mut rig = reporting_rig();
+    let (id, return_path) = delivered(&rig.env);
     let envid = format!("{id}.2480");
     let feed = |message: String| {
         let out = rig.env.inbound(&return_path, message.as_bytes());
@@ -95,15 +107,13 @@ fn forged_reports_change_nothing_but_the_conflict_and_unmatched_records() {
         "{status:#}"
     );
     assert_eq!(letters(&rig.env), 0, "a forged failure made a letter");
-    let alerts: Vec<String> = std::fs::read_dir(rig.env.spool().join("alerts"))
-        .expect("alerts")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .collect();
-    assert!(
-        alerts.contains(&format!("{id}-conflicting-report-2480.json")),
-        "{alerts:?}"
-    );
+    // The alert is written just after the report is recorded.
+    common::wait_for("the conflict's alert", Duration::from_secs(10), || {
+        rig.env
+            .spool()
+            .join(format!("alerts/{id}-conflicting-report-2480.json"))
+            .is_file()
+    });
 
     // A report about another mailbox (its token valid): proves nothing about the one the
     // message was sent to, changes nothing — and is kept on the job with an alert, not set
@@ -215,21 +225,11 @@ fn two_block_dsn(envid: &str, ours: (&str, &str, &str), member: (&str, &str, &st
 
 #[test]
 fn a_failure_report_naming_our_recipient_and_another_makes_the_letter_and_alerts_the_job() {
-    let mut rig = rig();
-    rig.env
-        .set_env("KURIR_PROOF__RETURN_PATH", "kurir-reports@agency.test")
-        .set_env("KURIR_SPOOL__RESCAN_INTERVAL", "1s");
-    rig.env.start();
-    register_and_prove(&rig);
+    let mut rig = reporting_rig();
 
     // The address kurir sent to failed, and a member mailbox of the group failed too: the
     // block about ours makes the letter at once; the other block is kept and alerted.
-    let id = rig.env.submit("2480", None);
-    assert_eq!(rig.env.wait_receipt(&id)["state"], "delivered");
-    let return_path = email(&rig.env, &id)["accepted"]["return_path"]
-        .as_str()
-        .expect("a return path")
-        .to_string();
+    let (id, return_path) = delivered(&rig.env);
     let report = two_block_dsn(
         &format!("{id}.2480"),
         (UMEA, "failed", "5.2.2"),
@@ -261,12 +261,7 @@ fn a_failure_report_naming_our_recipient_and_another_makes_the_letter_and_alerts
     // Only a member mailbox's block: the decision reached the address kurir sent to as far
     // as anyone knows, so no letter — but the token proves the report is about this decision,
     // and a person is told, on the job.
-    let second = rig.env.submit("2480", None);
-    assert_eq!(rig.env.wait_receipt(&second)["state"], "delivered");
-    let return_path = email(&rig.env, &second)["accepted"]["return_path"]
-        .as_str()
-        .expect("a return path")
-        .to_string();
+    let (second, return_path) = delivered(&rig.env);
     let report = two_block_dsn(
         &format!("{second}.2480"),
         ("arkiv@umea-test.example", "failed", "5.1.1"),
