@@ -126,7 +126,8 @@ pub enum Command {
         command: audit::AuditCommand,
     },
     /// Take one delivery report or read notification from standard input into the spool (for
-    /// the MTA's pipe; no running daemon needed). Exit 75 asks the MTA to try again later.
+    /// the MTA's pipe; no running daemon needed). Exit 75 asks the MTA to try again later;
+    /// 67: no such recipient (an address without a token kurir gave out: nothing is stored).
     Inbound {
         /// The envelope recipient (Postfix: `${recipient}`); without it, the message's
         /// Delivered-To: or X-Original-To: header.

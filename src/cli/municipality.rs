@@ -373,12 +373,14 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             let confirmed = expect_reply!(reply, Reply::Confirmed);
             match (&confirmed.awaiting_approval, &confirmed.active_address) {
                 (Some(waiting), Some(used)) => say!(
-                    "{code}: {waiting} is proven and waits for approval (`kurir municipality \
-                     approve {code}`); decisions keep going to {used}"
+                    "{code}: {waiting} is proven and waits for another operator's approval \
+                     (`kurir municipality show {code}` prints the digest to approve it by); \
+                     decisions keep going to {used}"
                 ),
                 (Some(waiting), None) => say!(
-                    "{code}: {waiting} is proven and waits for approval (`kurir municipality \
-                     approve {code}`); until then decisions go by post"
+                    "{code}: {waiting} is proven and waits for another operator's approval \
+                     (`kurir municipality show {code}` prints the digest to approve it by); \
+                     until then decisions go by post"
                 ),
                 (None, used) => say!(
                     "{code}: {} is now the active address",

@@ -321,7 +321,8 @@ fn action_of(kind: AlertKind) -> &'static str {
         AlertKind::ApprovalWaiting => {
             "A municipality proved an address outside its mail domains, or changed its postal \
          address on the portal: nothing of it is used until an operator approves it. Check \
-         with the municipality, then `kurir municipality approve <kommunkod>` (or `refuse`)."
+         with the municipality, then approve what `kurir municipality show <kommunkod>` \
+         lists, by the digest it prints (`approve <kommunkod> --digest D`), or `refuse`."
         }
         AlertKind::CertificateExpiring => {
             "A municipality's S/MIME certificate expires soon: the municipality was told. \
