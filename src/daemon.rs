@@ -480,7 +480,7 @@ fn share_print_folder(spool: &Spool, group: &str) -> anyhow::Result<()> {
 }
 
 /// Lets the members of `group` (`[spool] submit_group`) write jobs and nothing else:
-/// `tmp/` and `incoming/` become 2770 in that group, the spool's root passable (0701) but not
+/// `tmp/` and `incoming/` become 3770 in that group, the spool's root passable (0701) but not
 /// listable. kurir's own user must be in the group to read what its members write.
 fn open_to_writers(spool: &Spool, group: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -497,9 +497,11 @@ fn open_to_writers(spool: &Spool, group: &str) -> anyhow::Result<()> {
              start kurir again)"
         );
     }
+    // 3770: setgid (what members make is the group's) and sticky (a member renames or
+    // removes only its own entries: not another's job, nor the desk's drafts).
     for dir in [spool.tmp(), spool.incoming()] {
         std::os::unix::fs::lchown(&dir, None, Some(gid))
-            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2770)))
+            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o3770)))
             .with_context(|| format!("opening {} to group {group}", dir.display()))?;
     }
     let_pass_through(spool, group)?;

@@ -30,6 +30,9 @@ pub enum ReadError {
     /// Does not exist.
     #[error("does not exist")]
     Missing,
+    /// Not the file that was checked: its SHA-256 differs from the one recorded.
+    #[error("is not the file that was checked (its SHA-256 differs); it is not used")]
+    Changed,
     /// Any other I/O error.
     #[error("cannot be read: {0}")]
     Io(std::io::Error),
@@ -269,6 +272,17 @@ pub fn group_id(name: &str) -> Option<u32> {
     }
 }
 
+/// Reads a document kurir checked before (at most `max` bytes) and insists that it is still
+/// that document: its SHA-256 must be `sha256`. What the agency signs or prints is exactly
+/// what was validated, whoever could reach the file since.
+pub fn read_checked(path: &Path, max: u64, sha256: &str) -> Result<Vec<u8>, ReadError> {
+    let bytes = read_bounded(path, max)?;
+    if crate::digest::sha256_hex(&bytes) != sha256 {
+        return Err(ReadError::Changed);
+    }
+    Ok(bytes)
+}
+
 /// Whether this process may act through group `gid`: root may, and so may a member (its
 /// effective or a supplementary group).
 pub fn in_group(gid: u32) -> bool {
@@ -404,6 +418,23 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checked_document_read_again_must_be_the_same_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("01-anvisningsbeslut.pdf");
+        std::fs::write(&path, b"%PDF-1.7 checked").expect("write");
+        let sha = crate::digest::sha256_hex(b"%PDF-1.7 checked");
+        assert_eq!(
+            read_checked(&path, 1024, &sha).expect("same"),
+            b"%PDF-1.7 checked"
+        );
+        std::fs::write(&path, b"%PDF-1.7 swapped").expect("write");
+        assert!(matches!(
+            read_checked(&path, 1024, &sha),
+            Err(ReadError::Changed)
+        ));
+    }
 
     #[test]
     fn refuses_links_fifos_and_oversize() {

@@ -53,6 +53,22 @@ fn a_member_of_the_submit_group_drops_jobs_and_reaches_nothing_else() {
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_eq!(env.wait_receipt(&id)["state"], "print-queued");
 
+    // Another's entries in the shared folders (sticky): neither renamed nor removed.
+    let others = env.spool().join("tmp/draft-someone-else");
+    std::fs::create_dir_all(&others).expect("mkdir");
+    for args in [
+        vec!["mv", others.to_str().expect("path"), "/tmp/stolen-draft"],
+        vec!["rmdir", others.to_str().expect("path")],
+    ] {
+        let tried = Command::new("setpriv")
+            .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"])
+            .args(&args)
+            .output()
+            .expect("setpriv");
+        assert!(!tried.status.success(), "{args:?} went through");
+    }
+    assert!(others.is_dir());
+
     // Nothing else: the operator socket, the store's keys, the receipts, another's jobs.
     let list = as_writer(&env, &["list"]);
     assert!(

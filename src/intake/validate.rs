@@ -159,7 +159,7 @@ pub fn validate_job(dir: &Path, seed: &Seed, limits: &JobLimits) -> Result<Valid
                     ReadError::NotRegular => "not-a-regular-file",
                     ReadError::TooLarge { .. } => "pdf-too-large",
                     ReadError::Missing => "document-missing",
-                    ReadError::Io(_) => "document-unreadable",
+                    ReadError::Io(_) | ReadError::Changed => "document-unreadable",
                 };
                 Rejection::new(
                     code,

@@ -289,7 +289,7 @@ impl Mailer {
         self.compose_off_async(move |signer, from, sender| {
             let mut contents = Vec::with_capacity(documents.len());
             for (i, doc) in documents.iter().enumerate() {
-                let bytes = fsutil::read_bounded(&dir.join(&doc.file), max)
+                let bytes = fsutil::read_checked(&dir.join(&doc.file), max, &doc.sha256)
                     .map_err(|e| format!("reading document {}: {e}", i + 1))?;
                 contents.push(bytes);
             }

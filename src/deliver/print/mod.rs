@@ -152,8 +152,9 @@ impl PrintQueue {
         let active = self.spool.active_job(&job.id);
         let mut documents = Vec::with_capacity(job.documents.len());
         for (i, doc) in job.documents.iter().enumerate() {
-            let bytes = fsutil::read_bounded(&active.join(&doc.file), self.limits.max_bytes)
-                .map_err(|source| PrintError::Document {
+            let bytes =
+                fsutil::read_checked(&active.join(&doc.file), self.limits.max_bytes, &doc.sha256)
+                    .map_err(|source| PrintError::Document {
                     index: i + 1,
                     source,
                 })?;
