@@ -468,10 +468,13 @@ pub fn verify(src: &Path, key: &IntegrityKey) -> Result<Manifest, BackupError> {
 }
 
 fn read_tree(path: &Path) -> Result<TreeEntries, String> {
+    parse_tree(&std::fs::read(path).map_err(|e| e.to_string())?)
+}
+
+fn parse_tree(bytes: &[u8]) -> Result<TreeEntries, String> {
     let engine = base64::engine::general_purpose::STANDARD;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    for line in std::io::BufReader::new(file).lines() {
+    for line in bytes.lines() {
         let line = line.map_err(|e| e.to_string())?;
         let entry: Entry = serde_json::from_str(&line).map_err(|e| e.to_string())?;
         out.push((
@@ -517,22 +520,49 @@ pub fn restore(
     if key_path.starts_with(state_dir) {
         key.install(&key_path).map_err(io(&key_path))?;
     }
+    // Every file is read once, checked against the sealed manifest as read, and used from
+    // that one reading: a copy changed between the check above and now is not restored.
+    let sound = |path: &str| -> Result<Vec<u8>, BackupError> {
+        let file = src.join(path);
+        let bytes = std::fs::read(&file).map_err(io(&file))?;
+        match manifest.files.get(path) {
+            Some(sum) if crate::digest::sha256_hex(&bytes) == sum.sha256 => Ok(bytes),
+            _ => Err(BackupError::Unsound {
+                path: src.to_path_buf(),
+                problem: format!("{path} changed while it was being restored"),
+            }),
+        }
+    };
     let mut trees = Vec::new();
     for path in manifest.files.keys().filter(|p| p.starts_with("store/")) {
         let tree = path
             .trim_start_matches("store/")
             .trim_end_matches(".jsonl")
             .to_string();
-        let entries = read_tree(&src.join(path)).map_err(|problem| BackupError::Unsound {
+        let entries = parse_tree(&sound(path)?).map_err(|problem| BackupError::Unsound {
             path: src.to_path_buf(),
             problem,
         })?;
         trees.push((tree, entries));
     }
     let store = Store::from_snapshot(state_dir, trees)?;
+    // The restored chain must verify under the key that opened the backup.
+    match store.verify_audit()? {
+        crate::store::audit::Verdict::Ok { .. } => {}
+        crate::store::audit::Verdict::Broken { seq, problem } => {
+            return Err(BackupError::Unsound {
+                path: src.to_path_buf(),
+                problem: format!("its audit chain breaks at entry {seq}: {problem}"),
+            })
+        }
+    }
     for path in manifest.files.keys().filter(|p| p.starts_with("keys/")) {
         let name = path.trim_start_matches("keys/");
-        copy_private(&src.join(path), &state_dir.join(name))?;
+        // The integrity key never comes from a backup.
+        if name == seal::KEY_FILE || name.contains('/') {
+            continue;
+        }
+        write_private(&state_dir.join(name), &sound(path)?)?;
     }
     for path in manifest
         .files
@@ -548,7 +578,7 @@ pub fn restore(
         if let Some(dir) = to.parent() {
             create_private(dir)?;
         }
-        copy_private(&src.join(path), &to)?;
+        write_private(&to, &sound(path)?)?;
     }
     let documents_aside = if replaced.is_some() {
         set_aside_unknown(&store, spool)?
