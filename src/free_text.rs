@@ -20,36 +20,65 @@ pub enum PersonalData {
 
 /// The first thing in `text` that looks like personal data, if any.
 pub fn personal_data_in(text: &str) -> Option<PersonalData> {
-    // Runs of digits with the separators such numbers are written with ('-', '+').
-    let mut runs = Vec::new();
-    let mut current = String::new();
-    for c in text.chars().chain(std::iter::once(' ')) {
-        if c.is_ascii_digit() || ((c == '-' || c == '+') && !current.is_empty()) {
-            current.push(c);
-        } else if !current.is_empty() {
-            runs.push(std::mem::take(&mut current));
+    // Groups of digits (any script's decimal digits, e.g. full-width) with one separator
+    // between them of those such numbers are written with: '-', '+', a dash, a space, '.',
+    // '/'. A group of these is judged by its groups' lengths.
+    let mut runs: Vec<Vec<String>> = Vec::new();
+    let mut groups: Vec<String> = Vec::new();
+    let mut digits = String::new();
+    for c in text.chars().chain(std::iter::once('\n')) {
+        if let Some(d) = decimal_digit(c) {
+            digits.push(d);
+        } else if SEPARATORS.contains(&c) && !digits.is_empty() {
+            groups.push(std::mem::take(&mut digits));
+        } else {
+            if !digits.is_empty() {
+                groups.push(std::mem::take(&mut digits));
+            }
+            if !groups.is_empty() {
+                runs.push(std::mem::take(&mut groups));
+            }
         }
     }
-    runs.into_iter()
-        .find_map(|run| judge(run.trim_end_matches(['-', '+'])))
+    runs.iter().find_map(|run| judge(run))
 }
 
-fn judge(run: &str) -> Option<PersonalData> {
-    let digits: String = run.chars().filter(char::is_ascii_digit).collect();
-    let separators: Vec<usize> = run
-        .char_indices()
-        .filter(|(_, c)| *c == '-' || *c == '+')
-        .map(|(i, _)| i)
-        .collect();
-    match (digits.len(), separators.as_slice()) {
-        (8, [2]) => Some(PersonalData::CaseNumber),
-        (8, []) if !is_date(&digits, true) => Some(PersonalData::CaseNumber),
-        (10, [] | [6]) if is_identity(&digits) => Some(PersonalData::IdentityNumber),
-        (12, [] | [8]) if is_date(&digits[..8], true) && is_identity(&digits[2..]) => {
-            Some(PersonalData::IdentityNumber)
-        }
+/// What may stand between the parts of a number as people write them.
+const SEPARATORS: [char; 7] = ['-', '+', '\u{2013}', '\u{2014}', ' ', '.', '/'];
+
+/// The ASCII digit of a decimal digit of any script this checks (ASCII and full-width).
+fn decimal_digit(c: char) -> Option<char> {
+    match c {
+        '0'..='9' => Some(c),
+        '\u{FF10}'..='\u{FF19}' => char::from_u32(c as u32 - 0xFF10 + u32::from(b'0')),
         _ => None,
     }
+}
+
+/// Judges one run of digit groups: its groups' lengths, then its digits. Any two adjacent
+/// groups may be one number ("12 345678" in a longer run of figures), so every window is
+/// tried.
+fn judge(groups: &[String]) -> Option<PersonalData> {
+    for start in 0..groups.len() {
+        for end in start + 1..=groups.len().min(start + 2) {
+            let window = &groups[start..end];
+            let lengths: Vec<usize> = window.iter().map(String::len).collect();
+            let digits: String = window.concat();
+            let found = match lengths.as_slice() {
+                [2, 6] => Some(PersonalData::CaseNumber),
+                [8] if !is_date(&digits, true) => Some(PersonalData::CaseNumber),
+                [10] | [6, 4] if is_identity(&digits) => Some(PersonalData::IdentityNumber),
+                [12] | [8, 4] if is_date(&digits[..8], true) && is_identity(&digits[2..]) => {
+                    Some(PersonalData::IdentityNumber)
+                }
+                _ => None,
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+    }
+    None
 }
 
 /// `YYMMDD` (or, `century`, `YYYYMMDD`) with a real month and day; a coordination number's

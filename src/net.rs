@@ -72,6 +72,20 @@ pub fn network_of(ip: std::net::IpAddr) -> std::net::IpAddr {
     }
 }
 
+/// The site a network belongs to, for the few things a whole site shares (the portal's TLS
+/// handshakes): an IPv6 /48, which one end site is given (a home or an office gets a /48 to a
+/// /60, so its /64s are many); an IPv4 address's /24 as [`network_of`].
+pub fn site_of(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv6Addr};
+    match network_of(ip) {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
 /// A TCP listener whose clients are counted by network ([`network_of`]), not by address.
 pub struct ByNetwork(pub tokio::net::TcpListener);
 
@@ -289,6 +303,12 @@ mod tests {
         assert_ne!(network_of(ip("192.0.2.1")), network_of(ip("192.0.3.1")));
         assert_eq!(network_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
         assert_eq!(network_of(ip("::ffff:192.0.2.9")), ip("192.0.2.0"));
+        assert_eq!(
+            site_of(ip("2001:db8:1:2f::1")),
+            site_of(ip("2001:db8:1:30::9"))
+        );
+        assert_eq!(site_of(ip("2001:db8:1:2::1")), ip("2001:db8:1::"));
+        assert_eq!(site_of(ip("192.0.2.77")), ip("192.0.2.0"));
     }
 
     #[test]

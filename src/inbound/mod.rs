@@ -243,7 +243,9 @@ impl Inbound {
                 "job {job_id}: no message to {code} was accepted, so there is nothing to report on"
             )));
         };
-        let kept = delivery.reports.len() + delivery.conflicts.len() + delivery.elsewhere.len();
+        // Reports about the recipient have a budget of their own: blocks about other mailboxes
+        // (kept apart, at most as many again) cannot use it up.
+        let kept = delivery.reports.len() + delivery.conflicts.len();
         if kept >= progress::MAX_REPORTS_PER_RECIPIENT {
             return Ok(Handled::Unmatched(format!(
                 "job {job_id}: {kept} reports are kept for {code} already; more are set aside"
@@ -318,6 +320,9 @@ impl Inbound {
                 }
             }
         };
+        let room = progress::MAX_REPORTS_PER_RECIPIENT.saturating_sub(delivery.elsewhere.len());
+        let mut elsewhere = elsewhere;
+        elsewhere.truncate(room);
         if reports.is_empty() && elsewhere.is_empty() {
             return Ok(Handled::Unmatched(format!(
                 "job {job_id}: the report has no recipient block"

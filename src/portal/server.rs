@@ -38,8 +38,9 @@ pub const PER_NETWORK: usize = 32;
 /// connection holds a slot before its card is known, so handshakes get a part of the
 /// connections and no more: the rest are kept for people whose card was accepted.
 pub const MAX_HANDSHAKES: usize = 128;
-/// TLS handshakes in progress at once from one network: a browser needs a few, a client that
-/// connects and sends nothing gets no more than these.
+/// TLS handshakes in progress at once from one site (an IPv4 /24, an IPv6 /48: the many /64s
+/// one end site is given count as one): a browser needs a few, a client that connects and
+/// sends nothing gets no more than these.
 pub const HANDSHAKES_PER_NETWORK: usize = 8;
 /// Connections of one signed-in person at once (a browser opens about six).
 pub const PER_PERSON: usize = 8;
@@ -82,7 +83,7 @@ pub async fn serve(
         // A handshake's slots, taken now and given back when it ends: a network over its
         // share, or handshakes over theirs, are refused at once rather than queued.
         let handshake_slots = handshaking
-            .take(network)
+            .take(net::site_of(network))
             .zip(handshakes.clone().try_acquire_owned().ok());
         async move {
             let Some(handshake_slots) = handshake_slots else {

@@ -159,6 +159,10 @@ pub struct Registered {
     /// Expiry notices sent for the registered certificate (by its SHA-256 and the days left
     /// they warned of), so each goes once.
     pub cert_notices: Vec<CertNotice>,
+    /// Whom the municipality's route was last announced to: the proven address and the
+    /// contacts it last had. Told again when a change leaves nobody else to tell, so that
+    /// emptying everything first and then setting a new address is not a silent redirect.
+    pub last_told: Vec<String>,
 }
 
 /// A change a person made on the portal that is used only once an agency operator approves

@@ -40,8 +40,9 @@ pub struct DecisionRoute {
     pub postal_awaiting_approval: Option<Vec<String>>,
     /// The mail domains inside which a proven address is used without approval.
     pub domains: Vec<String>,
-    /// Who may change the registration on the portal: HSA-id and name.
-    pub granted: Vec<(String, String)>,
+    /// Who may change the registration on the portal: HSA-id, name, and the CA whose card
+    /// it must be.
+    pub granted: Vec<(String, String, String)>,
 }
 
 impl Registered {
@@ -81,27 +82,65 @@ impl Registered {
             granted: self
                 .grants
                 .iter()
-                .map(|g| (g.hsa_id.clone(), g.name.clone().unwrap_or_default()))
+                .map(|g| {
+                    (
+                        g.hsa_id.clone(),
+                        g.name.clone().unwrap_or_default(),
+                        g.issuer.clone().unwrap_or_default(),
+                    )
+                })
                 .collect(),
         }
     }
 
     /// Everyone a change of where decisions go must reach, whoever made it: the address
     /// decisions went to before, and every contact person before and after (so that whoever
-    /// replaces the contacts cannot silence the notice, and the new ones learn of it too).
+    /// replaces the contacts cannot silence the notice, and the new ones learn of it too) —
+    /// and, when that leaves nobody who knew the municipality before, the people last told
+    /// ([`Registered::last_told`]): steps that first empty the registration and then fill it
+    /// in again are announced to the people who had it.
     pub fn to_be_told(before: &Registered, after: &Registered) -> Vec<String> {
         let mut to: Vec<String> = Vec::new();
-        let candidates = before
-            .active_address
+        let mut add = |address: &String| {
+            if !to.iter().any(|t| t.eq_ignore_ascii_case(address)) {
+                to.push(address.clone());
+            }
+        };
+        let knew = before.known_people();
+        knew.iter().for_each(&mut add);
+        if knew.is_empty() {
+            before.last_told.iter().for_each(&mut add);
+        }
+        after
+            .contacts
+            .iter()
+            .map(|c| c.email.clone())
+            .for_each(|a| add(&a));
+        to
+    }
+
+    /// The proven address and the contacts' addresses: who knows the registration now.
+    fn known_people(&self) -> Vec<String> {
+        self.active_address
             .iter()
             .cloned()
-            .chain(before.contacts.iter().map(|c| c.email.clone()))
-            .chain(after.contacts.iter().map(|c| c.email.clone()));
-        for address in candidates {
-            if !to.iter().any(|t| t.eq_ignore_ascii_case(&address)) {
-                to.push(address);
+            .chain(self.contacts.iter().map(|c| c.email.clone()))
+            .collect()
+    }
+
+    /// Keeps [`Registered::last_told`]: the people who know the registration now, or, when a
+    /// change left none, those who knew it before.
+    pub fn remember_who_knows(&mut self, before: &Registered) {
+        let now = self.known_people();
+        self.last_told = if now.is_empty() {
+            let then = before.known_people();
+            if then.is_empty() {
+                before.last_told.clone()
+            } else {
+                then
             }
-        }
-        to
+        } else {
+            now
+        };
     }
 }

@@ -101,11 +101,16 @@ pub(super) fn routing_changes(before: &Registered, after: &Registered) -> Vec<Li
             listed(
                 r.granted
                     .iter()
-                    .map(|(hsa, name)| {
-                        if name.is_empty() {
+                    .map(|(hsa, name, issuer)| {
+                        let who = if name.is_empty() {
                             hsa.clone()
                         } else {
                             format!("{name} ({hsa})")
+                        };
+                        if issuer.is_empty() {
+                            who
+                        } else {
+                            format!("{who}, kort från {issuer}")
                         }
                     })
                     .collect(),
@@ -355,6 +360,39 @@ mod tests {
         // The old contact is told, and the new one too.
         let told = Registered::to_be_told(&start, &changed);
         assert_eq!(told, vec![PROVEN, "anna@umea.example", MALLORY]);
+    }
+
+    #[test]
+    fn emptying_the_registration_first_does_not_leave_the_next_step_unannounced() {
+        // Step 1: everything emptied at once (announced: "→ –").
+        let start = registered();
+        let mut emptied = Registered {
+            domains: start.domains.clone(),
+            secure_connection: true,
+            ..Registered::default()
+        };
+        emptied.remember_who_knows(&start);
+        assert_eq!(
+            Registered::to_be_told(&start, &emptied),
+            vec![PROVEN, "anna@umea.example"]
+        );
+        // Step 2: a new address set: nobody knows the registration now, so the people who
+        // had it last are told.
+        let mut set = emptied.clone();
+        set.decision_email = Some(MALLORY.into());
+        set.remember_who_knows(&emptied);
+        assert!(!routing_changes(&emptied, &set).is_empty());
+        assert_eq!(
+            Registered::to_be_told(&emptied, &set),
+            vec![PROVEN, "anna@umea.example"]
+        );
+        // Step 3: proven: still told.
+        let mut proven = set.clone();
+        proven.active_address = Some(MALLORY.into());
+        assert_eq!(
+            Registered::to_be_told(&set, &proven),
+            vec![PROVEN, "anna@umea.example"]
+        );
     }
 
     #[test]

@@ -211,6 +211,9 @@ impl Core {
         what: &str,
         also: Vec<Notice>,
     ) -> Result<(), ServiceError> {
+        let mut after = after.clone();
+        after.remember_who_knows(before);
+        let after = &after;
         let lines = announce::routing_changes(before, after);
         let name = self
             .seed

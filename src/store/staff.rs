@@ -77,20 +77,17 @@ impl Store {
     /// many times over, is one reading, not one entry each.
     pub fn audit_view(&self, id: &JobId, operator: &str, what: &str) -> Result<(), StoreError> {
         let now = Timestamp::now();
+        let key = (operator.to_string(), id.clone(), what.to_string());
         {
-            let mut recent = self.recent_views.lock().unwrap_or_else(|p| p.into_inner());
-            let key = (operator.to_string(), id.clone(), what.to_string());
+            let recent = self.recent_views.lock().unwrap_or_else(|p| p.into_inner());
             if recent
                 .get(&key)
                 .is_some_and(|at| now.duration_since(*at) < VIEWS_COALESCE)
             {
                 return Ok(());
             }
-            if recent.len() >= 10_000 {
-                recent.retain(|_, at| now.duration_since(*at) < VIEWS_COALESCE);
-            }
-            recent.insert(key, now);
         }
+        // Remembered only once written: a reading the chain did not take is not coalesced.
         self.audit_operator(Draft {
             kind: AuditKind::View,
             job_id: Some(id.clone()),
@@ -99,7 +96,13 @@ impl Store {
             operator: Some(operator.to_string()),
             action: format!("{what} viewed on the dispatch desk"),
             data: serde_json::Value::Null,
-        })
+        })?;
+        let mut recent = self.recent_views.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() >= 10_000 {
+            recent.retain(|_, at| now.duration_since(*at) < VIEWS_COALESCE);
+        }
+        recent.insert(key, now);
+        Ok(())
     }
 
     /// Records that a person read a list of jobs on the dispatch desk: which list, whether
