@@ -174,7 +174,7 @@ fn the_print_shop_s_group_reads_batches_and_nothing_else_in_the_spool() {
     }
     let doctor = env.ok(&["doctor"]);
     assert!(
-        doctor.contains("others may pass through to spool/print/"),
+        doctor.contains("others may pass through to the folders of [print] group"),
         "{doctor}"
     );
     env.stop();

@@ -73,7 +73,7 @@ pub async fn examine(
         &settings.spool.dir,
         "spool",
         settings.spool.group_access,
-        !settings.print.group.is_empty(),
+        !settings.print.group.is_empty() || !settings.spool.submit_group.is_empty(),
     ));
     out.extend(check_directory(
         &settings.store.dir,
@@ -213,7 +213,7 @@ fn mode(path: &Path) -> Option<u32> {
         .map(|m| m.permissions().mode() & 0o777)
 }
 
-fn check_directory(path: &Path, what: &str, group_access: bool, print_group: bool) -> Vec<Finding> {
+fn check_directory(path: &Path, what: &str, group_access: bool, groups_pass: bool) -> Vec<Finding> {
     let check = format!("{what} permissions");
     match mode(path) {
         None => vec![finding(
@@ -224,12 +224,14 @@ fn check_directory(path: &Path, what: &str, group_access: bool, print_group: boo
                 path.display()
             ),
         )],
-        // Passing through (o+x) and nothing more: the print shop's way to spool/print/.
-        Some(m) if m & 0o007 == 0o001 && print_group => vec![finding(
+        // Passing through (o+x) and nothing more: the print shop's way to spool/print/ and
+        // the writers' to tmp/ and incoming/.
+        Some(m) if m & 0o007 == 0o001 && groups_pass => vec![finding(
             Level::Ok,
             check,
             format!(
-                "{} mode {m:04o}: others may pass through to spool/print/ ([print] group)",
+                "{} mode {m:04o}: others may pass through to the folders of [print] group and \
+                 [spool] submit_group, and list nothing",
                 path.display()
             ),
         )],
