@@ -187,6 +187,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Whatever way this function ends — a start-up step that fails after the loops began
+    // (the ops address in use, say) included — the loops are told to stop: a dropped sender
+    // alone would make every `changed()` return at once, and their loops spin.
+    let shutdown_tx = StopOnDrop(shutdown_tx);
     // The receipt writer stops last: after the queue has finished the jobs in hand.
     let (receipts_tx, receipts_rx) = watch::channel(false);
     let wake_intake = Arc::new(Notify::new());
@@ -319,7 +323,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     signals.wait().await;
     crate::ops::systemd::stopping();
     tracing::info!("shutting down: intake stops, work in progress finishes");
-    let _ = shutdown_tx.send(true);
+    let _ = shutdown_tx.0.send(true);
     let _ = intake_task.await;
     let _ = inbound_task.await;
     // SMTP sessions in flight may finish within the grace period; after it they are dropped
@@ -545,4 +549,13 @@ fn portal_user(name: &str) -> anyhow::Result<Option<u32>> {
     };
     uid.map(Some)
         .ok_or_else(|| anyhow::anyhow!("[portal] user {name:?}: no such user on this machine"))
+}
+
+/// A shutdown sender that says "stop" when it goes, however the daemon's start ends.
+struct StopOnDrop(watch::Sender<bool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
 }

@@ -531,3 +531,29 @@ fn quarantined_jobs_can_be_listed_shown_released_after_correction_and_deleted() 
     assert!(list.is_empty(), "{list:?}");
     env.stop();
 }
+
+#[test]
+fn a_daemon_that_cannot_start_says_why_once_and_stops_its_loops() {
+    // The ops address is taken: the daemon stops at start, after its loops began. They are
+    // told to stop, not left to spin on a dropped shutdown signal (thousands of log lines).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut env = Env::new();
+    env.set_env(
+        "KURIR_OPS__LISTEN",
+        &taken.local_addr().expect("addr").to_string(),
+    );
+    let out = env.run(&["run"]);
+    assert!(!out.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("Address already in use"), "{said}");
+    assert!(!said.contains("will look again"), "{said}");
+    assert!(
+        said.lines().count() < 40,
+        "{} lines:\n{said}",
+        said.lines().count()
+    );
+}

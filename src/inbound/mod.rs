@@ -617,6 +617,8 @@ pub async fn run_loop(
                 }
             }
             Ok(Err(e)) => tracing::error!(error = %e, "inbound failed; will look again"),
+            // The runtime is going away: nothing more to take in.
+            Err(e) if e.is_cancelled() => break,
             Err(e) => tracing::error!(error = %e, "inbound task failed; will look again"),
         }
         tokio::select! {
