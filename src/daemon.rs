@@ -320,7 +320,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "kurir running"
     );
     crate::ops::systemd::ready("running: intake and delivery started");
-    signals.wait().await;
+    let lost = tokio::select! {
+        () = signals.wait() => None,
+        lost = store_lost(store.clone()) => Some(lost),
+    };
     crate::ops::systemd::stopping();
     tracing::info!("shutting down: intake stops, work in progress finishes");
     let _ = shutdown_tx.0.send(true);
@@ -353,9 +356,52 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Err(e) = receipt_task.await {
         tracing::warn!(error = %e, "the receipt writer failed");
     }
+    if let Some(lost) = lost {
+        // Nothing more can be recorded: whatever could not be written is taken up again at
+        // the next start, from the spool and the journal, as after a crash.
+        anyhow::bail!(
+            "the store in {} could not be written for {} s ({lost}): kurir stopped so that the \
+             service manager starts it again (systemd: Restart=on-failure)",
+            settings.store.dir.display(),
+            STORE_GIVE_UP.as_secs()
+        );
+    }
     store.flush().context("flushing the store")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the store is proved writable while the daemon runs.
+const STORE_PROBE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the store may stay unwritable before kurir stops to be started again.
+const STORE_GIVE_UP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Resolves when the store has failed every write for [`STORE_GIVE_UP`]: sled, once it has met
+/// a full disk, fails every write after it even when space is back, and only a new process
+/// opens it afresh. A daemon that records nothing must not look alive (its queue loop still
+/// comes round, so the watchdog alone would never tell).
+async fn store_lost(store: Store) -> String {
+    let mut failing_since: Option<std::time::Instant> = None;
+    loop {
+        tokio::time::sleep(STORE_PROBE).await;
+        let probe = store.clone();
+        let result = tokio::task::spawn_blocking(move || probe.check_writable()).await;
+        match result {
+            Ok(Ok(())) => {
+                if failing_since.take().is_some() {
+                    tracing::info!("the store can be written again");
+                }
+            }
+            Ok(Err(e)) => {
+                let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                tracing::error!(error = %e, failing_for = ?since.elapsed(), "the store cannot be written");
+                if since.elapsed() >= STORE_GIVE_UP {
+                    return e.to_string();
+                }
+            }
+            Err(e) => return format!("the store's probe failed: {e}"),
+        }
+    }
 }
 
 /// Runs retention ([`crate::ops::retention`]) at start, then a few times per shortest period

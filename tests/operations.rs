@@ -557,3 +557,66 @@ fn a_daemon_that_cannot_start_says_why_once_and_stops_its_loops() {
         said.lines().count()
     );
 }
+
+#[test]
+fn a_store_that_cannot_be_written_stops_the_daemon_to_be_started_again_and_nothing_is_lost() {
+    // The store on a small file system of its own, filled to the last byte: sled fails every
+    // write from then on, even once space is back. The daemon must not look alive while it
+    // records nothing: it stops, failing, for systemd (Restart=on-failure) to start it again.
+    let mut env = Env::new();
+    let disk = env.path().join("state");
+    std::fs::create_dir(&disk).expect("mkdir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .expect("mount");
+    assert!(
+        mounted.success(),
+        "mounting a small tmpfs (tests run as root)"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(disk.clone());
+    std::fs::set_permissions(&disk, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    env.start();
+    let before = env.submit("2480", None);
+    env.wait_receipt(&before);
+
+    // Fill the file system.
+    let filled = Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", disk.join("fill").display()))
+        .stderr(Stdio::null())
+        .status()
+        .expect("dd");
+    assert!(!filled.success(), "dd stops at a full disk");
+    let during = env.submit("2480", None);
+
+    let status = env.wait_exit(Duration::from_secs(120)).unwrap_or_else(|| {
+        panic!(
+            "the daemon kept running on a store it cannot write:\n{}",
+            env.log_tail(20)
+        )
+    });
+    assert!(!status.success(), "it stopped as if all were well");
+    let logs = env.logs();
+    assert!(
+        logs.contains("kurir stopped so that the service manager starts it again"),
+        "{}",
+        env.log_tail(20)
+    );
+
+    // Space is back and the service manager starts it again: nothing was lost.
+    std::fs::remove_file(disk.join("fill")).expect("free");
+    env.start();
+    for id in [&before, &during] {
+        assert_eq!(env.wait_receipt(id)["state"], "print-queued");
+    }
+    assert!(env.ok(&["audit", "verify"]).starts_with("ok"));
+    env.stop();
+}

@@ -179,6 +179,22 @@ impl Env {
         }
     }
 
+    /// Waits up to `limit` for the daemon to end by itself; its exit status, or `None` if it
+    /// still runs (then it is left running).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(child) = self.daemon.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.daemon = None;
+                    return Some(status);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        None
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.daemon.take() {
