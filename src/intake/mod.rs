@@ -495,27 +495,23 @@ impl Intake {
         };
         let qdir = self.spool.quarantine().join(&info.dir);
         let active = self.spool.active_job(&record.id);
-        if let Ok(meta) = std::fs::symlink_metadata(&active) {
-            if meta.is_dir() {
-                std::fs::rename(&active, &qdir).map_err(io("quarantining", &active))?;
-            } else {
-                // A stray file, link or FIFO: keep it, unchanged, inside a folder of its own.
+        let moving = std::fs::symlink_metadata(&active).ok();
+        // `reason.txt` is written before the folder moves: the receipt writer waits for the
+        // move, and whoever reads the receipt finds the reason beside the job at once.
+        let reason_dir = match &moving {
+            Some(meta) if meta.is_dir() => active.clone(),
+            Some(_) => {
                 fsutil::create_private_dir(&qdir).map_err(io("quarantining", &qdir))?;
-                let keep = qdir.join(if record.source.contains('/') {
-                    record.id.as_str()
-                } else {
-                    record.source.as_str()
-                });
-                std::fs::rename(&active, &keep).map_err(io("quarantining", &active))?;
+                qdir.clone()
             }
-            fsutil::sync_dir(&self.spool.quarantine()).map_err(io("syncing", &qdir))?;
-        }
-        let reason_name = if qdir.join("reason.txt").exists() && rejection.is_some() {
+            None => qdir.clone(),
+        };
+        let reason_name = if reason_dir.join("reason.txt").exists() && rejection.is_some() {
             "reason.kurir.txt"
         } else {
             "reason.txt"
         };
-        let reason_path = qdir.join(reason_name);
+        let reason_path = reason_dir.join(reason_name);
         if !reason_path.exists() || rejection.is_some() {
             let text = match rejection {
                 Some(r) => r.reason_text(record.id.as_str()),
@@ -527,10 +523,24 @@ impl Intake {
                 .reason_text(record.id.as_str())
                 .replace("(recovered)", &format!("({})", info.code)),
             };
-            if qdir.is_dir() {
+            if reason_dir.is_dir() {
                 fsutil::write_atomic(&reason_path, text.as_bytes())
                     .map_err(io("writing reason", &reason_path))?;
             }
+        }
+        if let Some(meta) = moving {
+            if meta.is_dir() {
+                std::fs::rename(&active, &qdir).map_err(io("quarantining", &active))?;
+            } else {
+                // A stray file, link or FIFO: keep it, unchanged, inside a folder of its own.
+                let keep = qdir.join(if record.source.contains('/') {
+                    record.id.as_str()
+                } else {
+                    record.source.as_str()
+                });
+                std::fs::rename(&active, &keep).map_err(io("quarantining", &active))?;
+            }
+            fsutil::sync_dir(&self.spool.quarantine()).map_err(io("syncing", &qdir))?;
         }
         // Its receipt may be written now (the receipt writer waits for the folder's move).
         self.store.wake_receipt_writer();
