@@ -12,8 +12,8 @@ use std::time::Duration;
 use common::mail::UMEA;
 use common::portal::{portal, Portal};
 use common::registration::{
-    alert_files, approval_digest, change_form, code_sent_to, messages_to, post, proven_umea,
-    wait_for_notice, CONTACT,
+    agency_sets_and_proves, alert_files, approval_digest, change_form, code_sent_to, messages_to,
+    post, proven_umea, wait_for_notice, CONTACT,
 };
 
 const DECISIONS: &str = "beslut@umea-test.example";
@@ -24,25 +24,7 @@ const MALLORY: &str = "mallory@umea-test.example";
 fn umea_with_a_decision_address(p: &Portal) {
     proven_umea(p);
     let env = &p.rig.env;
-    env.ok(&[
-        "municipality",
-        "set",
-        "2480",
-        "--decision-email",
-        DECISIONS,
-        "--operator",
-        "agency",
-    ]);
-    env.ok(&["municipality", "verify", "2480", "--operator", "agency"]);
-    let code = code_sent_to(p, DECISIONS);
-    env.ok(&[
-        "municipality",
-        "confirm",
-        "2480",
-        &code,
-        "--operator",
-        "agency",
-    ]);
+    agency_sets_and_proves(p, DECISIONS);
     let show = env.ok(&["municipality", "show", "2480"]);
     assert!(
         show.contains(&format!("route now        e-mail to {DECISIONS}")),
@@ -173,25 +155,7 @@ fn an_import_and_an_operator_pass_the_same_gate_and_an_address_outside_the_domai
     // An operator's address outside the municipality's domains, proven by its code, waits
     // for an approval like a person's: decisions keep going to the proven address.
     let outside = "beslut@elsewhere.example";
-    env.ok(&[
-        "municipality",
-        "set",
-        "2480",
-        "--decision-email",
-        outside,
-        "--operator",
-        "agency",
-    ]);
-    env.ok(&["municipality", "verify", "2480", "--operator", "agency"]);
-    let code = code_sent_to(&p, outside);
-    env.ok(&[
-        "municipality",
-        "confirm",
-        "2480",
-        &code,
-        "--operator",
-        "agency",
-    ]);
+    agency_sets_and_proves(&p, outside);
     let show = env.ok(&["municipality", "show", "2480"]);
     assert!(
         show.contains(&format!("route now        e-mail to {UMEA}")),

@@ -82,8 +82,15 @@ pub fn proven_umea(p: &Portal) {
         "--operator",
         "agency",
     ]);
+    agency_proves(p, UMEA);
+}
+
+/// The agency (operator `agency`) sends Umeå's pending `address` its code, reads it from the
+/// mailbox and confirms it.
+pub fn agency_proves(p: &Portal, address: &str) {
+    let env = &p.rig.env;
     env.ok(&["municipality", "verify", "2480", "--operator", "agency"]);
-    let code = code_sent_to(p, UMEA);
+    let code = code_sent_to(p, address);
     env.ok(&[
         "municipality",
         "confirm",
@@ -92,6 +99,20 @@ pub fn proven_umea(p: &Portal) {
         "--operator",
         "agency",
     ]);
+}
+
+/// The agency (operator `agency`) sets Umeå's decision address and proves it.
+pub fn agency_sets_and_proves(p: &Portal, address: &str) {
+    p.rig.env.ok(&[
+        "municipality",
+        "set",
+        "2480",
+        "--decision-email",
+        address,
+        "--operator",
+        "agency",
+    ]);
+    agency_proves(p, address);
 }
 
 /// A post of the municipality page's change form with these values.
