@@ -496,6 +496,8 @@ fn main() {
     settings.smtp.port = port;
     settings.smtp.ca_file = ca.pem.clone();
     settings.smtp.from = "anvisning@bench.example".into();
+    // The bench's municipality is a local MTA without DNS: its hop is not what is measured.
+    settings.connection.required = false;
     settings.smime.sign_cert = agency.cert.clone();
     settings.smime.sign_key = agency.key.clone();
 

@@ -109,6 +109,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("no SMTP relay configured: every job goes to the postal print queue");
         None
     };
+    let connection_rule = crate::store::ConnectionRule::from_settings(&settings.connection);
     let intake = Arc::new(Intake::new(
         spool.clone(),
         store.clone(),
@@ -116,6 +117,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         job_limits,
         settings.spool.settle,
         mailer.is_some(),
+        connection_rule,
     ));
     let (alert_mail_tx, alert_mail_rx) = tokio::sync::mpsc::channel(256);
     let alert_email = (settings.alerts.any() && mailer.is_some()).then(|| alert_mail_tx.clone());
@@ -237,12 +239,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     let (code_key, smime_trust) =
         ServiceParts::keys(&settings).context("the registry's keys ([registry], state)")?;
+    let checker = Arc::new(
+        crate::connection::Checker::new(&settings.connection, &settings.dns)
+            .context("the connection check ([connection], [dns])")?,
+    );
     let service = Service::new(ServiceParts {
         store: store.clone(),
         seed: seed.clone(),
         spool: spool.clone(),
         mailer: mailer.clone(),
         relay_configured: mailer.is_some(),
+        connection_rule,
+        checker: Some(checker.clone()),
+        connection_expiry_warning: settings.connection.expiry_warning,
         code_ttl: settings.registry.verification_code_ttl,
         daemon: true,
         code_key,
@@ -254,6 +263,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         pdf_limits: crate::pdf::PdfLimits::from_settings(&settings.spool),
         state_dir: settings.store.dir.clone(),
     });
+    if let Some(mailer) = &mailer {
+        mailer.set_on_demand(Arc::new(service.clone()));
+    }
     let operator_socket = crate::cli::control::socket_path(&settings.store.dir);
     let operator_listener = protocol::bind(&operator_socket, 0o600)
         .with_context(|| format!("the control socket {}", operator_socket.display()))?;
@@ -277,6 +289,27 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         service.clone(),
         shutdown_rx.clone(),
     ));
+    // Not required, the checks decide nothing: `municipality check` still runs on demand.
+    if mailer.is_some() && settings.connection.required {
+        tokio::spawn(service.clone().check_connections(
+            checker.clone(),
+            settings.connection.interval,
+            shutdown_rx.clone(),
+        ));
+    }
+    if !settings.connection.policy_socket.as_os_str().is_empty() {
+        let path = &settings.connection.policy_socket;
+        // Postfix's smtp(8) processes (user postfix) connect: what they learn is which TLS
+        // policy applies to a municipality's domain, nothing more.
+        let listener = protocol::bind(path, 0o666)
+            .with_context(|| format!("[connection] policy_socket {}", path.display()))?;
+        tracing::info!(socket = %path.display(), "answering the relay's TLS policy lookups");
+        tokio::spawn(crate::connection::policy::serve(
+            listener,
+            store.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
     tokio::spawn(service.notify(mailer.clone(), shutdown_rx.clone()));
     let receipt_task = tokio::spawn(crate::receipt::run(
         spool.clone(),

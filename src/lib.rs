@@ -13,6 +13,7 @@
 
 // The foundation: words, files and settings every stage shares.
 pub mod config;
+pub mod connection;
 pub mod digest;
 pub mod free_text;
 pub mod fsutil;

@@ -35,6 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("recording", &["receipt", "ops"]),
     ("intake", &["intake"]),
     ("deliverers", &["deliver"]),
+    ("connection check", &["connection"]),
     ("queue manager", &["queue"]),
     ("proof coming back", &["inbound"]),
     ("service", &["service"]),

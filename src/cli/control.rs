@@ -141,12 +141,26 @@ fn answer_locally(
         seed.clone(),
         None,
     ));
+    let checker_for = |settings: &crate::config::Settings, command: &Command| {
+        let direct_send = settings.smtp.mode == crate::config::SmtpMode::Direct
+            && matches!(command, Command::MunicipalityVerify { .. });
+        if !matches!(command, Command::MunicipalityCheck { .. }) && !direct_send {
+            return Ok(None);
+        }
+        crate::connection::Checker::new(&settings.connection, &settings.dns)
+            .map(|c| Some(Arc::new(c)))
+            .map_err(|e| ControlError::Local(format!("the connection check: {e}")))
+    };
+    let mailer_for_checks = mailer.clone();
     let service = Service::new(ServiceParts {
         store,
         seed,
         spool,
         mailer,
         relay_configured: settings.smtp.enabled(),
+        connection_rule: crate::store::ConnectionRule::from_settings(&settings.connection),
+        checker: checker_for(settings, &command)?,
+        connection_expiry_warning: settings.connection.expiry_warning,
         code_ttl: settings.registry.verification_code_ttl,
         daemon: false,
         code_key,
@@ -159,5 +173,8 @@ fn answer_locally(
         pdf_limits: crate::pdf::PdfLimits::from_settings(&settings.spool),
         state_dir: settings.store.dir.clone(),
     });
+    if let Some(mailer) = &mailer_for_checks {
+        mailer.set_on_demand(Arc::new(service.clone()));
+    }
     Ok(runtime.block_on(service.call(principal, command)))
 }

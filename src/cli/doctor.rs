@@ -2,6 +2,7 @@
 //! check — `ok`, `warn` or `fail` — before a real decision depends on it.
 
 use crate::cli::out::{say, when};
+use crate::registry::connection::Verdict;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -108,7 +109,15 @@ pub async fn examine(
                 "relay client key",
             ));
         }
-        out.extend(check_relay(settings, registry).await);
+        if settings.smtp.mode == crate::config::SmtpMode::Direct {
+            out.push(finding(
+                Level::Ok,
+                "relay",
+                "none: direct mode delivers to each municipality's MX as its check verified it",
+            ));
+        } else {
+            out.extend(check_relay(settings, registry).await);
+        }
     } else {
         out.push(finding(
             Level::Ok,
@@ -421,6 +430,68 @@ async fn check_relay(settings: &Settings, registry: &[(Kommunkod, Registered)]) 
     }
 }
 
+/// The connection checks: required or not, the resolver they ask, and the municipalities with
+/// an agreed secure connection whose mail servers have not passed one (their decisions go by
+/// post).
+fn check_connections(
+    settings: &Settings,
+    checks: &[(Kommunkod, Option<(Verdict, jiff::Timestamp)>)],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let c = &settings.connection;
+    match crate::connection::Checker::new(c, &settings.dns) {
+        Ok(checker) => out.push(finding(
+            Level::Ok,
+            "connection check",
+            format!(
+                "asks {}; a passing check counts for {}",
+                checker.nameservers().join(", "),
+                humantime::format_duration(c.max_age)
+            ),
+        )),
+        Err(e) => out.push(finding(Level::Fail, "connection check", e.to_string())),
+    }
+    if !c.required {
+        out.push(finding(
+            Level::Warn,
+            "connection check",
+            "[connection] required = false: decisions go by e-mail to municipalities whose mail \
+             servers kurir has not verified",
+        ));
+        return out;
+    }
+    let now = jiff::Timestamp::now();
+    let max_age = jiff::SignedDuration::try_from(c.max_age).unwrap_or(jiff::SignedDuration::MAX);
+    let not_passing: Vec<String> = checks
+        .iter()
+        .filter_map(|(code, checked)| match checked {
+            None => Some(format!("{code} (not checked)")),
+            Some((Verdict::Failed, _)) => Some(format!("{code} (failed)")),
+            Some((Verdict::Passed, at)) if now.duration_since(*at) > max_age => {
+                Some(format!("{code} (check too old)"))
+            }
+            Some(_) => None,
+        })
+        .collect();
+    if not_passing.is_empty() {
+        out.push(finding(
+            Level::Ok,
+            "connection check",
+            format!("{} municipalities' mail servers verified", checks.len()),
+        ));
+    } else {
+        out.push(finding(
+            Level::Warn,
+            "connection check",
+            format!(
+                "decisions go by post until their mail servers pass: {}",
+                not_passing.join(", ")
+            ),
+        ));
+    }
+    out
+}
+
 fn check_registry(registry: &[(Kommunkod, Registered)], relay: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     let secure: Vec<&(Kommunkod, Registered)> = registry
@@ -537,11 +608,17 @@ pub fn run(
         "store",
         format!("{}", settings.store.dir.join("db").display()),
     );
+    let mut checks = Vec::new();
     let registry: Vec<(Kommunkod, Registered)> =
         match daemon.ask(None, Command::MunicipalityList { secure_only: false }) {
             Ok(reply) => crate::cli::expect_reply!(reply, Reply::Municipalities)
                 .into_iter()
-                .map(|row| (row.municipality.code, row.registered))
+                .map(|row| {
+                    if row.registered.secure_connection {
+                        checks.push((row.municipality.code, row.checked));
+                    }
+                    (row.municipality.code, row.registered)
+                })
                 .collect(),
             // No store here is the finding that matters most: the daemon's work is elsewhere.
             Err(e) if matches!(e.downcast_ref(), Some(ControlError::NoStore { .. })) => {
@@ -560,6 +637,7 @@ pub fn run(
         .context("starting a runtime")?;
     let mut findings = runtime.block_on(examine(settings, origin, &registry, portal.as_ref()));
     findings.insert(1.min(findings.len()), store);
+    findings.extend(check_connections(settings, &checks));
     let mut worst = Level::Ok;
     for f in &findings {
         say!("{:<5} {}: {}", f.level.as_str(), f.check, f.detail);

@@ -1,6 +1,7 @@
 //! `kurir municipality …`: what municipality IT registers, through the operator.
 
 use crate::cli::out::{say, say_raw, when};
+use crate::registry::connection::{ConnectionCheck, Dane, MtaSts, Verdict};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -72,6 +73,16 @@ pub enum MunicipalityCommand {
         /// Who makes the change (default: the OS user).
         #[arg(long)]
         operator: Option<String>,
+    },
+    /// Check the municipality's mail servers now ("säker anslutning"): MX, STARTTLS, TLS
+    /// version, certificate, DANE and MTA-STS. Exits 1 when the check fails.
+    Check {
+        /// Kommunkod.
+        #[arg(value_parser = crate::cli::known_kommunkod)]
+        code: Kommunkod,
+        /// Print the check as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Send a one-time code to the pending address over the protected route.
     Verify {
@@ -230,10 +241,11 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
                 return Ok(ExitCode::SUCCESS);
             }
             say!(
-                "{:<5} {:<24} {:<6} {:<36} {:<8} {:<6} {:<5} APPROVAL",
+                "{:<5} {:<24} {:<6} {:<7} {:<36} {:<8} {:<6} {:<5} APPROVAL",
                 "CODE",
                 "NAME",
                 "SECURE",
+                "CHECK",
                 "ACTIVE ADDRESS",
                 "PENDING",
                 "POSTAL",
@@ -242,10 +254,14 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             for row in rows {
                 let (m, r) = (&row.municipality, &row.registered);
                 say!(
-                    "{:<5} {:<24} {:<6} {:<36} {:<8} {:<6} {:<5} {}",
+                    "{:<5} {:<24} {:<6} {:<7} {:<36} {:<8} {:<6} {:<5} {}",
                     m.code.as_str(),
                     m.name,
                     if r.secure_connection { "yes" } else { "no" },
+                    match row.checked {
+                        Some((verdict, _)) => verdict_words(verdict),
+                        None => "-",
+                    },
                     r.active_address.as_deref().unwrap_or("-"),
                     if r.pending.is_some() { "yes" } else { "-" },
                     if r.postal_address.is_some() {
@@ -346,6 +362,19 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
                      `kurir municipality verify {code}` and `confirm` prove it",
                     p.address
                 );
+            }
+        }
+        MunicipalityCommand::Check { code, json } => {
+            let reply = daemon.ask(None, Command::MunicipalityCheck { code })?;
+            let report = expect_reply!(reply, Reply::ConnectionChecked);
+            if json {
+                say!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_check(&report.check);
+                say!("route now        {}", route_words(&report.route));
+            }
+            if report.check.verdict != Verdict::Passed {
+                return Ok(ExitCode::from(1));
             }
         }
         MunicipalityCommand::Verify { code, operator } => {
@@ -480,6 +509,89 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
+fn verdict_words(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Passed => "passed",
+        Verdict::Failed => "FAILED",
+    }
+}
+
+/// A connection check, one line per fact.
+fn print_check(check: &ConnectionCheck) {
+    say!(
+        "connection       {} for {}, checked {}",
+        verdict_words(check.verdict),
+        check.domain,
+        when(check.checked_at)
+    );
+    say!(
+        "MX lookup        {}",
+        if check.mx_validated {
+            "DNSSEC-validated"
+        } else {
+            "not DNSSEC-validated"
+        }
+    );
+    for mx in &check.mx {
+        let dane = match mx.dane {
+            Dane::NotValidated => "DANE not applicable (no validated DNSSEC)",
+            Dane::NoTlsa => "no TLSA records",
+            Dane::Unusable => "TLSA records unusable for SMTP",
+            Dane::Matched => "DANE matched",
+            Dane::NotMatched => "DANE NOT matched",
+        };
+        say!(
+            "MX {:<13} {} ({}) {}; {dane}",
+            mx.preference,
+            mx.host,
+            mx.address.as_deref().unwrap_or("no address"),
+            if mx.passed { "passed" } else { "FAILED" }
+        );
+        if let Some(tls) = &mx.tls {
+            say!(
+                "  TLS            {} {}, certificate sha256 {}",
+                tls.version,
+                tls.cipher,
+                tls.cert_sha256
+            );
+            say!(
+                "  certificate    {} issued by {}, valid until {}{}",
+                tls.subject,
+                tls.issuer,
+                when(tls.not_after),
+                match &tls.pkix_error {
+                    None => ", chain and name verified".to_string(),
+                    Some(e) => format!(", not verified: {e}"),
+                }
+            );
+        }
+    }
+    match &check.mta_sts {
+        MtaSts::None => say!("MTA-STS          none published"),
+        MtaSts::Unavailable { reason } => {
+            say!("MTA-STS          published but unavailable: {reason}")
+        }
+        MtaSts::Policy {
+            mode,
+            id,
+            mx,
+            max_age,
+            covers_every_mx,
+        } => say!(
+            "MTA-STS          mode {mode:?}, id {id}, mx {}, max_age {max_age}s{}",
+            mx.join(" "),
+            if *covers_every_mx {
+                ""
+            } else {
+                ", does NOT cover every MX"
+            }
+        ),
+    }
+    for problem in &check.problems {
+        say!("problem          {}", problem.describe());
+    }
+}
+
 fn print_view(code: Kommunkod, view: &MunicipalityView) {
     let (m, r) = (&view.municipality, &view.registered);
     let or_dash = |v: Option<&str>| v.unwrap_or("-").to_string();
@@ -531,6 +643,19 @@ fn print_view(code: Kommunkod, view: &MunicipalityView) {
         None => say!("S/MIME cert      - (messages are signed, not encrypted)"),
     }
     say!("TLS pin          {}", or_dash(r.tls_pin.as_deref()));
+    match view.connection.first() {
+        Some(check) => {
+            print_check(check);
+            for earlier in view.connection.iter().skip(1) {
+                say!(
+                    "earlier check    {} {}",
+                    when(earlier.checked_at),
+                    verdict_words(earlier.verdict)
+                );
+            }
+        }
+        None => say!("connection       not checked yet (`kurir municipality check {code}`)"),
+    }
     say!(
         "mail domains     {}",
         if r.domains.is_empty() {

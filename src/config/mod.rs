@@ -52,6 +52,10 @@ pub struct Settings {
     pub smime: SmimeSettings,
     /// The municipality registry.
     pub registry: RegistrySettings,
+    /// kurir's own check of each municipality's mail servers.
+    pub connection: ConnectionSettings,
+    /// The resolver the connection check asks.
+    pub dns: DnsSettings,
     /// Retries, concurrency and shutdown of the queue manager.
     pub queue: QueueSettings,
     /// When e-mail gives way to post, and when kurir gives up.
@@ -254,6 +258,13 @@ impl Settings {
             return Err(bad(
                 "print.window",
                 "must lie on an A4 page (210×297 mm) and be at least 20×15 mm",
+            ));
+        }
+        if self.smtp.mode == SmtpMode::Direct && !self.connection.required {
+            return Err(bad(
+                "smtp.mode",
+                "direct needs connection.required = true: kurir delivers only to mail servers its \
+                 own check verified",
             ));
         }
         if self.smtp.enabled() {

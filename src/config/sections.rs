@@ -174,10 +174,25 @@ pub enum SmtpTls {
     Wrapper,
 }
 
+/// Where kurir hands protected e-mail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpMode {
+    /// To the agency's relay (`host`), which delivers on under kurir's TLS policy.
+    #[default]
+    Relay,
+    /// Straight to each municipality's own mail server (MX), under the same policy, for an
+    /// agency without a relay of its own: the receipt then proves the final hop.
+    Direct,
+}
+
 /// `[smtp]`: the relay (or receiving server) that protected e-mail is handed to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpSettings {
+    /// `relay` (to `host`) or `direct` (to each municipality's MX, as kurir's connection check
+    /// found and verified it).
+    pub mode: SmtpMode,
     /// Relay host name; empty means no relay, and every job goes by post. TLS verifies the
     /// relay's certificate against this name.
     pub host: String,
@@ -214,6 +229,7 @@ pub struct SmtpSettings {
 impl Default for SmtpSettings {
     fn default() -> Self {
         Self {
+            mode: SmtpMode::Relay,
             host: String::new(),
             port: 587,
             tls: SmtpTls::Starttls,
@@ -235,7 +251,7 @@ impl Default for SmtpSettings {
 impl SmtpSettings {
     /// A relay is configured: protected e-mail is possible.
     pub fn enabled(&self) -> bool {
-        !self.host.trim().is_empty()
+        self.mode == SmtpMode::Direct || !self.host.trim().is_empty()
     }
 }
 
@@ -256,6 +272,83 @@ impl Default for SmimeSettings {
             sign_key: PathBuf::from("certs/agency-sign.key"),
         }
     }
+}
+
+/// `[connection]`: kurir's own check of each municipality's mail servers ("säker anslutning"),
+/// which e-mail routing needs besides the agency's agreement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionSettings {
+    /// E-mail needs a passing check no older than `max_age`. Off only where another party
+    /// vouches for the hop to the municipality (doctor warns).
+    pub required: bool,
+    /// How old a passing check may be and still let decisions go by e-mail.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// How often the daemon checks every municipality with an e-mail route.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// A municipality's server certificate expiring within this alerts operations.
+    #[serde(with = "humantime_serde")]
+    pub expiry_warning: Duration,
+    /// Bound on each step of a check (DNS answer, connect, SMTP reply, handshake, HTTPS).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// PEM file of CA certificates the municipalities' servers (and MTA-STS policy hosts) are
+    /// verified against; empty: the system's roots.
+    pub ca_file: PathBuf,
+    /// The TCP port of the municipalities' mail servers (25; another only in a test lab).
+    pub port: u16,
+    /// The HTTPS port MTA-STS policies are fetched from (443; another only in a test lab).
+    pub https_port: u16,
+    /// Where kurir answers the relay's TLS policy lookups (Postfix `socketmap`); empty: off.
+    pub policy_socket: PathBuf,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        Self {
+            required: true,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            interval: Duration::from_secs(24 * 3600),
+            expiry_warning: Duration::from_secs(21 * 24 * 3600),
+            timeout: Duration::from_secs(20),
+            ca_file: PathBuf::new(),
+            port: 25,
+            https_port: 443,
+            policy_socket: PathBuf::new(),
+        }
+    }
+}
+
+/// `[dns]`: the resolver the connection check asks. DANE is only applied where this resolver
+/// validates DNSSEC (its answers carry the AD flag): use a validating resolver on this host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsSettings {
+    /// `address` or `address:port`; empty: the nameservers of /etc/resolv.conf. As an
+    /// environment variable, separated by commas: `KURIR_DNS__NAMESERVERS="127.0.0.1:53"`.
+    #[serde(deserialize_with = "list_or_words")]
+    pub nameservers: Vec<String>,
+}
+
+/// A list, or one string of comma-separated items (how an environment variable gives it).
+fn list_or_words<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrWords {
+        List(Vec<String>),
+        Words(String),
+    }
+    Ok(match ListOrWords::deserialize(d)? {
+        ListOrWords::List(list) => list,
+        ListOrWords::Words(words) => words
+            .split(',')
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect(),
+    })
 }
 
 /// `[registry]`: how municipality addresses are proven.

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use jiff::Timestamp;
 
 use crate::fsutil;
-use crate::intake::route::{Route, RouteInput};
+use crate::intake::route::Route;
 use crate::intake::validate::{JobLimits, Rejection};
 use crate::job::JobId;
 use crate::registry::Seed;
@@ -104,6 +104,7 @@ pub struct Intake {
     limits: JobLimits,
     settle: Duration,
     relay_configured: bool,
+    connection_rule: crate::store::ConnectionRule,
     alerter: std::sync::OnceLock<Arc<crate::ops::alert::Alerter>>,
     waker: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
@@ -120,6 +121,7 @@ impl Intake {
         limits: JobLimits,
         settle: Duration,
         relay_configured: bool,
+        connection_rule: crate::store::ConnectionRule,
     ) -> Self {
         Intake {
             spool,
@@ -128,6 +130,7 @@ impl Intake {
             limits,
             settle,
             relay_configured,
+            connection_rule,
             alerter: std::sync::OnceLock::new(),
             waker: std::sync::OnceLock::new(),
         }
@@ -339,11 +342,12 @@ impl Intake {
                 let mut routes = Vec::new();
                 for (code, role) in job.recipients {
                     let registered = self.store.registered(code)?;
-                    let chosen = route::route(RouteInput {
-                        relay_configured: self.relay_configured,
-                        secure_connection: registered.secure_connection,
-                        verified_address: registered.active_address.as_deref(),
-                    });
+                    let chosen = route::route_registered(
+                        &self.store,
+                        &registered,
+                        self.relay_configured,
+                        self.connection_rule,
+                    )?;
                     routes.push(match &chosen {
                         Route::Email { .. } => format!("{code}: email"),
                         Route::Post { reason } => format!("{code}: post ({})", reason.describe()),

@@ -4,9 +4,12 @@
 //! the service shows it.
 //!
 //! The rule (DOMAIN.md): protected e-mail only when kurir has a relay that enforces verified TLS,
-//! the municipality has a secure connection, and an address for it has been proven to work.
+//! the agency has agreed a secure connection with the municipality, kurir's own check of the
+//! municipality's mail servers passed recently (`registry::connection`), and an address for it
+//! has been proven to work.
 //! Anything less goes by post: a document is never sent over a weaker route.
 
+use crate::registry::connection::Standing;
 use crate::store::state::Channel;
 
 /// The facts routing looks at.
@@ -18,6 +21,8 @@ pub struct RouteInput<'a> {
     pub secure_connection: bool,
     /// The address proven to work (verified and active), if any.
     pub verified_address: Option<&'a str>,
+    /// What kurir's check of the municipality's mail servers says.
+    pub connection: Standing,
 }
 
 /// Where one recipient's documents go, and why.
@@ -56,6 +61,12 @@ pub enum PostReason {
     NoSecureConnection,
     /// It has one, but no address has been proven to work yet.
     NoVerifiedAddress,
+    /// kurir has not yet checked the mail servers of the address's domain.
+    ConnectionNotChecked,
+    /// kurir's latest check of the municipality's mail servers failed.
+    ConnectionFailed,
+    /// kurir's latest passing check is older than `[connection] max_age`.
+    ConnectionCheckOutdated,
 }
 
 impl PostReason {
@@ -65,6 +76,13 @@ impl PostReason {
             PostReason::NoRelay => "no SMTP relay configured",
             PostReason::NoSecureConnection => "municipality has no secure connection",
             PostReason::NoVerifiedAddress => "no verified secure address",
+            PostReason::ConnectionNotChecked => {
+                "the municipality's mail servers are not checked yet"
+            }
+            PostReason::ConnectionFailed => "the check of the municipality's mail servers failed",
+            PostReason::ConnectionCheckOutdated => {
+                "the last check of the municipality's mail servers is too old"
+            }
         }
     }
 }
@@ -81,14 +99,44 @@ pub fn route(input: RouteInput<'_>) -> Route {
             reason: PostReason::NoSecureConnection,
         };
     }
-    match input.verified_address {
-        Some(address) if !address.is_empty() => Route::Email {
+    let address = match input.verified_address {
+        Some(address) if !address.is_empty() => address,
+        _ => {
+            return Route::Post {
+                reason: PostReason::NoVerifiedAddress,
+            }
+        }
+    };
+    let refused = match input.connection {
+        Standing::Verified | Standing::NotRequired => None,
+        Standing::NotChecked => Some(PostReason::ConnectionNotChecked),
+        Standing::Failed => Some(PostReason::ConnectionFailed),
+        Standing::Outdated => Some(PostReason::ConnectionCheckOutdated),
+    };
+    match refused {
+        Some(reason) => Route::Post { reason },
+        None => Route::Email {
             address: address.to_string(),
         },
-        _ => Route::Post {
-            reason: PostReason::NoVerifiedAddress,
-        },
     }
+}
+
+/// The routing rule over what the store knows of a municipality now: its registration and the
+/// latest check of its mail servers. Every place that routes (intake, each e-mail attempt, the
+/// service's views, the desk's preview) asks this, so they cannot disagree.
+pub fn route_registered(
+    store: &crate::store::Store,
+    registered: &crate::registry::Registered,
+    relay_configured: bool,
+    rule: crate::store::ConnectionRule,
+) -> Result<Route, crate::store::StoreError> {
+    let connection = store.connection_standing(registered, rule, jiff::Timestamp::now())?;
+    Ok(route(RouteInput {
+        relay_configured,
+        secure_connection: registered.secure_connection,
+        verified_address: registered.active_address.as_deref(),
+        connection,
+    }))
 }
 
 #[cfg(test)]
@@ -153,11 +201,41 @@ mod tests {
                 relay_configured: *relay,
                 secure_connection: *secure,
                 verified_address: *address,
+                connection: Standing::Verified,
             });
             assert_eq!(
                 &got, expected,
                 "relay={relay} secure={secure} address={address:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_agreed_connection_still_needs_kurirs_own_check() {
+        let table = [
+            (Standing::Verified, None),
+            (Standing::NotRequired, None),
+            (Standing::NotChecked, Some(PostReason::ConnectionNotChecked)),
+            (Standing::Failed, Some(PostReason::ConnectionFailed)),
+            (
+                Standing::Outdated,
+                Some(PostReason::ConnectionCheckOutdated),
+            ),
+        ];
+        for (standing, post) in table {
+            let got = route(RouteInput {
+                relay_configured: true,
+                secure_connection: true,
+                verified_address: Some("registrator@umea.se"),
+                connection: standing,
+            });
+            let expected = match post {
+                Some(reason) => Route::Post { reason },
+                None => Route::Email {
+                    address: "registrator@umea.se".into(),
+                },
+            };
+            assert_eq!(got, expected, "{standing:?}");
         }
     }
 }

@@ -333,6 +333,16 @@ fn action_of(kind: AlertKind) -> &'static str {
             "A closed print batch has not been confirmed printed and posted. Call the print \
              shop; when it reports the batch posted, run `kurir print confirm <batch>`."
         }
+        AlertKind::ConnectionFailed => {
+            "kurir's check of the municipality's mail servers failed: its decisions go by post \
+             until a check passes. The municipality's contacts were told what to fix; `kurir \
+             municipality check <kommunkod>` checks again and shows why."
+        }
+        AlertKind::ServerCertificateExpiring => {
+            "A certificate of the municipality's mail server expires soon: when it does, the \
+             check fails and decisions go by post. Phone the municipality's IT so that they \
+             renew it (`kurir municipality show <kommunkod>` shows which server)."
+        }
     }
 }
 
@@ -354,6 +364,10 @@ pub fn rubrik(kind: AlertKind) -> &'static str {
         AlertKind::ApprovalWaiting => "en ändring från portalen väntar på godkännande",
         AlertKind::CertificateExpiring => "kommunens S/MIME-certifikat går snart ut",
         AlertKind::PrintNotConfirmed => "tryckeriet har inte bekräftat en utskriftsbatch",
+        AlertKind::ConnectionFailed => "kommunens e-postserver klarar inte säker anslutning",
+        AlertKind::ServerCertificateExpiring => {
+            "certifikatet för kommunens e-postserver går snart ut"
+        }
     }
 }
 
@@ -409,6 +423,15 @@ fn atgard(kind: AlertKind) -> &'static str {
         AlertKind::PrintNotConfirmed => {
             "Ring tryckeriet och fråga om batchen är utskriven och postad. När den är det: \
              `kurir print confirm` med batchens namn."
+        }
+        AlertKind::ConnectionFailed => {
+            "Kommunens beslut går med post tills kontrollen av deras e-postserver går igenom. \
+             Kommunens kontaktpersoner har fått veta vad som ska rättas; ring kommunens IT om \
+             det brådskar."
+        }
+        AlertKind::ServerCertificateExpiring => {
+            "Be kommunens IT förnya certifikatet för sin e-postserver innan det går ut; annars \
+             går besluten med post."
         }
     }
 }

@@ -95,6 +95,14 @@ pub mod names {
     pub const AWAITING_APPROVAL: &str = "kurir_registrations_awaiting_approval";
     /// Notices to municipalities not yet sent.
     pub const NOTICES_WAITING: &str = "kurir_notices_waiting";
+    /// 1 while the latest check of a municipality's mail servers passed, 0 while it failed,
+    /// by kommunkod (municipalities with an e-mail route only).
+    pub const CONNECTION_PASSED: &str = "kurir_connection_check_passed";
+    /// When a municipality's mail servers were last checked, by kommunkod.
+    pub const CONNECTION_CHECKED: &str = "kurir_connection_check_timestamp_seconds";
+    /// When the first of a municipality's mail server certificates expires, by kommunkod.
+    pub const CONNECTION_CERT_EXPIRY: &str =
+        "kurir_connection_certificate_expiry_timestamp_seconds";
 }
 
 /// Installs the Prometheus recorder once per process; later calls return the same handle.

@@ -124,8 +124,19 @@ pub fn send_form(
     )
 }
 
-fn route_words(route: &Route, held: bool) -> String {
+fn route_words(
+    route: &Route,
+    held: bool,
+    checked: Option<(crate::registry::connection::Verdict, Timestamp)>,
+) -> String {
     let mut text = words::route(route);
+    if let Some((verdict, at)) = checked {
+        text.push_str(&format!(
+            " Kommunens e-postserver kontrollerad {}: {}.",
+            when(at),
+            words::verdict(verdict).to_lowercase()
+        ));
+    }
     if held {
         text.push_str(" Kommunen är pausad av driften: beslutet väntar tills den släpps.");
     }
@@ -148,7 +159,7 @@ pub fn confirm(frame: &Frame<'_>, desk: Desk, preview: &DraftPreview) -> Markup 
                     @for (i, r) in preview.routes.iter().enumerate() {
                         tr {
                             td { (r.name) " (" (r.kommunkod) ")" @if i > 0 { " – kopia" } }
-                            td { (route_words(&r.route, r.held)) }
+                            td { (route_words(&r.route, r.held, r.checked)) }
                         }
                     }
                 }

@@ -2,6 +2,7 @@
 //! an IT technician at a municipality, no JavaScript. Every field has a label, every error is
 //! tied to its field (`aria-describedby`), and the layout works by keyboard alone.
 
+use crate::registry::connection::ConnectionCheck;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::registry::{Registered, RegistryChange};
@@ -235,6 +236,53 @@ fn textarea(id: &'static str, label: &str, value: &str, hint: &str, notice: &Not
     }
 }
 
+/// What Migrationsverket's check of the municipality's own mail servers found: the verdict,
+/// each server, and what to fix.
+fn connection_section(frame: &Frame<'_>, code: &str, check: Option<&ConnectionCheck>) -> Markup {
+    let day = |t: jiff::Timestamp| {
+        t.to_zoned(jiff::tz::TimeZone::get("Europe/Stockholm").unwrap_or(jiff::tz::TimeZone::UTC))
+            .strftime("%Y-%m-%d %H:%M")
+            .to_string()
+    };
+    html! {
+        section aria-labelledby="rubrik-server" {
+            h2 id="rubrik-server" { "Er e-postserver (säker anslutning)" }
+            p { "Migrationsverket kontrollerar varje dygn att era e-postservrar (MX) tar emot \
+                 beslut krypterat: STARTTLS, TLS 1.2 eller senare och ett certifikat som går att \
+                 verifiera (DANE eller en betrodd utfärdare och serverns namn). Beslut skickas med \
+                 e-post bara när den senaste kontrollen är godkänd." }
+            @match check {
+                None => { p id="kontroll" { "Ingen kontroll är gjord ännu." } },
+                Some(c) => {
+                    p id="kontroll" { strong { (super::words::verdict(c.verdict)) } " – domänen " (c.domain) ", kontrollerad " (day(c.checked_at)) "." }
+                    table {
+                        caption { "Servrar" }
+                        thead { tr { th scope="col" { "Server" } th scope="col" { "TLS" } th scope="col" { "Certifikat giltigt till" } th scope="col" { "DANE" } } }
+                        tbody {
+                            @for mx in &c.mx {
+                                tr {
+                                    th scope="row" { (mx.host) }
+                                    td { @match &mx.tls { Some(t) => { (t.version) }, None => { "–" } } }
+                                    td { @match &mx.tls { Some(t) => { (day(t.not_after)) }, None => { "–" } } }
+                                    td { (super::words::dane(mx.dane)) }
+                                }
+                            }
+                        }
+                    }
+                    @if !c.problems.is_empty() {
+                        h3 { "Det här behöver rättas" }
+                        ul id="att-ratta" { @for p in &c.problems { li { (p.att_rätta()) } } }
+                    }
+                },
+            }
+            form method="post" action={ "/kommun/" (code) "/kontrollera" } {
+                (csrf(frame))
+                button type="submit" { "Kontrollera nu" }
+            }
+        }
+    }
+}
+
 fn csrf(frame: &Frame<'_>) -> Markup {
     html! { input type="hidden" name="csrf" value=(frame.csrf); }
 }
@@ -247,6 +295,7 @@ pub fn municipality(
     name: &str,
     route: &str,
     r: &Registered,
+    connection: Option<&ConnectionCheck>,
     fields: &Fields,
     history: &[RegistryChange],
     notice: &Notice,
@@ -291,6 +340,7 @@ pub fn municipality(
                     }
                 }
             }
+            (connection_section(frame, code, connection))
             section aria-labelledby="rubrik-andra" {
                 h2 id="rubrik-andra" { "Ändra adress och kontaktuppgifter" }
                 p { "En ny e-postadress används först när den är bevisad: skicka en kod till den och \

@@ -255,6 +255,7 @@ async fn render(
             &view.municipality.name,
             &words::route(&view.route),
             &view.registered,
+            view.connection.first(),
             &fields,
             &history,
             &notice,
@@ -291,6 +292,9 @@ pub(super) async fn municipality(
         Some("sparat") => Notice::Done("Ändringarna är sparade."),
         Some("certifikat") => Notice::Done("Certifikatet är sparat."),
         Some("kod-skickad") => Notice::Done("En kod är skickad till adressen. Skriv in den nedan."),
+        Some("kontrollerad") => {
+            Notice::Done("Er e-postserver är kontrollerad; resultatet står nedan.")
+        }
         Some("bekraftad") => Notice::Done("Adressen är bevisad: beslut skickas nu dit."),
         Some("bevisad-vantar") => Notice::Done(
             "Adressen är bevisad. Den ligger utanför kommunens e-postdomäner och används när \
@@ -496,6 +500,32 @@ pub(super) async fn send_code(
         };
         (
             Notice::Error(words::send_error(error).into(), None),
+            None,
+            status,
+        )
+    })
+    .await
+}
+
+/// "Kontrollera nu": municipality IT check their own mail servers after fixing them.
+pub(super) async fn check_connection(
+    State(portal): State<Arc<Portal>>,
+    Extension(person): Extension<Person>,
+    Path(code): Path<String>,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    let code = match checked(&portal, &person, &form.csrf, &code) {
+        Ok(code) => code,
+        Err(page) => return *page,
+    };
+    let command = Command::MunicipalityCheck { code };
+    act(&portal, &person, code, command, "kontrollerad", |error| {
+        let status = match error {
+            ServiceError::NothingToCheck(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        (
+            Notice::Error(words::check_error(error).into(), None),
             None,
             status,
         )

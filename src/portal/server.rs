@@ -158,6 +158,7 @@ fn router(portal: Arc<Portal>) -> Router {
         .route("/kommun/{code}/andra", post(routes::change))
         .route("/kommun/{code}/certifikat", post(routes::certificate))
         .route("/kommun/{code}/skicka-kod", post(routes::send_code))
+        .route("/kommun/{code}/kontrollera", post(routes::check_connection))
         .route("/kommun/{code}/bekrafta", post(routes::confirm))
         .route("/expedition", get(desk::start))
         .route("/expedition/skicka", get(desk_send::send_form))

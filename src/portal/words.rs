@@ -16,6 +16,15 @@ pub fn route(route: &Route) -> String {
                     "kommunen har ingen säker anslutning ännu (Migrationsverket sätter upp den)."
                 }
                 PostReason::NoVerifiedAddress => "ingen adress är bevisad ännu.",
+                PostReason::ConnectionNotChecked => {
+                    "Migrationsverket har ännu inte kontrollerat er e-postserver."
+                }
+                PostReason::ConnectionFailed => {
+                    "kontrollen av er e-postserver gick inte igenom (se nedan vad som ska rättas)."
+                }
+                PostReason::ConnectionCheckOutdated => {
+                    "den senaste godkända kontrollen av er e-postserver är för gammal."
+                }
             };
             format!("Med post (brev i fönsterkuvert). Skäl: {why}")
         }
@@ -152,6 +161,36 @@ pub fn send_error(error: &ServiceError) -> &'static str {
             "Koden kunde inte skickas just nu. Försök igen om en stund; hör av dig till \
              Bosättningsenheten om det inte går."
         }
+    }
+}
+
+/// Why a check of the municipality's mail servers could not be made, in Swedish.
+pub fn check_error(error: &ServiceError) -> &'static str {
+    match error {
+        ServiceError::NothingToCheck(_) => {
+            "Kommunen har ingen e-postadress registrerad, så det finns ingen server att kontrollera."
+        }
+        _ => "Kontrollen kunde inte göras just nu. Försök igen om en stund.",
+    }
+}
+
+/// A check's verdict, in Swedish.
+pub fn verdict(verdict: crate::registry::connection::Verdict) -> &'static str {
+    match verdict {
+        crate::registry::connection::Verdict::Passed => "Godkänd",
+        crate::registry::connection::Verdict::Failed => "Inte godkänd",
+    }
+}
+
+/// What DANE found for a server, in Swedish.
+pub fn dane(dane: crate::registry::connection::Dane) -> &'static str {
+    use crate::registry::connection::Dane;
+    match dane {
+        Dane::NotValidated => "ej tillämpligt (DNS-svaren är inte DNSSEC-validerade)",
+        Dane::NoTlsa => "ingen TLSA-post",
+        Dane::Unusable => "TLSA-posterna går inte att använda för e-post",
+        Dane::Matched => "TLSA-posten stämmer med certifikatet",
+        Dane::NotMatched => "TLSA-posten stämmer inte med certifikatet",
     }
 }
 

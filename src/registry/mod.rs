@@ -13,6 +13,7 @@ pub mod bulk;
 pub mod cert;
 pub mod change;
 pub mod code;
+pub mod connection;
 pub mod person;
 pub mod route;
 pub mod seed;

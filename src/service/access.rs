@@ -85,6 +85,7 @@ pub(super) fn check(
         Command::MunicipalityShow { code }
         | Command::MunicipalityHistory { code }
         | Command::MunicipalityVerify { code }
+        | Command::MunicipalityCheck { code }
         | Command::MunicipalityConfirm { code, .. } => *code,
         Command::MunicipalitySet { code, changes } => {
             if changes.tls_pin.is_some() || changes.secure.is_some() {

@@ -204,6 +204,11 @@ pub enum Command {
     },
     /// All registrations as CSV text (the import format).
     MunicipalityExport,
+    /// Checks the municipality's mail servers now ("säker anslutning").
+    MunicipalityCheck {
+        /// The municipality.
+        code: Kommunkod,
+    },
     /// Sends a one-time code to the municipality's pending address.
     MunicipalityVerify {
         /// The municipality.

@@ -8,7 +8,7 @@ use super::command::{DeskFilter, DeskView, Upload};
 use super::reply::{DeskJob, DeskRow, DraftPreview, OpenAlert, ProofChain, RoutePreview};
 use super::{Core, Principal, Reply, ServiceError};
 use crate::intake::draft::{self, DraftId};
-use crate::intake::route::{self, RouteInput};
+use crate::intake::route;
 use crate::intake::submit::JobContents;
 use crate::job::{CaseNumber, JobId, Kommunkod, Manifest};
 use crate::registry::{check_hsa_id, Person, StaffGrant, StaffRole};
@@ -112,12 +112,22 @@ impl Core {
                 Ok(RoutePreview {
                     kommunkod: code,
                     name: self.name_of(code),
-                    route: route::route(RouteInput {
-                        relay_configured: self.relay_configured,
-                        secure_connection: registered.secure_connection,
-                        verified_address: registered.active_address.as_deref(),
-                    }),
+                    route: route::route_registered(
+                        &self.store,
+                        &registered,
+                        self.relay_configured,
+                        self.connection_rule,
+                    )?,
                     held: self.store.holds()?.iter().any(|(k, _)| *k == code),
+                    checked: match super::address_to_check(&registered)
+                        .and_then(crate::registry::connection::domain_of)
+                    {
+                        Some(domain) => self
+                            .store
+                            .latest_check(&domain)?
+                            .map(|c| (c.verdict, c.checked_at)),
+                        None => None,
+                    },
                 })
             })
             .collect::<Result<Vec<_>, ServiceError>>()?;

@@ -124,6 +124,14 @@ pub enum ServiceError {
          same protected route as decisions"
     )]
     NoRelay,
+    /// The municipality has no address whose mail servers could be checked.
+    #[error("kommun {0} has no e-mail address to check (set --email or --decision-email first)")]
+    NothingToCheck(Kommunkod),
+    /// This process cannot check connections (no network part was set up).
+    #[error(
+        "connection checks run in the daemon; start it (`kurir run`) or run the check without it"
+    )]
+    NoChecker,
     /// No randomness for a code.
     #[error("no randomness available for a verification code")]
     NoRandomness,

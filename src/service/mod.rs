@@ -17,6 +17,7 @@
 mod access;
 mod announce;
 pub mod command;
+mod connection;
 mod desk;
 pub mod error;
 mod jobs;
@@ -41,6 +42,7 @@ use crate::store::Store;
 use crate::worktime::WorkingHours;
 
 pub use command::Command;
+pub use connection::{address_to_check, ConnectionReport};
 pub use error::{ImportLineError, ServiceError, NOT_TAKEN_IN};
 pub use reply::*;
 
@@ -88,6 +90,13 @@ pub struct ServiceParts {
     pub mailer: Option<Arc<Mailer>>,
     /// Whether e-mail is a possible route at all.
     pub relay_configured: bool,
+    /// What routing needs of the municipality's connection check.
+    pub connection_rule: crate::store::ConnectionRule,
+    /// Checks municipalities' mail servers (`municipality check`); `None` where a command
+    /// holds the store without a network.
+    pub checker: Option<Arc<crate::connection::Checker>>,
+    /// A municipality's server certificate expiring within this alerts operations.
+    pub connection_expiry_warning: Duration,
     /// How long a verification code stays valid.
     pub code_ttl: Duration,
     /// Whether this is the daemon (its receipt writer writes the receipts a change makes
@@ -124,6 +133,9 @@ struct Core {
     spool: Spool,
     mailer: Option<Arc<Mailer>>,
     relay_configured: bool,
+    connection_rule: crate::store::ConnectionRule,
+    checker: Option<Arc<crate::connection::Checker>>,
+    connection_expiry_warning: SignedDuration,
     code_ttl: SignedDuration,
     daemon: bool,
     code_key: CodeKey,
@@ -195,6 +207,12 @@ impl Service {
                 spool: parts.spool,
                 mailer: parts.mailer,
                 relay_configured: parts.relay_configured,
+                connection_rule: parts.connection_rule,
+                checker: parts.checker,
+                connection_expiry_warning: SignedDuration::try_from(
+                    parts.connection_expiry_warning,
+                )
+                .unwrap_or(SignedDuration::from_hours(21 * 24)),
                 code_ttl: SignedDuration::try_from(parts.code_ttl)
                     .unwrap_or(SignedDuration::from_hours(168)),
                 daemon: parts.daemon,
@@ -223,6 +241,9 @@ impl Service {
     ) -> Result<Reply, ServiceError> {
         if let Command::MunicipalityVerify { code } = command {
             return self.verify(principal, code).await;
+        }
+        if let Command::MunicipalityCheck { code } = command {
+            return self.check_connection(principal, code).await;
         }
         let core = self.core.clone();
         tokio::task::spawn_blocking(move || {
@@ -457,10 +478,12 @@ impl Core {
                     .unwrap_or_else(|p| p.into_inner())
                     .clone(),
             )),
-            // Answered by `Service::verify`, which needs the network.
-            Command::MunicipalityVerify { .. } => Err(ServiceError::Internal(
-                "a verification is not carried out on the blocking path".into(),
-            )),
+            // Answered by `Service::verify` and `Service::check_connection`: the network.
+            Command::MunicipalityVerify { .. } | Command::MunicipalityCheck { .. } => {
+                Err(ServiceError::Internal(
+                    "a verification is not carried out on the blocking path".into(),
+                ))
+            }
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 
-use crate::intake::route::{self, RouteInput};
+use crate::intake::route;
 use crate::job::Kommunkod;
 use crate::ops::alert::AlertKind;
 use crate::registry::{
@@ -46,34 +46,55 @@ impl Core {
                 if secure_only && !r.secure_connection {
                     return None;
                 }
-                Some(MunicipalityRow {
+                Some((m, r))
+            })
+            .map(|(m, r)| {
+                let checked = match super::address_to_check(&r)
+                    .and_then(crate::registry::connection::domain_of)
+                {
+                    Some(domain) => self
+                        .store
+                        .latest_check(&domain)?
+                        .map(|c| (c.verdict, c.checked_at)),
+                    None => None,
+                };
+                Ok(MunicipalityRow {
                     municipality: m.clone(),
                     registered: r.redacted(),
+                    checked,
                 })
             })
-            .collect();
+            .collect::<Result<_, ServiceError>>()?;
         Ok(Reply::Municipalities(rows))
     }
 
     pub(super) fn municipality_show(&self, code: Kommunkod) -> Result<Reply, ServiceError> {
         let municipality = self.seed.require(code)?.clone();
         let registered = self.store.registered(code)?;
-        let route = route::route(RouteInput {
-            relay_configured: self.relay_configured,
-            secure_connection: registered.secure_connection,
-            verified_address: registered.active_address.as_deref(),
-        });
+        let route = route::route_registered(
+            &self.store,
+            &registered,
+            self.relay_configured,
+            self.connection_rule,
+        )?;
         let hold = self
             .store
             .holds()?
             .into_iter()
             .find(|(k, _)| *k == code)
             .map(|(_, note)| note);
+        let connection = match super::address_to_check(&registered)
+            .and_then(crate::registry::connection::domain_of)
+        {
+            Some(domain) => self.store.check_history(&domain, 10)?,
+            None => Vec::new(),
+        };
         Ok(Reply::Municipality(Box::new(MunicipalityView {
             municipality,
             registered: registered.redacted(),
             route,
             hold,
+            connection,
         })))
     }
 

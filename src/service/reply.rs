@@ -72,6 +72,9 @@ pub struct RoutePreview {
     pub route: Route,
     /// The municipality is held by operations: the decision waits until released.
     pub held: bool,
+    /// kurir's latest check of the municipality's mail servers: its verdict and when.
+    #[serde(default)]
+    pub checked: Option<(crate::registry::connection::Verdict, jiff::Timestamp)>,
 }
 
 /// What proves one recipient got its documents: relay → the municipality's server → read, or
@@ -186,6 +189,8 @@ pub enum Reply {
     Municipalities(Vec<MunicipalityRow>),
     /// One municipality.
     Municipality(Box<MunicipalityView>),
+    /// A check of a municipality's mail servers.
+    ConnectionChecked(Box<super::ConnectionReport>),
     /// A registration changed.
     Changed(Box<RegistrationChanged>),
     /// A registration's history, oldest first.
@@ -233,6 +238,9 @@ pub struct MunicipalityRow {
     pub municipality: SeedMunicipality,
     /// What is registered (without secrets).
     pub registered: Registered,
+    /// kurir's latest check of the mail servers its decisions would go to: verdict and when.
+    #[serde(default)]
+    pub checked: Option<(crate::registry::connection::Verdict, jiff::Timestamp)>,
 }
 
 /// One municipality: built-in facts, registration and the route its documents take now.
@@ -246,6 +254,9 @@ pub struct MunicipalityView {
     pub route: Route,
     /// Held by an operator: who, why, since when.
     pub hold: Option<crate::store::HoldNote>,
+    /// The latest checks of the mail servers of the domain decisions go to, newest first.
+    #[serde(default)]
+    pub connection: Vec<crate::registry::connection::ConnectionCheck>,
 }
 
 /// A registration after a change.

@@ -151,11 +151,15 @@ pub enum AlertKind {
     /// A closed print batch was not confirmed printed and posted within `[print]
     /// confirm_within` of working time.
     PrintNotConfirmed,
+    /// kurir's check of a municipality's mail servers failed: its decisions go by post.
+    ConnectionFailed,
+    /// A municipality's mail server certificate expires within `[connection] expiry_warning`.
+    ServerCertificateExpiring,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 12] = [
+    pub const ALL: [AlertKind; 14] = [
         AlertKind::DeferredTooLong,
         AlertKind::FellBack,
         AlertKind::Failed,
@@ -168,6 +172,8 @@ impl AlertKind {
         AlertKind::ApprovalWaiting,
         AlertKind::CertificateExpiring,
         AlertKind::PrintNotConfirmed,
+        AlertKind::ConnectionFailed,
+        AlertKind::ServerCertificateExpiring,
     ];
 
     /// The kebab-case name, used in file names, log fields and metric labels.
@@ -185,6 +191,8 @@ impl AlertKind {
             AlertKind::ApprovalWaiting => "approval-waiting",
             AlertKind::CertificateExpiring => "certificate-expiring",
             AlertKind::PrintNotConfirmed => "print-not-confirmed",
+            AlertKind::ConnectionFailed => "connection-failed",
+            AlertKind::ServerCertificateExpiring => "server-certificate-expiring",
         }
     }
 
@@ -203,7 +211,9 @@ impl AlertKind {
             | AlertKind::RegistrationChanged
             | AlertKind::ApprovalWaiting
             | AlertKind::CertificateExpiring
-            | AlertKind::PrintNotConfirmed => Team::Ops,
+            | AlertKind::PrintNotConfirmed
+            | AlertKind::ConnectionFailed
+            | AlertKind::ServerCertificateExpiring => Team::Ops,
         }
     }
 
@@ -223,6 +233,8 @@ impl AlertKind {
             AlertKind::ApprovalWaiting => "KurirApprovalWaiting",
             AlertKind::CertificateExpiring => "KurirMunicipalityCertificateExpiring",
             AlertKind::PrintNotConfirmed => "KurirPrintBatchNotConfirmed",
+            AlertKind::ConnectionFailed => "KurirConnectionCheckFailed",
+            AlertKind::ServerCertificateExpiring => "KurirMunicipalityServerCertificateExpiring",
         }
     }
 

@@ -50,6 +50,8 @@ pub mod state;
 
 mod backup;
 mod batches;
+mod connections;
+pub use connections::{ConnectionRule, CHECKS_KEPT_PER_DOMAIN};
 mod jobs;
 mod migrate;
 mod notices;
@@ -244,6 +246,11 @@ pub struct Store {
     staff: sled::Tree,
     submissions: sled::Tree,
     notices: sled::Tree,
+    /// Every connection check, by domain and time ([`connections`]).
+    connection_checks: sled::Tree,
+    /// The latest check per domain, decoded (routing reads it for every job).
+    latest_checks:
+        Arc<Mutex<HashMap<String, Option<crate::registry::connection::ConnectionCheck>>>>,
     /// Passed by every write; held for writing while a snapshot is taken ([`backup`]).
     gate: Arc<std::sync::RwLock<()>>,
     journal: Arc<Journal>,
@@ -377,6 +384,8 @@ impl Store {
             staff: db.open_tree("staff")?,
             submissions: db.open_tree("submissions")?,
             notices: db.open_tree("notices")?,
+            connection_checks: db.open_tree("connection_checks")?,
+            latest_checks: Arc::default(),
             gate: Arc::default(),
             journal: Arc::new(journal),
             unapplied: Arc::default(),

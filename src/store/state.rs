@@ -291,6 +291,23 @@ pub struct EmailProof {
     /// none, so proof ends at the relay's acceptance.
     #[serde(default)]
     pub dsn_requested: Option<bool>,
+    /// Direct mode: the municipality's own server that took it (the TLS facts above are of
+    /// this hop): transport proof to the municipality's mail system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_hop: Option<FinalHop>,
+}
+
+/// The municipality's own mail server a direct delivery reached, and how it was trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalHop {
+    /// The MX host.
+    pub mx: String,
+    /// The address connected to.
+    pub address: String,
+    /// The certificate was the one DNSSEC-validated TLSA records vouched for (DANE).
+    pub dane: bool,
+    /// The domain's MTA-STS policy (mode enforce) lists this MX.
+    pub mta_sts: bool,
 }
 
 /// Why a job was quarantined, in words safe for logs and status (no file content quoted).
@@ -509,7 +526,9 @@ impl JobRecord {
                 AlertKind::RegistrationChanged
                 | AlertKind::ApprovalWaiting
                 | AlertKind::CertificateExpiring
-                | AlertKind::PrintNotConfirmed => false,
+                | AlertKind::PrintNotConfirmed
+                | AlertKind::ConnectionFailed
+                | AlertKind::ServerCertificateExpiring => false,
             })
             .collect()
     }

@@ -39,7 +39,7 @@ pub fn pipe_into(world: &MailWorld, env: &Env) {
     open_inbound(env, &world.pipe_config);
 }
 
-fn open_inbound(env: &Env, pipe_config: &std::path::Path) {
+pub fn open_inbound(env: &Env, pipe_config: &std::path::Path) {
     let spool = env.spool();
     for d in [
         spool.clone(),
@@ -132,7 +132,7 @@ pub fn thunderbird_mdn(return_path: &str, message_id: &str, mailbox: &str) -> St
 
 /// config/postfix/master.cf as shipped, pointed at this build, this test's configuration and
 /// an unprivileged user.
-fn shipped_pipe(kurir_bin: &str, config: &std::path::Path) -> String {
+pub fn shipped_pipe(kurir_bin: &str, config: &std::path::Path) -> String {
     let shipped = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/postfix/master.cf"),
     )
@@ -205,6 +205,7 @@ pub fn start(env: &mut Env) -> MailWorld {
             ],
             cert: &server.cert,
             key: &server.key,
+            resolv_conf: None,
         },
     );
     let relay = Postfix::start(
@@ -229,6 +230,7 @@ pub fn start(env: &mut Env) -> MailWorld {
             files: Vec::new(),
             cert: &server.cert,
             key: &server.key,
+            resolv_conf: None,
         },
     );
 

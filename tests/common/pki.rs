@@ -38,6 +38,10 @@ pub enum Usage {
     ExpiredPerson(&'static str, &'static str),
     /// An e-mail certificate that expires in this many days.
     EmailExpiringIn(&'static str, u32),
+    /// A mail server's certificate for these DNS names.
+    ServerNamed(&'static [&'static str]),
+    /// The same, expired.
+    ExpiredServerNamed(&'static [&'static str]),
 }
 
 pub struct Ca {
@@ -129,7 +133,7 @@ impl Ca {
         b.set_issuer_name(self.cert.subject_name()).expect("issuer");
         b.set_pubkey(&key).expect("pubkey");
         let (from, to) = match usage {
-            Usage::ExpiredEmail(_) | Usage::ExpiredPerson(..) => (
+            Usage::ExpiredEmail(_) | Usage::ExpiredPerson(..) | Usage::ExpiredServerNamed(_) => (
                 Asn1Time::from_unix(1_600_000_000).expect("t"),
                 Asn1Time::from_unix(1_600_086_400).expect("t"),
             ),
@@ -182,6 +186,21 @@ impl Ca {
                         .digital_signature()
                         .key_encipherment()
                         .non_repudiation()
+                        .build()
+                        .expect("ku"),
+                );
+            }
+            Usage::ServerNamed(names) | Usage::ExpiredServerNamed(names) => {
+                let mut san = SubjectAlternativeName::new();
+                for name in names {
+                    san.dns(name);
+                }
+                exts.push(san.build(&ctx).expect("san"));
+                exts.push(ExtendedKeyUsage::new().server_auth().build().expect("eku"));
+                exts.push(
+                    KeyUsage::new()
+                        .digital_signature()
+                        .key_encipherment()
                         .build()
                         .expect("ku"),
                 );
@@ -280,4 +299,60 @@ impl Ca {
         let _ = std::fs::remove_dir_all(&work);
         out.to_path_buf()
     }
+}
+
+/// A self-signed server certificate for `host` (no CA vouches for it), written as
+/// `<file_name>.pem` and `.key` in `dir`; with the SHA-256 of its public key (a DANE-EE TLSA
+/// record's data).
+pub fn self_signed_server(dir: &Path, file_name: &str, host: &str) -> (Identity, String) {
+    let key = key();
+    let mut name = X509NameBuilder::new().expect("name");
+    name.append_entry_by_text("CN", host).expect("cn");
+    let name = name.build();
+    let mut b = X509::builder().expect("builder");
+    b.set_version(2).expect("v3");
+    b.set_serial_number(&serial()).expect("serial");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(&name).expect("issuer");
+    b.set_pubkey(&key).expect("pubkey");
+    b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
+        .expect("nb");
+    b.set_not_after(&Asn1Time::days_from_now(90).expect("t"))
+        .expect("na");
+    let san = SubjectAlternativeName::new()
+        .dns(host)
+        .build(&b.x509v3_context(None, None))
+        .expect("san");
+    b.append_extension(san).expect("ext");
+    b.sign(&key, MessageDigest::sha256()).expect("sign");
+    let cert = b.build();
+    let cert_path = dir.join(format!("{file_name}.pem"));
+    let key_path = dir.join(format!("{file_name}.key"));
+    std::fs::write(&cert_path, cert.to_pem().expect("pem")).expect("write cert");
+    std::fs::write(&key_path, key.private_key_to_pem_pkcs8().expect("key pem")).expect("key");
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let spki = key.public_key_to_der().expect("spki");
+    (
+        Identity {
+            cert: cert_path,
+            key: key_path,
+            sha256: hex(&openssl::sha::sha256(&cert.to_der().expect("der"))),
+        },
+        hex(&openssl::sha::sha256(&spki)),
+    )
+}
+
+/// SHA-256 of a certificate file's public key (SubjectPublicKeyInfo), hex: a TLSA 3 1 1 record.
+pub fn spki_sha256(cert: &Path) -> String {
+    let pem = std::fs::read(cert).expect("cert");
+    let cert = X509::from_pem(&pem).expect("pem");
+    let spki = cert
+        .public_key()
+        .expect("key")
+        .public_key_to_der()
+        .expect("spki");
+    openssl::sha::sha256(&spki)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -39,6 +39,9 @@ pub struct Instance<'a> {
     pub files: Vec<(&'a str, String)>,
     pub cert: &'a Path,
     pub key: &'a Path,
+    /// Run in a mount namespace of its own where this file is /etc/resolv.conf: the instance's
+    /// DNS lookups (MX, TLSA) then go to the test's resolver.
+    pub resolv_conf: Option<&'a Path>,
 }
 
 pub fn chown(path: &Path, uid: u32) {
@@ -69,6 +72,12 @@ impl Postfix {
         let mut master: String = stock
             .lines()
             .filter(|l| !l.starts_with("smtp ") || !l.contains(" inet "))
+            .map(|l| match inst.resolv_conf {
+                // The relay's smtp processes look up MX and TLSA through the namespace's
+                // resolv.conf and reach kurir's socketmap: not from a chroot.
+                Some(_) => unchrooted(l),
+                None => l.to_string(),
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         for (port, options) in &inst.listeners {
@@ -103,10 +112,19 @@ impl Postfix {
         let _ = Command::new("postfix")
             .args(["-c", &conf, "set-permissions"])
             .output();
-        let out = Command::new("postfix")
-            .args(["-c", &conf, "start"])
-            .output()
-            .expect("postfix is installed (tests/setup) and this runs as root");
+        let out = match inst.resolv_conf {
+            None => Command::new("postfix")
+                .args(["-c", &conf, "start"])
+                .output(),
+            Some(resolv) => Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(format!(
+                    "mount --bind '{}' /etc/resolv.conf && exec postfix -c '{conf}' start",
+                    resolv.display()
+                ))
+                .output(),
+        }
+        .expect("postfix is installed (tests/setup) and this runs as root");
         assert!(
             out.status.success(),
             "postfix {} did not start: {}{}",
@@ -183,6 +201,17 @@ impl Drop for Postfix {
             .arg("stop")
             .output();
     }
+}
+
+/// A master.cf service line with its chroot column set to `n`.
+fn unchrooted(line: &str) -> String {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if line.starts_with(|c: char| c.is_whitespace() || c == '#') || fields.len() < 8 {
+        return line.to_string();
+    }
+    let mut fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+    fields[4] = "n".into();
+    fields.join(" ")
 }
 
 /// The uid of a system user.

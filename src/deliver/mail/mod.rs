@@ -15,14 +15,17 @@ use jiff::Timestamp;
 use crate::config::{SenderSettings, SmtpSettings};
 use crate::deliver::mail::compose::{Attachment, DecisionMail, MailFrom};
 use crate::deliver::mail::smime::Signer;
-use crate::deliver::mail::smtp::{Accepted, CommitToken, Relay, ReportRequest, SendError};
+use crate::deliver::mail::smtp::{
+    Accepted, CommitToken, DirectTarget, Relay, ReportRequest, SendError,
+};
 use crate::fsutil;
-use crate::intake::route::{self, PostReason, Route, RouteInput};
+use crate::intake::route::{self, PostReason, Route};
 use crate::job::{Kommunkod, RecipientRole};
+use crate::registry::connection::{ConnectionCheck, Dane, MtaSts, StsMode, Verdict};
 use crate::registry::{Registered, Seed};
 use crate::report_token::TokenKey;
 use crate::spool::Spool;
-use crate::store::state::{EmailProof, JobRecord};
+use crate::store::state::{EmailProof, FinalHop, JobRecord};
 use crate::store::Store;
 
 /// What one attempt came to.
@@ -74,7 +77,9 @@ pub struct Attempted {
 
 /// The deliverer and everything it needs.
 pub struct Mailer {
-    relay: Relay,
+    relay: Arc<Relay>,
+    /// Direct mode: a client per municipality mail server, as the checks found them.
+    direct: Option<Direct>,
     /// With `[proof] return_path`: the key that signs each recipient's return address, and
     /// the base address.
     reports: Option<(TokenKey, String)>,
@@ -85,6 +90,27 @@ pub struct Mailer {
     seed: Arc<Seed>,
     spool: Spool,
     max_pdf_bytes: u64,
+    connection_rule: crate::store::ConnectionRule,
+}
+
+/// Direct mode's state: the MX clients and how to have a domain checked.
+struct Direct {
+    port: u16,
+    ca_file: std::path::PathBuf,
+    max_age: jiff::SignedDuration,
+    clients: std::sync::Mutex<std::collections::HashMap<DirectTarget, Arc<Relay>>>,
+    on_demand: std::sync::OnceLock<Arc<dyn OnDemandCheck>>,
+}
+
+/// Checks a domain's mail servers now and records the check (the service does, where every
+/// check is recorded and its consequences follow): direct mode asks it before sending where no
+/// recent passing check covers the recipient's domain.
+pub trait OnDemandCheck: Send + Sync {
+    /// The check just made, or `None` if none could be.
+    fn check_domain<'a>(
+        &'a self,
+        domain: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<ConnectionCheck>> + Send + 'a>>;
 }
 
 /// Why the mailer could not be set up.
@@ -105,10 +131,19 @@ impl Mailer {
         store: Store,
         seed: Arc<Seed>,
     ) -> Result<Mailer, MailerError> {
-        let relay = Relay::new(&settings.smtp)?;
+        let relay = Arc::new(Relay::new(&settings.smtp)?);
+        let direct = (settings.smtp.mode == crate::config::SmtpMode::Direct).then(|| Direct {
+            port: settings.connection.port,
+            ca_file: settings.connection.ca_file.clone(),
+            max_age: jiff::SignedDuration::try_from(settings.connection.max_age)
+                .unwrap_or(jiff::SignedDuration::from_hours(24 * 7)),
+            clients: std::sync::Mutex::new(std::collections::HashMap::new()),
+            on_demand: std::sync::OnceLock::new(),
+        });
         let signer = Signer::load(&settings.smime.sign_cert, &settings.smime.sign_key)?;
         Ok(Mailer {
             relay,
+            direct,
             reports: None,
             signer: Arc::new(signer),
             settings: settings.smtp.clone(),
@@ -117,6 +152,7 @@ impl Mailer {
             seed,
             spool: Spool::new(&settings.spool.dir),
             max_pdf_bytes: settings.spool.max_pdf_bytes,
+            connection_rule: crate::store::ConnectionRule::from_settings(&settings.connection),
         })
     }
 
@@ -124,6 +160,98 @@ impl Mailer {
     /// return addresses `base` + `+<token>` signed by `key` (see [`crate::report_token`]).
     pub fn ask_for_reports(&mut self, key: TokenKey, base: String) {
         self.reports = Some((key, base));
+    }
+
+    /// Direct mode: lets the mailer have a domain checked when it must send somewhere no
+    /// recent passing check covers (a notice to a contact, a verification code).
+    pub fn set_on_demand(&self, checker: Arc<dyn OnDemandCheck>) {
+        if let Some(direct) = &self.direct {
+            let _ = direct.on_demand.set(checker);
+        }
+    }
+
+    /// The client that takes mail for `address` now: the relay, or (direct mode) the first
+    /// verified MX of the latest passing check of its domain, with the hop to record.
+    async fn client_for(&self, address: &str) -> Result<(Arc<Relay>, Option<FinalHop>), SendError> {
+        let Some(direct) = &self.direct else {
+            return Ok((self.relay.clone(), None));
+        };
+        let no_route = |why: String| SendError::Tls(why);
+        let domain = crate::registry::connection::domain_of(address)
+            .ok_or_else(|| SendError::Permanent(format!("{address:?} has no domain")))?;
+        let store = self.store.clone();
+        let key = domain.clone();
+        let mut check = tokio::task::spawn_blocking(move || store.latest_check(&key))
+            .await
+            .map_err(|e| no_route(e.to_string()))?
+            .map_err(|e| no_route(e.to_string()))?;
+        let fresh = |c: &Option<ConnectionCheck>| {
+            c.as_ref().is_some_and(|c| {
+                c.verdict == Verdict::Passed
+                    && Timestamp::now().duration_since(c.checked_at) <= direct.max_age
+            })
+        };
+        if !fresh(&check) {
+            if let Some(on_demand) = direct.on_demand.get() {
+                check = on_demand.check_domain(&domain).await;
+            }
+        }
+        if !fresh(&check) {
+            return Err(no_route(format!(
+                "no recent passing check of {domain}'s mail servers: not sent (direct mode \
+                 delivers only to servers kurir verified)"
+            )));
+        }
+        let check = check.ok_or_else(|| no_route("no check".into()))?;
+        let mx = check
+            .mx
+            .iter()
+            .find(|m| m.passed && m.address.is_some())
+            .ok_or_else(|| no_route(format!("no verified MX of {domain}")))?;
+        let address = mx
+            .address
+            .as_deref()
+            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+            .ok_or_else(|| no_route(format!("{}: no address", mx.host)))?;
+        let dane = mx.dane == Dane::Matched;
+        let target = DirectTarget {
+            host: mx.host.clone(),
+            address,
+            port: direct.port,
+            pinned: if dane {
+                mx.tls.as_ref().map(|t| t.cert_sha256.clone())
+            } else {
+                None
+            },
+        };
+        let hop = FinalHop {
+            mx: mx.host.clone(),
+            address: address.to_string(),
+            dane,
+            mta_sts: matches!(
+                &check.mta_sts,
+                MtaSts::Policy {
+                    mode: StsMode::Enforce,
+                    covers_every_mx: true,
+                    ..
+                }
+            ),
+        };
+        let client = {
+            let mut clients = direct.clients.lock().unwrap_or_else(|p| p.into_inner());
+            match clients.get(&target) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = Arc::new(
+                        Relay::direct(&self.settings, &target, &direct.ca_file)
+                            .map_err(|e| no_route(e.to_string()))?,
+                    );
+                    clients.insert(target, c.clone());
+                    c
+                }
+            }
+        };
+        Ok((client, Some(hop)))
     }
 
     /// When the agency's signing certificate expires (seconds since the Unix epoch).
@@ -136,9 +264,12 @@ impl Mailer {
         &self.settings.from
     }
 
-    /// The relay, `host:port`.
+    /// The relay, `host:port` (or, in direct mode, that there is none).
     pub fn relay(&self) -> String {
-        self.relay.endpoint()
+        match self.direct {
+            Some(_) => "direct to each municipality's verified MX".into(),
+            None => self.relay.endpoint(),
+        }
     }
 
     fn name(&self, code: Kommunkod) -> String {
@@ -171,14 +302,12 @@ impl Mailer {
             Err(e) => return Outcome::Failed(e.to_string()),
         };
         // The registry may have changed since intake routed the job: the same rule, again.
-        let address = match route::route(RouteInput {
-            relay_configured: true,
-            secure_connection: registered.secure_connection,
-            verified_address: registered.active_address.as_deref(),
-        }) {
-            Route::Email { address } => address,
-            Route::Post { reason } => return Outcome::NoRoute(reason),
-        };
+        let address =
+            match route::route_registered(&self.store, &registered, true, self.connection_rule) {
+                Ok(Route::Email { address }) => address,
+                Ok(Route::Post { reason }) => return Outcome::NoRoute(reason),
+                Err(e) => return Outcome::Failed(e.to_string()),
+            };
         let role = job
             .recipients
             .iter()
@@ -205,8 +334,18 @@ impl Mailer {
         };
         attempted.message_id = Some(composed.message_id.clone());
         let pin = registered.tls_pin.as_deref();
-        let (result, commit) = self
-            .relay
+        let (client, final_hop) = match self.client_for(&address).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Outcome::Deferred {
+                    address,
+                    tls: e.is_tls(),
+                    relay: false,
+                    reason: e.to_string(),
+                }
+            }
+        };
+        let (result, commit) = client
             .send_committed(&address, &composed.bytes, pin, request.as_ref())
             .await;
         attempted.commit = commit;
@@ -219,7 +358,7 @@ impl Mailer {
                 at: Timestamp::now(),
                 address,
                 reply,
-                relay: self.relay.endpoint(),
+                relay: client.endpoint(),
                 tls_version: tls.version,
                 tls_cipher: tls.cipher,
                 server_cert_sha256: tls.server_cert_sha256,
@@ -229,6 +368,7 @@ impl Mailer {
                 message_sha256: composed.sha256,
                 return_path: request.map(|r| r.return_path),
                 dsn_requested,
+                final_hop,
             })),
             Err(SendError::Permanent(reply)) => Outcome::Rejected { address, reply },
             Err(SendError::Unknown(reason)) => Outcome::Unknown { address, reason },
@@ -329,8 +469,8 @@ impl Mailer {
                 compose::notice(&from, &recipient, subject, body, signer).map_err(|e| e.to_string())
             })
             .await?;
-        let accepted = self
-            .relay
+        let (client, _) = self.client_for(to).await.map_err(|e| e.to_string())?;
+        let accepted = client
             .send(to, &composed.bytes, None)
             .await
             .map_err(|e| e.to_string())?;
@@ -366,8 +506,11 @@ impl Mailer {
                 compose::verification(&mail, signer, cert.as_ref()).map_err(|e| e.to_string())
             })
             .await?;
-        let accepted = self
-            .relay
+        let (client, _) = self
+            .client_for(&pending.address)
+            .await
+            .map_err(|e| e.to_string())?;
+        let accepted = client
             .send(
                 &pending.address,
                 &composed.bytes,

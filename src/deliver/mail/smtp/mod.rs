@@ -78,9 +78,28 @@ struct Pooled {
     idle_since: Instant,
 }
 
+/// A municipality's mail server, as kurir's connection check found and verified it: where a
+/// direct delivery goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DirectTarget {
+    /// The MX host name (the certificate must name it, unless `pinned`).
+    pub host: String,
+    /// The address the check connected to.
+    pub address: std::net::IpAddr,
+    /// The port (25).
+    pub port: u16,
+    /// DANE vouched for this certificate (SHA-256, hex) at the check: the server must present
+    /// exactly it, and its chain and name are not looked at (RFC 7672 DANE-EE).
+    pub pinned: Option<String>,
+}
+
 /// The relay client: one per daemon, shared by all deliveries.
 pub struct Relay {
     settings: SmtpSettings,
+    /// Direct mode: the address to connect to instead of resolving `settings.host`.
+    connect_to: Option<std::net::IpAddr>,
+    /// Direct mode, DANE: the certificate the server must present.
+    pinned_only: Option<String>,
     connector: SslConnector,
     hello: ClientId,
     from: Address,
@@ -147,12 +166,37 @@ impl Relay {
             .map_err(|e| SetupError::Settings(format!("from {:?}: {e}", settings.from)))?;
         Ok(Relay {
             settings: settings.clone(),
+            connect_to: None,
+            pinned_only: None,
             connector: builder.build(),
             hello,
             from,
             pool: Mutex::new(Vec::new()),
             commit_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// A client for one municipality's MX (direct mode): STARTTLS on its port, its name (or,
+    /// with DANE, its pinned certificate) verified against `ca_file`'s roots (empty: the
+    /// system's), no client certificate and no AUTH.
+    pub fn direct(
+        settings: &SmtpSettings,
+        target: &DirectTarget,
+        ca_file: &std::path::Path,
+    ) -> Result<Relay, SetupError> {
+        let mut direct = settings.clone();
+        direct.host = target.host.clone();
+        direct.port = target.port;
+        direct.tls = SmtpTls::Starttls;
+        direct.ca_file = ca_file.to_path_buf();
+        direct.client_cert = std::path::PathBuf::new();
+        direct.client_key = std::path::PathBuf::new();
+        direct.username = String::new();
+        direct.password = String::new();
+        let mut relay = Relay::new(&direct)?;
+        relay.connect_to = Some(target.address);
+        relay.pinned_only = target.pinned.clone();
+        Ok(relay)
     }
 
     /// The relay as `host:port`, for logs and receipts.
@@ -386,8 +430,16 @@ impl Relay {
 
     /// Opens a connection with verified TLS; fails before any mail command otherwise.
     async fn connect(&self) -> Result<Pooled, SendError> {
-        let addr = (self.settings.host.as_str(), self.settings.port);
-        let tcp = tokio::time::timeout(self.settings.timeout, TcpStream::connect(addr))
+        let connecting: Pin<
+            Box<dyn std::future::Future<Output = std::io::Result<TcpStream>> + Send + '_>,
+        > = match self.connect_to {
+            Some(ip) => Box::pin(TcpStream::connect((ip, self.settings.port))),
+            None => Box::pin(TcpStream::connect((
+                self.settings.host.as_str(),
+                self.settings.port,
+            ))),
+        };
+        let tcp = tokio::time::timeout(self.settings.timeout, connecting)
             .await
             .map_err(|_| {
                 SendError::Connect(format!("timed out after {:?}", self.settings.timeout))
@@ -468,11 +520,15 @@ impl Relay {
         &self,
         tcp: TcpStream,
     ) -> Result<(SslStream<TcpStream>, TlsFacts), SendError> {
-        let ssl = self
+        let mut ssl = self
             .connector
             .configure()
             .and_then(|c| c.into_ssl(&self.settings.host))
             .map_err(|e| SendError::Tls(e.to_string()))?;
+        if self.pinned_only.is_some() {
+            // DANE-EE: the certificate is checked against the pin below, not against roots.
+            ssl.set_verify(openssl::ssl::SslVerifyMode::NONE);
+        }
         let mut stream = SslStream::new(ssl, tcp).map_err(|e| SendError::Tls(e.to_string()))?;
         let handshake =
             tokio::time::timeout(self.settings.timeout, Pin::new(&mut stream).connect()).await;
@@ -507,6 +563,15 @@ impl Relay {
             server_cert_sha256: crate::digest::sha256_hex(&cert_der),
             server_key_sha256: crate::digest::sha256_hex(&key_der),
         };
+        if let Some(pinned) = &self.pinned_only {
+            if !facts.server_cert_sha256.eq_ignore_ascii_case(pinned) {
+                return Err(SendError::Tls(format!(
+                    "the server's certificate ({}) is not the one DANE vouched for at the last \
+                     connection check ({pinned})",
+                    facts.server_cert_sha256
+                )));
+            }
+        }
         Ok((stream, facts))
     }
 }

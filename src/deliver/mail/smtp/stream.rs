@@ -55,7 +55,7 @@ pub struct Switch {
 }
 
 impl SwitchStream {
-    pub(super) fn plain(tcp: TcpStream) -> (SwitchStream, Switch) {
+    pub(crate) fn plain(tcp: TcpStream) -> (SwitchStream, Switch) {
         let inner = Arc::new(Mutex::new(Inner::Plain(tcp)));
         let gate = Arc::new(Mutex::new(Gate::Open));
         (
@@ -102,7 +102,7 @@ impl SwitchStream {
 }
 
 impl Switch {
-    pub(super) fn take_plain(&self) -> io::Result<TcpStream> {
+    pub(crate) fn take_plain(&self) -> io::Result<TcpStream> {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match std::mem::replace(&mut *guard, Inner::Taken) {
             Inner::Plain(tcp) => Ok(tcp),
@@ -113,7 +113,7 @@ impl Switch {
         }
     }
 
-    pub(super) fn put_tls(&self, stream: SslStream<TcpStream>) {
+    pub(crate) fn put_tls(&self, stream: SslStream<TcpStream>) {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         *guard = Inner::Tls(Box::new(stream));
     }
