@@ -283,8 +283,17 @@ fn a_person_may_ask_for_three_codes_an_hour() {
         "{}",
         fourth.body
     );
-    // The relay's and TLS's words never reach the page.
-    assert!(!fourth.body.contains("relay") && !fourth.body.contains("TLS"));
+    // The relay's and TLS's words never reach the refusal.
+    let refusal = fourth
+        .body
+        .split("role=\"alert\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .expect("the refusal on the page");
+    assert!(
+        refusal.contains("Flera koder") && !refusal.contains("relay") && !refusal.contains("TLS"),
+        "{refusal}"
+    );
 }
 
 /// Opens `n` connections from `source` to the portal and leaves them idle; with `card`, each

@@ -497,7 +497,7 @@ mod tests {
             ("[smtp]\nport = \"hunter2\"\n", "smtp.port: expected"),
             ("[spool]\nsettle = \"hunter2\"\n", "expected a duration"),
             ("hunter2 = 1\n", "unknown field"),
-            ("[smtp]\nhunter2 = 1\n", "expected one of `host`"),
+            ("[smtp]\nhunter2 = 1\n", "expected one of `mode`, `host`"),
         ] {
             std::fs::write(&path, text).expect("write");
             let msg = Settings::load(Some(&path))

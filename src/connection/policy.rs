@@ -53,16 +53,13 @@ pub fn policy_for(latest: Option<&ConnectionCheck>) -> String {
 /// The answer for `key` (a next-hop domain as Postfix asks it) from what the store knows.
 pub fn answer(store: &Store, key: &str) -> Result<PolicyAnswer, crate::store::StoreError> {
     let key = key.trim().trim_end_matches('.').to_ascii_lowercase();
+    // Only where decisions go now: an address a portal user merely typed (not yet proven and
+    // approved) must not change the relay's policy for anyone else's mail to that domain.
     let decision_domain = store.all_registered()?.into_iter().any(|(_, r)| {
-        [
-            r.active_address.as_deref(),
-            r.decision_email.as_deref(),
-            r.official_email.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter_map(domain_of)
-        .any(|d| d == key)
+        r.active_address
+            .as_deref()
+            .and_then(domain_of)
+            .is_some_and(|d| d == key)
     });
     if !decision_domain {
         return Ok(PolicyAnswer::NotFound);
