@@ -304,9 +304,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         let listener = protocol::bind(path, 0o666)
             .with_context(|| format!("[connection] policy_socket {}", path.display()))?;
         tracing::info!(socket = %path.display(), "answering the relay's TLS policy lookups");
+        // Root (postmap -q) and the relay's own user (its smtp processes).
+        let mut clients = vec![0];
+        clients.extend(uid_of("postfix"));
         tokio::spawn(crate::connection::policy::serve(
             listener,
             store.clone(),
+            clients,
             shutdown_rx.clone(),
         ));
     }
@@ -615,19 +619,24 @@ fn portal_user(name: &str) -> anyhow::Result<Option<u32>> {
     if name.is_empty() {
         return Ok(None);
     }
-    let c_name = std::ffi::CString::new(name).context("[portal] user")?;
+    uid_of(name)
+        .map(Some)
+        .ok_or_else(|| anyhow::anyhow!("[portal] user {name:?}: no such user on this machine"))
+}
+
+/// The uid of the user `name`, if there is one.
+fn uid_of(name: &str) -> Option<u32> {
+    let c_name = std::ffi::CString::new(name).ok()?;
     // SAFETY: a NUL-terminated name; the record getpwnam returns is read at once, before any
     // other call could overwrite it.
-    let uid = unsafe {
+    unsafe {
         let pw = libc::getpwnam(c_name.as_ptr());
         if pw.is_null() {
             None
         } else {
             Some((*pw).pw_uid)
         }
-    };
-    uid.map(Some)
-        .ok_or_else(|| anyhow::anyhow!("[portal] user {name:?}: no such user on this machine"))
+    }
 }
 
 /// A shutdown sender that says "stop" when it goes, however the daemon's start ends.

@@ -204,52 +204,64 @@ fn kurirs_verdict_on_each_real_server_agrees_with_posttls_finger_and_decides_the
 /// validating resolver, the test CA as its roots, one delivery attempt (a refusal bounces at
 /// once), reports piped back to `kurir inbound`.
 fn start_relay(env: &Env, world: &DnsWorld, socket: &std::path::Path) -> (Postfix, u16) {
-    let shipped = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/postfix/main.cf"),
-    )
-    .expect("config/postfix/main.cf");
-    let shipped: String = shipped
+    let shipped = |name: &str| -> String {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config/postfix")
+                .join(name),
+        )
+        .unwrap_or_else(|e| panic!("config/postfix/{name}: {e}"))
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| format!("{l}\n"))
-        .collect();
-    assert!(
-        shipped.contains("socketmap:unix:/run/kurir-tls/policy.sock:tlspolicy"),
-        "{shipped}"
+        .collect()
+    };
+    let etc = env.path().join("relay-mta/relay/etc");
+    let main = shipped("main.cf").replace(
+        "hash:/etc/postfix/kurir_senders",
+        &format!("texthash:{}/kurir_senders", etc.display()),
     );
-    // The test's socket, and the test CA as the relay's roots.
-    let shipped = shipped
-        .replace("/run/kurir-tls/policy.sock", &socket.to_string_lossy())
-        .replace(
-            "smtp_tls_CAfile = /etc/ssl/certs/ca-certificates.crt",
-            &format!("smtp_tls_CAfile = {}", world.ca.pem.display()),
-        );
+    assert!(
+        main.contains("sender_dependent_default_transport_maps"),
+        "{main}"
+    );
+    let senders = shipped("kurir_senders").replace("agency.example", "agency.test");
     let pipe_config = env.path().join("pipe.toml");
     open_inbound(env, &pipe_config);
+    // The shipped master.cf lines: the pipe (this build, an unprivileged user) and kurir-tls
+    // (the test's socket, the test CA as its roots).
+    let master = shipped_pipe(env!("CARGO_BIN_EXE_kurir"), &pipe_config);
+    assert!(
+        master.contains("socketmap:unix:/run/kurir-tls/policy.sock:tlspolicy"),
+        "{master}"
+    );
+    let master = master
+        .replace("/run/kurir-tls/policy.sock", &socket.to_string_lossy())
+        .replace(
+            "smtp_tls_CAfile=/etc/ssl/certs/ca-certificates.crt",
+            &format!("smtp_tls_CAfile={}", world.ca.pem.display()),
+        );
     let server = world.ca.issue("relay", Usage::Server);
     let port = free_port();
     let relay = Postfix::start(
         &env.path().join("relay-mta"),
         Instance {
             name: "relay",
+            // Its own mail is opportunistic (`may`): kurir's lines must not change that. The
+            // municipalities are not its relay_domains: mail to them is the outside world's.
             main: format!(
                 "myhostname = relay.agency.test\n\
-                 relay_domains = agency.test {}\n\
+                 relay_domains = agency.test\n\
                  smtpd_tls_security_level = encrypt\n\
                  smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
                  smtp_tls_security_level = may\nsmtp_tls_loglevel = 1\n\
                  maximal_queue_lifetime = 0\nbounce_queue_lifetime = 0\n\
-                 {shipped}",
-                DOMAINS
-                    .iter()
-                    .map(|(n, _, _)| domain(n))
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                 {main}"
             ),
             listeners: vec![(port, "")],
-            master: shipped_pipe(env!("CARGO_BIN_EXE_kurir"), &pipe_config),
+            master,
             transport: "agency.test kurir:\n".into(),
-            files: Vec::new(),
+            files: vec![("kurir_senders", senders)],
             cert: &server.cert,
             key: &server.key,
             resolv_conf: Some(&world.resolv_conf),
@@ -271,6 +283,27 @@ fn policy_lookup(relay: &Postfix, socket: &std::path::Path, key: &str) -> Option
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Hands a message to the relay as its local `sendmail` does.
+fn hand_to_relay(relay: &Postfix, from: &str, to: &str) {
+    let mut sendmail = Command::new("sendmail")
+        .arg("-C")
+        .arg(relay.dir.join("etc"))
+        .args(["-f", from, to])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sendmail");
+    {
+        use std::io::Write;
+        sendmail
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"Subject: test\r\n\r\nnot a decision\r\n")
+            .expect("write");
+    }
+    assert!(sendmail.wait().expect("sendmail").success());
 }
 
 /// Waits for `cond`, showing the relay's log if it does not come.
@@ -362,12 +395,32 @@ fn the_relay_takes_kurirs_policy_delivers_only_to_verified_servers_and_a_replace
     );
     assert_eq!(
         policy_lookup(&relay, &socket, &domain("klartext")).as_deref(),
-        Some("secure match=mx.klartext.kommun.test")
+        Some("secure"),
+        "a failed check vouches for no MX name"
     );
     assert_eq!(
         policy_lookup(&relay, &socket, "example.org"),
         None,
         "other mail: not found"
+    );
+    // Another local user is not the relay: no answer, and it holds no connection.
+    let stranger = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "postmap",
+        ])
+        .env("MAIL_CONFIG", relay.dir.join("etc"))
+        .arg("-q")
+        .arg(domain("bytt"))
+        .arg(format!("socketmap:unix:{}:tlspolicy", socket.display()))
+        .output()
+        .expect("setpriv postmap");
+    assert!(
+        !String::from_utf8_lossy(&stranger.stdout).contains("secure"),
+        "{}",
+        String::from_utf8_lossy(&stranger.stdout)
     );
 
     // Through the relay to the verified server, and to the DANE one.
@@ -394,35 +447,27 @@ fn the_relay_takes_kurirs_policy_delivers_only_to_verified_servers_and_a_replace
     let receipt = env.wait_receipt(&klartext_job);
     assert_eq!(receipt["channel"], "post", "{receipt}");
 
-    // Whatever reaches the relay for it anyway is never sent in clear.
-    let conf = relay.dir.join("etc");
-    let mut sendmail = Command::new("sendmail")
-        .arg("-C")
-        .arg(&conf)
-        .args(["-f", AGENCY, &format!("registrator@{}", domain("klartext"))])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("sendmail");
-    {
-        use std::io::Write;
-        sendmail
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(b"Subject: test\r\n\r\nnot a decision\r\n")
-            .expect("write");
-    }
-    assert!(sendmail.wait().expect("sendmail").success());
-    wait_for(
-        "the relay refuses klartext",
-        Duration::from_secs(60),
-        || {
-            relay
-                .log()
-                .contains("TLS is required, but was not offered by host mx.klartext.kommun.test")
-        },
+    // Whatever of kurir's reaches the relay for it anyway is never sent in clear.
+    hand_to_relay(
+        &relay,
+        AGENCY,
+        &format!("registrator@{}", domain("klartext")),
     );
+    wait_showing(&relay, "the relay refuses klartext", || {
+        relay
+            .log()
+            .contains("TLS is required, but was not offered by host mx.klartext.kommun.test")
+    });
     assert_eq!(maildir(&world, "klartext"), 0);
+    // The relay's other mail keeps the relay's own settings (here: opportunistic TLS).
+    hand_to_relay(
+        &relay,
+        "postmaster@agency.test",
+        &format!("registrator@{}", domain("klartext")),
+    );
+    wait_showing(&relay, "other mail delivered as before", || {
+        maildir(&world, "klartext") == 1
+    });
 
     // The municipality's server is replaced: the relay refuses it, and the decision that was
     // on its way comes back as a letter.

@@ -440,15 +440,26 @@ fn check_connections(
     let mut out = Vec::new();
     let c = &settings.connection;
     match crate::connection::Checker::new(c, &settings.dns) {
-        Ok(checker) => out.push(finding(
-            Level::Ok,
-            "connection check",
-            format!(
-                "asks {}; a passing check counts for {}",
-                checker.nameservers().join(", "),
-                humantime::format_duration(c.max_age)
-            ),
-        )),
+        Ok(checker) => {
+            out.push(finding(
+                Level::Ok,
+                "connection check",
+                format!(
+                    "asks {}; a passing check counts for {}",
+                    checker.nameservers().join(", "),
+                    humantime::format_duration(c.max_age)
+                ),
+            ));
+            if !checker.trusts_dnssec() {
+                out.push(finding(
+                    Level::Warn,
+                    "connection check",
+                    "the resolver is not on this host: its DNSSEC answers cannot be trusted, so \
+                     DANE is never applied (run a validating resolver such as unbound here and \
+                     name it in [dns] nameservers)",
+                ));
+            }
+        }
         Err(e) => out.push(finding(Level::Fail, "connection check", e.to_string())),
     }
     if !c.required {

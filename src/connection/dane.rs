@@ -5,7 +5,10 @@
 //! sent and still needs the certificate to name the MX host (§3.1.2).
 
 use openssl::hash::{hash, MessageDigest};
-use openssl::x509::X509;
+use openssl::stack::Stack;
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::verify::X509VerifyFlags;
+use openssl::x509::{X509StoreContext, X509};
 
 use super::dns::Tlsa;
 use crate::registry::connection::Dane;
@@ -24,13 +27,38 @@ pub fn evaluate(records: &[Tlsa], leaf: &X509, chain: &[X509], host: &str) -> Da
     }
     let matched = usable.iter().any(|t| match t.usage {
         3 => matches(t, leaf),
-        _ => chain.iter().any(|c| matches(t, c)) && names_host(leaf, host),
+        _ => {
+            names_host(leaf, host)
+                && chain
+                    .iter()
+                    .filter(|c| matches(t, c))
+                    .any(|anchor| chains_to(leaf, chain, anchor))
+        }
     });
     if matched {
         Dane::Matched
     } else {
         Dane::NotMatched
     }
+}
+
+/// Whether `leaf` verifies up to `anchor` (the DANE-TA trust anchor) through the certificates
+/// the server sent: the anchor is the only trusted certificate, and it need not be a root
+/// (partial chain). Presenting the anchor beside a leaf it did not sign proves nothing.
+fn chains_to(leaf: &X509, chain: &[X509], anchor: &X509) -> bool {
+    let verified = || -> Result<bool, openssl::error::ErrorStack> {
+        let mut store = X509StoreBuilder::new()?;
+        store.add_cert(anchor.clone())?;
+        store.set_flags(X509VerifyFlags::PARTIAL_CHAIN)?;
+        let store = store.build();
+        let mut untrusted = Stack::new()?;
+        for c in chain {
+            untrusted.push(c.clone())?;
+        }
+        let mut context = X509StoreContext::new()?;
+        context.init(&store, leaf, &untrusted, |c| c.verify_cert())
+    };
+    verified().unwrap_or(false)
 }
 
 /// Whether one record's association data matches one certificate.
@@ -66,4 +94,88 @@ pub fn names_host(cert: &X509, host: &str) -> bool {
             None => name == host,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::asn1::Asn1Time;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    use openssl::pkey::{PKey, Private};
+    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+    use openssl::x509::X509NameBuilder;
+
+    fn key() -> PKey<Private> {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("curve");
+        PKey::from_ec_key(EcKey::generate(&group).expect("key")).expect("pkey")
+    }
+
+    /// A certificate for `name` signed by `issuer` (self-signed without one).
+    fn cert(name: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>) -> X509 {
+        let mut n = X509NameBuilder::new().expect("name");
+        n.append_entry_by_text("CN", name).expect("cn");
+        let n = n.build();
+        let mut b = X509::builder().expect("builder");
+        b.set_version(2).expect("v3");
+        b.set_subject_name(&n).expect("subject");
+        b.set_issuer_name(issuer.map_or(&n, |(c, _)| c.subject_name()))
+            .expect("issuer");
+        b.set_pubkey(key).expect("pubkey");
+        b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
+            .expect("nb");
+        b.set_not_after(&Asn1Time::days_from_now(30).expect("t"))
+            .expect("na");
+        if issuer.is_none() {
+            let bc = BasicConstraints::new().critical().ca().build().expect("bc");
+            b.append_extension(bc).expect("ext");
+        } else {
+            let san = SubjectAlternativeName::new()
+                .dns(name)
+                .build(&b.x509v3_context(issuer.map(|(c, _)| &**c), None))
+                .expect("san");
+            b.append_extension(san).expect("ext");
+        }
+        let signer = issuer.map_or(key, |(_, k)| k);
+        b.sign(signer, MessageDigest::sha256()).expect("sign");
+        b.build()
+    }
+
+    fn ta_record(anchor: &X509) -> Tlsa {
+        Tlsa {
+            usage: 2,
+            selector: 0,
+            matching: 1,
+            data: hash(MessageDigest::sha256(), &anchor.to_der().expect("der"))
+                .expect("hash")
+                .to_vec(),
+        }
+    }
+
+    #[test]
+    fn dane_ta_needs_the_leaf_signed_by_the_anchor_not_just_the_anchor_beside_it() {
+        let ca_key = key();
+        let ca = cert("Kommunens CA", &ca_key, None);
+        let host = "mx.umea.se";
+        let leaf_key = key();
+        let leaf = cert(host, &leaf_key, Some((&ca, &ca_key)));
+        let records = [ta_record(&ca)];
+        assert_eq!(
+            evaluate(&records, &leaf, std::slice::from_ref(&ca), host),
+            Dane::Matched
+        );
+        // An attacker's own leaf, with the real (public) anchor sent beside it.
+        let rogue_key = key();
+        let rogue_ca = cert("Kommunens CA", &rogue_key, None);
+        let forged = cert(host, &key(), Some((&rogue_ca, &rogue_key)));
+        assert_eq!(
+            evaluate(&records, &forged, std::slice::from_ref(&ca), host),
+            Dane::NotMatched
+        );
+        // The right chain, the wrong name.
+        assert_eq!(
+            evaluate(&records, &leaf, std::slice::from_ref(&ca), "mx.other.se"),
+            Dane::NotMatched
+        );
+    }
 }

@@ -110,6 +110,12 @@ impl Resolver {
         Ok(Resolver { servers, timeout })
     }
 
+    /// Whether answers can count as DNSSEC-validated: every nameserver is on this host (a
+    /// remote resolver's AD flag could be forged on the way).
+    pub fn trusts_dnssec(&self) -> bool {
+        self.servers.iter().all(|s| s.ip().is_loopback())
+    }
+
     /// The nameservers asked, in order.
     pub fn servers(&self) -> &[SocketAddr] {
         &self.servers
@@ -137,7 +143,9 @@ impl Resolver {
                             code: code.to_string(),
                         });
                     }
-                    let validated = message.authentic_data();
+                    // The AD flag is only as good as the path it came over: trusted from a
+                    // resolver on this host only (RFC 7672 §2.1.1, as Postfix does).
+                    let validated = message.authentic_data() && server.ip().is_loopback();
                     let records = message.answers().to_vec();
                     return Ok((records, validated));
                 }

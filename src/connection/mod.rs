@@ -29,6 +29,9 @@ use crate::registry::connection::{
 
 /// At most this many MX hosts are checked per domain.
 pub const MAX_MX_CHECKED: usize = 10;
+/// A check that takes longer than this fails as a whole (ten slow MX hosts cannot hold the
+/// daemon's rounds, or a direct delivery, for half an hour).
+pub const MAX_CHECK_TIME: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Checks domains' mail servers. One per daemon; cheap to share.
 pub struct Checker {
@@ -64,6 +67,11 @@ impl Checker {
         })
     }
 
+    /// Whether DANE can apply: the resolver is on this host.
+    pub fn trusts_dnssec(&self) -> bool {
+        self.resolver.trusts_dnssec()
+    }
+
     /// The nameservers asked (for doctor).
     pub fn nameservers(&self) -> Vec<String> {
         self.resolver
@@ -73,8 +81,33 @@ impl Checker {
             .collect()
     }
 
-    /// Checks the mail servers of `domain` now.
+    /// Checks the mail servers of `domain` now, within [`MAX_CHECK_TIME`].
     pub async fn check(&self, domain: &str) -> ConnectionCheck {
+        let started = Timestamp::now();
+        match tokio::time::timeout(MAX_CHECK_TIME, self.check_unbounded(domain)).await {
+            Ok(check) => check,
+            Err(_) => {
+                let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+                ConnectionCheck {
+                    problems: vec![Problem::Unreachable {
+                        host: domain.clone(),
+                        detail: format!(
+                            "the check took longer than {} s",
+                            MAX_CHECK_TIME.as_secs()
+                        ),
+                    }],
+                    domain,
+                    checked_at: started,
+                    mx_validated: false,
+                    mx: Vec::new(),
+                    mta_sts: MtaSts::None,
+                    verdict: Verdict::Failed,
+                }
+            }
+        }
+    }
+
+    async fn check_unbounded(&self, domain: &str) -> ConnectionCheck {
         let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
         let checked_at = Timestamp::now();
         let mut problems = Vec::new();

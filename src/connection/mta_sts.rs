@@ -67,27 +67,22 @@ impl MtaSts {
     pub async fn lookup(&self, resolver: &Resolver, domain: &str) -> Found {
         let txt = match resolver.txt(&format!("_mta-sts.{domain}")).await {
             Ok(answer) => answer.records,
-            Err(super::dns::DnsError::NoSuchName(_)) => return Found::None,
+            Err(super::dns::DnsError::NoSuchName(_)) => {
+                return self.cached(domain).map_or(Found::None, Found::Policy)
+            }
             Err(e) => return Found::Unavailable(format!("the _mta-sts record: {e}")),
         };
         let ids: Vec<String> = txt.iter().filter_map(|t| record_id(t)).collect();
         let id = match ids.as_slice() {
-            [] => return Found::None,
+            // A policy still in force holds without its record (RFC 8461 §5.1): removing the
+            // record is no way to turn it off.
+            [] => return self.cached(domain).map_or(Found::None, Found::Policy),
             [id] => id.clone(),
             _ => return Found::Unavailable("more than one v=STSv1 record".into()),
         };
         let now = Timestamp::now();
-        if let Some((policy, fetched)) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(domain)
-        {
-            let fresh = now.as_second() - fetched.as_second()
-                < i64::try_from(policy.max_age).unwrap_or(i64::MAX);
-            if policy.id == id && fresh {
-                return Found::Policy(policy.clone());
-            }
+        if let Some(policy) = self.cached(domain).filter(|p| p.id == id) {
+            return Found::Policy(policy);
         }
         match self.fetch(resolver, domain).await {
             Ok(text) => match parse_policy(&text, &id) {
@@ -100,23 +95,19 @@ impl MtaSts {
                 }
                 Err(e) => Found::Unavailable(e),
             },
-            Err(e) => {
-                // A cached policy still in force is used while the host is down (§5.1).
-                if let Some((policy, fetched)) = self
-                    .cache
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(domain)
-                {
-                    let fresh = now.as_second() - fetched.as_second()
-                        < i64::try_from(policy.max_age).unwrap_or(i64::MAX);
-                    if fresh {
-                        return Found::Policy(policy.clone());
-                    }
-                }
-                Found::Unavailable(e)
-            }
+            // A cached policy still in force is used while the host is down (§5.1).
+            Err(e) => self
+                .cached(domain)
+                .map_or(Found::Unavailable(e), Found::Policy),
         }
+    }
+
+    /// The cached policy of `domain`, while its max_age lasts.
+    fn cached(&self, domain: &str) -> Option<Policy> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let (policy, fetched) = cache.get(domain)?;
+        let age = Timestamp::now().as_second() - fetched.as_second();
+        (age < i64::try_from(policy.max_age).unwrap_or(i64::MAX)).then(|| policy.clone())
     }
 
     async fn fetch(&self, resolver: &Resolver, domain: &str) -> Result<String, String> {
@@ -158,7 +149,8 @@ impl MtaSts {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| e.to_string())?;
-        let driver = tokio::spawn(connection);
+        // The connection's task ends with this fetch, however it ends.
+        let driver = AbortOnDrop(tokio::spawn(connection));
         let request = http::Request::get("/.well-known/mta-sts.txt")
             .header(http::header::HOST, host.as_str())
             .body(Empty::<hyper::body::Bytes>::new())
@@ -168,7 +160,6 @@ impl MtaSts {
             .map_err(|_| format!("{host}: no answer"))?
             .map_err(|e| format!("{host}: {e}"))?;
         if response.status() != http::StatusCode::OK {
-            driver.abort();
             return Err(format!("{host} answered {}", response.status()));
         }
         let body = tokio::time::timeout(
@@ -179,8 +170,17 @@ impl MtaSts {
         .map_err(|_| format!("{host}: the policy did not arrive"))?
         .map_err(|e| format!("{host}: {e}"))?
         .to_bytes();
-        driver.abort();
+        drop(driver);
         String::from_utf8(body.to_vec()).map_err(|_| format!("{host}: the policy is not UTF-8"))
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<Result<(), hyper::Error>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -43,7 +43,9 @@ pub fn policy_for(latest: Option<&ConnectionCheck>) -> String {
         Some(check) if check.verdict == Verdict::Passed && check.dane_everywhere() => {
             "dane-only".into()
         }
-        Some(check) if !check.mx.is_empty() => {
+        // The MX names kurir verified; a failed check vouches for none of them, and the
+        // relay then needs the certificate to name the domain itself (Postfix's default).
+        Some(check) if check.verdict == Verdict::Passed && !check.mx.is_empty() => {
             format!("secure match={}", check.mx_hosts().join(":"))
         }
         _ => "secure".into(),
@@ -68,8 +70,14 @@ pub fn answer(store: &Store, key: &str) -> Result<PolicyAnswer, crate::store::St
     Ok(PolicyAnswer::Policy(policy_for(latest.as_ref())))
 }
 
-/// Serves the relay's lookups until shutdown.
-pub async fn serve(listener: UnixListener, store: Store, mut shutdown: watch::Receiver<bool>) {
+/// Serves the relay's lookups until shutdown, to `clients` (uids: root and the relay's
+/// user) only: another local user cannot hold the connections the relay needs.
+pub async fn serve(
+    listener: UnixListener,
+    store: Store,
+    clients: Vec<u32>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
@@ -80,6 +88,11 @@ pub async fn serve(listener: UnixListener, store: Store, mut shutdown: watch::Re
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
+        let uid = stream.peer_cred().ok().map(|c| c.uid());
+        if !uid.is_some_and(|u| clients.contains(&u)) {
+            tracing::warn!(uid = ?uid, "TLS policy socket: a client that is not the relay refused");
+            continue;
+        }
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!("TLS policy socket: too many connections; one refused");
             continue;
@@ -198,10 +211,7 @@ mod tests {
         );
         check.verdict = Verdict::Failed;
         check.mx[1].dane = Dane::Matched;
-        assert_eq!(
-            policy_for(Some(&check)),
-            "secure match=mx1.umea.se:mx2.umea.se"
-        );
+        assert_eq!(policy_for(Some(&check)), "secure");
         assert_eq!(policy_for(None), "secure");
     }
 

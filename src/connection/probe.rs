@@ -47,6 +47,10 @@ pub enum ProbeError {
     Handshake(String),
 }
 
+/// The most a probed server may send (greeting, EHLO reply, STARTTLS reply; the handshake goes
+/// around this count): a hostile server cannot make kurir buffer an endless line.
+pub const MAX_PROBE_READ: u64 = 64 * 1024;
+
 /// OpenSSL's `X509_V_ERR_CERT_HAS_EXPIRED`.
 pub const VERIFY_EXPIRED: i32 = 10;
 /// OpenSSL's `X509_V_ERR_HOSTNAME_MISMATCH`.
@@ -126,7 +130,7 @@ impl Prober {
             .await
             .map_err(|_| ProbeError::Unreachable(format!("timed out after {:?}", self.timeout)))?
             .map_err(|e| ProbeError::Unreachable(e.to_string()))?;
-        let (stream, switch) = SwitchStream::plain(tcp);
+        let (stream, switch) = SwitchStream::plain_limited(tcp, MAX_PROBE_READ);
         let mut conn = self
             .bounded(AsyncSmtpConnection::connect_with_transport(
                 Box::new(stream),
@@ -189,5 +193,41 @@ impl Prober {
         tokio::time::timeout(self.timeout, fut)
             .await
             .map_err(|_| ProbeError::Unreachable(format!("no reply in {:?}", self.timeout)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn a_server_that_sends_an_endless_line_is_cut_off_not_buffered() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let chunk = vec![b'2'; 16 * 1024];
+            // A greeting that never ends: far beyond what kurir reads.
+            for _ in 0..1024 {
+                if s.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let prober = Prober::new(
+            std::path::Path::new(""),
+            "kurir.test",
+            Duration::from_secs(20),
+        )
+        .expect("prober");
+        let result = prober.probe(addr, "mx.test").await;
+        assert!(
+            matches!(&result, Err(ProbeError::Unreachable(e)) if e.contains("more than")),
+            "{:?}",
+            result.err()
+        );
     }
 }

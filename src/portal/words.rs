@@ -168,7 +168,7 @@ pub fn send_error(error: &ServiceError) -> &'static str {
 pub fn check_error(error: &ServiceError) -> &'static str {
     match error {
         ServiceError::NothingToCheck(_) => {
-            "Kommunen har ingen e-postadress registrerad, så det finns ingen server att kontrollera."
+            "Kommunen har ingen bevisad adress ännu, så det finns ingen e-postserver att kontrollera."
         }
         _ => "Kontrollen kunde inte göras just nu. Försök igen om en stund.",
     }

@@ -44,14 +44,11 @@ pub struct ConnectionReport {
     pub route: crate::intake::route::Route,
 }
 
-/// The address whose mail servers decide a municipality's route: the active one, else the one
-/// it asked for, else its official address.
+/// The address whose mail servers decide a municipality's route: the proven (and, outside its
+/// domains, approved) one decisions go to. An address merely typed on the portal is not
+/// checked: kurir knocks on no server a portal user names before the address is proven.
 pub fn address_to_check(registered: &Registered) -> Option<&str> {
-    registered
-        .active_address
-        .as_deref()
-        .or(registered.decision_email.as_deref())
-        .or(registered.official_email.as_deref())
+    registered.active_address.as_deref()
 }
 
 impl Service {
@@ -81,6 +78,10 @@ impl Service {
         let check = match recent {
             Some(check) => check,
             None => {
+                let _checking = self
+                    .core
+                    .begin_check(&domain)
+                    .ok_or(ServiceError::CheckRunning(domain.clone()))?;
                 let check = checker.check(&domain).await;
                 let core = self.core.clone();
                 let kept = check.clone();
@@ -129,6 +130,9 @@ impl Service {
                         if *shutdown.borrow() {
                             return;
                         }
+                        let Some(_checking) = self.core.begin_check(&domain) else {
+                            continue;
+                        };
                         let check = tokio::select! {
                             check = checker.check(&domain) => check,
                             _ = shutdown.changed() => return,
@@ -165,6 +169,7 @@ impl crate::deliver::mail::OnDemandCheck for Service {
     {
         Box::pin(async move {
             let checker = self.core.checker.clone()?;
+            let _checking = self.core.begin_check(domain)?;
             let check = checker.check(domain).await;
             let core = self.core.clone();
             let kept = check.clone();
@@ -180,7 +185,32 @@ impl crate::deliver::mail::OnDemandCheck for Service {
     }
 }
 
+/// Marks a domain as being checked while it lives: at most one check per domain at a time.
+struct Checking<'a> {
+    core: &'a Core,
+    domain: String,
+}
+
+impl Drop for Checking<'_> {
+    fn drop(&mut self) {
+        self.core
+            .checking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.domain);
+    }
+}
+
 impl Core {
+    /// Claims `domain` for a check; `None` while another check of it runs.
+    fn begin_check(&self, domain: &str) -> Option<Checking<'_>> {
+        let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
+        checking.insert(domain.to_string()).then(|| Checking {
+            core: self,
+            domain: domain.to_string(),
+        })
+    }
+
     /// The municipalities with an e-mail route (the agency agreed a secure connection and an
     /// address is set), by the domain their decisions go to.
     fn by_domain(&self) -> Result<BTreeMap<String, Vec<(Kommunkod, Registered)>>, ServiceError> {

@@ -125,8 +125,11 @@ pub enum ServiceError {
     )]
     NoRelay,
     /// The municipality has no address whose mail servers could be checked.
-    #[error("kommun {0} has no e-mail address to check (set --email or --decision-email first)")]
+    #[error("kommun {0} has no proven address whose mail servers could be checked (prove one first: `municipality verify` and `confirm`)")]
     NothingToCheck(Kommunkod),
+    /// A check of the domain is running now.
+    #[error("a check of {0}'s mail servers is running; try again in a minute")]
+    CheckRunning(String),
     /// This process cannot check connections (no network part was set up).
     #[error(
         "connection checks run in the daemon; start it (`kurir run`) or run the check without it"

@@ -146,6 +146,8 @@ struct Core {
     print_confirm_within: SignedDuration,
     pdf_limits: crate::pdf::PdfLimits,
     state_dir: std::path::PathBuf,
+    /// Domains whose mail servers are being checked now (one check per domain at a time).
+    checking: Mutex<std::collections::HashSet<String>>,
     /// Registry changes are read-modify-write: one at a time.
     registry_lock: Mutex<()>,
     /// What the portal last reported of itself.
@@ -225,6 +227,7 @@ impl Service {
                     .unwrap_or(SignedDuration::from_hours(8)),
                 pdf_limits: parts.pdf_limits,
                 state_dir: parts.state_dir,
+                checking: Mutex::new(std::collections::HashSet::new()),
                 registry_lock: Mutex::new(()),
                 portal: Mutex::new(None),
             }),

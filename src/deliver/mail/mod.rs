@@ -191,7 +191,12 @@ impl Mailer {
                     && Timestamp::now().duration_since(c.checked_at) <= direct.max_age
             })
         };
-        if !fresh(&check) {
+        // Checked again only when the last check is over an hour old (or there is none): a
+        // failing or slow domain cannot make every send a new check.
+        let recent = check.as_ref().is_some_and(|c| {
+            Timestamp::now().duration_since(c.checked_at) < jiff::SignedDuration::from_hours(1)
+        });
+        if !fresh(&check) && !recent {
             if let Some(on_demand) = direct.on_demand.get() {
                 check = on_demand.check_domain(&domain).await;
             }

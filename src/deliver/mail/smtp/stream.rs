@@ -46,6 +46,9 @@ enum Gate {
 pub struct SwitchStream {
     inner: Arc<Mutex<Inner>>,
     gate: Arc<Mutex<Gate>>,
+    /// Bytes the peer may still send (a server kurir does not trust yet cannot make lettre
+    /// buffer an endless line).
+    read_budget: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// kurir's handle on a [`SwitchStream`] given to lettre.
@@ -56,12 +59,18 @@ pub struct Switch {
 
 impl SwitchStream {
     pub(crate) fn plain(tcp: TcpStream) -> (SwitchStream, Switch) {
+        SwitchStream::plain_limited(tcp, u64::MAX)
+    }
+
+    /// Like [`SwitchStream::plain`], reading at most `limit` bytes from the peer in all.
+    pub(crate) fn plain_limited(tcp: TcpStream, limit: u64) -> (SwitchStream, Switch) {
         let inner = Arc::new(Mutex::new(Inner::Plain(tcp)));
         let gate = Arc::new(Mutex::new(Gate::Open));
         (
             SwitchStream {
                 inner: inner.clone(),
                 gate: gate.clone(),
+                read_budget: Arc::new(std::sync::atomic::AtomicU64::new(limit)),
             },
             Switch { inner, gate },
         )
@@ -150,11 +159,27 @@ impl AsyncRead for SwitchStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.with(|inner| match inner {
+        use std::sync::atomic::Ordering;
+        let before = buf.filled().len();
+        let read = self.with(|inner| match inner {
             Inner::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Inner::Taken => Poll::Ready(Err(taken())),
-        })
+        });
+        let got = (buf.filled().len() - before) as u64;
+        if got > 0 {
+            let left = self.read_budget.load(Ordering::Relaxed);
+            if got > left {
+                self.read_budget.store(0, Ordering::Relaxed);
+                return Poll::Ready(Err(io::Error::other(
+                    "the server sent more than kurir reads from it",
+                )));
+            }
+            if left != u64::MAX {
+                self.read_budget.store(left - got, Ordering::Relaxed);
+            }
+        }
+        read
     }
 }
 
