@@ -38,6 +38,16 @@ fn use_world(env: &mut Env, world: &DnsWorld) {
         .set_env("KURIR_CONNECTION__TIMEOUT", "10s");
 }
 
+/// The agency's sender and signing identity, from the world's CA.
+fn use_agency(env: &mut Env, world: &DnsWorld) {
+    let agency = world.ca.issue("agency", Usage::Email(AGENCY));
+    env.set_env("KURIR_SMTP__FROM", AGENCY)
+        .set_env("KURIR_SMTP__CA_FILE", &world.ca.pem.to_string_lossy())
+        .set_env("KURIR_SMIME__SIGN_CERT", &agency.cert.to_string_lossy())
+        .set_env("KURIR_SMIME__SIGN_KEY", &agency.key.to_string_lossy())
+        .set_env("KURIR_SPOOL__RESCAN_INTERVAL", "1s");
+}
+
 /// Every test municipality proven at `registrator@<its domain>`, in the store.
 fn register_all(env: &Env) {
     std::fs::create_dir_all(env.path().join("state")).expect("state");
@@ -75,12 +85,8 @@ fn kurirs_verdict_on_each_real_server_agrees_with_posttls_finger_and_decides_the
     let world = DnsWorld::start(env.path(), 31);
     use_world(&mut env, &world);
     // A relay is configured (so e-mail is possible at all); none runs: this test checks.
-    let agency = world.ca.issue("agency", Usage::Email(AGENCY));
-    env.set_env("KURIR_SMTP__HOST", "127.0.0.1")
-        .set_env("KURIR_SMTP__FROM", AGENCY)
-        .set_env("KURIR_SMTP__CA_FILE", &world.ca.pem.to_string_lossy())
-        .set_env("KURIR_SMIME__SIGN_CERT", &agency.cert.to_string_lossy())
-        .set_env("KURIR_SMIME__SIGN_KEY", &agency.key.to_string_lossy());
+    use_agency(&mut env, &world);
+    env.set_env("KURIR_SMTP__HOST", "127.0.0.1");
     register_all(&env);
 
     let expected: [(&str, Option<&str>); 10] = [
@@ -335,15 +341,10 @@ fn the_relay_takes_kurirs_policy_delivers_only_to_verified_servers_and_a_replace
     use_world(&mut env, &world);
     let socket = env.path().join("tls-policy.sock");
     let (relay, relay_port) = start_relay(&env, &world, &socket);
-    let agency = world.ca.issue("agency", Usage::Email(AGENCY));
+    use_agency(&mut env, &world);
     env.set_env("KURIR_SMTP__HOST", "127.0.0.1")
         .set_env("KURIR_SMTP__PORT", &relay_port.to_string())
-        .set_env("KURIR_SMTP__CA_FILE", &world.ca.pem.to_string_lossy())
-        .set_env("KURIR_SMTP__FROM", AGENCY)
-        .set_env("KURIR_SMIME__SIGN_CERT", &agency.cert.to_string_lossy())
-        .set_env("KURIR_SMIME__SIGN_KEY", &agency.key.to_string_lossy())
         .set_env("KURIR_PROOF__RETURN_PATH", REPORTS)
-        .set_env("KURIR_SPOOL__RESCAN_INTERVAL", "1s")
         .set_env("KURIR_CONNECTION__POLICY_SOCKET", &socket.to_string_lossy());
     register_all(&env);
     env.start();
@@ -497,12 +498,8 @@ fn in_direct_mode_kurir_delivers_to_the_verified_mx_itself_and_the_receipt_names
     let mut env = Env::new();
     let world = DnsWorld::start(env.path(), 33);
     use_world(&mut env, &world);
-    let agency = world.ca.issue("agency", Usage::Email(AGENCY));
-    env.set_env("KURIR_SMTP__MODE", "direct")
-        .set_env("KURIR_SMTP__FROM", AGENCY)
-        .set_env("KURIR_SMIME__SIGN_CERT", &agency.cert.to_string_lossy())
-        .set_env("KURIR_SMIME__SIGN_KEY", &agency.key.to_string_lossy())
-        .set_env("KURIR_SPOOL__RESCAN_INTERVAL", "1s");
+    use_agency(&mut env, &world);
+    env.set_env("KURIR_SMTP__MODE", "direct");
     register_all(&env);
     env.start();
     let verdict = |code: &str| -> Option<String> {

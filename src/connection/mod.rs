@@ -19,8 +19,7 @@ pub mod probe;
 use std::net::SocketAddr;
 
 use jiff::Timestamp;
-use openssl::asn1::{Asn1Time, Asn1TimeRef};
-use openssl::x509::X509NameRef;
+use openssl::asn1::Asn1TimeRef;
 
 use crate::config::{ConnectionSettings, DnsSettings};
 use crate::registry::connection::{
@@ -252,8 +251,8 @@ impl Checker {
             version: probed.version.clone(),
             cipher: probed.cipher.clone(),
             cert_sha256: crate::digest::sha256_hex(&cert_der),
-            subject: one_line(probed.leaf.subject_name()),
-            issuer: one_line(probed.leaf.issuer_name()),
+            subject: crate::registry::cert::name_text(probed.leaf.subject_name()),
+            issuer: crate::registry::cert::name_text(probed.leaf.issuer_name()),
             not_after,
             pkix_verified: probed.pkix_error.is_none(),
             pkix_error: probed.pkix_error.as_ref().map(|(_, words)| words.clone()),
@@ -296,21 +295,7 @@ impl Checker {
 
 /// An ASN.1 time as a timestamp (the epoch when it cannot be read: an expiry long past).
 fn timestamp_of(time: &Asn1TimeRef) -> Timestamp {
-    let seconds = Asn1Time::from_unix(0)
-        .and_then(|epoch| epoch.diff(time))
-        .map(|d| i64::from(d.days) * 86_400 + i64::from(d.secs))
-        .unwrap_or(0);
-    Timestamp::from_second(seconds).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-/// A distinguished name on one line, `CN=…, O=…`.
-fn one_line(name: &X509NameRef) -> String {
-    name.entries()
-        .map(|e| {
-            let key = e.object().nid().short_name().unwrap_or("?");
-            let value = e.data().to_string().unwrap_or_default();
-            format!("{key}={value}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::registry::cert::unix_seconds(time)
+        .and_then(|s| Timestamp::from_second(s).ok())
+        .unwrap_or(Timestamp::UNIX_EPOCH)
 }

@@ -330,7 +330,7 @@ pub fn municipality(
                                 "Till dess gäller det som står ovan."
                             } }
                         }
-                        tr { th scope="row" { "Säker anslutning" } td { @if r.secure_connection { "Ja" } @else { "Nej (Migrationsverket sätter upp den)" } } }
+                        tr { th scope="row" { "Säker anslutning avtalad" } td { @if r.secure_connection { "Ja (kontrollen av er server står nedan)" } @else { "Nej (Migrationsverket sätter upp den)" } } }
                         tr { th scope="row" { "S/MIME-certifikat" } td {
                             @match &r.smime_cert {
                                 Some(c) => { (c.subject) ", giltigt till " (c.not_after.to_string()) },

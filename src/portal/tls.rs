@@ -33,17 +33,7 @@ pub fn person_of(cert: &X509Ref) -> Option<Person> {
     })
 }
 
-/// A distinguished name as `CN=…, O=…, C=…`.
-pub fn name_text(name: &openssl::x509::X509NameRef) -> String {
-    name.entries()
-        .map(|e| {
-            let key = e.object().nid().short_name().unwrap_or("?");
-            let value = e.data().to_string().unwrap_or_default();
-            format!("{key}={value}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+pub use crate::registry::cert::name_text;
 
 /// Why the portal's TLS could not be set up.
 #[derive(Debug, thiserror::Error)]

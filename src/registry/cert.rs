@@ -202,8 +202,12 @@ pub fn unix_seconds(time: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
 
 /// A certificate's subject as `key=value, …`, for people.
 pub fn subject_of(cert: &X509) -> String {
-    cert.subject_name()
-        .entries()
+    name_text(cert.subject_name())
+}
+
+/// A distinguished name as `CN=…, O=…, C=…`.
+pub fn name_text(name: &openssl::x509::X509NameRef) -> String {
+    name.entries()
         .map(|e| {
             let key = e.object().nid().short_name().unwrap_or("?");
             let value = e.data().to_string().unwrap_or_default();

@@ -211,6 +211,21 @@ impl Core {
         })
     }
 
+    /// The verdict and time of the latest check of the mail servers `registered`'s decisions
+    /// go to, for lists and previews.
+    pub(super) fn last_checked(
+        &self,
+        registered: &Registered,
+    ) -> Result<Option<(Verdict, Timestamp)>, ServiceError> {
+        Ok(match address_to_check(registered).and_then(domain_of) {
+            Some(domain) => self
+                .store
+                .latest_check(&domain)?
+                .map(|c| (c.verdict, c.checked_at)),
+            None => None,
+        })
+    }
+
     /// The municipalities with an e-mail route (the agency agreed a secure connection and an
     /// address is set), by the domain their decisions go to.
     fn by_domain(&self) -> Result<BTreeMap<String, Vec<(Kommunkod, Registered)>>, ServiceError> {

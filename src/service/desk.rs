@@ -119,15 +119,7 @@ impl Core {
                         self.connection_rule,
                     )?,
                     held: self.store.holds()?.iter().any(|(k, _)| *k == code),
-                    checked: match super::address_to_check(&registered)
-                        .and_then(crate::registry::connection::domain_of)
-                    {
-                        Some(domain) => self
-                            .store
-                            .latest_check(&domain)?
-                            .map(|c| (c.verdict, c.checked_at)),
-                        None => None,
-                    },
+                    checked: self.last_checked(&registered)?,
                 })
             })
             .collect::<Result<Vec<_>, ServiceError>>()?;

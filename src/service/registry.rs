@@ -49,15 +49,7 @@ impl Core {
                 Some((m, r))
             })
             .map(|(m, r)| {
-                let checked = match super::address_to_check(&r)
-                    .and_then(crate::registry::connection::domain_of)
-                {
-                    Some(domain) => self
-                        .store
-                        .latest_check(&domain)?
-                        .map(|c| (c.verdict, c.checked_at)),
-                    None => None,
-                };
+                let checked = self.last_checked(&r)?;
                 Ok(MunicipalityRow {
                     municipality: m.clone(),
                     registered: r.redacted(),
