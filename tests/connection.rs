@@ -48,6 +48,22 @@ fn use_agency(env: &mut Env, world: &DnsWorld) {
         .set_env("KURIR_SPOOL__RESCAN_INTERVAL", "1s");
 }
 
+/// Waits until the daemon's own rounds have checked each named domain, with these verdicts.
+fn daemon_checked(env: &Env, expected: &[(&str, &str)]) {
+    let verdict = |code: &str| -> Option<String> {
+        let view: Value =
+            serde_json::from_str(&env.ok(&["municipality", "show", code, "--json"])).ok()?;
+        view["connection"][0]["verdict"].as_str().map(String::from)
+    };
+    for (name, want) in expected {
+        wait_for(
+            &format!("the daemon's check of {name}"),
+            Duration::from_secs(120),
+            || verdict(code_of(name)).as_deref() == Some(*want),
+        );
+    }
+}
+
 /// Every test municipality proven at `registrator@<its domain>`, in the store.
 fn register_all(env: &Env) {
     std::fs::create_dir_all(env.path().join("state")).expect("state");
@@ -350,22 +366,14 @@ fn the_relay_takes_kurirs_policy_delivers_only_to_verified_servers_and_a_replace
     env.start();
 
     // The daemon checks every municipality with an e-mail route on its own.
-    let verdict = |code: &str| -> Option<String> {
-        let view: Value =
-            serde_json::from_str(&env.ok(&["municipality", "show", code, "--json"])).ok()?;
-        view["connection"][0]["verdict"].as_str().map(String::from)
-    };
-    for (name, want) in [
-        ("bytt", "passed"),
-        ("dane", "passed"),
-        ("klartext", "failed"),
-    ] {
-        wait_for(
-            &format!("the daemon's check of {name}"),
-            Duration::from_secs(120),
-            || verdict(code_of(name)).as_deref() == Some(want),
-        );
-    }
+    daemon_checked(
+        &env,
+        &[
+            ("bytt", "passed"),
+            ("dane", "passed"),
+            ("klartext", "failed"),
+        ],
+    );
     // The failure is an alert to operations, and the municipality is told what to fix.
     let alerts: Vec<String> = std::fs::read_dir(env.spool().join("alerts"))
         .expect("alerts")
@@ -502,18 +510,10 @@ fn in_direct_mode_kurir_delivers_to_the_verified_mx_itself_and_the_receipt_names
     env.set_env("KURIR_SMTP__MODE", "direct");
     register_all(&env);
     env.start();
-    let verdict = |code: &str| -> Option<String> {
-        let view: Value =
-            serde_json::from_str(&env.ok(&["municipality", "show", code, "--json"])).ok()?;
-        view["connection"][0]["verdict"].as_str().map(String::from)
-    };
-    for (name, want) in [("bra", "passed"), ("dane", "passed"), ("egen", "failed")] {
-        wait_for(
-            &format!("the daemon's check of {name}"),
-            Duration::from_secs(120),
-            || verdict(code_of(name)).as_deref() == Some(want),
-        );
-    }
+    daemon_checked(
+        &env,
+        &[("bra", "passed"), ("dane", "passed"), ("egen", "failed")],
+    );
 
     // By PKIX: the certificate's chain and the MX's name.
     let id = env.submit(code_of("bra"), None);

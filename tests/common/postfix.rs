@@ -48,8 +48,26 @@ pub fn chown(path: &Path, uid: u32) {
     std::os::unix::fs::chown(path, Some(uid), Some(uid)).expect("chown");
 }
 
+/// The smallest queue of a Unix datagram socket Postfix's logging is safe with. Each instance
+/// logs through postlogd's datagram socket (`maillog_file`); with the kernel's default of 10
+/// (a machine without systemd, which raises it to 512), a burst of log records fills it, and
+/// postlogd, logging a word of its own to the same socket, waits on itself for good.
+const LOG_QUEUE: u32 = 512;
+
+fn enough_log_queue() {
+    let path = "/proc/sys/net/unix/max_dgram_qlen";
+    let now: u32 = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if now < LOG_QUEUE {
+        let _ = std::fs::write(path, LOG_QUEUE.to_string());
+    }
+}
+
 impl Postfix {
     pub fn start(base: &Path, inst: Instance<'_>) -> Postfix {
+        enough_log_queue();
         let dir = base.join(inst.name);
         let etc = dir.join("etc");
         for d in ["etc", "queue", "data"] {
@@ -193,13 +211,40 @@ impl Postfix {
 }
 
 impl Drop for Postfix {
+    /// `postfix stop`, and if that has not ended in 30 s, the master killed: a test never
+    /// hangs on a server it started.
     fn drop(&mut self) {
         let conf = self.dir.join("etc");
-        let _ = Command::new("postfix")
+        let stop = Command::new("postfix")
             .arg("-c")
             .arg(conf)
             .arg("stop")
-            .output();
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if let Ok(mut stop) = stop {
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            while std::time::Instant::now() < until {
+                if let Ok(Some(_)) = stop.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = stop.kill();
+            let _ = stop.wait();
+        }
+        let pid = std::fs::read_to_string(self.dir.join("queue/pid/master.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        if let Some(pid) = pid {
+            // The processes the master started, then the master.
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &pid.to_string()])
+                .status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
     }
 }
 
