@@ -397,3 +397,48 @@ fn the_portal_asks_to_try_again_while_the_daemon_restarts() {
     assert_eq!(back.status, 200, "{}", back.body);
     assert!(back.body.contains("Umeå kommun"), "{}", back.body);
 }
+
+#[test]
+fn municipality_it_check_their_own_mail_server_and_read_what_to_fix_in_swedish() {
+    // A resolver that refuses at once: the check fails, fast, on DNS.
+    let p = common::portal::portal_with(|env, _, _| {
+        env.set_env("KURIR_DNS__NAMESERVERS", "127.0.0.1:9");
+    });
+    // Nothing proven yet: no server is knocked on for an address someone merely typed.
+    let early = common::registration::post(&p, "/kommun/2480/kontrollera", &[]);
+    assert_eq!(early.status, 422, "{}", early.body);
+    assert!(
+        early.body.contains("ingen bevisad adress"),
+        "{}",
+        early.body
+    );
+
+    common::registration::proven_umea(&p);
+    let checked = common::registration::post(&p, "/kommun/2480/kontrollera", &[]);
+    assert_eq!(checked.status, 303, "{}", checked.body);
+    let me = connector(&p.rig.ca.pem, Some(&p.person));
+    let page = request(
+        &p.addr,
+        &me,
+        "GET",
+        "/kommun/2480?meddelande=kontrollerad",
+        &[],
+        "",
+    )
+    .expect("page");
+    for said in [
+        "Er e-postserver är kontrollerad",
+        "Inte godkänd",
+        "domänen umea-test.example",
+        "Namnet umea-test.example kunde inte slås upp i DNS",
+    ] {
+        assert!(page.body.contains(said), "{said:?} missing:\n{}", page.body);
+    }
+    // The operators' English stays on the command line.
+    assert!(!page.body.contains("lookup of"), "{}", page.body);
+    let shown = p.rig.env.ok(&["municipality", "show", "2480"]);
+    assert!(
+        shown.contains("connection       FAILED for umea-test.example"),
+        "{shown}"
+    );
+}
