@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::{watch, Notify};
 
-use crate::config::Settings;
+use crate::config::{Settings, WebDoor};
 use crate::deliver::mail::Mailer;
 use crate::deliver::print::PrintQueue;
 use crate::fsutil;
@@ -277,18 +277,31 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         service.clone(),
         shutdown_rx.clone(),
     ));
-    let portal_socket = settings.portal.socket_path(&settings.store.dir);
-    let portal_uid = portal_user(&settings.portal.user)?;
-    // Open to the folder's group only when a portal user of its own is named.
-    let mode = if portal_uid.is_some() { 0o660 } else { 0o600 };
-    let portal_listener = protocol::bind(&portal_socket, mode)
-        .with_context(|| format!("the portal socket {}", portal_socket.display()))?;
-    let portal_task = tokio::spawn(protocol::serve(
-        portal_listener,
-        Door::Portal { portal_uid },
-        service.clone(),
-        shutdown_rx.clone(),
-    ));
+    let mut web_tasks = Vec::new();
+    let mut web_sockets = Vec::new();
+    for door in [WebDoor::Portal, WebDoor::Desk] {
+        let web = match door {
+            WebDoor::Portal => &settings.portal,
+            WebDoor::Desk => &settings.desk,
+        };
+        let socket = web.socket_path(door, &settings.store.dir);
+        let uid = web_user(door, &web.user)?;
+        // Open to the folder's group only when the program has a user of its own.
+        let mode = if uid.is_some() { 0o660 } else { 0o600 };
+        let listener = protocol::bind(&socket, mode)
+            .with_context(|| format!("the {} socket {}", door.section(), socket.display()))?;
+        web_sockets.push(socket);
+        let door = match door {
+            WebDoor::Portal => Door::Portal { portal_uid: uid },
+            WebDoor::Desk => Door::Desk { desk_uid: uid },
+        };
+        web_tasks.push(tokio::spawn(protocol::serve(
+            listener,
+            door,
+            service.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     // Not required, the checks decide nothing: `municipality check` still runs on demand.
     if mailer.is_some() && settings.connection.required {
         tokio::spawn(service.clone().check_connections(
@@ -381,12 +394,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             Ok(Ok(())) => {}
         }
     }
-    for task in [control_task, portal_task] {
+    for task in std::iter::once(control_task).chain(web_tasks) {
         if let Err(e) = task.await {
             tracing::warn!(error = %e, "a control socket task failed");
         }
     }
-    for socket in [&operator_socket, &portal_socket] {
+    for socket in std::iter::once(&operator_socket).chain(&web_sockets) {
         let _ = std::fs::remove_file(socket);
     }
     let _ = receipts_tx.send(true);
@@ -615,13 +628,16 @@ fn let_pass_through(spool: &Spool, group: &str) -> anyhow::Result<()> {
     .with_context(|| format!("letting group {group} pass through {}", root.display()))
 }
 
-fn portal_user(name: &str) -> anyhow::Result<Option<u32>> {
+fn web_user(door: WebDoor, name: &str) -> anyhow::Result<Option<u32>> {
     if name.is_empty() {
         return Ok(None);
     }
-    uid_of(name)
-        .map(Some)
-        .ok_or_else(|| anyhow::anyhow!("[portal] user {name:?}: no such user on this machine"))
+    uid_of(name).map(Some).ok_or_else(|| {
+        anyhow::anyhow!(
+            "[{}] user {name:?}: no such user on this machine",
+            door.section()
+        )
+    })
 }
 
 /// The uid of the user `name`, if there is one.

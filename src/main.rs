@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use kurir::cli::{Cli, Command};
-use kurir::config::Settings;
+use kurir::config::{Settings, WebDoor};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,7 +25,7 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     let file = kurir::config::locate(cli.config.as_deref());
     let settings = Settings::load(file.as_deref())?;
     let format = cli.log_format.unwrap_or(settings.log.format);
-    let serves = matches!(cli.command, Command::Run | Command::Portal);
+    let serves = matches!(cli.command, Command::Run | Command::Portal | Command::Desk);
     kurir::ops::logging::init(format, &settings.log.filter, serves);
     if !serves {
         return kurir::cli::run(cli, settings);
@@ -36,7 +36,8 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     match cli.command {
-        Command::Portal => runtime.block_on(kurir::portal::run(settings))?,
+        Command::Portal => runtime.block_on(kurir::portal::run(settings, WebDoor::Portal))?,
+        Command::Desk => runtime.block_on(kurir::portal::run(settings, WebDoor::Desk))?,
         _ => runtime.block_on(kurir::daemon::run(settings))?,
     }
     Ok(ExitCode::SUCCESS)

@@ -5,14 +5,17 @@
 //! and `pdftotext` finds the case number, both documents' SHA-256 and "levererat". An unread
 //! decision is listed under Att ringa; "Ringt" closes it, names the person and is never raised
 //! again. A municipality person gets 403 on every desk page, the caseworker on municipality
-//! pages; posts need the form token. (The pages in Chromium, with axe-core: desk_browser.rs.)
+//! pages; posts need the form token. The desk is its own program, user and socket: a
+//! compromised portal can send no decision. (The pages in Chromium, with axe-core:
+//! desk_browser.rs.)
 
 mod common;
 
 use std::time::Duration;
 
-use common::desk::{a_week_passes, desk_rig, DeskRig, STAFF_HSA};
+use common::desk::{a_week_passes, desk_rig, DeskRig, STAFF_HSA, STAFF_NAME};
 use common::portal::{connector, csrf, form, multipart, request, request_raw};
+use common::portal::{speak_as, Door};
 use openssl::ssl::SslConnector;
 
 struct Client<'a> {
@@ -353,7 +356,7 @@ fn an_unread_decision_is_listed_to_phone_and_ringt_closes_it_for_good_naming_the
     assert!(
         common::has_event(
             &status,
-            &format!("acknowledged by {STAFF_HSA} (Hanna Handläggare) via portal: ringt: Registraturen läser beslutet nu")
+            &format!("acknowledged by {STAFF_HSA} (Hanna Handläggare) via desk: ringt: Registraturen läser beslutet nu")
         ),
         "{status:#}"
     );
@@ -392,7 +395,11 @@ fn each_grant_opens_only_its_own_pages_and_posts_need_the_form_token() {
         let reply = muni.get(&path);
         assert_eq!(reply.status, 403, "a municipality person reached {path}");
     }
-    let token = csrf(&muni.get("/kommun/2480").body);
+    // The municipality person's own form token, from the portal where they work.
+    let on_portal = |tls: &SslConnector, path: &str| {
+        request(&rig.portal.addr, tls, "GET", path, &[], "").expect("portal")
+    };
+    let token = csrf(&on_portal(&muni.tls, "/kommun/2480").body);
     let (status, _, _) = muni.upload(
         &[
             ("csrf", &token),
@@ -411,10 +418,20 @@ fn each_grant_opens_only_its_own_pages_and_posts_need_the_form_token() {
     let audit = rig.env.ok(&["audit", "export", "--since", "2020-01-01"]);
     assert!(!audit.contains("viewed on the dispatch desk"), "{audit}");
 
-    // The caseworker has the desk and nothing of Umeå's registration.
+    // The caseworker has the desk and nothing of Umeå's registration: the desk serves no
+    // registration pages, and the portal gives them none.
     let client = staff(&rig);
-    assert_eq!(client.get("/kommun/2480").status, 403);
-    assert!(client.get("/").body.contains("/expedition/utskick"));
+    assert_eq!(client.get("/kommun/2480").status, 404);
+    assert_eq!(on_portal(&client.tls, "/kommun/2480").status, 403);
+    let start = client.get("/");
+    assert!(
+        start
+            .head
+            .to_ascii_lowercase()
+            .contains("location: /expedition/utskick"),
+        "{}",
+        start.head
+    );
     // A post without the person's own form token, or from another site, does nothing.
     let forged = client.post(
         &format!("/expedition/utskick/{id}/stoppa"),
@@ -533,4 +550,78 @@ fn reads_another_site_asks_for_are_refused_and_a_persons_readings_of_a_job_coale
         assert_eq!(reply.status, 200);
     }
     assert_eq!(views_of(&rig, &id), before + 1, "readings not coalesced");
+}
+
+#[test]
+fn a_compromised_portal_can_send_no_decision_list_no_case_and_cancel_no_job() {
+    let rig = desk_rig(|_| {});
+    let id = rig.env.submit("2480", None);
+    let staff = format!(
+        r#"{{"hsa_id":"{STAFF_HSA}","name":"{STAFF_NAME}","issuer":"CN={}"}}"#,
+        common::portal::PERSON_CA
+    );
+    let line = |principal: String, command: &str| {
+        format!(r#"{{"protocol":2,"principal":{principal},"command":{command}}}"#)
+    };
+    // A decision as the desk sends it (refused before its PDF is looked at).
+    let pdf = openssl::base64::encode_block(b"%PDF-1.7 forged");
+    let draft = format!(
+        r#"{{"command":"desk-draft","to":"2480","case":"{}","copy_to":[],"documents":[{{"kind":"anvisningsbeslut","bytes":"{pdf}"}}]}}"#,
+        common::CASE
+    );
+    let list = r#"{"command":"desk-jobs","search":"","filter":"all","limit":10}"#;
+    let cancel = format!(r#"{{"command":"cancel","id":"{id}","reason":"prov"}}"#);
+    // The portal's process, speaking its own socket: as a member of staff (the caseworker's
+    // HSA-id, read off any card), or as a person with that HSA-id. Refused every time: the
+    // portal's door takes no staff and no desk command.
+    for principal in [
+        format!(r#"{{"staff":{staff}}}"#),
+        format!(r#"{{"person":{staff}}}"#),
+    ] {
+        for command in [draft.as_str(), list, cancel.as_str()] {
+            let answer = speak_as(
+                Door::Portal,
+                &rig.portal.socket,
+                &line(principal.clone(), command),
+            )
+            .expect("the portal reaches its own socket");
+            assert!(
+                answer.contains("not-permitted"),
+                "the portal's socket answered {principal} {command}: {answer}"
+            );
+        }
+    }
+    // The desk's socket is not the portal user's to reach: its folder is the desk's group's,
+    // and the daemon answers there only the desk's user.
+    let reached = speak_as(
+        Door::Portal,
+        &rig.served.socket,
+        &line(format!(r#"{{"staff":{staff}}}"#), list),
+    );
+    assert!(
+        reached
+            .as_ref()
+            .is_err_and(|e| e.contains("Permission denied")),
+        "the portal's user reached the desk's socket: {reached:?}"
+    );
+    let root = std::os::unix::net::UnixStream::connect(&rig.served.socket).and_then(|mut s| {
+        use std::io::{Read, Write};
+        s.write_all(format!("{}\n", line(format!(r#"{{"staff":{staff}}}"#), list)).as_bytes())?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)?;
+        Ok(answer)
+    });
+    assert!(
+        root.as_deref().unwrap_or("").is_empty(),
+        "another user than the desk's was answered: {root:?}"
+    );
+    assert_ne!(rig.env.status(&id)["job"]["state"], "cancelled");
+    // The desk's own user, for its signed-in caseworker, is answered.
+    let desk = speak_as(
+        Door::Desk,
+        &rig.served.socket,
+        &line(format!(r#"{{"staff":{staff}}}"#), list),
+    )
+    .expect("the desk reaches its socket");
+    assert!(desk.contains(&id), "{desk}");
 }

@@ -268,24 +268,8 @@ fn a_technician_changes_and_proves_the_address_and_the_history_names_them() {
 /// Sends one raw request line to a control socket as the portal's user (a portal process that
 /// lies) and returns the daemon's answer line.
 fn forged(socket: &Path, line: &str) -> String {
-    let script = "import socket, sys\n\
-                  s = socket.socket(socket.AF_UNIX)\n\
-                  s.connect(sys.argv[1])\n\
-                  s.sendall(sys.argv[2].encode() + b'\\n')\n\
-                  print(s.makefile().readline(), end='')\n";
-    // Debian's python (a pyenv under /root is not the portal user's to run).
-    let out = common::portal::as_portal_user("/usr/bin/python3")
-        .args(["-c", script])
-        .arg(socket)
-        .arg(line)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    common::portal::speak_as(common::portal::Door::Portal, socket, line)
+        .unwrap_or_else(|e| panic!("the portal's user could not reach its socket: {e}"))
 }
 
 #[test]

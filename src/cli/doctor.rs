@@ -63,7 +63,7 @@ pub async fn examine(
     settings: &Settings,
     config_origin: &str,
     registry: &[(Kommunkod, Registered)],
-    portal: Option<&crate::service::PortalStatus>,
+    web: &[(crate::config::WebDoor, crate::service::PortalStatus)],
 ) -> Vec<Finding> {
     let mut out = vec![finding(
         Level::Ok,
@@ -126,17 +126,17 @@ pub async fn examine(
         ));
     }
     out.extend(check_registry(registry, settings.smtp.enabled()));
-    out.extend(check_trust(settings, registry, portal));
+    out.extend(check_trust(settings, registry, web));
     out
 }
 
 /// What the agency trusts and what waits for it: the CAs for municipalities' certificates,
 /// certificates stored with their private key, grants bound to no CA, changes waiting for
-/// approval, and the portal's revocation lists.
+/// approval, and the portal's and the desk's revocation lists.
 fn check_trust(
     settings: &Settings,
     registry: &[(Kommunkod, Registered)],
-    portal: Option<&crate::service::PortalStatus>,
+    web: &[(crate::config::WebDoor, crate::service::PortalStatus)],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     if settings.registry.smime_ca.as_os_str().is_empty() {
@@ -192,13 +192,14 @@ fn check_trust(
             ));
         }
     }
-    if let Some(portal) = portal {
-        let now = jiff::Timestamp::now().as_second();
-        for crl in &portal.crls {
+    let now = jiff::Timestamp::now().as_second();
+    for (door, status) in web {
+        let check = format!("{} revocation lists", door.section());
+        for crl in &status.crls {
             match crl.next_update {
                 Some(next) if next < now => out.push(finding(
                     Level::Warn,
-                    "portal revocation lists",
+                    check.clone(),
                     format!(
                         "{} (from {}) is past its nextUpdate: a card revoked since is still let \
                          in; fetch the new list",
@@ -207,7 +208,7 @@ fn check_trust(
                 )),
                 _ => out.push(finding(
                     Level::Ok,
-                    "portal revocation lists",
+                    check.clone(),
                     format!("{} is current", crl.file),
                 )),
             }
@@ -638,15 +639,20 @@ pub fn run(
             }
             Err(e) => return Err(e),
         };
-    let portal = match daemon.ask(None, Command::PortalStatus) {
-        Ok(Reply::PortalStatus(status)) => status,
-        _ => None,
-    };
+    let mut web = Vec::new();
+    for (door, command) in [
+        (crate::config::WebDoor::Portal, Command::PortalStatus),
+        (crate::config::WebDoor::Desk, Command::DeskStatus),
+    ] {
+        if let Ok(Reply::PortalStatus(Some(status))) = daemon.ask(None, command) {
+            web.push((door, status));
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting a runtime")?;
-    let mut findings = runtime.block_on(examine(settings, origin, &registry, portal.as_ref()));
+    let mut findings = runtime.block_on(examine(settings, origin, &registry, &web));
     findings.insert(1.min(findings.len()), store);
     findings.extend(check_connections(settings, &checks));
     let mut worst = Level::Ok;

@@ -69,6 +69,10 @@ pub enum Command {
     /// Serve the municipality portal on [portal] listen: HTTPS with client certificates, its
     /// own process, with no store and no signing key; it asks the daemon through [portal] socket.
     Portal,
+    /// Serve the agency's dispatch desk on [desk] listen: HTTPS with client certificates, its
+    /// own process and user, with no store and no signing key; it asks the daemon through
+    /// [desk] socket, which answers no one else.
+    Desk,
     /// Drop a job into the spool and print its job id (no running daemon needed).
     Submit {
         /// Kommunkod of the assigned municipality (anvisningskommun), e.g. 2480.
@@ -261,8 +265,8 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         seed: seed.clone(),
     };
     match cli.command {
-        Command::Run | Command::Portal => {
-            bail!("`kurir run` and `kurir portal` are started by the binary, not by the command line's dispatcher")
+        Command::Run | Command::Portal | Command::Desk => {
+            bail!("`kurir run`, `kurir portal` and `kurir desk` are started by the binary, not by the command line's dispatcher")
         }
         Command::Submit {
             to,

@@ -71,7 +71,9 @@ pub struct Settings {
     /// Proof of delivery: delivery reports and read notifications back from municipalities.
     pub proof: ProofSettings,
     /// The web page where municipality IT manage their own registration.
-    pub portal: PortalSettings,
+    pub portal: WebSettings,
+    /// The web page where the agency's staff send decisions and follow them.
+    pub desk: WebSettings,
     /// Log output.
     pub log: LogSettings,
     /// The settings file these were read from (none: the built-in defaults and the
@@ -211,10 +213,14 @@ impl Settings {
             &mut self.portal.key,
             &mut self.portal.client_ca,
             &mut self.portal.socket,
+            &mut self.desk.cert,
+            &mut self.desk.key,
+            &mut self.desk.client_ca,
+            &mut self.desk.socket,
         ] {
             resolve(p);
         }
-        for p in &mut self.portal.crl {
+        for p in self.portal.crl.iter_mut().chain(self.desk.crl.iter_mut()) {
             resolve(p);
         }
     }
@@ -283,20 +289,39 @@ impl Settings {
                 ));
             }
         }
-        if self.portal.enabled() {
-            if self.portal.listen.parse::<std::net::SocketAddr>().is_err() {
-                return Err(bad(
+        if !self.portal.user.is_empty() && self.portal.user == self.desk.user {
+            return Err(bad(
+                "desk.user",
+                "must differ from portal.user: the desk's socket must refuse the portal's user, \
+                 or a compromised portal could send decisions",
+            ));
+        }
+        for (door, web) in [(WebDoor::Portal, &self.portal), (WebDoor::Desk, &self.desk)] {
+            if !web.enabled() {
+                continue;
+            }
+            let [listen, cert, key, client_ca] = match door {
+                WebDoor::Portal => [
                     "portal.listen",
+                    "portal.cert",
+                    "portal.key",
+                    "portal.client_ca",
+                ],
+                WebDoor::Desk => ["desk.listen", "desk.cert", "desk.key", "desk.client_ca"],
+            };
+            if web.listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(bad(
+                    listen,
                     "must be an address and port, e.g. 0.0.0.0:8443",
                 ));
             }
             for (key, path) in [
-                ("portal.cert", &self.portal.cert),
-                ("portal.key", &self.portal.key),
-                ("portal.client_ca", &self.portal.client_ca),
+                (cert, &web.cert),
+                (key, &web.key),
+                (client_ca, &web.client_ca),
             ] {
                 if path.as_os_str().is_empty() {
-                    return Err(bad(key, "must be set when portal.listen is set"));
+                    return Err(bad(key, "must be set when the door's listen is set"));
                 }
             }
         }

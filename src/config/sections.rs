@@ -527,12 +527,15 @@ impl Default for OpsSettings {
     }
 }
 
-/// `[portal]`: the municipality portal (`kurir portal`, its own process), HTTPS with client
-/// certificates (SITHS) only, and the socket through which it asks the daemon.
+/// `[portal]` and `[desk]`: the two web doors, each its own program and OS user — the
+/// municipality portal (`kurir-portal`, for municipality IT) and the dispatch desk
+/// (`kurir-desk`, for the agency's staff). Both serve HTTPS with client certificates (SITHS)
+/// only, and each asks the daemon through a socket of its own, which answers only its user
+/// and only what its people may ask: a compromised portal cannot send a decision.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct PortalSettings {
-    /// Address `kurir portal` serves on, e.g. `0.0.0.0:8443`. Empty: no portal (the default).
+pub struct WebSettings {
+    /// Address the program serves on, e.g. `0.0.0.0:8443`. Empty: not served (the default).
     pub listen: String,
     /// The server's certificate chain (PEM).
     pub cert: PathBuf,
@@ -541,11 +544,12 @@ pub struct PortalSettings {
     /// The CAs whose person certificates may sign in (PEM; in production the SITHS e-id root
     /// and issuing CAs). A certificate from any other CA, or none, gets no page at all.
     pub client_ca: PathBuf,
-    /// The daemon's socket for the portal. Empty: `portal.sock` in the state directory (the
-    /// quick start, where both run as one user); installed: `/run/kurir/portal.sock`, reached
-    /// by the portal's user through the folder's group.
+    /// The daemon's socket for this door. Empty: `portal.sock` or `desk.sock` in the state
+    /// directory (the quick start, where all run as one user); installed:
+    /// `/run/kurir/portal.sock` and `/run/kurir-desk/desk.sock`, each reached by its
+    /// program's user through its folder's group.
     pub socket: PathBuf,
-    /// The portal's OS user. When set, the daemon takes requests on the portal socket only
+    /// The program's OS user. When set, the daemon takes requests on this door's socket only
     /// from this user (checked by the socket peer's credentials) and opens the socket to the
     /// folder's group; empty: any user who can reach the socket file.
     pub user: String,
@@ -554,16 +558,43 @@ pub struct PortalSettings {
     pub crl: Vec<PathBuf>,
 }
 
-impl PortalSettings {
-    /// Whether the portal is served.
+/// Which of the two web doors a [`WebSettings`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebDoor {
+    /// The municipality portal: municipality IT and their registrations.
+    Portal,
+    /// The dispatch desk: the agency's staff and their decisions.
+    Desk,
+}
+
+impl WebDoor {
+    /// The settings section, as named in errors.
+    pub fn section(self) -> &'static str {
+        match self {
+            WebDoor::Portal => "portal",
+            WebDoor::Desk => "desk",
+        }
+    }
+
+    /// The socket's file name in the state directory when none is set.
+    fn default_socket(self) -> &'static str {
+        match self {
+            WebDoor::Portal => "portal.sock",
+            WebDoor::Desk => "desk.sock",
+        }
+    }
+}
+
+impl WebSettings {
+    /// Whether the door is served.
     pub fn enabled(&self) -> bool {
         !self.listen.is_empty()
     }
 
-    /// The daemon's socket for the portal, for a state directory `state_dir`.
-    pub fn socket_path(&self, state_dir: &std::path::Path) -> PathBuf {
+    /// The daemon's socket for `door`, for a state directory `state_dir`.
+    pub fn socket_path(&self, door: WebDoor, state_dir: &std::path::Path) -> PathBuf {
         if self.socket.as_os_str().is_empty() {
-            state_dir.join("portal.sock")
+            state_dir.join(door.default_socket())
         } else {
             self.socket.clone()
         }

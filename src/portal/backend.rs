@@ -1,9 +1,11 @@
-//! The portal's only way to the data: the daemon's portal socket. The portal holds no store,
-//! no spool and no signing key; it asks the service on behalf of the signed-in person, and the
-//! daemon checks that person's grants itself.
+//! A web program's only way to the data: its door's socket on the daemon. The portal and the
+//! desk hold no store, no spool and no signing key; each asks the service on behalf of the
+//! signed-in person — as a municipality person (portal) or as staff (desk) — and the daemon
+//! checks that person's grants itself.
 
 use std::path::PathBuf;
 
+use crate::config::WebDoor;
 use crate::registry::Person;
 use crate::service::protocol::{self, ClientError};
 use crate::service::{Command, Principal, Reply, ServiceError};
@@ -17,24 +19,41 @@ pub enum Asked {
     Unavailable,
 }
 
-/// The daemon, as the portal reaches it.
+/// The daemon, as the portal or the desk reaches it.
 #[derive(Debug, Clone)]
 pub struct Backend {
     socket: PathBuf,
+    door: WebDoor,
 }
 
 impl Backend {
-    /// The daemon at `socket`.
-    pub fn new(socket: PathBuf) -> Backend {
-        Backend { socket }
+    /// The daemon at `socket`, for the program serving `door`.
+    pub fn new(socket: PathBuf, door: WebDoor) -> Backend {
+        Backend { socket, door }
     }
 
-    /// Reports the portal's revocation lists and CAs to the daemon; whether it was heard.
+    /// Which door this program serves.
+    pub fn door(&self) -> WebDoor {
+        self.door
+    }
+
+    /// How the signed-in person speaks through this door.
+    fn principal(&self, person: &Person) -> Principal {
+        match self.door {
+            WebDoor::Portal => Principal::Person(person.clone()),
+            WebDoor::Desk => Principal::Staff(person.clone()),
+        }
+    }
+
+    /// Reports the program's revocation lists and CAs to the daemon; whether it was heard.
     pub async fn report(&self, crls: Vec<crate::service::CrlInfo>, issuers: Vec<String>) -> bool {
         matches!(
             protocol::call(
                 &self.socket,
-                Principal::Portal,
+                match self.door {
+                    WebDoor::Portal => Principal::Portal,
+                    WebDoor::Desk => Principal::Desk,
+                },
                 Command::PortalReport { crls, issuers },
             )
             .await,
@@ -44,7 +63,7 @@ impl Backend {
 
     /// Asks the service, on behalf of `person`.
     pub async fn ask(&self, person: &Person, command: Command) -> Result<Reply, Asked> {
-        match protocol::call(&self.socket, Principal::Person(person.clone()), command).await {
+        match protocol::call(&self.socket, self.principal(person), command).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(refused)) => Err(Asked::Refused(refused)),
             Err(e @ ClientError::NotRunning(_)) => {

@@ -35,46 +35,56 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::config::Settings;
+use crate::config::{Settings, WebDoor};
 use crate::registry::Seed;
 
-/// `kurir portal`: serves the portal on `[portal] listen` until SIGTERM or SIGINT.
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let portal = &settings.portal;
-    if !portal.enabled() {
+/// `kurir portal` and `kurir desk`: serves `door` on its `listen` until SIGTERM or SIGINT.
+pub async fn run(settings: Settings, door: WebDoor) -> anyhow::Result<()> {
+    let (web, section, env) = match door {
+        WebDoor::Portal => (&settings.portal, "[portal]", "KURIR_PORTAL__LISTEN"),
+        WebDoor::Desk => (&settings.desk, "[desk]", "KURIR_DESK__LISTEN"),
+    };
+    if !web.enabled() {
         anyhow::bail!(
-            "[portal] listen is empty: set the address the portal serves on (e.g. \
-             KURIR_PORTAL__LISTEN=0.0.0.0:8443), with [portal] cert, key and client_ca"
+            "{section} listen is empty: set the address it serves on (e.g. \
+             {env}=0.0.0.0:8443), with {section} cert, key and client_ca"
         );
     }
-    let trust = Arc::new(tls::Trust::new(portal).context("[portal] certificates")?);
-    let listen: std::net::SocketAddr = portal.listen.parse().context("[portal] listen")?;
+    let trust = Arc::new(tls::Trust::new(web).with_context(|| format!("{section} certificates"))?);
+    let listen: std::net::SocketAddr = web
+        .listen
+        .parse()
+        .with_context(|| format!("{section} listen"))?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("[portal] listen {listen}"))?;
-    let socket = portal.socket_path(&settings.store.dir);
+        .with_context(|| format!("{section} listen {listen}"))?;
+    let socket = web.socket_path(door, &settings.store.dir);
     let seed = Seed::builtin().context("loading the built-in municipality list")?;
-    let backend = backend::Backend::new(socket.clone());
+    let backend = backend::Backend::new(socket.clone(), door);
     let state = Arc::new(routes::Portal::new(
         backend.clone(),
         seed,
         settings.sender.clone(),
     ));
     warn_if_privileged(&settings);
+    let serving = match door {
+        WebDoor::Portal => "serving the municipality portal",
+        WebDoor::Desk => "serving the dispatch desk",
+    };
     tracing::info!(
-        listen = %listener.local_addr().context("[portal] listen")?,
+        listen = %listener.local_addr().with_context(|| format!("{section} listen"))?,
         daemon = %socket.display(),
-        "municipality portal on HTTPS with client certificates"
+        "{serving} on HTTPS with client certificates"
     );
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(watch_trust(trust.clone(), backend, shutdown_rx.clone()));
     let server = tokio::spawn(server::serve(listener, trust, state, shutdown_rx));
-    crate::ops::systemd::ready("serving the municipality portal");
+    crate::ops::systemd::ready(serving);
     wait_for_signal().await?;
     crate::ops::systemd::stopping();
     let _ = shutdown_tx.send(true);
     let _ = server.await;
-    tracing::info!("portal stopped");
+    tracing::info!("{} stopped", door.section());
     Ok(())
 }
 

@@ -111,20 +111,13 @@ pub fn layout(title: &str, area: Area, frame: Option<&Frame<'_>>, body: Markup) 
     }
 }
 
-/// The start page: the dispatch desk for staff, and the municipalities this person may manage,
-/// as (kommunkod, name).
-pub fn index(frame: &Frame<'_>, desk: bool, municipalities: &[(String, String)]) -> Markup {
+/// The portal's start page: the municipalities this person may manage, as (kommunkod, name).
+pub fn index(frame: &Frame<'_>, municipalities: &[(String, String)]) -> Markup {
     page(
         "Dina kommuner",
         Some(frame),
         html! {
-            @if desk {
-                h1 { "Start" }
-                p { a href="/expedition/utskick" { "Expeditionen" } ": skicka beslut, följ dem och se vilka kommuner som ska ringas." }
-                h2 { "Dina kommuner" }
-            } @else {
-                h1 { "Dina kommuner" }
-            }
+            h1 { "Dina kommuner" }
             @if municipalities.is_empty() {
                 p { "Du har inte behörighet för någon kommun ännu. Migrationsverket ger behörighet \
                      per person (HSA-id); kontakta Bosättningsenheten om du ska sköta din kommuns \

@@ -25,6 +25,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::pages;
 use super::routes::{self, Portal};
 use super::{desk, desk_send};
+use crate::config::WebDoor;
 use crate::net::{self, HttpTimeouts, Limits, PerClient};
 
 /// Largest request body: forms and a certificate file.
@@ -61,7 +62,8 @@ pub async fn serve(
     portal: Arc<Portal>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let app = router(portal);
+    let door = portal.door();
+    let app = router(portal, door);
     let persons = PerClient::new(PER_PERSON);
     let handshaking = PerClient::new(HANDSHAKES_PER_NETWORK);
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
@@ -76,7 +78,7 @@ pub async fn serve(
         grace: Duration::from_secs(10),
     };
     let listener = net::ByNetwork(listener);
-    net::serve(listener, limits, shutdown, "portal", move |tcp, network, shutdown| {
+    net::serve(listener, limits, shutdown, door.section(), move |tcp, network, shutdown| {
         // The acceptor as it stands now: a revocation list read again applies to the next
         // handshake.
         let (app, acceptor, persons) = (app.clone(), trust.current(), persons.clone());
@@ -129,7 +131,7 @@ pub async fn serve(
     .await;
 }
 
-fn router(portal: Arc<Portal>) -> Router {
+fn router(portal: Arc<Portal>, door: WebDoor) -> Router {
     let headers = [
         (
             header::CONTENT_SECURITY_POLICY,
@@ -145,41 +147,25 @@ fn router(portal: Arc<Portal>) -> Router {
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
     ];
-    // A decision's PDFs: the one route with a large body.
+    // A decision's PDFs: the one route with a large body (its own limits, set before the
+    // common ones are layered on the rest).
     let upload = Router::new()
         .route("/expedition/skicka/granska", post(desk_send::send_check))
         .layer(DefaultBodyLimit::max(desk_send::DESK_UPLOAD_BYTES))
         .layer(RequestBodyLimitLayer::new(desk_send::DESK_UPLOAD_BYTES));
-    let forms = Router::new()
-        .route("/", get(routes::index))
+    let common = Router::new()
         .route("/stil.css", get(routes::style))
-        .route("/tillganglighet", get(routes::accessibility))
-        .route("/kommun/{code}", get(routes::municipality))
-        .route("/kommun/{code}/andra", post(routes::change))
-        .route("/kommun/{code}/certifikat", post(routes::certificate))
-        .route("/kommun/{code}/skicka-kod", post(routes::send_code))
-        .route("/kommun/{code}/kontrollera", post(routes::check_connection))
-        .route("/kommun/{code}/bekrafta", post(routes::confirm))
-        .route("/expedition", get(desk::start))
-        .route("/expedition/skicka", get(desk_send::send_form))
-        .route("/expedition/skicka/bekrafta", post(desk_send::send_confirm))
-        .route("/expedition/utskick", get(desk::jobs))
-        .route("/expedition/utskick/{id}", get(desk::job))
-        .route("/expedition/utskick/{id}/kvitto", get(desk::receipt_page))
-        .route(
-            "/expedition/utskick/{id}/kvitto.pdf",
-            get(desk::receipt_pdf),
-        )
-        .route(
-            "/expedition/utskick/{id}/{action}",
-            get(desk::action_form).post(desk::action),
-        )
-        .route("/expedition/att-ringa", get(desk::calls))
-        .route("/expedition/att-ringa/{id}", post(desk::called))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY));
+        .route("/tillganglighet", get(routes::accessibility));
+    let limited = |pages: Router<Arc<Portal>>| {
+        pages
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .layer(RequestBodyLimitLayer::new(MAX_BODY))
+    };
+    let forms = match door {
+        WebDoor::Portal => limited(portal_pages(common)),
+        WebDoor::Desk => limited(desk_pages(common)).merge(upload),
+    };
     let mut app = forms
-        .merge(upload)
         .with_state(portal)
         // A post from another site is refused before any handler runs: the browser would
         // send the person's certificate with it.
@@ -198,6 +184,40 @@ fn router(portal: Arc<Portal>) -> Router {
         ));
     }
     app
+}
+
+/// The municipality portal's pages: a person's municipalities and their registrations.
+fn portal_pages(common: Router<Arc<Portal>>) -> Router<Arc<Portal>> {
+    common
+        .route("/", get(routes::index))
+        .route("/kommun/{code}", get(routes::municipality))
+        .route("/kommun/{code}/andra", post(routes::change))
+        .route("/kommun/{code}/certifikat", post(routes::certificate))
+        .route("/kommun/{code}/skicka-kod", post(routes::send_code))
+        .route("/kommun/{code}/kontrollera", post(routes::check_connection))
+        .route("/kommun/{code}/bekrafta", post(routes::confirm))
+}
+
+/// The dispatch desk's pages: sending decisions and following them.
+fn desk_pages(common: Router<Arc<Portal>>) -> Router<Arc<Portal>> {
+    common
+        .route("/", get(desk::start))
+        .route("/expedition", get(desk::start))
+        .route("/expedition/skicka", get(desk_send::send_form))
+        .route("/expedition/skicka/bekrafta", post(desk_send::send_confirm))
+        .route("/expedition/utskick", get(desk::jobs))
+        .route("/expedition/utskick/{id}", get(desk::job))
+        .route("/expedition/utskick/{id}/kvitto", get(desk::receipt_page))
+        .route(
+            "/expedition/utskick/{id}/kvitto.pdf",
+            get(desk::receipt_pdf),
+        )
+        .route(
+            "/expedition/utskick/{id}/{action}",
+            get(desk::action_form).post(desk::action),
+        )
+        .route("/expedition/att-ringa", get(desk::calls))
+        .route("/expedition/att-ringa/{id}", post(desk::called))
 }
 
 /// Refuses a request for a desk page that another site made the browser send

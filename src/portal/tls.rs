@@ -120,7 +120,7 @@ pub struct Trust {
 
 impl Trust {
     /// The portal's TLS from its settings.
-    pub fn new(settings: &crate::config::PortalSettings) -> Result<Trust, TlsSetupError> {
+    pub fn new(settings: &crate::config::WebSettings) -> Result<Trust, TlsSetupError> {
         let acceptor = acceptor(
             &settings.cert,
             &settings.key,

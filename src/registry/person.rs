@@ -21,9 +21,16 @@ pub struct Person {
 }
 
 impl Person {
-    /// How the person is named as the operator in histories and the audit chain.
+    /// How the person is named as the operator in histories and the audit chain, when they
+    /// act on the municipality portal.
     pub fn operator(&self) -> String {
         format!("{} ({}) via portal", self.hsa_id, self.name)
+    }
+
+    /// How a member of staff is named in histories and the audit chain, when they act on the
+    /// dispatch desk.
+    pub fn on_desk(&self) -> String {
+        format!("{} ({}) via desk", self.hsa_id, self.name)
     }
 }
 

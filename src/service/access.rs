@@ -3,9 +3,11 @@
 //! portal may read and change only what the agency granted them: their municipalities'
 //! registrations, and of those only what municipality IT registers (not the secure
 //! connection nor the TLS pin, which the agency sets up). A member of the agency's staff with a
-//! desk grant may use the dispatch desk as their role allows; the two grants are separate, so
-//! neither opens the other's pages. Every grant is checked here, against the store, whatever
-//! the portal process claims.
+//! desk grant may use the dispatch desk as their role allows. The two are different principals
+//! that come through different doors (the portal's and the desk's sockets, each answered only
+//! for its program's user): a portal process, however compromised, cannot speak as staff, so
+//! it can send no decision, list no case and cancel no job. Every grant is checked here,
+//! against the store, whatever a web process claims.
 
 use super::{Command, Core, Principal, ServiceError};
 use crate::queue::operator::Target;
@@ -68,20 +70,29 @@ pub(super) fn check(
                 _ => Ok(()),
             }
         }
-        // The portal process speaks for itself only to report on itself.
-        Principal::Portal => {
+        // The web processes speak for themselves only to report on themselves.
+        Principal::Portal | Principal::Desk => {
             return match command {
                 Command::PortalReport { .. } => Ok(()),
                 _ => Err(ServiceError::NotPermitted),
             }
         }
+        // Staff: the desk's commands, as their desk grant allows; nothing of registrations.
+        Principal::Staff(person) => {
+            return match desk_permission(command) {
+                Some(needed) => check_desk(core, person, needed),
+                None if matches!(command, Command::WhoAmI) => Ok(()),
+                None => Err(ServiceError::NotPermitted),
+            }
+        }
         Principal::Person(person) => person,
     };
-    if let Some(needed) = desk_permission(command) {
-        return check_desk(core, person, needed);
+    // A municipality person: nothing of the desk's, whatever grants they hold besides.
+    if desk_permission(command).is_some() {
+        return Err(ServiceError::NotPermitted);
     }
     let code = match command {
-        Command::MyMunicipalities | Command::WhoAmI => return Ok(()),
+        Command::MyMunicipalities => return Ok(()),
         Command::MunicipalityShow { code }
         | Command::MunicipalityHistory { code }
         | Command::MunicipalityVerify { code }

@@ -137,8 +137,10 @@ fn who(principal: &Principal) -> String {
             "{} (HSA-id {}) på Migrationsverkets webbsida för kommuner",
             p.name, p.hsa_id
         ),
+        Principal::Staff(p) => format!("{} (HSA-id {}) på Migrationsverket", p.name, p.hsa_id),
         Principal::Operator(name) => format!("Migrationsverket (handläggare {name})"),
         Principal::Portal => "Migrationsverkets webbsida för kommuner".into(),
+        Principal::Desk => "Migrationsverkets expedition".into(),
     }
 }
 

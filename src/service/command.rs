@@ -268,6 +268,8 @@ pub enum Command {
     },
     /// What the portal last reported (for `doctor`).
     PortalStatus,
+    /// What the desk last reported of itself.
+    DeskStatus,
     /// Changes the municipality's mail domains (addresses outside them wait for approval).
     MunicipalityDomains {
         /// The municipality.

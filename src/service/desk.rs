@@ -40,7 +40,7 @@ impl Core {
         let issuer = issuer
             .map(|i| i.trim().to_string())
             .filter(|i| !i.is_empty())
-            .or_else(|| self.default_issuer())
+            .or_else(|| self.default_issuer(crate::config::WebDoor::Desk))
             .ok_or(ServiceError::IssuerRequired)?;
         let issuer = Some(issuer);
         let grant = StaffGrant {
@@ -138,7 +138,7 @@ impl Core {
             job_id: Some(id.clone()),
             kommunkod: None,
             state: None,
-            operator: Some(person.operator()),
+            operator: Some(person.on_desk()),
             action: "decision sent from the dispatch desk".into(),
             data: serde_json::Value::Null,
         })?;
@@ -259,7 +259,7 @@ impl Core {
         }
         let shown: Vec<JobId> = rows.iter().map(|r| r.job_id.clone()).collect();
         self.store.audit_list_view(
-            &person.operator(),
+            &person.on_desk(),
             &format!("the job list ({})", filter.as_str()),
             !needle.is_empty(),
             &shown,
@@ -281,7 +281,7 @@ impl Core {
             DeskView::Page => "the job's page",
             DeskView::Receipt => "the receipt for the case file",
         };
-        self.store.audit_view(&id, &person.operator(), what)?;
+        self.store.audit_view(&id, &person.on_desk(), what)?;
         let working = events
             .iter()
             .map(|e| self.working_hours.between(job.received_at, e.at).as_secs())

@@ -104,7 +104,7 @@ pub enum ServiceError {
         hsa_id: String,
     },
     /// A grant must name the CA that issues the person's card, and none can be assumed.
-    #[error("name the CA that issues the person's card (--issuer \"CN=…\"): the portal has not reported exactly one CA it trusts")]
+    #[error("name the CA that issues the person's card (--issuer \"CN=…\"): the portal (for staff: the desk) has not reported exactly one CA it trusts")]
     IssuerRequired,
     /// A revoke for a grant that does not exist.
     #[error("{hsa_id} has no access to kommun {code}")]

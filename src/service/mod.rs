@@ -32,7 +32,7 @@ use std::time::Duration;
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
-use crate::config::SenderSettings;
+use crate::config::{SenderSettings, WebDoor};
 use crate::deliver::mail::Mailer;
 use crate::ops::alert::Alerter;
 use crate::registry::{ChangeContext, CodeKey, Person, Seed, SmimeTrust, StaffRole};
@@ -53,10 +53,16 @@ pub use reply::*;
 pub enum Principal {
     /// An operator at the command line, by name (`--operator`, else the OS user).
     Operator(String),
-    /// A person signed in on the portal, as the portal process read their certificate.
+    /// A municipality person signed in on the portal, as the portal process read their
+    /// certificate. Speaks only through the portal's door, and only of registrations.
     Person(Person),
+    /// A member of the agency's staff signed in on the desk, as the desk process read their
+    /// card. Speaks only through the desk's door, and only of decisions.
+    Staff(Person),
     /// The portal process itself, reporting on its own state (its revocation lists).
     Portal,
+    /// The desk process itself, reporting on its own state (its revocation lists).
+    Desk,
 }
 
 impl Principal {
@@ -65,15 +71,17 @@ impl Principal {
         match self {
             Principal::Operator(name) => name.clone(),
             Principal::Person(person) => person.operator(),
+            Principal::Staff(person) => person.on_desk(),
             Principal::Portal => "kurir portal".into(),
+            Principal::Desk => "kurir desk".into(),
         }
     }
 }
 
-/// The person behind a desk command (the desk is for persons signed in with a card).
+/// The member of staff behind a desk command (the desk is for persons signed in with a card).
 fn person_of(principal: &Principal) -> Result<&Person, ServiceError> {
     match principal {
-        Principal::Person(person) => Ok(person),
+        Principal::Staff(person) => Ok(person),
         _ => Err(ServiceError::NotPermitted),
     }
 }
@@ -150,6 +158,8 @@ struct Core {
     checking: Mutex<std::collections::HashSet<String>>,
     /// Registry changes are read-modify-write: one at a time.
     registry_lock: Mutex<()>,
+    /// What the desk last reported of itself.
+    desk: Mutex<Option<PortalStatus>>,
     /// What the portal last reported of itself.
     portal: Mutex<Option<PortalStatus>>,
 }
@@ -230,6 +240,7 @@ impl Service {
                 checking: Mutex::new(std::collections::HashSet::new()),
                 registry_lock: Mutex::new(()),
                 portal: Mutex::new(None),
+                desk: Mutex::new(None),
             }),
         }
     }
@@ -295,29 +306,47 @@ impl Service {
 }
 
 impl Core {
-    /// Keeps what the portal reports of itself, and shows it in the metrics.
-    fn portal_report(&self, crls: Vec<CrlInfo>, issuers: Vec<String>) -> Reply {
+    /// Keeps what the portal or the desk (`door`) reports of itself, and shows it in the
+    /// metrics (both doors' revocation lists; when the portal last reported).
+    fn web_report(&self, door: WebDoor, crls: Vec<CrlInfo>, issuers: Vec<String>) -> Reply {
         for crl in &crls {
             if let Some(next) = crl.next_update {
                 metrics::gauge!(crate::ops::names::PORTAL_CRL_NEXT_UPDATE, "crl" => crl.file.clone())
                     .set(next as f64);
             }
         }
-        metrics::gauge!(crate::ops::names::PORTAL_REPORTED)
-            .set(jiff::Timestamp::now().as_second() as f64);
+        if door == WebDoor::Portal {
+            metrics::gauge!(crate::ops::names::PORTAL_REPORTED)
+                .set(jiff::Timestamp::now().as_second() as f64);
+        }
         let status = PortalStatus {
             at: jiff::Timestamp::now(),
             crls,
             issuers,
         };
-        *self.portal.lock().unwrap_or_else(|p| p.into_inner()) = Some(status.clone());
+        *self
+            .web_status(door)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(status.clone());
         Reply::PortalStatus(Some(status))
     }
 
-    /// The issuer a new grant is bound to when none is named: the one CA the portal trusts.
-    pub(super) fn default_issuer(&self) -> Option<String> {
-        let portal = self.portal.lock().unwrap_or_else(|p| p.into_inner());
-        match portal.as_ref().map(|p| p.issuers.as_slice()) {
+    /// What the portal or the desk last reported of itself.
+    fn web_status(&self, door: WebDoor) -> &Mutex<Option<PortalStatus>> {
+        match door {
+            WebDoor::Portal => &self.portal,
+            WebDoor::Desk => &self.desk,
+        }
+    }
+
+    /// The issuer a new grant for `door` is bound to when none is named: the one CA that door
+    /// trusts (a municipality grant the portal's, a staff grant the desk's).
+    pub(super) fn default_issuer(&self, door: WebDoor) -> Option<String> {
+        let status = self
+            .web_status(door)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match status.as_ref().map(|p| p.issuers.as_slice()) {
             Some([only]) => Some(only.clone()),
             _ => None,
         }
@@ -371,12 +400,11 @@ impl Core {
             }
             Command::OpenAlerts => {
                 let reply = self.open_alerts()?;
-                if let (Principal::Person(person), Reply::OpenAlerts(alerts)) = (principal, &reply)
-                {
+                if let (Principal::Staff(person), Reply::OpenAlerts(alerts)) = (principal, &reply) {
                     let mut shown: Vec<_> = alerts.iter().map(|a| a.job_id.clone()).collect();
                     shown.dedup();
                     self.store.audit_list_view(
-                        &person.operator(),
+                        &person.on_desk(),
                         "the list of decisions to phone about",
                         false,
                         &shown,
@@ -390,7 +418,7 @@ impl Core {
                 // A caseworker closes dispatch's alerts only; operations (and an operator at
                 // the command line) close any.
                 let only = match principal {
-                    Principal::Person(person) => match self.desk_grant(person)? {
+                    Principal::Staff(person) => match self.desk_grant(person)? {
                         Some(grant) if grant.role == StaffRole::Drift => None,
                         _ => Some(Team::Dispatch),
                     },
@@ -409,9 +437,7 @@ impl Core {
             Command::StaffRevoke { hsa_id } => self.staff_revoke(principal, hsa_id),
             Command::StaffList => Ok(Reply::Staff(self.store.all_staff()?)),
             Command::WhoAmI => match principal {
-                Principal::Person(person) => {
-                    Ok(Reply::Me(self.desk_grant(person)?.map(|g| g.role)))
-                }
+                Principal::Staff(person) => Ok(Reply::Me(self.desk_grant(person)?.map(|g| g.role))),
                 _ => Ok(Reply::Me(None)),
             },
             Command::DeskDraft {
@@ -474,12 +500,21 @@ impl Core {
             Command::MunicipalityDomains { code, add, remove } => {
                 self.domains(principal, code, &add, &remove)
             }
-            Command::PortalReport { crls, issuers } => Ok(self.portal_report(crls, issuers)),
+            Command::PortalReport { crls, issuers } => {
+                let door = match principal {
+                    Principal::Desk => WebDoor::Desk,
+                    _ => WebDoor::Portal,
+                };
+                Ok(self.web_report(door, crls, issuers))
+            }
             Command::PortalStatus => Ok(Reply::PortalStatus(
                 self.portal
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .clone(),
+            )),
+            Command::DeskStatus => Ok(Reply::PortalStatus(
+                self.desk.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             )),
             // Answered by `Service::verify` and `Service::check_connection`: the network.
             Command::MunicipalityVerify { .. } | Command::MunicipalityCheck { .. } => {

@@ -6,12 +6,13 @@
 //! version of them a peer speaks, and a peer of another version gets a clear error instead of a
 //! misread answer (a 0.1.0 client, which sends no number, gets one in the form it understands).
 //!
-//! Two doors, one per kind of caller. The operator socket (`<state>/kurir.sock`, mode 0600 in
+//! Three doors, one per kind of caller. The operator socket (`<state>/kurir.sock`, mode 0600 in
 //! the private state directory) takes operators' commands from the daemon's own user or root.
-//! The portal socket (`[portal] socket`) takes requests on behalf of signed-in persons only:
-//! whatever the portal process sends, it cannot speak as an operator, and the service checks
-//! the person's grants itself. The daemon tells the two callers apart by the socket a request
-//! came through and by the peer's credentials (SO_PEERCRED).
+//! The portal socket (`[portal] socket`) takes requests on behalf of municipality persons only,
+//! the desk socket (`[desk] socket`) on behalf of the agency's staff only: whatever a web
+//! process sends, it cannot speak as an operator nor as the other door's people, and the
+//! service checks the person's grants itself. The daemon tells the callers apart by the socket
+//! a request came through and by the peer's credentials (SO_PEERCRED).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -30,9 +31,12 @@ use crate::net;
 pub const PROTOCOL: u32 = 2;
 /// Longest request line from the operator's socket (a CSV import is the largest).
 const MAX_OPERATOR_REQUEST_BYTES: u64 = 8 << 20;
-/// Longest request line from the portal's socket: a decision sent from the desk, its PDFs in
-/// base64 (the portal takes at most [`crate::portal::DESK_UPLOAD_BYTES`] of upload).
-const MAX_PORTAL_REQUEST_BYTES: u64 = 64 << 20;
+/// Longest request line from the desk's socket: a decision, its PDFs in base64 (the desk
+/// takes at most [`crate::portal::DESK_UPLOAD_BYTES`] of upload).
+const MAX_DESK_REQUEST_BYTES: u64 = 64 << 20;
+/// Longest request line from the portal's socket: a registration change with an S/MIME
+/// certificate is the largest.
+const MAX_PORTAL_REQUEST_BYTES: u64 = 1 << 20;
 /// Longest answer a client reads (a desk list, an audit export).
 const MAX_ANSWER_BYTES: u64 = 64 << 20;
 /// How long a request may take to arrive.
@@ -80,10 +84,15 @@ pub enum Door {
         /// The daemon's user id.
         own_uid: u32,
     },
-    /// The portal socket: persons signed in on the portal, and no one else.
+    /// The portal socket: municipality persons signed in on the portal, and no one else.
     Portal {
         /// When set, the only user id the portal process may have.
         portal_uid: Option<u32>,
+    },
+    /// The desk socket: the agency's staff signed in on the desk, and no one else.
+    Desk {
+        /// When set, the only user id the desk process may have.
+        desk_uid: Option<u32>,
     },
 }
 
@@ -93,13 +102,9 @@ impl Door {
         match (self, uid) {
             (_, None) => false,
             (Door::Operator { own_uid }, Some(uid)) => uid == own_uid || uid == 0,
-            (Door::Portal { portal_uid: None }, Some(_)) => true,
-            (
-                Door::Portal {
-                    portal_uid: Some(p),
-                },
-                Some(uid),
-            ) => uid == p,
+            (Door::Portal { portal_uid: only } | Door::Desk { desk_uid: only }, Some(uid)) => {
+                only.is_none_or(|only| only == uid)
+            }
         }
     }
 
@@ -112,6 +117,7 @@ impl Door {
                     Door::Portal { .. },
                     Principal::Person(_) | Principal::Portal
                 )
+                | (Door::Desk { .. }, Principal::Staff(_) | Principal::Desk)
         )
     }
 }
@@ -136,11 +142,11 @@ pub async fn serve(
     service: Service,
     shutdown: watch::Receiver<bool>,
 ) {
-    // The portal's door takes the larger requests (a desk upload): fewer at once, so even a
-    // portal process that lies holds at most 16 × MAX_PORTAL_REQUEST_BYTES of the daemon.
+    // The web doors take the larger requests (a desk upload): fewer at once, so even a web
+    // process that lies holds at most 16 × MAX_DESK_REQUEST_BYTES of the daemon.
     let connections = match door {
         Door::Operator { .. } => 64,
-        Door::Portal { .. } => 16,
+        Door::Portal { .. } | Door::Desk { .. } => 16,
     };
     let limits = net::Limits {
         connections,
@@ -150,6 +156,7 @@ pub async fn serve(
     let what = match door {
         Door::Operator { .. } => "control socket",
         Door::Portal { .. } => "portal socket",
+        Door::Desk { .. } => "desk socket",
     };
     net::serve(listener, limits, shutdown, what, move |stream, uid, _| {
         let service = service.clone();
@@ -175,7 +182,9 @@ async fn answer(
     let mut line = String::new();
     let limit = match door {
         Door::Operator { .. } => MAX_OPERATOR_REQUEST_BYTES,
+        // Registrations are small; only the desk sends documents.
         Door::Portal { .. } => MAX_PORTAL_REQUEST_BYTES,
+        Door::Desk { .. } => MAX_DESK_REQUEST_BYTES,
     };
     let mut reader = tokio::io::BufReader::new(read).take(limit);
     tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line))

@@ -418,7 +418,7 @@ impl Core {
         let issuer = issuer
             .map(|i| i.trim().to_string())
             .filter(|i| !i.is_empty())
-            .or_else(|| self.default_issuer())
+            .or_else(|| self.default_issuer(crate::config::WebDoor::Portal))
             .ok_or(ServiceError::IssuerRequired)?;
         let _guard = self.lock_registry();
         let before = self.store.registered(code)?;

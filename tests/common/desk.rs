@@ -1,7 +1,7 @@
 //! The dispatch desk's test rig: the mail world (the agency's Postfix relay with DSN, the
-//! municipalities' Postfix; 2480 proven at umea.test), the daemon, `kurir portal` as its own
-//! user, a caseworker with desk access (handläggare) and a municipality person with only
-//! Umeå's registration.
+//! municipalities' Postfix; 2480 proven at umea.test), the daemon, `kurir desk` and `kurir
+//! portal` each as its own user (as the package runs them), a caseworker with desk access
+//! (handläggare) and a municipality person with only Umeå's registration.
 #![allow(dead_code)]
 
 use super::mailworld::{self, MailWorld};
@@ -14,8 +14,10 @@ pub const STAFF_HSA: &str = "SE2021000001-hand1";
 pub const STAFF_NAME: &str = "Hanna Handläggare";
 
 pub struct DeskRig {
-    /// The portal (stopped first).
+    /// The desk (stopped first).
     pub served: Served,
+    /// The municipality portal, beside it.
+    pub portal: Served,
     /// The mail servers.
     pub world: MailWorld,
     /// The daemon's environment.
@@ -29,6 +31,7 @@ pub fn desk_rig(adjust: impl FnOnce(&mut Env)) -> DeskRig {
     let mut env = Env::new();
     let world = mailworld::start(&mut env);
     let prepared = portal::prepare(&mut env, &world.ca);
+    let desk = portal::prepare_desk(&mut env, &world.ca, &prepared);
     let staff = prepared
         .ca()
         .issue("staff", Usage::Person(STAFF_HSA, STAFF_NAME));
@@ -49,9 +52,11 @@ pub fn desk_rig(adjust: impl FnOnce(&mut Env)) -> DeskRig {
         "--operator",
         "drift-olle",
     ]);
-    let served = portal::launch(&env, prepared);
+    let portal = portal::launch(&env, prepared);
+    let served = portal::launch(&env, desk);
     DeskRig {
         served,
+        portal,
         world,
         env,
         staff,

@@ -44,6 +44,7 @@ pub enum Usage {
     ExpiredServerNamed(&'static [&'static str]),
 }
 
+#[derive(Clone)]
 pub struct Ca {
     cert: X509,
     key: PKey<Private>,

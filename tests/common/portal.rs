@@ -29,6 +29,51 @@ pub const PERSON_CA: &str = "TEST SITHS e-id Person CA";
 pub const PORTAL_USER: &str = "nobody";
 /// Its group.
 pub const PORTAL_GROUP: &str = "nogroup";
+/// The desk's user in the tests (the package's is `kurir-desk`): another user than the
+/// portal's, as installed, so the desk's socket can refuse the portal.
+pub const DESK_USER: &str = "www-data";
+/// Its group.
+pub const DESK_GROUP: &str = "www-data";
+
+/// Which web program: the municipality portal or the agency's dispatch desk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    Portal,
+    Desk,
+}
+
+impl Door {
+    /// The `kurir` subcommand that serves it.
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            Door::Portal => "portal",
+            Door::Desk => "desk",
+        }
+    }
+
+    /// Its OS user and group.
+    pub fn user(self) -> (&'static str, &'static str) {
+        match self {
+            Door::Portal => (PORTAL_USER, PORTAL_GROUP),
+            Door::Desk => (DESK_USER, DESK_GROUP),
+        }
+    }
+
+    fn uid(self) -> u32 {
+        match self {
+            Door::Portal => NOBODY,
+            Door::Desk => 33,
+        }
+    }
+
+    /// Its settings' prefix in the environment.
+    fn env(self) -> &'static str {
+        match self {
+            Door::Portal => "KURIR_PORTAL__",
+            Door::Desk => "KURIR_DESK__",
+        }
+    }
+}
 
 pub struct Portal {
     pub rig: Rig,
@@ -85,15 +130,43 @@ fn chmod(path: &Path, mode: u32) {
 
 /// A command run as the portal's user, the way systemd's `User=` would start it.
 pub fn as_portal_user(program: &str) -> std::process::Command {
+    as_user(Door::Portal, program)
+}
+
+/// A command run as `door`'s user, the way systemd's `User=` would start it.
+pub fn as_user(door: Door, program: &str) -> std::process::Command {
+    let (user, group) = door.user();
     let mut cmd = std::process::Command::new("setpriv");
     cmd.args([
-        &format!("--reuid={PORTAL_USER}"),
-        &format!("--regid={PORTAL_GROUP}"),
+        &format!("--reuid={user}"),
+        &format!("--regid={group}"),
         "--clear-groups",
         "--",
         program,
     ]);
     cmd
+}
+
+/// One request line spoken to a daemon socket by `door`'s user, as a compromised web process
+/// could: the answer line, or why the socket could not be reached.
+pub fn speak_as(door: Door, socket: &Path, line: &str) -> Result<String, String> {
+    let script = "import socket, sys\n\
+                  s = socket.socket(socket.AF_UNIX)\n\
+                  s.connect(sys.argv[1])\n\
+                  s.sendall(sys.argv[2].encode() + b'\\n')\n\
+                  print(s.makefile().readline(), end='')\n";
+    // Debian's python (a pyenv under /root is not the web user's to run).
+    let out = as_user(door, "/usr/bin/python3")
+        .args(["-c", script])
+        .arg(socket)
+        .arg(line)
+        .output()
+        .expect("python3");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
 }
 
 /// How long a connection may sit idle before the portal closes it (its header-read timeout).
@@ -159,6 +232,7 @@ pub struct Prepared {
     ca: Ca,
     person: Identity,
     socket: PathBuf,
+    door: Door,
 }
 
 impl Prepared {
@@ -179,59 +253,84 @@ pub fn prepare(env: &mut Env, tls_ca: &Ca) -> Prepared {
         chmod(&dir.join("pki"), 0o700);
     }
     let ca = Ca::new(&dir.join("portal-pki"), PERSON_CA);
-    let server = tls_ca.issue("portal-server", Usage::Server);
     let person = ca.issue("person", Usage::Person(HSA, PERSON));
-    // What the package puts in /etc/kurir/portal/: readable by the portal's user.
-    let etc = dir.join("portal-etc");
-    std::fs::create_dir_all(&etc).expect("portal etc");
-    for (from, to) in [
-        (&server.cert, "server.pem"),
-        (&server.key, "server.key"),
-        (&ca.pem, "client-ca.pem"),
-    ] {
-        std::fs::copy(from, etc.join(to)).expect("copy");
-        chown(&etc.join(to), NOBODY);
-    }
-    chown(&etc, NOBODY);
-    // What the package's tmpfiles line makes: /run/kurir, group of the portal, setgid, so the
-    // daemon's socket in it belongs to that group.
-    let run = dir.join("run");
-    std::fs::create_dir_all(&run).expect("run dir");
-    std::os::unix::fs::chown(&run, Some(0), Some(NOBODY)).expect("chown run");
-    chmod(&run, 0o2750);
-    let socket = run.join("portal.sock");
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    env.set_env("KURIR_PORTAL__LISTEN", &addr)
-        .set_env(
-            "KURIR_PORTAL__CERT",
-            &etc.join("server.pem").to_string_lossy(),
-        )
-        .set_env(
-            "KURIR_PORTAL__KEY",
-            &etc.join("server.key").to_string_lossy(),
-        )
-        .set_env(
-            "KURIR_PORTAL__CLIENT_CA",
-            &etc.join("client-ca.pem").to_string_lossy(),
-        )
-        .set_env("KURIR_PORTAL__SOCKET", &socket.to_string_lossy())
-        .set_env("KURIR_PORTAL__USER", PORTAL_USER)
-        // The CAs the agency trusts for municipalities' e-mail: the test CA.
-        .set_env("KURIR_REGISTRY__SMIME_CA", &tls_ca.pem.to_string_lossy());
+    let addr = addr_for_door();
+    let socket = serve_door(env, tls_ca, &ca.pem, Door::Portal, &addr);
+    // The CAs the agency trusts for municipalities' e-mail: the test CA.
+    env.set_env("KURIR_REGISTRY__SMIME_CA", &tls_ca.pem.to_string_lossy());
     Prepared {
         addr,
         ca,
         person,
         socket,
+        door: Door::Portal,
     }
 }
 
-/// Starts `kurir portal` (the daemon runs) and waits until it listens.
+/// A free loopback address for a web program.
+fn addr_for_door() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// Settings of `door`'s program, as the package lays them out: its server certificate (from
+/// `tls_ca`) and the person CA in its own folder readable by its user only, and its socket in
+/// a folder of its group (setgid, so the daemon's socket belongs to that group). Returns the
+/// socket.
+fn serve_door(env: &mut Env, tls_ca: &Ca, person_ca: &Path, door: Door, addr: &str) -> PathBuf {
+    let dir = env.path().to_path_buf();
+    let (user, _) = door.user();
+    let etc = dir.join(format!("{}-etc", door.subcommand()));
+    std::fs::create_dir_all(&etc).expect("etc");
+    let server = tls_ca.issue(&format!("{}-server", door.subcommand()), Usage::Server);
+    for (from, to) in [
+        (&server.cert, "server.pem"),
+        (&server.key, "server.key"),
+        (&person_ca.to_path_buf(), "client-ca.pem"),
+    ] {
+        std::fs::copy(from, etc.join(to)).expect("copy");
+        chown(&etc.join(to), door.uid());
+    }
+    chown(&etc, door.uid());
+    chmod(&etc, 0o700);
+    let run = dir.join(format!("run-{}", door.subcommand()));
+    std::fs::create_dir_all(&run).expect("run dir");
+    std::os::unix::fs::chown(&run, Some(0), Some(door.uid())).expect("chown run");
+    chmod(&run, 0o2750);
+    let socket = run.join(format!("{}.sock", door.subcommand()));
+    let env_name = |key: &str| format!("{}{key}", door.env());
+    env.set_env(&env_name("LISTEN"), addr)
+        .set_env(&env_name("CERT"), &etc.join("server.pem").to_string_lossy())
+        .set_env(&env_name("KEY"), &etc.join("server.key").to_string_lossy())
+        .set_env(
+            &env_name("CLIENT_CA"),
+            &etc.join("client-ca.pem").to_string_lossy(),
+        )
+        .set_env(&env_name("SOCKET"), &socket.to_string_lossy())
+        .set_env(&env_name("USER"), user);
+    socket
+}
+
+/// Before the daemon starts, after [`prepare`]: the desk's settings, for staff cards of the
+/// same person CA (SITHS issues both).
+pub fn prepare_desk(env: &mut Env, tls_ca: &Ca, portal: &Prepared) -> Prepared {
+    let addr = addr_for_door();
+    let socket = serve_door(env, tls_ca, &portal.ca.pem, Door::Desk, &addr);
+    Prepared {
+        addr,
+        ca: portal.ca.clone(),
+        person: portal.person.clone(),
+        socket,
+        door: Door::Desk,
+    }
+}
+
+/// Starts `kurir portal` or `kurir desk` (the daemon runs) and waits until it listens.
 pub fn launch(env: &Env, prepared: Prepared) -> Served {
-    let log = env.path().join("portal.log");
-    let process = start_portal(env, &log);
-    wait_for("the portal to listen", Duration::from_secs(30), || {
+    let log = env
+        .path()
+        .join(format!("{}.log", prepared.door.subcommand()));
+    let process = start_web(env, prepared.door, &log);
+    wait_for("the web program to listen", Duration::from_secs(30), || {
         std::net::TcpStream::connect(&prepared.addr).is_ok()
     });
     Served {
@@ -244,11 +343,11 @@ pub fn launch(env: &Env, prepared: Prepared) -> Served {
     }
 }
 
-/// `kurir portal` as the portal's user, with the environment's settings.
-fn start_portal(env: &Env, log: &Path) -> Child {
-    let file = std::fs::File::create(log).expect("portal log");
+/// `kurir portal` or `kurir desk` as its user, with the environment's settings.
+fn start_web(env: &Env, door: Door, log: &Path) -> Child {
+    let file = std::fs::File::create(log).expect("web log");
     let template = env.kurir();
-    let mut cmd = as_portal_user(env!("CARGO_BIN_EXE_kurir"));
+    let mut cmd = as_user(door, env!("CARGO_BIN_EXE_kurir"));
     cmd.current_dir(env.path());
     for (k, v) in template.get_envs() {
         match v {
@@ -256,11 +355,11 @@ fn start_portal(env: &Env, log: &Path) -> Child {
             None => cmd.env_remove(k),
         };
     }
-    cmd.args(["--log-format", "json", "portal"])
+    cmd.args(["--log-format", "json", door.subcommand()])
         .stdout(Stdio::from(file.try_clone().expect("clone")))
         .stderr(Stdio::from(file))
         .spawn()
-        .expect("kurir portal starts")
+        .expect("kurir portal/desk starts")
 }
 
 /// An HTTP answer from the portal.
