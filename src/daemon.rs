@@ -279,13 +279,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     ));
     let mut web_tasks = Vec::new();
     let mut web_sockets = Vec::new();
-    for door in [WebDoor::Portal, WebDoor::Desk] {
-        let web = match door {
-            WebDoor::Portal => &settings.portal,
-            WebDoor::Desk => &settings.desk,
-        };
-        let socket = web.socket_path(door, &settings.store.dir);
-        let uid = web_user(door, &web.user)?;
+    let doors = web_doors(&settings, &operator_socket)?;
+    for (door, socket, uid) in doors {
         // Open to the folder's group only when the program has a user of its own.
         let mode = if uid.is_some() { 0o660 } else { 0o600 };
         let listener = protocol::bind(&socket, mode)
@@ -626,6 +621,51 @@ fn let_pass_through(spool: &Spool, group: &str) -> anyhow::Result<()> {
         std::fs::Permissions::from_mode((mode & 0o7777) | 0o001),
     )
     .with_context(|| format!("letting group {group} pass through {}", root.display()))
+}
+
+/// Each web door's socket and user id, refused when the doors could not tell the portal from
+/// the desk: the same user id (under any names), root or the daemon's own user for either, or
+/// one socket for two doors.
+fn web_doors(
+    settings: &Settings,
+    operator_socket: &std::path::Path,
+) -> anyhow::Result<Vec<(WebDoor, std::path::PathBuf, Option<u32>)>> {
+    let mut doors = Vec::new();
+    for door in [WebDoor::Portal, WebDoor::Desk] {
+        let web = match door {
+            WebDoor::Portal => &settings.portal,
+            WebDoor::Desk => &settings.desk,
+        };
+        let uid = web_user(door, &web.user)?;
+        if uid.is_some_and(|uid| uid == 0 || uid == current_uid()) {
+            anyhow::bail!(
+                "[{}] user {:?} is root or the daemon's own user: the web program must run as a \
+                 user of its own, or it could reach the store and the operator socket",
+                door.section(),
+                web.user
+            );
+        }
+        doors.push((door, web.socket_path(door, &settings.store.dir), uid));
+    }
+    if let [(_, portal_socket, portal_uid), (_, desk_socket, desk_uid)] = doors.as_slice() {
+        if portal_uid.is_some() && portal_uid == desk_uid {
+            anyhow::bail!(
+                "[portal] user and [desk] user are the same user id: the desk's socket must \
+                 refuse the portal's user, or a compromised portal could send decisions"
+            );
+        }
+        if portal_socket == desk_socket
+            || portal_socket == operator_socket
+            || desk_socket == operator_socket
+        {
+            anyhow::bail!(
+                "[portal] socket and [desk] socket must be two sockets of their own, apart from \
+                 the operator socket {}",
+                operator_socket.display()
+            );
+        }
+    }
+    Ok(doors)
 }
 
 fn web_user(door: WebDoor, name: &str) -> anyhow::Result<Option<u32>> {

@@ -305,14 +305,24 @@ impl Service {
     }
 }
 
+/// Revocation lists a web process may report: SITHS publishes a handful.
+const MAX_REPORTED_CRLS: usize = 16;
+
 impl Core {
     /// Keeps what the portal or the desk (`door`) reports of itself, and shows it in the
     /// metrics (both doors' revocation lists; when the portal last reported).
-    fn web_report(&self, door: WebDoor, crls: Vec<CrlInfo>, issuers: Vec<String>) -> Reply {
+    fn web_report(&self, door: WebDoor, mut crls: Vec<CrlInfo>, issuers: Vec<String>) -> Reply {
+        // Each door's lists under its own label: one web process cannot speak for the other's
+        // lists (and so hide that they went stale); a bounded number of series per door.
+        crls.truncate(MAX_REPORTED_CRLS);
         for crl in &crls {
             if let Some(next) = crl.next_update {
-                metrics::gauge!(crate::ops::names::PORTAL_CRL_NEXT_UPDATE, "crl" => crl.file.clone())
-                    .set(next as f64);
+                metrics::gauge!(
+                    crate::ops::names::PORTAL_CRL_NEXT_UPDATE,
+                    "door" => door.section(),
+                    "crl" => crl.file.clone()
+                )
+                .set(next as f64);
             }
         }
         if door == WebDoor::Portal {
