@@ -703,3 +703,38 @@ impl Drop for StopOnDrop {
         let _ = self.0.send(true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doors(portal: (&str, &str), desk: (&str, &str)) -> anyhow::Result<()> {
+        let mut settings = Settings::default();
+        settings.store.dir = "/nonexistent/state".into();
+        (settings.portal.user, settings.portal.socket) = (portal.0.into(), portal.1.into());
+        (settings.desk.user, settings.desk.socket) = (desk.0.into(), desk.1.into());
+        web_doors(
+            &settings,
+            std::path::Path::new("/nonexistent/state/kurir.sock"),
+        )
+        .map(drop)
+    }
+
+    #[test]
+    fn web_doors_that_could_not_tell_the_portal_from_the_desk_are_refused() {
+        // Root, for either door: it could reach everything.
+        let root = doors(("", ""), ("root", "")).expect_err("root refused");
+        assert!(root.to_string().contains("[desk] user"), "{root}");
+        // One socket for both doors, or a door on the operator's socket.
+        let shared = doors(("", "/run/x.sock"), ("", "/run/x.sock")).expect_err("shared");
+        assert!(shared.to_string().contains("two sockets"), "{shared}");
+        let operator = doors(("", "/nonexistent/state/kurir.sock"), ("", ""))
+            .expect_err("the operator's socket");
+        assert!(
+            operator.to_string().contains("operator socket"),
+            "{operator}"
+        );
+        // The quick start: no users named, each door its own socket in the state directory.
+        doors(("", ""), ("", "")).expect("the quick start");
+    }
+}

@@ -30,25 +30,30 @@ fn a_client_of_another_version_is_told_so_not_misread() {
     );
     assert_eq!(old["ok"], false, "{old}");
     assert!(
-        old["error"].as_str().unwrap_or("").contains("protocol 2"),
+        old["error"].as_str().unwrap_or("").contains("protocol 3"),
         "{old}"
     );
-    // A newer one is answered with this daemon's protocol and why.
-    let newer = exchange(
+    // A newer one, and 0.2's (whose answers named their variant), are answered with this
+    // daemon's protocol and why.
+    for theirs in [4, 2] {
+        let other = exchange(
+            &socket,
+            &format!(
+                r#"{{"protocol":{theirs},"principal":{{"operator":"x"}},"command":{{"command":"queue"}}}}"#
+            ),
+        );
+        assert_eq!(other["protocol"], 3, "{other}");
+        assert!(
+            other["result"]["err"].to_string().contains("protocol"),
+            "{other}"
+        );
+    }
+    // The current one gets the call's reply itself: the queue's shape.
+    let now = exchange(
         &socket,
         r#"{"protocol":3,"principal":{"operator":"x"},"command":{"command":"queue"}}"#,
     );
-    assert_eq!(newer["protocol"], 2, "{newer}");
-    assert!(
-        newer["result"]["err"].to_string().contains("protocol"),
-        "{newer}"
-    );
-    // The current one gets its answer.
-    let now = exchange(
-        &socket,
-        r#"{"protocol":2,"principal":{"operator":"x"},"command":{"command":"queue"}}"#,
-    );
-    assert!(now["result"]["ok"]["queue"].is_object(), "{now}");
+    assert!(now["result"]["ok"]["by_state"].is_array(), "{now}");
     env.stop();
 }
 
@@ -72,7 +77,7 @@ fn this_command_line_refuses_an_older_daemons_answer() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("speaks control protocol 1") && stderr.contains("this kurir speaks 2"),
+        stderr.contains("speaks control protocol 1") && stderr.contains("this kurir speaks 3"),
         "{stderr}"
     );
 }

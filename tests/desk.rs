@@ -561,7 +561,7 @@ fn a_compromised_portal_can_send_no_decision_list_no_case_and_cancel_no_job() {
         common::portal::PERSON_CA
     );
     let line = |principal: String, command: &str| {
-        format!(r#"{{"protocol":2,"principal":{principal},"command":{command}}}"#)
+        format!(r#"{{"protocol":3,"principal":{principal},"command":{command}}}"#)
     };
     // A decision as the desk sends it (refused before its PDF is looked at).
     let pdf = openssl::base64::encode_block(b"%PDF-1.7 forged");

@@ -316,7 +316,7 @@ fn the_portal_runs_without_the_store_or_the_key_and_the_daemon_refuses_what_it_f
     let ask = |principal: &str, command: &str| {
         forged(
             &p.socket,
-            &format!(r#"{{"protocol":2,"principal":{principal},"command":{command}}}"#),
+            &format!(r#"{{"protocol":3,"principal":{principal},"command":{command}}}"#),
         )
     };
     let other = ask(&person, r#"{"command":"municipality-show","code":"0180"}"#);
@@ -341,7 +341,7 @@ fn the_portal_runs_without_the_store_or_the_key_and_the_daemon_refuses_what_it_f
     assert!(stranger.contains("no-grant"), "{stranger}");
     // A process of another user gets no answer on the portal's socket at all.
     let root = std::os::unix::net::UnixStream::connect(&p.socket).and_then(|mut s| {
-        s.write_all(format!("{{\"protocol\":2,\"principal\":{person},\"command\":{{\"command\":\"my-municipalities\"}}}}\n").as_bytes())?;
+        s.write_all(format!("{{\"protocol\":3,\"principal\":{person},\"command\":{{\"command\":\"my-municipalities\"}}}}\n").as_bytes())?;
         let mut answer = String::new();
         s.read_to_string(&mut answer)?;
         Ok(answer)

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 
-use crate::cli::{expect_reply, Daemon};
-use crate::service::{Command, Reply};
+use crate::cli::Daemon;
+use crate::service::call;
 use crate::store::audit::Verdict;
 
 /// What to do with the audit chain.
@@ -39,8 +39,8 @@ fn parse_since(text: &str) -> anyhow::Result<jiff::Timestamp> {
 pub fn run(daemon: &Daemon<'_>, command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify => {
-            let reply = daemon.ask(None, Command::AuditVerify)?;
-            match expect_reply!(reply, Reply::Audit) {
+            let reply = daemon.ask(None, call::AuditVerify {})?;
+            match reply {
                 Verdict::Ok { entries } => {
                     say!("ok, {entries} entries");
                     Ok(ExitCode::SUCCESS)
@@ -53,8 +53,8 @@ pub fn run(daemon: &Daemon<'_>, command: AuditCommand) -> anyhow::Result<ExitCod
         }
         AuditCommand::Export { since } => {
             let since = parse_since(&since)?;
-            let reply = daemon.ask(None, Command::AuditExport { since })?;
-            for entry in expect_reply!(reply, Reply::AuditEntries) {
+            let reply = daemon.ask(None, call::AuditExport { since })?;
+            for entry in reply {
                 say!("{}", serde_json::to_string(&entry)?);
             }
             Ok(ExitCode::SUCCESS)

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use crate::cli::out::{say, when};
-use crate::cli::{expect_reply, Daemon};
-use crate::service::{Command, Reply};
+use crate::cli::Daemon;
+use crate::service::call;
 use crate::spool::Spool;
 use crate::store::seal::IntegrityKey;
 
@@ -35,8 +35,8 @@ pub fn backup(
         return Ok(ExitCode::SUCCESS);
     }
     let dest = std::path::absolute(&dest).with_context(|| format!("{}", dest.display()))?;
-    let reply = daemon.ask(None, Command::Backup { dest: dest.clone() })?;
-    let manifest = expect_reply!(reply, Reply::BackedUp);
+    let reply = daemon.ask(None, call::Backup { dest: dest.clone() })?;
+    let manifest = reply;
     say!(
         "backup of {} job(s) as of {} in {} ({} file(s); check it with `kurir backup --verify {}`)",
         manifest.jobs,

@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::deliver::mail::Mailer;
 use crate::registry::Seed;
 use crate::service::protocol::{self, ClientError};
-use crate::service::{Command, Principal, Reply, Service, ServiceError, ServiceParts};
+use crate::service::{Command, Principal, Service, ServiceError, ServiceParts};
 use crate::spool::Spool;
 use crate::store::{Store, StoreError};
 
@@ -64,7 +64,7 @@ pub fn request(
     seed: Arc<Seed>,
     principal: Principal,
     command: Command,
-) -> Result<Result<Reply, ServiceError>, ControlError> {
+) -> Result<Result<serde_json::Value, ServiceError>, ControlError> {
     let state_dir = settings.store.dir.as_path();
     let socket = socket_path(state_dir);
     let mut last_store_error = None;
@@ -117,7 +117,7 @@ fn answer_locally(
     seed: Arc<Seed>,
     principal: Principal,
     command: Command,
-) -> Result<Result<Reply, ServiceError>, ControlError> {
+) -> Result<Result<serde_json::Value, ServiceError>, ControlError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -63,7 +63,7 @@ pub async fn examine(
     settings: &Settings,
     config_origin: &str,
     registry: &[(Kommunkod, Registered)],
-    web: &[(crate::config::WebDoor, crate::service::PortalStatus)],
+    web: &[(crate::config::WebDoor, crate::service::WebStatus)],
 ) -> Vec<Finding> {
     let mut out = vec![finding(
         Level::Ok,
@@ -136,7 +136,7 @@ pub async fn examine(
 fn check_trust(
     settings: &Settings,
     registry: &[(Kommunkod, Registered)],
-    web: &[(crate::config::WebDoor, crate::service::PortalStatus)],
+    web: &[(crate::config::WebDoor, crate::service::WebStatus)],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     if settings.registry.smime_ca.as_os_str().is_empty() {
@@ -613,7 +613,7 @@ pub fn run(
     daemon: &crate::cli::Daemon<'_>,
 ) -> anyhow::Result<std::process::ExitCode> {
     use crate::cli::control::ControlError;
-    use crate::service::{Command, Reply};
+    use crate::service::call;
     use anyhow::Context;
     let mut store = finding(
         Level::Ok,
@@ -622,8 +622,8 @@ pub fn run(
     );
     let mut checks = Vec::new();
     let registry: Vec<(Kommunkod, Registered)> =
-        match daemon.ask(None, Command::MunicipalityList { secure_only: false }) {
-            Ok(reply) => crate::cli::expect_reply!(reply, Reply::Municipalities)
+        match daemon.ask(None, call::MunicipalityList { secure_only: false }) {
+            Ok(reply) => reply
                 .into_iter()
                 .map(|row| {
                     if row.registered.secure_connection {
@@ -639,15 +639,19 @@ pub fn run(
             }
             Err(e) => return Err(e),
         };
-    let mut web = Vec::new();
-    for (door, command) in [
-        (crate::config::WebDoor::Portal, Command::PortalStatus),
-        (crate::config::WebDoor::Desk, Command::DeskStatus),
-    ] {
-        if let Ok(Reply::PortalStatus(Some(status))) = daemon.ask(None, command) {
-            web.push((door, status));
-        }
-    }
+    let web: Vec<_> = [
+        (
+            crate::config::WebDoor::Portal,
+            daemon.ask(None, call::PortalStatus {}),
+        ),
+        (
+            crate::config::WebDoor::Desk,
+            daemon.ask(None, call::DeskStatus {}),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(door, status)| Some((door, status.ok()??)))
+    .collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -8,12 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
-use crate::cli::{expect_reply, Daemon};
+use crate::cli::Daemon;
 use crate::intake::submit::{self, SubmitRequest};
 use crate::job::{CaseNumber, DocumentKind, JobId, Kommunkod};
 use crate::pdf::PdfLimits;
 use crate::registry::Seed;
-use crate::service::{Command, Reply};
+use crate::service::call;
 use crate::spool::Spool;
 use crate::store::state::{EmailDelivery, Event, JobRecord, JobState, ReportKind};
 
@@ -67,9 +67,9 @@ pub fn submit_job(daemon: &Daemon<'_>, args: SubmitArgs) -> anyhow::Result<ExitC
         }
         // Asked first, so that a resubmission is answered at once; intake checks again (a
         // store that is not there yet, say on a fresh machine, answers nothing).
-        if let Ok(Reply::Submission(Some((first, state)))) = daemon.ask(
+        if let Ok(Some((first, state))) = daemon.ask(
             None,
-            Command::SubmissionLookup {
+            call::SubmissionLookup {
                 digest: crate::job::submission_digest(key),
             },
         ) {
@@ -99,8 +99,8 @@ pub fn submit_job(daemon: &Daemon<'_>, args: SubmitArgs) -> anyhow::Result<ExitC
 
 /// `kurir status`: one job's state and history, as text or JSON.
 pub fn status(daemon: &Daemon<'_>, job_id: JobId, json: bool) -> anyhow::Result<ExitCode> {
-    let reply = daemon.ask(None, Command::Status { id: job_id })?;
-    let status = expect_reply!(reply, Reply::Status);
+    let reply = daemon.ask(None, call::Status { id: job_id })?;
+    let status = reply;
     if json {
         say!("{}", serde_json::to_string_pretty(&status)?);
     } else {
@@ -116,8 +116,8 @@ pub fn list(
     limit: usize,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let reply = daemon.ask(None, Command::List { states, limit })?;
-    let list = expect_reply!(reply, Reply::Jobs);
+    let reply = daemon.ask(None, call::List { states, limit })?;
+    let list = reply;
     if json {
         say!("{}", serde_json::to_string_pretty(&list.jobs)?);
     } else {

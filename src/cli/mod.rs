@@ -28,7 +28,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{LogFormat, Settings};
 use crate::job::{CaseNumber, JobId, Kommunkod};
 use crate::registry::Seed;
-use crate::service::{Command as ServiceCommand, Principal, Reply};
+use crate::service::{Call, Principal};
 use crate::store::state::JobState;
 
 /// kurir delivers Migrationsverket's assignment decisions (anvisningsbeslut) and notices of the
@@ -321,15 +321,19 @@ impl Daemon<'_> {
         &self.seed
     }
 
-    /// Sends `command` as the operator `operator` (default: the OS user) and returns the
-    /// service's answer, or its refusal — worded in English — as this command's error.
-    pub fn ask(&self, operator: Option<String>, command: ServiceCommand) -> anyhow::Result<Reply> {
+    /// Sends `call` as the operator `operator` (default: the OS user) and returns the call's
+    /// reply, or the service's refusal — worded in English — as this command's error.
+    pub fn ask<C: Call>(&self, operator: Option<String>, call: C) -> anyhow::Result<C::Reply> {
         if let (Some(by), Some(_)) = (delegated_by(), &operator) {
             bail!("run through sudo for {by}, kurir records {by} and takes no --operator");
         }
         let principal = Principal::Operator(operator.unwrap_or_else(os_user));
-        match control::request(self.settings, self.seed.clone(), principal, command)? {
-            Ok(reply) => Ok(reply),
+        match control::request(self.settings, self.seed.clone(), principal, call.into())? {
+            Ok(reply) => serde_json::from_value(reply).map_err(|e| {
+                anyhow::anyhow!(
+                    "the daemon's answer could not be read ({e}): is it another version?"
+                )
+            }),
             Err(refused) => bail!("{refused}"),
         }
     }
@@ -339,21 +343,6 @@ impl Daemon<'_> {
         self.settings
     }
 }
-
-/// Takes the expected variant out of a reply, or says that the daemon answered something else
-/// (a daemon of another version).
-macro_rules! expect_reply {
-    ($reply:expr, $variant:path) => {
-        match $reply {
-            $variant(value) => value,
-            _ => anyhow::bail!(
-                "the daemon answered something other than {}",
-                stringify!($variant)
-            ),
-        }
-    };
-}
-pub(crate) use expect_reply;
 
 /// The person who ran kurir through sudo as another unprivileged user — the print shop's
 /// `sudo -u kurir kurir print confirm BATCH` — if that is how it runs. Such a caller gets a

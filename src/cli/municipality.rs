@@ -9,11 +9,11 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde_json::Value;
 
-use crate::cli::{expect_reply, Daemon};
+use crate::cli::Daemon;
 use crate::intake::route::Route;
 use crate::job::Kommunkod;
 use crate::registry::{Changes, FieldChange};
-use crate::service::{Command, MunicipalityView, Reply};
+use crate::service::{call, MunicipalityView};
 
 /// What the agency registers about a municipality, on behalf of its IT.
 #[derive(Subcommand, Debug)]
@@ -231,11 +231,11 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
         MunicipalityCommand::List { secure, json } => {
             let reply = daemon.ask(
                 None,
-                Command::MunicipalityList {
+                call::MunicipalityList {
                     secure_only: secure,
                 },
             )?;
-            let rows = expect_reply!(reply, Reply::Municipalities);
+            let rows = reply;
             if json {
                 say!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(ExitCode::SUCCESS);
@@ -279,8 +279,8 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             }
         }
         MunicipalityCommand::Show { code, json } => {
-            let reply = daemon.ask(None, Command::MunicipalityShow { code })?;
-            let view = expect_reply!(reply, Reply::Municipality);
+            let reply = daemon.ask(None, call::MunicipalityShow { code })?;
+            let view = reply;
             if json {
                 say!("{}", serde_json::to_string_pretty(&view_json(&view)?)?);
                 return Ok(ExitCode::SUCCESS);
@@ -296,7 +296,7 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
         } => {
             daemon.ask(
                 operator,
-                Command::MunicipalityGrant {
+                call::MunicipalityGrant {
                     code,
                     hsa_id: hsa_id.clone(),
                     name,
@@ -312,7 +312,7 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
         } => {
             daemon.ask(
                 operator,
-                Command::MunicipalityRevoke {
+                call::MunicipalityRevoke {
                     code,
                     hsa_id: hsa_id.clone(),
                 },
@@ -353,8 +353,8 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             if changes == Changes::default() {
                 bail!("nothing to change: give at least one option (see --help)");
             }
-            let reply = daemon.ask(operator, Command::MunicipalitySet { code, changes })?;
-            let changed = expect_reply!(reply, Reply::Changed);
+            let reply = daemon.ask(operator, call::MunicipalitySet { code, changes })?;
+            let changed = reply;
             print_changes(code, &changed.changes);
             if let Some(p) = &changed.registered.pending {
                 say!(
@@ -365,8 +365,8 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             }
         }
         MunicipalityCommand::Check { code, json } => {
-            let reply = daemon.ask(None, Command::MunicipalityCheck { code })?;
-            let report = expect_reply!(reply, Reply::ConnectionChecked);
+            let reply = daemon.ask(None, call::MunicipalityCheck { code })?;
+            let report = reply;
             if json {
                 say!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -378,8 +378,8 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             }
         }
         MunicipalityCommand::Verify { code, operator } => {
-            let reply = daemon.ask(operator, Command::MunicipalityVerify { code })?;
-            let sent = expect_reply!(reply, Reply::CodeSent);
+            let reply = daemon.ask(operator, call::MunicipalityVerify { code })?;
+            let sent = reply;
             say!(
                 "{code}: verification code sent to {} (valid until {}); server replied: {}",
                 sent.address,
@@ -394,12 +394,12 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
         } => {
             let reply = daemon.ask(
                 operator,
-                Command::MunicipalityConfirm {
+                call::MunicipalityConfirm {
                     code,
                     secret: verification_code,
                 },
             )?;
-            let confirmed = expect_reply!(reply, Reply::Confirmed);
+            let confirmed = reply;
             match (&confirmed.awaiting_approval, &confirmed.active_address) {
                 (Some(waiting), Some(used)) => say!(
                     "{code}: {waiting} is proven and waits for another operator's approval \
@@ -422,8 +422,8 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             digest,
             operator,
         } => {
-            let reply = daemon.ask(operator, Command::MunicipalityApprove { code, digest })?;
-            let changed = expect_reply!(reply, Reply::Changed);
+            let reply = daemon.ask(operator, call::MunicipalityApprove { code, digest })?;
+            let changed = reply;
             print_changes(code, &changed.changes);
             say!("{code}: approved; it is used from now on");
         }
@@ -432,8 +432,8 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             reason,
             operator,
         } => {
-            let reply = daemon.ask(operator, Command::MunicipalityRefuse { code, reason })?;
-            let changed = expect_reply!(reply, Reply::Changed);
+            let reply = daemon.ask(operator, call::MunicipalityRefuse { code, reason })?;
+            let changed = reply;
             print_changes(code, &changed.changes);
             say!("{code}: refused; none of it is used");
         }
@@ -449,8 +449,8 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
                 (Some(_), None) => bail!("give the domain, e.g. `add umea.se`"),
                 (None, _) => (vec![], vec![]),
             };
-            let reply = daemon.ask(operator, Command::MunicipalityDomains { code, add, remove })?;
-            let changed = expect_reply!(reply, Reply::Changed);
+            let reply = daemon.ask(operator, call::MunicipalityDomains { code, add, remove })?;
+            let changed = reply;
             if changed.registered.domains.is_empty() {
                 say!("{code}: no mail domains: every decision address waits for approval");
             }
@@ -459,8 +459,8 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             }
         }
         MunicipalityCommand::History { code, json } => {
-            let reply = daemon.ask(None, Command::MunicipalityHistory { code })?;
-            let changes = expect_reply!(reply, Reply::History);
+            let reply = daemon.ask(None, call::MunicipalityHistory { code })?;
+            let changes = reply;
             if json {
                 say!("{}", serde_json::to_string_pretty(&changes)?);
                 return Ok(ExitCode::SUCCESS);
@@ -487,8 +487,8 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
         } => {
             let csv = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let reply = daemon.ask(operator, Command::MunicipalityImport { csv, dry_run })?;
-            let summary = expect_reply!(reply, Reply::Imported);
+            let reply = daemon.ask(operator, call::MunicipalityImport { csv, dry_run })?;
+            let summary = reply;
             for m in &summary.municipalities {
                 print_changes(m.kommunkod, &m.changes);
             }
@@ -502,8 +502,8 @@ pub fn run(command: MunicipalityCommand, daemon: &Daemon<'_>) -> anyhow::Result<
             }
         }
         MunicipalityCommand::Export => {
-            let reply = daemon.ask(None, Command::MunicipalityExport)?;
-            say_raw!("{}", expect_reply!(reply, Reply::Exported));
+            let reply = daemon.ask(None, call::MunicipalityExport {})?;
+            say_raw!("{}", reply);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::{Args, Subcommand};
 
-use crate::cli::{expect_reply, Daemon};
+use crate::cli::Daemon;
 use crate::job::{JobId, Kommunkod};
 use crate::queue::operator::{ActionDone, Target};
 use crate::queue::shape::{QueueShape, AGE_BUCKETS};
-use crate::service::{Command, Reply};
+use crate::service::call;
 
 /// One job, or every unfinished job of a municipality.
 #[derive(Args, Debug)]
@@ -49,13 +49,13 @@ pub struct ActorArgs {
 
 impl ActorArgs {
     /// Asks the daemon to do an action as this operator, for this reason.
-    fn act(
+    fn act<C: crate::service::Call<Reply = ActionDone>>(
         &self,
         daemon: &Daemon<'_>,
-        command: impl FnOnce(String) -> Command,
+        command: impl FnOnce(String) -> C,
     ) -> anyhow::Result<(ActionDone, bool)> {
         let reply = daemon.ask(self.operator.clone(), command(self.reason.clone()))?;
-        Ok((expect_reply!(reply, Reply::Action), self.json))
+        Ok((reply, self.json))
     }
 }
 
@@ -185,34 +185,31 @@ pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<Exit
     let (done, json) = match command {
         OperatorCommand::Retry { target, actor } => {
             let target = target.target()?;
-            actor.act(daemon, |reason| Command::Retry { target, reason })?
+            actor.act(daemon, |reason| call::Retry { target, reason })?
         }
-        OperatorCommand::Flush { actor } => actor.act(daemon, |reason| Command::Retry {
+        OperatorCommand::Flush { actor } => actor.act(daemon, |reason| call::Retry {
             target: Target::Everything,
             reason,
         })?,
         OperatorCommand::Hold { target, actor } => {
             let target = target.target()?;
-            actor.act(daemon, |reason| Command::Hold { target, reason })?
+            actor.act(daemon, |reason| call::Hold { target, reason })?
         }
         OperatorCommand::Release { target, actor } => {
             let target = target.target()?;
-            actor.act(daemon, |reason| Command::Release { target, reason })?
+            actor.act(daemon, |reason| call::Release { target, reason })?
         }
         OperatorCommand::Cancel { job_id, actor } => {
-            actor.act(daemon, |reason| Command::Cancel { id: job_id, reason })?
+            actor.act(daemon, |reason| call::Cancel { id: job_id, reason })?
         }
         OperatorCommand::Reroute {
             job_id,
             to_post: _,
             actor,
-        } => actor.act(daemon, |reason| Command::Reroute { id: job_id, reason })?,
+        } => actor.act(daemon, |reason| call::Reroute { id: job_id, reason })?,
         OperatorCommand::Quarantine { command } => match command {
             QuarantineCommand::List { json } => {
-                let list = expect_reply!(
-                    daemon.ask(None, Command::QuarantineList)?,
-                    Reply::Quarantined
-                );
+                let list = daemon.ask(None, call::QuarantineList {})?;
                 if json {
                     say!("{}", serde_json::to_string_pretty(&list)?);
                 } else {
@@ -235,8 +232,8 @@ pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<Exit
                 return Ok(ExitCode::SUCCESS);
             }
             QuarantineCommand::Show { job_id, json } => {
-                let reply = daemon.ask(None, Command::QuarantineShow { id: job_id })?;
-                let folder = expect_reply!(reply, Reply::QuarantineFolder);
+                let reply = daemon.ask(None, call::QuarantineShow { id: job_id })?;
+                let folder = reply;
                 if json {
                     say!("{}", serde_json::to_string_pretty(&folder)?);
                 } else {
@@ -257,17 +254,17 @@ pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<Exit
                 return Ok(ExitCode::SUCCESS);
             }
             QuarantineCommand::Release { job_id, actor } => actor.act(daemon, |reason| {
-                Command::QuarantineRelease { id: job_id, reason }
+                call::QuarantineRelease { id: job_id, reason }
             })?,
             QuarantineCommand::Delete { job_id, actor } => actor.act(daemon, |reason| {
-                Command::QuarantineDelete { id: job_id, reason }
+                call::QuarantineDelete { id: job_id, reason }
             })?,
         },
         OperatorCommand::Acknowledge { job_id, actor } => {
-            actor.act(daemon, |reason| Command::Acknowledge { id: job_id, reason })?
+            actor.act(daemon, |reason| call::Acknowledge { id: job_id, reason })?
         }
         OperatorCommand::Alerts { json } => {
-            let open = expect_reply!(daemon.ask(None, Command::OpenAlerts)?, Reply::OpenAlerts);
+            let open = daemon.ask(None, call::OpenAlerts {})?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&open)?);
             } else {
@@ -298,7 +295,7 @@ pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<Exit
             return Ok(ExitCode::SUCCESS);
         }
         OperatorCommand::Queue { json } => {
-            let shape = expect_reply!(daemon.ask(None, Command::Queue)?, Reply::Queue);
+            let shape = daemon.ask(None, call::Queue {})?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&shape)?);
             } else {

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::cli::out::{say, when};
-use crate::cli::{expect_reply, Daemon};
-use crate::service::{Command, Reply};
+use crate::cli::Daemon;
+use crate::service::call;
 
 /// What to do with print batches.
 #[derive(Subcommand, Debug)]
@@ -40,7 +40,7 @@ pub enum PrintCommand {
 pub fn run(daemon: &Daemon<'_>, command: PrintCommand) -> anyhow::Result<ExitCode> {
     match command {
         PrintCommand::List { json } => {
-            let batches = expect_reply!(daemon.ask(None, Command::PrintBatches)?, Reply::Batches);
+            let batches = daemon.ask(None, call::PrintBatches {})?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&batches)?);
                 return Ok(ExitCode::SUCCESS);
@@ -83,8 +83,8 @@ pub fn run(daemon: &Daemon<'_>, command: PrintCommand) -> anyhow::Result<ExitCod
             operator,
             json,
         } => {
-            let reply = daemon.ask(operator, Command::PrintConfirm { batch, reason })?;
-            let done = expect_reply!(reply, Reply::BatchConfirmed);
+            let reply = daemon.ask(operator, call::PrintConfirm { batch, reason })?;
+            let done = reply;
             if json {
                 say!("{}", serde_json::to_string_pretty(&done)?);
             } else if done.already {

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::cli::out::{say, when};
-use crate::cli::{expect_reply, Daemon};
+use crate::cli::Daemon;
 use crate::registry::StaffRole;
-use crate::service::{Command, Reply};
+use crate::service::call;
 
 /// What to do with desk access.
 #[derive(Subcommand, Debug)]
@@ -60,30 +60,28 @@ pub fn run(daemon: &Daemon<'_>, command: StaffCommand) -> anyhow::Result<ExitCod
             issuer,
             operator,
         } => {
-            let reply = daemon.ask(
+            daemon.ask(
                 operator,
-                Command::StaffGrant {
+                call::StaffGrant {
                     hsa_id: hsa_id.clone(),
                     name,
                     role,
                     issuer,
                 },
             )?;
-            expect_reply!(reply, Reply::Staff);
             say!("{hsa_id} may use the dispatch desk as {}", role.as_str());
         }
         StaffCommand::Revoke { hsa_id, operator } => {
-            let reply = daemon.ask(
+            daemon.ask(
                 operator,
-                Command::StaffRevoke {
+                call::StaffRevoke {
                     hsa_id: hsa_id.clone(),
                 },
             )?;
-            expect_reply!(reply, Reply::Staff);
             say!("{hsa_id} may no longer use the dispatch desk");
         }
         StaffCommand::List { json } => {
-            let staff = expect_reply!(daemon.ask(None, Command::StaffList)?, Reply::Staff);
+            let staff = daemon.ask(None, call::StaffList {})?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&staff)?);
             } else {

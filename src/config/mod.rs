@@ -540,6 +540,27 @@ mod tests {
     }
 
     #[test]
+    fn the_portal_and_the_desk_may_not_share_a_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("doors.toml");
+        std::fs::write(
+            &path,
+            "[portal]\nuser = \"kurir-web\"\n[desk]\nuser = \"kurir-web\"\n",
+        )
+        .expect("write");
+        let msg = Settings::load(Some(&path))
+            .expect_err("refused")
+            .to_string();
+        assert!(msg.contains("desk.user"), "{msg}");
+        std::fs::write(
+            &path,
+            "[portal]\nuser = \"kurir-portal\"\n[desk]\nuser = \"kurir-desk\"\n",
+        )
+        .expect("write");
+        Settings::load(Some(&path)).expect("two users of their own");
+    }
+
+    #[test]
     fn unknown_key_in_file_is_named_with_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bad.toml");

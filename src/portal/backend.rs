@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::config::WebDoor;
 use crate::registry::Person;
 use crate::service::protocol::{self, ClientError};
-use crate::service::{Command, Principal, Reply, ServiceError};
+use crate::service::{call, Call, Principal, ServiceError};
 
 /// Why a page could not be had from the daemon.
 #[derive(Debug)]
@@ -54,16 +54,16 @@ impl Backend {
                     WebDoor::Portal => Principal::Portal,
                     WebDoor::Desk => Principal::Desk,
                 },
-                Command::PortalReport { crls, issuers },
+                call::PortalReport { crls, issuers },
             )
             .await,
             Ok(Ok(_))
         )
     }
 
-    /// Asks the service, on behalf of `person`.
-    pub async fn ask(&self, person: &Person, command: Command) -> Result<Reply, Asked> {
-        match protocol::call(&self.socket, self.principal(person), command).await {
+    /// Asks the service, on behalf of `person`: the call's own reply, or why there is none.
+    pub async fn ask<C: Call>(&self, person: &Person, call: C) -> Result<C::Reply, Asked> {
+        match protocol::call(&self.socket, self.principal(person), call).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(refused)) => Err(Asked::Refused(refused)),
             Err(e @ ClientError::NotRunning(_)) => {

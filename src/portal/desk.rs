@@ -16,24 +16,25 @@ use super::pages::Frame;
 use super::routes::{html, refused, unavailable, Portal};
 use super::{receipt, words};
 use crate::job::JobId;
+use crate::queue::operator::ActionDone;
 use crate::queue::operator::Target;
 use crate::registry::{Person, StaffRole};
-use crate::service::command::{DeskFilter, DeskView};
-use crate::service::{Command, Reply, ServiceError};
+use crate::service::call::{DeskFilter, DeskView};
+use crate::service::{call, ServiceError};
 use crate::store::state::Team;
 
 /// The person's desk role, or the page that says they have none.
 pub(super) async fn desk_of(portal: &Portal, person: &Person) -> Result<Desk, Box<Response>> {
-    match portal.ask(person, Command::WhoAmI).await {
-        Ok(Reply::Me(Some(role))) => Ok(Desk {
+    match portal.ask(person, call::WhoAmI {}).await {
+        Ok(Some(role)) => Ok(Desk {
             sends: role == StaffRole::Handlaggare,
             holds: role == StaffRole::Drift,
         }),
-        Ok(Reply::Me(None)) => {
+        Ok(None) => {
             tracing::warn!(hsa_id = %person.hsa_id, "desk: no desk access");
             Err(Box::new(not_staff()))
         }
-        Ok(_) | Err(Asked::Unavailable) => Err(Box::new(unavailable())),
+        Err(Asked::Unavailable) => Err(Box::new(unavailable())),
         Err(Asked::Refused(e)) => Err(Box::new(refusal(&e))),
     }
 }
@@ -127,14 +128,14 @@ pub(super) async fn jobs(
         "post" => DeskFilter::ByPost,
         _ => DeskFilter::All,
     };
-    let command = Command::DeskJobs {
+    let command = call::DeskJobs {
         search: query.sok.chars().take(100).collect(),
         filter,
         limit: 200,
     };
     let rows = match portal.ask(&person, command).await {
-        Ok(Reply::DeskJobs(rows)) => rows,
-        Ok(_) | Err(Asked::Unavailable) => return unavailable(),
+        Ok(rows) => rows,
+        Err(Asked::Unavailable) => return unavailable(),
         Err(Asked::Refused(e)) => return refusal(&e),
     };
     let notice = query.meddelande.as_deref().and_then(|m| match m {
@@ -194,9 +195,9 @@ async fn desk_job(
     id: JobId,
     view: DeskView,
 ) -> Result<Box<crate::service::DeskJob>, Box<Response>> {
-    match portal.ask(person, Command::DeskJob { id, view }).await {
-        Ok(Reply::DeskJob(job)) => Ok(job),
-        Ok(_) | Err(Asked::Unavailable) => Err(Box::new(unavailable())),
+    match portal.ask(person, call::DeskJob { id, view }).await {
+        Ok(job) => Ok(job),
+        Err(Asked::Unavailable) => Err(Box::new(unavailable())),
         Err(Asked::Refused(e)) => Err(Box::new(refusal(&e))),
     }
 }
@@ -234,23 +235,38 @@ pub(super) async fn job(
     )
 }
 
-/// The command an action word asks for, with the reason.
-fn action_command(word: &str, id: JobId, reason: String) -> Option<Command> {
+/// An action the desk offers on one job: each a call of the service answered with what was
+/// done.
+enum JobAction {
+    Retry(call::Retry),
+    Reroute(call::Reroute),
+    Hold(call::Hold),
+    Release(call::Release),
+    Cancel(call::Cancel),
+}
+
+impl JobAction {
+    /// Asks the service to do it, on behalf of `person`.
+    async fn ask(self, portal: &Portal, person: &Person) -> Result<ActionDone, Asked> {
+        match self {
+            JobAction::Retry(c) => portal.ask(person, c).await,
+            JobAction::Reroute(c) => portal.ask(person, c).await,
+            JobAction::Hold(c) => portal.ask(person, c).await,
+            JobAction::Release(c) => portal.ask(person, c).await,
+            JobAction::Cancel(c) => portal.ask(person, c).await,
+        }
+    }
+}
+
+/// The action an action word asks for, with the reason.
+fn action_command(word: &str, id: JobId, reason: String) -> Option<JobAction> {
+    let target = Target::Job(id.clone());
     Some(match word {
-        "skicka-igen" => Command::Retry {
-            target: Target::Job(id),
-            reason,
-        },
-        "med-post" => Command::Reroute { id, reason },
-        "pausa" => Command::Hold {
-            target: Target::Job(id),
-            reason,
-        },
-        "fortsatt" => Command::Release {
-            target: Target::Job(id),
-            reason,
-        },
-        "stoppa" => Command::Cancel { id, reason },
+        "skicka-igen" => JobAction::Retry(call::Retry { target, reason }),
+        "med-post" => JobAction::Reroute(call::Reroute { id, reason }),
+        "pausa" => JobAction::Hold(call::Hold { target, reason }),
+        "fortsatt" => JobAction::Release(call::Release { target, reason }),
+        "stoppa" => JobAction::Cancel(call::Cancel { id, reason }),
         _ => return None,
     })
 }
@@ -342,7 +358,7 @@ pub(super) async fn action(
             words::desk_error(&ServiceError::ReasonRequired),
         );
     }
-    match portal.ask(&person, command).await {
+    match command.ask(&portal, &person).await {
         Ok(_) => {
             Redirect::to(&format!("/expedition/utskick/{id}?meddelande=gjort")).into_response()
         }
@@ -366,9 +382,9 @@ pub(super) async fn calls(
         Ok(desk) => desk,
         Err(page) => return *page,
     };
-    let alerts = match portal.ask(&person, Command::OpenAlerts).await {
-        Ok(Reply::OpenAlerts(alerts)) => alerts,
-        Ok(_) | Err(Asked::Unavailable) => return unavailable(),
+    let alerts = match portal.ask(&person, call::OpenAlerts {}).await {
+        Ok(alerts) => alerts,
+        Err(Asked::Unavailable) => return unavailable(),
         Err(Asked::Refused(e)) => return refusal(&e),
     };
     // Dispatch's calls, not operations' alerts; a quarantined submission is not a call.
@@ -414,10 +430,7 @@ pub(super) async fn called(
     } else {
         format!("ringt: {note}")
     };
-    match portal
-        .ask(&person, Command::Acknowledge { id, reason })
-        .await
-    {
+    match portal.ask(&person, call::Acknowledge { id, reason }).await {
         Ok(_) => Redirect::to("/expedition/att-ringa?meddelande=ringt").into_response(),
         Err(Asked::Unavailable) => unavailable(),
         Err(Asked::Refused(ServiceError::WrongState { .. })) => {

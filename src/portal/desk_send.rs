@@ -18,8 +18,8 @@ use super::words;
 use crate::intake::draft::{DraftError, DraftId};
 use crate::job::{DocumentKind, Kommunkod};
 use crate::registry::{Person, RegistryError, StaffRole};
-use crate::service::command::Upload;
-use crate::service::{Command, Reply, ServiceError};
+use crate::service::call::Upload;
+use crate::service::{call, ServiceError};
 
 /// The most a decision's upload may weigh (both PDFs and the form).
 pub const DESK_UPLOAD_BYTES: usize = 40 * 1024 * 1024;
@@ -257,21 +257,21 @@ pub(super) async fn send_check(
             bytes: god_man,
         });
     }
-    let command = Command::DeskDraft {
+    let command = call::DeskDraft {
         to,
         case: fields.arende.trim().to_string(),
         copy_to,
         documents,
     };
     match portal.ask(&person, command).await {
-        Ok(Reply::Draft(preview)) => {
+        Ok(preview) => {
             let token = portal.csrf_token(&person);
             html(
                 StatusCode::OK,
                 desk_pages::confirm(&frame(&person, &token), desk, &preview),
             )
         }
-        Ok(_) | Err(Asked::Unavailable) => unavailable(),
+        Err(Asked::Unavailable) => unavailable(),
         Err(Asked::Refused(error)) => {
             let at_field = match &error {
                 ServiceError::CaseNumber => Some((
@@ -326,11 +326,11 @@ pub(super) async fn send_confirm(
     let Ok(draft) = DraftId::try_from(form.utkast) else {
         return refused(StatusCode::BAD_REQUEST, "Fel", "Utkastet finns inte.");
     };
-    match portal.ask(&person, Command::DeskSend { draft }).await {
-        Ok(Reply::Sent(id)) => {
+    match portal.ask(&person, call::DeskSend { draft }).await {
+        Ok(id) => {
             Redirect::to(&format!("/expedition/utskick/{id}?meddelande=skickat")).into_response()
         }
-        Ok(_) | Err(Asked::Unavailable) => unavailable(),
+        Err(Asked::Unavailable) => unavailable(),
         Err(Asked::Refused(ServiceError::Draft(DraftError::Gone))) => refused(
             StatusCode::GONE,
             "Utkastet finns inte längre",

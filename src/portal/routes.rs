@@ -17,7 +17,7 @@ use super::words;
 use crate::config::SenderSettings;
 use crate::job::Kommunkod;
 use crate::registry::{Changes, Person, RegistryError, Seed};
-use crate::service::{Command, MunicipalityView, Reply, ServiceError};
+use crate::service::{call, Call, MunicipalityView, ServiceError};
 
 /// What the portal's handlers share.
 pub struct Portal {
@@ -97,8 +97,8 @@ impl Portal {
     }
 
     /// Asks the service for `person`.
-    pub(super) async fn ask(&self, person: &Person, command: Command) -> Result<Reply, Asked> {
-        self.backend.ask(person, command).await
+    pub(super) async fn ask<C: Call>(&self, person: &Person, call: C) -> Result<C::Reply, Asked> {
+        self.backend.ask(person, call).await
     }
 }
 
@@ -169,9 +169,9 @@ pub(super) async fn index(
         hsa_id: &person.hsa_id,
         csrf: &token,
     };
-    let mine = match portal.ask(&person, Command::MyMunicipalities).await {
-        Ok(Reply::Mine(list)) => list,
-        Ok(_) | Err(Asked::Unavailable) => return unavailable(),
+    let mine = match portal.ask(&person, call::MyMunicipalities {}).await {
+        Ok(list) => list,
+        Err(Asked::Unavailable) => return unavailable(),
         Err(Asked::Refused(e)) => {
             return refusal_page(&portal, &person, &e).unwrap_or_else(unavailable)
         }
@@ -212,9 +212,9 @@ async fn view(
     person: &Person,
     code: Kommunkod,
 ) -> Result<Box<MunicipalityView>, Box<Response>> {
-    match portal.ask(person, Command::MunicipalityShow { code }).await {
-        Ok(Reply::Municipality(view)) => Ok(view),
-        Ok(_) | Err(Asked::Unavailable) => Err(Box::new(unavailable())),
+    match portal.ask(person, call::MunicipalityShow { code }).await {
+        Ok(view) => Ok(view),
+        Err(Asked::Unavailable) => Err(Box::new(unavailable())),
         Err(Asked::Refused(e)) => Err(Box::new(
             refusal_page(portal, person, &e).unwrap_or_else(unavailable),
         )),
@@ -234,13 +234,10 @@ async fn render(
         Ok(view) => view,
         Err(page) => return *page,
     };
-    let history = match portal
-        .ask(person, Command::MunicipalityHistory { code })
+    let history = portal
+        .ask(person, call::MunicipalityHistory { code })
         .await
-    {
-        Ok(Reply::History(history)) => history,
-        _ => Vec::new(),
-    };
+        .unwrap_or_default();
     let token = portal.csrf_token(person);
     let frame = Frame {
         name: &person.name,
@@ -330,11 +327,11 @@ fn done(code: Kommunkod, what: &str) -> Response {
 
 /// What every action does after its own checks: asks the service, then sends the person back
 /// to the page with a notice, or shows the page again with what went wrong.
-async fn act(
+async fn act<C: Call>(
     portal: &Portal,
     person: &Person,
     code: Kommunkod,
-    command: Command,
+    command: C,
     done_word: &str,
     failed: impl FnOnce(&ServiceError) -> (Notice, Option<Fields>, StatusCode),
 ) -> Response {
@@ -400,7 +397,7 @@ pub(super) async fn change(
     if changes == Changes::default() {
         return done(code, "oforandrat");
     }
-    let command = Command::MunicipalitySet { code, changes };
+    let command = call::MunicipalitySet { code, changes };
     act(&portal, &person, code, command, "sparat", |error| {
         let notice = match error {
             ServiceError::Registry(e) => {
@@ -456,7 +453,7 @@ pub(super) async fn certificate(
         )
         .await;
     };
-    let command = Command::MunicipalitySet {
+    let command = call::MunicipalitySet {
         code,
         changes: Changes {
             smime_cert_pem: Some(pem),
@@ -488,7 +485,7 @@ pub(super) async fn send_code(
         Ok(code) => code,
         Err(page) => return *page,
     };
-    let command = Command::MunicipalityVerify { code };
+    let command = call::MunicipalityVerify { code };
     act(&portal, &person, code, command, "kod-skickad", |error| {
         let status = match error {
             ServiceError::Registry(RegistryError::TooManyCodes { .. }) => {
@@ -519,7 +516,7 @@ pub(super) async fn check_connection(
         Ok(code) => code,
         Err(page) => return *page,
     };
-    let command = Command::MunicipalityCheck { code };
+    let command = call::MunicipalityCheck { code };
     act(&portal, &person, code, command, "kontrollerad", |error| {
         let status = match error {
             ServiceError::NothingToCheck(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -550,14 +547,12 @@ pub(super) async fn confirm(
         Ok(code) => code,
         Err(page) => return *page,
     };
-    let command = Command::MunicipalityConfirm {
+    let command = call::MunicipalityConfirm {
         code,
         secret: form.kod.trim().to_string(),
     };
     match portal.ask(&person, command).await {
-        Ok(Reply::Confirmed(confirmed)) if confirmed.awaiting_approval.is_some() => {
-            done(code, "bevisad-vantar")
-        }
+        Ok(confirmed) if confirmed.awaiting_approval.is_some() => done(code, "bevisad-vantar"),
         Ok(_) => done(code, "bekraftad"),
         Err(Asked::Unavailable) => unavailable(),
         Err(Asked::Refused(error)) => {

@@ -9,7 +9,7 @@
 //! it can send no decision, list no case and cancel no job. Every grant is checked here,
 //! against the store, whatever a web process claims.
 
-use super::{Command, Core, Principal, ServiceError};
+use super::{call, Command, Core, Principal, ServiceError};
 use crate::queue::operator::Target;
 use crate::registry::{Person, StaffRole};
 
@@ -26,15 +26,17 @@ fn desk_permission(command: &Command) -> Option<Desk> {
     use Command::*;
     let one_job = |target: &Target| matches!(target, Target::Job(_));
     match command {
-        DeskJobs { .. } | DeskJob { .. } | OpenAlerts | Acknowledge { .. } | Reroute { .. } => {
+        DeskJobs(_) | DeskJob(_) | OpenAlerts(_) | Acknowledge(_) | Reroute(_) => {
             Some(Desk::AnyStaff)
         }
-        Retry { target, .. } if one_job(target) => Some(Desk::AnyStaff),
-        Cancel { .. } => Some(Desk::AnyStaff),
+        Retry(call) if one_job(&call.target) => Some(Desk::AnyStaff),
+        Cancel(_) => Some(Desk::AnyStaff),
         // Caseworkers send decisions; operations do not send their own.
-        DeskDraft { .. } | DeskSend { .. } => Some(Desk::Only(StaffRole::Handlaggare)),
+        DeskDraft(_) | DeskSend(_) => Some(Desk::Only(StaffRole::Handlaggare)),
         // Holding and releasing is operations' tool.
-        Hold { target, .. } | Release { target, .. } if one_job(target) => {
+        Hold(call::Hold { target, .. }) | Release(call::Release { target, .. })
+            if one_job(target) =>
+        {
             Some(Desk::Only(StaffRole::Drift))
         }
         _ => None,
@@ -62,7 +64,7 @@ pub(super) fn check(
     let person = match principal {
         Principal::Operator(_) => {
             return match command {
-                Command::MyMunicipalities
+                Command::MyMunicipalities(_)
                 | Command::PortalReport { .. }
                 | Command::DeskDraft { .. }
                 | Command::DeskSend { .. }
@@ -81,7 +83,7 @@ pub(super) fn check(
         Principal::Staff(person) => {
             return match desk_permission(command) {
                 Some(needed) => check_desk(core, person, needed),
-                None if matches!(command, Command::WhoAmI) => Ok(()),
+                None if matches!(command, Command::WhoAmI(_)) => Ok(()),
                 None => Err(ServiceError::NotPermitted),
             }
         }
@@ -92,13 +94,13 @@ pub(super) fn check(
         return Err(ServiceError::NotPermitted);
     }
     let code = match command {
-        Command::MyMunicipalities => return Ok(()),
-        Command::MunicipalityShow { code }
-        | Command::MunicipalityHistory { code }
-        | Command::MunicipalityVerify { code }
-        | Command::MunicipalityCheck { code }
-        | Command::MunicipalityConfirm { code, .. } => *code,
-        Command::MunicipalitySet { code, changes } => {
+        Command::MyMunicipalities(_) => return Ok(()),
+        Command::MunicipalityShow(call::MunicipalityShow { code })
+        | Command::MunicipalityHistory(call::MunicipalityHistory { code })
+        | Command::MunicipalityVerify(call::MunicipalityVerify { code })
+        | Command::MunicipalityCheck(call::MunicipalityCheck { code })
+        | Command::MunicipalityConfirm(call::MunicipalityConfirm { code, .. }) => *code,
+        Command::MunicipalitySet(call::MunicipalitySet { code, changes }) => {
             if changes.tls_pin.is_some() || changes.secure.is_some() {
                 return Err(ServiceError::NotPermitted);
             }

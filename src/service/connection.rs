@@ -21,7 +21,7 @@ use crate::registry::connection::{domain_of, ConnectionCheck, Verdict};
 use crate::registry::Registered;
 use crate::store::Notice;
 
-use super::{Command, Core, Principal, Reply, Service, ServiceError};
+use super::{call, Core, Principal, Service, ServiceError};
 
 /// How often the daemon looks for checks that are due.
 const ROUND: Duration = Duration::from_secs(60);
@@ -57,11 +57,11 @@ impl Service {
         &self,
         principal: Principal,
         code: Kommunkod,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<Box<ConnectionReport>, ServiceError> {
         let core = self.core.clone();
         let checker = core.checker.clone().ok_or(ServiceError::NoChecker)?;
         let (address, domain, recent) = tokio::task::spawn_blocking(move || {
-            super::access::check(&core, &principal, &Command::MunicipalityCheck { code })?;
+            super::access::check(&core, &principal, &call::MunicipalityCheck { code }.into())?;
             let registered = core.store.registered(code)?;
             let address = address_to_check(&registered)
                 .ok_or(ServiceError::NothingToCheck(code))?
@@ -100,12 +100,12 @@ impl Service {
                 core.relay_configured,
                 core.connection_rule,
             )?;
-            Ok(Reply::ConnectionChecked(Box::new(ConnectionReport {
+            Ok(Box::new(ConnectionReport {
                 kommunkod: code,
                 address,
                 check,
                 route,
-            })))
+            }))
         })
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))?

@@ -4,9 +4,9 @@
 
 use jiff::Timestamp;
 
-use super::command::{DeskFilter, DeskView, Upload};
+use super::call::{DeskFilter, DeskView, Upload};
 use super::reply::{DeskJob, DeskRow, DraftPreview, OpenAlert, ProofChain, RoutePreview};
-use super::{Core, Principal, Reply, ServiceError};
+use super::{Core, Principal, ServiceError};
 use crate::intake::draft::{self, DraftId};
 use crate::intake::route;
 use crate::intake::submit::JobContents;
@@ -35,7 +35,7 @@ impl Core {
         name: String,
         role: StaffRole,
         issuer: Option<String>,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<Vec<StaffGrant>, ServiceError> {
         check_hsa_id(&hsa_id)?;
         let issuer = issuer
             .map(|i| i.trim().to_string())
@@ -53,20 +53,20 @@ impl Core {
         };
         self.store
             .set_staff(&hsa_id, Some(&grant), &principal.recorded_as())?;
-        Ok(Reply::Staff(vec![grant]))
+        Ok(vec![grant])
     }
 
     pub(super) fn staff_revoke(
         &self,
         principal: &Principal,
         hsa_id: String,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<Vec<StaffGrant>, ServiceError> {
         match self.store.staff_grant(&hsa_id)? {
             None => Err(ServiceError::NotStaff(hsa_id)),
             Some(_) => {
                 self.store
                     .set_staff(&hsa_id, None, &principal.recorded_as())?;
-                Ok(Reply::Staff(Vec::new()))
+                Ok(Vec::new())
             }
         }
     }
@@ -86,7 +86,7 @@ impl Core {
         case: String,
         copy_to: Vec<Kommunkod>,
         documents: Vec<Upload>,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<Box<DraftPreview>, ServiceError> {
         let case: CaseNumber = case.parse().map_err(|_| ServiceError::CaseNumber)?;
         for code in std::iter::once(&to).chain(copy_to.iter()) {
             self.seed.require(*code)?;
@@ -123,15 +123,15 @@ impl Core {
                 })
             })
             .collect::<Result<Vec<_>, ServiceError>>()?;
-        Ok(Reply::Draft(Box::new(DraftPreview {
+        Ok(Box::new(DraftPreview {
             draft,
             case: case.expose().to_string(),
             routes,
             documents: held,
-        })))
+        }))
     }
 
-    pub(super) fn desk_send(&self, person: &Person, draft: DraftId) -> Result<Reply, ServiceError> {
+    pub(super) fn desk_send(&self, person: &Person, draft: DraftId) -> Result<JobId, ServiceError> {
         let id = draft::send(&self.spool, &draft, &owner_of(person))?;
         self.store.audit_operator(crate::store::audit::Draft {
             kind: crate::store::audit::AuditKind::Operator,
@@ -150,7 +150,7 @@ impl Core {
         while self.store.get(&id)?.is_none() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Ok(Reply::Sent(id))
+        Ok(id)
     }
 
     fn name_of(&self, code: Kommunkod) -> String {
@@ -204,7 +204,7 @@ impl Core {
         search: &str,
         filter: DeskFilter,
         limit: usize,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<Vec<DeskRow>, ServiceError> {
         let needle = search.trim().to_lowercase();
         let limit = limit.clamp(1, 500);
         let mut rows = Vec::new();
@@ -264,7 +264,7 @@ impl Core {
             !needle.is_empty(),
             &shown,
         )?;
-        Ok(Reply::DeskJobs(rows))
+        Ok(rows)
     }
 
     pub(super) fn desk_job(
@@ -272,7 +272,7 @@ impl Core {
         person: &Person,
         id: JobId,
         view: DeskView,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<Box<DeskJob>, ServiceError> {
         let Some(job) = self.store.get(&id)? else {
             return Err(self.unknown(id));
         };
@@ -291,7 +291,7 @@ impl Core {
             .into_iter()
             .map(|mark| self.open_alert(&id, mark, job.to))
             .collect::<Result<Vec<_>, ServiceError>>()?;
-        Ok(Reply::DeskJob(Box::new(DeskJob {
+        Ok(Box::new(DeskJob {
             case: self.case_of(&id),
             chains: self.chains(&job),
             audit_position: self.store.audit_position(&id)?,
@@ -299,7 +299,7 @@ impl Core {
             working_seconds: working,
             events,
             job,
-        })))
+        }))
     }
 
     /// One open alert with whom to call: the municipality's phone and contact persons, and

@@ -9,7 +9,7 @@ use crate::queue::print_shop::{self, PrintShopError};
 use crate::queue::shape::queue_shape;
 
 use super::reply::{JobList, JobStatus};
-use super::{Core, Principal, Reply, ServiceError};
+use super::{Core, Principal, ServiceError};
 use crate::store::state::JobState;
 
 /// Refuses free text that seems to hold a case number or a personal identity number.
@@ -56,37 +56,37 @@ impl Core {
         }
     }
 
-    pub(super) fn status(&self, id: JobId) -> Result<Reply, ServiceError> {
+    pub(super) fn status(&self, id: JobId) -> Result<Box<JobStatus>, ServiceError> {
         let Some(job) = self.store.get(&id)? else {
             return Err(self.unknown(id));
         };
         let events = self.store.events(&id)?;
-        Ok(Reply::Status(Box::new(JobStatus { job, events })))
+        Ok(Box::new(JobStatus { job, events }))
     }
 
-    pub(super) fn list(&self, states: &[JobState], limit: usize) -> Result<Reply, ServiceError> {
+    pub(super) fn list(&self, states: &[JobState], limit: usize) -> Result<JobList, ServiceError> {
         let jobs = self.store.list(states, limit)?;
         // A spool that cannot be read is not a reason to withhold the store's answer.
         let waiting_in_spool = self.spool.waiting().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot read spool/incoming/");
             Vec::new()
         });
-        Ok(Reply::Jobs(JobList {
+        Ok(JobList {
             jobs,
             waiting_in_spool,
             daemon_running: self.daemon,
-        }))
+        })
     }
 
-    pub(super) fn queue(&self) -> Result<Reply, ServiceError> {
-        Ok(Reply::Queue(Box::new(queue_shape(
+    pub(super) fn queue(&self) -> Result<Box<crate::queue::shape::QueueShape>, ServiceError> {
+        Ok(Box::new(queue_shape(
             &self.store,
             &self.seed,
             Timestamp::now(),
-        )?)))
+        )?))
     }
 
-    pub(super) fn open_alerts(&self) -> Result<Reply, ServiceError> {
+    pub(super) fn open_alerts(&self) -> Result<Vec<super::OpenAlert>, ServiceError> {
         let mut out = Vec::new();
         for (job_id, mark) in self.store.open_alerts()? {
             let assigned = match mark.kommunkod {
@@ -97,17 +97,19 @@ impl Core {
         }
         // Oldest first: the longest-waiting call comes first.
         out.sort_by_key(|a| a.since);
-        Ok(Reply::OpenAlerts(out))
+        Ok(out)
     }
 
-    pub(super) fn print_batches(&self) -> Result<Reply, ServiceError> {
+    pub(super) fn print_batches(
+        &self,
+    ) -> Result<Vec<crate::queue::print_shop::BatchView>, ServiceError> {
         let views = print_shop::batches(
             &self.store,
             &self.working_hours,
             self.print_confirm_within,
             Timestamp::now(),
         )?;
-        Ok(Reply::Batches(views))
+        Ok(views)
     }
 
     pub(super) fn print_confirm(
@@ -115,12 +117,12 @@ impl Core {
         principal: &Principal,
         batch: String,
         reason: String,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<crate::queue::print_shop::BatchConfirmed, ServiceError> {
         let actor = Self::actor(principal, reason)?;
         match print_shop::confirm(&self.store, &batch, &actor) {
             Ok(done) => {
                 tracing::info!(batch = %done.batch, jobs = done.jobs.len(), by = %done.confirmation.by, "print batch confirmed printed and posted");
-                Ok(Reply::BatchConfirmed(done))
+                Ok(done)
             }
             Err(PrintShopError::Store(e)) => Err(e.into()),
             Err(PrintShopError::NoBatch(batch)) => Err(ServiceError::NoBatch(batch)),
@@ -128,16 +130,19 @@ impl Core {
         }
     }
 
-    pub(super) fn quarantine_list(&self) -> Result<Reply, ServiceError> {
+    pub(super) fn quarantine_list(
+        &self,
+    ) -> Result<Vec<crate::queue::operator::QuarantinedJob>, ServiceError> {
         let list = self.operations().quarantine_list();
-        list.map(Reply::Quarantined).map_err(|e| self.refused(e))
+        list.map_err(|e| self.refused(e))
     }
 
-    pub(super) fn quarantine_show(&self, id: JobId) -> Result<Reply, ServiceError> {
+    pub(super) fn quarantine_show(
+        &self,
+        id: JobId,
+    ) -> Result<Box<crate::queue::operator::QuarantineFolder>, ServiceError> {
         let folder = self.operations().quarantine_show(&id);
-        folder
-            .map(|f| Reply::QuarantineFolder(Box::new(f)))
-            .map_err(|e| self.refused(e))
+        folder.map(Box::new).map_err(|e| self.refused(e))
     }
 
     /// Does one operator action as `principal`, for `reason` (recorded), and answers what it
@@ -147,11 +152,9 @@ impl Core {
         principal: &Principal,
         reason: String,
         action: impl FnOnce(&Operations<'_>, &Actor) -> Result<ActionDone, OperatorError>,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<crate::queue::operator::ActionDone, ServiceError> {
         let actor = Self::actor(principal, reason)?;
-        action(&self.operations(), &actor)
-            .map(Reply::Action)
-            .map_err(|e| self.refused(e))
+        action(&self.operations(), &actor).map_err(|e| self.refused(e))
     }
 
     /// A municipality named as a target must be one of the 290.

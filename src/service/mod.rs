@@ -2,21 +2,22 @@
 //!
 //! Every surface is a thin adapter over it: the command line (through the control socket, or
 //! in-process when no daemon runs), the portal (its own process, through its own socket) and
-//! the desk. A request is a typed [`Command`] from a [`Principal`]; the answer is a typed
-//! [`Reply`] or a [`ServiceError`] that names what went wrong, which each surface words itself.
+//! the desk. A request is a typed call ([`call`]) from a [`Principal`]; the answer is that
+//! call's own reply type ([`Call::Reply`]) or a [`ServiceError`] that names what went wrong,
+//! which each surface words itself.
 //! Who may send what is decided here, once ([`access`]): a person on the portal may only touch
 //! the municipalities the agency granted them, and nothing an operator alone may do.
 //!
 //! Store work is blocking (sled, flushes, files): it crosses into `spawn_blocking` here, at one
 //! boundary ([`Service::call`]), so that no async worker ever waits for the disk.
 //!
-//! Files: `command`, `reply`, `error` (the shared vocabulary), `access` (who may send what),
+//! Files: `call`, `reply`, `error` (the shared vocabulary), `access` (who may send what),
 //! `registry` (registrations, codes, grants), `jobs` (status, lists, operator actions, audit),
 //! `protocol` (the versioned wire format of the control sockets, their server and clients).
 
 mod access;
 mod announce;
-pub mod command;
+pub mod call;
 mod connection;
 mod desk;
 pub mod error;
@@ -41,7 +42,7 @@ use crate::store::kinds::Team;
 use crate::store::Store;
 use crate::worktime::WorkingHours;
 
-pub use command::Command;
+pub use call::{Call, Command};
 pub use connection::{address_to_check, ConnectionReport};
 pub use error::{ImportLineError, ServiceError, NOT_TAKEN_IN};
 pub use reply::*;
@@ -76,6 +77,15 @@ impl Principal {
             Principal::Desk => "kurir desk".into(),
         }
     }
+}
+
+/// A call's reply as the wire carries it. Naming the call (`reply::<call::Status>(…)`) makes
+/// the compiler hold each handler to that call's reply type.
+fn reply<C: Call>(
+    answer: Result<C::Reply, ServiceError>,
+) -> Result<serde_json::Value, ServiceError> {
+    serde_json::to_value(answer?)
+        .map_err(|e| ServiceError::Internal(format!("encoding a reply: {e}")))
 }
 
 /// The member of staff behind a desk command (the desk is for persons signed in with a card).
@@ -159,9 +169,9 @@ struct Core {
     /// Registry changes are read-modify-write: one at a time.
     registry_lock: Mutex<()>,
     /// What the desk last reported of itself.
-    desk: Mutex<Option<PortalStatus>>,
+    desk: Mutex<Option<WebStatus>>,
     /// What the portal last reported of itself.
-    portal: Mutex<Option<PortalStatus>>,
+    portal: Mutex<Option<WebStatus>>,
 }
 
 /// Why the service could not be set up.
@@ -245,20 +255,26 @@ impl Service {
         }
     }
 
-    /// Answers one command from `principal`: checks that the principal may send it, then
-    /// carries it out. The blocking part runs on the blocking pool; only sending a
-    /// verification code waits for the network here.
+    /// Answers one request from `principal` (as it came off the wire): checks that the
+    /// principal may send it, then carries it out; the call's reply as JSON. The blocking part
+    /// runs on the blocking pool; only sending a verification code and checking a mail server
+    /// wait for the network here.
     pub async fn call(
         &self,
         principal: Principal,
         command: Command,
-    ) -> Result<Reply, ServiceError> {
-        if let Command::MunicipalityVerify { code } = command {
-            return self.verify(principal, code).await;
-        }
-        if let Command::MunicipalityCheck { code } = command {
-            return self.check_connection(principal, code).await;
-        }
+    ) -> Result<serde_json::Value, ServiceError> {
+        let command = match command {
+            Command::MunicipalityVerify(c) => {
+                return reply::<call::MunicipalityVerify>(self.verify(principal, c.code).await)
+            }
+            Command::MunicipalityCheck(c) => {
+                return reply::<call::MunicipalityCheck>(
+                    self.check_connection(principal, c.code).await,
+                )
+            }
+            other => other,
+        };
         let core = self.core.clone();
         tokio::task::spawn_blocking(move || {
             access::check(&core, &principal, &command)?;
@@ -276,11 +292,11 @@ impl Service {
         &self,
         principal: Principal,
         code: crate::job::Kommunkod,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<CodeSent, ServiceError> {
         let core = self.core.clone();
         let mailer = core.mailer.clone().ok_or(ServiceError::NoRelay)?;
         let prepared = tokio::task::spawn_blocking(move || {
-            access::check(&core, &principal, &Command::MunicipalityVerify { code })?;
+            access::check(&core, &principal, &call::MunicipalityVerify { code }.into())?;
             core.prepare_code(&principal, code)
         })
         .await
@@ -296,12 +312,12 @@ impl Service {
                 }
             })?;
         tracing::info!(kommunkod = %code, "verification message sent");
-        Ok(Reply::CodeSent(CodeSent {
+        Ok(CodeSent {
             kommunkod: code,
             address: prepared.address,
             expires: prepared.expires,
             reply,
-        }))
+        })
     }
 }
 
@@ -311,7 +327,12 @@ const MAX_REPORTED_CRLS: usize = 16;
 impl Core {
     /// Keeps what the portal or the desk (`door`) reports of itself, and shows it in the
     /// metrics (both doors' revocation lists; when the portal last reported).
-    fn web_report(&self, door: WebDoor, mut crls: Vec<CrlInfo>, issuers: Vec<String>) -> Reply {
+    fn web_report(
+        &self,
+        door: WebDoor,
+        mut crls: Vec<CrlInfo>,
+        issuers: Vec<String>,
+    ) -> Option<WebStatus> {
         // Each door's lists under its own label: one web process cannot speak for the other's
         // lists (and so hide that they went stale); a bounded number of series per door.
         crls.truncate(MAX_REPORTED_CRLS);
@@ -329,7 +350,7 @@ impl Core {
             metrics::gauge!(crate::ops::names::PORTAL_REPORTED)
                 .set(jiff::Timestamp::now().as_second() as f64);
         }
-        let status = PortalStatus {
+        let status = WebStatus {
             at: jiff::Timestamp::now(),
             crls,
             issuers,
@@ -338,11 +359,11 @@ impl Core {
             .web_status(door)
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(status.clone());
-        Reply::PortalStatus(Some(status))
+        Some(status)
     }
 
     /// What the portal or the desk last reported of itself.
-    fn web_status(&self, door: WebDoor) -> &Mutex<Option<PortalStatus>> {
+    fn web_status(&self, door: WebDoor) -> &Mutex<Option<WebStatus>> {
         match door {
             WebDoor::Portal => &self.portal,
             WebDoor::Desk => &self.desk,
@@ -372,167 +393,225 @@ impl Core {
         }
     }
 
-    /// Carries out a command the principal may send (blocking).
-    fn execute(&self, principal: &Principal, command: Command) -> Result<Reply, ServiceError> {
+    /// Carries out a command the principal may send (blocking): each call's handler returns
+    /// that call's reply type, checked here by the compiler ([`reply`]).
+    fn execute(
+        &self,
+        principal: &Principal,
+        command: Command,
+    ) -> Result<serde_json::Value, ServiceError> {
+        use call as c;
         match command {
-            Command::Status { id } => self.status(id),
-            Command::List { states, limit } => self.list(&states, limit),
-            Command::Queue => self.queue(),
-            Command::Retry { target, reason } => {
-                self.check_target(&target)?;
-                self.act(principal, reason, |ops, actor| ops.retry(&target, actor))
+            Command::Status(q) => reply::<c::Status>(self.status(q.id)),
+            Command::List(q) => reply::<c::List>(self.list(&q.states, q.limit)),
+            Command::Queue(_) => reply::<c::Queue>(self.queue()),
+            Command::Retry(q) => reply::<c::Retry>(self.check_target(&q.target).and_then(|()| {
+                self.act(principal, q.reason, |ops, actor| {
+                    ops.retry(&q.target, actor)
+                })
+            })),
+            Command::Hold(q) => reply::<c::Hold>(self.check_target(&q.target).and_then(|()| {
+                self.act(principal, q.reason, |ops, actor| ops.hold(&q.target, actor))
+            })),
+            Command::Release(q) => {
+                reply::<c::Release>(self.check_target(&q.target).and_then(|()| {
+                    self.act(principal, q.reason, |ops, actor| {
+                        ops.release(&q.target, actor)
+                    })
+                }))
             }
-            Command::Hold { target, reason } => {
-                self.check_target(&target)?;
-                self.act(principal, reason, |ops, actor| ops.hold(&target, actor))
+            Command::Cancel(q) => {
+                reply::<c::Cancel>(
+                    self.act(principal, q.reason, |ops, actor| ops.cancel(&q.id, actor)),
+                )
             }
-            Command::Release { target, reason } => {
-                self.check_target(&target)?;
-                self.act(principal, reason, |ops, actor| ops.release(&target, actor))
+            Command::Reroute(q) => {
+                reply::<c::Reroute>(self.act(principal, q.reason, |ops, actor| {
+                    ops.reroute_to_post(&q.id, actor)
+                }))
             }
-            Command::Cancel { id, reason } => {
-                self.act(principal, reason, |ops, actor| ops.cancel(&id, actor))
+            Command::QuarantineList(_) => reply::<c::QuarantineList>(self.quarantine_list()),
+            Command::QuarantineShow(q) => reply::<c::QuarantineShow>(self.quarantine_show(q.id)),
+            Command::QuarantineRelease(q) => {
+                reply::<c::QuarantineRelease>(self.act(principal, q.reason, |ops, actor| {
+                    ops.quarantine_release(&q.id, actor)
+                }))
             }
-            Command::Reroute { id, reason } => self.act(principal, reason, |ops, actor| {
-                ops.reroute_to_post(&id, actor)
+            Command::QuarantineDelete(q) => {
+                reply::<c::QuarantineDelete>(self.act(principal, q.reason, |ops, actor| {
+                    ops.quarantine_delete(&q.id, actor)
+                }))
+            }
+            Command::OpenAlerts(_) => reply::<c::OpenAlerts>(self.open_alerts_for(principal)),
+            Command::PrintBatches(_) => reply::<c::PrintBatches>(self.print_batches()),
+            Command::PrintConfirm(q) => {
+                reply::<c::PrintConfirm>(self.print_confirm(principal, q.batch, q.reason))
+            }
+            Command::Acknowledge(q) => reply::<c::Acknowledge>(self.acknowledge(principal, q)),
+            Command::StaffGrant(q) => reply::<c::StaffGrant>(
+                self.staff_grant(principal, q.hsa_id, q.name, q.role, q.issuer),
+            ),
+            Command::StaffRevoke(q) => {
+                reply::<c::StaffRevoke>(self.staff_revoke(principal, q.hsa_id))
+            }
+            Command::StaffList(_) => reply::<c::StaffList>(Ok(self.store.all_staff()?)),
+            Command::WhoAmI(_) => reply::<c::WhoAmI>(match principal {
+                Principal::Staff(person) => self.desk_grant(person).map(|g| g.map(|g| g.role)),
+                _ => Ok(None),
             }),
-            Command::QuarantineList => self.quarantine_list(),
-            Command::QuarantineShow { id } => self.quarantine_show(id),
-            Command::QuarantineRelease { id, reason } => {
-                self.act(principal, reason, |ops, actor| {
-                    ops.quarantine_release(&id, actor)
-                })
+            Command::DeskDraft(q) => reply::<c::DeskDraft>(self.desk_draft(
+                person_of(principal)?,
+                q.to,
+                q.case,
+                q.copy_to,
+                q.documents,
+            )),
+            Command::DeskSend(q) => {
+                reply::<c::DeskSend>(self.desk_send(person_of(principal)?, q.draft))
             }
-            Command::QuarantineDelete { id, reason } => {
-                self.act(principal, reason, |ops, actor| {
-                    ops.quarantine_delete(&id, actor)
-                })
+            Command::DeskJobs(q) => reply::<c::DeskJobs>(self.desk_jobs(
+                person_of(principal)?,
+                &q.search,
+                q.filter,
+                q.limit,
+            )),
+            Command::DeskJob(q) => {
+                reply::<c::DeskJob>(self.desk_job(person_of(principal)?, q.id, q.view))
             }
-            Command::OpenAlerts => {
-                let reply = self.open_alerts()?;
-                if let (Principal::Staff(person), Reply::OpenAlerts(alerts)) = (principal, &reply) {
-                    let mut shown: Vec<_> = alerts.iter().map(|a| a.job_id.clone()).collect();
-                    shown.dedup();
-                    self.store.audit_list_view(
-                        &person.on_desk(),
-                        "the list of decisions to phone about",
-                        false,
-                        &shown,
-                    )?;
-                }
-                Ok(reply)
+            Command::Backup(q) => reply::<c::Backup>(self.backup(&q.dest)),
+            Command::SubmissionLookup(q) => {
+                reply::<c::SubmissionLookup>(self.submission_lookup(&q.digest))
             }
-            Command::PrintBatches => self.print_batches(),
-            Command::PrintConfirm { batch, reason } => self.print_confirm(principal, batch, reason),
-            Command::Acknowledge { id, reason } => {
-                // A caseworker closes dispatch's alerts only; operations (and an operator at
-                // the command line) close any.
-                let only = match principal {
-                    Principal::Staff(person) => match self.desk_grant(person)? {
-                        Some(grant) if grant.role == StaffRole::Drift => None,
-                        _ => Some(Team::Dispatch),
-                    },
-                    _ => None,
-                };
-                self.act(principal, reason, |ops, actor| {
-                    ops.acknowledge(&id, actor, only)
-                })
+            Command::AuditVerify(_) => reply::<c::AuditVerify>(Ok(self.store.verify_audit()?)),
+            Command::AuditExport(q) => {
+                reply::<c::AuditExport>(Ok(self.store.audit_since(q.since)?))
             }
-            Command::StaffGrant {
-                hsa_id,
-                name,
-                role,
-                issuer,
-            } => self.staff_grant(principal, hsa_id, name, role, issuer),
-            Command::StaffRevoke { hsa_id } => self.staff_revoke(principal, hsa_id),
-            Command::StaffList => Ok(Reply::Staff(self.store.all_staff()?)),
-            Command::WhoAmI => match principal {
-                Principal::Staff(person) => Ok(Reply::Me(self.desk_grant(person)?.map(|g| g.role))),
-                _ => Ok(Reply::Me(None)),
-            },
-            Command::DeskDraft {
-                to,
-                case,
-                copy_to,
-                documents,
-            } => self.desk_draft(person_of(principal)?, to, case, copy_to, documents),
-            Command::DeskSend { draft } => self.desk_send(person_of(principal)?, draft),
-            Command::DeskJobs {
-                search,
-                filter,
-                limit,
-            } => self.desk_jobs(person_of(principal)?, &search, filter, limit),
-            Command::DeskJob { id, view } => self.desk_job(person_of(principal)?, id, view),
-            Command::Backup { dest } => {
-                if !dest.is_absolute() {
-                    return Err(ServiceError::Io {
-                        what: format!("backup to {}", dest.display()),
-                        detail: "give an absolute path".into(),
-                    });
-                }
-                let manifest =
-                    crate::ops::backup::write(&self.store, &self.spool, &self.state_dir, &dest)
-                        .map_err(|e| ServiceError::Io {
-                            what: format!("backup to {}", dest.display()),
-                            detail: e.to_string(),
-                        })?;
-                tracing::info!(dest = %dest.display(), jobs = manifest.jobs, "backup written");
-                Ok(Reply::BackedUp(Box::new(manifest)))
+            Command::MunicipalityList(q) => {
+                reply::<c::MunicipalityList>(self.municipality_list(q.secure_only))
             }
-            Command::SubmissionLookup { digest } => {
-                let first = match self.store.submission(&digest)? {
-                    Some(id) => self.store.get(&id)?.map(|job| (id, job.state)),
-                    None => None,
-                };
-                Ok(Reply::Submission(first))
+            Command::MunicipalityShow(q) => {
+                reply::<c::MunicipalityShow>(self.municipality_show(q.code))
             }
-            Command::AuditVerify => Ok(Reply::Audit(self.store.verify_audit()?)),
-            Command::AuditExport { since } => {
-                Ok(Reply::AuditEntries(self.store.audit_since(since)?))
+            Command::MunicipalitySet(q) => {
+                reply::<c::MunicipalitySet>(self.set(principal, q.code, q.changes))
             }
-            Command::MunicipalityList { secure_only } => self.municipality_list(secure_only),
-            Command::MunicipalityShow { code } => self.municipality_show(code),
-            Command::MunicipalitySet { code, changes } => self.set(principal, code, changes),
-            Command::MunicipalityHistory { code } => self.history(code),
-            Command::MunicipalityImport { csv, dry_run } => self.import(principal, &csv, dry_run),
-            Command::MunicipalityExport => self.export(),
-            Command::MunicipalityConfirm { code, secret } => self.confirm(principal, code, &secret),
-            Command::MunicipalityGrant {
-                code,
-                hsa_id,
-                name,
-                issuer,
-            } => self.grant(principal, code, hsa_id, name, issuer),
-            Command::MunicipalityRevoke { code, hsa_id } => self.revoke(principal, code, hsa_id),
-            Command::MyMunicipalities => self.mine(principal),
-            Command::MunicipalityApprove { code, digest } => self.approve(principal, code, &digest),
-            Command::MunicipalityRefuse { code, reason } => self.refuse(principal, code, &reason),
-            Command::MunicipalityDomains { code, add, remove } => {
-                self.domains(principal, code, &add, &remove)
+            Command::MunicipalityHistory(q) => {
+                reply::<c::MunicipalityHistory>(self.history(q.code))
             }
-            Command::PortalReport { crls, issuers } => {
+            Command::MunicipalityImport(q) => {
+                reply::<c::MunicipalityImport>(self.import(principal, &q.csv, q.dry_run))
+            }
+            Command::MunicipalityExport(_) => reply::<c::MunicipalityExport>(self.export()),
+            Command::MunicipalityConfirm(q) => {
+                reply::<c::MunicipalityConfirm>(self.confirm(principal, q.code, &q.secret))
+            }
+            Command::MunicipalityGrant(q) => reply::<c::MunicipalityGrant>(
+                self.grant(principal, q.code, q.hsa_id, q.name, q.issuer),
+            ),
+            Command::MunicipalityRevoke(q) => {
+                reply::<c::MunicipalityRevoke>(self.revoke(principal, q.code, q.hsa_id))
+            }
+            Command::MyMunicipalities(_) => reply::<c::MyMunicipalities>(self.mine(principal)),
+            Command::MunicipalityApprove(q) => {
+                reply::<c::MunicipalityApprove>(self.approve(principal, q.code, &q.digest))
+            }
+            Command::MunicipalityRefuse(q) => {
+                reply::<c::MunicipalityRefuse>(self.refuse(principal, q.code, &q.reason))
+            }
+            Command::MunicipalityDomains(q) => {
+                reply::<c::MunicipalityDomains>(self.domains(principal, q.code, &q.add, &q.remove))
+            }
+            Command::PortalReport(q) => {
+                // The door decides whose report it is (a principal comes only through its own).
                 let door = match principal {
                     Principal::Desk => WebDoor::Desk,
                     _ => WebDoor::Portal,
                 };
-                Ok(self.web_report(door, crls, issuers))
+                reply::<c::PortalReport>(Ok(self.web_report(door, q.crls, q.issuers)))
             }
-            Command::PortalStatus => Ok(Reply::PortalStatus(
-                self.portal
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone(),
-            )),
-            Command::DeskStatus => Ok(Reply::PortalStatus(
-                self.desk.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-            )),
+            Command::PortalStatus(_) => reply::<c::PortalStatus>(Ok(self
+                .portal
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone())),
+            Command::DeskStatus(_) => reply::<c::DeskStatus>(Ok(self
+                .desk
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone())),
             // Answered by `Service::verify` and `Service::check_connection`: the network.
-            Command::MunicipalityVerify { .. } | Command::MunicipalityCheck { .. } => {
+            Command::MunicipalityVerify(_) | Command::MunicipalityCheck(_) => {
                 Err(ServiceError::Internal(
                     "a verification is not carried out on the blocking path".into(),
                 ))
             }
         }
+    }
+
+    /// The open alerts; a member of staff's reading of them is in the audit chain.
+    fn open_alerts_for(&self, principal: &Principal) -> Result<Vec<OpenAlert>, ServiceError> {
+        let alerts = self.open_alerts()?;
+        if let Principal::Staff(person) = principal {
+            let mut shown: Vec<_> = alerts.iter().map(|a| a.job_id.clone()).collect();
+            shown.dedup();
+            self.store.audit_list_view(
+                &person.on_desk(),
+                "the list of decisions to phone about",
+                false,
+                &shown,
+            )?;
+        }
+        Ok(alerts)
+    }
+
+    /// Closes a job's open alerts: a caseworker dispatch's only; operations (and an operator
+    /// at the command line) any.
+    fn acknowledge(
+        &self,
+        principal: &Principal,
+        q: call::Acknowledge,
+    ) -> Result<crate::queue::operator::ActionDone, ServiceError> {
+        let only = match principal {
+            Principal::Staff(person) => match self.desk_grant(person)? {
+                Some(grant) if grant.role == StaffRole::Drift => None,
+                _ => Some(Team::Dispatch),
+            },
+            _ => None,
+        };
+        self.act(principal, q.reason, |ops, actor| {
+            ops.acknowledge(&q.id, actor, only)
+        })
+    }
+
+    /// Writes a backup of the store as it stands into `dest` (absolute: the daemon writes it).
+    fn backup(
+        &self,
+        dest: &std::path::Path,
+    ) -> Result<Box<crate::ops::backup::Manifest>, ServiceError> {
+        if !dest.is_absolute() {
+            return Err(ServiceError::Io {
+                what: format!("backup to {}", dest.display()),
+                detail: "give an absolute path".into(),
+            });
+        }
+        let manifest = crate::ops::backup::write(&self.store, &self.spool, &self.state_dir, dest)
+            .map_err(|e| ServiceError::Io {
+            what: format!("backup to {}", dest.display()),
+            detail: e.to_string(),
+        })?;
+        tracing::info!(dest = %dest.display(), jobs = manifest.jobs, "backup written");
+        Ok(Box::new(manifest))
+    }
+
+    /// The job that first had a submission key (by its digest), and its state.
+    fn submission_lookup(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(crate::job::JobId, crate::store::state::JobState)>, ServiceError> {
+        Ok(match self.store.submission(digest)? {
+            Some(id) => self.store.get(&id)?.map(|job| (id, job.state)),
+            None => None,
+        })
     }
 
     /// After a command: the receipts it made owed are written — by the daemon's receipt

@@ -1,10 +1,13 @@
 //! The control sockets' wire format, their server and their clients.
 //!
-//! One request per connection: a JSON line `{"protocol":2,"principal":…,"command":…}`, answered
-//! by one JSON line `{"protocol":2,"result":{"ok":…}|{"err":…}}`. Both ends share the types in
-//! this module, so a field cannot be misspelt on one side; the `protocol` number says which
-//! version of them a peer speaks, and a peer of another version gets a clear error instead of a
-//! misread answer (a 0.1.0 client, which sends no number, gets one in the form it understands).
+//! One request per connection: a JSON line `{"protocol":3,"principal":…,"command":…}`, answered
+//! by one JSON line `{"protocol":3,"result":{"ok":<the call's reply>}|{"err":…}}`. Both ends
+//! share the types ([`super::Call`] ties each call to its reply type), so a field cannot be
+//! misspelt on one side and a call cannot be answered with another's reply; the `protocol`
+//! number says which version of them a peer speaks, and a peer of another version gets a clear
+//! error instead of a misread answer (a 0.1.0 client, which sends no number, gets one in the
+//! form it understands). Version 3 (kurir 0.3) carries the reply bare, where version 2 wrapped
+//! it in a variant's name.
 //!
 //! Three doors, one per kind of caller. The operator socket (`<state>/kurir.sock`, mode 0600 in
 //! the private state directory) takes operators' commands from the daemon's own user or root.
@@ -24,11 +27,11 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::{Command, Principal, Reply, Service, ServiceError};
+use super::{Call, Command, Principal, Service, ServiceError};
 use crate::net;
 
 /// The version of the wire format this kurir speaks.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 /// Longest request line from the operator's socket (a CSV import is the largest).
 const MAX_OPERATOR_REQUEST_BYTES: u64 = 8 << 20;
 /// Longest request line from the desk's socket: a decision, its PDFs in base64 (the desk
@@ -70,8 +73,8 @@ pub struct Response {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Answer {
-    /// What the service answered.
-    Ok(Reply),
+    /// What the service answered: the call's [`Call::Reply`], as JSON.
+    Ok(Value),
     /// Why it did not.
     Err(ServiceError),
 }
@@ -340,7 +343,18 @@ fn request_line(principal: Principal, command: Command) -> std::io::Result<Vec<u
     Ok(bytes)
 }
 
-fn read_answer(socket: &Path, line: &str) -> Result<Result<Reply, ServiceError>, ClientError> {
+/// Reads a call's reply out of the answer's JSON.
+pub fn decode<R: serde::de::DeserializeOwned>(
+    socket: &Path,
+    value: Value,
+) -> Result<R, ClientError> {
+    serde_json::from_value(value).map_err(|e| ClientError::Io {
+        socket: socket.to_path_buf(),
+        source: std::io::Error::other(e),
+    })
+}
+
+fn read_answer(socket: &Path, line: &str) -> Result<Result<Value, ServiceError>, ClientError> {
     let value: Value = serde_json::from_str(line).map_err(|e| ClientError::Io {
         socket: socket.to_path_buf(),
         source: std::io::Error::other(e),
@@ -364,15 +378,16 @@ fn read_answer(socket: &Path, line: &str) -> Result<Result<Reply, ServiceError>,
     })
 }
 
-/// Sends one command to the daemon at `socket` and waits for the answer (the command line).
+/// Sends one command to the daemon at `socket` and waits for the answer, its reply as JSON
+/// (the command line, which reads it as the call's reply type).
 pub fn call_blocking(
     socket: &Path,
     principal: Principal,
     command: Command,
-) -> Result<Result<Reply, ServiceError>, ClientError> {
+) -> Result<Result<Value, ServiceError>, ClientError> {
     let io = |e| ClientError::of(socket, e);
     let wait = match command {
-        Command::Backup { .. } => BACKUP_CLIENT_TIMEOUT,
+        Command::Backup(_) => BACKUP_CLIENT_TIMEOUT,
         _ => CLIENT_TIMEOUT,
     };
     let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(io)?;
@@ -386,12 +401,23 @@ pub fn call_blocking(
     read_answer(socket, &line)
 }
 
-/// Sends one command to the daemon at `socket` and waits for the answer (the portal).
-pub async fn call(
+/// Sends one call to the daemon at `socket` and waits for its reply (the portal, the desk).
+pub async fn call<C: Call>(
+    socket: &Path,
+    principal: Principal,
+    call: C,
+) -> Result<Result<C::Reply, ServiceError>, ClientError> {
+    match exchange(socket, principal, call.into()).await? {
+        Ok(value) => Ok(Ok(decode(socket, value)?)),
+        Err(refused) => Ok(Err(refused)),
+    }
+}
+
+async fn exchange(
     socket: &Path,
     principal: Principal,
     command: Command,
-) -> Result<Result<Reply, ServiceError>, ClientError> {
+) -> Result<Result<Value, ServiceError>, ClientError> {
     let io = |e| ClientError::of(socket, e);
     let exchange = async {
         let mut stream = tokio::net::UnixStream::connect(socket).await.map_err(io)?;
@@ -420,7 +446,7 @@ mod tests {
         serde_json::to_string(&Request {
             protocol,
             principal: Principal::Operator("drift".into()),
-            command: Command::Queue,
+            command: crate::service::call::Queue {}.into(),
         })
         .unwrap_or_default()
     }

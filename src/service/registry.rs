@@ -20,7 +20,7 @@ use super::reply::{
     AddressConfirmed, GrantsNow, ImportSummary, MunicipalityChanges, MunicipalityRow,
     MunicipalityView, RegistrationChanged,
 };
-use super::{Core, ImportLineError, Principal, Reply, ServiceError};
+use super::{Core, ImportLineError, Principal, ServiceError};
 
 /// A code recorded for a pending address, ready to be mailed.
 pub(super) struct PreparedCode {
@@ -35,7 +35,10 @@ impl Core {
         self.registry_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn municipality_list(&self, secure_only: bool) -> Result<Reply, ServiceError> {
+    pub(super) fn municipality_list(
+        &self,
+        secure_only: bool,
+    ) -> Result<Vec<MunicipalityRow>, ServiceError> {
         let registered: HashMap<Kommunkod, Registered> =
             self.store.all_registered()?.into_iter().collect();
         let rows = self
@@ -57,10 +60,13 @@ impl Core {
                 })
             })
             .collect::<Result<_, ServiceError>>()?;
-        Ok(Reply::Municipalities(rows))
+        Ok(rows)
     }
 
-    pub(super) fn municipality_show(&self, code: Kommunkod) -> Result<Reply, ServiceError> {
+    pub(super) fn municipality_show(
+        &self,
+        code: Kommunkod,
+    ) -> Result<Box<MunicipalityView>, ServiceError> {
         let municipality = self.seed.require(code)?.clone();
         let registered = self.store.registered(code)?;
         let route = route::route_registered(
@@ -81,23 +87,26 @@ impl Core {
             Some(domain) => self.store.check_history(&domain, 10)?,
             None => Vec::new(),
         };
-        Ok(Reply::Municipality(Box::new(MunicipalityView {
+        Ok(Box::new(MunicipalityView {
             municipality,
             registered: registered.redacted(),
             route,
             hold,
             connection,
-        })))
+        }))
     }
 
-    pub(super) fn history(&self, code: Kommunkod) -> Result<Reply, ServiceError> {
+    pub(super) fn history(
+        &self,
+        code: Kommunkod,
+    ) -> Result<Vec<crate::registry::RegistryChange>, ServiceError> {
         self.seed.require(code)?;
         let mut history = self.store.registry_history(code)?;
         for change in &mut history {
             change.before = change.before.redacted();
             change.after = change.after.redacted();
         }
-        Ok(Reply::History(history))
+        Ok(history)
     }
 
     pub(super) fn set(
@@ -105,7 +114,7 @@ impl Core {
         principal: &Principal,
         code: Kommunkod,
         changes: Changes,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<Box<RegistrationChanged>, ServiceError> {
         self.seed.require(code)?;
         let _guard = self.lock_registry();
         let before = self.store.registered(code)?;
@@ -116,11 +125,11 @@ impl Core {
         let changed = diff(&before.redacted(), &registered.redacted());
         self.record_change(code, (&before, &registered), principal, "set", Vec::new())?;
         tracing::info!(kommunkod = %code, operator = %operator, "municipality registration changed");
-        Ok(Reply::Changed(Box::new(RegistrationChanged {
+        Ok(Box::new(RegistrationChanged {
             kommunkod: code,
             changes: changed,
             registered: registered.redacted(),
-        })))
+        }))
     }
 
     /// Records a new code for the pending address (before it is sent).
@@ -166,7 +175,7 @@ impl Core {
         principal: &Principal,
         code: Kommunkod,
         secret: &str,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<AddressConfirmed, ServiceError> {
         self.seed.require(code)?;
         let _guard = self.lock_registry();
         let operator = principal.recorded_as();
@@ -203,11 +212,11 @@ impl Core {
         // announced like any other change, naming the address decisions now go to.
         self.record_change(code, (&before, &registered), principal, &what, Vec::new())?;
         tracing::info!(kommunkod = %code, operator = %operator, awaits_approval = awaiting.is_some(), "address confirmed");
-        Ok(Reply::Confirmed(AddressConfirmed {
+        Ok(AddressConfirmed {
             kommunkod: code,
             active_address: registered.active_address.clone(),
             awaiting_approval: awaiting,
-        }))
+        })
     }
 
     /// The one gate every change of a registration passes, from every surface: it compares
@@ -287,7 +296,7 @@ impl Core {
         principal: &Principal,
         code: Kommunkod,
         digest: &str,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<Box<RegistrationChanged>, ServiceError> {
         self.seed.require(code)?;
         let _guard = self.lock_registry();
         let before = self.store.registered(code)?;
@@ -319,11 +328,11 @@ impl Core {
             &approved_what,
             Vec::new(),
         )?;
-        Ok(Reply::Changed(Box::new(RegistrationChanged {
+        Ok(Box::new(RegistrationChanged {
             kommunkod: code,
             changes: changed,
             registered: registered.redacted(),
-        })))
+        }))
     }
 
     /// An operator refuses what waits for approval.
@@ -332,7 +341,7 @@ impl Core {
         principal: &Principal,
         code: Kommunkod,
         reason: &str,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<Box<RegistrationChanged>, ServiceError> {
         self.seed.require(code)?;
         if reason.trim().is_empty() {
             return Err(ServiceError::ReasonRequired);
@@ -350,11 +359,11 @@ impl Core {
             &format!("refused what waited for approval: {}", reason.trim()),
             Vec::new(),
         )?;
-        Ok(Reply::Changed(Box::new(RegistrationChanged {
+        Ok(Box::new(RegistrationChanged {
             kommunkod: code,
             changes: changed,
             registered: registered.redacted(),
-        })))
+        }))
     }
 
     /// An operator changes the municipality's mail domains.
@@ -364,7 +373,7 @@ impl Core {
         code: Kommunkod,
         add: &[String],
         remove: &[String],
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<Box<RegistrationChanged>, ServiceError> {
         self.seed.require(code)?;
         let add: Vec<String> = add
             .iter()
@@ -377,11 +386,11 @@ impl Core {
         let _guard = self.lock_registry();
         let before = self.store.registered(code)?;
         if add.is_empty() && remove.is_empty() {
-            return Ok(Reply::Changed(Box::new(RegistrationChanged {
+            return Ok(Box::new(RegistrationChanged {
                 kommunkod: code,
                 changes: Vec::new(),
                 registered: before.redacted(),
-            })));
+            }));
         }
         let mut registered = before.clone();
         registered.domains.retain(|d| !remove.contains(d));
@@ -398,11 +407,11 @@ impl Core {
             &format!("mail domains now {}", registered.domains.join(", ")),
             Vec::new(),
         )?;
-        Ok(Reply::Changed(Box::new(RegistrationChanged {
+        Ok(Box::new(RegistrationChanged {
             kommunkod: code,
             changes: changed,
             registered: registered.redacted(),
-        })))
+        }))
     }
 
     pub(super) fn grant(
@@ -412,7 +421,7 @@ impl Core {
         hsa_id: String,
         name: Option<String>,
         issuer: Option<String>,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<GrantsNow, ServiceError> {
         self.seed.require(code)?;
         check_hsa_id(&hsa_id)?;
         let issuer = issuer
@@ -436,10 +445,10 @@ impl Core {
             &format!("portal access granted to {hsa_id}"),
             Vec::new(),
         )?;
-        Ok(Reply::Grants(GrantsNow {
+        Ok(GrantsNow {
             kommunkod: code,
             grants: registered.grants,
-        }))
+        })
     }
 
     pub(super) fn revoke(
@@ -447,7 +456,7 @@ impl Core {
         principal: &Principal,
         code: Kommunkod,
         hsa_id: String,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<GrantsNow, ServiceError> {
         self.seed.require(code)?;
         let _guard = self.lock_registry();
         let before = self.store.registered(code)?;
@@ -463,14 +472,17 @@ impl Core {
             &format!("portal access revoked for {hsa_id}"),
             Vec::new(),
         )?;
-        Ok(Reply::Grants(GrantsNow {
+        Ok(GrantsNow {
             kommunkod: code,
             grants: registered.grants,
-        }))
+        })
     }
 
     /// The municipalities the person may manage.
-    pub(super) fn mine(&self, principal: &Principal) -> Result<Reply, ServiceError> {
+    pub(super) fn mine(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<crate::registry::SeedMunicipality>, ServiceError> {
         let Principal::Person(person) = principal else {
             return Err(ServiceError::NotPermitted);
         };
@@ -481,7 +493,7 @@ impl Core {
             .filter(|(_, r)| r.admits(person))
             .filter_map(|(code, _)| self.seed.get(code).cloned())
             .collect();
-        Ok(Reply::Mine(mine))
+        Ok(mine)
     }
 
     /// Applies a CSV file: every row is checked first; with errors or `dry_run` nothing is
@@ -491,7 +503,7 @@ impl Core {
         principal: &Principal,
         text: &str,
         dry_run: bool,
-    ) -> Result<Reply, ServiceError> {
+    ) -> Result<ImportSummary, ServiceError> {
         let rows = bulk::parse(text)?;
         let _guard = self.lock_registry();
         let now = Timestamp::now();
@@ -526,18 +538,18 @@ impl Core {
             }
             tracing::info!(municipalities = planned.len(), operator = %operator, "registrations imported");
         }
-        Ok(Reply::Imported(ImportSummary {
+        Ok(ImportSummary {
             dry_run,
             municipalities: planned
                 .into_iter()
                 .map(|(kommunkod, _, _, changes)| MunicipalityChanges { kommunkod, changes })
                 .collect(),
-        }))
+        })
     }
 
-    pub(super) fn export(&self) -> Result<Reply, ServiceError> {
+    pub(super) fn export(&self) -> Result<String, ServiceError> {
         let all = self.store.all_registered()?;
         let text = bulk::export(&all).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        Ok(Reply::Exported(text))
+        Ok(text)
     }
 }

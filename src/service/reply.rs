@@ -1,16 +1,13 @@
-//! What the service answers: one variant per kind of answer, each a typed value that every
-//! surface renders in its own way (tables and JSON on the command line, Swedish pages on the
-//! portal).
+//! What the service answers: the reply types of the calls ([`super::Call::Reply`]), each a
+//! typed value that every surface renders in its own way (tables and JSON on the command line,
+//! Swedish pages on the portal and the desk).
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::intake::route::Route;
 use crate::job::Kommunkod;
-use crate::queue::operator::{ActionDone, QuarantineFolder, QuarantinedJob};
-use crate::queue::shape::QueueShape;
-use crate::registry::{FieldChange, Grant, Registered, RegistryChange, SeedMunicipality};
-use crate::store::audit::{AuditEntry, Verdict};
+use crate::registry::{FieldChange, Grant, Registered, SeedMunicipality};
 use crate::store::state::{Event, JobRecord};
 
 /// The answer to a listing: the store's jobs, and what the store cannot know yet.
@@ -143,77 +140,9 @@ pub struct DeskJob {
     pub audit_position: Option<(u64, String)>,
 }
 
-/// The service's answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reply {
-    /// One job and its history.
-    Status(Box<JobStatus>),
-    /// Jobs, newest first, and what waits in the spool to be taken in.
-    Jobs(JobList),
-    /// The queue's shape.
-    Queue(Box<QueueShape>),
-    /// An operator action was done.
-    Action(ActionDone),
-    /// Quarantined jobs.
-    Quarantined(Vec<QuarantinedJob>),
-    /// One quarantine folder.
-    QuarantineFolder(Box<QuarantineFolder>),
-    /// Print batches.
-    Batches(Vec<crate::queue::print_shop::BatchView>),
-    /// A print batch confirmed.
-    BatchConfirmed(crate::queue::print_shop::BatchConfirmed),
-    /// Open alerts, by job.
-    OpenAlerts(Vec<OpenAlert>),
-    /// Staff with desk access (one: the grant just given; none: a grant taken).
-    Staff(Vec<crate::registry::StaffGrant>),
-    /// The signed-in person's staff role, if they have desk access.
-    Me(Option<crate::registry::StaffRole>),
-    /// A draft, checked, and how it will go.
-    Draft(Box<DraftPreview>),
-    /// A draft was sent: the new job.
-    Sent(crate::job::JobId),
-    /// A backup was written: its manifest.
-    BackedUp(Box<crate::ops::backup::Manifest>),
-    /// The job that first had a submission key, and its state.
-    Submission(Option<(crate::job::JobId, crate::store::state::JobState)>),
-    /// The desk's list.
-    DeskJobs(Vec<DeskRow>),
-    /// One job for the desk.
-    DeskJob(Box<DeskJob>),
-    /// The audit chain's verdict.
-    Audit(Verdict),
-    /// Audit entries.
-    AuditEntries(Vec<AuditEntry>),
-    /// Municipalities with their registration.
-    Municipalities(Vec<MunicipalityRow>),
-    /// One municipality.
-    Municipality(Box<MunicipalityView>),
-    /// A check of a municipality's mail servers.
-    ConnectionChecked(Box<super::ConnectionReport>),
-    /// A registration changed.
-    Changed(Box<RegistrationChanged>),
-    /// A registration's history, oldest first.
-    History(Vec<RegistryChange>),
-    /// What an import changed (or would change).
-    Imported(ImportSummary),
-    /// Every registration as CSV.
-    Exported(String),
-    /// A verification code went out.
-    CodeSent(CodeSent),
-    /// A pending address is proven and active.
-    Confirmed(AddressConfirmed),
-    /// The grants of a municipality now.
-    Grants(GrantsNow),
-    /// The municipalities a person may manage.
-    Mine(Vec<SeedMunicipality>),
-    /// What the portal last reported of itself, if it did.
-    PortalStatus(Option<PortalStatus>),
-}
-
-/// What the portal process reports of itself to the daemon.
+/// What a web process (the portal or the desk) reports of itself to the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortalStatus {
+pub struct WebStatus {
     /// When it reported.
     pub at: Timestamp,
     /// Its revocation lists.
