@@ -17,6 +17,7 @@ use crate::inbound::Inbound;
 use crate::intake::validate::JobLimits;
 use crate::intake::Intake;
 use crate::ops::alert::Alerter;
+use crate::ops::tasks::{Lifetime, Tasks};
 use crate::pdf::PdfLimits;
 use crate::queue::{Policy, QueueManager, QueueParts};
 use crate::registry::Seed;
@@ -150,9 +151,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         policy,
         &settings.queue,
     );
-    if let (Some(mailer), true) = (mailer.clone(), settings.alerts.any()) {
-        tokio::spawn(mail_alerts(mailer, settings.alerts.clone(), alert_mail_rx));
-    }
+    // Every background task from here on is tracked, awaited at shutdown and watched: one
+    // that panics or ends early stops the daemon with an error, to be started afresh.
+    let tasks = Tasks::new();
 
     // Finish what an earlier run left half-done before taking new work.
     let (queue, recovered) = {
@@ -193,6 +194,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // (the ops address in use, say) included — the loops are told to stop: a dropped sender
     // alone would make every `changed()` return at once, and their loops spin.
     let shutdown_tx = StopOnDrop(shutdown_tx);
+    if let (Some(mailer), true) = (mailer.clone(), settings.alerts.any()) {
+        tasks.spawn(
+            "alert mail",
+            Lifetime::UntilShutdown,
+            mail_alerts(
+                mailer,
+                settings.alerts.clone(),
+                alert_mail_rx,
+                shutdown_rx.clone(),
+            ),
+        );
+    }
     // The receipt writer stops last: after the queue has finished the jobs in hand.
     let (receipts_tx, receipts_rx) = watch::channel(false);
     let wake_intake = Arc::new(Notify::new());
@@ -214,12 +227,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.proof.clone(),
         hours_for_proof,
     ));
-    let inbound_task = tokio::spawn(crate::inbound::run_loop(
-        inbound,
-        wake_inbound,
-        settings.spool.rescan_interval,
-        shutdown_rx.clone(),
-    ));
+    let inbound_task = tasks.spawn(
+        "inbound",
+        Lifetime::UntilShutdown,
+        crate::inbound::run_loop(
+            inbound,
+            wake_inbound,
+            settings.spool.rescan_interval,
+            shutdown_rx.clone(),
+        ),
+    );
 
     let ops_task = if settings.ops.listen.is_empty() {
         None
@@ -228,14 +245,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         let listener = crate::ops::bind(listen, &settings.store.dir.join("ops.addr"))
             .await
             .with_context(|| format!("[ops] listen {listen}"))?;
-        Some(tokio::spawn(crate::ops::serve(
-            listener,
-            store.clone(),
-            spool.clone(),
-            settings.store.dir.clone(),
-            health.clone(),
-            shutdown_rx.clone(),
-        )))
+        Some(tasks.spawn_fallible(
+            "metrics endpoint",
+            crate::ops::serve(
+                listener,
+                store.clone(),
+                spool.clone(),
+                settings.store.dir.clone(),
+                health.clone(),
+                shutdown_rx.clone(),
+            ),
+        ))
     };
     let (code_key, smime_trust) =
         ServiceParts::keys(&settings).context("the registry's keys ([registry], state)")?;
@@ -269,14 +289,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let operator_socket = crate::cli::control::socket_path(&settings.store.dir);
     let operator_listener = protocol::bind(&operator_socket, 0o600)
         .with_context(|| format!("the control socket {}", operator_socket.display()))?;
-    let control_task = tokio::spawn(protocol::serve(
-        operator_listener,
-        Door::Operator {
-            own_uid: current_uid(),
-        },
-        service.clone(),
-        shutdown_rx.clone(),
-    ));
+    let control_task = tasks.spawn(
+        "operator socket",
+        Lifetime::UntilShutdown,
+        protocol::serve(
+            operator_listener,
+            Door::Operator {
+                own_uid: current_uid(),
+            },
+            service.clone(),
+            shutdown_rx.clone(),
+        ),
+    );
     let mut web_tasks = Vec::new();
     let mut web_sockets = Vec::new();
     let doors = web_doors(&settings, &operator_socket)?;
@@ -290,20 +314,23 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             WebDoor::Portal => Door::Portal { portal_uid: uid },
             WebDoor::Desk => Door::Desk { desk_uid: uid },
         };
-        web_tasks.push(tokio::spawn(protocol::serve(
-            listener,
-            door,
-            service.clone(),
-            shutdown_rx.clone(),
-        )));
+        web_tasks.push(tasks.spawn(
+            "web door socket",
+            Lifetime::UntilShutdown,
+            protocol::serve(listener, door, service.clone(), shutdown_rx.clone()),
+        ));
     }
     // Not required, the checks decide nothing: `municipality check` still runs on demand.
     if mailer.is_some() && settings.connection.required {
-        tokio::spawn(service.clone().check_connections(
-            checker.clone(),
-            settings.connection.interval,
-            shutdown_rx.clone(),
-        ));
+        tasks.spawn(
+            "connection checks",
+            Lifetime::UntilShutdown,
+            service.clone().check_connections(
+                checker.clone(),
+                settings.connection.interval,
+                shutdown_rx.clone(),
+            ),
+        );
     }
     if !settings.connection.policy_socket.as_os_str().is_empty() {
         let path = &settings.connection.policy_socket;
@@ -315,49 +342,69 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         // Root (postmap -q) and the relay's own user (its smtp processes).
         let mut clients = vec![0];
         clients.extend(uid_of("postfix"));
-        tokio::spawn(crate::connection::policy::serve(
-            listener,
-            store.clone(),
-            clients,
-            shutdown_rx.clone(),
-        ));
+        tasks.spawn(
+            "TLS policy socket",
+            Lifetime::UntilShutdown,
+            crate::connection::policy::serve(listener, store.clone(), clients, shutdown_rx.clone()),
+        );
     }
-    tokio::spawn(service.notify(mailer.clone(), shutdown_rx.clone()));
-    let receipt_task = tokio::spawn(crate::receipt::run(
-        spool.clone(),
-        store.clone(),
-        seed.clone(),
-        receipts_rx,
-    ));
+    tasks.spawn(
+        "registry notices",
+        Lifetime::UntilShutdown,
+        service.notify(mailer.clone(), shutdown_rx.clone()),
+    );
+    let receipt_task = tasks.spawn(
+        "receipt writer",
+        Lifetime::UntilShutdown,
+        crate::receipt::run(spool.clone(), store.clone(), seed.clone(), receipts_rx),
+    );
 
-    let queue_task = tokio::spawn(queue.run(wake_queue.clone(), shutdown_rx.clone()));
+    let queue_task = tasks.spawn(
+        "queue",
+        Lifetime::UntilShutdown,
+        queue.run(wake_queue.clone(), shutdown_rx.clone()),
+    );
 
-    let intake_task = tokio::spawn(crate::intake::watch::intake_loop(
-        intake,
-        wake_intake,
-        wake_queue,
-        settings.spool.rescan_interval,
-        shutdown_rx.clone(),
-    ));
+    let intake_task = tasks.spawn(
+        "intake",
+        Lifetime::UntilShutdown,
+        crate::intake::watch::intake_loop(
+            intake,
+            wake_intake,
+            wake_queue,
+            settings.spool.rescan_interval,
+            shutdown_rx.clone(),
+        ),
+    );
 
-    tokio::spawn(crate::ops::systemd::watchdog(
-        health.clone(),
-        shutdown_rx.clone(),
-    ));
-    tokio::spawn(crate::queue::print_shop::watch(
-        store.clone(),
-        alerter.clone(),
-        hours_for_print.clone(),
-        jiff::SignedDuration::try_from(settings.print.confirm_within)
-            .unwrap_or(jiff::SignedDuration::from_hours(8)),
-        shutdown_rx.clone(),
-    ));
-    tokio::spawn(retention_loop(
-        store.clone(),
-        spool.clone(),
-        settings.retention.clone(),
-        shutdown_rx.clone(),
-    ));
+    // Without systemd's watchdog there is nothing to ping: the task ends at once.
+    tasks.spawn(
+        "watchdog",
+        Lifetime::UntilDone,
+        crate::ops::systemd::watchdog(health.clone(), shutdown_rx.clone()),
+    );
+    tasks.spawn(
+        "print shop watch",
+        Lifetime::UntilShutdown,
+        crate::queue::print_shop::watch(
+            store.clone(),
+            alerter.clone(),
+            hours_for_print.clone(),
+            jiff::SignedDuration::try_from(settings.print.confirm_within)
+                .unwrap_or(jiff::SignedDuration::from_hours(8)),
+            shutdown_rx.clone(),
+        ),
+    );
+    tasks.spawn(
+        "retention",
+        Lifetime::UntilShutdown,
+        retention_loop(
+            store.clone(),
+            spool.clone(),
+            settings.retention.clone(),
+            shutdown_rx.clone(),
+        ),
+    );
 
     tracing::info!(
         spool = %spool.root().display(),
@@ -365,43 +412,40 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "kurir running"
     );
     crate::ops::systemd::ready("running: intake and delivery started");
-    let lost = tokio::select! {
-        () = signals.wait() => None,
-        lost = store_lost(store.clone()) => Some(lost),
+    let stop = tokio::select! {
+        () = signals.wait() => Stop::Asked,
+        lost = store_lost(store.clone()) => Stop::StoreLost(lost),
+        () = tasks.failure() => Stop::TaskFailed,
     };
     crate::ops::systemd::stopping();
     tracing::info!("shutting down: intake stops, work in progress finishes");
+    tasks.stopping();
     let _ = shutdown_tx.0.send(true);
-    let _ = intake_task.await;
-    let _ = inbound_task.await;
+    intake_task.ended().await;
+    inbound_task.ended().await;
     // SMTP sessions in flight may finish within the grace period; after it they are dropped
     // and their jobs, still `sending`, are tried again at the next start.
     let grace = settings.queue.shutdown_grace;
-    let mut queue_task = queue_task;
-    if tokio::time::timeout(grace, &mut queue_task).await.is_err() {
-        tracing::warn!(grace = ?grace, "deliveries in flight did not finish in time; stopping them");
-        queue_task.abort();
+    if !queue_task.ended_within(grace).await {
+        tracing::warn!(grace = ?grace, "deliveries in flight did not finish in time; stopped them");
     }
     if let Some(task) = ops_task {
-        match task.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "metrics endpoint ended with an error"),
-            Err(e) => tracing::warn!(error = %e, "metrics endpoint task failed"),
-            Ok(Ok(())) => {}
-        }
+        task.ended().await;
     }
     for task in std::iter::once(control_task).chain(web_tasks) {
-        if let Err(e) = task.await {
-            tracing::warn!(error = %e, "a control socket task failed");
-        }
+        task.ended().await;
     }
     for socket in std::iter::once(&operator_socket).chain(&web_sockets) {
         let _ = std::fs::remove_file(socket);
     }
     let _ = receipts_tx.send(true);
-    if let Err(e) = receipt_task.await {
-        tracing::warn!(error = %e, "the receipt writer failed");
+    receipt_task.ended().await;
+    // Every other task (checks, notices, watches, retention) ends on the same signal.
+    tasks.all_ended(grace).await;
+    if let Some(why) = tasks.failed() {
+        anyhow::bail!("{why}: kurir stopped so that the service manager starts it again");
     }
-    if let Some(lost) = lost {
+    if let Stop::StoreLost(lost) = stop {
         // Nothing more can be recorded: whatever could not be written is taken up again at
         // the next start, from the spool and the journal, as after a crash.
         anyhow::bail!(
@@ -510,8 +554,17 @@ async fn mail_alerts(
     mailer: Arc<Mailer>,
     addresses: crate::config::AlertSettings,
     mut alerts: tokio::sync::mpsc::Receiver<crate::ops::alert::Alert>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
-    while let Some(alert) = alerts.recv().await {
+    loop {
+        let alert = tokio::select! {
+            alert = alerts.recv() => alert,
+            // The alert files are the record; mail is best effort and ends with the daemon.
+            _ = shutdown.changed() => None,
+        };
+        let Some(alert) = alert else {
+            return;
+        };
         let for_dispatch = alert.team == crate::store::state::Team::Dispatch;
         let Some(to) = addresses.address_for(for_dispatch) else {
             continue;
@@ -693,6 +746,16 @@ fn uid_of(name: &str) -> Option<u32> {
             Some((*pw).pw_uid)
         }
     }
+}
+
+/// Why the daemon stops.
+enum Stop {
+    /// SIGTERM or SIGINT.
+    Asked,
+    /// The store could not be written for long (why).
+    StoreLost(String),
+    /// A background task panicked or ended early ([`Tasks::failed`] says which).
+    TaskFailed,
 }
 
 /// A shutdown sender that says "stop" when it goes, however the daemon's start ends.

@@ -7,6 +7,7 @@ pub mod alert;
 pub mod backup;
 pub mod logging;
 pub mod retention;
+pub mod tasks;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};

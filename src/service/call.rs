@@ -65,6 +65,18 @@ macro_rules! calls {
         pub enum Command {
             $( $(#[$meta])* $name($name), )*
         }
+
+        impl Command {
+            /// Every call's name, as the code spells it.
+            pub const ALL: &'static [&'static str] = &[$( stringify!($name) ),*];
+
+            /// This call's name, as the code spells it (for tables and logs).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Command::$name(_) => stringify!($name), )*
+                }
+            }
+        }
     };
 }
 

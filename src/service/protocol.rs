@@ -476,4 +476,84 @@ mod tests {
     fn garbage_is_malformed() {
         assert!(matches!(parse("{not json"), Parsed::Malformed(_)));
     }
+
+    /// The wire as protocol 3 writes it, byte for byte: a change here is a new protocol version.
+    #[test]
+    fn the_wire_format_of_protocol_3_is_pinned() {
+        use crate::service::call;
+        let staff = Principal::Staff(crate::registry::Person {
+            hsa_id: "SE2021000001-a1".into(),
+            name: "A".into(),
+            issuer: Some("CN=CA".into()),
+        });
+        let golden = [
+            (
+                Request {
+                    protocol: 3,
+                    principal: staff,
+                    command: call::DeskJobs {
+                        search: String::new(),
+                        filter: call::DeskFilter::AlertOpen,
+                        limit: 5,
+                    }
+                    .into(),
+                },
+                r#"{"protocol":3,"principal":{"staff":{"hsa_id":"SE2021000001-a1","name":"A","issuer":"CN=CA"}},"command":{"command":"desk-jobs","search":"","filter":"alert-open","limit":5}}"#,
+            ),
+            (
+                Request {
+                    protocol: 3,
+                    principal: Principal::Operator("drift".into()),
+                    command: call::Queue {}.into(),
+                },
+                r#"{"protocol":3,"principal":{"operator":"drift"},"command":{"command":"queue"}}"#,
+            ),
+            (
+                Request {
+                    protocol: 3,
+                    principal: Principal::Desk,
+                    command: call::PortalReport {
+                        crls: vec![],
+                        issuers: vec!["CN=CA".into()],
+                    }
+                    .into(),
+                },
+                r#"{"protocol":3,"principal":"desk","command":{"command":"portal-report","crls":[],"issuers":["CN=CA"]}}"#,
+            ),
+        ];
+        for (request, line) in golden {
+            assert_eq!(serde_json::to_string(&request).unwrap_or_default(), line);
+            assert!(
+                matches!(parse(line), Parsed::Request(r) if r.command == request.command),
+                "{line}"
+            );
+        }
+        // Answers: the call's reply bare, or the refusal by name.
+        let answers = [
+            (
+                Answer::Ok(serde_json::json!(null)),
+                r#"{"protocol":3,"result":{"ok":null}}"#,
+            ),
+            (
+                Answer::Err(ServiceError::NotPermitted),
+                r#"{"protocol":3,"result":{"err":"not-permitted"}}"#,
+            ),
+        ];
+        for (result, line) in answers {
+            let response = Response {
+                protocol: 3,
+                result,
+            };
+            assert_eq!(serde_json::to_string(&response).unwrap_or_default(), line);
+        }
+    }
+
+    /// Protocol 2 (kurir 0.2) wrapped replies in the variant's name; its requests are refused
+    /// with the version this daemon speaks rather than answered in a shape it would misread.
+    #[test]
+    fn a_protocol_2_request_is_refused_by_version() {
+        let line =
+            r#"{"protocol":2,"principal":{"operator":"drift"},"command":{"command":"queue"}}"#;
+        assert!(matches!(parse(line), Parsed::Version(2)));
+    }
 }
