@@ -1,28 +1,37 @@
 //! SHA-256 as hex: the one fingerprint kurir records — of documents, letters and messages (for
 //! receipts and the audit trail), of certificates (for pinning) and of the audit chain's links.
 
-/// SHA-256 as lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+/// Bytes as lower-case hex: the one way kurir writes a digest, a MAC or a random id.
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    let digest = openssl::sha::sha256(bytes);
     // One buffer rather than a String per byte: this runs for every document and message.
-    let mut hex = String::with_capacity(2 * digest.len());
-    for b in digest {
+    let mut hex = String::with_capacity(2 * bytes.len());
+    for b in bytes {
         let _ = write!(hex, "{b:02x}");
     }
     hex
 }
 
-/// HMAC-SHA256 of `data` under `key`, as lower-case hex; `None` only if OpenSSL fails.
-pub fn hmac_sha256_hex(key: &[u8], data: &[u8]) -> Option<String> {
+/// SHA-256 as lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&openssl::sha::sha256(bytes))
+}
+
+/// HMAC-SHA256 of `data` under `key` (OpenSSL's): the one MAC kurir computes — report tokens,
+/// verification codes, form tokens, the audit chain's seal.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
     use openssl::hash::MessageDigest;
     use openssl::pkey::PKey;
     use openssl::sign::Signer;
-    let key = PKey::hmac(key).ok()?;
-    let mut signer = Signer::new(MessageDigest::sha256(), &key).ok()?;
-    signer.update(data).ok()?;
-    let mac = signer.sign_to_vec().ok()?;
-    Some(mac.iter().map(|b| format!("{b:02x}")).collect())
+    let key = PKey::hmac(key)?;
+    let mut signer = Signer::new(MessageDigest::sha256(), &key)?;
+    signer.update(data)?;
+    signer.sign_to_vec()
+}
+
+/// [`hmac_sha256`] as lower-case hex; `None` only if OpenSSL fails.
+pub fn hmac_sha256_hex(key: &[u8], data: &[u8]) -> Option<String> {
+    hmac_sha256(key, data).ok().map(|mac| hex(&mac))
 }
 
 /// Whether two MACs (or other secrets) are equal, in time that does not depend on where they

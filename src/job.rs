@@ -51,8 +51,7 @@ impl JobId {
             random = [nanos[0], nanos[1], nanos[2], nanos[3], count[0], count[1]];
         }
         let stamp = now.strftime("%Y%m%d-%H%M%S");
-        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        JobId(format!("{stamp}-{hex}"))
+        JobId(format!("{stamp}-{}", crate::digest::hex(&random)))
     }
 
     /// The id as text.

@@ -11,10 +11,6 @@
 
 use std::path::Path;
 
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
-
 use crate::fsutil;
 use crate::job::{JobId, Kommunkod};
 
@@ -71,14 +67,9 @@ impl TokenKey {
     }
 
     fn mac(&self, job: &JobId, code: Kommunkod) -> Result<String, openssl::error::ErrorStack> {
-        let pkey = PKey::hmac(&self.0)?;
-        let mut signer = Signer::new(MessageDigest::sha256(), &pkey)?;
-        signer.update(format!("kurir-proof-v1:{job}:{code}").as_bytes())?;
-        let mac = signer.sign_to_vec()?;
-        Ok(mac[..MAC_HEX / 2]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect())
+        let message = format!("kurir-proof-v1:{job}:{code}");
+        let mac = crate::digest::hmac_sha256(&self.0, message.as_bytes())?;
+        Ok(crate::digest::hex(&mac[..MAC_HEX / 2]))
     }
 
     /// The token for one job's message to one municipality.
@@ -114,7 +105,7 @@ impl TokenKey {
             .ok()?;
         let code: Kommunkod = token[26..30].parse().ok()?;
         let expected = self.mac(&job, code).ok()?;
-        openssl::memcmp::eq(expected.as_bytes(), &token.as_bytes()[30..]).then_some((job, code))
+        crate::digest::same_secret(&expected, &token[30..]).then_some((job, code))
     }
 
     /// The token in an address written by [`TokenKey::return_path`]: what follows the first

@@ -33,7 +33,7 @@ impl DraftId {
     fn generate() -> Result<DraftId, DraftError> {
         let mut bytes = [0u8; 16];
         openssl::rand::rand_bytes(&mut bytes).map_err(|e| DraftError::Write(e.to_string()))?;
-        Ok(DraftId(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+        Ok(DraftId(crate::digest::hex(&bytes)))
     }
 
     /// The id as text.

@@ -57,26 +57,12 @@ impl Portal {
 
     /// The form token of `person`: an HMAC of their HSA-id under a key of this run.
     pub(super) fn csrf_token(&self, person: &Person) -> String {
-        use openssl::hash::MessageDigest;
-        use openssl::pkey::PKey;
-        use openssl::sign::Signer;
-        let mac = PKey::hmac(&self.csrf_key)
-            .and_then(|key| {
-                let mut signer = Signer::new(MessageDigest::sha256(), &key)?;
-                signer.update(format!("portal-csrf:{}", person.hsa_id).as_bytes())?;
-                signer.sign_to_vec()
-            })
-            .unwrap_or_default();
-        mac.iter().map(|b| format!("{b:02x}")).collect()
+        let message = format!("portal-csrf:{}", person.hsa_id);
+        crate::digest::hmac_sha256_hex(&self.csrf_key, message.as_bytes()).unwrap_or_default()
     }
 
     pub(super) fn token_ok(&self, person: &Person, token: &str) -> bool {
-        let expected = self.csrf_token(person);
-        // memcmp::eq compares in constant time but panics on unequal lengths.
-        !self.csrf_key.is_empty()
-            && !expected.is_empty()
-            && expected.len() == token.len()
-            && openssl::memcmp::eq(expected.as_bytes(), token.as_bytes())
+        !self.csrf_key.is_empty() && crate::digest::same_secret(&self.csrf_token(person), token)
     }
 
     /// The 290 municipalities.

@@ -74,24 +74,13 @@ impl CodeKey {
 
     /// The seal of `secret` for `address` of municipality `code`, hex.
     pub fn seal(&self, code: crate::job::Kommunkod, address: &str, secret: &str) -> String {
-        use openssl::hash::MessageDigest;
-        use openssl::pkey::PKey;
-        use openssl::sign::Signer;
-        let mac = PKey::hmac(&self.0).and_then(|key| {
-            let mut signer = Signer::new(MessageDigest::sha256(), &key)?;
-            signer.update(
-                format!(
-                    "kurir-code-v1:{code}:{}:{}",
-                    address.to_lowercase(),
-                    normalized(secret)
-                )
-                .as_bytes(),
-            )?;
-            signer.sign_to_vec()
-        });
+        let message = format!(
+            "kurir-code-v1:{code}:{}:{}",
+            address.to_lowercase(),
+            normalized(secret)
+        );
         // Without a MAC nothing can match: an empty seal never equals a computed one.
-        mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect())
-            .unwrap_or_default()
+        crate::digest::hmac_sha256_hex(&self.0, message.as_bytes()).unwrap_or_default()
     }
 }
 

@@ -471,9 +471,7 @@ impl Registered {
                 address: pending.address.clone(),
             });
         };
-        let matches = !expected.is_empty()
-            && computed.len() == expected.len()
-            && openssl::memcmp::eq(computed.as_bytes(), expected.as_bytes());
+        let matches = crate::digest::same_secret(&computed, &expected);
         if !matches {
             // Counted in the registration, which the caller saves also on this error.
             pending.failed_attempts += 1;
