@@ -606,11 +606,9 @@ impl Signals {
 
 /// This process's user id: the operator socket answers it and root.
 fn current_uid() -> u32 {
-    // SAFETY: getuid cannot fail and touches no memory.
-    unsafe { libc::getuid() }
+    fsutil::own_uid()
 }
 
-/// The user id of `[portal] user`, if one is named.
 /// Opens `spool/print/` to the print shop's group (`[print] group`), and lets that group pass
 /// through the spool's root to it (mode o+x on the root: no listing, and every other folder
 /// stays closed by its own mode).
@@ -721,6 +719,7 @@ fn web_doors(
     Ok(doors)
 }
 
+/// The user id of `[portal] user` or `[desk] user`, if one is named.
 fn web_user(door: WebDoor, name: &str) -> anyhow::Result<Option<u32>> {
     if name.is_empty() {
         return Ok(None);
@@ -735,17 +734,7 @@ fn web_user(door: WebDoor, name: &str) -> anyhow::Result<Option<u32>> {
 
 /// The uid of the user `name`, if there is one.
 fn uid_of(name: &str) -> Option<u32> {
-    let c_name = std::ffi::CString::new(name).ok()?;
-    // SAFETY: a NUL-terminated name; the record getpwnam returns is read at once, before any
-    // other call could overwrite it.
-    unsafe {
-        let pw = libc::getpwnam(c_name.as_ptr());
-        if pw.is_null() {
-            None
-        } else {
-            Some((*pw).pw_uid)
-        }
-    }
+    fsutil::user_id(name)
 }
 
 /// Why the daemon stops.

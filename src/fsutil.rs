@@ -172,17 +172,11 @@ impl Space {
 /// The space on the file system holding `path` (or its nearest existing parent).
 pub fn space(path: &Path) -> Option<Space> {
     let existing = path.ancestors().find(|p| p.exists())?;
-    let c = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: statvfs is plain old data; all-zero is a valid value to be overwritten.
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid NUL-terminated path and a zeroed statvfs to fill.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
+    let stat = nix::sys::statvfs::statvfs(existing).ok()?;
     #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
     Some(Space {
-        free: (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64),
-        size: (stat.f_blocks as u64).saturating_mul(stat.f_frsize as u64),
+        free: (stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64),
+        size: (stat.blocks() as u64).saturating_mul(stat.fragment_size() as u64),
     })
 }
 
@@ -217,8 +211,7 @@ impl AsOwner {
     /// Works as the owner of `folder` (or of its nearest existing parent) from now on.
     pub fn of(folder: &Path) -> std::io::Result<AsOwner> {
         use std::os::unix::fs::MetadataExt;
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !nix::unistd::geteuid().is_root() {
             return Ok(AsOwner { switched: false });
         }
         let Some(existing) = folder.ancestors().find(|p| p.exists()) else {
@@ -257,19 +250,39 @@ impl Drop for AsOwner {
     }
 }
 
-/// The id of group `name`, if the machine has it.
+/// The id of group `name`, if the machine has it (`getgrnam_r`: safe from any thread).
 pub fn group_id(name: &str) -> Option<u32> {
-    let c_name = std::ffi::CString::new(name).ok()?;
-    // SAFETY: a NUL-terminated name; the record getgrnam returns is read at once, before any
-    // other call could overwrite it.
-    unsafe {
-        let gr = libc::getgrnam(c_name.as_ptr());
-        if gr.is_null() {
-            None
-        } else {
-            Some((*gr).gr_gid)
-        }
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|group| group.gid.as_raw())
+}
+
+/// The id of user `name`, if the machine has it (`getpwnam_r`: safe from any thread).
+pub fn user_id(name: &str) -> Option<u32> {
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|user| user.uid.as_raw())
+}
+
+/// The name of the user running this process (`getpwuid_r`), or `uid N` when it has none.
+pub fn own_user_name() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid {uid}"),
     }
+}
+
+/// The real user id of this process.
+pub fn own_uid() -> u32 {
+    nix::unistd::getuid().as_raw()
+}
+
+/// The effective user id of this process.
+pub fn own_euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
 }
 
 /// Reads a document kurir checked before (at most `max` bytes) and insists that it is still
@@ -286,20 +299,10 @@ pub fn read_checked(path: &Path, max: u64, sha256: &str) -> Result<Vec<u8>, Read
 /// Whether this process may act through group `gid`: root may, and so may a member (its
 /// effective or a supplementary group).
 pub fn in_group(gid: u32) -> bool {
-    // SAFETY: geteuid and getegid cannot fail; getgroups writes at most `len` ids into a
-    // buffer of that many.
-    unsafe {
-        if libc::geteuid() == 0 || libc::getegid() == gid {
-            return true;
-        }
-        let len = libc::getgroups(0, std::ptr::null_mut());
-        if len <= 0 {
-            return false;
-        }
-        let mut groups = vec![0 as libc::gid_t; len as usize];
-        let got = libc::getgroups(len, groups.as_mut_ptr());
-        got > 0 && groups[..got as usize].contains(&gid)
-    }
+    let gid = nix::unistd::Gid::from_raw(gid);
+    nix::unistd::geteuid().is_root()
+        || nix::unistd::getegid() == gid
+        || nix::unistd::getgroups().is_ok_and(|groups| groups.contains(&gid))
 }
 
 /// Lets group `gid` read the folder `dir` and everything kurir writes in it from now on: the
@@ -392,14 +395,8 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Makes everything written to the file system holding `dir` durable — file contents, new
 /// names, renames — in one call (`syncfs`): the group commit for [`write_atomic_unsynced`].
 pub fn sync_filesystem(dir: &Path) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
     let handle = File::open(dir)?;
-    // SAFETY: syncfs takes an open descriptor, which `handle` keeps open for the call.
-    if unsafe { libc::syncfs(handle.as_raw_fd()) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    nix::unistd::syncfs(&handle).map_err(std::io::Error::from)
 }
 
 /// Writes a new file durably (no rename), for files inside a directory that is itself renamed
@@ -450,9 +447,7 @@ mod tests {
         ));
         assert_eq!(read_bounded(&target, 10).expect("reads").len(), 10);
         let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).expect("cstring");
-        // SAFETY: mkfifo with a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR).expect("mkfifo");
         assert!(matches!(
             read_bounded(&fifo, 100),
             Err(ReadError::NotRegular)

@@ -349,8 +349,7 @@ impl Daemon<'_> {
 /// narrow door: the system's own settings and its own name, nothing it could choose to read
 /// another file through or to record someone else's name.
 pub fn delegated_by() -> Option<String> {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    let euid = unsafe { libc::geteuid() };
+    let euid = crate::fsutil::own_euid();
     delegated(std::env::var("SUDO_UID").ok().as_deref(), euid)
         .then(|| std::env::var("SUDO_USER").unwrap_or_else(|_| "someone through sudo".into()))
 }
@@ -381,18 +380,7 @@ pub fn os_user() -> String {
     if let Ok(user) = std::env::var("SUDO_USER") {
         return user;
     }
-    // SAFETY: getuid cannot fail; getpwuid returns null or a pointer to a static record that
-    // is read at once, before any other call could overwrite it.
-    unsafe {
-        let uid = libc::getuid();
-        let pw = libc::getpwuid(uid);
-        if !pw.is_null() && !(*pw).pw_name.is_null() {
-            return std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-        format!("uid {uid}")
-    }
+    crate::fsutil::own_user_name()
 }
 
 #[cfg(test)]

@@ -112,8 +112,7 @@ pub(crate) fn write_job(spool: &Spool, build: &Path, job: &JobContents) -> std::
     let shared = {
         use std::os::unix::fs::MetadataExt;
         let tmp = std::fs::metadata(spool.tmp())?;
-        // SAFETY: geteuid cannot fail.
-        tmp.mode() & 0o020 != 0 && tmp.uid() != unsafe { libc::geteuid() }
+        tmp.mode() & 0o020 != 0 && tmp.uid() != fsutil::own_euid()
     };
     let open = |path: &Path, mode: u32| -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
