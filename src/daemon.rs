@@ -111,15 +111,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         None
     };
     let connection_rule = crate::store::ConnectionRule::from_settings(&settings.connection);
-    let intake = Arc::new(Intake::new(
-        spool.clone(),
-        store.clone(),
-        seed.clone(),
-        job_limits,
-        settings.spool.settle,
-        mailer.is_some(),
-        connection_rule,
-    ));
     let (alert_mail_tx, alert_mail_rx) = tokio::sync::mpsc::channel(256);
     let alert_email = (settings.alerts.any() && mailer.is_some()).then(|| alert_mail_tx.clone());
     let alerter = Arc::new(Alerter::new(
@@ -128,7 +119,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         seed.clone(),
         alert_email,
     ));
-    intake.set_alerter(alerter.clone());
+    let wake_queue = Arc::new(Notify::new());
+    let intake = Arc::new(Intake::new(
+        spool.clone(),
+        store.clone(),
+        seed.clone(),
+        job_limits,
+        settings.spool.settle,
+        mailer.is_some(),
+        connection_rule,
+        alerter.clone(),
+        wake_queue.clone(),
+    ));
     let hours = WorkingHours::new(
         &settings.working_hours.time_zone,
         &settings.working_hours.start,
@@ -209,8 +211,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // The receipt writer stops last: after the queue has finished the jobs in hand.
     let (receipts_tx, receipts_rx) = watch::channel(false);
     let wake_intake = Arc::new(Notify::new());
-    let wake_queue = Arc::new(Notify::new());
-    intake.set_waker(wake_queue.clone());
     let _watcher =
         crate::intake::watch::watch_incoming(&spool, wake_intake.clone(), health.clone())?;
     let wake_inbound = Arc::new(Notify::new());

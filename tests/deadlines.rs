@@ -128,7 +128,7 @@ fn world(adjust: impl FnOnce(&mut Settings)) -> World {
             seed: seed.clone(),
             print,
             mailer: Some(mailer),
-            alerter,
+            alerter: alerter.clone(),
             health: Arc::new(kurir::ops::Health::default()),
         },
         policy,
@@ -146,6 +146,8 @@ fn world(adjust: impl FnOnce(&mut Settings)) -> World {
         settings.spool.settle,
         true,
         kurir::store::ConnectionRule::from_settings(&settings.connection),
+        alerter.clone(),
+        Arc::new(tokio::sync::Notify::new()),
     );
     World {
         _dir: dir,

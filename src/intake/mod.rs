@@ -105,15 +105,19 @@ pub struct Intake {
     settle: Duration,
     relay_configured: bool,
     connection_rule: crate::store::ConnectionRule,
-    alerter: std::sync::OnceLock<Arc<crate::ops::alert::Alerter>>,
-    waker: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
+    /// Raises the alert of every quarantined job.
+    alerter: Arc<crate::ops::alert::Alerter>,
+    /// Wakes the queue as soon as a group of jobs is durably recorded.
+    waker: Arc<tokio::sync::Notify>,
 }
 
 /// Jobs recorded between two flushes of the store while a scan claims a burst (group commit).
 const FLUSH_EVERY: usize = 32;
 
 impl Intake {
-    /// Intake over this spool and store.
+    /// Intake over this spool and store, raising quarantine alerts through `alerter` and
+    /// waking the queue through `waker` (both given here: no intake runs without them).
+    #[allow(clippy::too_many_arguments)] // each a part intake is built from, named
     pub fn new(
         spool: Spool,
         store: Store,
@@ -122,6 +126,8 @@ impl Intake {
         settle: Duration,
         relay_configured: bool,
         connection_rule: crate::store::ConnectionRule,
+        alerter: Arc<crate::ops::alert::Alerter>,
+        waker: Arc<tokio::sync::Notify>,
     ) -> Self {
         Intake {
             spool,
@@ -131,14 +137,9 @@ impl Intake {
             settle,
             relay_configured,
             connection_rule,
-            alerter: std::sync::OnceLock::new(),
-            waker: std::sync::OnceLock::new(),
+            alerter,
+            waker,
         }
-    }
-
-    /// Lets intake wake the queue as soon as a group of jobs is durably recorded.
-    pub fn set_waker(&self, waker: Arc<tokio::sync::Notify>) {
-        let _ = self.waker.set(waker);
     }
 
     /// Records a group of validated jobs in one transaction, makes it durable and tells the
@@ -150,15 +151,8 @@ impl Intake {
             tracing::info!(job_id = %record.id, channel = record.channel_summary(), "job queued");
         }
         self.store.flush()?;
-        if let Some(waker) = self.waker.get() {
-            waker.notify_one();
-        }
+        self.waker.notify_one();
         Ok(())
-    }
-
-    /// Lets intake raise an alert for every quarantined job.
-    pub fn set_alerter(&self, alerter: Arc<crate::ops::alert::Alerter>) {
-        let _ = self.alerter.set(alerter);
     }
 
     /// Finishes what a crash interrupted: claimed jobs not yet recorded, quarantines not yet
@@ -398,23 +392,22 @@ impl Intake {
                 )?;
                 tracing::warn!(job_id = %id, reason = rejection.code, "job quarantined");
                 self.finish_quarantine(&record, Some(&rejection))?;
-                if let Some(alerter) = self.alerter.get() {
-                    let alert = alerter.compose(
-                        AlertMark::job(AlertKind::Quarantined),
-                        id,
-                        record.to,
-                        format!("bad input ({}): {}", rejection.code, rejection.summary),
-                        format!(
-                            "nothing is delivered; the job is kept in spool/quarantine/{}",
-                            record
-                                .quarantine
-                                .as_ref()
-                                .map(|q| q.dir.as_str())
-                                .unwrap_or("")
-                        ),
-                    );
-                    alerter.raise(alert);
-                }
+                let alert = self.alerter.compose(
+                    AlertMark::job(AlertKind::Quarantined),
+                    id,
+                    record.to,
+                    format!("bad input ({}): {}", rejection.code, rejection.summary),
+                    format!(
+                        "nothing is delivered; the job is kept in spool/quarantine/{}",
+                        record
+                            .quarantine
+                            .as_ref()
+                            .map(|q| q.dir.as_str())
+                            .unwrap_or("")
+                    ),
+                );
+                self.alerter.raise(alert);
+
                 Ok(Some(JobState::Quarantined))
             }
         }
