@@ -728,7 +728,9 @@ fn main() {
                 record,
                 vec![(
                     kurir::store::state::JobState::Delivered,
-                    "historical".into(),
+                    kurir::store::event::EventKind::Note {
+                        text: "historical".into(),
+                    },
                 )],
             ));
             if chunk.len() == 1000 || i + 1 == history {

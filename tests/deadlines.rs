@@ -189,7 +189,9 @@ impl World {
             .transition(
                 &job.id,
                 &[JobState::Queued],
-                "test: received at the injected time",
+                &kurir::store::event::EventKind::Note {
+                    text: "test: received at the injected time".into(),
+                },
                 &[],
                 |r| {
                     r.received_at = at;

@@ -169,6 +169,27 @@ fn a_caseworker_sends_a_decision_follows_it_to_read_and_takes_the_receipt_for_th
         page.contains(common::CASE),
         "the case number is on the page"
     );
+    // The timeline reads in Swedish: each step worded by the desk from what happened, none in
+    // the history's English words.
+    for words in [
+        "Mottaget och kontrollerat: 2 handlingar",
+        "Vägen valdes: kommun 2480 med skyddad e-post.",
+        "Kommun 2480: e-posten togs emot av",
+        "Kommun 2480: levererat till kommunens e-postserver.",
+    ] {
+        assert!(
+            page.contains(words),
+            "the timeline lacks {words:?}:\n{page}"
+        );
+    }
+    for english in [
+        "claimed and validated",
+        "routed:",
+        "sending through",
+        "accepted by",
+    ] {
+        assert!(!page.contains(english), "English on the desk: {english:?}");
+    }
 
     // The read notification, as the municipality's mail client sends it, through the pipe.
     // (Umeå's mailbox also holds the signed notice of the grant the rig made.)

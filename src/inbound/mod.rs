@@ -36,6 +36,7 @@ use crate::job::Kommunkod;
 use crate::ops::alert::{AlertKind, Alerter};
 use crate::report_token::TokenKey;
 use crate::spool::Spool;
+use crate::store::event::{EventKind, ReportSeen};
 use crate::store::state::{
     AlertMark, Channel, JobRecord, JobState, ProofDeadline, ProofReport, ReportKind,
 };
@@ -376,28 +377,16 @@ impl Inbound {
                 AlertKind::ReportNamesAnotherAddress,
                 code,
             ));
-        let mut detail = describe(code, &taken, fell_back);
-        if !elsewhere.is_empty() {
-            let kinds: Vec<&str> = elsewhere.iter().map(|r| r.kind.as_str()).collect();
-            detail.push_str(&format!(
-                "{}report about another mailbox than the one the message was sent to ({}): \
-                 kept, a person is told",
-                if detail.is_empty() { "" } else { "; " },
-                kinds.join(", ")
-            ));
-        }
-        if !conflicts.is_empty() {
-            let kinds: Vec<&str> = conflicts.iter().map(|r| r.kind.as_str()).collect();
-            detail.push_str(&format!(
-                "{}conflicting report set aside ({}): it would move the recipient backwards; \
-                 nothing changes",
-                if taken.is_empty() { "" } else { "; " },
-                kinds.join(", ")
-            ));
-        }
+        let what = EventKind::Reports {
+            kommunkod: code,
+            taken: taken.iter().map(ReportSeen::from).collect(),
+            fell_back,
+            elsewhere: elsewhere.iter().map(|r| r.kind).collect(),
+            conflicts: conflicts.iter().map(|r| r.kind).collect(),
+        };
         let record = self
             .store
-            .transition(&job.id, &[job.state], &detail, &[], |r| {
+            .transition(&job.id, &[job.state], &what, &[], |r| {
                 let now = Timestamp::now();
                 let Some(rec) = r.recipients.iter_mut().find(|x| x.kommunkod == code) else {
                     return;
@@ -546,7 +535,7 @@ impl Inbound {
                      working time",
                     humantime::format_duration(self.settings.confirm_within)
                 ),
-                format!("{code}: not confirmed by a delivery report in time; alert raised"),
+                EventKind::NotConfirmedInTime { kommunkod: code },
             ),
             ProofDeadline::Read => (
                 format!(
@@ -554,7 +543,7 @@ impl Inbound {
                      working time",
                     humantime::format_duration(self.settings.read_within)
                 ),
-                format!("{code}: not read in time; alert raised"),
+                EventKind::NotReadInTime { kommunkod: code },
             ),
         };
         let record = self
@@ -639,37 +628,14 @@ fn split_envelope(raw: &[u8]) -> (String, &[u8]) {
     (recipient, rest.get(end + 1..).unwrap_or(&[]))
 }
 
-/// The event's words for what the reports say.
-fn describe(code: Kommunkod, reports: &[ProofReport], fell_back: bool) -> String {
-    let parts: Vec<String> = reports
-        .iter()
-        .map(|r| {
-            let by = r.reporting.as_deref().unwrap_or("unknown server");
-            match r.kind {
-                ReportKind::Delivered => format!("delivery confirmed by {by} ({})", r.status),
-                ReportKind::Relayed => format!(
-                    "relayed by {by} ({}) to a server that offers no delivery reports: weaker proof",
-                    r.status
-                ),
-                ReportKind::Failed => format!(
-                    "delivery failed after acceptance, reported by {by}: {} {}",
-                    r.status,
-                    r.diagnostic.as_deref().unwrap_or("")
-                ),
-                ReportKind::Delayed => {
-                    format!("delivery delayed, reported by {by} ({})", r.status)
-                }
-                ReportKind::Displayed => format!(
-                    "read: displayed at {}",
-                    r.final_recipient.as_deref().unwrap_or("the recipient's mailbox")
-                ),
-                other => format!("report: {other} ({})", r.status),
-            }
-        })
-        .collect();
-    let mut detail = format!("{code}: {}", parts.join("; "));
-    if fell_back {
-        detail.push_str("; falling back to post");
+impl From<&ProofReport> for ReportSeen {
+    fn from(r: &ProofReport) -> ReportSeen {
+        ReportSeen {
+            kind: r.kind,
+            by: r.reporting.clone(),
+            status: r.status.to_string(),
+            diagnostic: r.diagnostic.clone(),
+            final_recipient: r.final_recipient.clone(),
+        }
     }
-    detail
 }

@@ -26,6 +26,7 @@ use crate::job::JobId;
 use crate::registry::Seed;
 use crate::spool::Spool;
 use crate::spool::SOURCE_NOTE;
+use crate::store::event::{EventKind, RoutedTo};
 use crate::store::state::{AlertKind, AlertMark, JobRecord, JobState, QuarantineInfo, Recipient};
 use crate::store::{Store, StoreError};
 
@@ -83,7 +84,7 @@ fn recall_source(dir: &Path) -> Option<String> {
 }
 
 /// A validated job and its first events, waiting for its group's transaction.
-type QueuedJob = (JobRecord, Vec<(JobState, String)>);
+type QueuedJob = (JobRecord, Vec<(JobState, EventKind)>);
 
 /// What a scan of `incoming/` did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -342,9 +343,13 @@ impl Intake {
                         self.relay_configured,
                         self.connection_rule,
                     )?;
-                    routes.push(match &chosen {
-                        Route::Email { .. } => format!("{code}: email"),
-                        Route::Post { reason } => format!("{code}: post ({})", reason.describe()),
+                    routes.push(RoutedTo {
+                        kommunkod: code,
+                        channel: chosen.channel(),
+                        post_reason: match &chosen {
+                            Route::Email { .. } => None,
+                            Route::Post { reason } => Some(*reason),
+                        },
                     });
                     record.recipients.push(Recipient {
                         kommunkod: code,
@@ -363,12 +368,12 @@ impl Intake {
                     vec![
                         (
                             JobState::Received,
-                            format!(
-                                "claimed and validated: {} document(s), {pages} page(s) in all",
-                                documents
-                            ),
+                            EventKind::Claimed {
+                                documents,
+                                pages: Some(pages),
+                            },
                         ),
-                        (JobState::Queued, format!("routed: {}", routes.join(", "))),
+                        (JobState::Queued, EventKind::Routed { routes }),
                     ],
                 ));
                 Ok(Some(JobState::Queued))
@@ -387,7 +392,10 @@ impl Intake {
                     &record,
                     &[(
                         JobState::Quarantined,
-                        format!("quarantined ({}): {}", rejection.code, rejection.summary),
+                        EventKind::Quarantined {
+                            code: rejection.code.to_string(),
+                            summary: rejection.summary.clone(),
+                        },
                     )],
                 )?;
                 tracing::warn!(job_id = %id, reason = rejection.code, "job quarantined");
@@ -441,10 +449,11 @@ impl Intake {
         first: JobId,
         group: &mut Vec<QueuedJob>,
     ) -> Result<JobState, IntakeError> {
-        let state = match self.store.get(&first)? {
-            Some(job) => job.state.as_str(),
-            None => "taken in with it",
-        };
+        let first_state = self
+            .store
+            .get(&first)?
+            .map(|job| job.state.as_str().to_string());
+        let documents = record.documents.len();
         record.duplicate_of = Some(first.clone());
         record.state = JobState::Cancelled;
         record.next_attempt = None;
@@ -452,13 +461,16 @@ impl Intake {
         group.push((
             record,
             vec![
-                (JobState::Received, "claimed and validated".to_string()),
+                (
+                    JobState::Received,
+                    EventKind::Claimed {
+                        documents,
+                        pages: None,
+                    },
+                ),
                 (
                     JobState::Cancelled,
-                    format!(
-                        "not sent: the same submission as job {first} ({state}); that job's \
-                         receipt says what became of it"
-                    ),
+                    EventKind::Duplicate { first, first_state },
                 ),
             ],
         ));

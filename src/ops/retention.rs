@@ -160,7 +160,7 @@ fn purge_documents(store: &Store, spool: &Spool, cutoff: Timestamp) -> Result<us
             store.transition(
                 &id,
                 &[job.state],
-                "documents removed from the spool after the retention period; their SHA-256 stay in the receipt and the audit log",
+                &crate::store::event::EventKind::DocumentsRemoved,
                 &[],
                 |_| {},
             )?;

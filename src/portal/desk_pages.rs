@@ -349,7 +349,11 @@ pub fn job(frame: &Frame<'_>, desk: Desk, j: &DeskJob, notice: Option<(bool, Str
                             td { (when(e.at)) }
                             td { (working(j.working_seconds.get(i).copied().unwrap_or(0))) }
                             td { (words::state(e.state)) }
-                            td lang="en" { (e.detail) }
+                            @match &e.what {
+                                Some(what) => td { (words::event(what, &when)) },
+                                // Written before kurir worded its history as values.
+                                None => td lang="en" { (e.detail) },
+                            }
                         }
                     } }
                 }

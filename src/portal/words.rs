@@ -4,6 +4,7 @@
 use crate::intake::route::{PostReason, Route};
 use crate::registry::{CertificateProblem, EmailField, PostalProblem, RegistryError};
 use crate::service::ServiceError;
+use crate::store::event::EventKind;
 
 /// How decisions go now.
 pub fn route(route: &Route) -> String {
@@ -300,5 +301,216 @@ pub fn desk_error(error: &ServiceError) -> String {
             crate::intake::draft::MAX_DRAFTS_PER_PERSON
         ),
         _ => "Det gick inte just nu. Försök igen om en stund.".into(),
+    }
+}
+
+/// One step of a job's history, in Swedish, for the desk's timeline; `when` words a time.
+/// Servers' own replies stay out of the sentence: the receipt's technical part has them.
+pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> String {
+    use crate::store::event::{FallBack, PersonAction};
+    use EventKind::*;
+    let kommuner = |codes: &[crate::job::Kommunkod]| {
+        let codes: Vec<String> = codes.iter().map(ToString::to_string).collect();
+        match codes.len() {
+            1 => format!("kommun {}", codes[0]),
+            _ => format!("kommunerna {}", codes.join(", ")),
+        }
+    };
+    let plural = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    match what {
+        Claimed {
+            documents,
+            pages: Some(pages),
+        } => format!(
+            "Mottaget och kontrollerat: {}, {} i allt.",
+            plural(*documents, "handling", "handlingar"),
+            plural(*pages as usize, "sida", "sidor")
+        ),
+        Claimed { pages: None, .. } => "Mottaget.".into(),
+        Routed { routes } => {
+            let each: Vec<String> = routes
+                .iter()
+                .map(|r| match (r.channel, r.post_reason) {
+                    (crate::store::state::Channel::Email, _) => {
+                        format!("kommun {} med skyddad e-post", r.kommunkod)
+                    }
+                    (_, Some(reason)) => format!(
+                        "kommun {} med post ({})",
+                        r.kommunkod,
+                        post_reason_short(reason)
+                    ),
+                    (_, None) => format!("kommun {} med post", r.kommunkod),
+                })
+                .collect();
+            format!("Vägen valdes: {}.", each.join("; "))
+        }
+        Duplicate { first, .. } => format!(
+            "Skickades inte: samma inlämning som utskick {first}. Dess kvitto visar hur det gick."
+        ),
+        Quarantined { code, .. } => format!(
+            "Stoppat vid mottagandet ({code}): handlingarna skickas inte. Driften har fått ett larm."
+        ),
+        MunicipalityHeld { kommunkod } => {
+            format!("Väntar: driften har pausat utskick till kommun {kommunkod}.")
+        }
+        Sending { .. } => "Skickas med skyddad e-post.".into(),
+        Accepted {
+            kommunkod,
+            relay,
+            tls_version,
+            ..
+        } => format!(
+            "Kommun {kommunkod}: e-posten togs emot av {relay}, krypterat ({tls_version})."
+        ),
+        AttemptDeferred { kommunkod, .. } => format!(
+            "Kommun {kommunkod}: e-posten kom inte fram den här gången och skickas igen."
+        ),
+        DeliveryUnknown { kommunkod, .. } => format!(
+            "Kommun {kommunkod}: oklart om e-posten kom fram. Den skickas igen, som samma meddelande."
+        ),
+        Rejected { kommunkod, .. } => format!(
+            "Kommun {kommunkod}: mottagarens server tog inte emot e-posten. Ett brev skickas i stället."
+        ),
+        NoRoute { kommunkod, .. } => format!(
+            "Kommun {kommunkod}: det finns ingen väg med e-post längre. Ett brev skickas i stället."
+        ),
+        ComposeFailed { kommunkod, .. } => format!(
+            "Kommun {kommunkod}: meddelandet kunde inte skapas. kurir försöker igen."
+        ),
+        Deferred { waiting, next } => format!(
+            "E-post till {} försöker igen {}.",
+            kommuner(waiting),
+            when(*next)
+        ),
+        FellBack { why, to } => match why {
+            FallBack::Deadline => format!(
+                "E-posten till {} kom inte fram i tid. Brev skickas i stället.",
+                kommuner(to)
+            ),
+            FallBack::NoRelay => format!(
+                "Ingen skyddad e-post kan skickas just nu. Brev till {} i stället.",
+                kommuner(to)
+            ),
+        },
+        Letters {
+            count,
+            batch,
+            address_missing,
+        } => {
+            let mut text = format!(
+                "{} i utskriftsomgång {batch}.",
+                plural(*count, "brev", "brev")
+            );
+            if *address_missing {
+                text.push_str(" Postadress saknades: brevet går till registratorn.");
+            }
+            text
+        }
+        Settled => "Alla mottagare har fått sina handlingar.".into(),
+        Expired { waiting } => format!(
+            "kurir gav upp: handlingarna nådde inte {} i tid. Driften har fått ett larm.",
+            kommuner(waiting)
+        ),
+        InterruptedWhileSending => {
+            "Avbrutet medan det skickades (kurir startades om). Skickas igen.".into()
+        }
+        HandlingFailed { .. } => "Ett fel i kurir. Försöker igen om en stund.".into(),
+        ByPerson { action, by, reason } => {
+            let done = match action {
+                PersonAction::RetryRequested => "Nytt försök nu".to_string(),
+                PersonAction::Held => "Pausat".into(),
+                PersonAction::Released => "Återupptaget".into(),
+                PersonAction::Acknowledged { alerts } => {
+                    let what: Vec<&str> = alerts
+                        .iter()
+                        .map(|k| crate::ops::alert::rubrik(*k))
+                        .collect();
+                    format!("Larmet stängt ({})", what.join("; "))
+                }
+                PersonAction::Cancelled => "Stoppat".into(),
+                PersonAction::ReroutedToPost => "Skickas med post i stället".into(),
+                PersonAction::ReleasedFromQuarantine { .. } => "Släppt ur karantän".into(),
+                PersonAction::DeletedFromQuarantine => "Raderat ur karantän".into(),
+            };
+            if reason.trim().is_empty() {
+                format!("{done} av {by}.")
+            } else {
+                format!("{done} av {by}: {}", reason.trim())
+            }
+        }
+        Printed { batch, by, note } => {
+            let mut text =
+                format!("Utskriftsomgång {batch} är utskriven och postad (bekräftat av {by})");
+            if !note.trim().is_empty() {
+                text.push_str(&format!(": {}", note.trim()));
+            }
+            text.push('.');
+            text
+        }
+        Reports {
+            kommunkod,
+            taken,
+            fell_back,
+            elsewhere,
+            conflicts,
+        } => {
+            use crate::store::kinds::ReportKind;
+            let mut parts: Vec<String> = taken
+                .iter()
+                .map(|r| match r.kind {
+                    ReportKind::Delivered => "levererat till kommunens e-postserver".to_string(),
+                    ReportKind::Relayed => "skickat vidare till en server som inte lämnar \
+                                            leveransbesked (svagare bevis)"
+                        .into(),
+                    ReportKind::Failed => "leveransen misslyckades efter att e-posten tagits emot"
+                        .into(),
+                    ReportKind::Delayed => "leveransen är försenad".into(),
+                    ReportKind::Displayed => "öppnat".into(),
+                    other => format!("besked: {other}"),
+                })
+                .collect();
+            if *fell_back {
+                parts.push("brev skickas i stället".into());
+            }
+            if !elsewhere.is_empty() {
+                parts.push(
+                    "ett besked gällde en annan brevlåda än den e-posten skickades till (sparat, \
+                     driften får veta)"
+                        .into(),
+                );
+            }
+            if !conflicts.is_empty() {
+                parts.push("ett besked som motsäger de tidigare lades åt sidan".into());
+            }
+            format!("Kommun {kommunkod}: {}.", parts.join("; "))
+        }
+        NotConfirmedInTime { kommunkod } => format!(
+            "Kommun {kommunkod}: inget leveransbesked kom i tid. Ett larm har skickats."
+        ),
+        NotReadInTime { kommunkod } => format!(
+            "Kommun {kommunkod}: inte öppnat i tid. Ring kommunen (se Att ringa)."
+        ),
+        DocumentsRemoved => "Handlingarna togs bort ur kurir efter lagringstiden; kvittot och \
+                             loggen behåller deras kontrollsummor."
+            .into(),
+        Note { text } => text.clone(),
+    }
+}
+
+/// Why post, in a few Swedish words (the timeline's).
+fn post_reason_short(reason: PostReason) -> &'static str {
+    match reason {
+        PostReason::NoRelay => "ingen skyddad e-post just nu",
+        PostReason::NoSecureConnection => "ingen säker anslutning",
+        PostReason::NoVerifiedAddress => "ingen bekräftad adress",
+        PostReason::ConnectionNotChecked => "e-postservern är inte kontrollerad",
+        PostReason::ConnectionFailed => "kontrollen av e-postservern gick inte igenom",
+        PostReason::ConnectionCheckOutdated => "kontrollen av e-postservern är för gammal",
     }
 }

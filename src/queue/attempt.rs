@@ -7,6 +7,7 @@ use super::{Inner, QueueError};
 use crate::deliver::mail::Outcome;
 use crate::job::Kommunkod;
 use crate::ops::alert::AlertKind;
+use crate::store::event::{EventKind, FallBack};
 use crate::store::state::{
     AlertMark, AttemptOutcome, Channel, EmailAttempt, EmailDelivery, JobRecord, JobState,
 };
@@ -39,7 +40,7 @@ impl Inner {
         now: Timestamp,
     ) -> Result<JobRecord, QueueError> {
         let Some(mailer) = &self.mailer else {
-            return self.fall_back(job, "no SMTP relay is configured any more");
+            return self.fall_back(job, FallBack::NoRelay);
         };
         let health = self.store.relay_health()?;
         if let Some(retry_at) = health.retry_at.filter(|t| *t > now) {
@@ -58,7 +59,9 @@ impl Inner {
         let mut job = self.store.transition_journaled(
             &job.id,
             &[JobState::Queued, JobState::Deferred, JobState::FallenBack],
-            &format!("sending through {}", mailer.relay()),
+            &EventKind::Sending {
+                relay: mailer.relay().to_string(),
+            },
             |r| {
                 r.state = JobState::Sending;
                 r.attempts += 1;
@@ -136,10 +139,12 @@ impl Inner {
                 tracing::info!(job_id = %job.id, kommunkod = %code, reply = %proof.reply, "e-mail accepted");
                 (
                     attempt(&proof.address, AttemptOutcome::Accepted, &proof.reply),
-                    format!(
-                        "{code}: e-mail accepted by {} over {}: {}",
-                        proof.relay, proof.tls_version, proof.reply
-                    ),
+                    EventKind::Accepted {
+                        kommunkod: code,
+                        relay: proof.relay.to_string(),
+                        tls_version: proof.tls_version.to_string(),
+                        reply: proof.reply.to_string(),
+                    },
                     false,
                 )
             }
@@ -152,7 +157,10 @@ impl Inner {
                 tracing::warn!(job_id = %job.id, kommunkod = %code, tls_failure = tls, reason = %reason, "e-mail deferred");
                 (
                     attempt(address, AttemptOutcome::Deferred, reason),
-                    format!("{code}: e-mail deferred: {reason}"),
+                    EventKind::AttemptDeferred {
+                        kommunkod: code,
+                        reason: reason.to_string(),
+                    },
                     false,
                 )
             }
@@ -160,9 +168,10 @@ impl Inner {
                 tracing::warn!(job_id = %job.id, kommunkod = %code, reason = %reason, "e-mail delivery unknown");
                 (
                     attempt(address, AttemptOutcome::Unknown, reason),
-                    format!(
-                        "{code}: delivery unknown, will resend with the same Message-ID: {reason}"
-                    ),
+                    EventKind::DeliveryUnknown {
+                        kommunkod: code,
+                        reason: reason.to_string(),
+                    },
                     false,
                 )
             }
@@ -170,20 +179,29 @@ impl Inner {
                 tracing::warn!(job_id = %job.id, kommunkod = %code, reply = %reply, "e-mail rejected permanently; falling back to post");
                 (
                     attempt(address, AttemptOutcome::Rejected, reply),
-                    format!("{code}: e-mail rejected permanently ({reply}); falling back to post"),
+                    EventKind::Rejected {
+                        kommunkod: code,
+                        reply: reply.to_string(),
+                    },
                     true,
                 )
             }
             Outcome::NoRoute(reason) => (
                 attempt("", AttemptOutcome::NoRoute, reason.describe()),
-                format!("{code}: {}; falling back to post", reason.describe()),
+                EventKind::NoRoute {
+                    kommunkod: code,
+                    reason: reason.describe().to_string(),
+                },
                 true,
             ),
             Outcome::Failed(reason) => {
                 tracing::error!(job_id = %job.id, kommunkod = %code, reason = %reason, "message could not be composed");
                 (
                     attempt("", AttemptOutcome::Deferred, reason),
-                    format!("{code}: message could not be composed: {reason}"),
+                    EventKind::ComposeFailed {
+                        kommunkod: code,
+                        reason: reason.to_string(),
+                    },
                     false,
                 )
             }
@@ -234,7 +252,7 @@ impl Inner {
                 AlertMark::recipient(AlertKind::FellBack, code),
                 &record.id,
                 Some(code),
-                detail.clone(),
+                detail.to_string(),
                 "a letter is made for the postal print queue".into(),
             );
             self.alerter.raise(alert);

@@ -46,6 +46,7 @@ use crate::ops::alert::Alerter;
 use crate::receipt;
 use crate::registry::Seed;
 use crate::spool::Spool;
+use crate::store::event::EventKind;
 use crate::store::state::JobState;
 use crate::store::{Store, StoreError};
 
@@ -150,7 +151,7 @@ impl QueueManager {
                 self.inner.store.transition(
                     &job.id,
                     &[JobState::Sending],
-                    "interrupted while sending; will try again",
+                    &EventKind::InterruptedWhileSending,
                     &[],
                     |r| {
                         r.state = JobState::Deferred;
@@ -388,16 +389,16 @@ impl Inner {
         if current.is_final() || current == JobState::Held {
             return;
         }
-        let detail = format!("handling failed: {error}; retrying");
+        let what = EventKind::HandlingFailed {
+            error: error.to_string(),
+        };
         let retry = now + RETRY_AFTER_ERROR;
-        let _ = self
-            .store
-            .transition_journaled(id, &[current], &detail, |r| {
-                if r.state == JobState::Sending {
-                    r.state = JobState::Deferred;
-                }
-                r.next_attempt = Some(retry);
-            });
+        let _ = self.store.transition_journaled(id, &[current], &what, |r| {
+            if r.state == JobState::Sending {
+                r.state = JobState::Deferred;
+            }
+            r.next_attempt = Some(retry);
+        });
     }
 }
 

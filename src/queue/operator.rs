@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::{JobId, Kommunkod};
 use crate::spool::Spool;
+use crate::store::event::{EventKind, PersonAction};
 use crate::store::kinds::Team;
 use crate::store::state::{Channel, JobRecord, JobState};
 use crate::store::{HoldNote, RelayHealth, Store, StoreError};
@@ -35,11 +36,12 @@ pub struct Actor {
 }
 
 impl Actor {
-    fn says(&self, what: &str) -> String {
-        if self.reason.trim().is_empty() {
-            format!("{what} by {}", self.operator)
-        } else {
-            format!("{what} by {}: {}", self.operator, self.reason.trim())
+    /// The history's step: this person did `action`, for their reason.
+    fn did(&self, action: PersonAction) -> EventKind {
+        EventKind::ByPerson {
+            action,
+            by: self.operator.clone(),
+            reason: self.reason.trim().to_string(),
         }
     }
 }
@@ -285,13 +287,13 @@ impl Operations<'_> {
     fn change_each(
         &self,
         jobs: Vec<JobRecord>,
-        detail: &str,
+        what: &EventKind,
         change: impl Fn(&mut JobRecord),
     ) -> Result<Vec<JobId>, OperatorError> {
         let mut done = Vec::with_capacity(jobs.len());
         for job in jobs {
             self.store
-                .transition(&job.id, &[job.state], detail, &[], &change)?;
+                .transition(&job.id, &[job.state], what, &[], &change)?;
             done.push(job.id);
         }
         Ok(done)
@@ -302,7 +304,7 @@ impl Operations<'_> {
         let now = Timestamp::now();
         let jobs = self.waiting(target, StateHint::RetryNeedsWaiting)?;
         self.store.set_relay_health(&RelayHealth::default())?;
-        let done = self.change_each(jobs, &actor.says("retry requested"), |r| {
+        let done = self.change_each(jobs, &actor.did(PersonAction::RetryRequested), |r| {
             r.next_attempt = Some(now);
         })?;
         Ok(ActionDone::of(Action::Retry, done))
@@ -325,7 +327,7 @@ impl Operations<'_> {
             )?;
         }
         let jobs = self.waiting(target, StateHint::HoldNeedsWaiting)?;
-        let done = self.change_each(jobs, &actor.says("held"), |r| {
+        let done = self.change_each(jobs, &actor.did(PersonAction::Held), |r| {
             r.state = JobState::Held;
             r.next_attempt = None;
         })?;
@@ -358,7 +360,7 @@ impl Operations<'_> {
                 .filter(|j| j.state == JobState::Held)
                 .collect(),
         };
-        let done = self.change_each(jobs, &actor.says("released"), |r| {
+        let done = self.change_each(jobs, &actor.did(PersonAction::Released), |r| {
             r.state = JobState::Queued;
             r.next_attempt = Some(now);
         })?;
@@ -387,9 +389,10 @@ impl Operations<'_> {
         if open.is_empty() {
             return Err(Self::refuse(&job, StateHint::NoOpenAlert));
         }
-        let kinds: Vec<&str> = open.iter().map(|m| m.kind.as_str()).collect();
-        let detail = actor.says(&format!("alert {} acknowledged", kinds.join(", ")));
-        self.store.transition(id, &[job.state], &detail, &[], |r| {
+        let what = actor.did(PersonAction::Acknowledged {
+            alerts: open.iter().map(|m| m.kind).collect(),
+        });
+        self.store.transition(id, &[job.state], &what, &[], |r| {
             for mark in &open {
                 if !r.acknowledged.contains(mark) {
                     r.acknowledged.push(*mark);
@@ -408,11 +411,16 @@ impl Operations<'_> {
         if job.state.is_final() || job.state == JobState::Sending {
             return Err(Self::busy_or(&job, StateHint::Finished));
         }
-        self.store
-            .transition(id, &[job.state], &actor.says("cancelled"), &[], |r| {
+        self.store.transition(
+            id,
+            &[job.state],
+            &actor.did(PersonAction::Cancelled),
+            &[],
+            |r| {
                 r.state = JobState::Cancelled;
                 r.next_attempt = None;
-            })?;
+            },
+        )?;
         Ok(ActionDone::of(Action::Cancel, vec![id.clone()]))
     }
 
@@ -432,7 +440,7 @@ impl Operations<'_> {
         self.store.transition(
             id,
             &[job.state],
-            &actor.says("rerouted to post"),
+            &actor.did(PersonAction::ReroutedToPost),
             &[],
             |r| {
                 r.state = JobState::FallenBack;
@@ -540,7 +548,7 @@ impl Operations<'_> {
         self.store.transition(
             id,
             &[JobState::Quarantined],
-            &actor.says(&format!("released from quarantine as incoming/{name}")),
+            &actor.did(PersonAction::ReleasedFromQuarantine { name: name.clone() }),
             &[],
             |_| {},
         )?;
@@ -573,7 +581,7 @@ impl Operations<'_> {
         self.store.transition(
             id,
             &[JobState::Quarantined],
-            &actor.says("deleted from quarantine"),
+            &actor.did(PersonAction::DeletedFromQuarantine),
             &[],
             |_| {},
         )?;
@@ -602,7 +610,15 @@ mod tests {
         let spool = Spool::new(dir.path().join("spool"));
         let job = failed_with_conflict();
         store
-            .enqueue(&job, &[(JobState::Failed, "failed".into())])
+            .enqueue(
+                &job,
+                &[(
+                    JobState::Failed,
+                    EventKind::Note {
+                        text: "failed".into(),
+                    },
+                )],
+            )
             .expect("enqueue");
         let ops = Operations {
             store: &store,

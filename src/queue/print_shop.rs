@@ -11,6 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::job::JobId;
+use crate::store::event::EventKind;
 use crate::store::state::{JobRecord, JobState};
 use crate::store::{BatchConfirmation, BatchRecord, Store, StoreError};
 use crate::worktime::WorkingHours;
@@ -126,15 +127,13 @@ fn mark_printed(
         if !unmarked(&job) {
             continue;
         }
-        let mut detail = format!(
-            "printed: print batch {batch} confirmed printed and posted by {}",
-            confirmation.by
-        );
-        if !reason.trim().is_empty() {
-            detail.push_str(&format!(": {}", reason.trim()));
-        }
+        let what = EventKind::Printed {
+            batch: batch.to_string(),
+            by: confirmation.by.clone(),
+            note: reason.trim().to_string(),
+        };
         let at = confirmation.at;
-        store.transition(&id, &[job.state], &detail, &[], |r| {
+        store.transition(&id, &[job.state], &what, &[], |r| {
             for rec in &mut r.recipients {
                 if let Some(letter) = rec.letter.as_mut().filter(|l| l.batch == batch) {
                     letter.printed_at.get_or_insert(at);

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use super::{join, Deadlines, Handled, Inner, QueueError};
 use crate::job::Kommunkod;
 use crate::ops::alert::AlertKind;
+use crate::store::event::{EventKind, FallBack};
 use crate::store::state::{AlertMark, Channel, JobRecord, JobState};
 
 impl Inner {
@@ -23,7 +24,7 @@ impl Inner {
             self.store.transition_journaled(
                 &job.id,
                 &[job.state],
-                &format!("held: kommun {code} is on hold"),
+                &EventKind::MunicipalityHeld { kommunkod: code },
                 |r| {
                     r.state = JobState::Held;
                     r.next_attempt = None;
@@ -38,7 +39,7 @@ impl Inner {
             return self.give_up(job);
         }
         if now >= deadlines.fallback_at && job.recipients.iter().any(|r| r.awaits_email()) {
-            job = self.fall_back(job, "e-mail did not succeed before the fallback deadline")?;
+            job = self.fall_back(job, FallBack::Deadline)?;
         }
         if job.recipients.iter().any(|r| r.awaits_email()) {
             job = self.send_email(job, now).await?;
@@ -54,7 +55,7 @@ impl Inner {
                 job = self.store.transition_lazy(
                     &job.id,
                     &[job.state],
-                    "all recipients have their documents",
+                    &EventKind::Settled,
                     &[],
                     |r| {
                         r.state = done;
@@ -71,19 +72,18 @@ impl Inner {
 
     /// Expiry: nothing more is tried; operations must act.
     fn give_up(&self, job: JobRecord) -> Result<Handled, QueueError> {
-        let waiting: Vec<String> = job
+        let waiting: Vec<Kommunkod> = job
             .recipients
             .iter()
             .filter(|r| !r.is_done())
-            .map(|r| r.kommunkod.to_string())
+            .map(|r| r.kommunkod)
             .collect();
         let job = self.store.transition_journaled(
             &job.id,
             &[job.state],
-            &format!(
-                "expired: not delivered to {} in time; giving up",
-                waiting.join(", ")
-            ),
+            &EventKind::Expired {
+                waiting: waiting.clone(),
+            },
             |r| {
                 r.state = JobState::Failed;
                 r.next_attempt = None;
@@ -96,7 +96,7 @@ impl Inner {
             job.to,
             format!(
                 "the documents reached no route before the expiry deadline (still waiting: {})",
-                waiting.join(", ")
+                join(&waiting)
             ),
             "kurir has stopped trying (state failed)".into(),
         );
@@ -107,12 +107,15 @@ impl Inner {
     }
 
     /// Every recipient still waiting for e-mail gets a letter instead.
-    pub(super) fn fall_back(&self, job: JobRecord, why: &str) -> Result<JobRecord, QueueError> {
+    pub(super) fn fall_back(&self, job: JobRecord, why: FallBack) -> Result<JobRecord, QueueError> {
         let codes = job.awaiting_email();
         let job = self.store.transition_journaled(
             &job.id,
             &[job.state],
-            &format!("{why}: falling back to post for {}", join(&codes)),
+            &EventKind::FellBack {
+                why,
+                to: codes.clone(),
+            },
             |r| {
                 r.state = JobState::FallenBack;
                 for rec in r.recipients.iter_mut().filter(|x| x.awaits_email()) {
@@ -160,10 +163,10 @@ impl Inner {
         let job = self.store.transition_journaled(
             &job.id,
             &[job.state],
-            &format!(
-                "deferred: e-mail to {} is tried again at {next}",
-                join(&waiting)
-            ),
+            &EventKind::Deferred {
+                waiting: waiting.clone(),
+                next,
+            },
             |r| {
                 r.state = JobState::Deferred;
                 r.next_attempt = Some(next);

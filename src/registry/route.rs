@@ -144,3 +144,39 @@ impl Registered {
         };
     }
 }
+
+/// Why a recipient gets post rather than e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PostReason {
+    /// No SMTP relay is configured.
+    NoRelay,
+    /// The municipality has no secure connection.
+    NoSecureConnection,
+    /// It has one, but no address has been proven to work yet.
+    NoVerifiedAddress,
+    /// kurir has not yet checked the mail servers of the address's domain.
+    ConnectionNotChecked,
+    /// kurir's latest check of the municipality's mail servers failed.
+    ConnectionFailed,
+    /// kurir's latest passing check is older than `[connection] max_age`.
+    ConnectionCheckOutdated,
+}
+
+impl PostReason {
+    /// Words for the job's history.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PostReason::NoRelay => "no SMTP relay configured",
+            PostReason::NoSecureConnection => "municipality has no secure connection",
+            PostReason::NoVerifiedAddress => "no verified secure address",
+            PostReason::ConnectionNotChecked => {
+                "the municipality's mail servers are not checked yet"
+            }
+            PostReason::ConnectionFailed => "the check of the municipality's mail servers failed",
+            PostReason::ConnectionCheckOutdated => {
+                "the last check of the municipality's mail servers is too old"
+            }
+        }
+    }
+}

@@ -55,13 +55,14 @@ impl JobTrees<'_> {
         &self,
         old: &JobRecord,
         new: &JobRecord,
-        detail: &str,
+        what: &EventKind,
         data: serde_json::Value,
     ) -> TxResult<()> {
         let event = Event {
             at: new.updated_at,
             state: new.state,
-            detail: detail.to_string(),
+            detail: what.to_string(),
+            what: Some(what.clone()),
         };
         self.record_event(new, old.events, &event, data)?;
         self.jobs
@@ -109,12 +110,7 @@ impl JobTrees<'_> {
         let mut current = stored;
         for step in unapplied {
             if step.record.events == current.events + 1 {
-                self.write_step(
-                    &current,
-                    &step.record,
-                    &step.detail,
-                    serde_json::Value::Null,
-                )?;
+                self.write_step(&current, &step.record, &step.what, serde_json::Value::Null)?;
                 current = step.record.clone();
             }
         }
@@ -233,7 +229,7 @@ impl Store {
     pub fn enqueue(
         &self,
         record: &JobRecord,
-        history: &[(JobState, String)],
+        history: &[(JobState, EventKind)],
     ) -> Result<(), StoreError> {
         self.enqueue_many(&[(record.clone(), history.to_vec())], true)
     }
@@ -243,7 +239,7 @@ impl Store {
     /// flush unless `durable`. Fails, recording none, if any id exists.
     pub fn enqueue_many(
         &self,
-        jobs: &[(JobRecord, Vec<(JobState, String)>)],
+        jobs: &[(JobRecord, Vec<(JobState, EventKind)>)],
         durable: bool,
     ) -> Result<(), StoreError> {
         if jobs.is_empty() {
@@ -255,10 +251,11 @@ impl Store {
                 let mut record = record.clone();
                 let events: Vec<Event> = history
                     .iter()
-                    .map(|(state, detail)| Event {
+                    .map(|(state, what)| Event {
                         at: record.updated_at,
                         state: *state,
-                        detail: detail.clone(),
+                        detail: what.to_string(),
+                        what: Some(what.clone()),
                     })
                     .collect();
                 record.events = u32::try_from(events.len()).unwrap_or(u32::MAX);
@@ -317,14 +314,14 @@ impl Store {
         &self,
         id: &JobId,
         expected: &[JobState],
-        detail: &str,
+        what: &EventKind,
         side: &[SideWrite],
         change: impl Fn(&mut JobRecord),
     ) -> Result<JobRecord, StoreError> {
         self.transition_with(
             id,
             expected,
-            detail,
+            what,
             side,
             change,
             Commit::now(Durability::Flushed),
@@ -338,14 +335,14 @@ impl Store {
         &self,
         id: &JobId,
         expected: &[JobState],
-        detail: &str,
+        what: &EventKind,
         side: &[SideWrite],
         change: impl Fn(&mut JobRecord),
     ) -> Result<JobRecord, StoreError> {
         self.transition_with(
             id,
             expected,
-            detail,
+            what,
             side,
             change,
             Commit::now(Durability::Lazy),
@@ -364,7 +361,7 @@ impl Store {
         &self,
         id: &JobId,
         expected: &[JobState],
-        detail: &str,
+        what: &EventKind,
         change: impl Fn(&mut JobRecord),
     ) -> Result<JobRecord, StoreError> {
         let now = Timestamp::now();
@@ -378,19 +375,20 @@ impl Store {
         let new = next_record(&old, &change, now);
         let entry = serde_json::to_vec(&JournalEntry {
             v: FORMAT_VERSION,
-            detail: detail.to_string(),
+            detail: what.to_string(),
+            what: Some(what.clone()),
             record: &new,
         })?;
         if let Err(e) = journal.append(&entry) {
             drop(journal);
             tracing::warn!(job_id = %id, error = %e, "journal not writable; flushing instead");
-            return self.transition(id, expected, detail, &[], change);
+            return self.transition(id, expected, what, &[], change);
         }
         self.lock_unapplied()
             .entry(id.clone())
             .or_default()
             .push(Unapplied {
-                detail: detail.to_string(),
+                what: what.clone(),
                 record: new.clone(),
             });
         drop(journal);
@@ -402,7 +400,7 @@ impl Store {
         &self,
         id: &JobId,
         expected: &[JobState],
-        detail: &str,
+        what: &EventKind,
         side: &[SideWrite],
         change: impl Fn(&mut JobRecord),
         commit: Commit,
@@ -439,7 +437,7 @@ impl Store {
             } else {
                 serde_json::json!({ "letters": letter_hashes })
             };
-            trees.write_step(&old, &new, detail, data)?;
+            trees.write_step(&old, &new, what, data)?;
             for write in side {
                 match write {
                     SideWrite::Letter(row) => {

@@ -44,6 +44,7 @@
 //! journal entry where it has one.
 
 pub mod audit;
+pub mod event;
 pub mod journal;
 pub mod kinds;
 pub mod state;
@@ -89,6 +90,7 @@ use sled::Transactional;
 use crate::job::{JobId, Kommunkod, RecipientRole};
 use crate::registry::{Registered, RegistryChange};
 use crate::store::audit::AuditKind;
+use crate::store::event::EventKind;
 use crate::store::journal::Journal;
 use crate::store::state::{Event, JobRecord, JobState};
 

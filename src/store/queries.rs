@@ -32,7 +32,8 @@ impl Store {
                 events.push(Event {
                     at: step.record.updated_at,
                     state: step.record.state,
-                    detail: step.detail,
+                    detail: step.what.to_string(),
+                    what: Some(step.what),
                 });
             }
         }

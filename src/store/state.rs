@@ -558,8 +558,13 @@ pub struct Event {
     pub at: Timestamp,
     /// The state the job entered (or stayed in).
     pub state: JobState,
-    /// What happened, without personal data.
+    /// What happened, in English words (the audit chain's, and all an event written before
+    /// 0.3 has).
     pub detail: String,
+    /// What happened, as a value each surface words itself (absent in events written before
+    /// 0.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub what: Option<super::event::EventKind>,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ fn record(state: JobState) -> JobRecord {
 fn store_with(dir: &Path, job: &JobRecord) -> Store {
     let store = Store::open(dir).expect("open");
     store
-        .enqueue(job, &[(JobState::Queued, "queued".into())])
+        .enqueue(job, &[(JobState::Queued, note("queued"))])
         .expect("enqueue");
     store
 }
@@ -19,7 +19,7 @@ fn store_with_sending(dir: &Path) -> (Store, JobRecord) {
     let job = record(JobState::Queued);
     let store = store_with(dir, &job);
     store
-        .transition_journaled(&job.id, &[JobState::Queued], "sending", |r| {
+        .transition_journaled(&job.id, &[JobState::Queued], &note("sending"), |r| {
             r.state = JobState::Sending;
             r.attempts += 1;
         })
@@ -61,13 +61,13 @@ fn journaled_transitions_lost_from_sled_are_replayed_in_order_at_the_next_open()
     let first = store_with(a.path(), &job);
     drop(store_with(b.path(), &job));
     first
-        .transition_journaled(&job.id, &[JobState::Queued], "sending", |r| {
+        .transition_journaled(&job.id, &[JobState::Queued], &note("sending"), |r| {
             r.state = JobState::Sending;
             r.attempts += 1;
         })
         .expect("sending");
     let delivered = first
-        .transition_journaled(&job.id, &[JobState::Sending], "accepted", |r| {
+        .transition_journaled(&job.id, &[JobState::Sending], &note("accepted"), |r| {
             r.state = JobState::Delivered;
             r.next_attempt = None;
         })
@@ -130,7 +130,7 @@ fn journaled_steps_are_read_at_once_and_reach_sled_together_at_the_next_flush() 
     let dir = tempfile::tempdir().expect("dir");
     let (store, job) = store_with_sending(dir.path());
     store
-        .transition_journaled(&job.id, &[JobState::Sending], "accepted", |r| {
+        .transition_journaled(&job.id, &[JobState::Sending], &note("accepted"), |r| {
             r.state = JobState::Delivered;
             r.next_attempt = None;
         })
@@ -154,7 +154,7 @@ fn journaled_steps_are_read_at_once_and_reach_sled_together_at_the_next_flush() 
     assert_eq!(in_sled(&store, &job.id).state, JobState::Queued);
     // A step that does not follow the journaled state is refused like any other.
     assert!(matches!(
-        store.transition_journaled(&job.id, &[JobState::Sending], "again", |_| {}),
+        store.transition_journaled(&job.id, &[JobState::Sending], &note("again"), |_| {}),
         Err(StoreError::Conflict {
             actual: JobState::Delivered,
             ..
@@ -178,14 +178,14 @@ fn a_flushed_transition_writes_the_journaled_steps_before_it_and_follows_them() 
     let (store, job) = store_with_sending(dir.path());
     // The operator's view of the job is the journaled one.
     assert!(matches!(
-        store.transition(&job.id, &[JobState::Queued], "cancel", &[], |_| {}),
+        store.transition(&job.id, &[JobState::Queued], &note("cancel"), &[], |_| {}),
         Err(StoreError::Conflict {
             actual: JobState::Sending,
             ..
         })
     ));
     store
-        .transition(&job.id, &[JobState::Sending], "deferred", &[], |r| {
+        .transition(&job.id, &[JobState::Sending], &note("deferred"), &[], |r| {
             r.state = JobState::Deferred;
         })
         .expect("deferred");
@@ -205,7 +205,7 @@ fn a_job_deferred_by_a_journaled_step_is_due_at_its_new_time_not_its_old_one() {
     let now = Timestamp::now();
     let later = now + SignedDuration::from_mins(10);
     store
-        .transition_journaled(&job.id, &[JobState::Queued], "deferred", |r| {
+        .transition_journaled(&job.id, &[JobState::Queued], &note("deferred"), |r| {
             r.state = JobState::Deferred;
             r.next_attempt = Some(later);
         })
@@ -243,17 +243,17 @@ fn enqueue_then_due_then_transition_to_final_leaves_schedule() {
     let store = Store::open(dir.path()).expect("open");
     let job = record(JobState::Queued);
     store
-        .enqueue(&job, &[(JobState::Queued, "received".into())])
+        .enqueue(&job, &[(JobState::Queued, note("received"))])
         .expect("enqueue");
     assert!(matches!(
-        store.enqueue(&job, &[(JobState::Queued, "again".into())]),
+        store.enqueue(&job, &[(JobState::Queued, note("again"))]),
         Err(StoreError::AlreadyExists(_))
     ));
     let due = store.due(Timestamp::now(), 10).expect("due");
     assert_eq!(due.len(), 1);
 
     let done = store
-        .transition(&job.id, &[JobState::Queued], "printed", &[], |r| {
+        .transition(&job.id, &[JobState::Queued], &note("printed"), &[], |r| {
             r.state = JobState::PrintQueued;
             r.next_attempt = None;
         })
@@ -282,8 +282,8 @@ fn a_group_enqueued_in_one_transaction_is_all_due_with_an_unbroken_audit_chain()
             (
                 record(JobState::Queued),
                 vec![
-                    (JobState::Received, "claimed".to_string()),
-                    (JobState::Queued, "routed".to_string()),
+                    (JobState::Received, note("claimed")),
+                    (JobState::Queued, note("routed")),
                 ],
             )
         })
@@ -323,7 +323,7 @@ fn receipts_marked_as_a_group_leave_nothing_pending() {
         let mut job = job.clone();
         job.next_attempt = None;
         store
-            .enqueue(&job, &[(JobState::PrintQueued, "printed".into())])
+            .enqueue(&job, &[(JobState::PrintQueued, note("printed"))])
             .expect("enqueue");
     }
     assert_eq!(store.pending().expect("pending").len(), 2);
@@ -339,10 +339,10 @@ fn transition_from_unexpected_state_is_a_conflict_and_writes_nothing() {
     let store = Store::open(dir.path()).expect("open");
     let job = record(JobState::Queued);
     store
-        .enqueue(&job, &[(JobState::Queued, "received".into())])
+        .enqueue(&job, &[(JobState::Queued, note("received"))])
         .expect("enqueue");
     let err = store
-        .transition(&job.id, &[JobState::Sending], "x", &[], |r| {
+        .transition(&job.id, &[JobState::Sending], &note("x"), &[], |r| {
             r.state = JobState::Delivered
         })
         .expect_err("conflict");
@@ -357,7 +357,7 @@ fn due_excludes_future_attempts() {
     let mut job = record(JobState::Deferred);
     job.next_attempt = Some(Timestamp::now() + SignedDuration::from_secs(3600));
     store
-        .enqueue(&job, &[(JobState::Deferred, "deferred".into())])
+        .enqueue(&job, &[(JobState::Deferred, note("deferred"))])
         .expect("enqueue");
     assert!(store.due(Timestamp::now(), 10).expect("due").is_empty());
 }
@@ -370,10 +370,10 @@ fn data_survives_reopen_and_list_filters_by_state() {
     {
         let store = Store::open(dir.path()).expect("open");
         store
-            .enqueue(&a, &[(JobState::Queued, "received".into())])
+            .enqueue(&a, &[(JobState::Queued, note("received"))])
             .expect("enqueue");
         store
-            .enqueue(&b, &[(JobState::Quarantined, "quarantined".into())])
+            .enqueue(&b, &[(JobState::Quarantined, note("quarantined"))])
             .expect("enqueue");
     }
     let store = Store::open(dir.path()).expect("reopen");
@@ -467,7 +467,7 @@ fn every_new_event_of_a_finished_job_owes_its_receipt_again() {
     let job = record(JobState::Queued);
     let store = store_with(dir.path(), &job);
     store
-        .transition(&job.id, &[JobState::Queued], "letters", &[], |r| {
+        .transition(&job.id, &[JobState::Queued], &note("letters"), &[], |r| {
             r.state = JobState::PrintQueued;
             r.next_attempt = None;
         })
@@ -478,11 +478,22 @@ fn every_new_event_of_a_finished_job_owes_its_receipt_again() {
         .expect("mark");
     assert!(store.owed_receipts(10).expect("owed").is_empty());
     store
-        .transition(&job.id, &[JobState::PrintQueued], "a report", &[], |_| {})
+        .transition(
+            &job.id,
+            &[JobState::PrintQueued],
+            &note("a report"),
+            &[],
+            |_| {},
+        )
         .expect("report");
     assert_eq!(
         store.owed_receipts(10).expect("owed"),
         vec![job.id.clone()],
         "the receipt lists every event: a new one owes it again"
     );
+}
+
+/// An event for a test: free words.
+fn note(text: &str) -> crate::store::event::EventKind {
+    crate::store::event::EventKind::Note { text: text.into() }
 }

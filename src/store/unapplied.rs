@@ -9,7 +9,8 @@ use super::*;
 /// or the next sled transition of the same job, writes it there (group commit).
 #[derive(Debug, Clone)]
 pub(super) struct Unapplied {
-    pub(super) detail: String,
+    /// What the step was.
+    pub(super) what: EventKind,
     /// The record as the transition left it (`events` counts its event).
     pub(super) record: JobRecord,
 }
@@ -18,7 +19,12 @@ pub(super) struct Unapplied {
 #[derive(Serialize, Deserialize)]
 pub(super) struct JournalEntry<R> {
     pub(super) v: u32,
+    /// The step in English words (all a journal written before 0.3 has).
+    #[serde(default)]
     pub(super) detail: String,
+    /// The step as a value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) what: Option<EventKind>,
     pub(super) record: R,
 }
 
@@ -123,10 +129,11 @@ impl Store {
                     continue;
                 }
                 let record = entry.record;
+                let what = entry.what.unwrap_or(EventKind::Note { text: entry.detail });
                 self.transition_with(
                     &record.id,
                     &[current.state],
-                    &entry.detail,
+                    &what,
                     &[],
                     |r| {
                         let events = r.events;

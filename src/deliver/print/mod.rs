@@ -21,6 +21,7 @@ use crate::job::{JobId, RecipientRole};
 use crate::pdf::PdfLimits;
 use crate::registry::Seed;
 use crate::spool::Spool;
+use crate::store::event::EventKind;
 use crate::store::state::{JobRecord, LetterRef};
 use crate::store::{BatchRecord, LetterRow, SideWrite, Store, StoreError};
 
@@ -265,22 +266,17 @@ impl PrintQueue {
         let mut side: Vec<SideWrite> = rows.into_iter().map(SideWrite::Letter).collect();
         side.push(SideWrite::Batch(batch.clone()));
         let missing = letters.iter().any(|(_, l)| l.address_missing);
-        let detail = format!(
-            "{} letter(s) in print batch {}{}",
-            letters.len(),
-            batch.id,
-            if missing {
-                "; address missing: sent to the registry office"
-            } else {
-                ""
-            }
-        );
+        let what = EventKind::Letters {
+            count: letters.len(),
+            batch: batch.id.clone(),
+            address_missing: missing,
+        };
         // Flushed before the batch manifest and the receipts are written (`finish_round`,
         // `receipt::issue_many`); lost in a crash, the letter file is removed at recovery and
         // made again.
         let record = self
             .store
-            .transition_lazy(&job.id, &[job.state], &detail, &side, |r| {
+            .transition_lazy(&job.id, &[job.state], &what, &side, |r| {
                 for (code, letter) in &letters {
                     if let Some(rec) = r.recipients.iter_mut().find(|x| x.kommunkod == *code) {
                         rec.letter = Some(letter.clone());
