@@ -80,27 +80,10 @@ fn hot_path(c: &mut Criterion) {
 
     let store = kurir::store::Store::open(&dir.path().join("state")).expect("store");
     let now = jiff::Timestamp::now();
-    let record = kurir::store::state::JobRecord {
-        id: job_id.clone(),
-        source: "bench".into(),
-        state: JobState::Queued,
-        to: Some("2480".parse().expect("code")),
-        recipients: vec![],
-        documents: vec![],
-        received_at: now,
-        updated_at: now,
-        next_attempt: Some(now),
-        attempts: 0,
-        quarantine: None,
-        receipt_written: false,
-        manifest_pending: false,
-        events: 0,
-        alerts: vec![],
-        acknowledged: vec![],
-        unknown_deliveries: 0,
-        submission: None,
-        duplicate_of: None,
-    };
+    let mut record = kurir::store::state::JobRecord::received(job_id.clone(), "bench", now);
+    record.state = JobState::Queued;
+    record.to = "2480".parse().ok();
+    record.next_attempt = Some(now);
     store
         .enqueue(&record, &[(JobState::Queued, bench_event())])
         .expect("enqueue");

@@ -703,27 +703,15 @@ fn main() {
         let now = Timestamp::now();
         let mut chunk = Vec::with_capacity(1000);
         for i in 0..history {
-            let record = kurir::store::state::JobRecord {
-                id: kurir::job::JobId::generate(),
-                source: format!("history-{i}"),
-                state: kurir::store::state::JobState::Delivered,
-                to: Some(codes[i % codes.len()]),
-                recipients: vec![],
-                documents: vec![],
-                received_at: now,
-                updated_at: now,
-                next_attempt: None,
-                attempts: 1,
-                quarantine: None,
-                receipt_written: true,
-                manifest_pending: false,
-                events: 0,
-                alerts: vec![],
-                acknowledged: vec![],
-                unknown_deliveries: 0,
-                submission: None,
-                duplicate_of: None,
-            };
+            let mut record = kurir::store::state::JobRecord::received(
+                kurir::job::JobId::generate(),
+                &format!("history-{i}"),
+                now,
+            );
+            record.state = kurir::store::state::JobState::Delivered;
+            record.to = Some(codes[i % codes.len()]);
+            record.attempts = 1;
+            record.receipt_written = true;
             chunk.push((
                 record,
                 vec![(

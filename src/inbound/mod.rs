@@ -37,9 +37,7 @@ use crate::ops::alert::{AlertKind, Alerter};
 use crate::report_token::TokenKey;
 use crate::spool::Spool;
 use crate::store::event::{EventKind, ReportSeen};
-use crate::store::state::{
-    AlertMark, Channel, JobRecord, JobState, ProofDeadline, ProofReport, ReportKind,
-};
+use crate::store::state::{AlertMark, JobRecord, JobState, ProofDeadline, ProofReport, ReportKind};
 use crate::store::{Store, StoreError};
 use crate::worktime::WorkingHours;
 use report::Report;
@@ -403,11 +401,7 @@ impl Inbound {
                         failure.status,
                         failure.diagnostic.as_deref().unwrap_or("")
                     ));
-                    rec.channel = Some(Channel::Post);
-                    r.state = JobState::FallenBack;
-                    r.next_attempt = Some(now);
-                    r.alerts
-                        .push(AlertMark::recipient(AlertKind::FellBack, code));
+                    r.fall_back_to_post(&[code], now, false);
                 }
                 if raise_conflict {
                     r.alerts

@@ -305,27 +305,7 @@ impl Intake {
                 }
             }
         }
-        let mut record = JobRecord {
-            id: id.clone(),
-            source: source.chars().take(200).collect(),
-            state: JobState::Received,
-            to: None,
-            recipients: Vec::new(),
-            documents: Vec::new(),
-            received_at: now,
-            updated_at: now,
-            next_attempt: None,
-            attempts: 0,
-            quarantine: None,
-            receipt_written: false,
-            manifest_pending: false,
-            events: 0,
-            alerts: Vec::new(),
-            acknowledged: Vec::new(),
-            unknown_deliveries: 0,
-            submission: None,
-            duplicate_of: None,
-        };
+        let mut record = JobRecord::received(id.clone(), source, now);
         match verdict {
             Ok(job) => {
                 record.to = job.recipients.first().map(|(code, _)| *code);

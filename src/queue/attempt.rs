@@ -9,7 +9,7 @@ use crate::job::Kommunkod;
 use crate::ops::alert::AlertKind;
 use crate::store::event::{EventKind, FallBack};
 use crate::store::state::{
-    AlertMark, AttemptOutcome, Channel, EmailAttempt, EmailDelivery, JobRecord, JobState,
+    AlertMark, AttemptOutcome, EmailAttempt, EmailDelivery, JobRecord, JobState,
 };
 use crate::store::{RelayHealth, StoreError};
 
@@ -210,9 +210,7 @@ impl Inner {
             .store
             .transition_journaled(&job.id, &[job.state], &detail, |r| {
                 if fall_back {
-                    r.state = JobState::FallenBack;
-                    r.alerts
-                        .push(AlertMark::recipient(AlertKind::FellBack, code));
+                    r.fall_back_to_post(&[code], now, false);
                 }
                 if matches!(outcome, Outcome::Unknown { .. }) {
                     r.unknown_deliveries += 1;
@@ -235,9 +233,7 @@ impl Inner {
                         Outcome::Accepted(proof) => delivery.accepted = Some((**proof).clone()),
                         Outcome::Rejected { reply, .. } => {
                             delivery.rejected = Some(reply.clone());
-                            rec.channel = Some(Channel::Post);
                         }
-                        Outcome::NoRoute(_) => rec.channel = Some(Channel::Post),
                         _ => {}
                     }
                 }

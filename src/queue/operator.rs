@@ -11,7 +11,7 @@ use crate::job::{JobId, Kommunkod};
 use crate::spool::Spool;
 use crate::store::event::{EventKind, PersonAction};
 use crate::store::kinds::Team;
-use crate::store::state::{Channel, JobRecord, JobState};
+use crate::store::state::{JobRecord, JobState};
 use crate::store::{HoldNote, RelayHealth, Store, StoreError};
 
 /// What an action applies to.
@@ -442,13 +442,7 @@ impl Operations<'_> {
             &[job.state],
             &actor.did(PersonAction::ReroutedToPost),
             &[],
-            |r| {
-                r.state = JobState::FallenBack;
-                r.next_attempt = Some(now);
-                for rec in r.recipients.iter_mut().filter(|x| x.awaits_email()) {
-                    rec.channel = Some(Channel::Post);
-                }
-            },
+            |r| r.fall_back_to_post(&r.awaiting_email(), now, true),
         )?;
         Ok(ActionDone::of(Action::Reroute, vec![id.clone()]))
     }

@@ -9,7 +9,7 @@ use super::{join, Deadlines, Handled, Inner, QueueError};
 use crate::job::Kommunkod;
 use crate::ops::alert::AlertKind;
 use crate::store::event::{EventKind, FallBack};
-use crate::store::state::{AlertMark, Channel, JobRecord, JobState};
+use crate::store::state::{AlertMark, JobRecord, JobState};
 
 impl Inner {
     /// Applies the policy to one due job.
@@ -116,16 +116,7 @@ impl Inner {
                 why,
                 to: codes.clone(),
             },
-            |r| {
-                r.state = JobState::FallenBack;
-                for rec in r.recipients.iter_mut().filter(|x| x.awaits_email()) {
-                    rec.channel = Some(Channel::Post);
-                }
-                for code in &codes {
-                    r.alerts
-                        .push(AlertMark::recipient(AlertKind::FellBack, *code));
-                }
-            },
+            |r| r.fall_back_to_post(&codes, Timestamp::now(), false),
         )?;
         for code in codes {
             let alert = self.alerter.compose(

@@ -48,29 +48,15 @@ impl Store {
         let id: Option<JobId> = DOWNGRADE_GUARD.parse().ok();
         if let (Some(id), None) = (id, self.jobs.get(guard)?) {
             let now = Timestamp::now();
-            let record = JobRecord {
+            let mut record = JobRecord::received(
                 id,
-                source: format!(
+                &format!(
                     "not a job: a store in format {FORMAT_VERSION} (kurir {READABLE_BY} or newer)"
                 ),
-                state: JobState::Cancelled,
-                to: None,
-                recipients: Vec::new(),
-                documents: Vec::new(),
-                received_at: now,
-                updated_at: now,
-                next_attempt: None,
-                attempts: 0,
-                quarantine: None,
-                receipt_written: true,
-                manifest_pending: false,
-                events: 0,
-                alerts: Vec::new(),
-                acknowledged: Vec::new(),
-                unknown_deliveries: 0,
-                submission: None,
-                duplicate_of: None,
-            };
+                now,
+            );
+            record.state = JobState::Cancelled;
+            record.receipt_written = true;
             let _gate = self.gate();
             self.jobs.insert(guard, encode(&record)?)?;
             self.pending.insert(guard, &[])?;

@@ -372,28 +372,21 @@ pub struct JobRecord {
     pub duplicate_of: Option<JobId>,
 }
 
-#[cfg(test)]
 impl JobRecord {
-    /// A job to Umeå (2480) by post in `state`, with nothing recorded yet: what unit tests
-    /// start from.
-    pub(crate) fn for_tests(state: JobState) -> JobRecord {
-        let now = Timestamp::now();
+    /// A job as intake first records it: received at `now` from the spool entry `source`,
+    /// nothing known of it yet. The one place a record is made; every later state is a
+    /// transition of it.
+    pub fn received(id: JobId, source: &str, now: Timestamp) -> JobRecord {
         JobRecord {
-            id: JobId::generate(),
-            source: "drop-1".into(),
-            state,
-            to: Some("2480".parse().expect("code")),
-            recipients: vec![Recipient {
-                kommunkod: "2480".parse().expect("code"),
-                role: RecipientRole::Assigned,
-                channel: Some(Channel::Post),
-                letter: None,
-                email: None,
-            }],
-            documents: vec![],
+            id,
+            source: source.chars().take(200).collect(),
+            state: JobState::Received,
+            to: None,
+            recipients: Vec::new(),
+            documents: Vec::new(),
             received_at: now,
             updated_at: now,
-            next_attempt: Some(now),
+            next_attempt: None,
             attempts: 0,
             quarantine: None,
             receipt_written: false,
@@ -405,6 +398,54 @@ impl JobRecord {
             submission: None,
             duplicate_of: None,
         }
+    }
+
+    /// Sends `codes` by post from now on: each recipient's channel becomes post, the job falls
+    /// back and is due at once (its letters are made at its next turn, or in this one), and
+    /// each recipient gets its fell-back alert mark — unless a person chose post
+    /// (`chosen_by_person`), who needs no alert about their own choice. The one fall-back.
+    pub fn fall_back_to_post(
+        &mut self,
+        codes: &[Kommunkod],
+        now: Timestamp,
+        chosen_by_person: bool,
+    ) {
+        self.state = JobState::FallenBack;
+        self.next_attempt = Some(now);
+        for rec in self
+            .recipients
+            .iter_mut()
+            .filter(|r| codes.contains(&r.kommunkod))
+        {
+            rec.channel = Some(Channel::Post);
+        }
+        if !chosen_by_person {
+            for code in codes {
+                let mark = AlertMark::recipient(AlertKind::FellBack, *code);
+                if !self.alerts.contains(&mark) {
+                    self.alerts.push(mark);
+                }
+            }
+        }
+    }
+
+    /// A job to Umeå (2480) by post in `state`, with nothing recorded yet: what unit tests
+    /// start from.
+    #[cfg(test)]
+    pub(crate) fn for_tests(state: JobState) -> JobRecord {
+        let now = Timestamp::now();
+        let mut record = JobRecord::received(JobId::generate(), "drop-1", now);
+        record.state = state;
+        record.to = "2480".parse().ok();
+        record.recipients = vec![Recipient {
+            kommunkod: "2480".parse().expect("code"),
+            role: RecipientRole::Assigned,
+            channel: Some(Channel::Post),
+            letter: None,
+            email: None,
+        }];
+        record.next_attempt = Some(now);
+        record
     }
 }
 
@@ -570,6 +611,28 @@ pub struct Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn falling_back_sends_the_recipients_by_post_now_and_marks_each_once() {
+        let code: Kommunkod = "2480".parse().expect("code");
+        let mut job = JobRecord::for_tests(JobState::Deferred);
+        job.recipients[0].channel = Some(Channel::Email);
+        let now = Timestamp::now();
+        job.fall_back_to_post(&[code], now, false);
+        job.fall_back_to_post(&[code], now, false);
+        assert_eq!(job.state, JobState::FallenBack);
+        assert_eq!(job.next_attempt, Some(now));
+        assert_eq!(job.recipients[0].channel, Some(Channel::Post));
+        assert_eq!(
+            job.alerts,
+            vec![AlertMark::recipient(AlertKind::FellBack, code)]
+        );
+        // A person's own choice of post raises no alert about it.
+        let mut chosen = JobRecord::for_tests(JobState::Queued);
+        chosen.fall_back_to_post(&[code], now, true);
+        assert_eq!(chosen.state, JobState::FallenBack);
+        assert!(chosen.alerts.is_empty());
+    }
 
     #[test]
     fn state_names_match_serde_and_cli() {
