@@ -5,7 +5,7 @@
 //! tmp-then-rename rule ([`store_message`]) and needs no daemon. The daemon takes them like
 //! jobs (watcher hint + rescan, [`Inbound::scan`]): each message is read as hostile input
 //! ([`report::parse`]), counts only when the address it was sent to carries a valid token
-//! ([`token`]) and its ENVID / Original-Message-ID agrees, and is recorded on the job in one
+//! ([`crate::report_token`]) and its ENVID / Original-Message-ID agrees, and is recorded on the job in one
 //! flushed step keyed by the report's SHA-256 — so a crash between recording and moving the
 //! file away processes it exactly once. Processed messages move to `inbound/done/`;
 //! what matches nothing goes to `inbound/unmatched/` with a `.reason` file, is counted, and

@@ -5,7 +5,7 @@
 //! the desk. A request is a typed call ([`call`]) from a [`Principal`]; the answer is that
 //! call's own reply type ([`Call::Reply`]) or a [`ServiceError`] that names what went wrong,
 //! which each surface words itself.
-//! Who may send what is decided here, once ([`access`]): a person on the portal may only touch
+//! Who may send what is decided here, once (`access`): a person on the portal may only touch
 //! the municipalities the agency granted them, and nothing an operator alone may do.
 //!
 //! Store work is blocking (sled, flushes, files): it crosses into `spawn_blocking` here, at one

@@ -21,7 +21,7 @@
 //! - `letters`: batch id, NUL, letter file → [`LetterRow`]
 //! - `batches`: batch id → [`BatchRecord`]; `meta`: `open_batch` → batch id
 //! - `registry`: kommunkod → [`Registered`]; `registry_history`: kommunkod, NUL, time → change
-//! - `audit`: sequence (u64 BE) → [`AuditEntry`], a hash chain written in the same transaction
+//! - `audit`: sequence (u64 BE) → [`audit::AuditEntry`], a hash chain written in the same transaction
 //!   as the change it records
 //! - `finished`: finish time (ms, u64 BE), job id → job id — what retention reads
 //! - `receipts_owed`: job id → () for every final job whose receipt is not written yet —

@@ -73,7 +73,7 @@ impl Store {
     }
 
     /// Records that `operator` read job `id` on the desk (`what`: the page or the receipt):
-    /// once per person, job and page within [`VIEWS_COALESCE`] — a page reloaded, or loaded
+    /// once per person, job and page within `VIEWS_COALESCE` — a page reloaded, or loaded
     /// many times over, is one reading, not one entry each.
     pub fn audit_view(&self, id: &JobId, operator: &str, what: &str) -> Result<(), StoreError> {
         let now = Timestamp::now();
