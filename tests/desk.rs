@@ -173,7 +173,7 @@ fn a_caseworker_sends_a_decision_follows_it_to_read_and_takes_the_receipt_for_th
     // the history's English words.
     for words in [
         "Mottaget och kontrollerat: 2 handlingar",
-        "Vägen valdes: kommun 2480 med skyddad e-post.",
+        "Väg: kommun 2480 med skyddad e-post.",
         "Kommun 2480: e-posten togs emot av",
         "Kommun 2480: levererat till kommunens e-postserver.",
     ] {

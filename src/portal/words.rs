@@ -328,7 +328,7 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
             documents,
             pages: Some(pages),
         } => format!(
-            "Mottaget och kontrollerat: {}, {} i allt.",
+            "Mottaget och kontrollerat: {}, sammanlagt {}.",
             plural(*documents, "handling", "handlingar"),
             plural(*pages as usize, "sida", "sidor")
         ),
@@ -348,53 +348,54 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
                     (_, None) => format!("kommun {} med post", r.kommunkod),
                 })
                 .collect();
-            format!("Vägen valdes: {}.", each.join("; "))
+            format!("Väg: {}.", each.join("; "))
         }
         Duplicate { first, .. } => format!(
             "Skickades inte: samma inlämning som utskick {first}. Dess kvitto visar hur det gick."
         ),
-        Quarantined { code, .. } => format!(
-            "Stoppat vid mottagandet ({code}): handlingarna skickas inte. Driften har fått ett larm."
-        ),
+        Quarantined { .. } => "Felaktig inlämning, lagd i karantän: handlingarna skickas inte. \
+                               Ett larm har skickats."
+            .into(),
         MunicipalityHeld { kommunkod } => {
             format!("Väntar: driften har pausat utskick till kommun {kommunkod}.")
         }
         Sending { .. } => "Skickas med skyddad e-post.".into(),
         Accepted {
-            kommunkod,
-            relay,
-            tls_version,
-            ..
-        } => format!(
-            "Kommun {kommunkod}: e-posten togs emot av {relay}, krypterat ({tls_version})."
-        ),
-        AttemptDeferred { kommunkod, .. } => format!(
-            "Kommun {kommunkod}: e-posten kom inte fram den här gången och skickas igen."
-        ),
+            kommunkod, relay, ..
+        } => {
+            format!("Kommun {kommunkod}: e-posten togs emot av {relay} över krypterad förbindelse.")
+        }
+        AttemptDeferred { kommunkod, .. } => {
+            format!("Kommun {kommunkod}: e-posten kom inte fram den här gången och skickas igen.")
+        }
         DeliveryUnknown { kommunkod, .. } => format!(
-            "Kommun {kommunkod}: oklart om e-posten kom fram. Den skickas igen, som samma meddelande."
+            "Kommun {kommunkod}: oklart om e-posten kom fram. Den skickas igen, så kommunen kan \
+             få den två gånger."
         ),
         Rejected { kommunkod, .. } => format!(
-            "Kommun {kommunkod}: mottagarens server tog inte emot e-posten. Ett brev skickas i stället."
+            "Kommun {kommunkod}: kommunens e-postserver tog inte emot e-posten. Handlingarna går \
+             med post i stället."
         ),
         NoRoute { kommunkod, .. } => format!(
-            "Kommun {kommunkod}: det finns ingen väg med e-post längre. Ett brev skickas i stället."
+            "Kommun {kommunkod}: skyddad e-post kan inte längre användas (kommunens uppgifter har \
+             ändrats). Handlingarna går med post i stället."
         ),
         ComposeFailed { kommunkod, .. } => format!(
-            "Kommun {kommunkod}: meddelandet kunde inte skapas. kurir försöker igen."
+            "Kommun {kommunkod}: e-posten kunde inte signeras eller krypteras. Nytt försök görs."
         ),
         Deferred { waiting, next } => format!(
-            "E-post till {} försöker igen {}.",
+            "Nytt försök med e-post till {} {}.",
             kommuner(waiting),
             when(*next)
         ),
         FellBack { why, to } => match why {
             FallBack::Deadline => format!(
-                "E-posten till {} kom inte fram i tid. Brev skickas i stället.",
+                "E-posten till {} kom inte fram i tid. Handlingarna går med post i stället.",
                 kommuner(to)
             ),
             FallBack::NoRelay => format!(
-                "Ingen skyddad e-post kan skickas just nu. Brev till {} i stället.",
+                "Migrationsverket kan inte skicka skyddad e-post just nu. Handlingarna till {} går \
+                 med post i stället.",
                 kommuner(to)
             ),
         },
@@ -404,26 +405,28 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
             address_missing,
         } => {
             let mut text = format!(
-                "{} i utskriftsomgång {batch}.",
+                "{} i utskriftsbatch {batch}.",
                 plural(*count, "brev", "brev")
             );
             if *address_missing {
-                text.push_str(" Postadress saknades: brevet går till registratorn.");
+                text.push_str(" Postadress saknades: brevet går till kommunens registratur.");
             }
             text
         }
-        Settled => "Alla mottagare har fått sina handlingar.".into(),
+        Settled => "Klart: handlingarna är skickade till alla mottagare, med e-post eller via \
+                    utskriftskön."
+            .into(),
         Expired { waiting } => format!(
-            "kurir gav upp: handlingarna nådde inte {} i tid. Driften har fått ett larm.",
+            "Misslyckat: handlingarna nådde inte {} i tid. Ett larm har skickats.",
             kommuner(waiting)
         ),
         InterruptedWhileSending => {
             "Avbrutet medan det skickades (kurir startades om). Skickas igen.".into()
         }
-        HandlingFailed { .. } => "Ett fel i kurir. Försöker igen om en stund.".into(),
+        HandlingFailed { .. } => "Ett tekniskt fel uppstod. Nytt försök görs om en stund.".into(),
         ByPerson { action, by, reason } => {
             let done = match action {
-                PersonAction::RetryRequested => "Nytt försök nu".to_string(),
+                PersonAction::RetryRequested => "Nytt försök begärt".to_string(),
                 PersonAction::Held => "Pausat".into(),
                 PersonAction::Released => "Återupptaget".into(),
                 PersonAction::Acknowledged { alerts } => {
@@ -434,7 +437,7 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
                     format!("Larmet stängt ({})", what.join("; "))
                 }
                 PersonAction::Cancelled => "Stoppat".into(),
-                PersonAction::ReroutedToPost => "Skickas med post i stället".into(),
+                PersonAction::ReroutedToPost => "Ändrat till post".into(),
                 PersonAction::ReleasedFromQuarantine { .. } => "Släppt ur karantän".into(),
                 PersonAction::DeletedFromQuarantine => "Raderat ur karantän".into(),
             };
@@ -446,7 +449,7 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
         }
         Printed { batch, by, note } => {
             let mut text =
-                format!("Utskriftsomgång {batch} är utskriven och postad (bekräftat av {by})");
+                format!("Utskriftsbatch {batch} är utskriven och postad (bekräftat av {by})");
             if !note.trim().is_empty() {
                 text.push_str(&format!(": {}", note.trim()));
             }
@@ -466,38 +469,40 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
                 .map(|r| match r.kind {
                     ReportKind::Delivered => "levererat till kommunens e-postserver".to_string(),
                     ReportKind::Relayed => "skickat vidare till en server som inte lämnar \
-                                            leveransbesked (svagare bevis)"
+                                            leveransrapporter (svagare bevis)"
                         .into(),
-                    ReportKind::Failed => "leveransen misslyckades efter att e-posten tagits emot"
-                        .into(),
+                    ReportKind::Failed => {
+                        "leveransen misslyckades efter att e-posten tagits emot".into()
+                    }
                     ReportKind::Delayed => "leveransen är försenad".into(),
-                    ReportKind::Displayed => "öppnat".into(),
-                    other => format!("besked: {other}"),
+                    ReportKind::Displayed => "e-posten har öppnats".into(),
+                    _ => "annan rapport".into(),
                 })
                 .collect();
             if *fell_back {
-                parts.push("brev skickas i stället".into());
+                parts.push("handlingarna går med post i stället".into());
             }
             if !elsewhere.is_empty() {
                 parts.push(
-                    "ett besked gällde en annan brevlåda än den e-posten skickades till (sparat, \
+                    "en rapport gällde en annan brevlåda än den e-posten skickades till (sparad, \
                      driften får veta)"
                         .into(),
                 );
             }
             if !conflicts.is_empty() {
-                parts.push("ett besked som motsäger de tidigare lades åt sidan".into());
+                parts.push("en rapport som motsäger de tidigare lades åt sidan".into());
             }
             format!("Kommun {kommunkod}: {}.", parts.join("; "))
         }
-        NotConfirmedInTime { kommunkod } => format!(
-            "Kommun {kommunkod}: inget leveransbesked kom i tid. Ett larm har skickats."
-        ),
+        NotConfirmedInTime { kommunkod } => {
+            format!("Kommun {kommunkod}: ingen leveransrapport kom i tid. Ett larm har skickats.")
+        }
         NotReadInTime { kommunkod } => format!(
-            "Kommun {kommunkod}: inte öppnat i tid. Ring kommunen (se Att ringa)."
+            "Kommun {kommunkod}: e-posten har inte öppnats i tid. Ett larm har skickats (se Att \
+             ringa)."
         ),
-        DocumentsRemoved => "Handlingarna togs bort ur kurir efter lagringstiden; kvittot och \
-                             loggen behåller deras kontrollsummor."
+        DocumentsRemoved => "Handlingarna har gallrats efter lagringstiden. Kvittot och \
+                             revisionskedjan behåller deras SHA-256."
             .into(),
         Note { text } => text.clone(),
     }
