@@ -295,7 +295,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         protocol::serve(
             operator_listener,
             Door::Operator {
-                own_uid: current_uid(),
+                own_uid: fsutil::own_uid(),
             },
             service.clone(),
             shutdown_rx.clone(),
@@ -341,7 +341,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::info!(socket = %path.display(), "answering the relay's TLS policy lookups");
         // Root (postmap -q) and the relay's own user (its smtp processes).
         let mut clients = vec![0];
-        clients.extend(uid_of("postfix"));
+        clients.extend(fsutil::user_id("postfix"));
         tasks.spawn(
             "TLS policy socket",
             Lifetime::UntilShutdown,
@@ -604,11 +604,6 @@ impl Signals {
     }
 }
 
-/// This process's user id: the operator socket answers it and root.
-fn current_uid() -> u32 {
-    fsutil::own_uid()
-}
-
 /// Opens `spool/print/` to the print shop's group (`[print] group`), and lets that group pass
 /// through the spool's root to it (mode o+x on the root: no listing, and every other folder
 /// stays closed by its own mode).
@@ -688,7 +683,7 @@ fn web_doors(
             WebDoor::Desk => &settings.desk,
         };
         let uid = web_user(door, &web.user)?;
-        if uid.is_some_and(|uid| uid == 0 || uid == current_uid()) {
+        if uid.is_some_and(|uid| uid == 0 || uid == fsutil::own_uid()) {
             anyhow::bail!(
                 "[{}] user {:?} is root or the daemon's own user: the web program must run as a \
                  user of its own, or it could reach the store and the operator socket",
@@ -724,17 +719,12 @@ fn web_user(door: WebDoor, name: &str) -> anyhow::Result<Option<u32>> {
     if name.is_empty() {
         return Ok(None);
     }
-    uid_of(name).map(Some).ok_or_else(|| {
+    fsutil::user_id(name).map(Some).ok_or_else(|| {
         anyhow::anyhow!(
             "[{}] user {name:?}: no such user on this machine",
             door.section()
         )
     })
-}
-
-/// The uid of the user `name`, if there is one.
-fn uid_of(name: &str) -> Option<u32> {
-    fsutil::user_id(name)
 }
 
 /// Why the daemon stops.

@@ -143,6 +143,15 @@ impl fmt::Display for Kommunkod {
     }
 }
 
+/// Kommunkoder as a history, an alert or a log line names them: `2480, 0180`.
+pub fn join_kommunkoder(codes: &[Kommunkod]) -> String {
+    codes
+        .iter()
+        .map(Kommunkod::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The case number (dossiernummer, `xx-xxxxxx`). It identifies a child, so it is personal data:
 /// its `Debug` and `Display` print a placeholder, and kurir never stores or logs it.
 #[derive(Clone, PartialEq, Eq, Deserialize)]

@@ -310,10 +310,10 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
     use crate::store::event::{FallBack, PersonAction};
     use EventKind::*;
     let kommuner = |codes: &[crate::job::Kommunkod]| {
-        let codes: Vec<String> = codes.iter().map(ToString::to_string).collect();
+        let names = crate::job::join_kommunkoder(codes);
         match codes.len() {
-            1 => format!("kommun {}", codes[0]),
-            _ => format!("kommunerna {}", codes.join(", ")),
+            1 => format!("kommun {names}"),
+            _ => format!("kommunerna {names}"),
         }
     };
     let plural = |n: usize, one: &str, many: &str| {

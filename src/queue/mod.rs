@@ -41,6 +41,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use crate::config::QueueSettings;
 use crate::deliver::mail::Mailer;
 use crate::deliver::print::{PrintError, PrintQueue};
+use crate::job::join_kommunkoder as join;
 use crate::job::{JobId, Kommunkod};
 use crate::ops::alert::Alerter;
 use crate::receipt;
@@ -400,12 +401,4 @@ impl Inner {
             r.next_attempt = Some(retry);
         });
     }
-}
-
-fn join(codes: &[Kommunkod]) -> String {
-    codes
-        .iter()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

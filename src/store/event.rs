@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kinds::{AlertKind, ReportKind};
 use super::state::Channel;
-use crate::job::{JobId, Kommunkod};
+use crate::job::{join_kommunkoder as list, JobId, Kommunkod};
 use crate::registry::route::PostReason;
 
 /// One step of a job's history.
@@ -249,14 +249,6 @@ pub struct ReportSeen {
     pub diagnostic: Option<String>,
     /// The mailbox a read notification names, if any.
     pub final_recipient: Option<String>,
-}
-
-fn list(codes: &[Kommunkod]) -> String {
-    codes
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl std::fmt::Display for EventKind {
