@@ -381,7 +381,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tasks.spawn(
         "watchdog",
         Lifetime::UntilDone,
-        crate::ops::systemd::watchdog(health.clone(), shutdown_rx.clone()),
+        crate::ops::watchdog(health.clone(), shutdown_rx.clone()),
     );
     tasks.spawn(
         "print shop watch",

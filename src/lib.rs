@@ -13,12 +13,9 @@
 
 // The foundation: words, files and settings every stage shares.
 pub mod config;
+pub use kurir_protocol::{digest, free_text, job, net, registry};
 pub mod connection;
-pub mod digest;
-pub mod free_text;
 pub mod fsutil;
-pub mod job;
-pub mod net;
 pub mod pdf;
 pub mod report_token;
 pub mod spool;
@@ -36,6 +33,4 @@ pub mod store;
 pub mod cli;
 pub mod daemon;
 pub mod ops;
-pub mod portal;
-pub mod registry;
 pub mod service;

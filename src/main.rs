@@ -1,5 +1,6 @@
 //! The `kurir` command: parses the command line, sets up logging, and runs the daemon
-//! (`kurir run`), the portal (`kurir portal`), or hands the command to [`kurir::cli`].
+//! (`kurir run`), or hands the command to [`kurir::cli`]. The web doors are programs of their
+//! own: `kurir-portal` and `kurir-desk` (crates/web).
 
 use std::process::ExitCode;
 
@@ -7,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use kurir::cli::{Cli, Command};
-use kurir::config::{Settings, WebDoor};
+use kurir::config::Settings;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,7 +26,7 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     let file = kurir::config::locate(cli.config.as_deref());
     let settings = Settings::load(file.as_deref())?;
     let format = cli.log_format.unwrap_or(settings.log.format);
-    let serves = matches!(cli.command, Command::Run | Command::Portal | Command::Desk);
+    let serves = matches!(cli.command, Command::Run);
     kurir::ops::logging::init(format, &settings.log.filter, serves);
     if !serves {
         return kurir::cli::run(cli, settings);
@@ -35,11 +36,7 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    match cli.command {
-        Command::Portal => runtime.block_on(kurir::portal::run(settings, WebDoor::Portal))?,
-        Command::Desk => runtime.block_on(kurir::portal::run(settings, WebDoor::Desk))?,
-        _ => runtime.block_on(kurir::daemon::run(settings))?,
-    }
+    runtime.block_on(kurir::daemon::run(settings))?;
     Ok(ExitCode::SUCCESS)
 }
 

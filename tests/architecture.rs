@@ -1,9 +1,18 @@
-//! The source tree keeps the design's shape: top-level modules (one folder per stage or user
-//! surface) sit in a table of layers — foundation < registry < store < recording (receipts,
-//! operations) < the stages in their direction of travel < the service < the surfaces — and
-//! import only from their own layer's foundation or from lower layers; there is no cycle; and
-//! only the store opens sled. Read from the source text (every `crate::a::…` and every
-//! `use crate::{a, b::{…}}`), so a new import that breaks the shape fails here, named.
+//! The source tree keeps the design's shape.
+//!
+//! Three crates: `kurir-protocol` (crates/protocol: the values, calls, replies and wire the
+//! daemon and its web programs share), `kurir` (this one: store, pipeline, service, the
+//! daemon and its command line) and `kurir-web` (crates/web: the programs `kurir-portal` and
+//! `kurir-desk`). The web programs link the protocol and not the daemon: no sled, no lopdf, no
+//! signing code — read from `cargo tree`.
+//!
+//! Inside this crate, top-level modules (one folder per stage or user surface) sit in a table
+//! of layers — foundation < store < recording (receipts, operations) < the stages in their
+//! direction of travel < the service < the surfaces — and import only from their own layer's
+//! foundation or from lower layers; there is no cycle; and only the store opens sled. Read
+//! from the source text (every `crate::a::…` and every `use crate::{a, b::{…}}`), so a new
+//! import that breaks the shape fails here, named. (`crate::job`, `crate::registry` and the
+//! like are the protocol's, re-exported: below every layer.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,11 +20,7 @@ use std::path::{Path, PathBuf};
 /// Modules every stage may use, which themselves use no stage.
 const FOUNDATION: &[&str] = &[
     "config",
-    "digest",
-    "free_text",
     "fsutil",
-    "job",
-    "net",
     "pdf",
     "report_token",
     "spool",
@@ -26,11 +31,9 @@ const FOUNDATION: &[&str] = &[
 /// modules also from each other). The stages are in their direction of travel — intake,
 /// the deliverers, the queue manager that drives them (as Postfix's qmgr drives its delivery
 /// agents), proof coming back — then the service every surface goes through, then the
-/// surfaces: the portal (which must not use the command line), the command line, and the
-/// daemon that wires everything.
+/// surfaces: the command line, and the daemon that wires everything.
 const LAYERS: &[(&str, &[&str])] = &[
     ("foundation", FOUNDATION),
-    ("registry", &["registry"]),
     ("store", &["store"]),
     ("recording", &["receipt", "ops"]),
     ("intake", &["intake"]),
@@ -39,7 +42,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("queue manager", &["queue"]),
     ("proof coming back", &["inbound"]),
     ("service", &["service"]),
-    ("portal", &["portal"]),
     ("command line", &["cli"]),
     ("daemon", &["daemon"]),
 ];
@@ -298,4 +300,58 @@ fn grouped_and_multi_line_imports_are_read_too() {
     let found = imported_modules(text);
     let names: Vec<&str> = found.iter().map(String::as_str).collect();
     assert_eq!(names, ["job", "portal", "store"]);
+}
+
+/// The packages `cargo tree` shows a web program linking (normal dependencies, this platform).
+fn web_dependencies() -> Vec<String> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "-p",
+            "kurir-web",
+            "-e",
+            "normal",
+        ])
+        .args(["--prefix", "none", "--format", "{p}", "--manifest-path"])
+        .arg(&manifest)
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn the_web_programs_link_no_store_no_pdf_parser_and_no_signing_code() {
+    let names = web_dependencies();
+    assert!(
+        names.iter().any(|n| n == "kurir-protocol") && names.iter().any(|n| n == "axum"),
+        "the tree was not read: {names:?}"
+    );
+    // `kurir` is the daemon's crate: the store, the spool, S/MIME signing, the deliverers.
+    for banned in [
+        "kurir",
+        "sled",
+        "lopdf",
+        "mail-builder",
+        "notify",
+        "hickory-client",
+    ] {
+        assert!(
+            !names.iter().any(|n| n == banned),
+            "a web program links {banned}: {names:?}"
+        );
+    }
 }

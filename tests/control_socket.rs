@@ -30,19 +30,19 @@ fn a_client_of_another_version_is_told_so_not_misread() {
     );
     assert_eq!(old["ok"], false, "{old}");
     assert!(
-        old["error"].as_str().unwrap_or("").contains("protocol 3"),
+        old["error"].as_str().unwrap_or("").contains("protocol 4"),
         "{old}"
     );
-    // A newer one, and 0.2's (whose answers named their variant), are answered with this
-    // daemon's protocol and why.
-    for theirs in [4, 2] {
+    // A newer one, 0.2's (whose answers named their variant) and 0.3's first (which named
+    // calls in kebab-case) are answered with this daemon's protocol and why.
+    for theirs in [5, 3, 2] {
         let other = exchange(
             &socket,
             &format!(
-                r#"{{"protocol":{theirs},"principal":{{"operator":"x"}},"command":{{"command":"queue"}}}}"#
+                r#"{{"protocol":{theirs},"principal":{{"operator":"x"}},"command":{{"command":"Queue"}}}}"#
             ),
         );
-        assert_eq!(other["protocol"], 3, "{other}");
+        assert_eq!(other["protocol"], 4, "{other}");
         assert!(
             other["result"]["err"].to_string().contains("protocol"),
             "{other}"
@@ -51,7 +51,7 @@ fn a_client_of_another_version_is_told_so_not_misread() {
     // The current one gets the call's reply itself: the queue's shape.
     let now = exchange(
         &socket,
-        r#"{"protocol":3,"principal":{"operator":"x"},"command":{"command":"queue"}}"#,
+        r#"{"protocol":4,"principal":{"operator":"x"},"command":{"command":"Queue"}}"#,
     );
     assert!(now["result"]["ok"]["by_state"].is_array(), "{now}");
     env.stop();
@@ -77,7 +77,7 @@ fn this_command_line_refuses_an_older_daemons_answer() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("speaks control protocol 1") && stderr.contains("this kurir speaks 3"),
+        stderr.contains("speaks control protocol 1") && stderr.contains("this kurir speaks 4"),
         "{stderr}"
     );
 }

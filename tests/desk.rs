@@ -582,16 +582,16 @@ fn a_compromised_portal_can_send_no_decision_list_no_case_and_cancel_no_job() {
         common::portal::PERSON_CA
     );
     let line = |principal: String, command: &str| {
-        format!(r#"{{"protocol":3,"principal":{principal},"command":{command}}}"#)
+        format!(r#"{{"protocol":4,"principal":{principal},"command":{command}}}"#)
     };
     // A decision as the desk sends it (refused before its PDF is looked at).
     let pdf = openssl::base64::encode_block(b"%PDF-1.7 forged");
     let draft = format!(
-        r#"{{"command":"desk-draft","to":"2480","case":"{}","copy_to":[],"documents":[{{"kind":"anvisningsbeslut","bytes":"{pdf}"}}]}}"#,
+        r#"{{"command":"DeskDraft","to":"2480","case":"{}","copy_to":[],"documents":[{{"kind":"anvisningsbeslut","bytes":"{pdf}"}}]}}"#,
         common::CASE
     );
-    let list = r#"{"command":"desk-jobs","search":"","filter":"all","limit":10}"#;
-    let cancel = format!(r#"{{"command":"cancel","id":"{id}","reason":"prov"}}"#);
+    let list = r#"{"command":"DeskJobs","search":"","filter":"all","limit":10}"#;
+    let cancel = format!(r#"{{"command":"Cancel","id":"{id}","reason":"prov"}}"#);
     // The portal's process, speaking its own socket: as a member of staff (the caseworker's
     // HSA-id, read off any card), or as a person with that HSA-id. Refused every time: the
     // portal's door takes no staff and no desk command.

@@ -316,22 +316,22 @@ fn the_portal_runs_without_the_store_or_the_key_and_the_daemon_refuses_what_it_f
     let ask = |principal: &str, command: &str| {
         forged(
             &p.socket,
-            &format!(r#"{{"protocol":3,"principal":{principal},"command":{command}}}"#),
+            &format!(r#"{{"protocol":4,"principal":{principal},"command":{command}}}"#),
         )
     };
-    let other = ask(&person, r#"{"command":"municipality-show","code":"0180"}"#);
+    let other = ask(&person, r#"{"command":"MunicipalityShow","code":"0180"}"#);
     assert!(other.contains("no-grant"), "{other}");
-    let set = r#"{"command":"municipality-set","code":"2480","changes":{"decision_email":"angripare@example.org"}}"#;
+    let set = r#"{"command":"MunicipalitySet","code":"2480","changes":{"decision_email":"angripare@example.org"}}"#;
     let operator = ask(r#"{"operator":"mallory"}"#, set);
     assert!(operator.contains("not-permitted"), "{operator}");
     let hold = ask(
         &person,
-        r#"{"command":"hold","target":{"municipality":"2480"},"reason":"x"}"#,
+        r#"{"command":"Hold","target":{"municipality":"2480"},"reason":"x"}"#,
     );
     assert!(hold.contains("not-permitted"), "{hold}");
     let insecure = ask(
         &person,
-        r#"{"command":"municipality-set","code":"2480","changes":{"secure":"no"}}"#,
+        r#"{"command":"MunicipalitySet","code":"2480","changes":{"secure":"no"}}"#,
     );
     assert!(insecure.contains("not-permitted"), "{insecure}");
     let stranger = ask(
@@ -341,7 +341,7 @@ fn the_portal_runs_without_the_store_or_the_key_and_the_daemon_refuses_what_it_f
     assert!(stranger.contains("no-grant"), "{stranger}");
     // A process of another user gets no answer on the portal's socket at all.
     let root = std::os::unix::net::UnixStream::connect(&p.socket).and_then(|mut s| {
-        s.write_all(format!("{{\"protocol\":3,\"principal\":{person},\"command\":{{\"command\":\"my-municipalities\"}}}}\n").as_bytes())?;
+        s.write_all(format!("{{\"protocol\":4,\"principal\":{person},\"command\":{{\"command\":\"MyMunicipalities\"}}}}\n").as_bytes())?;
         let mut answer = String::new();
         s.read_to_string(&mut answer)?;
         Ok(answer)

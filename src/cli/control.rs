@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::deliver::mail::Mailer;
 use crate::registry::Seed;
 use crate::service::protocol::{self, ClientError};
-use crate::service::{Command, Principal, Service, ServiceError, ServiceParts};
+use crate::service::{Call, Command, Principal, Service, ServiceError, ServiceParts};
 use crate::spool::Spool;
 use crate::store::{Store, StoreError};
 
@@ -58,18 +58,29 @@ pub enum ControlError {
     },
 }
 
-/// Sends a command to the running daemon, or answers it from the store when none runs.
-pub fn request(
+/// How long the command line waits for a backup: it copies every unfinished job's documents.
+const BACKUP_CLIENT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Sends a call to the running daemon, or answers it from the store when none runs.
+pub fn request<C>(
     settings: &Settings,
     seed: Arc<Seed>,
     principal: Principal,
-    command: Command,
-) -> Result<Result<serde_json::Value, ServiceError>, ControlError> {
+    call: C,
+) -> Result<Result<C::Reply, ServiceError>, ControlError>
+where
+    C: Call + Into<Command>,
+{
     let state_dir = settings.store.dir.as_path();
     let socket = socket_path(state_dir);
+    let wait = if C::NAME == <crate::service::call::Backup as Call>::NAME {
+        BACKUP_CLIENT_TIMEOUT
+    } else {
+        protocol::CLIENT_TIMEOUT
+    };
     let mut last_store_error = None;
     for _ in 0..20 {
-        match protocol::call_blocking(&socket, principal.clone(), command.clone()) {
+        match protocol::call_blocking(&socket, principal.clone(), &call, wait) {
             Ok(answer) => return Ok(answer),
             Err(ClientError::NotRunning(_)) => {}
             Err(e) => return Err(e.into()),
@@ -92,9 +103,12 @@ pub fn request(
         })?;
         match Store::open(state_dir) {
             Ok(store) => {
-                let answer = answer_locally(settings, store, seed, principal, command);
+                let answer = answer_locally(settings, store, seed, principal, call.into());
                 drop(as_owner);
-                return answer;
+                return match answer? {
+                    Ok(value) => Ok(Ok(protocol::decode(&socket, value)?)),
+                    Err(refused) => Ok(Err(refused)),
+                };
             }
             // The daemon is starting or stopping: its socket will answer in a moment.
             Err(e) if e.is_locked() => {

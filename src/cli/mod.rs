@@ -31,7 +31,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{LogFormat, Settings};
 use crate::job::{CaseNumber, JobId, Kommunkod};
 use crate::registry::Seed;
-use crate::service::{Call, Principal};
+use crate::service::{Call, Command as Request, Principal};
 use crate::store::state::JobState;
 
 /// kurir delivers Migrationsverket's assignment decisions (anvisningsbeslut) and notices of the
@@ -69,13 +69,6 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: watch the spool, deliver jobs, write receipts (stop with Ctrl-C/SIGTERM).
     Run,
-    /// Serve the municipality portal on [portal] listen: HTTPS with client certificates, its
-    /// own process, with no store and no signing key; it asks the daemon through [portal] socket.
-    Portal,
-    /// Serve the agency's dispatch desk on [desk] listen: HTTPS with client certificates, its
-    /// own process and user, with no store and no signing key; it asks the daemon through
-    /// [desk] socket, which answers no one else.
-    Desk,
     /// Drop a job into the spool and print its job id (no running daemon needed).
     Submit {
         /// Kommunkod of the assigned municipality (anvisningskommun), e.g. 2480.
@@ -268,8 +261,8 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         seed: seed.clone(),
     };
     match cli.command {
-        Command::Run | Command::Portal | Command::Desk => {
-            bail!("`kurir run`, `kurir portal` and `kurir desk` are started by the binary, not by the command line's dispatcher")
+        Command::Run => {
+            bail!("`kurir run` is started by the binary, not by the command line's dispatcher")
         }
         Command::Submit {
             to,
@@ -326,17 +319,17 @@ impl Daemon<'_> {
 
     /// Sends `call` as the operator `operator` (default: the OS user) and returns the call's
     /// reply, or the service's refusal — worded in English — as this command's error.
-    pub fn ask<C: Call>(&self, operator: Option<String>, call: C) -> anyhow::Result<C::Reply> {
+    pub fn ask<C: Call + Into<Request>>(
+        &self,
+        operator: Option<String>,
+        call: C,
+    ) -> anyhow::Result<C::Reply> {
         if let (Some(by), Some(_)) = (delegated_by(), &operator) {
             bail!("run through sudo for {by}, kurir records {by} and takes no --operator");
         }
         let principal = Principal::Operator(operator.unwrap_or_else(os_user));
-        match control::request(self.settings, self.seed.clone(), principal, call.into())? {
-            Ok(reply) => serde_json::from_value(reply).map_err(|e| {
-                anyhow::anyhow!(
-                    "the daemon's answer could not be read ({e}): is it another version?"
-                )
-            }),
+        match control::request(self.settings, self.seed.clone(), principal, call)? {
+            Ok(reply) => Ok(reply),
             Err(refused) => bail!("{refused}"),
         }
     }

@@ -49,7 +49,7 @@ pub struct ActorArgs {
 
 impl ActorArgs {
     /// Asks the daemon to do an action as this operator, for this reason.
-    fn act<C: crate::service::Call<Reply = ActionDone>>(
+    fn act<C: crate::service::Call<Reply = ActionDone> + Into<crate::service::Command>>(
         &self,
         daemon: &Daemon<'_>,
         command: impl FnOnce(String) -> C,

@@ -9,30 +9,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod sections;
+pub use kurir_protocol::config::ConfigError;
 pub use sections::*;
-
-/// Errors that stop start-up: a bad file or value, named so a person can fix it.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file or an environment value could not be read or did not fit a setting.
-    #[error("configuration {origin}: {message}")]
-    Invalid {
-        /// Where the bad value came from: the file path or "environment".
-        origin: String,
-        /// The parser's message, which names the key.
-        message: String,
-    },
-    /// A value parsed but is outside what kurir can work with.
-    #[error("configuration {origin}: `{key}` {problem}")]
-    OutOfRange {
-        /// Where the value came from.
-        origin: String,
-        /// The setting, as `section.key`.
-        key: &'static str,
-        /// What is wrong with it.
-        problem: String,
-    },
-}
 
 /// All of kurir's settings, one struct per `[section]` of `kurir.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -86,9 +64,7 @@ pub struct Settings {
 /// Postfix's tools read `/etc/postfix/main.cf`.
 pub const SYSTEM_FILE: &str = "/etc/kurir/kurir.toml";
 
-/// The name (`--config none`, `KURIR_CONFIG=none`) that asks for no settings file at all: the
-/// built-in defaults and the environment.
-pub const NO_FILE: &str = "none";
+pub use kurir_protocol::config::NO_FILE;
 
 /// The settings file a command reads: the one named (`--config`, else `KURIR_CONFIG`), else
 /// the installed [`SYSTEM_FILE`] when it exists, else none (the built-in defaults: the quick
@@ -143,46 +119,8 @@ impl Settings {
     /// directory without a file); credentials systemd handed over replace the signing key's
     /// path and the SMTP password.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let origin = match file {
-            Some(path) => format!("file {}", path.display()),
-            None => "(built-in defaults and environment)".to_string(),
-        };
-        let invalid = |e: config::ConfigError| ConfigError::Invalid {
-            origin: origin.clone(),
-            message: without_contents(&e),
-        };
-        let defaults = config::Config::try_from(&Settings::default()).map_err(invalid)?;
-        let mut builder = config::Config::builder().add_source(defaults);
-        if let Some(path) = file {
-            if !path.is_file() {
-                return Err(ConfigError::Invalid {
-                    origin,
-                    message: "no such file".into(),
-                });
-            }
-            builder = builder.add_source(
-                config::File::from(path)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
-        }
-        // Only `KURIR_<SECTION>__<KEY>` names are settings; `KURIR_CONFIG` (the file's path)
-        // and other `KURIR_*` variables are not, and must not be read as unknown keys.
-        let settings_vars: config::Map<String, String> = std::env::vars()
-            .filter(|(name, _)| name.starts_with("KURIR_") && name[6..].contains("__"))
-            .collect();
-        builder = builder.add_source(
-            config::Environment::with_prefix("KURIR")
-                .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true)
-                .source(Some(settings_vars)),
-        );
-        let mut settings: Settings = builder
-            .build()
-            .map_err(invalid)?
-            .try_deserialize()
-            .map_err(invalid)?;
+        let origin = kurir_protocol::config::origin_of(file);
+        let mut settings: Settings = kurir_protocol::config::read(file)?;
         if let Some(folder) = file.and_then(Path::parent) {
             let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
             settings.resolve_from(&folder);
@@ -209,20 +147,11 @@ impl Settings {
             &mut self.smime.sign_cert,
             &mut self.smime.sign_key,
             &mut self.registry.smime_ca,
-            &mut self.portal.cert,
-            &mut self.portal.key,
-            &mut self.portal.client_ca,
-            &mut self.portal.socket,
-            &mut self.desk.cert,
-            &mut self.desk.key,
-            &mut self.desk.client_ca,
-            &mut self.desk.socket,
         ] {
             resolve(p);
         }
-        for p in self.portal.crl.iter_mut().chain(self.desk.crl.iter_mut()) {
-            resolve(p);
-        }
+        self.portal.resolve_from(folder);
+        self.desk.resolve_from(folder);
     }
 
     /// Uses the credentials systemd handed over (`LoadCredential=`) for the signing key and
@@ -296,35 +225,8 @@ impl Settings {
                  or a compromised portal could send decisions",
             ));
         }
-        for (door, web) in [(WebDoor::Portal, &self.portal), (WebDoor::Desk, &self.desk)] {
-            if !web.enabled() {
-                continue;
-            }
-            let [listen, cert, key, client_ca] = match door {
-                WebDoor::Portal => [
-                    "portal.listen",
-                    "portal.cert",
-                    "portal.key",
-                    "portal.client_ca",
-                ],
-                WebDoor::Desk => ["desk.listen", "desk.cert", "desk.key", "desk.client_ca"],
-            };
-            if web.listen.parse::<std::net::SocketAddr>().is_err() {
-                return Err(bad(
-                    listen,
-                    "must be an address and port, e.g. 0.0.0.0:8443",
-                ));
-            }
-            for (key, path) in [
-                (cert, &web.cert),
-                (key, &web.key),
-                (client_ca, &web.client_ca),
-            ] {
-                if path.as_os_str().is_empty() {
-                    return Err(bad(key, "must be set when the door's listen is set"));
-                }
-            }
-        }
+        self.portal.check(WebDoor::Portal, origin)?;
+        self.desk.check(WebDoor::Desk, origin)?;
         if self.proof.enabled() {
             let ok = self
                 .proof
@@ -423,82 +325,6 @@ pub(crate) mod duration_list {
             })
             .collect()
     }
-}
-
-/// A settings error in words that never quote what the file holds: a parse error by its line
-/// and column (not the line itself), a value of the wrong type by its key and the type it
-/// should have (not the value). Whoever may name a settings file (`--config`) must not be
-/// able to read another file through kurir's error messages.
-fn without_contents(e: &config::ConfigError) -> String {
-    match e {
-        config::ConfigError::FileParse { cause, .. } => {
-            let text = cause.to_string();
-            let snippet = |line: &&str| {
-                let t = line.trim_start();
-                t.starts_with('|')
-                    || t.split_once(" |")
-                        .is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok())
-            };
-            let kept: Vec<&str> = text
-                .lines()
-                .filter(|l| !snippet(l))
-                .filter(|l| !l.trim().is_empty())
-                .take(1)
-                .collect();
-            format!("{} (the line is not shown)", kept.join(" "))
-        }
-        config::ConfigError::Type { key, expected, .. } => match key {
-            Some(key) => format!("{key}: expected {expected}"),
-            None => format!("a value: expected {expected}"),
-        },
-        config::ConfigError::At { error, key, .. } => match (error.as_ref(), key) {
-            (config::ConfigError::Type { expected, .. }, Some(key)) => {
-                format!("{key}: expected {expected}")
-            }
-            (inner, _) => without_contents(inner),
-        },
-        other => redact_quoted(&other.to_string()),
-    }
-}
-
-/// serde's words for a value it could not take quote the value ("invalid value: string
-/// \"…\"", "unknown field `…`"): the quoted parts before ", expected" come from the file and
-/// are left out; what follows is kurir's own schema.
-fn redact_quoted(message: &str) -> String {
-    const QUOTING: [&str; 5] = [
-        "invalid type",
-        "invalid value",
-        "unknown field",
-        "unknown variant",
-        "invalid length",
-    ];
-    let Some(start) = QUOTING.iter().filter_map(|q| message.find(q)).min() else {
-        return message.to_string();
-    };
-    let (before, rest) = message.split_at(start);
-    let (head, tail) = match rest.find(", expected") {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let mut redacted = String::new();
-    let mut quote: Option<char> = None;
-    for c in head.chars() {
-        match quote {
-            Some(q) if c == q => {
-                redacted.push('…');
-                redacted.push(c);
-                quote = None;
-            }
-            Some(_) => {}
-            None => {
-                redacted.push(c);
-                if c == '"' || c == '`' {
-                    quote = Some(c);
-                }
-            }
-        }
-    }
-    format!("{before}{redacted}{tail}")
 }
 
 #[cfg(test)]

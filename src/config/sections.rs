@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use kurir_protocol::config::{LogFormat, LogSettings, SenderSettings, WebDoor, WebSettings};
+
 /// `[spool]`: the directory tree that is the interface to writers and readers of documents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -67,44 +69,7 @@ pub struct StoreSettings {
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
-            dir: PathBuf::from("state"),
-        }
-    }
-}
-
-/// `[sender]`: Migrationsverket's return address and contact for the municipalities.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SenderSettings {
-    /// Authority name.
-    pub name: String,
-    /// Unit within the authority.
-    pub unit: String,
-    /// Street or box line.
-    pub street: String,
-    /// Postnummer, `nnn nn`.
-    pub postnummer: String,
-    /// Postort.
-    pub postort: String,
-    /// Telephone for questions about a decision.
-    pub phone: String,
-    /// Office hours for that telephone.
-    pub phone_hours: String,
-    /// E-mail for questions about a decision.
-    pub email: String,
-}
-
-impl Default for SenderSettings {
-    fn default() -> Self {
-        Self {
-            name: "Migrationsverket".into(),
-            unit: "Bosättningsenheten".into(),
-            street: "Box 413".into(),
-            postnummer: "901 08".into(),
-            postort: "Umeå".into(),
-            phone: "010-485 52 11".into(),
-            phone_hours: "vardagar 09.00–12.00".into(),
-            email: "ensamkommandebarn-rapport@migrationsverket.se".into(),
+            dir: PathBuf::from(kurir_protocol::config::DEFAULT_STATE_DIR),
         }
     }
 }
@@ -527,80 +492,6 @@ impl Default for OpsSettings {
     }
 }
 
-/// `[portal]` and `[desk]`: the two web doors, each its own program and OS user — the
-/// municipality portal (`kurir-portal`, for municipality IT) and the dispatch desk
-/// (`kurir-desk`, for the agency's staff). Both serve HTTPS with client certificates (SITHS)
-/// only, and each asks the daemon through a socket of its own, which answers only its user
-/// and only what its people may ask: a compromised portal cannot send a decision.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WebSettings {
-    /// Address the program serves on, e.g. `0.0.0.0:8443`. Empty: not served (the default).
-    pub listen: String,
-    /// The server's certificate chain (PEM).
-    pub cert: PathBuf,
-    /// The server's private key (PEM).
-    pub key: PathBuf,
-    /// The CAs whose person certificates may sign in (PEM; in production the SITHS e-id root
-    /// and issuing CAs). A certificate from any other CA, or none, gets no page at all.
-    pub client_ca: PathBuf,
-    /// The daemon's socket for this door. Empty: `portal.sock` or `desk.sock` in the state
-    /// directory (the quick start, where all run as one user); installed:
-    /// `/run/kurir/portal.sock` and `/run/kurir-desk/desk.sock`, each reached by its
-    /// program's user through its folder's group.
-    pub socket: PathBuf,
-    /// The program's OS user. When set, the daemon takes requests on this door's socket only
-    /// from this user (checked by the socket peer's credentials) and opens the socket to the
-    /// folder's group; empty: any user who can reach the socket file.
-    pub user: String,
-    /// Certificate revocation lists (PEM or DER) checked at every handshake, for every
-    /// certificate of the chain; read again when a file changes. SITHS publishes them.
-    pub crl: Vec<PathBuf>,
-}
-
-/// Which of the two web doors a [`WebSettings`] is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebDoor {
-    /// The municipality portal: municipality IT and their registrations.
-    Portal,
-    /// The dispatch desk: the agency's staff and their decisions.
-    Desk,
-}
-
-impl WebDoor {
-    /// The settings section, as named in errors.
-    pub fn section(self) -> &'static str {
-        match self {
-            WebDoor::Portal => "portal",
-            WebDoor::Desk => "desk",
-        }
-    }
-
-    /// The socket's file name in the state directory when none is set.
-    fn default_socket(self) -> &'static str {
-        match self {
-            WebDoor::Portal => "portal.sock",
-            WebDoor::Desk => "desk.sock",
-        }
-    }
-}
-
-impl WebSettings {
-    /// Whether the door is served.
-    pub fn enabled(&self) -> bool {
-        !self.listen.is_empty()
-    }
-
-    /// The daemon's socket for `door`, for a state directory `state_dir`.
-    pub fn socket_path(&self, door: WebDoor, state_dir: &std::path::Path) -> PathBuf {
-        if self.socket.as_os_str().is_empty() {
-            state_dir.join(door.default_socket())
-        } else {
-            self.socket.clone()
-        }
-    }
-}
-
 /// `[proof]`: asking for delivery status notifications (DSN, RFC 3461) and read notifications
 /// (MDN, RFC 8098), and how long to wait for them before a person is told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -674,33 +565,4 @@ impl Default for RetentionSettings {
             print_after: days(14),
         }
     }
-}
-
-/// `[log]`: how log lines look and how many there are.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogSettings {
-    /// `human` for a terminal, `json` for journald and log shippers.
-    pub format: LogFormat,
-    /// A tracing filter, e.g. `info` or `kurir=debug`; `RUST_LOG` overrides it.
-    pub filter: String,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Human,
-            filter: "info".into(),
-        }
-    }
-}
-
-/// The shape of log lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Readable lines for a terminal.
-    Human,
-    /// One JSON object per line.
-    Json,
 }

@@ -621,15 +621,3 @@ fn split_envelope(raw: &[u8]) -> (String, &[u8]) {
     let recipient = String::from_utf8_lossy(&rest[..end]).trim().to_string();
     (recipient, rest.get(end + 1..).unwrap_or(&[]))
 }
-
-impl From<&ProofReport> for ReportSeen {
-    fn from(r: &ProofReport) -> ReportSeen {
-        ReportSeen {
-            kind: r.kind,
-            by: r.reporting.clone(),
-            status: r.status.to_string(),
-            diagnostic: r.diagnostic.clone(),
-            final_recipient: r.final_recipient.clone(),
-        }
-    }
-}

@@ -10,7 +10,6 @@
 //! Anything less goes by post: a document is never sent over a weaker route.
 
 use crate::registry::connection::Standing;
-use crate::store::state::Channel;
 
 /// The facts routing looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,33 +24,7 @@ pub struct RouteInput<'a> {
     pub connection: Standing,
 }
 
-/// Where one recipient's documents go, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Route {
-    /// Protected e-mail to this address.
-    Email {
-        /// The verified address.
-        address: String,
-    },
-    /// A printed letter.
-    Post {
-        /// Why not e-mail.
-        reason: PostReason,
-    },
-}
-
-impl Route {
-    /// The channel this route uses.
-    pub fn channel(&self) -> Channel {
-        match self {
-            Route::Email { .. } => Channel::Email,
-            Route::Post { .. } => Channel::Post,
-        }
-    }
-}
-
-pub use crate::registry::route::PostReason;
+pub use crate::registry::route::{PostReason, Route};
 
 /// Decides the route for one recipient.
 pub fn route(input: RouteInput<'_>) -> Route {

@@ -5,7 +5,7 @@
 
 pub mod alert;
 pub mod backup;
-pub mod logging;
+pub use kurir_protocol::{logging, systemd};
 pub mod retention;
 pub mod tasks;
 
@@ -461,4 +461,22 @@ async fn health_endpoint(State(ctx): State<Ctx>) -> (StatusCode, String) {
     }
 }
 
-pub mod systemd;
+/// Pings the watchdog at half its interval — but only while the queue's loop is alive, so
+/// a hung daemon is restarted by systemd rather than kept alive by a timer.
+pub async fn watchdog(health: Arc<Health>, mut shutdown: watch::Receiver<bool>) {
+    let Some(interval) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let tick = (interval / 2).max(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shutdown.changed() => return,
+        }
+        if health.heartbeat_age() < interval {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        } else {
+            tracing::error!("queue loop has not come round; withholding the watchdog ping");
+        }
+    }
+}

@@ -21,6 +21,7 @@ use crate::registry::connection::{domain_of, ConnectionCheck, Verdict};
 use crate::registry::Registered;
 use crate::store::Notice;
 
+use super::ConnectionReport;
 use super::{call, Core, Principal, Service, ServiceError};
 
 /// How often the daemon looks for checks that are due.
@@ -30,19 +31,6 @@ const FAILED_AGAIN_AFTER: SignedDuration = SignedDuration::from_hours(1);
 /// A check asked for less than this long after the last one answers with the last one (a
 /// portal user pressing the button again does not make kurir knock on a server again).
 const ASKED_AGAIN_WITHIN: SignedDuration = SignedDuration::from_secs(60);
-
-/// The check of a municipality's mail servers, as `municipality check` shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ConnectionReport {
-    /// The municipality.
-    pub kommunkod: Kommunkod,
-    /// The address whose domain was checked.
-    pub address: String,
-    /// The check.
-    pub check: ConnectionCheck,
-    /// The route documents take now.
-    pub route: crate::intake::route::Route,
-}
 
 /// The address whose mail servers decide a municipality's route: the proven (and, outside its
 /// domains, approved) one decisions go to. An address merely typed on the portal is not

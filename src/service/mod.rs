@@ -31,7 +31,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::SignedDuration;
-use serde::{Deserialize, Serialize};
 
 use crate::config::{SenderSettings, WebDoor};
 use crate::deliver::mail::Mailer;
@@ -43,41 +42,10 @@ use crate::store::Store;
 use crate::worktime::WorkingHours;
 
 pub use call::{Call, Command};
-pub use connection::{address_to_check, ConnectionReport};
+pub use connection::address_to_check;
 pub use error::{ImportLineError, ServiceError, NOT_TAKEN_IN};
+pub use kurir_protocol::wire::Principal;
 pub use reply::*;
-
-/// Who asks. Recorded with every change, in the job's or the registration's history and in
-/// the audit chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Principal {
-    /// An operator at the command line, by name (`--operator`, else the OS user).
-    Operator(String),
-    /// A municipality person signed in on the portal, as the portal process read their
-    /// certificate. Speaks only through the portal's door, and only of registrations.
-    Person(Person),
-    /// A member of the agency's staff signed in on the desk, as the desk process read their
-    /// card. Speaks only through the desk's door, and only of decisions.
-    Staff(Person),
-    /// The portal process itself, reporting on its own state (its revocation lists).
-    Portal,
-    /// The desk process itself, reporting on its own state (its revocation lists).
-    Desk,
-}
-
-impl Principal {
-    /// How the principal is named in histories and the audit chain.
-    pub fn recorded_as(&self) -> String {
-        match self {
-            Principal::Operator(name) => name.clone(),
-            Principal::Person(person) => person.operator(),
-            Principal::Staff(person) => person.on_desk(),
-            Principal::Portal => "kurir portal".into(),
-            Principal::Desk => "kurir desk".into(),
-        }
-    }
-}
 
 /// A call's reply as the wire carries it. Naming the call (`reply::<call::Status>(…)`) makes
 /// the compiler hold each handler to that call's reply type.
@@ -203,7 +171,10 @@ impl ServiceParts {
     pub fn keys(
         settings: &crate::config::Settings,
     ) -> Result<(CodeKey, Option<SmimeTrust>), SetupError> {
-        let code_key = CodeKey::load_or_create(&settings.store.dir)?;
+        let code_key = CodeKey::from_bytes(&crate::fsutil::secret_key(
+            &settings.store.dir.join(crate::registry::CODE_KEY_FILE),
+            32,
+        )?);
         let path = &settings.registry.smime_ca;
         let trust = if path.as_os_str().is_empty() {
             None

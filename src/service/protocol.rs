@@ -1,13 +1,13 @@
-//! The control sockets' wire format, their server and their clients.
+//! The control sockets' server; their wire format and client are in
+//! [`kurir_protocol::wire`], shared with the web programs.
 //!
-//! One request per connection: a JSON line `{"protocol":3,"principal":…,"command":…}`, answered
-//! by one JSON line `{"protocol":3,"result":{"ok":<the call's reply>}|{"err":…}}`. Both ends
+//! One request per connection: a JSON line `{"protocol":4,"principal":…,"command":…}`, answered
+//! by one JSON line `{"protocol":4,"result":{"ok":<the call's reply>}|{"err":…}}`. Both ends
 //! share the types ([`super::Call`] ties each call to its reply type), so a field cannot be
 //! misspelt on one side and a call cannot be answered with another's reply; the `protocol`
 //! number says which version of them a peer speaks, and a peer of another version gets a clear
 //! error instead of a misread answer (a 0.1.0 client, which sends no number, gets one in the
-//! form it understands). Version 3 (kurir 0.3) carries the reply bare, where version 2 wrapped
-//! it in a variant's name.
+//! form it understands). Version 4 (kurir 0.3) names each call by its type.
 //!
 //! Three doors, one per kind of caller. The operator socket (`<state>/kurir.sock`, mode 0600 in
 //! the private state directory) takes operators' commands from the daemon's own user or root.
@@ -17,67 +17,33 @@
 //! service checks the person's grants itself. The daemon tells the callers apart by the socket
 //! a request came through and by the peer's credentials (SO_PEERCRED).
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::{Call, Command, Principal, Service, ServiceError};
+pub use kurir_protocol::wire::{
+    call, call_blocking, decode, Answer, ClientError, Response, CLIENT_TIMEOUT, PROTOCOL,
+};
+
+use super::{Command, Principal, Service, ServiceError};
 use crate::net;
 
-/// The version of the wire format this kurir speaks.
-pub const PROTOCOL: u32 = 3;
 /// Longest request line from the operator's socket (a CSV import is the largest).
 const MAX_OPERATOR_REQUEST_BYTES: u64 = 8 << 20;
 /// Longest request line from the desk's socket: a decision, its PDFs in base64 (the desk
-/// takes at most [`crate::portal::DESK_UPLOAD_BYTES`] of upload).
+/// takes at most [`kurir_protocol::call::DESK_UPLOAD_BYTES`] of upload).
 const MAX_DESK_REQUEST_BYTES: u64 = 64 << 20;
 /// Longest request line from the portal's socket: a registration change with an S/MIME
 /// certificate is the largest.
 const MAX_PORTAL_REQUEST_BYTES: u64 = 1 << 20;
-/// Longest answer a client reads (a desk list, an audit export).
-const MAX_ANSWER_BYTES: u64 = 64 << 20;
 /// How long a request may take to arrive.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a client waits for the daemon's answer (a verification mail may take a while).
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long the command line waits for a backup: it copies every unfinished job's documents.
-const BACKUP_CLIENT_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// A request on the wire.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Request {
-    /// The sender's [`PROTOCOL`].
-    pub protocol: u32,
-    /// Who asks.
-    pub principal: Principal,
-    /// What.
-    pub command: Command,
-}
-
-/// An answer on the wire.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Response {
-    /// The daemon's [`PROTOCOL`].
-    pub protocol: u32,
-    /// The answer.
-    pub result: Answer,
-}
-
-/// The service's answer, or why there is none.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Answer {
-    /// What the service answered: the call's [`Call::Reply`], as JSON.
-    Ok(Value),
-    /// Why it did not.
-    Err(ServiceError),
-}
+/// A request on the wire, as the daemon reads it: any call.
+pub type Request = kurir_protocol::wire::Request<Command>;
 
 /// Which socket a request came through, and so who may be speaking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,154 +256,6 @@ fn encode(response: &Response) -> Vec<u8> {
     bytes
 }
 
-/// Why a client got no answer from the service.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// Nothing listens at the socket: no daemon runs (or it is restarting).
-    #[error("no daemon answers at {0}")]
-    NotRunning(PathBuf),
-    /// The socket exists but this user may not use it.
-    #[error("{0}: permission denied (run as the daemon's user or root)")]
-    Denied(PathBuf),
-    /// The daemon speaks another version of the protocol.
-    #[error("the daemon at {socket} speaks control protocol {daemon}; this kurir speaks {PROTOCOL}: use the kurir of the daemon's version")]
-    OtherVersion {
-        /// The socket.
-        socket: PathBuf,
-        /// What the daemon speaks (1 for 0.1.0).
-        daemon: u32,
-    },
-    /// The exchange failed.
-    #[error("talking to the daemon at {socket}: {source}")]
-    Io {
-        /// The socket.
-        socket: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
-
-impl ClientError {
-    fn of(socket: &Path, e: std::io::Error) -> ClientError {
-        match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                ClientError::NotRunning(socket.to_path_buf())
-            }
-            std::io::ErrorKind::PermissionDenied => ClientError::Denied(socket.to_path_buf()),
-            _ => ClientError::Io {
-                socket: socket.to_path_buf(),
-                source: e,
-            },
-        }
-    }
-}
-
-fn request_line(principal: Principal, command: Command) -> std::io::Result<Vec<u8>> {
-    let mut bytes = serde_json::to_vec(&Request {
-        protocol: PROTOCOL,
-        principal,
-        command,
-    })
-    .map_err(std::io::Error::other)?;
-    bytes.push(b'\n');
-    Ok(bytes)
-}
-
-/// Reads a call's reply out of the answer's JSON.
-pub fn decode<R: serde::de::DeserializeOwned>(
-    socket: &Path,
-    value: Value,
-) -> Result<R, ClientError> {
-    serde_json::from_value(value).map_err(|e| ClientError::Io {
-        socket: socket.to_path_buf(),
-        source: std::io::Error::other(e),
-    })
-}
-
-fn read_answer(socket: &Path, line: &str) -> Result<Result<Value, ServiceError>, ClientError> {
-    let value: Value = serde_json::from_str(line).map_err(|e| ClientError::Io {
-        socket: socket.to_path_buf(),
-        source: std::io::Error::other(e),
-    })?;
-    match value.get("protocol").and_then(Value::as_u64) {
-        Some(v) if v == u64::from(PROTOCOL) => {}
-        other => {
-            return Err(ClientError::OtherVersion {
-                socket: socket.to_path_buf(),
-                daemon: other.and_then(|v| u32::try_from(v).ok()).unwrap_or(1),
-            })
-        }
-    }
-    let response: Response = serde_json::from_value(value).map_err(|e| ClientError::Io {
-        socket: socket.to_path_buf(),
-        source: std::io::Error::other(e),
-    })?;
-    Ok(match response.result {
-        Answer::Ok(reply) => Ok(reply),
-        Answer::Err(e) => Err(e),
-    })
-}
-
-/// Sends one command to the daemon at `socket` and waits for the answer, its reply as JSON
-/// (the command line, which reads it as the call's reply type).
-pub fn call_blocking(
-    socket: &Path,
-    principal: Principal,
-    command: Command,
-) -> Result<Result<Value, ServiceError>, ClientError> {
-    let io = |e| ClientError::of(socket, e);
-    let wait = match command {
-        Command::Backup(_) => BACKUP_CLIENT_TIMEOUT,
-        _ => CLIENT_TIMEOUT,
-    };
-    let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(io)?;
-    stream.set_read_timeout(Some(wait)).map_err(io)?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
-    stream
-        .write_all(&request_line(principal, command).map_err(io)?)
-        .map_err(io)?;
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).map_err(io)?;
-    read_answer(socket, &line)
-}
-
-/// Sends one call to the daemon at `socket` and waits for its reply (the portal, the desk).
-pub async fn call<C: Call>(
-    socket: &Path,
-    principal: Principal,
-    call: C,
-) -> Result<Result<C::Reply, ServiceError>, ClientError> {
-    match exchange(socket, principal, call.into()).await? {
-        Ok(value) => Ok(Ok(decode(socket, value)?)),
-        Err(refused) => Ok(Err(refused)),
-    }
-}
-
-async fn exchange(
-    socket: &Path,
-    principal: Principal,
-    command: Command,
-) -> Result<Result<Value, ServiceError>, ClientError> {
-    let io = |e| ClientError::of(socket, e);
-    let exchange = async {
-        let mut stream = tokio::net::UnixStream::connect(socket).await.map_err(io)?;
-        stream
-            .write_all(&request_line(principal, command).map_err(io)?)
-            .await
-            .map_err(io)?;
-        let mut line = String::new();
-        tokio::io::BufReader::new(stream)
-            .take(MAX_ANSWER_BYTES)
-            .read_line(&mut line)
-            .await
-            .map_err(io)?;
-        read_answer(socket, &line)
-    };
-    tokio::time::timeout(CLIENT_TIMEOUT, exchange)
-        .await
-        .map_err(|_| io(std::io::Error::from(std::io::ErrorKind::TimedOut)))?
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,9 +295,9 @@ mod tests {
         assert!(matches!(parse("{not json"), Parsed::Malformed(_)));
     }
 
-    /// The wire as protocol 3 writes it, byte for byte: a change here is a new protocol version.
+    /// The wire as protocol 4 writes it, byte for byte: a change here is a new protocol version.
     #[test]
-    fn the_wire_format_of_protocol_3_is_pinned() {
+    fn the_wire_format_of_protocol_4_is_pinned() {
         use crate::service::call;
         let staff = Principal::Staff(crate::registry::Person {
             hsa_id: "SE2021000001-a1".into(),
@@ -489,7 +307,7 @@ mod tests {
         let golden = [
             (
                 Request {
-                    protocol: 3,
+                    protocol: 4,
                     principal: staff,
                     command: call::DeskJobs {
                         search: String::new(),
@@ -498,19 +316,19 @@ mod tests {
                     }
                     .into(),
                 },
-                r#"{"protocol":3,"principal":{"staff":{"hsa_id":"SE2021000001-a1","name":"A","issuer":"CN=CA"}},"command":{"command":"desk-jobs","search":"","filter":"alert-open","limit":5}}"#,
+                r#"{"protocol":4,"principal":{"staff":{"hsa_id":"SE2021000001-a1","name":"A","issuer":"CN=CA"}},"command":{"command":"DeskJobs","search":"","filter":"alert-open","limit":5}}"#,
             ),
             (
                 Request {
-                    protocol: 3,
+                    protocol: 4,
                     principal: Principal::Operator("drift".into()),
                     command: call::Queue {}.into(),
                 },
-                r#"{"protocol":3,"principal":{"operator":"drift"},"command":{"command":"queue"}}"#,
+                r#"{"protocol":4,"principal":{"operator":"drift"},"command":{"command":"Queue"}}"#,
             ),
             (
                 Request {
-                    protocol: 3,
+                    protocol: 4,
                     principal: Principal::Desk,
                     command: call::PortalReport {
                         crls: vec![],
@@ -518,7 +336,7 @@ mod tests {
                     }
                     .into(),
                 },
-                r#"{"protocol":3,"principal":"desk","command":{"command":"portal-report","crls":[],"issuers":["CN=CA"]}}"#,
+                r#"{"protocol":4,"principal":"desk","command":{"command":"PortalReport","crls":[],"issuers":["CN=CA"]}}"#,
             ),
         ];
         for (request, line) in golden {
@@ -528,32 +346,53 @@ mod tests {
                 "{line}"
             );
         }
+        // A client writes one call tagged with its name (the web programs know no
+        // `Command`); the daemon reads it as the same command.
+        let call = call::DeskJobs {
+            search: "2480".into(),
+            filter: call::DeskFilter::ByPost,
+            limit: 7,
+        };
+        let client = serde_json::to_string(&kurir_protocol::wire::Request {
+            protocol: PROTOCOL,
+            principal: Principal::Desk,
+            command: kurir_protocol::wire::Tagged(&call),
+        })
+        .unwrap_or_default();
+        assert!(
+            matches!(parse(&client), Parsed::Request(r) if r.command == call.clone().into()),
+            "{client}"
+        );
         // Answers: the call's reply bare, or the refusal by name.
         let answers = [
             (
                 Answer::Ok(serde_json::json!(null)),
-                r#"{"protocol":3,"result":{"ok":null}}"#,
+                r#"{"protocol":4,"result":{"ok":null}}"#,
             ),
             (
                 Answer::Err(ServiceError::NotPermitted),
-                r#"{"protocol":3,"result":{"err":"not-permitted"}}"#,
+                r#"{"protocol":4,"result":{"err":"not-permitted"}}"#,
             ),
         ];
         for (result, line) in answers {
             let response = Response {
-                protocol: 3,
+                protocol: 4,
                 result,
             };
             assert_eq!(serde_json::to_string(&response).unwrap_or_default(), line);
         }
     }
 
-    /// Protocol 2 (kurir 0.2) wrapped replies in the variant's name; its requests are refused
-    /// with the version this daemon speaks rather than answered in a shape it would misread.
+    /// Protocol 2 (kurir 0.2) wrapped replies in the variant's name, protocol 3 named calls in
+    /// kebab-case; their requests are refused with the version this daemon speaks rather than
+    /// answered in a shape they would misread.
     #[test]
-    fn a_protocol_2_request_is_refused_by_version() {
-        let line =
-            r#"{"protocol":2,"principal":{"operator":"drift"},"command":{"command":"queue"}}"#;
-        assert!(matches!(parse(line), Parsed::Version(2)));
+    fn requests_of_protocols_2_and_3_are_refused_by_version() {
+        for v in [2, 3] {
+            let line = format!(
+                r#"{{"protocol":{v},"principal":{{"operator":"drift"}},"command":{{"command":"queue"}}}}"#
+            );
+            assert!(matches!(parse(&line), Parsed::Version(x) if x == v));
+        }
     }
 }

@@ -44,10 +44,8 @@
 //! journal entry where it has one.
 
 pub mod audit;
-pub mod event;
+pub use kurir_protocol::{event, kinds, state};
 pub mod journal;
-pub mod kinds;
-pub mod state;
 
 mod backup;
 mod batches;

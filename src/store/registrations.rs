@@ -3,16 +3,7 @@
 
 use super::*;
 
-/// Why an operator holds a municipality.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HoldNote {
-    /// Who.
-    pub operator: String,
-    /// Why.
-    pub reason: String,
-    /// Since when.
-    pub at: Timestamp,
-}
+pub use kurir_protocol::registry::HoldNote;
 
 /// Consecutive failures of the relay itself and when it may be tried again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

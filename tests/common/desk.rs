@@ -1,6 +1,6 @@
 //! The dispatch desk's test rig: the mail world (the agency's Postfix relay with DSN, the
-//! municipalities' Postfix; 2480 proven at umea.test), the daemon, `kurir desk` and `kurir
-//! portal` each as its own user (as the package runs them), a caseworker with desk access
+//! municipalities' Postfix; 2480 proven at umea.test), the daemon, `kurir-desk` and
+//! `kurir-portal` each as its own user (as the package runs them), a caseworker with desk access
 //! (handläggare) and a municipality person with only Umeå's registration.
 #![allow(dead_code)]
 

@@ -1,5 +1,5 @@
 //! The municipality portal's test rig, run as the package runs it: the daemon with the e-mail
-//! rig (verification codes go through the real SMTP test server), and `kurir portal` as its own
+//! rig (verification codes go through the real SMTP test server), and `kurir-portal` as its own
 //! process under another user (`nobody`) that can reach only the daemon's portal socket — not
 //! the store, the spool or the signing key. A SITHS-like person CA made at test time; 2480
 //! secure and granted to the test person. Needs root (to start a process as another user).
@@ -43,12 +43,28 @@ pub enum Door {
 }
 
 impl Door {
-    /// The `kurir` subcommand that serves it.
+    /// Its short name (files, folders, the socket).
     pub fn subcommand(self) -> &'static str {
         match self {
             Door::Portal => "portal",
             Door::Desk => "desk",
         }
+    }
+
+    /// The program that serves it: built beside `kurir` by `cargo test` (the workspace's
+    /// default members include crates/web).
+    pub fn program(self) -> PathBuf {
+        let name = match self {
+            Door::Portal => "kurir-portal",
+            Door::Desk => "kurir-desk",
+        };
+        let path = Path::new(env!("CARGO_BIN_EXE_kurir")).with_file_name(name);
+        assert!(
+            path.is_file(),
+            "{} is not built: run the tests from the workspace (cargo test builds it)",
+            path.display()
+        );
+        path
     }
 
     /// Its OS user and group.
@@ -87,7 +103,7 @@ impl std::ops::Deref for Portal {
     }
 }
 
-/// `kurir portal` running as its own user for a test environment.
+/// `kurir-portal` running as its own user for a test environment.
 pub struct Served {
     pub addr: String,
     /// The person CA (the SITHS stand-in).
@@ -324,7 +340,7 @@ pub fn prepare_desk(env: &mut Env, tls_ca: &Ca, portal: &Prepared) -> Prepared {
     }
 }
 
-/// Starts `kurir portal` or `kurir desk` (the daemon runs) and waits until it listens.
+/// Starts `kurir-portal` or `kurir-desk` (the daemon runs) and waits until it listens.
 pub fn launch(env: &Env, prepared: Prepared) -> Served {
     let log = env
         .path()
@@ -343,11 +359,12 @@ pub fn launch(env: &Env, prepared: Prepared) -> Served {
     }
 }
 
-/// `kurir portal` or `kurir desk` as its user, with the environment's settings.
+/// `kurir-portal` or `kurir-desk` as its user, with the environment's settings.
 fn start_web(env: &Env, door: Door, log: &Path) -> Child {
     let file = std::fs::File::create(log).expect("web log");
     let template = env.kurir();
-    let mut cmd = as_user(door, env!("CARGO_BIN_EXE_kurir"));
+    let program = door.program();
+    let mut cmd = as_user(door, program.to_str().expect("program path"));
     cmd.current_dir(env.path());
     for (k, v) in template.get_envs() {
         match v {
@@ -355,7 +372,7 @@ fn start_web(env: &Env, door: Door, log: &Path) -> Child {
             None => cmd.env_remove(k),
         };
     }
-    cmd.args(["--log-format", "json", door.subcommand()])
+    cmd.args(["--log-format", "json"])
         .stdout(Stdio::from(file.try_clone().expect("clone")))
         .stderr(Stdio::from(file))
         .spawn()

@@ -9,7 +9,7 @@ use super::RegistryError;
 use crate::job::Kommunkod;
 
 /// The SCB list from `config/municipalities.csv`, compiled in.
-const SEED_CSV: &str = include_str!("../../config/municipalities.csv");
+const SEED_CSV: &str = include_str!("../../../../config/municipalities.csv");
 
 /// A municipality as the seed knows it: code, official name and county.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

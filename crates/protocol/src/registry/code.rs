@@ -57,17 +57,8 @@ impl std::fmt::Debug for CodeKey {
 pub const CODE_KEY_FILE: &str = "code.key";
 
 impl CodeKey {
-    /// Reads the key from `state_dir`, making it at first start; refused if others may read it.
-    pub fn load_or_create(
-        state_dir: &std::path::Path,
-    ) -> Result<CodeKey, crate::fsutil::SecretError> {
-        Ok(CodeKey(crate::fsutil::secret_key(
-            &state_dir.join(CODE_KEY_FILE),
-            32,
-        )?))
-    }
-
-    /// A key from bytes (tests).
+    /// A key from its bytes (the daemon reads them from [`CODE_KEY_FILE`] in its state
+    /// directory, made at first start; tests make their own).
     pub fn from_bytes(bytes: &[u8]) -> CodeKey {
         CodeKey(bytes.to_vec())
     }

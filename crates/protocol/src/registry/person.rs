@@ -78,17 +78,18 @@ pub fn check_hsa_id(hsa_id: &str) -> Result<(), RegistryError> {
 }
 
 /// What a member of the agency's own staff may do on the dispatch desk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum StaffRole {
     /// A caseworker at Bosättningsenheten: sends decisions, follows them, phones the
     /// municipalities, sends again or by post, cancels a decision sent in error.
     #[serde(rename = "handläggare")]
-    #[value(name = "handläggare", alias = "handlaggare")]
+    #[cfg_attr(feature = "clap", value(name = "handläggare", alias = "handlaggare"))]
     Handlaggare,
     /// Operations: follows every decision, sends again or by post, holds, releases and
     /// cancels; sends no decision of its own.
     #[serde(rename = "drift")]
-    #[value(name = "drift")]
+    #[cfg_attr(feature = "clap", value(name = "drift"))]
     Drift,
 }
 

@@ -7,9 +7,9 @@ use maud::{html, Markup};
 
 use super::pages::{layout, Area, Frame};
 use super::words;
-use crate::intake::route::Route;
-use crate::service::{DeskJob, DeskRow, DraftPreview, OpenAlert, ProofChain};
-use crate::store::state::Channel;
+use kurir_protocol::registry::route::Route;
+use kurir_protocol::reply::{DeskJob, DeskRow, DraftPreview, OpenAlert, ProofChain};
+use kurir_protocol::state::Channel;
 
 /// What the desk's pages need besides the frame: whether the person may send decisions.
 #[derive(Clone, Copy)]
@@ -127,7 +127,7 @@ pub fn send_form(
 fn route_words(
     route: &Route,
     held: bool,
-    checked: Option<(crate::registry::connection::Verdict, Timestamp)>,
+    checked: Option<(kurir_protocol::registry::connection::Verdict, Timestamp)>,
 ) -> String {
     let mut text = words::route(route);
     if let Some((verdict, at)) = checked {
@@ -261,7 +261,7 @@ pub fn jobs(
                                 }
                             }
                             td {
-                                @for k in &r.open_alerts { p class="bad" { (crate::ops::alert::rubrik(*k)) } }
+                                @for k in &r.open_alerts { p class="bad" { (kurir_protocol::kinds::rubrik(*k)) } }
                             }
                         }
                     }
@@ -306,7 +306,7 @@ pub fn job(frame: &Frame<'_>, desk: Desk, j: &DeskJob, notice: Option<(bool, Str
                 section aria-labelledby="rubrik-larm" {
                     h2 id="rubrik-larm" { "Öppna larm" }
                     ul { @for a in &j.open_alerts {
-                        li { (crate::ops::alert::rubrik(a.kind)) ". "
+                        li { (kurir_protocol::kinds::rubrik(a.kind)) ". "
                             @if let Some(p) = &a.phone { "Ring " (a.municipality.as_deref().unwrap_or("kommunen")) " på " (p) ". " }
                             a href="/expedition/att-ringa" { "Att ringa" } }
                     } }
@@ -407,7 +407,7 @@ pub fn calls(frame: &Frame<'_>, desk: Desk, alerts: &[OpenAlert], notice: Option
             @for (i, a) in alerts.iter().enumerate() {
                 section aria-labelledby={ "larm-" (i) } {
                     h2 id={ "larm-" (i) } {
-                        (a.municipality.as_deref().unwrap_or("Kommun")) ": " (crate::ops::alert::rubrik(a.kind))
+                        (a.municipality.as_deref().unwrap_or("Kommun")) ": " (kurir_protocol::kinds::rubrik(a.kind))
                     }
                     p {
                         "Utskick " a href={ "/expedition/utskick/" (a.job_id.as_str()) } { (a.job_id.as_str()) }
@@ -431,8 +431,8 @@ pub fn calls(frame: &Frame<'_>, desk: Desk, alerts: &[OpenAlert], notice: Option
 }
 
 /// The receipt for the case file, printable from the browser.
-pub fn receipt(frame: &Frame<'_>, desk: Desk, blocks: &[crate::pdf::report::Block]) -> Markup {
-    use crate::pdf::report::Block;
+pub fn receipt(frame: &Frame<'_>, desk: Desk, blocks: &[crate::report::Block]) -> Markup {
+    use crate::report::Block;
     page(
         "Kvitto för akten",
         desk,

@@ -593,3 +593,14 @@ fn optional<T>(
 
 #[cfg(test)]
 mod tests;
+
+/// Why an operator holds a municipality.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldNote {
+    /// Who.
+    pub operator: String,
+    /// Why.
+    pub reason: String,
+    /// Since when.
+    pub at: Timestamp,
+}

@@ -15,13 +15,13 @@ use super::desk_pages::{self, Desk};
 use super::pages::Frame;
 use super::routes::{html, refused, unavailable, Portal};
 use super::{receipt, words};
-use crate::job::JobId;
-use crate::queue::operator::ActionDone;
-use crate::queue::operator::Target;
-use crate::registry::{Person, StaffRole};
-use crate::service::call::{DeskFilter, DeskView};
-use crate::service::{call, ServiceError};
-use crate::store::state::Team;
+use kurir_protocol::action::ActionDone;
+use kurir_protocol::action::Target;
+use kurir_protocol::call::{DeskFilter, DeskView};
+use kurir_protocol::job::JobId;
+use kurir_protocol::registry::{Person, StaffRole};
+use kurir_protocol::state::Team;
+use kurir_protocol::{call, ServiceError};
 
 /// The person's desk role, or the page that says they have none.
 pub(super) async fn desk_of(portal: &Portal, person: &Person) -> Result<Desk, Box<Response>> {
@@ -183,7 +183,7 @@ async fn job_view(
     person: &Person,
     id: &str,
     view: DeskView,
-) -> Result<(JobId, Desk, Box<crate::service::DeskJob>), Box<Response>> {
+) -> Result<(JobId, Desk, Box<kurir_protocol::reply::DeskJob>), Box<Response>> {
     let (id, desk) = job_and_desk(portal, person, id).await?;
     let job = desk_job(portal, person, id.clone(), view).await?;
     Ok((id, desk, job))
@@ -194,7 +194,7 @@ async fn desk_job(
     person: &Person,
     id: JobId,
     view: DeskView,
-) -> Result<Box<crate::service::DeskJob>, Box<Response>> {
+) -> Result<Box<kurir_protocol::reply::DeskJob>, Box<Response>> {
     match portal.ask(person, call::DeskJob { id, view }).await {
         Ok(job) => Ok(job),
         Err(Asked::Unavailable) => Err(Box::new(unavailable())),
@@ -391,7 +391,7 @@ pub(super) async fn calls(
     let calls: Vec<_> = alerts
         .into_iter()
         .filter(|a| {
-            a.team == Team::Dispatch && a.kind != crate::store::state::AlertKind::Quarantined
+            a.team == Team::Dispatch && a.kind != kurir_protocol::state::AlertKind::Quarantined
         })
         .collect();
     let notice = match message.meddelande.as_deref() {
@@ -472,8 +472,7 @@ pub(super) async fn receipt_pdf(
     };
     let blocks = receipt::blocks(&job, &person);
     let rendered =
-        tokio::task::spawn_blocking(move || crate::pdf::report::render(receipt::TITLE, &blocks))
-            .await;
+        tokio::task::spawn_blocking(move || crate::report::render(receipt::TITLE, &blocks)).await;
     match rendered {
         Ok(Ok(pdf)) => (
             StatusCode::OK,

@@ -180,3 +180,29 @@ impl PostReason {
         }
     }
 }
+
+/// Where one recipient's documents go, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Route {
+    /// Protected e-mail to this address.
+    Email {
+        /// The verified address.
+        address: String,
+    },
+    /// A printed letter.
+    Post {
+        /// Why not e-mail.
+        reason: PostReason,
+    },
+}
+
+impl Route {
+    /// The channel this route uses.
+    pub fn channel(&self) -> crate::state::Channel {
+        match self {
+            Route::Email { .. } => crate::state::Channel::Email,
+            Route::Post { .. } => crate::state::Channel::Post,
+        }
+    }
+}

@@ -15,14 +15,13 @@ use super::desk::{desk_of, forged, frame, refusal};
 use super::desk_pages::{self, Desk, FieldError, SendFields};
 use super::routes::{html, refused, unavailable, Portal};
 use super::words;
-use crate::intake::draft::{DraftError, DraftId};
-use crate::job::{DocumentKind, Kommunkod};
-use crate::registry::{Person, RegistryError, StaffRole};
-use crate::service::call::Upload;
-use crate::service::{call, ServiceError};
+use kurir_protocol::call::Upload;
+use kurir_protocol::draft::{DraftError, DraftId};
+use kurir_protocol::job::{DocumentKind, Kommunkod};
+use kurir_protocol::registry::{Person, RegistryError, StaffRole};
+use kurir_protocol::{call, ServiceError};
 
-/// The most a decision's upload may weigh (both PDFs and the form).
-pub const DESK_UPLOAD_BYTES: usize = 40 * 1024 * 1024;
+pub use kurir_protocol::call::DESK_UPLOAD_BYTES;
 /// Longest text field of the desk's upload form (a municipality's name, a case number).
 const TEXT_FIELD_BYTES: usize = 4096;
 /// How long an upload waits for one of the portal's upload slots.

@@ -1,10 +1,10 @@
 //! The portal's Swedish: each route, refusal and field error worded from its variant, never
 //! from another surface's text.
 
-use crate::intake::route::{PostReason, Route};
-use crate::registry::{CertificateProblem, EmailField, PostalProblem, RegistryError};
-use crate::service::ServiceError;
-use crate::store::event::EventKind;
+use kurir_protocol::event::EventKind;
+use kurir_protocol::registry::route::{PostReason, Route};
+use kurir_protocol::registry::{CertificateProblem, EmailField, PostalProblem, RegistryError};
+use kurir_protocol::ServiceError;
 
 /// How decisions go now.
 pub fn route(route: &Route) -> String {
@@ -176,16 +176,16 @@ pub fn check_error(error: &ServiceError) -> &'static str {
 }
 
 /// A check's verdict, in Swedish.
-pub fn verdict(verdict: crate::registry::connection::Verdict) -> &'static str {
+pub fn verdict(verdict: kurir_protocol::registry::connection::Verdict) -> &'static str {
     match verdict {
-        crate::registry::connection::Verdict::Passed => "Godkänd",
-        crate::registry::connection::Verdict::Failed => "Inte godkänd",
+        kurir_protocol::registry::connection::Verdict::Passed => "Godkänd",
+        kurir_protocol::registry::connection::Verdict::Failed => "Inte godkänd",
     }
 }
 
 /// What DANE found for a server, in Swedish.
-pub fn dane(dane: crate::registry::connection::Dane) -> &'static str {
-    use crate::registry::connection::Dane;
+pub fn dane(dane: kurir_protocol::registry::connection::Dane) -> &'static str {
+    use kurir_protocol::registry::connection::Dane;
     match dane {
         Dane::NotValidated => "ej tillämpligt (DNS-svaren är inte DNSSEC-validerade)",
         Dane::NoTlsa => "ingen TLSA-post",
@@ -196,8 +196,8 @@ pub fn dane(dane: crate::registry::connection::Dane) -> &'static str {
 }
 
 /// A job's state, in Swedish.
-pub fn state(state: crate::store::state::JobState) -> &'static str {
-    use crate::store::state::JobState::*;
+pub fn state(state: kurir_protocol::state::JobState) -> &'static str {
+    use kurir_protocol::state::JobState::*;
     match state {
         Received => "mottaget",
         Queued => "i kö",
@@ -215,16 +215,16 @@ pub fn state(state: crate::store::state::JobState) -> &'static str {
 }
 
 /// A document's kind, in Swedish.
-pub fn document(kind: crate::job::DocumentKind) -> &'static str {
+pub fn document(kind: kurir_protocol::job::DocumentKind) -> &'static str {
     match kind {
-        crate::job::DocumentKind::Anvisningsbeslut => "Anvisningsbeslut",
-        crate::job::DocumentKind::GodMan => "Anmälan om behov av god man",
+        kurir_protocol::job::DocumentKind::Anvisningsbeslut => "Anvisningsbeslut",
+        kurir_protocol::job::DocumentKind::GodMan => "Anmälan om behov av god man",
     }
 }
 
 /// Why a document was refused, in Swedish (the field shows it).
-pub fn pdf_problem(problem: &crate::pdf::PdfError) -> String {
-    use crate::pdf::{ActiveContent, PdfError};
+pub fn pdf_problem(problem: &kurir_protocol::pdf::PdfError) -> String {
+    use kurir_protocol::pdf::{ActiveContent, PdfError};
     match problem {
         PdfError::TooLarge { max, .. } => {
             format!("Filen är för stor: högst {} MB tas emot.", max / 1_000_000)
@@ -266,7 +266,7 @@ pub fn pdf_problem(problem: &crate::pdf::PdfError) -> String {
 /// Why the desk could not do what was asked, in Swedish; `None` for refusals that have a page
 /// of their own (no access, no such job).
 pub fn desk_error(error: &ServiceError) -> String {
-    use crate::queue::operator::StateHint;
+    use kurir_protocol::action::StateHint;
     match error {
         ServiceError::WrongState { state: s, hint, .. } => {
             let why = match hint {
@@ -286,19 +286,19 @@ pub fn desk_error(error: &ServiceError) -> String {
             "Texten ser ut att innehålla {}. Den sparas för alltid i utskickets historik, i \
              kvittot och i granskningsloggen, som inte går att rensa. Skriv den utan numret.",
             match found {
-                crate::free_text::PersonalData::CaseNumber => "ett dossiernummer",
-                crate::free_text::PersonalData::IdentityNumber => "ett personnummer",
+                kurir_protocol::free_text::PersonalData::CaseNumber => "ett dossiernummer",
+                kurir_protocol::free_text::PersonalData::IdentityNumber => "ett personnummer",
             }
         ),
-        ServiceError::Draft(crate::intake::draft::DraftError::Gone) => {
+        ServiceError::Draft(kurir_protocol::draft::DraftError::Gone) => {
             "Utkastet finns inte längre (det är redan skickat eller äldre än en timme). Fyll i \
              formuläret igen."
                 .into()
         }
-        ServiceError::Draft(crate::intake::draft::DraftError::TooMany) => format!(
+        ServiceError::Draft(kurir_protocol::draft::DraftError::TooMany) => format!(
             "Du har redan {} utkast som inte är skickade. Skicka dem eller vänta en timme, så \
              tas de bort.",
-            crate::intake::draft::MAX_DRAFTS_PER_PERSON
+            kurir_protocol::draft::MAX_DRAFTS_PER_PERSON
         ),
         _ => "Det gick inte just nu. Försök igen om en stund.".into(),
     }
@@ -307,10 +307,10 @@ pub fn desk_error(error: &ServiceError) -> String {
 /// One step of a job's history, in Swedish, for the desk's timeline; `when` words a time.
 /// Servers' own replies stay out of the sentence: the receipt's technical part has them.
 pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> String {
-    use crate::store::event::{FallBack, PersonAction};
+    use kurir_protocol::event::{FallBack, PersonAction};
     use EventKind::*;
-    let kommuner = |codes: &[crate::job::Kommunkod]| {
-        let names = crate::job::join_kommunkoder(codes);
+    let kommuner = |codes: &[kurir_protocol::job::Kommunkod]| {
+        let names = kurir_protocol::job::join_kommunkoder(codes);
         match codes.len() {
             1 => format!("kommun {names}"),
             _ => format!("kommunerna {names}"),
@@ -337,7 +337,7 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
             let each: Vec<String> = routes
                 .iter()
                 .map(|r| match (r.channel, r.post_reason) {
-                    (crate::store::state::Channel::Email, _) => {
+                    (kurir_protocol::state::Channel::Email, _) => {
                         format!("kommun {} med skyddad e-post", r.kommunkod)
                     }
                     (_, Some(reason)) => format!(
@@ -432,7 +432,7 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
                 PersonAction::Acknowledged { alerts } => {
                     let what: Vec<&str> = alerts
                         .iter()
-                        .map(|k| crate::ops::alert::rubrik(*k))
+                        .map(|k| kurir_protocol::kinds::rubrik(*k))
                         .collect();
                     format!("Larmet stängt ({})", what.join("; "))
                 }
@@ -463,7 +463,7 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
             elsewhere,
             conflicts,
         } => {
-            use crate::store::kinds::ReportKind;
+            use kurir_protocol::kinds::ReportKind;
             let mut parts: Vec<String> = taken
                 .iter()
                 .map(|r| match r.kind {

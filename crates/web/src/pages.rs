@@ -2,10 +2,10 @@
 //! an IT technician at a municipality, no JavaScript. Every field has a label, every error is
 //! tied to its field (`aria-describedby`), and the layout works by keyboard alone.
 
-use crate::registry::connection::ConnectionCheck;
+use kurir_protocol::registry::connection::ConnectionCheck;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use crate::registry::{Registered, RegistryChange};
+use kurir_protocol::registry::{Registered, RegistryChange};
 
 /// What a page needs to know about the person and the request.
 pub struct Frame<'a> {

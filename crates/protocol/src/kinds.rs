@@ -343,3 +343,28 @@ impl<'de> Deserialize<'de> for AlertMark {
         }
     }
 }
+
+/// What an alert is about, in Swedish: the e-mail's subject line and the desk's heading (no
+/// personal data).
+pub fn rubrik(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::DeferredTooLong => "beslutet är ännu inte levererat",
+        AlertKind::FellBack => "beslutet går med post i stället för e-post",
+        AlertKind::Failed => "beslutet kunde inte levereras",
+        AlertKind::Quarantined => "en inlämning ligger i karantän",
+        AlertKind::Unconfirmed => "ingen leveransrapport bekräftar beslutet",
+        AlertKind::Unread => "beslutet har inte lästs, ring kommunen nu",
+        AlertKind::ConflictingReport => "en leveransrapport motsäger tidigare rapporter",
+        AlertKind::ReportNamesAnotherAddress => {
+            "en leveransrapport om beslutet nämner en annan adress"
+        }
+        AlertKind::RegistrationChanged => "kommunens mottagaradress har ändrats",
+        AlertKind::ApprovalWaiting => "en ändring från portalen väntar på godkännande",
+        AlertKind::CertificateExpiring => "kommunens S/MIME-certifikat går snart ut",
+        AlertKind::PrintNotConfirmed => "tryckeriet har inte bekräftat en utskriftsbatch",
+        AlertKind::ConnectionFailed => "kommunens e-postserver klarar inte säker anslutning",
+        AlertKind::ServerCertificateExpiring => {
+            "certifikatet för kommunens e-postserver går snart ut"
+        }
+    }
+}

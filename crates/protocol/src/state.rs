@@ -11,9 +11,10 @@ use crate::job::{DocumentKind, JobId, Kommunkod, RecipientRole};
 pub use super::kinds::{AlertKind, AlertMark, AttemptOutcome, ReportKind, Team};
 
 /// Where a job is in its life. See ARCHITECTURE.md for the transitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
-#[value(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", value(rename_all = "kebab-case"))]
 pub enum JobState {
     /// Claimed from the spool and validated; not yet routed.
     Received,
@@ -430,9 +431,9 @@ impl JobRecord {
     }
 
     /// A job to Umeå (2480) by post in `state`, with nothing recorded yet: what unit tests
-    /// start from.
-    #[cfg(test)]
-    pub(crate) fn for_tests(state: JobState) -> JobRecord {
+    /// start from (the daemon's tests too, so it is public; nothing else calls it).
+    #[doc(hidden)]
+    pub fn for_tests(state: JobState) -> JobRecord {
         let now = Timestamp::now();
         let mut record = JobRecord::received(JobId::generate(), "drop-1", now);
         record.state = state;

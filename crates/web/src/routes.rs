@@ -14,10 +14,11 @@ use serde::Deserialize;
 use super::backend::{Asked, Backend};
 use super::pages::{self, Fields, Frame, Notice};
 use super::words;
-use crate::config::SenderSettings;
-use crate::job::Kommunkod;
-use crate::registry::{Changes, Person, RegistryError, Seed};
-use crate::service::{call, Call, MunicipalityView, ServiceError};
+use kurir_protocol::config::SenderSettings;
+use kurir_protocol::job::Kommunkod;
+use kurir_protocol::registry::{Changes, Person, RegistryError, Seed};
+use kurir_protocol::reply::MunicipalityView;
+use kurir_protocol::{call, Call, ServiceError};
 
 /// What the portal's handlers share.
 pub struct Portal {
@@ -58,16 +59,18 @@ impl Portal {
     /// The form token of `person`: an HMAC of their HSA-id under a key of this run.
     pub(super) fn csrf_token(&self, person: &Person) -> String {
         let message = format!("portal-csrf:{}", person.hsa_id);
-        crate::digest::hmac_sha256_hex(&self.csrf_key, message.as_bytes()).unwrap_or_default()
+        kurir_protocol::digest::hmac_sha256_hex(&self.csrf_key, message.as_bytes())
+            .unwrap_or_default()
     }
 
     pub(super) fn token_ok(&self, person: &Person, token: &str) -> bool {
-        !self.csrf_key.is_empty() && crate::digest::same_secret(&self.csrf_token(person), token)
+        !self.csrf_key.is_empty()
+            && kurir_protocol::digest::same_secret(&self.csrf_token(person), token)
     }
 
     /// The 290 municipalities.
     /// Which door this program serves.
-    pub(super) fn door(&self) -> crate::config::WebDoor {
+    pub(super) fn door(&self) -> kurir_protocol::config::WebDoor {
         self.backend.door()
     }
 
@@ -428,7 +431,8 @@ pub(super) async fn certificate(
             .and_then(|p| String::from_utf8(p).ok())
     };
     let Some(pem) = pem else {
-        let words = words::certificate(&crate::registry::CertificateProblem::NotACertificate);
+        let words =
+            words::certificate(&kurir_protocol::registry::CertificateProblem::NotACertificate);
         return render(
             &portal,
             &person,

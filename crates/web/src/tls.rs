@@ -12,7 +12,7 @@ use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode};
 use openssl::x509::verify::X509VerifyFlags;
 use openssl::x509::{X509Ref, X509};
 
-use crate::registry::Person;
+use kurir_protocol::registry::Person;
 
 /// The person named by a verified peer certificate, if it carries an HSA-id: the HSA-id (the
 /// subject's `serialNumber`, as SITHS person certificates carry it), the name (`CN`) and the
@@ -25,7 +25,7 @@ pub fn person_of(cert: &X509Ref) -> Option<Person> {
             .and_then(|e| e.data().to_string().ok())
     };
     let hsa_id = entry(Nid::SERIALNUMBER)?;
-    crate::registry::check_hsa_id(&hsa_id).ok()?;
+    kurir_protocol::registry::check_hsa_id(&hsa_id).ok()?;
     Some(Person {
         hsa_id,
         name: entry(Nid::COMMONNAME).unwrap_or_default(),
@@ -33,7 +33,7 @@ pub fn person_of(cert: &X509Ref) -> Option<Person> {
     })
 }
 
-pub use crate::registry::cert::name_text;
+pub use kurir_protocol::registry::cert::name_text;
 
 /// Why the portal's TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ pub enum TlsSetupError {
     },
 }
 
-pub use crate::service::CrlInfo;
+pub use kurir_protocol::reply::CrlInfo;
 
 /// Reads one CRL file (PEM or DER).
 fn read_crl(path: &Path) -> Result<openssl::x509::X509Crl, TlsSetupError> {
@@ -120,7 +120,7 @@ pub struct Trust {
 
 impl Trust {
     /// The portal's TLS from its settings.
-    pub fn new(settings: &crate::config::WebSettings) -> Result<Trust, TlsSetupError> {
+    pub fn new(settings: &kurir_protocol::config::WebSettings) -> Result<Trust, TlsSetupError> {
         let acceptor = acceptor(
             &settings.cert,
             &settings.key,

@@ -5,10 +5,10 @@
 
 use std::path::PathBuf;
 
-use crate::config::WebDoor;
-use crate::registry::Person;
-use crate::service::protocol::{self, ClientError};
-use crate::service::{call, Call, Principal, ServiceError};
+use kurir_protocol::config::WebDoor;
+use kurir_protocol::registry::Person;
+use kurir_protocol::wire::{self, ClientError};
+use kurir_protocol::{call, Call, Principal, ServiceError};
 
 /// Why a page could not be had from the daemon.
 #[derive(Debug)]
@@ -46,9 +46,13 @@ impl Backend {
     }
 
     /// Reports the program's revocation lists and CAs to the daemon; whether it was heard.
-    pub async fn report(&self, crls: Vec<crate::service::CrlInfo>, issuers: Vec<String>) -> bool {
+    pub async fn report(
+        &self,
+        crls: Vec<kurir_protocol::reply::CrlInfo>,
+        issuers: Vec<String>,
+    ) -> bool {
         matches!(
-            protocol::call(
+            wire::call(
                 &self.socket,
                 match self.door {
                     WebDoor::Portal => Principal::Portal,
@@ -63,7 +67,7 @@ impl Backend {
 
     /// Asks the service, on behalf of `person`: the call's own reply, or why there is none.
     pub async fn ask<C: Call>(&self, person: &Person, call: C) -> Result<C::Reply, Asked> {
-        match protocol::call(&self.socket, self.principal(person), call).await {
+        match wire::call(&self.socket, self.principal(person), call).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(refused)) => Err(Asked::Refused(refused)),
             Err(e @ ClientError::NotRunning(_)) => {

@@ -457,6 +457,18 @@ impl ReportSeen {
     }
 }
 
+impl From<&crate::state::ProofReport> for ReportSeen {
+    fn from(r: &crate::state::ProofReport) -> ReportSeen {
+        ReportSeen {
+            kind: r.kind,
+            by: r.reporting.clone(),
+            status: r.status.to_string(),
+            diagnostic: r.diagnostic.clone(),
+            final_recipient: r.final_recipient.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,7 +552,7 @@ mod tests {
     fn an_event_from_before_its_kind_was_kept_is_read_with_its_words() {
         let old =
             r#"{"at":"2026-01-01T00:00:00Z","state":"queued","detail":"routed: 2480: email"}"#;
-        let event: super::super::state::Event = serde_json::from_str(old).expect("old event");
+        let event: crate::state::Event = serde_json::from_str(old).expect("old event");
         assert_eq!(event.what, None);
         assert_eq!(event.detail, "routed: 2480: email");
     }

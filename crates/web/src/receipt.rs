@@ -2,13 +2,13 @@
 //! SHA-256, each recipient's route, the relay's acceptance (time, reply, TLS, the server's
 //! certificate), the delivery and read reports with their times, the letters, and where the
 //! job stands in the audit chain. One list of blocks, shown as a page and laid out as a PDF
-//! ([`crate::pdf::report`]).
+//! ([`crate::report`]).
 
-use crate::job::RecipientRole;
-use crate::pdf::report::Block;
-use crate::registry::Person;
-use crate::service::DeskJob;
-use crate::store::state::ReportKind;
+use crate::report::Block;
+use kurir_protocol::job::RecipientRole;
+use kurir_protocol::registry::Person;
+use kurir_protocol::reply::DeskJob;
+use kurir_protocol::state::ReportKind;
 
 use super::desk_pages::when;
 use super::words;

@@ -25,8 +25,8 @@ use tower_http::timeout::TimeoutLayer;
 use super::pages;
 use super::routes::{self, Portal};
 use super::{desk, desk_send};
-use crate::config::WebDoor;
-use crate::net::{self, HttpTimeouts, Limits, PerClient};
+use kurir_protocol::config::WebDoor;
+use kurir_protocol::net::{self, HttpTimeouts, Limits, PerClient};
 
 /// Largest request body: forms and a certificate file.
 pub const MAX_BODY: usize = 64 * 1024;

@@ -1,4 +1,5 @@
-//! The municipality portal: `kurir portal`, a process of its own, where municipality IT sign in
+#![warn(missing_docs)]
+//! The municipality portal: `kurir-portal`, a process of its own, where municipality IT sign in
 //! with the SITHS certificate on their card (a TLS client certificate, [`tls`]) and manage
 //! their municipality's registration themselves — addresses, phone, contacts, postal address,
 //! S/MIME certificate, and the proof of a new address by a mailed code.
@@ -16,14 +17,23 @@
 //! connection-life timeouts, and connection limits per address and per person ([`server`]).
 //! The same process serves the dispatch desk of Bosättningsenheten (`/expedition/`), for the
 //! agency's own staff with a desk grant ([`desk`], [`desk_pages`], [`receipt`]).
-//! Files: `server` (TLS and HTTP), `routes` (handlers), `pages` (HTML), `words` (Swedish).
+//! Files: `config` (its settings), `server` (TLS and HTTP), `backend` (the daemon's socket),
+//! `routes` and `pages` (the portal), `desk`, `desk_send`, `desk_pages`, `receipt` and
+//! `report` (the desk), `words` (Swedish).
+//!
+//! Two programs link this library: `kurir-portal` serves only the portal's pages and
+//! `kurir-desk` only the desk's, each as its own user through its own socket door. Neither links
+//! the daemon's crate: no store, no spool, no PDF parser, no signing code
+//! (`tests/architecture.rs` reads the dependency tree).
 
 pub mod backend;
+pub mod config;
 pub mod desk;
 pub mod desk_pages;
 pub mod desk_send;
 pub mod pages;
 pub mod receipt;
+pub mod report;
 pub mod routes;
 pub mod server;
 pub mod tls;
@@ -35,11 +45,60 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::config::{Settings, WebDoor};
-use crate::registry::Seed;
+use config::WebConfig;
+use kurir_protocol::config::WebDoor;
+use kurir_protocol::registry::Seed;
 
-/// `kurir portal` and `kurir desk`: serves `door` on its `listen` until SIGTERM or SIGINT.
-pub async fn run(settings: Settings, door: WebDoor) -> anyhow::Result<()> {
+/// `kurir-portal` and `kurir-desk`: reads the settings, sets up logging, and serves `door` on
+/// its `listen` until SIGTERM or SIGINT. What each program's `main` does.
+pub fn main(door: WebDoor) -> std::process::ExitCode {
+    match start(door) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kurir-{}: {e:#}", door.section());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The command line of a web program: where its settings are, and the log's shape.
+#[derive(Debug, clap::Parser)]
+#[command(
+    version,
+    about = "kurir's web door (see kurir-portal(8) and kurir-desk(8))"
+)]
+struct Args {
+    /// The settings file (default: none, the built-in defaults and KURIR_* variables).
+    #[arg(long, env = "KURIR_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// `human` or `json` (default: `[log] format`).
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+}
+
+fn start(door: WebDoor) -> anyhow::Result<()> {
+    use clap::Parser;
+    let args = Args::parse();
+    let file = args
+        .config
+        .filter(|f| f.as_os_str() != kurir_protocol::config::NO_FILE);
+    let config = WebConfig::load(file.as_deref(), door)?;
+    let format = match args.log_format.as_deref() {
+        None => config.log.format,
+        Some("human") => kurir_protocol::config::LogFormat::Human,
+        Some("json") => kurir_protocol::config::LogFormat::Json,
+        Some(other) => anyhow::bail!("--log-format {other:?}: human or json"),
+    };
+    kurir_protocol::logging::init(format, &config.log.filter, true);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(config, door))
+}
+
+/// Serves `door` on its `listen` until SIGTERM or SIGINT.
+pub async fn run(settings: WebConfig, door: WebDoor) -> anyhow::Result<()> {
     let (web, section, env) = match door {
         WebDoor::Portal => (&settings.portal, "[portal]", "KURIR_PORTAL__LISTEN"),
         WebDoor::Desk => (&settings.desk, "[desk]", "KURIR_DESK__LISTEN"),
@@ -79,9 +138,9 @@ pub async fn run(settings: Settings, door: WebDoor) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(watch_trust(trust.clone(), backend, shutdown_rx.clone()));
     let server = tokio::spawn(server::serve(listener, trust, state, shutdown_rx));
-    crate::ops::systemd::ready(serving);
+    kurir_protocol::systemd::ready(serving);
     wait_for_signal().await?;
-    crate::ops::systemd::stopping();
+    kurir_protocol::systemd::stopping();
     let _ = shutdown_tx.send(true);
     let _ = server.await;
     tracing::info!("{} stopped", door.section());
@@ -129,7 +188,7 @@ async fn watch_trust(
 
 /// The portal is meant to run as a user that can read neither the store nor the signing key;
 /// it says so when it can.
-fn warn_if_privileged(settings: &Settings) {
+fn warn_if_privileged(settings: &WebConfig) {
     let readable = |path: &std::path::Path| std::fs::File::open(path).is_ok();
     let key = &settings.smime.sign_key;
     if !key.as_os_str().is_empty() && readable(key) {
