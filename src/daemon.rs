@@ -128,7 +128,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.spool.settle,
         mailer.is_some(),
         connection_rule,
-        alerter.clone(),
         wake_queue.clone(),
     ));
     let hours = WorkingHours::new(
@@ -147,7 +146,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             seed: seed.clone(),
             print,
             mailer: mailer.clone(),
-            alerter: alerter.clone(),
             health: health.clone(),
         },
         policy,
@@ -176,10 +174,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             "finished work interrupted by an earlier stop"
         );
     }
-    // Alerts recorded but not raised before a crash are raised now (each exactly once).
+    // Alerts recorded but not raised before a stop are raised now (each exactly once); the
+    // alert writer raises the rest as they are marked.
     let alerts_recovered = {
         let alerter = alerter.clone();
-        tokio::task::spawn_blocking(move || alerter.recover())
+        tokio::task::spawn_blocking(move || alerter.raise_owed())
             .await
             .context("alert recovery task")?
             .context("raising alerts an earlier stop left recorded")?
@@ -223,7 +222,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         spool.clone(),
         store.clone(),
         report_key,
-        alerter.clone(),
         settings.proof.clone(),
         hours_for_proof,
     ));
@@ -353,6 +351,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         Lifetime::UntilShutdown,
         service.notify(mailer.clone(), shutdown_rx.clone()),
     );
+    let alert_task = tasks.spawn(
+        "alert writer",
+        Lifetime::UntilShutdown,
+        crate::ops::alert::run(alerter.clone(), receipts_rx.clone()),
+    );
     let receipt_task = tasks.spawn(
         "receipt writer",
         Lifetime::UntilShutdown,
@@ -440,6 +443,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let _ = receipts_tx.send(true);
     receipt_task.ended().await;
+    alert_task.ended().await;
     // Every other task (checks, notices, watches, retention) ends on the same signal.
     tasks.all_ended(grace).await;
     if let Some(why) = tasks.failed() {

@@ -355,3 +355,70 @@ fn the_web_programs_link_no_store_no_pdf_parser_and_no_signing_code() {
         );
     }
 }
+
+/// Every `.rs` file of the workspace's crates (this one's `src/`, and `crates/*/src/`).
+fn workspace_sources() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    for entry in std::fs::read_dir(root.join("crates")).expect("crates/") {
+        let src = entry.expect("entry").path().join("src");
+        if src.is_dir() {
+            rust_files(&src, &mut files);
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn a_jobs_state_is_set_only_by_its_state_machine() {
+    // `JobRecord`'s transitions (crates/protocol/src/state.rs) set each state with what goes
+    // with it — when the job is due next, the alert marks it owes. A state set anywhere else
+    // is a transition that forgets one of them. Unit tests (`tests.rs`) may set up any state.
+    let machine = Path::new("crates/protocol/src/state.rs");
+    let mut offenders = Vec::new();
+    for file in workspace_sources() {
+        if file.ends_with(machine) || file.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("source readable");
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code_lines(code).enumerate() {
+            let assigns = line.contains(".state = ") || line.contains("state: JobState::");
+            if assigns {
+                offenders.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "a job's state set outside its state machine:\n  {}",
+        offenders.join("\n  ")
+    );
+}
+
+#[test]
+fn a_jobs_alerts_are_raised_only_by_the_alert_writer() {
+    // A step marks the alert in the job's record (`JobRecord::mark`, in the same
+    // transaction); the alert writer (src/ops/alert.rs, driven by the store's index of owed
+    // alerts) raises it, once, in the words of that step. An alert composed elsewhere would be
+    // lost in a crash between the step and the file, or raised twice.
+    let writer = Path::new("src/ops/alert.rs");
+    let machine = Path::new("crates/protocol/src/state.rs");
+    let mut offenders = Vec::new();
+    for file in workspace_sources() {
+        let text = std::fs::read_to_string(&file).expect("source readable");
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        let composes = !file.ends_with(writer) && code_lines(code).any(|l| l.contains(".compose("));
+        let marks =
+            !file.ends_with(machine) && code_lines(code).any(|l| l.contains("alerts.push("));
+        if composes || marks {
+            offenders.push(file.display().to_string());
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "a job's alert raised or marked outside the writer and `JobRecord::mark`: {offenders:?}"
+    );
+}

@@ -42,6 +42,7 @@ struct World {
     spool: Spool,
     intake: Intake,
     queue: QueueManager,
+    alerter: Arc<Alerter>,
 }
 
 /// A complete kurir in this process, with e-mail to 2480 proven and always answered by 451.
@@ -128,7 +129,6 @@ fn world(adjust: impl FnOnce(&mut Settings)) -> World {
             seed: seed.clone(),
             print,
             mailer: Some(mailer),
-            alerter: alerter.clone(),
             health: Arc::new(kurir::ops::Health::default()),
         },
         policy,
@@ -146,7 +146,6 @@ fn world(adjust: impl FnOnce(&mut Settings)) -> World {
         settings.spool.settle,
         true,
         kurir::store::ConnectionRule::from_settings(&settings.connection),
-        alerter.clone(),
         Arc::new(tokio::sync::Notify::new()),
     );
     World {
@@ -156,6 +155,7 @@ fn world(adjust: impl FnOnce(&mut Settings)) -> World {
         spool,
         intake,
         queue,
+        alerter,
     }
 }
 
@@ -206,7 +206,9 @@ impl World {
         self.store.get(id).expect("get").expect("job").state
     }
 
+    /// The alert files of `kind`, after the alert writer's round (the daemon's task).
     fn alerts(&self, kind: &str) -> usize {
+        self.alerter.raise_owed().expect("alert writer");
         std::fs::read_dir(self.spool.alerts())
             .expect("alerts")
             .filter_map(|e| e.ok())

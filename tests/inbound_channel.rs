@@ -324,7 +324,6 @@ fn a_message_nobody_confirms_or_reads_raises_one_alert_of_each_kind_with_the_pho
         spool.clone(),
         store.clone(),
         TokenKey::load_or_create(&dir.join("state")).expect("key"),
-        alerter,
         settings,
         hours,
     );
@@ -333,6 +332,8 @@ fn a_message_nobody_confirms_or_reads_raises_one_alert_of_each_kind_with_the_pho
     let later = now + jiff::SignedDuration::from_hours(24 * 7);
     assert_eq!(store.awaiting_proof().expect("index").len(), 1);
     assert_eq!(inbound.check_deadlines(later).expect("check"), 2);
+    // The alert writer's round, as the daemon's task would make it.
+    assert_eq!(alerter.raise_owed().expect("alert writer"), 2);
     assert!(
         store.awaiting_proof().expect("index").is_empty(),
         "a job with both alerts raised stays in the index of jobs awaiting proof"

@@ -33,7 +33,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::config::ProofSettings;
 use crate::fsutil;
 use crate::job::Kommunkod;
-use crate::ops::alert::{AlertKind, Alerter};
+use crate::ops::alert::AlertKind;
 use crate::report_token::TokenKey;
 use crate::spool::Spool;
 use crate::store::event::{EventKind, ReportSeen};
@@ -83,7 +83,6 @@ pub struct Inbound {
     spool: Spool,
     store: Store,
     key: TokenKey,
-    alerter: Arc<Alerter>,
     settings: ProofSettings,
     hours: WorkingHours,
 }
@@ -97,7 +96,6 @@ impl Inbound {
         spool: Spool,
         store: Store,
         key: TokenKey,
-        alerter: Arc<Alerter>,
         settings: ProofSettings,
         hours: WorkingHours,
     ) -> Self {
@@ -105,7 +103,6 @@ impl Inbound {
             spool,
             store,
             key,
-            alerter,
             settings,
             hours,
         }
@@ -336,8 +333,7 @@ impl Inbound {
     /// Records the reports on the job in one flushed step, each as what it is — a step
     /// forward, a note, or a conflict ([`progress::step`]) — then acts: a letter for a failure
     /// after acceptance, an alert for a conflict. The alerts' marks are recorded in the same
-    /// step, so each is raised once (and again after a crash only if it was not yet raised,
-    /// [`Alerter::recover`]).
+    /// step; the alert writer raises each once ([`crate::ops::alert::Alerter::raise_owed`]).
     fn record(
         &self,
         job: &JobRecord,
@@ -404,11 +400,10 @@ impl Inbound {
                     r.fall_back_to_post(&[code], now, false);
                 }
                 if raise_conflict {
-                    r.alerts
-                        .push(AlertMark::recipient(AlertKind::ConflictingReport, code));
+                    r.mark(AlertMark::recipient(AlertKind::ConflictingReport, code));
                 }
                 if raise_elsewhere {
-                    r.alerts.push(AlertMark::recipient(
+                    r.mark(AlertMark::recipient(
                         AlertKind::ReportNamesAnotherAddress,
                         code,
                     ));
@@ -432,53 +427,6 @@ impl Inbound {
             metrics::counter!(REPORTS_METRIC, "outcome" => "another_address").increment(1);
         }
         tracing::info!(job_id = %record.id, kommunkod = %code, reports = taken.len(), conflicts = conflicts.len(), "delivery report recorded");
-        if let Some(failure) = &failed {
-            let alert = self.alerter.compose(
-                AlertMark::recipient(AlertKind::FellBack, code),
-                &record.id,
-                Some(code),
-                format!(
-                    "the municipality's mail server refused the message after the relay had \
-                     accepted it ({} {})",
-                    failure.status,
-                    failure.diagnostic.as_deref().unwrap_or("")
-                ),
-                "a letter is made for the postal print queue now".into(),
-            );
-            self.alerter.raise(alert);
-        }
-        if raise_conflict {
-            let kinds: Vec<&str> = conflicts.iter().map(|r| r.kind.as_str()).collect();
-            let alert = self.alerter.compose(
-                AlertMark::recipient(AlertKind::ConflictingReport, code),
-                &record.id,
-                Some(code),
-                format!(
-                    "a report about the message to kommun {code} contradicts what earlier reports \
-                     proved ({}); kurir changed nothing",
-                    kinds.join(", ")
-                ),
-                "kurir keeps what the earlier reports proved; the report is kept in the job".into(),
-            );
-            self.alerter.raise(alert);
-        }
-        if raise_elsewhere {
-            let kinds: Vec<&str> = elsewhere.iter().map(|r| r.kind.as_str()).collect();
-            let alert = self.alerter.compose(
-                AlertMark::recipient(AlertKind::ReportNamesAnotherAddress, code),
-                &record.id,
-                Some(code),
-                format!(
-                    "a delivery report about the decision to kommun {code} names another \
-                     mailbox than the one it was sent to ({})",
-                    kinds.join(", ")
-                ),
-                "the report is kept in the job; check with the municipality who has the \
-                 decision"
-                    .into(),
-            );
-            self.alerter.raise(alert);
-        }
         Ok(Handled::Recorded)
     }
 
@@ -522,37 +470,19 @@ impl Inbound {
         deadline: ProofDeadline,
     ) -> Result<(), InboundError> {
         let mark = deadline.mark(code);
-        let (what, detail) = match deadline {
-            ProofDeadline::Confirm => (
-                format!(
-                    "no delivery report confirms the message to kommun {code} within {} of \
-                     working time",
-                    humantime::format_duration(self.settings.confirm_within)
-                ),
-                EventKind::NotConfirmedInTime { kommunkod: code },
-            ),
-            ProofDeadline::Read => (
-                format!(
-                    "no read notification for the message to kommun {code} within {} of \
-                     working time",
-                    humantime::format_duration(self.settings.read_within)
-                ),
-                EventKind::NotReadInTime { kommunkod: code },
-            ),
+        let detail = match deadline {
+            ProofDeadline::Confirm => EventKind::NotConfirmedInTime {
+                kommunkod: code,
+                within_secs: Some(self.settings.confirm_within.as_secs()),
+            },
+            ProofDeadline::Read => EventKind::NotReadInTime {
+                kommunkod: code,
+                within_secs: Some(self.settings.read_within.as_secs()),
+            },
         };
-        let record = self
-            .store
-            .transition(&job.id, &[job.state], &detail, &[], |r| {
-                r.alerts.push(mark);
-            })?;
-        let alert = self.alerter.compose(
-            mark,
-            &record.id,
-            Some(code),
-            what,
-            "kurir keeps waiting for the report; the decision stays delivered".into(),
-        );
-        self.alerter.raise(alert);
+        // The mark is the alert: the alert writer raises it, in the words of this step.
+        self.store
+            .transition(&job.id, &[job.state], &detail, &[], |r| r.mark(mark))?;
         Ok(())
     }
 }

@@ -27,7 +27,7 @@ use crate::registry::Seed;
 use crate::spool::Spool;
 use crate::spool::SOURCE_NOTE;
 use crate::store::event::{EventKind, RoutedTo};
-use crate::store::state::{AlertKind, AlertMark, JobRecord, JobState, QuarantineInfo, Recipient};
+use crate::store::state::{JobRecord, JobState, QuarantineInfo, Recipient};
 use crate::store::{Store, StoreError};
 
 /// What can stop intake from handling a job (bad input is not an error: it is quarantined).
@@ -106,8 +106,6 @@ pub struct Intake {
     settle: Duration,
     relay_configured: bool,
     connection_rule: crate::store::ConnectionRule,
-    /// Raises the alert of every quarantined job.
-    alerter: Arc<crate::ops::alert::Alerter>,
     /// Wakes the queue as soon as a group of jobs is durably recorded.
     waker: Arc<tokio::sync::Notify>,
 }
@@ -116,8 +114,9 @@ pub struct Intake {
 const FLUSH_EVERY: usize = 32;
 
 impl Intake {
-    /// Intake over this spool and store, raising quarantine alerts through `alerter` and
-    /// waking the queue through `waker` (both given here: no intake runs without them).
+    /// Intake over this spool and store, waking the queue through `waker` (given here: no
+    /// intake runs without it). A quarantined job's alert is marked in its record, and raised
+    /// by the alert writer.
     #[allow(clippy::too_many_arguments)] // each a part intake is built from, named
     pub fn new(
         spool: Spool,
@@ -127,7 +126,6 @@ impl Intake {
         settle: Duration,
         relay_configured: bool,
         connection_rule: crate::store::ConnectionRule,
-        alerter: Arc<crate::ops::alert::Alerter>,
         waker: Arc<tokio::sync::Notify>,
     ) -> Self {
         Intake {
@@ -138,7 +136,6 @@ impl Intake {
             settle,
             relay_configured,
             connection_rule,
-            alerter,
             waker,
         }
     }
@@ -339,8 +336,7 @@ impl Intake {
                         email: None,
                     });
                 }
-                record.state = JobState::Queued;
-                record.next_attempt = Some(now);
+                record.queue(now);
                 let pages: u32 = record.documents.iter().map(|d| d.pages).sum();
                 let documents = record.documents.len();
                 group.push((
@@ -360,10 +356,8 @@ impl Intake {
             }
             Err(rejection) => {
                 let dir_name = self.quarantine_name(source, id);
-                record.state = JobState::Quarantined;
                 // Marked in the record, so the alert is raised once even across a crash.
-                record.alerts.push(AlertMark::job(AlertKind::Quarantined));
-                record.quarantine = Some(QuarantineInfo {
+                record.quarantine(QuarantineInfo {
                     code: rejection.code.to_string(),
                     summary: rejection.summary.clone(),
                     dir: dir_name,
@@ -380,21 +374,6 @@ impl Intake {
                 )?;
                 tracing::warn!(job_id = %id, reason = rejection.code, "job quarantined");
                 self.finish_quarantine(&record, Some(&rejection))?;
-                let alert = self.alerter.compose(
-                    AlertMark::job(AlertKind::Quarantined),
-                    id,
-                    record.to,
-                    format!("bad input ({}): {}", rejection.code, rejection.summary),
-                    format!(
-                        "nothing is delivered; the job is kept in spool/quarantine/{}",
-                        record
-                            .quarantine
-                            .as_ref()
-                            .map(|q| q.dir.as_str())
-                            .unwrap_or("")
-                    ),
-                );
-                self.alerter.raise(alert);
 
                 Ok(Some(JobState::Quarantined))
             }
@@ -435,8 +414,7 @@ impl Intake {
             .map(|job| job.state.as_str().to_string());
         let documents = record.documents.len();
         record.duplicate_of = Some(first.clone());
-        record.state = JobState::Cancelled;
-        record.next_attempt = None;
+        record.cancel();
         tracing::info!(job_id = %record.id, duplicate_of = %first, "a submission kurir had before: not sent again");
         group.push((
             record,

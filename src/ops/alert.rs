@@ -12,10 +12,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::fsutil;
+use crate::job::join_kommunkoder as join;
 use crate::job::{JobId, Kommunkod};
 use crate::registry::{Contact, Seed};
 use crate::spool::Spool;
-use crate::store::Store;
+use crate::store::event::EventKind;
+use crate::store::kinds::ReportKind;
+use crate::store::state::{Event, JobRecord};
+use crate::store::{Store, StoreError};
 
 pub use crate::store::state::{AlertKind, AlertMark, Team};
 
@@ -193,8 +197,8 @@ impl Alerter {
 
     /// Writes the alert file, logs it, and queues the e-mail — a job's alert once: an alert
     /// whose file is there already was raised before. Never fails the caller: an alert that
-    /// cannot be written is logged at ERROR instead.
-    pub fn raise(&self, alert: Alert) {
+    /// cannot be written is logged at ERROR instead. Whether the alert's file stands.
+    pub fn raise(&self, alert: Alert) -> bool {
         let name = match (&alert.job_id, alert.mark, &alert.batch) {
             (Some(job), Some(mark), _) => Self::file_name(job, mark),
             (_, _, Some(batch)) => Self::batch_file_name(batch, alert.kind),
@@ -217,7 +221,7 @@ impl Alerter {
             .unwrap_or_default();
         if path.exists() {
             tracing::debug!(job_id = %job, alert = alert.kind.as_str(), "alert raised before; not again");
-            return;
+            return true;
         }
         metrics::counter!(crate::ops::names::ALERTS, "kind" => alert.kind.as_str()).increment(1);
         tracing::warn!(
@@ -234,7 +238,7 @@ impl Alerter {
                 bytes.push(b'\n');
                 fsutil::write_atomic(&path, &bytes)
             });
-        if let Err(e) = written {
+        if let Err(e) = &written {
             tracing::error!(job_id = %job, error = %e, "alert file could not be written");
         }
         if let Some(tx) = &self.email {
@@ -242,35 +246,264 @@ impl Alerter {
                 tracing::error!("alert e-mail queue is full or closed; the alert file stands");
             }
         }
+        written.is_ok()
     }
 }
 
+/// Most owed alerts raised in one round.
+const ROUND: usize = 256;
+
 impl Alerter {
-    /// After a start: raises every alert whose mark a job carries but whose file is missing —
-    /// a crash came between recording the mark and writing the alert. With
-    /// [`Alerter::raise`] writing each alert once, every alert is raised exactly once.
-    pub fn recover(&self) -> Result<usize, crate::store::StoreError> {
-        let mut raised = 0;
-        for job in self.store.pending()? {
-            for mark in &job.alerts {
-                let name = Self::file_name(&job.id, *mark);
-                if self.spool.alerts().join(&name).exists() {
-                    continue;
-                }
-                let alert = self.compose(
-                    *mark,
-                    &job.id,
-                    job.to,
-                    "raised after a restart: the daemon stopped between recording this alert \
-                     and writing it; `kurir status <job>` shows what happened"
-                        .into(),
-                    format!("the job is {} now", job.state),
-                );
-                self.raise(alert);
-                raised += 1;
+    /// Raises every alert a job owes ([`JobRecord::owed_alerts`], the store's `alerts_owed`
+    /// index) in the words of the step that marked it, and notes it raised: the one writer of
+    /// jobs' alerts. Whoever records a step only marks the alert, in the same transaction, so
+    /// a crash between the two cannot lose it; an alert whose file is there already (a crash
+    /// after writing it, before noting it) is not raised twice. Returns how many it raised.
+    pub fn raise_owed(&self) -> Result<usize, StoreError> {
+        // Journaled steps reach sled, and so the index, with a flush.
+        self.store.flush_journaled()?;
+        let owed = self.store.owed_alerts(ROUND)?;
+        let mut done = Vec::with_capacity(owed.len());
+        for (id, mark) in owed {
+            let Some(job) = self.store.get(&id)? else {
+                done.push((id, mark));
+                continue;
+            };
+            let events = self.store.events(&id)?;
+            let words = words(mark, &job, &events);
+            let alert = self.compose(
+                mark,
+                &id,
+                words.kommunkod.or(job.to),
+                words.what_failed,
+                words.next_step,
+            );
+            if self.raise(alert) {
+                done.push((id, mark));
             }
         }
-        Ok(raised)
+        self.store.mark_alerts_raised(&done)?;
+        Ok(done.len())
+    }
+}
+
+/// Raises owed alerts whenever a step marks one, until shutdown (after one last round).
+pub async fn run(alerter: Arc<Alerter>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let wanted = alerter.store.alerts_wanted();
+    loop {
+        let stop = *shutdown.borrow();
+        let writer = alerter.clone();
+        let more = match tokio::task::spawn_blocking(move || writer.raise_owed()).await {
+            Ok(Ok(raised)) => raised == ROUND,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "owed alerts could not be raised; will try again");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the alert writer failed");
+                false
+            }
+        };
+        if stop {
+            return;
+        }
+        if more {
+            continue;
+        }
+        tokio::select! {
+            _ = wanted.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// An alert's own words: what failed and what kurir does next, and the municipality it is
+/// about when the mark names none.
+struct Words {
+    kommunkod: Option<Kommunkod>,
+    what_failed: String,
+    next_step: String,
+}
+
+/// Words `mark`'s alert from the latest step of `events` that marked it.
+fn words(mark: AlertMark, job: &JobRecord, events: &[Event]) -> Words {
+    let code = mark.kommunkod;
+    let about = |c: &Kommunkod| Some(*c) == code;
+    let said = |what_failed: String, next_step: &str| Words {
+        kommunkod: None,
+        what_failed,
+        next_step: next_step.to_string(),
+    };
+    const LETTER: &str = "a letter is made for the postal print queue";
+    for what in events.iter().rev().filter_map(|e| e.what.as_ref()) {
+        let found = match (mark.kind, what) {
+            (AlertKind::FellBack, EventKind::FellBack { why, to }) if to.iter().any(about) => {
+                Some(said(
+                    format!(
+                        "e-mail to kommun {} did not succeed: {why}",
+                        code.map(|c| c.to_string()).unwrap_or_default()
+                    ),
+                    LETTER,
+                ))
+            }
+            (AlertKind::FellBack, EventKind::Rejected { kommunkod, .. }) if about(kommunkod) => {
+                Some(said(what.to_string(), LETTER))
+            }
+            (
+                AlertKind::FellBack,
+                EventKind::Reports {
+                    kommunkod,
+                    taken,
+                    fell_back: true,
+                    ..
+                },
+            ) if about(kommunkod) => {
+                let failure = taken.iter().find(|r| r.kind == ReportKind::Failed);
+                Some(said(
+                    format!(
+                        "the municipality's mail server refused the message after the relay had \
+                         accepted it ({} {})",
+                        failure.map(|f| f.status.as_str()).unwrap_or(""),
+                        failure.and_then(|f| f.diagnostic.as_deref()).unwrap_or("")
+                    ),
+                    "a letter is made for the postal print queue now",
+                ))
+            }
+            (AlertKind::Failed, EventKind::Expired { waiting }) => Some(said(
+                format!(
+                    "the documents reached no route before the expiry deadline (still waiting: {})",
+                    join(waiting)
+                ),
+                "kurir has stopped trying (state failed)",
+            )),
+            (
+                AlertKind::DeferredTooLong,
+                EventKind::Deferred {
+                    waiting,
+                    next,
+                    fallback_at,
+                },
+            ) => {
+                let last = job
+                    .recipients
+                    .iter()
+                    .filter_map(|r| r.email.as_ref())
+                    .filter_map(|e| e.attempts.last())
+                    .map(|a| a.reply.clone())
+                    .next_back()
+                    .unwrap_or_else(|| "not tried yet".into());
+                let letters = match fallback_at {
+                    Some(at) => format!("letters instead from {at}"),
+                    None => "letters instead at the fallback deadline".into(),
+                };
+                Some(Words {
+                    kommunkod: waiting.first().copied(),
+                    what_failed: format!("e-mail is still not delivered; last attempt: {last}"),
+                    next_step: format!(
+                        "next attempt at {next}; {letters} if e-mail has not succeeded"
+                    ),
+                })
+            }
+            (AlertKind::Quarantined, EventKind::Quarantined { code, summary }) => Some(said(
+                format!("bad input ({code}): {summary}"),
+                &format!(
+                    "nothing is delivered; the job is kept in spool/quarantine/{}",
+                    job.quarantine
+                        .as_ref()
+                        .map(|q| q.dir.as_str())
+                        .unwrap_or("")
+                ),
+            )),
+            (
+                AlertKind::ConflictingReport,
+                EventKind::Reports {
+                    kommunkod,
+                    conflicts,
+                    ..
+                },
+            ) if about(kommunkod) && !conflicts.is_empty() => {
+                let kinds: Vec<&str> = conflicts.iter().map(|r| r.as_str()).collect();
+                Some(said(
+                    format!(
+                        "a report about the message to kommun {kommunkod} contradicts what \
+                         earlier reports proved ({}); kurir changed nothing",
+                        kinds.join(", ")
+                    ),
+                    "kurir keeps what the earlier reports proved; the report is kept in the job",
+                ))
+            }
+            (
+                AlertKind::ReportNamesAnotherAddress,
+                EventKind::Reports {
+                    kommunkod,
+                    elsewhere,
+                    ..
+                },
+            ) if about(kommunkod) && !elsewhere.is_empty() => {
+                let kinds: Vec<&str> = elsewhere.iter().map(|r| r.as_str()).collect();
+                Some(said(
+                    format!(
+                        "a delivery report about the decision to kommun {kommunkod} names \
+                         another mailbox than the one it was sent to ({})",
+                        kinds.join(", ")
+                    ),
+                    "the report is kept in the job; check with the municipality who has the \
+                     decision",
+                ))
+            }
+            (
+                AlertKind::Unconfirmed,
+                EventKind::NotConfirmedInTime {
+                    kommunkod,
+                    within_secs,
+                },
+            ) if about(kommunkod) => Some(said(
+                format!(
+                    "no delivery report confirms the message to kommun {kommunkod} within \
+                         {} of working time",
+                    working_time(*within_secs)
+                ),
+                STILL_WAITING,
+            )),
+            (
+                AlertKind::Unread,
+                EventKind::NotReadInTime {
+                    kommunkod,
+                    within_secs,
+                },
+            ) if about(kommunkod) => Some(said(
+                format!(
+                    "no read notification for the message to kommun {kommunkod} within {} \
+                         of working time",
+                    working_time(*within_secs)
+                ),
+                STILL_WAITING,
+            )),
+            _ => None,
+        };
+        if let Some(words) = found {
+            return words;
+        }
+    }
+    said(
+        format!(
+            "{}: `kurir status {}` shows what happened",
+            mark.kind.as_str(),
+            job.id
+        ),
+        &format!("the job is {} now", job.state),
+    )
+}
+
+/// What kurir does after a proof deadline passed.
+const STILL_WAITING: &str = "kurir keeps waiting for the report; the decision stays delivered";
+
+/// A deadline's working time as the alert says it.
+fn working_time(secs: Option<u64>) -> String {
+    match secs {
+        Some(secs) => humantime::format_duration(std::time::Duration::from_secs(secs)).to_string(),
+        None => "the time set in [proof]".into(),
     }
 }
 
@@ -471,6 +704,103 @@ fn tidy(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::state::JobState;
+
+    /// A store and spool with one job that failed at its expiry (its mark recorded in the
+    /// same step, as the queue records it), and an alerter over them.
+    fn failed_job(dir: &std::path::Path) -> (Store, Spool, Alerter, JobId) {
+        let store = Store::open(&dir.join("state")).expect("store");
+        let spool = Spool::new(dir.join("spool"));
+        spool.ensure().expect("spool");
+        let job = JobRecord::for_tests(JobState::Queued);
+        store
+            .enqueue(&job, &[(JobState::Queued, EventKind::Settled)])
+            .expect("enqueue");
+        let code = "2480".parse().expect("code");
+        store
+            .transition(
+                &job.id,
+                &[JobState::Queued],
+                &EventKind::Expired {
+                    waiting: vec![code],
+                },
+                &[],
+                JobRecord::fail,
+            )
+            .expect("fail");
+        let seed = Arc::new(Seed::builtin().expect("seed"));
+        let alerter = Alerter::new(spool.clone(), store.clone(), seed, None);
+        (store, spool, alerter, job.id)
+    }
+
+    fn alert_files(spool: &Spool) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(spool.alerts())
+            .expect("alerts")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_marked_alert_is_raised_once_in_the_words_of_its_step_and_never_again() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, spool, alerter, id) = failed_job(dir.path());
+        assert_eq!(store.owed_alerts(10).expect("owed").len(), 1);
+        assert_eq!(alerter.raise_owed().expect("raise"), 1);
+        let files = alert_files(&spool);
+        assert_eq!(files, [format!("{id}-failed.json")]);
+        let alert: Alert =
+            serde_json::from_slice(&std::fs::read(spool.alerts().join(&files[0])).expect("read"))
+                .expect("json");
+        assert!(
+            alert
+                .what_failed
+                .contains("before the expiry deadline (still waiting: 2480"),
+            "{}",
+            alert.what_failed
+        );
+        assert!(store.owed_alerts(10).expect("owed").is_empty());
+        // Retention takes the file away while the alert is still open (unacknowledged): the
+        // writer does not raise it a second time.
+        std::fs::remove_file(spool.alerts().join(&files[0])).expect("remove");
+        assert_eq!(alerter.raise_owed().expect("raise"), 0);
+        assert!(alert_files(&spool).is_empty());
+    }
+
+    #[test]
+    fn an_alert_written_before_a_crash_and_not_yet_noted_is_not_raised_twice() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, spool, alerter, id) = failed_job(dir.path());
+        // The file was written, the daemon killed before the store noted it.
+        let mark = AlertMark::job(AlertKind::Failed);
+        let earlier = alerter.compose(mark, &id, None, "before the crash".into(), "-".into());
+        assert!(alerter.raise(earlier));
+        assert_eq!(alerter.raise_owed().expect("raise"), 1, "noted raised");
+        let alert: Alert = serde_json::from_slice(
+            &std::fs::read(spool.alerts().join(format!("{id}-failed.json"))).expect("read"),
+        )
+        .expect("json");
+        assert_eq!(
+            alert.what_failed, "before the crash",
+            "the file was not written again"
+        );
+        assert!(store.owed_alerts(10).expect("owed").is_empty());
+    }
+
+    #[test]
+    fn a_record_from_before_the_writer_owes_nothing_and_marks_after_it_are_owed() {
+        let mut old = JobRecord::for_tests(JobState::Deferred);
+        old.alerts = vec![AlertMark::job(AlertKind::DeferredTooLong)];
+        old.alerts_raised = None;
+        assert!(
+            old.owed_alerts().is_empty(),
+            "raised by 0.2 when it was marked"
+        );
+        old.fail();
+        assert_eq!(old.owed_alerts(), [AlertMark::job(AlertKind::Failed)]);
+    }
 
     fn alert(kind: AlertKind) -> Alert {
         Alert {

@@ -99,9 +99,9 @@ fn receipt_settled(store: &Store, name: &str) -> bool {
     matches!(store.get(&id), Ok(Some(job)) if job.state.is_final() && job.receipt_written)
 }
 
-/// An alert file may go once nothing would raise it again: a job's alert once the job is
-/// finished and settled (the daemon re-raises the alerts of unfinished jobs whose files are
-/// missing), a batch's once the batch is confirmed; a registration's any time.
+/// An alert file may go once the job is finished and settled (a job's alert is raised once,
+/// and not again when its file is gone), a batch's once the batch is confirmed; a
+/// registration's any time.
 fn alert_settled(store: &Store, name: &str) -> bool {
     if let Some(rest) = name.strip_prefix("print-") {
         let batch = rest.split('-').take(2).collect::<Vec<_>>().join("-");

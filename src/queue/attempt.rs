@@ -6,11 +6,8 @@ use jiff::Timestamp;
 use super::{Inner, QueueError};
 use crate::deliver::mail::Outcome;
 use crate::job::Kommunkod;
-use crate::ops::alert::AlertKind;
 use crate::store::event::{EventKind, FallBack};
-use crate::store::state::{
-    AlertMark, AttemptOutcome, EmailAttempt, EmailDelivery, JobRecord, JobState,
-};
+use crate::store::state::{AttemptOutcome, EmailAttempt, EmailDelivery, JobRecord, JobState};
 use crate::store::{RelayHealth, StoreError};
 
 impl Inner {
@@ -62,10 +59,7 @@ impl Inner {
             &EventKind::Sending {
                 relay: mailer.relay().to_string(),
             },
-            |r| {
-                r.state = JobState::Sending;
-                r.attempts += 1;
-            },
+            JobRecord::start_sending,
         )?;
         let codes = job.awaiting_email();
         for code in codes {
@@ -238,21 +232,8 @@ impl Inner {
                     }
                 }
                 // The last recipient done finishes the job in the same step.
-                if let Some(done) = r.settled_state() {
-                    r.state = done;
-                    r.next_attempt = None;
-                }
+                r.settle();
             })?;
-        if fall_back {
-            let alert = self.alerter.compose(
-                AlertMark::recipient(AlertKind::FellBack, code),
-                &record.id,
-                Some(code),
-                detail.to_string(),
-                "a letter is made for the postal print queue".into(),
-            );
-            self.alerter.raise(alert);
-        }
         Ok(record)
     }
 }

@@ -41,9 +41,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use crate::config::QueueSettings;
 use crate::deliver::mail::Mailer;
 use crate::deliver::print::{PrintError, PrintQueue};
-use crate::job::join_kommunkoder as join;
 use crate::job::{JobId, Kommunkod};
-use crate::ops::alert::Alerter;
 use crate::receipt;
 use crate::registry::Seed;
 use crate::spool::Spool;
@@ -72,8 +70,6 @@ pub struct QueueParts {
     pub print: PrintQueue,
     /// The e-mail deliverer; `None` when no relay is configured.
     pub mailer: Option<Arc<Mailer>>,
-    /// Where alerts go.
-    pub alerter: Arc<Alerter>,
     /// Where the queue's loop proves it is alive (health check, systemd watchdog).
     pub health: Arc<crate::ops::Health>,
 }
@@ -90,7 +86,6 @@ struct Inner {
     seed: Arc<Seed>,
     print: Arc<Mutex<PrintQueue>>,
     mailer: Option<Arc<Mailer>>,
-    alerter: Arc<Alerter>,
     policy: Policy,
     relay_slots: Arc<Semaphore>,
     job_slots: Arc<Semaphore>,
@@ -129,7 +124,6 @@ impl QueueManager {
                 seed: parts.seed,
                 print: Arc::new(Mutex::new(parts.print)),
                 mailer: parts.mailer,
-                alerter: parts.alerter,
                 policy,
                 relay_slots: Arc::new(Semaphore::new(queue.per_relay_connections)),
                 job_slots: Arc::new(Semaphore::new(queue.max_concurrent_jobs)),
@@ -154,10 +148,7 @@ impl QueueManager {
                     &[JobState::Sending],
                     &EventKind::InterruptedWhileSending,
                     &[],
-                    |r| {
-                        r.state = JobState::Deferred;
-                        r.next_attempt = Some(Timestamp::now());
-                    },
+                    |r| r.defer(Timestamp::now()),
                 )?;
                 n += 1;
             }
@@ -394,11 +385,8 @@ impl Inner {
             error: error.to_string(),
         };
         let retry = now + RETRY_AFTER_ERROR;
-        let _ = self.store.transition_journaled(id, &[current], &what, |r| {
-            if r.state == JobState::Sending {
-                r.state = JobState::Deferred;
-            }
-            r.next_attempt = Some(retry);
-        });
+        let _ = self
+            .store
+            .transition_journaled(id, &[current], &what, |r| r.retry_after_error(retry));
     }
 }

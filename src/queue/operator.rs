@@ -237,10 +237,7 @@ impl Operations<'_> {
             )?;
         }
         let jobs = self.waiting(target, StateHint::HoldNeedsWaiting)?;
-        let done = self.change_each(jobs, &actor.did(PersonAction::Held), |r| {
-            r.state = JobState::Held;
-            r.next_attempt = None;
-        })?;
+        let done = self.change_each(jobs, &actor.did(PersonAction::Held), JobRecord::hold)?;
         Ok(ActionDone::of(Action::Hold, done))
     }
 
@@ -270,10 +267,7 @@ impl Operations<'_> {
                 .filter(|j| j.state == JobState::Held)
                 .collect(),
         };
-        let done = self.change_each(jobs, &actor.did(PersonAction::Released), |r| {
-            r.state = JobState::Queued;
-            r.next_attempt = Some(now);
-        })?;
+        let done = self.change_each(jobs, &actor.did(PersonAction::Released), |r| r.queue(now))?;
         Ok(ActionDone::of(Action::Release, done))
     }
 
@@ -326,10 +320,7 @@ impl Operations<'_> {
             &[job.state],
             &actor.did(PersonAction::Cancelled),
             &[],
-            |r| {
-                r.state = JobState::Cancelled;
-                r.next_attempt = None;
-            },
+            JobRecord::cancel,
         )?;
         Ok(ActionDone::of(Action::Cancel, vec![id.clone()]))
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::JobId;
 use crate::store::event::EventKind;
-use crate::store::state::{JobRecord, JobState};
+use crate::store::state::JobRecord;
 use crate::store::{BatchConfirmation, BatchRecord, Store, StoreError};
 use crate::worktime::WorkingHours;
 
@@ -139,14 +139,7 @@ fn mark_printed(
                     letter.printed_at.get_or_insert(at);
                 }
             }
-            let all_printed = r
-                .recipients
-                .iter()
-                .filter_map(|rec| rec.letter.as_ref())
-                .all(|l| l.printed_at.is_some());
-            if r.state == JobState::PrintQueued && all_printed {
-                r.state = JobState::Printed;
-            }
+            r.confirm_printed();
         })?;
         changed.push(id);
     }

@@ -5,11 +5,11 @@ use std::collections::HashSet;
 
 use jiff::Timestamp;
 
-use super::{join, Deadlines, Handled, Inner, QueueError};
+use super::{Deadlines, Handled, Inner, QueueError};
 use crate::job::Kommunkod;
 use crate::ops::alert::AlertKind;
 use crate::store::event::{EventKind, FallBack};
-use crate::store::state::{AlertMark, JobRecord, JobState};
+use crate::store::state::{AlertMark, JobRecord};
 
 impl Inner {
     /// Applies the policy to one due job.
@@ -25,10 +25,7 @@ impl Inner {
                 &job.id,
                 &[job.state],
                 &EventKind::MunicipalityHeld { kommunkod: code },
-                |r| {
-                    r.state = JobState::Held;
-                    r.next_attempt = None;
-                },
+                JobRecord::hold,
             )?;
             return Ok(Handled {
                 made_letters: false,
@@ -58,8 +55,7 @@ impl Inner {
                     &EventKind::Settled,
                     &[],
                     |r| {
-                        r.state = done;
-                        r.next_attempt = None;
+                        r.settle();
                     },
                 )?;
             }
@@ -78,29 +74,14 @@ impl Inner {
             .filter(|r| !r.is_done())
             .map(|r| r.kommunkod)
             .collect();
-        let job = self.store.transition_journaled(
+        self.store.transition_journaled(
             &job.id,
             &[job.state],
             &EventKind::Expired {
                 waiting: waiting.clone(),
             },
-            |r| {
-                r.state = JobState::Failed;
-                r.next_attempt = None;
-                r.alerts.push(AlertMark::job(AlertKind::Failed));
-            },
+            JobRecord::fail,
         )?;
-        let alert = self.alerter.compose(
-            AlertMark::job(AlertKind::Failed),
-            &job.id,
-            job.to,
-            format!(
-                "the documents reached no route before the expiry deadline (still waiting: {})",
-                join(&waiting)
-            ),
-            "kurir has stopped trying (state failed)".into(),
-        );
-        self.alerter.raise(alert);
         Ok(Handled {
             made_letters: false,
         })
@@ -118,16 +99,6 @@ impl Inner {
             },
             |r| r.fall_back_to_post(&codes, Timestamp::now(), false),
         )?;
-        for code in codes {
-            let alert = self.alerter.compose(
-                AlertMark::recipient(AlertKind::FellBack, code),
-                &job.id,
-                Some(code),
-                format!("e-mail to kommun {code} did not succeed: {why}"),
-                "a letter is made for the postal print queue".into(),
-            );
-            self.alerter.raise(alert);
-        }
         Ok(job)
     }
 
@@ -157,37 +128,16 @@ impl Inner {
             &EventKind::Deferred {
                 waiting: waiting.clone(),
                 next,
+                fallback_at: Some(d.fallback_at),
             },
             |r| {
-                r.state = JobState::Deferred;
-                r.next_attempt = Some(next);
+                r.defer(next);
                 if raise_warning {
-                    r.alerts.push(AlertMark::job(AlertKind::DeferredTooLong));
+                    r.mark(AlertMark::job(AlertKind::DeferredTooLong));
                 }
             },
         )?;
         tracing::info!(job_id = %job.id, next_attempt = %next, "job deferred");
-        if raise_warning {
-            let last = job
-                .recipients
-                .iter()
-                .filter_map(|r| r.email.as_ref())
-                .filter_map(|e| e.attempts.last())
-                .map(|a| a.reply.clone())
-                .next_back()
-                .unwrap_or_else(|| "not tried yet".into());
-            let alert = self.alerter.compose(
-                AlertMark::job(AlertKind::DeferredTooLong),
-                &job.id,
-                waiting.first().copied().or(job.to),
-                format!("e-mail is still not delivered; last attempt: {last}"),
-                format!(
-                    "next attempt at {next}; letters instead from {} if e-mail has not succeeded",
-                    d.fallback_at
-                ),
-            );
-            self.alerter.raise(alert);
-        }
         Ok(job)
     }
 }

@@ -17,6 +17,7 @@ pub(super) struct JobTrees<'a> {
     pub(super) proof: &'a TransactionalTree,
     pub(super) receipts: &'a TransactionalTree,
     pub(super) open_alerts: &'a TransactionalTree,
+    pub(super) alerts_owed: &'a TransactionalTree,
     pub(super) audit: &'a TransactionalTree,
     pub(super) meta: &'a TransactionalTree,
     /// For a letter written with the transition.
@@ -35,6 +36,7 @@ pub(super) struct Indexes<'a> {
     pub(super) proof: &'a TransactionalTree,
     pub(super) receipts: &'a TransactionalTree,
     pub(super) open_alerts: &'a TransactionalTree,
+    pub(super) alerts_owed: &'a TransactionalTree,
 }
 
 impl JobTrees<'_> {
@@ -46,6 +48,7 @@ impl JobTrees<'_> {
             proof: self.proof,
             receipts: self.receipts,
             open_alerts: self.open_alerts,
+            alerts_owed: self.alerts_owed,
         }
     }
 
@@ -181,6 +184,7 @@ pub(super) fn reindex(
         proof,
         receipts,
         open_alerts,
+        alerts_owed,
     } = *ix;
     let open = new.open_alerts();
     for mark in old.map(JobRecord::open_alerts).unwrap_or_default() {
@@ -190,6 +194,15 @@ pub(super) fn reindex(
     }
     for mark in open {
         open_alerts.insert(mark.index_key(&new.id), &[])?;
+    }
+    let owed = new.owed_alerts();
+    for mark in old.map(JobRecord::owed_alerts).unwrap_or_default() {
+        if !owed.contains(&mark) {
+            alerts_owed.remove(mark.index_key(&new.id))?;
+        }
+    }
+    for mark in owed {
+        alerts_owed.insert(mark.index_key(&new.id), &[])?;
     }
     if new.owes_receipt() {
         receipts.insert(new.id.as_str().as_bytes(), &[])?;
@@ -480,6 +493,24 @@ impl Store {
         })
     }
 
+    /// Notes these alerts raised (their files written): the alert writer's, after it wrote
+    /// them. Flushed: a crash after it would otherwise raise them again (harmless: the file
+    /// is there, and raising skips it).
+    pub fn mark_alerts_raised(
+        &self,
+        raised: &[(JobId, crate::store::state::AlertMark)],
+    ) -> Result<(), StoreError> {
+        let ids: Vec<JobId> = raised.iter().map(|(id, _)| id.clone()).collect();
+        self.mark(&ids, |r| {
+            let mut changed = false;
+            let id = r.id.clone();
+            for (_, mark) in raised.iter().filter(|(of, _)| *of == id) {
+                changed |= r.alert_raised(*mark);
+            }
+            changed
+        })
+    }
+
     /// Notes that the print batches' manifests list these jobs' letters: their receipts,
     /// which name the batch, may be written now. Not flushed (a manifest is rewritten from the
     /// store at the next start, and the note with it).
@@ -522,9 +553,10 @@ impl Store {
             &self.proof_watch,
             &self.receipts_owed,
             &self.open_alerts,
+            &self.alerts_owed,
         );
         let result = trees.transaction(
-            |(jobs, due, pending, finished, proof, receipts, open_alerts)| {
+            |(jobs, due, pending, finished, proof, receipts, open_alerts, alerts_owed)| {
                 let ix = Indexes {
                     due,
                     pending,
@@ -532,6 +564,7 @@ impl Store {
                     proof,
                     receipts,
                     open_alerts,
+                    alerts_owed,
                 };
                 for id in ids {
                     let key = id.as_str().as_bytes();

@@ -55,7 +55,7 @@ impl Store {
                 ),
                 now,
             );
-            record.state = JobState::Cancelled;
+            record.cancel();
             record.receipt_written = true;
             let _gate = self.gate();
             self.jobs.insert(guard, encode(&record)?)?;

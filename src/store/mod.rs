@@ -243,6 +243,7 @@ pub struct Store {
     proof_watch: sled::Tree,
     receipts_owed: sled::Tree,
     open_alerts: sled::Tree,
+    alerts_owed: sled::Tree,
     staff: sled::Tree,
     submissions: sled::Tree,
     notices: sled::Tree,
@@ -258,6 +259,7 @@ pub struct Store {
     registry_cache: Arc<Mutex<HashMap<Kommunkod, Registered>>>,
     observer: Arc<std::sync::OnceLock<Arc<dyn JobObserver>>>,
     receipts_wanted: Arc<tokio::sync::Notify>,
+    alerts_wanted: Arc<tokio::sync::Notify>,
     notices_wanted: Arc<tokio::sync::Notify>,
     /// What opening found: a new store, one of this format, or one it migrated.
     opened: Opening,
@@ -381,6 +383,7 @@ impl Store {
             proof_watch: db.open_tree("proof_watch")?,
             receipts_owed: db.open_tree("receipts_owed")?,
             open_alerts: db.open_tree("open_alerts")?,
+            alerts_owed: db.open_tree("alerts_owed")?,
             staff: db.open_tree("staff")?,
             submissions: db.open_tree("submissions")?,
             notices: db.open_tree("notices")?,
@@ -392,6 +395,7 @@ impl Store {
             registry_cache: Arc::default(),
             observer: Arc::default(),
             receipts_wanted: Arc::default(),
+            alerts_wanted: Arc::default(),
             notices_wanted: Arc::default(),
             opened: Opening::Current,
             integrity,
@@ -435,6 +439,9 @@ impl Store {
         if job.owes_receipt() {
             self.receipts_wanted.notify_one();
         }
+        if !job.owed_alerts().is_empty() {
+            self.alerts_wanted.notify_one();
+        }
         if let Some(observer) = self.observer.get() {
             observer.recorded(job, previous);
         }
@@ -443,6 +450,11 @@ impl Store {
     /// Notified whenever a recorded job owes a receipt: what the receipt writer waits on.
     pub fn receipts_wanted(&self) -> Arc<tokio::sync::Notify> {
         self.receipts_wanted.clone()
+    }
+
+    /// Notified whenever a recorded job owes an alert: what the alert writer waits on.
+    pub fn alerts_wanted(&self) -> Arc<tokio::sync::Notify> {
+        self.alerts_wanted.clone()
     }
 
     /// Notified whenever a notice is queued: what the notifier waits on.
@@ -500,6 +512,7 @@ impl Store {
             &self.proof_watch,
             &self.receipts_owed,
             &self.open_alerts,
+            &self.alerts_owed,
             &self.audit,
             &self.meta,
             &self.letters,
@@ -516,6 +529,7 @@ impl Store {
                     proof,
                     receipts,
                     open_alerts,
+                    alerts_owed,
                     audit,
                     meta,
                     letters,
@@ -532,6 +546,7 @@ impl Store {
                         proof,
                         receipts,
                         open_alerts,
+                        alerts_owed,
                         audit,
                         meta,
                         letters,

@@ -145,6 +145,22 @@ impl Store {
         Ok(out)
     }
 
+    /// Alerts marked and not yet raised ([`JobRecord::owed_alerts`]), at most `limit`: what
+    /// the alert writer raises.
+    pub fn owed_alerts(&self, limit: usize) -> Result<Vec<(JobId, AlertMark)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.alerts_owed.iter() {
+            let (key, _) = item?;
+            if let Some(owed) = AlertMark::from_index_key(&key) {
+                out.push(owed);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Jobs with a delivery report or read notification still awaited and not yet alerted on
     /// ([`JobRecord::awaits_proof`]), as they stand now. Kept as an index, so the deadline check
     /// reads only these however long the history grows; a journaled step reaches the index at

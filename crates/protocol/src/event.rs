@@ -105,6 +105,9 @@ pub enum EventKind {
         waiting: Vec<Kommunkod>,
         /// When.
         next: Timestamp,
+        /// From when letters go instead if e-mail has not succeeded (absent before 0.3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fallback_at: Option<Timestamp>,
     },
     /// Recipients still waiting for e-mail get letters instead.
     FellBack {
@@ -172,11 +175,17 @@ pub enum EventKind {
     NotConfirmedInTime {
         /// The recipient.
         kommunkod: Kommunkod,
+        /// The working time it had, seconds (absent before 0.3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        within_secs: Option<u64>,
     },
     /// No read notification came in time: an alert was raised.
     NotReadInTime {
         /// The recipient.
         kommunkod: Kommunkod,
+        /// The working time it had, seconds (absent before 0.3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        within_secs: Option<u64>,
     },
     /// The documents were removed from the spool after the retention period.
     DocumentsRemoved,
@@ -311,7 +320,7 @@ impl std::fmt::Display for EventKind {
             ComposeFailed { kommunkod, reason } => {
                 write!(f, "{kommunkod}: message could not be composed: {reason}")
             }
-            Deferred { waiting, next } => write!(
+            Deferred { waiting, next, .. } => write!(
                 f,
                 "deferred: e-mail to {} is tried again at {next}",
                 list(waiting)
@@ -405,11 +414,11 @@ impl std::fmt::Display for EventKind {
                 }
                 Ok(())
             }
-            NotConfirmedInTime { kommunkod } => write!(
+            NotConfirmedInTime { kommunkod, .. } => write!(
                 f,
                 "{kommunkod}: not confirmed by a delivery report in time; alert raised"
             ),
-            NotReadInTime { kommunkod } => {
+            NotReadInTime { kommunkod, .. } => {
                 write!(f, "{kommunkod}: not read in time; alert raised")
             }
             DocumentsRemoved => f.write_str(

@@ -355,9 +355,14 @@ pub struct JobRecord {
     pub manifest_pending: bool,
     /// Number of events in the job's history (the next event's sequence number).
     pub events: u32,
-    /// Alerts already raised for this job, so each is raised once.
+    /// The alerts this job owes or owed, each once ([`JobRecord::mark`]).
     #[serde(default)]
     pub alerts: Vec<AlertMark>,
+    /// Those of [`JobRecord::alerts`] the alert writer has raised (file written, e-mail
+    /// queued); the rest are owed. `None`: a record from before 0.3, whose alerts were raised
+    /// as they were marked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts_raised: Option<Vec<AlertMark>>,
     /// Alerts a person has dealt with (`kurir acknowledge`: the municipality was phoned, the
     /// documents went another way): no longer open, whatever the job's state.
     #[serde(default)]
@@ -373,6 +378,8 @@ pub struct JobRecord {
     pub duplicate_of: Option<JobId>,
 }
 
+/// The job's state machine: the one place each state is set, with what goes with it (when it
+/// is due next, the alert marks it owes). `tests/architecture.rs` finds any other.
 impl JobRecord {
     /// A job as intake first records it: received at `now` from the spool entry `source`,
     /// nothing known of it yet. The one place a record is made; every later state is a
@@ -394,11 +401,132 @@ impl JobRecord {
             manifest_pending: false,
             events: 0,
             alerts: Vec::new(),
+            alerts_raised: Some(Vec::new()),
             acknowledged: Vec::new(),
             unknown_deliveries: 0,
             submission: None,
             duplicate_of: None,
         }
+    }
+
+    /// Routed, and due at `now` for its first attempt (intake), or again after a hold (an
+    /// operator's release).
+    pub fn queue(&mut self, now: Timestamp) {
+        self.state = JobState::Queued;
+        self.next_attempt = Some(now);
+    }
+
+    /// Refused at intake for `info`'s reason, which a person can act on; its alert mark once.
+    pub fn quarantine(&mut self, info: QuarantineInfo) {
+        self.state = JobState::Quarantined;
+        self.next_attempt = None;
+        self.quarantine = Some(info);
+        self.mark(AlertMark::job(AlertKind::Quarantined));
+    }
+
+    /// A deliverer has it: one more attempt.
+    pub fn start_sending(&mut self) {
+        self.state = JobState::Sending;
+        self.attempts += 1;
+    }
+
+    /// Waits for its next attempt, at `next`.
+    pub fn defer(&mut self, next: Timestamp) {
+        self.state = JobState::Deferred;
+        self.next_attempt = Some(next);
+    }
+
+    /// Handling it failed (the store, a file): tried again at `retry`; if a deliverer had
+    /// it, it waits now.
+    pub fn retry_after_error(&mut self, retry: Timestamp) {
+        if self.state == JobState::Sending {
+            self.state = JobState::Deferred;
+        }
+        self.next_attempt = Some(retry);
+    }
+
+    /// Stops until released (an operator, or its municipality held).
+    pub fn hold(&mut self) {
+        self.state = JobState::Held;
+        self.next_attempt = None;
+    }
+
+    /// Past its expiry with recipients still waiting: failed, and its alert mark once.
+    pub fn fail(&mut self) {
+        self.state = JobState::Failed;
+        self.next_attempt = None;
+        self.mark(AlertMark::job(AlertKind::Failed));
+    }
+
+    /// Stopped for good: by an operator, as a resubmission kurir had before, or a record the
+    /// store could not read.
+    pub fn cancel(&mut self) {
+        self.state = JobState::Cancelled;
+        self.next_attempt = None;
+    }
+
+    /// Every recipient done: `delivered` or `print-queued` ([`JobRecord::settled_state`]),
+    /// nothing due. Whether it settled.
+    pub fn settle(&mut self) -> bool {
+        match self.settled_state() {
+            Some(done) => {
+                self.state = done;
+                self.next_attempt = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The print shop confirmed letters: a print-queued job whose every letter is printed is
+    /// `printed`. Whether it became so.
+    pub fn confirm_printed(&mut self) -> bool {
+        let all_printed = self
+            .recipients
+            .iter()
+            .filter_map(|rec| rec.letter.as_ref())
+            .all(|l| l.printed_at.is_some());
+        let printed = self.state == JobState::PrintQueued && all_printed;
+        if printed {
+            self.state = JobState::Printed;
+        }
+        printed
+    }
+
+    /// Records that `mark`'s alert is owed, once: the alert writer raises it
+    /// (`kurir::ops::alert`), in this record's words, and notes it raised.
+    pub fn mark(&mut self, mark: AlertMark) {
+        if self.alerts.contains(&mark) {
+            return;
+        }
+        if self.alerts_raised.is_none() {
+            // A record from before 0.3: what it marked then was raised then.
+            self.alerts_raised = Some(self.alerts.clone());
+        }
+        self.alerts.push(mark);
+    }
+
+    /// The alerts marked and not yet raised.
+    pub fn owed_alerts(&self) -> Vec<AlertMark> {
+        match &self.alerts_raised {
+            None => Vec::new(),
+            Some(raised) => self
+                .alerts
+                .iter()
+                .filter(|mark| !raised.contains(mark))
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// Notes `mark`'s alert raised; whether that changed anything.
+    pub fn alert_raised(&mut self, mark: AlertMark) -> bool {
+        let raised = self.alerts_raised.get_or_insert_with(Vec::new);
+        if raised.contains(&mark) {
+            return false;
+        }
+        raised.push(mark);
+        true
     }
 
     /// Sends `codes` by post from now on: each recipient's channel becomes post, the job falls
@@ -422,10 +550,7 @@ impl JobRecord {
         }
         if !chosen_by_person {
             for code in codes {
-                let mark = AlertMark::recipient(AlertKind::FellBack, *code);
-                if !self.alerts.contains(&mark) {
-                    self.alerts.push(mark);
-                }
+                self.mark(AlertMark::recipient(AlertKind::FellBack, *code));
             }
         }
     }

@@ -383,7 +383,7 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
         ComposeFailed { kommunkod, .. } => format!(
             "Kommun {kommunkod}: e-posten kunde inte signeras eller krypteras. Nytt försök görs."
         ),
-        Deferred { waiting, next } => format!(
+        Deferred { waiting, next, .. } => format!(
             "Nytt försök med e-post till {} {}.",
             kommuner(waiting),
             when(*next)
@@ -494,10 +494,10 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
             }
             format!("Kommun {kommunkod}: {}.", parts.join("; "))
         }
-        NotConfirmedInTime { kommunkod } => {
+        NotConfirmedInTime { kommunkod, .. } => {
             format!("Kommun {kommunkod}: ingen leveransrapport kom i tid. Ett larm har skickats.")
         }
-        NotReadInTime { kommunkod } => format!(
+        NotReadInTime { kommunkod, .. } => format!(
             "Kommun {kommunkod}: e-posten har inte öppnats i tid. Ett larm har skickats (se Att \
              ringa)."
         ),

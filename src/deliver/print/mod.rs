@@ -284,10 +284,7 @@ impl PrintQueue {
                 }
                 // The receipt names the batch: it waits until the manifest lists the letter.
                 r.manifest_pending = !letters.is_empty();
-                if let Some(done) = r.settled_state() {
-                    r.state = done;
-                    r.next_attempt = None;
-                }
+                r.settle();
             })?;
         Ok(record)
     }
