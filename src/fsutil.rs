@@ -199,53 +199,70 @@ pub fn tree_bytes(dir: &Path) -> u64 {
     total
 }
 
-/// While alive, this process works as the owner of a folder instead of root: what it creates
-/// there belongs to that owner (an operator's `sudo kurir …` writing into the daemon's spool
-/// or store must leave files the daemon can use). Does nothing unless the process runs as
-/// root and the folder belongs to another user. Dropping it returns to root.
-pub struct AsOwner {
-    switched: bool,
+/// The user a folder belongs to, when this process runs as root and the folder is another
+/// user's: what root makes there must be that user's (an operator's `sudo kurir …` writing into
+/// the daemon's spool or store must leave files the daemon can use). Root makes the files and
+/// gives them away with `lchown` before they are handed over; the process's own user never
+/// changes (switching it is process-wide, and not safe in a threaded process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    uid: u32,
+    gid: u32,
 }
 
-impl AsOwner {
-    /// Works as the owner of `folder` (or of its nearest existing parent) from now on.
-    pub fn of(folder: &Path) -> std::io::Result<AsOwner> {
+impl Owner {
+    /// The owner of `folder` (or of its nearest existing parent), when this process is root
+    /// and that is another user; `None` otherwise (nothing to give away).
+    pub fn of(folder: &Path) -> std::io::Result<Option<Owner>> {
         use std::os::unix::fs::MetadataExt;
         if !nix::unistd::geteuid().is_root() {
-            return Ok(AsOwner { switched: false });
+            return Ok(None);
         }
         let Some(existing) = folder.ancestors().find(|p| p.exists()) else {
-            return Ok(AsOwner { switched: false });
+            return Ok(None);
         };
         let meta = std::fs::metadata(existing)?;
         if meta.uid() == 0 {
-            return Ok(AsOwner { switched: false });
+            return Ok(None);
         }
-        // SAFETY: plain system calls with ids read from the file system; glibc applies them to
-        // every thread of the process.
-        unsafe {
-            if libc::setegid(meta.gid()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::seteuid(meta.uid()) != 0 {
-                let e = std::io::Error::last_os_error();
-                libc::setegid(0);
-                return Err(e);
-            }
-        }
-        Ok(AsOwner { switched: true })
+        Ok(Some(Owner {
+            uid: meta.uid(),
+            gid: meta.gid(),
+        }))
     }
-}
 
-impl Drop for AsOwner {
-    fn drop(&mut self) {
-        if self.switched {
-            // SAFETY: back to the saved set-user-ID root; cannot fail for a process that
-            // started as root.
-            unsafe {
-                libc::seteuid(0);
-                libc::setegid(0);
+    /// The user id.
+    pub fn uid(self) -> u32 {
+        self.uid
+    }
+
+    /// The group id.
+    pub fn gid(self) -> u32 {
+        self.gid
+    }
+
+    /// Gives `path` — and, for a folder, everything in it — to this owner. Symbolic links are
+    /// not followed.
+    pub fn give(self, path: &Path) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))?;
+        if std::fs::symlink_metadata(path)?.is_dir() {
+            for entry in std::fs::read_dir(path)? {
+                self.give(&entry?.path())?;
             }
+        }
+        Ok(())
+    }
+
+    /// Gives the folder `path` (not what is in it) to this owner if root made it.
+    pub fn adopt(self, path: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.uid() == 0 => {
+                std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
         }
     }
 }

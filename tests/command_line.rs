@@ -244,3 +244,68 @@ fn secrets_handed_over_as_systemd_credentials_replace_the_settings() {
     );
     assert!(!text.contains("/nowhere/"), "{text}");
 }
+
+/// Every file and folder under `dir` that does not belong to `uid`.
+fn not_owned_by(dir: &std::path::Path, uid: u32, out: &mut Vec<String>) {
+    use std::os::unix::fs::MetadataExt;
+    for entry in std::fs::read_dir(dir)
+        .expect("readable")
+        .filter_map(|e| e.ok())
+    {
+        let meta = entry.path().symlink_metadata().expect("meta");
+        if meta.uid() != uid {
+            out.push(entry.path().display().to_string());
+        }
+        if meta.is_dir() {
+            not_owned_by(&entry.path(), uid, out);
+        }
+    }
+}
+
+#[test]
+fn root_without_a_daemon_answers_and_submits_as_the_store_s_owner_and_leaves_nothing_of_roots() {
+    use std::os::unix::fs::MetadataExt;
+    let mut env = Env::new();
+    env.start();
+    let job = env.submit("2480", None);
+    env.wait_receipt(&job);
+    env.stop();
+    // The store and spool belong to the service's user (here nobody); root runs commands by
+    // hand while the daemon is stopped.
+    let nobody = 65534;
+    let mut all = vec![env.path().join("state"), env.spool()];
+    while let Some(path) = all.pop() {
+        std::os::unix::fs::lchown(&path, Some(nobody), Some(nobody)).expect("chown");
+        if path.is_dir() && !path.is_symlink() {
+            all.extend(
+                std::fs::read_dir(&path)
+                    .expect("dir")
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // Answered from the store, by a process of the store's owner: a read and a write.
+    let status = env.ok(&["status", &job]);
+    assert!(status.contains(&job), "{status}");
+    env.ok(&["municipality", "set", "2480", "--phone", "090-16 10 00"]);
+    // Written into the spool as root, handed to its owner before the daemon can see it.
+    let pdf = env.path().join("root-beslut.pdf");
+    std::fs::write(&pdf, common::pdf::beslut("ROOT")).expect("pdf");
+    let id = env.ok(&[
+        "submit",
+        "--to",
+        "2480",
+        "--case",
+        "12-345678",
+        "--anvisningsbeslut",
+        pdf.to_str().expect("path"),
+    ]);
+    let submitted = env.spool().join("incoming").join(id.trim());
+    assert_eq!(submitted.metadata().expect("submitted").uid(), nobody);
+    let mut roots = Vec::new();
+    not_owned_by(&env.path().join("state"), nobody, &mut roots);
+    not_owned_by(&env.spool(), nobody, &mut roots);
+    assert!(roots.is_empty(), "left to root: {roots:?}");
+}

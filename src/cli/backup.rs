@@ -81,9 +81,12 @@ pub fn restore(
             socket.display()
         );
     }
-    // As the store's future owner (the daemon's user, when root runs this).
-    let _owner = crate::fsutil::AsOwner::of(state)
-        .with_context(|| format!("working as the owner of {}", state.display()))?;
+    // Root restores, then gives the store and the spool's folders to their owner (the
+    // daemon's user): the daemon is stopped, so nothing reads them in between.
+    let state_owner = crate::fsutil::Owner::of(state)
+        .with_context(|| format!("reading the owner of {}", state.display()))?;
+    let spool_owner = crate::fsutil::Owner::of(&settings.spool.dir)
+        .with_context(|| format!("reading the owner of {}", settings.spool.dir.display()))?;
     let restored = crate::ops::backup::restore(
         &src,
         state,
@@ -92,6 +95,28 @@ pub fn restore(
         force,
         &crate::cli::os_user(),
     )?;
+    if let Some(owner) = state_owner {
+        owner
+            .give(state)
+            .with_context(|| format!("giving {} to its owner", state.display()))?;
+    }
+    if let Some(owner) = spool_owner {
+        let spool = Spool::new(&settings.spool.dir);
+        for folder in [Some(spool.active())]
+            .into_iter()
+            .chain([restored
+                .documents_aside
+                .as_ref()
+                .map(|(aside, _)| aside.clone())])
+            .flatten()
+        {
+            if folder.exists() {
+                owner
+                    .give(&folder)
+                    .with_context(|| format!("giving {} to its owner", folder.display()))?;
+            }
+        }
+    }
     if let Some(aside) = &restored.replaced {
         say!("the store that was there is kept in {}", aside.display());
     }

@@ -93,19 +93,21 @@ where
                 settings_file: settings.file.clone(),
             });
         }
-        // Root answering from the store works as the store's owner: files sled makes are
-        // the daemon's, not root's.
-        let as_owner = crate::fsutil::AsOwner::of(state_dir).map_err(|e| {
-            ControlError::Local(format!(
-                "working as the owner of {}: {e}",
-                state_dir.display()
-            ))
+        // Root answers from the store in a process of the store's owner (the daemon's user):
+        // files sled makes must be the daemon's, and a threaded process cannot safely change
+        // its own user.
+        let owner = crate::fsutil::Owner::of(state_dir).map_err(|e| {
+            ControlError::Local(format!("reading the owner of {}: {e}", state_dir.display()))
         })?;
+        if let Some(owner) = owner {
+            return match answer_as(owner, settings, principal, call.into())? {
+                Ok(value) => Ok(Ok(protocol::decode(&socket, value)?)),
+                Err(refused) => Ok(Err(refused)),
+            };
+        }
         match Store::open(state_dir) {
             Ok(store) => {
-                let answer = answer_locally(settings, store, seed, principal, call.into());
-                drop(as_owner);
-                return match answer? {
+                return match answer_locally(settings, store, seed, principal, call.into())? {
                     Ok(value) => Ok(Ok(protocol::decode(&socket, value)?)),
                     Err(refused) => Ok(Err(refused)),
                 };
@@ -122,6 +124,99 @@ where
         socket,
         store: last_store_error.unwrap_or_else(StoreError::locked),
     })
+}
+
+/// The hidden command root's command line runs as the store's owner ([`answer_as`]).
+pub const ANSWER_AS_OWNER: &str = "answer-as-owner";
+
+/// Runs `kurir answer-as-owner` as `owner`: it answers one request from the store, and this
+/// process (root) reads its answer. Its user is set at its start, once, for the whole process.
+fn answer_as(
+    owner: crate::fsutil::Owner,
+    settings: &Settings,
+    principal: Principal,
+    command: Command,
+) -> Result<Result<serde_json::Value, ServiceError>, ControlError> {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let local = |what: &str, e: &dyn std::fmt::Display| ControlError::Local(format!("{what}: {e}"));
+    let program = std::env::current_exe().map_err(|e| local("finding this program", &e))?;
+    let file = settings
+        .file
+        .clone()
+        .unwrap_or_else(|| crate::config::NO_FILE.into());
+    let mut child = std::process::Command::new(program)
+        .arg("--config")
+        .arg(file)
+        .arg(ANSWER_AS_OWNER)
+        .uid(owner.uid())
+        .gid(owner.gid())
+        // Not a delegated caller: root asks, for the person it names in the request.
+        .env_remove("SUDO_UID")
+        .env_remove("SUDO_GID")
+        .env_remove("SUDO_USER")
+        .env_remove("SUDO_COMMAND")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| local("starting the store's owner's process", &e))?;
+    let request = serde_json::to_vec(&kurir_protocol::wire::Request {
+        protocol: protocol::PROTOCOL,
+        principal,
+        command,
+    })
+    .map_err(|e| local("encoding the request", &e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(&request)
+            .map_err(|e| local("handing the request over", &e))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| local("the store's owner's process", &e))?;
+    if !output.status.success() {
+        return Err(ControlError::Local(format!(
+            "answering as the store's owner failed ({})",
+            output.status
+        )));
+    }
+    let answer: protocol::Answer = serde_json::from_slice(&output.stdout)
+        .map_err(|e| local("reading the store's owner's answer", &e))?;
+    Ok(match answer {
+        protocol::Answer::Ok(value) => Ok(value),
+        protocol::Answer::Err(refused) => Err(refused),
+    })
+}
+
+/// `kurir answer-as-owner`: answers the request on standard input from the store and writes
+/// the answer to standard output — what root's command line runs as the store's owner when no
+/// daemon answers. Refused to anyone else: run through sudo for another user, or as root.
+pub fn answer_from_stdin(settings: &Settings, seed: Arc<Seed>) -> anyhow::Result<()> {
+    use std::io::Read;
+    if crate::cli::delegated_by().is_some() || crate::fsutil::own_euid() == 0 {
+        anyhow::bail!("`kurir {ANSWER_AS_OWNER}` is run by kurir itself, as the store's owner");
+    }
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text)?;
+    let request: protocol::Request = serde_json::from_str(&text)?;
+    let state_dir = settings.store.dir.as_path();
+    let answer = match Store::open(state_dir) {
+        Ok(store) => {
+            match answer_locally(settings, store, seed, request.principal, request.command)? {
+                Ok(value) => protocol::Answer::Ok(value),
+                Err(refused) => protocol::Answer::Err(refused),
+            }
+        }
+        Err(store) => {
+            return Err(ControlError::Unreachable {
+                socket: socket_path(state_dir),
+                store,
+            }
+            .into())
+        }
+    };
+    serde_json::to_writer(std::io::stdout().lock(), &answer)?;
+    Ok(())
 }
 
 /// No daemon runs: this process holds the store for one command.

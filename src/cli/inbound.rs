@@ -3,7 +3,7 @@
 //! goes into `spool/inbound/new/`; the daemon does the rest. Exit status follows sysexits:
 //! 0 stored, 65 refused for good (too large), 67 no such recipient (an address without a
 //! token kurir gave out: nothing is stored), 75 try again later (it could not be stored).
-//! Run by root, it works as the spool's owner, like every other command.
+//! Run by root, what it writes is given to the spool's owner, like every other command's.
 
 use std::process::ExitCode;
 
@@ -14,14 +14,6 @@ use crate::spool::Spool;
 
 /// Stores one message from standard input; the exit status tells the MTA what became of it.
 pub fn run(settings: &Settings, recipient: Option<&str>) -> ExitCode {
-    // Root writes as the spool's owner: folders root made would be the daemon's no more.
-    let _owner = match crate::fsutil::AsOwner::of(&settings.spool.dir) {
-        Ok(owner) => owner,
-        Err(e) => {
-            eprintln!("kurir inbound: working as the spool's owner: {e}");
-            return ExitCode::from(EX_TEMPFAIL);
-        }
-    };
     // Where the pipe can read the report key (as the store's owner, with the daemon's
     // settings), an address without a token kurir gave out is refused before it costs disk;
     // where it cannot, the daemon judges the message, and keeps a bounded number it cannot

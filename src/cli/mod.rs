@@ -69,6 +69,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: watch the spool, deliver jobs, write receipts (stop with Ctrl-C/SIGTERM).
     Run,
+    /// (kurir's own) Answer one request from standard input against the store, as its owner:
+    /// what root's command line runs when no daemon answers.
+    #[command(hide = true, name = "answer-as-owner")]
+    AnswerAsOwner,
     /// Drop a job into the spool and print its job id (no running daemon needed).
     Submit {
         /// Kommunkod of the assigned municipality (anvisningskommun), e.g. 2480.
@@ -263,6 +267,10 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run => {
             bail!("`kurir run` is started by the binary, not by the command line's dispatcher")
+        }
+        Command::AnswerAsOwner => {
+            control::answer_from_stdin(&settings, seed)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Submit {
             to,

@@ -63,9 +63,9 @@ pub fn submit(
     }
     let id = JobId::generate();
     let build = spool.tmp().join(id.as_str());
-    // Root (`sudo kurir submit`) writes as the owner of the spool's tmp/ (the daemon's user):
-    // the daemon must own what it claims. The documents were read above, as the caller.
-    let _as_owner = fsutil::AsOwner::of(&spool.tmp()).map_err(|source| SubmitError::Write {
+    // Root (`sudo kurir submit`) gives what it writes to the owner of the spool's tmp/ (the
+    // daemon's user) before handing it over: the daemon must own what it claims.
+    let owner = fsutil::Owner::of(&spool.tmp()).map_err(|source| SubmitError::Write {
         dir: spool.tmp(),
         source,
     })?;
@@ -76,14 +76,24 @@ pub fn submit(
         documents: contents,
         submission_key: manifest_base.submission_key,
     };
-    write_job(spool, &build, &job).map_err(|source| SubmitError::Write {
-        dir: build.clone(),
-        source,
-    })?;
-    hand_over(spool, &build, &id).map_err(|source| SubmitError::Write {
-        dir: spool.incoming(),
-        source,
-    })?;
+    write_job(spool, &build, &job)
+        .and_then(|()| match owner {
+            Some(owner) => {
+                owner.adopt(&spool.tmp())?;
+                owner.give(&build)
+            }
+            None => Ok(()),
+        })
+        .map_err(|source| SubmitError::Write {
+            dir: build.clone(),
+            source,
+        })?;
+    hand_over(spool, &build, &id)
+        .and_then(|()| owner.map_or(Ok(()), |owner| owner.adopt(&spool.incoming())))
+        .map_err(|source| SubmitError::Write {
+            dir: spool.incoming(),
+            source,
+        })?;
     Ok(id)
 }
 
@@ -108,11 +118,16 @@ pub(crate) fn write_job(spool: &Spool, build: &Path, job: &JobContents) -> std::
     fsutil::create_private_dir(&spool.tmp())?;
     fsutil::create_private_dir(build)?;
     // In a spool the submit group writes (`[spool] submit_group`: tmp/ is group-writable), a
-    // member's job must be readable, and movable, by kurir's user through that group.
+    // member's job must be readable, and movable, by kurir's user through that group. Root
+    // writes for tmp/'s owner, and gives the job to it.
     let shared = {
         use std::os::unix::fs::MetadataExt;
         let tmp = std::fs::metadata(spool.tmp())?;
-        tmp.mode() & 0o020 != 0 && tmp.uid() != fsutil::own_euid()
+        let writer = match fsutil::own_euid() {
+            0 => tmp.uid(),
+            euid => euid,
+        };
+        tmp.mode() & 0o020 != 0 && tmp.uid() != writer
     };
     let open = |path: &Path, mode: u32| -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
