@@ -9,24 +9,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::{watch, Notify};
 
+use crate::assemble::Kurir;
 use crate::config::{Settings, WebDoor};
 use crate::deliver::mail::Mailer;
-use crate::deliver::print::PrintQueue;
 use crate::fsutil;
-use crate::inbound::Inbound;
-use crate::intake::validate::JobLimits;
-use crate::intake::Intake;
-use crate::ops::alert::Alerter;
 use crate::ops::tasks::{Lifetime, Tasks};
-use crate::pdf::PdfLimits;
-use crate::queue::{Policy, QueueManager, QueueParts};
-use crate::registry::Seed;
-use crate::report_token::TokenKey;
+use crate::queue::QueueManager;
 use crate::service::protocol::{self, Door};
-use crate::service::{Service, ServiceParts};
 use crate::spool::Spool;
 use crate::store::Store;
-use crate::worktime::WorkingHours;
 
 /// Runs the daemon until a termination signal.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -38,7 +29,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if metrics.is_none() {
         tracing::warn!("the metrics recorder could not be installed; /metrics will be empty");
     }
-    let health = Arc::new(crate::ops::Health::default());
     let spool = Spool::new(&settings.spool.dir);
     let tightened = spool
         .ensure()
@@ -62,95 +52,23 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             "restricted a folder kurir owns to its private mode"
         );
     }
-    let store = Store::open(&settings.store.dir).map_err(|e| {
-        if e.is_locked() {
-            anyhow::anyhow!(
-                "another kurir run already uses the store in {}",
-                settings.store.dir.display()
-            )
-        } else {
-            anyhow::Error::new(e).context(format!(
-                "opening the store in {}",
-                settings.store.dir.display()
-            ))
-        }
-    })?;
+    let Kurir {
+        store,
+        seed,
+        mailer,
+        alerter,
+        alert_mail,
+        intake,
+        wake_queue,
+        queue,
+        inbound,
+        service,
+        checker,
+        hours,
+        health,
+        ..
+    } = Kurir::build(&settings, Arc::new(crate::clock::SystemClock))?;
     store.observe(Arc::new(crate::ops::JobMetrics));
-    let seed = Arc::new(Seed::builtin().context("loading the built-in municipality list")?);
-    let pdf_limits = PdfLimits::from_settings(&settings.spool);
-    let job_limits = JobLimits {
-        pdf: pdf_limits,
-        max_manifest_bytes: settings.spool.max_manifest_bytes,
-        max_documents: settings.spool.max_documents,
-    };
-
-    let print = PrintQueue::new(
-        spool.clone(),
-        store.clone(),
-        seed.clone(),
-        settings.print.clone(),
-        settings.sender.clone(),
-        pdf_limits,
-    );
-    let report_key = TokenKey::load_or_create(&settings.store.dir)
-        .context("the key of the return addresses for delivery reports ([proof])")?;
-    let mailer = if settings.smtp.enabled() {
-        let mut mailer = Mailer::new(&settings, store.clone(), seed.clone())
-            .context("setting up protected e-mail ([smtp], [smime])")?;
-        if settings.proof.enabled() {
-            mailer.ask_for_reports(report_key.clone(), settings.proof.return_path.clone());
-            tracing::info!(return_path = %settings.proof.return_path, "delivery reports and read notifications asked for");
-        }
-        tracing::info!(relay = %mailer.relay(), "protected e-mail enabled");
-        if let Some(expiry) = mailer.signing_certificate_expires_at() {
-            metrics::gauge!(crate::ops::names::SIGNING_CERT_EXPIRY).set(expiry as f64);
-        }
-        Some(Arc::new(mailer))
-    } else {
-        tracing::info!("no SMTP relay configured: every job goes to the postal print queue");
-        None
-    };
-    let connection_rule = crate::store::ConnectionRule::from_settings(&settings.connection);
-    let (alert_mail_tx, alert_mail_rx) = tokio::sync::mpsc::channel(256);
-    let alert_email = (settings.alerts.any() && mailer.is_some()).then(|| alert_mail_tx.clone());
-    let alerter = Arc::new(Alerter::new(
-        spool.clone(),
-        store.clone(),
-        seed.clone(),
-        alert_email,
-    ));
-    let wake_queue = Arc::new(Notify::new());
-    let intake = Arc::new(Intake::new(
-        spool.clone(),
-        store.clone(),
-        seed.clone(),
-        job_limits,
-        settings.spool.settle,
-        mailer.is_some(),
-        connection_rule,
-        wake_queue.clone(),
-    ));
-    let hours = WorkingHours::new(
-        &settings.working_hours.time_zone,
-        &settings.working_hours.start,
-        &settings.working_hours.end,
-    )
-    .context("[working_hours]")?;
-    let hours_for_proof = hours.clone();
-    let hours_for_print = hours.clone();
-    let policy = Policy::new(&settings.queue, &settings.deadlines, hours);
-    let queue = QueueManager::new(
-        QueueParts {
-            store: store.clone(),
-            spool: spool.clone(),
-            seed: seed.clone(),
-            print,
-            mailer: mailer.clone(),
-            health: health.clone(),
-        },
-        policy,
-        &settings.queue,
-    );
     // Every background task from here on is tracked, awaited at shutdown and watched: one
     // that panics or ends early stops the daemon with an error, to be started afresh.
     let tasks = Tasks::new();
@@ -195,14 +113,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // (the ops address in use, say) included — the loops are told to stop: a dropped sender
     // alone would make every `changed()` return at once, and their loops spin.
     let shutdown_tx = StopOnDrop(shutdown_tx);
-    if let (Some(mailer), true) = (mailer.clone(), settings.alerts.any()) {
+    if let (Some(mailer), Some(alert_mail)) = (mailer.clone(), alert_mail) {
         tasks.spawn(
             "alert mail",
             Lifetime::UntilShutdown,
             mail_alerts(
                 mailer,
                 settings.alerts.clone(),
-                alert_mail_rx,
+                alert_mail,
                 shutdown_rx.clone(),
             ),
         );
@@ -218,13 +136,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         wake_inbound.clone(),
         health.clone(),
     )?;
-    let inbound = Arc::new(Inbound::new(
-        spool.clone(),
-        store.clone(),
-        report_key,
-        settings.proof.clone(),
-        hours_for_proof,
-    ));
     let inbound_task = tasks.spawn(
         "inbound",
         Lifetime::UntilShutdown,
@@ -255,35 +166,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             ),
         ))
     };
-    let (code_key, smime_trust) =
-        ServiceParts::keys(&settings).context("the registry's keys ([registry], state)")?;
-    let checker = Arc::new(
-        crate::connection::Checker::new(&settings.connection, &settings.dns)
-            .context("the connection check ([connection], [dns])")?,
-    );
-    let service = Service::new(ServiceParts {
-        store: store.clone(),
-        seed: seed.clone(),
-        spool: spool.clone(),
-        mailer: mailer.clone(),
-        relay_configured: mailer.is_some(),
-        connection_rule,
-        checker: Some(checker.clone()),
-        connection_expiry_warning: settings.connection.expiry_warning,
-        code_ttl: settings.registry.verification_code_ttl,
-        daemon: true,
-        code_key,
-        smime_trust,
-        alerter: alerter.clone(),
-        sender: settings.sender.clone(),
-        working_hours: hours_for_print.clone(),
-        print_confirm_within: settings.print.confirm_within,
-        pdf_limits: crate::pdf::PdfLimits::from_settings(&settings.spool),
-        state_dir: settings.store.dir.clone(),
-    });
-    if let Some(mailer) = &mailer {
-        mailer.set_on_demand(Arc::new(service.clone()));
-    }
     let operator_socket = crate::cli::control::socket_path(&settings.store.dir);
     let operator_listener = protocol::bind(&operator_socket, 0o600)
         .with_context(|| format!("the control socket {}", operator_socket.display()))?;
@@ -392,7 +274,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         crate::queue::print_shop::watch(
             store.clone(),
             alerter.clone(),
-            hours_for_print.clone(),
+            hours.clone(),
             jiff::SignedDuration::try_from(settings.print.confirm_within)
                 .unwrap_or(jiff::SignedDuration::from_hours(8)),
             shutdown_rx.clone(),

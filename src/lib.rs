@@ -12,6 +12,7 @@
 //! the foundation (`config`, `digest`, `fsutil`, `job`, `spool`, `worktime`) uses no stage.
 
 // The foundation: words, files and settings every stage shares.
+pub mod clock;
 pub mod config;
 pub use kurir_protocol::{digest, free_text, job, net, registry};
 pub mod connection;
@@ -30,6 +31,7 @@ pub mod receipt;
 pub mod store;
 
 // The users' surfaces, and the process that wires it all together.
+pub mod assemble;
 pub mod cli;
 pub mod daemon;
 pub mod ops;

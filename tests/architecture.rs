@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// Modules every stage may use, which themselves use no stage.
 const FOUNDATION: &[&str] = &[
+    "clock",
     "config",
     "fsutil",
     "pdf",
@@ -31,7 +32,8 @@ const FOUNDATION: &[&str] = &[
 /// modules also from each other). The stages are in their direction of travel — intake,
 /// the deliverers, the queue manager that drives them (as Postfix's qmgr drives its delivery
 /// agents), proof coming back — then the service every surface goes through, then the
-/// surfaces: the command line, and the daemon that wires everything.
+/// surfaces: the command line, the assembly that wires every part once (`Kurir::build`), and
+/// the daemon that runs it.
 const LAYERS: &[(&str, &[&str])] = &[
     ("foundation", FOUNDATION),
     ("store", &["store"]),
@@ -43,6 +45,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("proof coming back", &["inbound"]),
     ("service", &["service"]),
     ("command line", &["cli"]),
+    ("assembly", &["assemble"]),
     ("daemon", &["daemon"]),
 ];
 

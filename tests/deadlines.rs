@@ -1,6 +1,8 @@
-//! Deadlines driven by an injected clock: the queue manager's `round(now)` is called with the
-//! instants that matter — no sleeping for hours. The parts are real: the store, the spool, the
-//! deliverers, and a real SMTP server that answers 451 to every attempt.
+//! Deadlines in simulated time: kurir built in this process by the daemon's own wiring
+//! ([`Kurir::build`]) with a clock the test sets; intake takes jobs in when the clock says and
+//! the queue manager's `round(now)` is called with the instants that matter — no sleeping for
+//! hours. The parts are real: the store, the spool, the deliverers, and a real SMTP server
+//! that answers 451 to every attempt.
 
 mod common;
 
@@ -10,20 +12,13 @@ use common::peer::Peer;
 use common::pki::{Ca, Usage};
 use common::{manifest, pdf};
 use jiff::{civil::DateTime, tz::TimeZone, Timestamp};
+use kurir::assemble::Kurir;
+use kurir::clock::ManualClock;
 use kurir::config::Settings;
-use kurir::deliver::mail::Mailer;
-use kurir::deliver::print::PrintQueue;
-use kurir::intake::validate::JobLimits;
-use kurir::intake::Intake;
 use kurir::job::{JobId, Kommunkod};
-use kurir::ops::alert::Alerter;
-use kurir::pdf::PdfLimits;
-use kurir::queue::{Policy, QueueManager, QueueParts};
-use kurir::registry::{Changes, Seed};
+use kurir::registry::Changes;
 use kurir::spool::Spool;
 use kurir::store::state::JobState;
-use kurir::store::Store;
-use kurir::worktime::WorkingHours;
 use serde_json::json;
 
 const UMEA: &str = "registrator@umea-test.example";
@@ -38,14 +33,13 @@ fn stockholm(s: &str) -> Timestamp {
 struct World {
     _dir: tempfile::TempDir,
     _peer: Peer,
-    store: Store,
-    spool: Spool,
-    intake: Intake,
-    queue: QueueManager,
-    alerter: Arc<Alerter>,
+    /// Simulated time: when jobs are received.
+    clock: Arc<ManualClock>,
+    kurir: Kurir,
 }
 
-/// A complete kurir in this process, with e-mail to 2480 proven and always answered by 451.
+/// A complete kurir in this process (the daemon's own wiring, [`Kurir::build`]) with
+/// simulated time, e-mail to 2480 proven and always answered by 451.
 fn world(adjust: impl FnOnce(&mut Settings)) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
@@ -69,10 +63,10 @@ fn world(adjust: impl FnOnce(&mut Settings)) -> World {
     settings.queue.jitter = 0.0;
     adjust(&mut settings);
 
-    let spool = Spool::new(&settings.spool.dir);
-    spool.ensure().expect("spool");
-    let store = Store::open(&settings.store.dir).expect("store");
-    let seed = Arc::new(Seed::builtin().expect("seed"));
+    Spool::new(&settings.spool.dir).ensure().expect("spool");
+    let clock = Arc::new(ManualClock::at(Timestamp::now()));
+    let kurir = Kurir::build(&settings, clock.clone()).expect("kurir");
+    let store = &kurir.store;
     let code: Kommunkod = "2480".parse().expect("code");
     let mut reg = store.registered(code).expect("registered");
     reg.apply(
@@ -103,67 +97,20 @@ fn world(adjust: impl FnOnce(&mut Settings)) -> World {
     store
         .register(code, &reg, "test", "proven for the test")
         .expect("register");
-
-    let limits = PdfLimits::from_settings(&settings.spool);
-    let mailer = Arc::new(Mailer::new(&settings, store.clone(), seed.clone()).expect("mailer"));
-    let alerter = Arc::new(Alerter::new(
-        spool.clone(),
-        store.clone(),
-        seed.clone(),
-        None,
-    ));
-    let print = PrintQueue::new(
-        spool.clone(),
-        store.clone(),
-        seed.clone(),
-        settings.print.clone(),
-        settings.sender.clone(),
-        limits,
-    );
-    let hours = WorkingHours::swedish_default().expect("hours");
-    let policy = Policy::new(&settings.queue, &settings.deadlines, hours);
-    let queue = QueueManager::new(
-        QueueParts {
-            store: store.clone(),
-            spool: spool.clone(),
-            seed: seed.clone(),
-            print,
-            mailer: Some(mailer),
-            health: Arc::new(kurir::ops::Health::default()),
-        },
-        policy,
-        &settings.queue,
-    );
-    let intake = Intake::new(
-        spool.clone(),
-        store.clone(),
-        seed,
-        JobLimits {
-            pdf: limits,
-            max_manifest_bytes: settings.spool.max_manifest_bytes,
-            max_documents: settings.spool.max_documents,
-        },
-        settings.spool.settle,
-        true,
-        kurir::store::ConnectionRule::from_settings(&settings.connection),
-        Arc::new(tokio::sync::Notify::new()),
-    );
     World {
         _dir: dir,
         _peer: peer,
-        store,
-        spool,
-        intake,
-        queue,
-        alerter,
+        clock,
+        kurir,
     }
 }
 
 impl World {
-    /// Drops a job and makes the store believe it was received at `at`.
+    /// Drops a job and lets intake take it in at `at` (simulated time).
     fn job_received_at(&self, at: Timestamp) -> JobId {
+        self.clock.set(at);
         let name = format!("job-{}", at.as_second());
-        let tmp = self.spool.tmp().join(&name);
+        let tmp = self.kurir.spool.tmp().join(&name);
         std::fs::create_dir_all(&tmp).expect("tmp");
         std::fs::write(
             tmp.join("job.toml"),
@@ -175,41 +122,29 @@ impl World {
         .expect("manifest");
         std::fs::write(tmp.join("b.pdf"), pdf::beslut("DEADLINE")).expect("pdf");
         std::fs::write(tmp.join("g.pdf"), pdf::god_man("DEADLINE")).expect("pdf");
-        std::fs::rename(&tmp, self.spool.incoming().join(&name)).expect("rename");
-        let outcome = self.intake.scan().expect("scan");
+        std::fs::rename(&tmp, self.kurir.spool.incoming().join(&name)).expect("rename");
+        let outcome = self.kurir.intake.scan().expect("scan");
         assert_eq!(outcome.queued, 1);
         let job = self
+            .kurir
             .store
             .list(&[JobState::Queued], 10)
             .expect("list")
             .into_iter()
             .find(|j| j.source == name)
             .expect("queued job");
-        self.store
-            .transition(
-                &job.id,
-                &[JobState::Queued],
-                &kurir::store::event::EventKind::Note {
-                    text: "test: received at the injected time".into(),
-                },
-                &[],
-                |r| {
-                    r.received_at = at;
-                    r.next_attempt = Some(at);
-                },
-            )
-            .expect("backdate");
+        assert_eq!(job.received_at, at, "received when the clock said");
         job.id
     }
 
     fn state(&self, id: &JobId) -> JobState {
-        self.store.get(id).expect("get").expect("job").state
+        self.kurir.store.get(id).expect("get").expect("job").state
     }
 
     /// The alert files of `kind`, after the alert writer's round (the daemon's task).
     fn alerts(&self, kind: &str) -> usize {
-        self.alerter.raise_owed().expect("alert writer");
-        std::fs::read_dir(self.spool.alerts())
+        self.kurir.alerter.raise_owed().expect("alert writer");
+        std::fs::read_dir(self.kurir.spool.alerts())
             .expect("alerts")
             .filter_map(|e| e.ok())
             .filter(|e| {
@@ -241,11 +176,12 @@ fn e_mail_gives_way_to_post_after_four_working_hours_across_a_weekend() {
     let t0 = stockholm("2026-11-20 15:00"); // a Friday
     let id = w.job_received_at(t0);
     run(async {
-        w.queue.round(t0).await.expect("round");
+        w.kurir.queue.round(t0).await.expect("round");
         assert_eq!(w.state(&id), JobState::Deferred);
         assert_eq!(w.alerts("deferred-too-long"), 0);
 
-        w.queue
+        w.kurir
+            .queue
             .round(stockholm("2026-11-20 15:16"))
             .await
             .expect("round");
@@ -257,19 +193,22 @@ fn e_mail_gives_way_to_post_after_four_working_hours_across_a_weekend() {
         );
 
         // Saturday and Sunday do not count: only 2 of the 4 working hours have passed.
-        w.queue
+        w.kurir
+            .queue
             .round(stockholm("2026-11-22 12:00"))
             .await
             .expect("round");
         assert_eq!(w.state(&id), JobState::Deferred);
-        w.queue
+        w.kurir
+            .queue
             .round(stockholm("2026-11-23 09:59"))
             .await
             .expect("round");
         assert_eq!(w.state(&id), JobState::Deferred);
         assert_eq!(w.alerts("fell-back"), 0);
 
-        w.queue
+        w.kurir
+            .queue
             .round(stockholm("2026-11-23 10:00"))
             .await
             .expect("round");
@@ -281,7 +220,7 @@ fn e_mail_gives_way_to_post_after_four_working_hours_across_a_weekend() {
         assert_eq!(w.alerts("fell-back"), 1);
         assert_eq!(w.alerts("deferred-too-long"), 1, "each alert once");
     });
-    let job = w.store.get(&id).expect("get").expect("job");
+    let job = w.kurir.store.get(&id).expect("get").expect("job");
     assert!(job.recipients[0].letter.is_some());
     assert!(
         job.recipients[0]
@@ -300,19 +239,22 @@ fn easter_holidays_do_not_count_as_working_time() {
     let t0 = stockholm("2026-04-02 16:00"); // Thursday before långfredagen
     let id = w.job_received_at(t0);
     run(async {
-        w.queue.round(t0).await.expect("round");
+        w.kurir.queue.round(t0).await.expect("round");
         // Annandag påsk (Monday) is a holiday: 1 working hour has passed, not 4.
-        w.queue
+        w.kurir
+            .queue
             .round(stockholm("2026-04-06 12:00"))
             .await
             .expect("round");
         assert_eq!(w.state(&id), JobState::Deferred);
-        w.queue
+        w.kurir
+            .queue
             .round(stockholm("2026-04-07 10:59"))
             .await
             .expect("round");
         assert_eq!(w.state(&id), JobState::Deferred);
-        w.queue
+        w.kurir
+            .queue
             .round(stockholm("2026-04-07 11:00"))
             .await
             .expect("round");
@@ -330,13 +272,15 @@ fn a_job_that_cannot_be_delivered_expires_as_failed_with_an_alert() {
     let t0 = stockholm("2026-11-23 09:00");
     let id = w.job_received_at(t0);
     run(async {
-        w.queue.round(t0).await.expect("round");
-        w.queue
+        w.kurir.queue.round(t0).await.expect("round");
+        w.kurir
+            .queue
             .round(stockholm("2026-11-28 08:59"))
             .await
             .expect("round");
         assert_eq!(w.state(&id), JobState::Deferred);
-        w.queue
+        w.kurir
+            .queue
             .round(stockholm("2026-11-28 09:00"))
             .await
             .expect("round");
@@ -344,10 +288,10 @@ fn a_job_that_cannot_be_delivered_expires_as_failed_with_an_alert() {
     });
     assert_eq!(w.alerts("failed"), 1);
     let receipt: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(w.spool.receipt(&id)).expect("receipt"))
+        serde_json::from_slice(&std::fs::read(w.kurir.spool.receipt(&id)).expect("receipt"))
             .expect("json");
     assert_eq!(receipt["state"], "failed");
-    let alert_file = std::fs::read_dir(w.spool.alerts())
+    let alert_file = std::fs::read_dir(w.kurir.spool.alerts())
         .expect("alerts")
         .filter_map(|e| e.ok())
         .find(|e| e.file_name().to_string_lossy().ends_with("-failed.json"))

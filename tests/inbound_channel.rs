@@ -305,35 +305,26 @@ fn a_message_nobody_confirms_or_reads_raises_one_alert_of_each_kind_with_the_pho
     // Working time cannot be waited for in a test: the deadline check is asked about a
     // moment two weeks on, against the real store and spool the daemon left.
     let dir = rig.env.path();
-    let store = kurir::store::Store::open(&dir.join("state")).expect("store");
-    let spool = kurir::spool::Spool::new(dir.join("spool"));
-    let seed = Arc::new(kurir::registry::Seed::builtin().expect("seed"));
-    let alerter = Arc::new(kurir::ops::alert::Alerter::new(
-        spool.clone(),
-        store.clone(),
-        seed.clone(),
-        None,
-    ));
-    let settings = kurir::config::ProofSettings {
-        return_path: "kurir-reports@agency.test".into(),
-        ..Default::default()
-    };
-    let hours =
-        kurir::worktime::WorkingHours::new("Europe/Stockholm", "08:00", "17:00").expect("hours");
-    let inbound = kurir::inbound::Inbound::new(
-        spool.clone(),
-        store.clone(),
-        TokenKey::load_or_create(&dir.join("state")).expect("key"),
-        settings,
-        hours,
-    );
+    let mut settings = kurir::config::Settings::default();
+    settings.spool.dir = dir.join("spool");
+    settings.store.dir = dir.join("state");
+    settings.proof.return_path = "kurir-reports@agency.test".into();
+    // The daemon's own wiring in this process, with a clock the test moves.
     let now = jiff::Timestamp::now();
-    assert_eq!(inbound.check_deadlines(now).expect("check"), 0, "too early");
-    let later = now + jiff::SignedDuration::from_hours(24 * 7);
+    let clock = Arc::new(kurir::clock::ManualClock::at(now));
+    let kurir = kurir::assemble::Kurir::build(&settings, clock.clone()).expect("kurir");
+    let (store, spool, inbound) = (&kurir.store, kurir.spool.clone(), &kurir.inbound);
+    assert_eq!(
+        inbound.check_deadlines(inbound.now()).expect("check"),
+        0,
+        "too early"
+    );
+    clock.advance(jiff::SignedDuration::from_hours(24 * 7));
+    let later = inbound.now();
     assert_eq!(store.awaiting_proof().expect("index").len(), 1);
     assert_eq!(inbound.check_deadlines(later).expect("check"), 2);
     // The alert writer's round, as the daemon's task would make it.
-    assert_eq!(alerter.raise_owed().expect("alert writer"), 2);
+    assert_eq!(kurir.alerter.raise_owed().expect("alert writer"), 2);
     assert!(
         store.awaiting_proof().expect("index").is_empty(),
         "a job with both alerts raised stays in the index of jobs awaiting proof"

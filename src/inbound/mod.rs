@@ -85,6 +85,7 @@ pub struct Inbound {
     key: TokenKey,
     settings: ProofSettings,
     hours: WorkingHours,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// The most messages `inbound/unmatched/` keeps (each at most `[proof] max_inbound_bytes`).
@@ -98,6 +99,7 @@ impl Inbound {
         key: TokenKey,
         settings: ProofSettings,
         hours: WorkingHours,
+        clock: Arc<dyn crate::clock::Clock>,
     ) -> Self {
         Inbound {
             spool,
@@ -105,7 +107,13 @@ impl Inbound {
             key,
             settings,
             hours,
+            clock,
         }
+    }
+
+    /// What time it is, as this stage's clock says (which report is overdue).
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// Takes in every message in `inbound/new/`, oldest first.
@@ -508,7 +516,7 @@ pub async fn run_loop(
         let result = tokio::task::spawn_blocking(move || {
             let outcome = worker.scan()?;
             let raised = if check {
-                worker.check_deadlines(Timestamp::now())?
+                worker.check_deadlines(worker.now())?
             } else {
                 0
             };

@@ -17,8 +17,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use jiff::Timestamp;
-
 use crate::fsutil;
 use crate::intake::route::Route;
 use crate::intake::validate::{JobLimits, Rejection};
@@ -108,6 +106,8 @@ pub struct Intake {
     connection_rule: crate::store::ConnectionRule,
     /// Wakes the queue as soon as a group of jobs is durably recorded.
     waker: Arc<tokio::sync::Notify>,
+    /// When a job is received (its deadlines count from then).
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// Jobs recorded between two flushes of the store while a scan claims a burst (group commit).
@@ -127,6 +127,7 @@ impl Intake {
         relay_configured: bool,
         connection_rule: crate::store::ConnectionRule,
         waker: Arc<tokio::sync::Notify>,
+        clock: Arc<dyn crate::clock::Clock>,
     ) -> Self {
         Intake {
             spool,
@@ -137,6 +138,7 @@ impl Intake {
             relay_configured,
             connection_rule,
             waker,
+            clock,
         }
     }
 
@@ -282,7 +284,7 @@ impl Intake {
         group: &mut Vec<QueuedJob>,
     ) -> Result<Option<JobState>, IntakeError> {
         let dir = self.spool.active_job(id);
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let meta = std::fs::symlink_metadata(&dir).map_err(io("inspecting", &dir))?;
         let verdict = if meta.file_type().is_symlink() {
             Err(validate::not_a_directory("symbolic link"))

@@ -72,6 +72,8 @@ pub struct QueueParts {
     pub mailer: Option<Arc<Mailer>>,
     /// Where the queue's loop proves it is alive (health check, systemd watchdog).
     pub health: Arc<crate::ops::Health>,
+    /// What time it is: which jobs are due, which deadline has passed.
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// The queue manager. Cheap to clone: everything is shared.
@@ -90,6 +92,7 @@ struct Inner {
     relay_slots: Arc<Semaphore>,
     job_slots: Arc<Semaphore>,
     health: Arc<crate::ops::Health>,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// Why handling a job failed unexpectedly (not a delivery outcome: those are recorded).
@@ -128,6 +131,7 @@ impl QueueManager {
                 relay_slots: Arc::new(Semaphore::new(queue.per_relay_connections)),
                 job_slots: Arc::new(Semaphore::new(queue.max_concurrent_jobs)),
                 health: parts.health,
+                clock: parts.clock,
             }),
         }
     }
@@ -175,7 +179,7 @@ impl QueueManager {
                 break;
             }
             inner.health.beat();
-            let now = Timestamp::now();
+            let now = inner.clock.now();
             let free = inner.job_slots.available_permits();
             let mut started = 0;
             if free > 0 {
@@ -340,7 +344,7 @@ impl Inner {
             }
             let worker = self.clone();
             let done = tokio::task::spawn_blocking(move || {
-                worker.finish_round(Timestamp::now(), &group);
+                worker.finish_round(worker.clock.now(), &group);
             })
             .await;
             if let Err(e) = done {

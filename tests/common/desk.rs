@@ -69,31 +69,21 @@ pub fn desk_rig(adjust: impl FnOnce(&mut Env)) -> DeskRig {
 pub fn a_week_passes(rig: &mut DeskRig) -> usize {
     rig.env.stop();
     let dir = rig.env.path();
-    let store = kurir::store::Store::open(&dir.join("state")).expect("store");
-    let spool = kurir::spool::Spool::new(dir.join("spool"));
-    let alerter = std::sync::Arc::new(kurir::ops::alert::Alerter::new(
-        spool.clone(),
-        store.clone(),
-        std::sync::Arc::new(kurir::registry::Seed::builtin().expect("seed")),
-        None,
-    ));
-    let inbound = kurir::inbound::Inbound::new(
-        spool,
-        store.clone(),
-        kurir::report_token::TokenKey::load_or_create(&dir.join("state")).expect("key"),
-        kurir::config::ProofSettings {
-            return_path: mailworld::REPORTS.into(),
-            ..Default::default()
-        },
-        kurir::worktime::WorkingHours::swedish_default().expect("hours"),
-    );
-    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 7);
-    let raised = inbound.check_deadlines(later).expect("deadlines");
+    let mut settings = kurir::config::Settings::default();
+    settings.spool.dir = dir.join("spool");
+    settings.store.dir = dir.join("state");
+    settings.proof.return_path = mailworld::REPORTS.into();
+    // The daemon's own wiring, in this process, a week on.
+    let week = jiff::SignedDuration::from_hours(24 * 7);
+    let clock = std::sync::Arc::new(kurir::clock::ManualClock::at(jiff::Timestamp::now() + week));
+    let kurir = kurir::assemble::Kurir::build(&settings, clock).expect("kurir");
+    let raised = kurir
+        .inbound
+        .check_deadlines(kurir.inbound.now())
+        .expect("deadlines");
     // The alert writer's round, as the daemon's task would make it.
-    alerter.raise_owed().expect("alert writer");
-    drop(alerter);
-    drop(inbound);
-    drop(store);
+    kurir.alerter.raise_owed().expect("alert writer");
+    drop(kurir);
     rig.env.start();
     raised
 }
