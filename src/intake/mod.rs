@@ -360,7 +360,7 @@ impl Intake {
                 let dir_name = self.quarantine_name(source, id);
                 // Marked in the record, so the alert is raised once even across a crash.
                 record.quarantine(QuarantineInfo {
-                    code: rejection.code.to_string(),
+                    code: rejection.code.as_str().to_string(),
                     summary: rejection.summary.clone(),
                     dir: dir_name,
                 });
@@ -369,12 +369,12 @@ impl Intake {
                     &[(
                         JobState::Quarantined,
                         EventKind::Quarantined {
-                            code: rejection.code.to_string(),
+                            code: rejection.code.as_str().to_string(),
                             summary: rejection.summary.clone(),
                         },
                     )],
                 )?;
-                tracing::warn!(job_id = %id, reason = rejection.code, "job quarantined");
+                tracing::warn!(job_id = %id, reason = rejection.code.as_str(), "job quarantined");
                 self.finish_quarantine(&record, Some(&rejection))?;
 
                 Ok(Some(JobState::Quarantined))
@@ -484,13 +484,7 @@ impl Intake {
         if !reason_path.exists() || rejection.is_some() {
             let text = match rejection {
                 Some(r) => r.reason_text(record.id.as_str()),
-                None => Rejection {
-                    code: "recovered",
-                    summary: info.summary.clone(),
-                    detail: String::new(),
-                }
-                .reason_text(record.id.as_str())
-                .replace("(recovered)", &format!("({})", info.code)),
+                None => validate::reason_text(record.id.as_str(), &info.code, &info.summary, ""),
             };
             if reason_dir.is_dir() {
                 fsutil::write_atomic(&reason_path, text.as_bytes())

@@ -33,11 +33,67 @@ pub struct ValidJob {
     pub submission: Option<String>,
 }
 
+/// Why a job is quarantined, by kind: matched as a value, named by [`RejectionCode::as_str`]
+/// in logs, receipts and `reason.txt` (`pdf-damaged`, `symlink`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RejectionCode {
+    /// An entry in `incoming/` that is not a directory.
+    NotAJobDirectory,
+    /// The job directory cannot be read.
+    JobUnreadable,
+    /// No `job.toml`.
+    ManifestMissing,
+    /// `job.toml` cannot be read (too large, a symlink, not a file).
+    ManifestUnreadable,
+    /// `job.toml` is not UTF-8.
+    ManifestNotUtf8,
+    /// `job.toml` does not parse or breaks a rule.
+    ManifestInvalid,
+    /// A recipient is no municipality.
+    UnknownKommunkod,
+    /// A file `job.toml` does not name.
+    UnexpectedFile,
+    /// A document is a symbolic link.
+    Symlink,
+    /// A document is not a regular file.
+    NotARegularFile,
+    /// A document is over the size limit before it is read.
+    DocumentTooLarge,
+    /// A document named in `job.toml` is not there.
+    DocumentMissing,
+    /// A document cannot be read, or changed while it was read.
+    DocumentUnreadable,
+    /// A document the PDF checks refused.
+    Pdf(pdf::PdfError),
+}
+
+impl RejectionCode {
+    /// The short code, as logs, receipts and `reason.txt` name it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectionCode::NotAJobDirectory => "not-a-job-directory",
+            RejectionCode::JobUnreadable => "job-unreadable",
+            RejectionCode::ManifestMissing => "manifest-missing",
+            RejectionCode::ManifestUnreadable => "manifest-unreadable",
+            RejectionCode::ManifestNotUtf8 => "manifest-not-utf8",
+            RejectionCode::ManifestInvalid => "manifest-invalid",
+            RejectionCode::UnknownKommunkod => "unknown-kommunkod",
+            RejectionCode::UnexpectedFile => "unexpected-file",
+            RejectionCode::Symlink => "symlink",
+            RejectionCode::NotARegularFile => "not-a-regular-file",
+            RejectionCode::DocumentTooLarge => "pdf-too-large",
+            RejectionCode::DocumentMissing => "document-missing",
+            RejectionCode::DocumentUnreadable => "document-unreadable",
+            RejectionCode::Pdf(e) => e.code(),
+        }
+    }
+}
+
 /// Why a job is quarantined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    /// Short machine-readable reason.
-    pub code: &'static str,
+    /// What kind of reason.
+    pub code: RejectionCode,
     /// One sentence without personal data or file names: for logs, status and receipts.
     pub summary: String,
     /// What a person should know to fix it: may name files in the job.
@@ -45,7 +101,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(code: &'static str, summary: impl Into<String>, detail: impl Into<String>) -> Self {
+    fn new(code: RejectionCode, summary: impl Into<String>, detail: impl Into<String>) -> Self {
         Rejection {
             code,
             summary: summary.into(),
@@ -58,36 +114,39 @@ impl Rejection {
     pub fn may_be_incomplete(&self) -> bool {
         matches!(
             self.code,
-            "manifest-missing"
-                | "manifest-invalid"
-                | "manifest-not-utf8"
-                | "document-missing"
-                | "pdf-damaged"
-                | "pdf-not-a-pdf"
-                | "pdf-no-pages"
-                | "unexpected-file"
+            RejectionCode::ManifestMissing
+                | RejectionCode::ManifestInvalid
+                | RejectionCode::ManifestNotUtf8
+                | RejectionCode::DocumentMissing
+                | RejectionCode::UnexpectedFile
+                | RejectionCode::Pdf(
+                    pdf::PdfError::Damaged(_) | pdf::PdfError::NotPdf | pdf::PdfError::NoPages
+                )
         )
     }
 
     /// The text of `reason.txt`.
     pub fn reason_text(&self, job_id: &str) -> String {
-        format!(
-            "kurir quarantined this job (job id {job_id}).\n\n\
-             Reason ({code}): {summary}\n{detail}\n\n\
-             What to do: correct the job and submit it again as a new job \
-             (build it under spool/tmp/, then rename it into spool/incoming/, or use \
-             `kurir submit`). Nothing in this folder was changed or deleted by kurir.\n",
-            code = self.code,
-            summary = self.summary,
-            detail = self.detail,
-        )
+        reason_text(job_id, self.code.as_str(), &self.summary, &self.detail)
     }
+}
+
+/// The text of `reason.txt` for a job quarantined for `code` (also one recovered after a
+/// crash, whose code the store kept).
+pub fn reason_text(job_id: &str, code: &str, summary: &str, detail: &str) -> String {
+    format!(
+        "kurir quarantined this job (job id {job_id}).\n\n\
+         Reason ({code}): {summary}\n{detail}\n\n\
+         What to do: correct the job and submit it again as a new job \
+         (build it under spool/tmp/, then rename it into spool/incoming/, or use \
+         `kurir submit`). Nothing in this folder was changed or deleted by kurir.\n",
+    )
 }
 
 /// The rejection for an entry in `incoming/` that is not a directory.
 pub fn not_a_directory(kind: &str) -> Rejection {
     Rejection::new(
-        "not-a-job-directory",
+        RejectionCode::NotAJobDirectory,
         format!("the spool entry is a {kind}, not a job directory"),
         "A job is a directory holding job.toml and the PDF files it names.",
     )
@@ -100,29 +159,35 @@ pub fn validate_job(dir: &Path, seed: &Seed, limits: &JobLimits) -> Result<Valid
     let manifest_bytes = fsutil::read_bounded(&dir.join("job.toml"), limits.max_manifest_bytes)
         .map_err(|e| match e {
             ReadError::Missing => Rejection::new(
-                "manifest-missing",
+                RejectionCode::ManifestMissing,
                 "the job has no job.toml",
                 "Every job directory must contain job.toml (see the spool contract in README).",
             ),
             other => Rejection::new(
-                "manifest-unreadable",
+                RejectionCode::ManifestUnreadable,
                 format!("job.toml {other}"),
                 format!("job.toml {other}."),
             ),
         })?;
     let text = String::from_utf8(manifest_bytes).map_err(|_| {
         Rejection::new(
-            "manifest-not-utf8",
+            RejectionCode::ManifestNotUtf8,
             "job.toml is not UTF-8 text",
             "Save job.toml as UTF-8.",
         )
     })?;
-    let manifest = Manifest::parse(&text, limits.max_documents)
-        .map_err(|e| Rejection::new("manifest-invalid", e.to_string(), e.to_string()))?;
+    let manifest = Manifest::parse(&text, limits.max_documents).map_err(|e| {
+        Rejection::new(RejectionCode::ManifestInvalid, e.to_string(), e.to_string())
+    })?;
 
     for (code, _) in manifest.recipients() {
-        seed.require(code)
-            .map_err(|e| Rejection::new("unknown-kommunkod", e.to_string(), e.to_string()))?;
+        seed.require(code).map_err(|e| {
+            Rejection::new(
+                RejectionCode::UnknownKommunkod,
+                e.to_string(),
+                e.to_string(),
+            )
+        })?;
     }
 
     let named: Vec<&str> = manifest.documents.iter().map(|d| d.file.as_str()).collect();
@@ -132,7 +197,7 @@ pub fn validate_job(dir: &Path, seed: &Seed, limits: &JobLimits) -> Result<Valid
         .collect();
     if !unexpected.is_empty() {
         return Err(Rejection::new(
-            "unexpected-file",
+            RejectionCode::UnexpectedFile,
             format!(
                 "the job holds {} file(s) that job.toml does not name",
                 unexpected.len()
@@ -155,11 +220,11 @@ pub fn validate_job(dir: &Path, seed: &Seed, limits: &JobLimits) -> Result<Valid
         let bytes =
             fsutil::read_bounded(&dir.join(&doc.file), limits.pdf.max_bytes).map_err(|e| {
                 let code = match e {
-                    ReadError::Symlink => "symlink",
-                    ReadError::NotRegular => "not-a-regular-file",
-                    ReadError::TooLarge { .. } => "pdf-too-large",
-                    ReadError::Missing => "document-missing",
-                    ReadError::Io(_) | ReadError::Changed => "document-unreadable",
+                    ReadError::Symlink => RejectionCode::Symlink,
+                    ReadError::NotRegular => RejectionCode::NotARegularFile,
+                    ReadError::TooLarge { .. } => RejectionCode::DocumentTooLarge,
+                    ReadError::Missing => RejectionCode::DocumentMissing,
+                    ReadError::Io(_) | ReadError::Changed => RejectionCode::DocumentUnreadable,
                 };
                 Rejection::new(
                     code,
@@ -169,7 +234,7 @@ pub fn validate_job(dir: &Path, seed: &Seed, limits: &JobLimits) -> Result<Valid
             })?;
         let summary = pdf::validate(&bytes, &limits.pdf).map_err(|e| {
             Rejection::new(
-                e.code(),
+                RejectionCode::Pdf(e.clone()),
                 format!("document {index} ({}): {e}", doc.kind),
                 format!("Document {index}, file {:?}: {e}.", doc.file),
             )
@@ -197,7 +262,7 @@ pub fn validate_job(dir: &Path, seed: &Seed, limits: &JobLimits) -> Result<Valid
 fn list_entries(dir: &Path) -> Result<Vec<String>, Rejection> {
     let unreadable = |e: std::io::Error| {
         Rejection::new(
-            "job-unreadable",
+            RejectionCode::JobUnreadable,
             format!("the job directory cannot be read: {e}"),
             format!("The job directory cannot be read: {e}."),
         )
@@ -212,14 +277,14 @@ fn list_entries(dir: &Path) -> Result<Vec<String>, Rejection> {
         let file_type = entry.file_type().map_err(unreadable)?;
         if file_type.is_symlink() {
             return Err(Rejection::new(
-                "symlink",
+                RejectionCode::Symlink,
                 "the job contains a symbolic link; links are not followed",
                 format!("Entry {name:?} is a symbolic link. Copy the file into the job instead."),
             ));
         }
         if !file_type.is_file() {
             return Err(Rejection::new(
-                "not-a-regular-file",
+                RejectionCode::NotARegularFile,
                 "the job contains an entry that is not a regular file",
                 format!("Entry {name:?} is a directory, FIFO, socket or device."),
             ));
@@ -227,4 +292,30 @@ fn list_entries(dir: &Path) -> Result<Vec<String>, Rejection> {
         names.push(name);
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_a_writer_still_busy_leaves_may_be_incomplete_and_each_code_keeps_its_name() {
+        let rejection = |code| Rejection::new(code, "", "");
+        let cut = RejectionCode::Pdf(pdf::PdfError::Damaged("no %%EOF".into()));
+        assert!(rejection(cut.clone()).may_be_incomplete());
+        assert_eq!(cut.as_str(), "pdf-damaged");
+        for hostile in [
+            RejectionCode::Pdf(pdf::PdfError::Encrypted),
+            RejectionCode::Pdf(pdf::PdfError::Bomb { limit: 1 }),
+            RejectionCode::Symlink,
+            RejectionCode::UnknownKommunkod,
+        ] {
+            assert!(
+                !rejection(hostile.clone()).may_be_incomplete(),
+                "{hostile:?}"
+            );
+        }
+        // A job recovered after a crash is explained with the code the store kept.
+        assert!(reason_text("j", "pdf-encrypted", "s", "").contains("Reason (pdf-encrypted): s"));
+    }
 }
