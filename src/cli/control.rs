@@ -126,7 +126,7 @@ where
     })
 }
 
-/// The hidden command root's command line runs as the store's owner ([`answer_as`]).
+/// The hidden command root's command line runs as the store's owner when no daemon answers.
 pub const ANSWER_AS_OWNER: &str = "answer-as-owner";
 
 /// Runs `kurir answer-as-owner` as `owner`: it answers one request from the store, and this
