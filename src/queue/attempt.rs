@@ -115,6 +115,7 @@ impl Inner {
             address: address.to_string(),
             outcome,
             reply: reply.to_string(),
+            smtp: crate::store::state::SmtpReply::parse(reply),
         };
         let class = match &outcome {
             Outcome::Accepted(_) => Some(("2xx", false)),

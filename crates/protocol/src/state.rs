@@ -257,6 +257,99 @@ pub struct EmailAttempt {
     pub outcome: AttemptOutcome,
     /// The server's reply or the failure, in words.
     pub reply: String,
+    /// The server's reply as a value, when it was one (not a connection or TLS failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpReply>,
+}
+
+/// An SMTP server's reply as a value, as Stalwart keeps it: the reply code (RFC 5321 §4.2),
+/// the enhanced status code when the server gave one (RFC 3463: class.subject.detail, e.g.
+/// `5.1.1` no such mailbox), and the text. Decisions and surfaces read the codes, never the
+/// text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpReply {
+    /// The three-digit reply code, e.g. 250, 451, 550.
+    pub code: u16,
+    /// The enhanced status code, `[class, subject, detail]`, e.g. `[2, 0, 0]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enhanced: Option<[u16; 3]>,
+    /// What the server said after the codes.
+    pub text: String,
+}
+
+impl SmtpReply {
+    /// Reads a reply as kurir records it, `250 2.0.0 Ok: queued as 4Xb1`, or `None` when the
+    /// words are no server's reply (a connection that failed, a certificate refused). Also
+    /// finds a reply quoted at the end of a longer failure, as lettre words one
+    /// (`permanent error (550): 5.1.1 no such user`).
+    pub fn parse(words: &str) -> Option<SmtpReply> {
+        let code_at = |s: &str| -> Option<u16> {
+            let digits = s.get(..3)?;
+            let code: u16 = digits.parse().ok()?;
+            let after = s[3..].chars().next();
+            ((200..600).contains(&code) && after.is_none_or(|c| c == ' ' || c == '-'))
+                .then_some(code)
+        };
+        let (code, rest) = match code_at(words) {
+            Some(code) => (code, words[3..].trim_start_matches(['-', ' '])),
+            None => {
+                // lettre: "permanent error (550): …" / "transient error (451): …"
+                let at = words.find(" error (")? + " error (".len();
+                let code: u16 = words.get(at..at + 3)?.parse().ok()?;
+                let rest = words.get(at + 3..)?.strip_prefix("):")?;
+                ((200..600).contains(&code)).then_some((code, rest.trim_start()))?
+            }
+        };
+        // An enhanced code of another class than the reply's is not one (RFC 3463 §2).
+        let of_class = |word: &str| enhanced_code(word).filter(|e| e[0] == code / 100);
+        let (first, after) = rest.split_once(' ').unwrap_or((rest, ""));
+        let (enhanced, text) = match of_class(first) {
+            Some(e) => (Some(e), after),
+            None => (None, rest),
+        };
+        Some(SmtpReply {
+            code,
+            enhanced,
+            text: text.trim().to_string(),
+        })
+    }
+
+    /// 2xx: the server took it.
+    pub fn is_positive(&self) -> bool {
+        (200..300).contains(&self.code)
+    }
+
+    /// 5xx: this will not work again as it is.
+    pub fn is_permanent(&self) -> bool {
+        self.code >= 500
+    }
+}
+
+/// `class.subject.detail` (RFC 3463), each at most three digits, the class 2, 4 or 5.
+fn enhanced_code(word: &str) -> Option<[u16; 3]> {
+    let mut parts = word.split('.');
+    let mut out = [0u16; 3];
+    for slot in &mut out {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *slot = part.parse().ok()?;
+    }
+    (parts.next().is_none() && matches!(out[0], 2 | 4 | 5)).then_some(out)
+}
+
+impl std::fmt::Display for SmtpReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.code)?;
+        if let Some([c, s, d]) = self.enhanced {
+            write!(f, " {c}.{s}.{d}")?;
+        }
+        if !self.text.is_empty() {
+            write!(f, " {}", self.text)?;
+        }
+        Ok(())
+    }
 }
 
 /// What kurir can show about an accepted message.
@@ -268,6 +361,9 @@ pub struct EmailProof {
     pub address: String,
     /// The server's final reply (with its queue id).
     pub reply: String,
+    /// That reply as a value ([`SmtpReply::parse`] of `reply`; absent before 0.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpReply>,
     /// The relay it was handed to, `host:port`.
     pub relay: String,
     /// TLS version.
@@ -732,6 +828,43 @@ pub struct Event {
     /// 0.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub what: Option<super::event::EventKind>,
+}
+
+#[cfg(test)]
+mod smtp_reply_tests {
+    use super::SmtpReply;
+
+    #[test]
+    fn replies_as_servers_and_lettre_word_them_are_read_as_codes() {
+        let ok = SmtpReply::parse("250 2.0.0 Ok: queued as 4Xb1Lk2").expect("reply");
+        assert_eq!((ok.code, ok.enhanced), (250, Some([2, 0, 0])));
+        assert_eq!(ok.text, "Ok: queued as 4Xb1Lk2");
+        assert!(ok.is_positive());
+        let refused = SmtpReply::parse(
+            "rejected permanently: permanent error (550): 5.1.1 <x@umea.test>: Recipient address rejected",
+        )
+        .expect("reply");
+        assert_eq!((refused.code, refused.enhanced), (550, Some([5, 1, 1])));
+        assert!(refused.is_permanent());
+        let later = SmtpReply::parse("temporary failure: transient error (451): try again later")
+            .expect("reply");
+        assert_eq!((later.code, later.enhanced), (451, None));
+        // No server said these.
+        for words in [
+            "cannot connect to the relay: Connection refused (os error 111)",
+            "TLS failed, nothing was sent: certificate verify failed (unable to get issuer)",
+            "no route",
+            "",
+        ] {
+            assert_eq!(SmtpReply::parse(words), None, "{words}");
+        }
+        // An enhanced code of another class than the reply is text.
+        let odd = SmtpReply::parse("250 5.0.0 odd").expect("reply");
+        assert_eq!(
+            (odd.enhanced, odd.to_string().as_str()),
+            (None, "250 5.0.0 odd")
+        );
+    }
 }
 
 #[cfg(test)]

@@ -362,6 +362,7 @@ impl Mailer {
             }) => Outcome::Accepted(Box::new(EmailProof {
                 at: Timestamp::now(),
                 address,
+                smtp: crate::store::state::SmtpReply::parse(&reply),
                 reply,
                 relay: client.endpoint(),
                 tls_version: tls.version,
