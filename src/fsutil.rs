@@ -200,10 +200,10 @@ pub fn tree_bytes(dir: &Path) -> u64 {
 }
 
 /// The user a folder belongs to, when this process runs as root and the folder is another
-/// user's: what root makes there must be that user's (an operator's `sudo kurir …` writing into
-/// the daemon's spool or store must leave files the daemon can use). Root makes the files and
-/// gives them away with `lchown` before they are handed over; the process's own user never
-/// changes (switching it is process-wide, and not safe in a threaded process).
+/// user's: an operator's `sudo kurir …` must leave there only what that user (the daemon's)
+/// can use, and must not follow paths that user controls. Root's command line then has a
+/// process of that user do the work (`kurir as-owner`, [`crate::cli::as_owner`]); no process
+/// changes its own user while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owner {
     uid: u32,
@@ -239,31 +239,6 @@ impl Owner {
     /// The group id.
     pub fn gid(self) -> u32 {
         self.gid
-    }
-
-    /// Gives `path` — and, for a folder, everything in it — to this owner. Symbolic links are
-    /// not followed.
-    pub fn give(self, path: &Path) -> std::io::Result<()> {
-        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))?;
-        if std::fs::symlink_metadata(path)?.is_dir() {
-            for entry in std::fs::read_dir(path)? {
-                self.give(&entry?.path())?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Gives the folder `path` (not what is in it) to this owner if root made it.
-    pub fn adopt(self, path: &Path) -> std::io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.uid() == 0 => {
-                std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))
-            }
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 }
 

@@ -159,6 +159,12 @@ fn the_pipe_run_by_root_writes_as_the_spool_s_owner() {
     };
     chown(&env.spool());
     let _ = std::fs::remove_dir_all(env.spool().join("inbound"));
+    // The spool's owner must reach it (root's pipe has that user store the message).
+    std::fs::set_permissions(
+        env.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
     let key = key_of(&env);
     let code: Kommunkod = "2480".parse().expect("code");
     let to = key
@@ -180,6 +186,41 @@ fn the_pipe_run_by_root_writes_as_the_spool_s_owner() {
         .next()
         .expect("the message");
     assert_eq!(stored.metadata().expect("meta").uid(), nobody);
+}
+
+#[test]
+fn a_spool_owner_who_plants_a_link_cannot_make_roots_pipe_give_away_a_root_folder() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    // The spool belongs to the service's user (here nobody), who replaces `inbound` by a link
+    // to a folder of root's, hoping root's pipe will hand `<it>/tmp` over while it stores.
+    let nobody = 65534;
+    let spool = env.spool();
+    std::fs::create_dir_all(&spool).expect("spool");
+    std::os::unix::fs::chown(&spool, Some(nobody), Some(nobody)).expect("chown");
+    std::fs::set_permissions(
+        env.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let roots = env.path().join("roots");
+    std::fs::create_dir_all(roots.join("tmp")).expect("root's folder");
+    std::fs::create_dir_all(roots.join("new")).expect("root's folder");
+    std::os::unix::fs::symlink(&roots, spool.join("inbound")).expect("link");
+    let out = env.inbound(
+        "kurir-reports+x@agency.test",
+        b"From: a@b\r\nSubject: x\r\n\r\nbody\r\n",
+    );
+    assert!(!out.status.success(), "stored through the link as root");
+    for dir in [&roots, &roots.join("tmp"), &roots.join("new")] {
+        let meta = std::fs::metadata(dir).expect("meta");
+        assert_eq!(meta.uid(), 0, "{} was given away", dir.display());
+    }
+    assert_eq!(
+        std::fs::read_dir(roots.join("tmp")).expect("tmp").count(),
+        0,
+        "root wrote into its own folder for the spool's owner"
+    );
 }
 
 #[test]

@@ -81,42 +81,40 @@ pub fn restore(
             socket.display()
         );
     }
-    // Root restores, then gives the store and the spool's folders to their owner (the
-    // daemon's user): the daemon is stopped, so nothing reads them in between.
-    let state_owner = crate::fsutil::Owner::of(state)
+    // Root has the store's owner (the daemon's user) restore it: root follows no path in
+    // the daemon's folders.
+    let owner = crate::fsutil::Owner::of(state)
         .with_context(|| format!("reading the owner of {}", state.display()))?;
-    let spool_owner = crate::fsutil::Owner::of(&settings.spool.dir)
-        .with_context(|| format!("reading the owner of {}", settings.spool.dir.display()))?;
+    let operator = crate::cli::os_user();
+    if let Some(owner) = owner {
+        let task = crate::cli::as_owner::Task::Restore {
+            src: std::path::absolute(&src).unwrap_or(src),
+            force,
+            key: key.bytes().to_vec(),
+            operator,
+        };
+        return Ok(crate::cli::as_owner::run(owner, settings, &task, false)?.0);
+    }
+    restore_here(settings, src, force, key, &operator)
+}
+
+/// Restores `src` into the state directory, as this process's user, and says what it did.
+pub fn restore_here(
+    settings: &crate::config::Settings,
+    src: PathBuf,
+    force: bool,
+    key: IntegrityKey,
+    operator: &str,
+) -> anyhow::Result<ExitCode> {
+    let state = &settings.store.dir;
     let restored = crate::ops::backup::restore(
         &src,
         state,
         &Spool::new(&settings.spool.dir),
         &key,
         force,
-        &crate::cli::os_user(),
+        operator,
     )?;
-    if let Some(owner) = state_owner {
-        owner
-            .give(state)
-            .with_context(|| format!("giving {} to its owner", state.display()))?;
-    }
-    if let Some(owner) = spool_owner {
-        let spool = Spool::new(&settings.spool.dir);
-        for folder in [Some(spool.active())]
-            .into_iter()
-            .chain([restored
-                .documents_aside
-                .as_ref()
-                .map(|(aside, _)| aside.clone())])
-            .flatten()
-        {
-            if folder.exists() {
-                owner
-                    .give(&folder)
-                    .with_context(|| format!("giving {} to its owner", folder.display()))?;
-            }
-        }
-    }
     if let Some(aside) = &restored.replaced {
         say!("the store that was there is kept in {}", aside.display());
     }

@@ -100,9 +100,23 @@ where
             ControlError::Local(format!("reading the owner of {}: {e}", state_dir.display()))
         })?;
         if let Some(owner) = owner {
-            return match answer_as(owner, settings, principal, call.into())? {
-                Ok(value) => Ok(Ok(protocol::decode(&socket, value)?)),
-                Err(refused) => Ok(Err(refused)),
+            let task = crate::cli::as_owner::Task::Answer {
+                principal,
+                command: call.into(),
+            };
+            let (code, out) = crate::cli::as_owner::run(owner, settings, &task, true)
+                .map_err(|e| ControlError::Local(format!("{e:#}")))?;
+            if code != std::process::ExitCode::SUCCESS {
+                return Err(ControlError::Local(
+                    "answering as the store's owner failed (its error is above)".into(),
+                ));
+            }
+            let answer: protocol::Answer = serde_json::from_slice(&out).map_err(|e| {
+                ControlError::Local(format!("reading the store's owner's answer: {e}"))
+            })?;
+            return match answer {
+                protocol::Answer::Ok(value) => Ok(Ok(protocol::decode(&socket, value)?)),
+                protocol::Answer::Err(refused) => Ok(Err(refused)),
             };
         }
         match Store::open(state_dir) {
@@ -126,97 +140,35 @@ where
     })
 }
 
-/// The hidden command root's command line runs as the store's owner when no daemon answers.
-pub const ANSWER_AS_OWNER: &str = "answer-as-owner";
-
-/// Runs `kurir answer-as-owner` as `owner`: it answers one request from the store, and this
-/// process (root) reads its answer. Its user is set at its start, once, for the whole process.
-fn answer_as(
-    owner: crate::fsutil::Owner,
+/// Answers one request from the store in this process (no daemon runs), waiting while a
+/// starting or stopping daemon holds it: what `kurir as-owner` does for root.
+pub fn answer_here(
     settings: &Settings,
+    seed: Arc<Seed>,
     principal: Principal,
     command: Command,
 ) -> Result<Result<serde_json::Value, ServiceError>, ControlError> {
-    use std::io::Write;
-    use std::os::unix::process::CommandExt;
-    let local = |what: &str, e: &dyn std::fmt::Display| ControlError::Local(format!("{what}: {e}"));
-    let program = std::env::current_exe().map_err(|e| local("finding this program", &e))?;
-    let file = settings
-        .file
-        .clone()
-        .unwrap_or_else(|| crate::config::NO_FILE.into());
-    let mut child = std::process::Command::new(program)
-        .arg("--config")
-        .arg(file)
-        .arg(ANSWER_AS_OWNER)
-        .uid(owner.uid())
-        .gid(owner.gid())
-        // Not a delegated caller: root asks, for the person it names in the request.
-        .env_remove("SUDO_UID")
-        .env_remove("SUDO_GID")
-        .env_remove("SUDO_USER")
-        .env_remove("SUDO_COMMAND")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| local("starting the store's owner's process", &e))?;
-    let request = serde_json::to_vec(&kurir_protocol::wire::Request {
-        protocol: protocol::PROTOCOL,
-        principal,
-        command,
-    })
-    .map_err(|e| local("encoding the request", &e))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(&request)
-            .map_err(|e| local("handing the request over", &e))?;
-    }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| local("the store's owner's process", &e))?;
-    if !output.status.success() {
-        return Err(ControlError::Local(format!(
-            "answering as the store's owner failed ({})",
-            output.status
-        )));
-    }
-    let answer: protocol::Answer = serde_json::from_slice(&output.stdout)
-        .map_err(|e| local("reading the store's owner's answer", &e))?;
-    Ok(match answer {
-        protocol::Answer::Ok(value) => Ok(value),
-        protocol::Answer::Err(refused) => Err(refused),
-    })
-}
-
-/// `kurir answer-as-owner`: answers the request on standard input from the store and writes
-/// the answer to standard output — what root's command line runs as the store's owner when no
-/// daemon answers. Refused to anyone else: run through sudo for another user, or as root.
-pub fn answer_from_stdin(settings: &Settings, seed: Arc<Seed>) -> anyhow::Result<()> {
-    use std::io::Read;
-    if crate::cli::delegated_by().is_some() || crate::fsutil::own_euid() == 0 {
-        anyhow::bail!("`kurir {ANSWER_AS_OWNER}` is run by kurir itself, as the store's owner");
-    }
-    let mut text = String::new();
-    std::io::stdin().read_to_string(&mut text)?;
-    let request: protocol::Request = serde_json::from_str(&text)?;
     let state_dir = settings.store.dir.as_path();
-    let answer = match Store::open(state_dir) {
-        Ok(store) => {
-            match answer_locally(settings, store, seed, request.principal, request.command)? {
-                Ok(value) => protocol::Answer::Ok(value),
-                Err(refused) => protocol::Answer::Err(refused),
+    let mut last = None;
+    for _ in 0..20 {
+        match Store::open(state_dir) {
+            Ok(store) => return answer_locally(settings, store, seed, principal, command),
+            Err(e) if e.is_locked() => {
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(store) => {
+                return Err(ControlError::Unreachable {
+                    socket: socket_path(state_dir),
+                    store,
+                })
             }
         }
-        Err(store) => {
-            return Err(ControlError::Unreachable {
-                socket: socket_path(state_dir),
-                store,
-            }
-            .into())
-        }
-    };
-    serde_json::to_writer(std::io::stdout().lock(), &answer)?;
-    Ok(())
+    }
+    Err(ControlError::Unreachable {
+        socket: socket_path(state_dir),
+        store: last.unwrap_or_else(StoreError::locked),
+    })
 }
 
 /// No daemon runs: this process holds the store for one command.

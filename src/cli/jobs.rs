@@ -82,8 +82,8 @@ pub fn submit_job(daemon: &Daemon<'_>, args: SubmitArgs) -> anyhow::Result<ExitC
     }
     let settings = daemon.settings();
     let spool = Spool::new(&settings.spool.dir);
-    let id = submit::submit(
-        &spool,
+    // Read and checked as the caller (root reads what root may read) ...
+    let job = submit::read_and_check(
         SubmitRequest {
             to,
             case,
@@ -93,6 +93,12 @@ pub fn submit_job(daemon: &Daemon<'_>, args: SubmitArgs) -> anyhow::Result<ExitC
         },
         &PdfLimits::from_settings(&settings.spool),
     )?;
+    // ... and written by the spool's owner when root runs this.
+    if let Some(owner) = crate::fsutil::Owner::of(&spool.tmp())? {
+        let task = crate::cli::as_owner::submit_task(job);
+        return Ok(crate::cli::as_owner::run(owner, settings, &task, false)?.0);
+    }
+    let id = submit::write(&spool, &job)?;
     say!("{id}");
     Ok(ExitCode::SUCCESS)
 }

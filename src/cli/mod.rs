@@ -7,6 +7,7 @@
 // listen` names a settings section, not an item to link.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+pub mod as_owner;
 pub mod audit;
 pub mod backup;
 pub mod control;
@@ -69,10 +70,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: watch the spool, deliver jobs, write receipts (stop with Ctrl-C/SIGTERM).
     Run,
-    /// (kurir's own) Answer one request from standard input against the store, as its owner:
-    /// what root's command line runs when no daemon answers.
-    #[command(hide = true, name = "answer-as-owner")]
-    AnswerAsOwner,
+    /// (kurir's own) Do the task on standard input as the owner of the spool and store: what
+    /// root's command line starts instead of working in the daemon's folders as root.
+    #[command(hide = true, name = "as-owner")]
+    AsOwner,
     /// Drop a job into the spool and print its job id (no running daemon needed).
     Submit {
         /// Kommunkod of the assigned municipality (anvisningskommun), e.g. 2480.
@@ -268,10 +269,7 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Run => {
             bail!("`kurir run` is started by the binary, not by the command line's dispatcher")
         }
-        Command::AnswerAsOwner => {
-            control::answer_from_stdin(&settings, seed)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::AsOwner => as_owner::serve(&settings, seed),
         Command::Submit {
             to,
             case,

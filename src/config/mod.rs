@@ -332,6 +332,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_sections_a_web_program_leaves_alone_are_the_daemons() {
+        let value = serde_json::to_value(Settings::default()).expect("settings");
+        let mut ours: Vec<&str> = value
+            .as_object()
+            .expect("a table")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut theirs = kurir_protocol::config::SECTIONS.to_vec();
+        ours.sort_unstable();
+        theirs.sort_unstable();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
     fn documented_file_equals_built_in_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/kurir.toml");
         let text = std::fs::read_to_string(&path).expect("config/kurir.toml exists");

@@ -66,18 +66,8 @@ pub fn store_message(
         .filter(|c| !c.is_control())
         .take(320)
         .collect();
-    // Run by root (the MTA's pipe as root), what it writes is given to the spool's owner
-    // before the daemon can see it.
-    let owner = fsutil::Owner::of(spool.root())?;
-    for dir in [
-        spool.root().join("inbound"),
-        spool.inbound_tmp(),
-        spool.inbound_new(),
-    ] {
+    for dir in [spool.inbound_tmp(), spool.inbound_new()] {
         fsutil::create_private_dir(&dir)?;
-        if let Some(owner) = owner {
-            owner.adopt(&dir)?;
-        }
     }
     let name = format!(
         "{}-{}.eml",
@@ -88,9 +78,6 @@ pub fn store_message(
     let mut content = format!("{ENVELOPE_LINE}{recipient}\r\n").into_bytes();
     content.extend_from_slice(&bytes);
     fsutil::write_new(&tmp, &content)?;
-    if let Some(owner) = owner {
-        owner.give(&tmp)?;
-    }
     std::fs::rename(&tmp, spool.inbound_new().join(&name))?;
     fsutil::sync_dir(&spool.inbound_new())?;
     Ok(name)

@@ -48,6 +48,16 @@ pub fn submit(
     manifest_base: SubmitRequest,
     limits: &PdfLimits,
 ) -> Result<JobId, SubmitError> {
+    let job = read_and_check(manifest_base, limits)?;
+    write(spool, &job)
+}
+
+/// Reads every document and checks it as intake will: what the person submitting is told
+/// at once. Done as the caller (root reads what root may read).
+pub fn read_and_check(
+    manifest_base: SubmitRequest,
+    limits: &PdfLimits,
+) -> Result<JobContents, SubmitError> {
     let mut contents = Vec::new();
     for (kind, path) in &manifest_base.documents {
         let bytes =
@@ -61,39 +71,29 @@ pub fn submit(
         })?;
         contents.push((*kind, bytes));
     }
-    let id = JobId::generate();
-    let build = spool.tmp().join(id.as_str());
-    // Root (`sudo kurir submit`) gives what it writes to the owner of the spool's tmp/ (the
-    // daemon's user) before handing it over: the daemon must own what it claims.
-    let owner = fsutil::Owner::of(&spool.tmp()).map_err(|source| SubmitError::Write {
-        dir: spool.tmp(),
-        source,
-    })?;
-    let job = JobContents {
+    Ok(JobContents {
         to: manifest_base.to,
         case: manifest_base.case,
         copy_to: manifest_base.copy_to,
         documents: contents,
         submission_key: manifest_base.submission_key,
-    };
-    write_job(spool, &build, &job)
-        .and_then(|()| match owner {
-            Some(owner) => {
-                owner.adopt(&spool.tmp())?;
-                owner.give(&build)
-            }
-            None => Ok(()),
-        })
-        .map_err(|source| SubmitError::Write {
-            dir: build.clone(),
-            source,
-        })?;
-    hand_over(spool, &build, &id)
-        .and_then(|()| owner.map_or(Ok(()), |owner| owner.adopt(&spool.incoming())))
-        .map_err(|source| SubmitError::Write {
-            dir: spool.incoming(),
-            source,
-        })?;
+    })
+}
+
+/// Builds the job under `tmp/` and hands it over into `incoming/`, as this process's user:
+/// root's command line has the spool's owner do it (`kurir as-owner`), so that root never
+/// follows a path in a folder another user controls.
+pub fn write(spool: &Spool, job: &JobContents) -> Result<JobId, SubmitError> {
+    let id = JobId::generate();
+    let build = spool.tmp().join(id.as_str());
+    write_job(spool, &build, job).map_err(|source| SubmitError::Write {
+        dir: build.clone(),
+        source,
+    })?;
+    hand_over(spool, &build, &id).map_err(|source| SubmitError::Write {
+        dir: spool.incoming(),
+        source,
+    })?;
     Ok(id)
 }
 
@@ -118,16 +118,11 @@ pub(crate) fn write_job(spool: &Spool, build: &Path, job: &JobContents) -> std::
     fsutil::create_private_dir(&spool.tmp())?;
     fsutil::create_private_dir(build)?;
     // In a spool the submit group writes (`[spool] submit_group`: tmp/ is group-writable), a
-    // member's job must be readable, and movable, by kurir's user through that group. Root
-    // writes for tmp/'s owner, and gives the job to it.
+    // member's job must be readable, and movable, by kurir's user through that group.
     let shared = {
         use std::os::unix::fs::MetadataExt;
         let tmp = std::fs::metadata(spool.tmp())?;
-        let writer = match fsutil::own_euid() {
-            0 => tmp.uid(),
-            euid => euid,
-        };
-        tmp.mode() & 0o020 != 0 && tmp.uid() != writer
+        tmp.mode() & 0o020 != 0 && tmp.uid() != fsutil::own_euid()
     };
     let open = |path: &Path, mode: u32| -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;

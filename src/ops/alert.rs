@@ -199,6 +199,12 @@ impl Alerter {
     /// whose file is there already was raised before. Never fails the caller: an alert that
     /// cannot be written is logged at ERROR instead. Whether the alert's file stands.
     pub fn raise(&self, alert: Alert) -> bool {
+        self.write_and_tell(alert, true)
+    }
+
+    /// Writes the alert file and, once it is written (or, with `tell_anyway`, even when it
+    /// cannot be), logs the alert, counts it and queues its e-mail. Whether the file stands.
+    fn write_and_tell(&self, alert: Alert, tell_anyway: bool) -> bool {
         let name = match (&alert.job_id, alert.mark, &alert.batch) {
             (Some(job), Some(mark), _) => Self::file_name(job, mark),
             (_, _, Some(batch)) => Self::batch_file_name(batch, alert.kind),
@@ -223,6 +229,18 @@ impl Alerter {
             tracing::debug!(job_id = %job, alert = alert.kind.as_str(), "alert raised before; not again");
             return true;
         }
+        let written = serde_json::to_vec_pretty(&alert)
+            .map_err(std::io::Error::other)
+            .and_then(|mut bytes| {
+                bytes.push(b'\n');
+                fsutil::write_atomic(&path, &bytes)
+            });
+        if let Err(e) = &written {
+            tracing::error!(job_id = %job, alert = alert.kind.as_str(), error = %e, "alert file could not be written");
+            if !tell_anyway {
+                return false;
+            }
+        }
         metrics::counter!(crate::ops::names::ALERTS, "kind" => alert.kind.as_str()).increment(1);
         tracing::warn!(
             alert = alert.kind.as_str(),
@@ -232,15 +250,6 @@ impl Alerter {
             next_step = %alert.next_step,
             "ALERT"
         );
-        let written = serde_json::to_vec_pretty(&alert)
-            .map_err(std::io::Error::other)
-            .and_then(|mut bytes| {
-                bytes.push(b'\n');
-                fsutil::write_atomic(&path, &bytes)
-            });
-        if let Err(e) = &written {
-            tracing::error!(job_id = %job, error = %e, "alert file could not be written");
-        }
         if let Some(tx) = &self.email {
             if tx.try_send(alert).is_err() {
                 tracing::error!("alert e-mail queue is full or closed; the alert file stands");
@@ -278,9 +287,12 @@ impl Alerter {
                 words.what_failed,
                 words.next_step,
             );
-            if self.raise(alert) {
-                done.push((id, mark));
+            // Told once it stands: while the spool cannot be written (a full disk) the alert
+            // stays owed and is raised, and e-mailed, once it can — not every round meanwhile.
+            if !self.write_and_tell(alert, false) {
+                break;
             }
+            done.push((id, mark));
         }
         self.store.mark_alerts_raised(&done)?;
         Ok(done.len())

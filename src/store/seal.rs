@@ -80,6 +80,16 @@ impl IntegrityKey {
     }
 
     /// Writes the key to `path` (mode 0600): a restore puts the key it checked the backup
+    /// A key from its bytes, as the command line hands it to a process of the store's owner.
+    pub fn from_bytes(bytes: &[u8]) -> IntegrityKey {
+        IntegrityKey(Arc::new(bytes.to_vec()))
+    }
+
+    /// The key's bytes, to hand to a process of the store's owner (never logged).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// with beside the store it made.
     pub fn install(&self, path: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;

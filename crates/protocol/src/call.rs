@@ -225,14 +225,17 @@ pub enum DeskView {
     Receipt,
 }
 
-mod base64_bytes {
+/// Bytes as base64 text in JSON (`#[serde(with = "…::base64_bytes")]`): documents on the wire.
+pub mod base64_bytes {
     use base64::Engine;
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes `bytes` as base64.
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
     }
 
+    /// Reads base64 into bytes.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
         base64::engine::general_purpose::STANDARD

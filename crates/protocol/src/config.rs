@@ -227,6 +227,54 @@ where
         .map_err(invalid)
 }
 
+/// Every section of the daemon's settings file (`kurir.toml`): what a web program, which reads
+/// only its own, leaves alone in a file — and refuses anything else, so a misspelt section
+/// (`[portl]`) is not silently ignored. `kurir`'s tests keep this list and its settings equal.
+pub const SECTIONS: &[&str] = &[
+    "spool",
+    "store",
+    "sender",
+    "print",
+    "smtp",
+    "smime",
+    "registry",
+    "connection",
+    "dns",
+    "queue",
+    "deadlines",
+    "working_hours",
+    "alerts",
+    "ops",
+    "retention",
+    "proof",
+    "portal",
+    "desk",
+    "log",
+];
+
+/// Refuses a settings file with a top-level name that is no section of [`SECTIONS`].
+pub fn check_sections(file: &Path) -> Result<(), ConfigError> {
+    let origin = format!("file {}", file.display());
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Invalid {
+        origin: origin.clone(),
+        message: e.to_string(),
+    })?;
+    let table: toml::Table = toml::from_str(&text).map_err(|_| ConfigError::Invalid {
+        origin: origin.clone(),
+        message: "not TOML (the line is not shown)".into(),
+    })?;
+    match table.keys().find(|key| !SECTIONS.contains(&key.as_str())) {
+        Some(unknown) => Err(ConfigError::Invalid {
+            origin,
+            message: format!(
+                "unknown section or key `{unknown}` (sections: {})",
+                SECTIONS.join(", ")
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The origin named in settings errors: the file, or the defaults and the environment.
 pub fn origin_of(file: Option<&Path>) -> String {
     match file {

@@ -617,7 +617,9 @@ impl JobRecord {
 
     /// Notes `mark`'s alert raised; whether that changed anything.
     pub fn alert_raised(&mut self, mark: AlertMark) -> bool {
-        let raised = self.alerts_raised.get_or_insert_with(Vec::new);
+        // A record from before 0.3: what it marked then was raised then.
+        let marked = self.alerts.clone();
+        let raised = self.alerts_raised.get_or_insert(marked);
         if raised.contains(&mark) {
             return false;
         }

@@ -80,6 +80,10 @@ impl<C: Call> Serialize for Tagged<'_, C> {
         let Value::Object(fields) = &mut value else {
             return Err(S::Error::custom("a call is a struct"));
         };
+        // The tag is the wire's; a call with a field of that name would be misread.
+        if fields.contains_key("command") {
+            return Err(S::Error::custom("a call has a field named `command`"));
+        }
         fields.insert("command".into(), Value::from(C::NAME));
         value.serialize(s)
     }

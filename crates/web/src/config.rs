@@ -55,6 +55,9 @@ impl WebConfig {
     /// Reads the built-in defaults, then `file`, then `KURIR_<SECTION>__<KEY>` variables, and
     /// checks `door`'s section.
     pub fn load(file: Option<&Path>, door: WebDoor) -> Result<WebConfig, ConfigError> {
+        if let Some(file) = file.filter(|f| f.is_file()) {
+            kurir_protocol::config::check_sections(file)?;
+        }
         let mut config: WebConfig = kurir_protocol::config::read(file)?;
         if let Some(folder) = file.and_then(Path::parent) {
             let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
@@ -111,6 +114,20 @@ mod tests {
             "the quick start serves no portal by default"
         );
         assert!(config.store.dir.ends_with("state"));
+    }
+
+    #[test]
+    fn a_misspelt_section_is_refused_not_ignored() {
+        let dir = std::env::temp_dir().join(format!("kurir-web-sections-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("portal.toml");
+        std::fs::write(&file, "[portl]\nlisten = \"127.0.0.1:8443\"\n").expect("write");
+        let refused = WebConfig::load(Some(&file), WebDoor::Portal);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            matches!(&refused, Err(ConfigError::Invalid { message, .. }) if message.contains("`portl`")),
+            "{refused:?}"
+        );
     }
 
     #[test]
