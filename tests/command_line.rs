@@ -309,3 +309,40 @@ fn root_without_a_daemon_answers_and_submits_as_the_store_s_owner_and_leaves_not
     not_owned_by(&env.spool(), nobody, &mut roots);
     assert!(roots.is_empty(), "left to root: {roots:?}");
 }
+
+#[test]
+fn a_spool_owner_who_links_tmp_elsewhere_cannot_make_roots_submit_write_there() {
+    let env = Env::new();
+    // The spool belongs to the service's user (here nobody), who points `tmp` at a folder of
+    // root's, hoping `sudo kurir submit` builds the job there as root.
+    let nobody = 65534;
+    let spool = env.spool();
+    std::fs::create_dir_all(spool.join("incoming")).expect("spool");
+    for path in [spool.clone(), spool.join("incoming")] {
+        std::os::unix::fs::chown(&path, Some(nobody), Some(nobody)).expect("chown");
+    }
+    std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let roots = env.path().join("roots");
+    std::fs::create_dir_all(&roots).expect("root's folder");
+    std::os::unix::fs::symlink(&roots, spool.join("tmp")).expect("link");
+    let pdf = env.path().join("beslut.pdf");
+    std::fs::write(&pdf, common::pdf::beslut("LINK")).expect("pdf");
+    let out = env.run(&[
+        "submit",
+        "--to",
+        "2480",
+        "--case",
+        "12-345678",
+        "--anvisningsbeslut",
+        pdf.to_str().expect("path"),
+    ]);
+    assert!(
+        !out.status.success(),
+        "the job was written through the link"
+    );
+    assert_eq!(
+        std::fs::read_dir(&roots).expect("roots").count(),
+        0,
+        "root's folder got a job"
+    );
+}

@@ -63,9 +63,9 @@ pub enum Task {
         src: PathBuf,
         /// Replace a stopped store.
         force: bool,
-        /// The integrity key that opens it.
-        #[serde(with = "kurir_protocol::call::base64_bytes")]
-        key: Vec<u8>,
+        /// The integrity key that opens it, when root was given one (`--key`); else the
+        /// store's own, which the owner's process reads.
+        key: Option<Vec<u8>>,
         /// Who restores (recorded).
         operator: String,
     },
@@ -95,26 +95,33 @@ pub fn run(
         Some(file) => std::path::absolute(file).unwrap_or_else(|_| file.clone()),
         None => PathBuf::from(crate::config::NO_FILE),
     };
-    // The owner's supplementary groups too (the spool's submit group, say), as a login
-    // would give them; a user without an entry in the user database gets none.
-    let groups = if nix::unistd::User::from_uid(owner.uid().into())
+    // The owner's own group and supplementary groups (the spool's submit group, say), as a
+    // login would give them; a user without an entry in the user database gets the folder's
+    // group and none besides.
+    let user = nix::unistd::User::from_uid(owner.uid().into())
         .ok()
-        .flatten()
-        .is_some()
-    {
-        "--init-groups"
-    } else {
-        "--clear-groups"
+        .flatten();
+    let (gid, groups) = match &user {
+        Some(user) => (user.gid.as_raw(), "--init-groups"),
+        None => (owner.gid(), "--clear-groups"),
     };
-    let mut child = std::process::Command::new("setpriv")
+    let absolute = |path: &std::path::Path| std::path::absolute(path).unwrap_or(path.to_path_buf());
+    // A session of its own (setsid): the owner's process gets no hold on root's terminal.
+    let mut child = std::process::Command::new("/usr/bin/setsid")
+        .arg("--wait")
+        .arg("/usr/bin/setpriv")
         .arg(format!("--reuid={}", owner.uid()))
-        .arg(format!("--regid={}", owner.gid()))
+        .arg(format!("--regid={gid}"))
         .arg(groups)
         .arg("--")
         .arg(program)
         .arg("--config")
         .arg(file)
         .arg(COMMAND)
+        // The folders as root's command line resolved them, whatever its working directory.
+        .env("KURIR_SPOOL__DIR", absolute(&settings.spool.dir))
+        .env("KURIR_STORE__DIR", absolute(&settings.store.dir))
+        .current_dir("/")
         // Not a delegated caller: root asks, for the person it names.
         .env_remove("SUDO_UID")
         .env_remove("SUDO_GID")
@@ -127,11 +134,15 @@ pub fn run(
             Stdio::inherit()
         })
         .spawn()
-        .context("starting a process of the store's owner (setpriv, util-linux)")?;
+        .context("starting a process of the store's owner (setsid and setpriv, util-linux)")?;
     let request = serde_json::to_vec(task).context("encoding the task")?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(&request).context("handing the task over")?;
-    }
+    // A process that ends before reading it all (it could not read its settings, say) is
+    // still waited for: its status and its words are what the caller needs.
+    let handed = child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(&request))
+        .transpose();
     let output = child
         .wait_with_output()
         .context("the store's owner's process")?;
@@ -140,6 +151,11 @@ pub fn run(
         .code()
         .and_then(|c| u8::try_from(c).ok())
         .unwrap_or(1);
+    if let Err(e) = handed {
+        if output.status.success() {
+            return Err(e).context("handing the task over");
+        }
+    }
     Ok((ExitCode::from(code), output.stdout))
 }
 
@@ -197,13 +213,13 @@ pub fn serve(settings: &Settings, seed: std::sync::Arc<Seed>) -> anyhow::Result<
             force,
             key,
             operator,
-        } => crate::cli::backup::restore_here(
-            settings,
-            src,
-            force,
-            crate::store::seal::IntegrityKey::from_bytes(&key),
-            &operator,
-        ),
+        } => {
+            let key = match key {
+                Some(bytes) => crate::store::seal::IntegrityKey::from_bytes(&bytes),
+                None => crate::cli::backup::integrity_key(&settings.store.dir, None)?,
+            };
+            crate::cli::backup::restore_here(settings, src, force, key, &operator)
+        }
     }
 }
 

@@ -21,7 +21,7 @@ pub fn backup(
     key: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     if verify {
-        let key = integrity_key(daemon, key)?;
+        let key = integrity_key(&daemon.settings().store.dir, key)?;
         let manifest = crate::ops::backup::verify(&dest, &key)?;
         say!(
             "{}: sound; {} job(s) as of {}, {} file(s), audit entry {}, taken by kurir {}",
@@ -50,8 +50,12 @@ pub fn backup(
 
 /// The integrity key that opens a backup: the one named, else this machine's (never a new
 /// one: a key made now opens nothing).
-fn integrity_key(daemon: &Daemon<'_>, named: Option<PathBuf>) -> anyhow::Result<IntegrityKey> {
-    let path = named.unwrap_or_else(|| IntegrityKey::location(&daemon.settings().store.dir));
+/// The integrity key a backup is checked with: the one named, else the store's.
+pub fn integrity_key(
+    state_dir: &std::path::Path,
+    named: Option<PathBuf>,
+) -> anyhow::Result<IntegrityKey> {
+    let path = named.unwrap_or_else(|| IntegrityKey::location(state_dir));
     IntegrityKey::existing(&path).with_context(|| {
         format!(
             "a backup is checked with the integrity key of the store it was taken from, and \
@@ -70,7 +74,6 @@ pub fn restore(
     force: bool,
     key: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let key = integrity_key(daemon, key)?;
     let settings = daemon.settings();
     let state = &settings.store.dir;
     let socket = crate::cli::control::socket_path(state);
@@ -82,19 +85,29 @@ pub fn restore(
         );
     }
     // Root has the store's owner (the daemon's user) restore it: root follows no path in
-    // the daemon's folders.
+    // the daemon's folders. A key named with --key root reads and hands over; the store's
+    // own key the owner's process reads itself.
     let owner = crate::fsutil::Owner::of(state)
         .with_context(|| format!("reading the owner of {}", state.display()))?;
     let operator = crate::cli::os_user();
     if let Some(owner) = owner {
+        let key = match key {
+            Some(path) => Some(
+                integrity_key(&daemon.settings().store.dir, Some(path))?
+                    .bytes()
+                    .to_vec(),
+            ),
+            None => None,
+        };
         let task = crate::cli::as_owner::Task::Restore {
             src: std::path::absolute(&src).unwrap_or(src),
             force,
-            key: key.bytes().to_vec(),
+            key,
             operator,
         };
         return Ok(crate::cli::as_owner::run(owner, settings, &task, false)?.0);
     }
+    let key = integrity_key(&daemon.settings().store.dir, key)?;
     restore_here(settings, src, force, key, &operator)
 }
 

@@ -94,7 +94,9 @@ pub fn submit_job(daemon: &Daemon<'_>, args: SubmitArgs) -> anyhow::Result<ExitC
         &PdfLimits::from_settings(&settings.spool),
     )?;
     // ... and written by the spool's owner when root runs this.
-    if let Some(owner) = crate::fsutil::Owner::of(&spool.tmp())? {
+    // The spool's owner, read from the spool folder itself (its entry lies in a folder of
+    // root's), never from anything inside it, which that owner could point elsewhere.
+    if let Some(owner) = crate::fsutil::Owner::of(&settings.spool.dir)? {
         let task = crate::cli::as_owner::submit_task(job);
         return Ok(crate::cli::as_owner::run(owner, settings, &task, false)?.0);
     }

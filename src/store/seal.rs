@@ -79,7 +79,6 @@ impl IntegrityKey {
         crate::digest::same_secret(&self.seal(purpose, data), seal)
     }
 
-    /// Writes the key to `path` (mode 0600): a restore puts the key it checked the backup
     /// A key from its bytes, as the command line hands it to a process of the store's owner.
     pub fn from_bytes(bytes: &[u8]) -> IntegrityKey {
         IntegrityKey(Arc::new(bytes.to_vec()))
@@ -90,6 +89,7 @@ impl IntegrityKey {
         &self.0
     }
 
+    /// Writes the key to `path` (mode 0600): a restore puts the key it checked the backup
     /// with beside the store it made.
     pub fn install(&self, path: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
