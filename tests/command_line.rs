@@ -245,6 +245,21 @@ fn secrets_handed_over_as_systemd_credentials_replace_the_settings() {
     assert!(!text.contains("/nowhere/"), "{text}");
 }
 
+/// `kurir submit` of one synthetic decision to Umeå, as this test's user (root).
+fn submit_one(env: &Env, marker: &str) -> std::process::Output {
+    let pdf = env.path().join(format!("{marker}.pdf"));
+    std::fs::write(&pdf, common::pdf::beslut(marker)).expect("pdf");
+    env.run(&[
+        "submit",
+        "--to",
+        "2480",
+        "--case",
+        "12-345678",
+        "--anvisningsbeslut",
+        pdf.to_str().expect("path"),
+    ])
+}
+
 /// Every file and folder under `dir` that does not belong to `uid`.
 fn not_owned_by(dir: &std::path::Path, uid: u32, out: &mut Vec<String>) {
     use std::os::unix::fs::MetadataExt;
@@ -290,18 +305,14 @@ fn root_without_a_daemon_answers_and_submits_as_the_store_s_owner_and_leaves_not
     let status = env.ok(&["status", &job]);
     assert!(status.contains(&job), "{status}");
     env.ok(&["municipality", "set", "2480", "--phone", "090-16 10 00"]);
-    // Written into the spool as root, handed to its owner before the daemon can see it.
-    let pdf = env.path().join("root-beslut.pdf");
-    std::fs::write(&pdf, common::pdf::beslut("ROOT")).expect("pdf");
-    let id = env.ok(&[
-        "submit",
-        "--to",
-        "2480",
-        "--case",
-        "12-345678",
-        "--anvisningsbeslut",
-        pdf.to_str().expect("path"),
-    ]);
+    // Read by root, written into the spool by its owner's process.
+    let out = submit_one(&env, "ROOT");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).to_string();
     let submitted = env.spool().join("incoming").join(id.trim());
     assert_eq!(submitted.metadata().expect("submitted").uid(), nobody);
     let mut roots = Vec::new();
@@ -325,17 +336,7 @@ fn a_spool_owner_who_links_tmp_elsewhere_cannot_make_roots_submit_write_there() 
     let roots = env.path().join("roots");
     std::fs::create_dir_all(&roots).expect("root's folder");
     std::os::unix::fs::symlink(&roots, spool.join("tmp")).expect("link");
-    let pdf = env.path().join("beslut.pdf");
-    std::fs::write(&pdf, common::pdf::beslut("LINK")).expect("pdf");
-    let out = env.run(&[
-        "submit",
-        "--to",
-        "2480",
-        "--case",
-        "12-345678",
-        "--anvisningsbeslut",
-        pdf.to_str().expect("path"),
-    ]);
+    let out = submit_one(&env, "LINK");
     assert!(
         !out.status.success(),
         "the job was written through the link"
