@@ -51,8 +51,8 @@ impl Door {
         }
     }
 
-    /// The program that serves it: built beside `kurir` by `cargo test` (the workspace's
-    /// default members include crates/web).
+    /// The program that serves it, built beside `kurir` (`tests/run` builds the workspace's
+    /// programs before it tests).
     pub fn program(self) -> PathBuf {
         let name = match self {
             Door::Portal => "kurir-portal",
@@ -61,7 +61,7 @@ impl Door {
         let path = Path::new(env!("CARGO_BIN_EXE_kurir")).with_file_name(name);
         assert!(
             path.is_file(),
-            "{} is not built: run the tests from the workspace (cargo test builds it)",
+            "{} is not built: tests/run builds it (`cargo build --workspace --bins`)",
             path.display()
         );
         path
