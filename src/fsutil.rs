@@ -212,16 +212,17 @@ pub struct Owner {
 
 impl Owner {
     /// The owner of `folder` (or of its nearest existing parent), when this process is root
-    /// and that is another user; `None` otherwise (nothing to give away).
+    /// and that is another user; `None` otherwise (nothing to give away). A symbolic link is
+    /// its own owner's: one another user planted answers for that user, never for root.
     pub fn of(folder: &Path) -> std::io::Result<Option<Owner>> {
         use std::os::unix::fs::MetadataExt;
         if !nix::unistd::geteuid().is_root() {
             return Ok(None);
         }
-        let Some(existing) = folder.ancestors().find(|p| p.exists()) else {
+        let Some(existing) = folder.ancestors().find(|p| p.symlink_metadata().is_ok()) else {
             return Ok(None);
         };
-        let meta = std::fs::metadata(existing)?;
+        let meta = std::fs::symlink_metadata(existing)?;
         if meta.uid() == 0 {
             return Ok(None);
         }
@@ -229,6 +230,16 @@ impl Owner {
             uid: meta.uid(),
             gid: meta.gid(),
         }))
+    }
+
+    /// The daemon's user, as root's command line finds it: the owner of the state directory
+    /// (the daemon's own), else — no store yet — of the spool. `None` when that is root.
+    pub fn of_daemon(state_dir: &Path, spool_dir: &Path) -> std::io::Result<Option<Owner>> {
+        if state_dir.symlink_metadata().is_ok() {
+            Owner::of(state_dir)
+        } else {
+            Owner::of(spool_dir)
+        }
     }
 
     /// The user id.

@@ -152,12 +152,14 @@ fn the_pipe_run_by_root_writes_as_the_spool_s_owner() {
     let job = env.submit("2480", None);
     env.wait_receipt(&job);
     env.stop();
-    // The spool belongs to the service's user (here nobody); root runs the pipe by hand.
+    // The spool and the store belong to the service's user (here nobody); root runs the pipe
+    // by hand.
     let nobody = 65534;
     let chown = |path: &std::path::Path| {
         std::os::unix::fs::chown(path, Some(nobody), Some(nobody)).expect("chown");
     };
     chown(&env.spool());
+    chown(&env.path().join("state"));
     let _ = std::fs::remove_dir_all(env.spool().join("inbound"));
     // The spool's owner must reach it (root's pipe has that user store the message).
     std::fs::set_permissions(

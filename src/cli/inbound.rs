@@ -16,7 +16,7 @@ use crate::spool::Spool;
 /// Stores one message from standard input; the exit status tells the MTA what became of it.
 /// Run by root, the spool's owner stores it ([`crate::cli::as_owner`]).
 pub fn run(settings: &Settings, recipient: Option<&str>) -> ExitCode {
-    let owner = match crate::fsutil::Owner::of(&settings.spool.dir) {
+    let owner = match crate::fsutil::Owner::of_daemon(&settings.store.dir, &settings.spool.dir) {
         Ok(owner) => owner,
         Err(e) => {
             eprintln!("kurir inbound: reading the spool's owner: {e}");

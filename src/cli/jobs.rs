@@ -94,9 +94,10 @@ pub fn submit_job(daemon: &Daemon<'_>, args: SubmitArgs) -> anyhow::Result<ExitC
         &PdfLimits::from_settings(&settings.spool),
     )?;
     // ... and written by the spool's owner when root runs this.
-    // The spool's owner, read from the spool folder itself (its entry lies in a folder of
-    // root's), never from anything inside it, which that owner could point elsewhere.
-    if let Some(owner) = crate::fsutil::Owner::of(&settings.spool.dir)? {
+    // The daemon's user, read from its folders themselves, never from anything inside them,
+    // which that user could point elsewhere.
+    if let Some(owner) = crate::fsutil::Owner::of_daemon(&settings.store.dir, &settings.spool.dir)?
+    {
         let task = crate::cli::as_owner::submit_task(job);
         return Ok(crate::cli::as_owner::run(owner, settings, &task, false)?.0);
     }
