@@ -425,3 +425,21 @@ fn a_jobs_alerts_are_raised_only_by_the_alert_writer() {
         "a job's alert raised or marked outside the writer and `JobRecord::mark`: {offenders:?}"
     );
 }
+
+#[test]
+fn the_quick_starts_cargo_run_names_the_daemon_among_the_workspaces_programs() {
+    // The workspace builds three programs; the README's first command (`cargo run --release --
+    // run`) needs the top package to say which one `cargo run` means.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    assert!(
+        readme.contains("cargo run --release -- run"),
+        "the quick start changed"
+    );
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    let package = manifest.split("\n[").next().unwrap_or("");
+    assert!(
+        package.contains("default-run = \"kurir\""),
+        "`cargo run` cannot choose among kurir, kurir-portal and kurir-desk"
+    );
+}

@@ -15,8 +15,9 @@
 //! own, like a cookie); a strict Content-Security-Policy, `nosniff`, `no-store`,
 //! `Referrer-Policy: same-origin`, HSTS; bodies bounded; handshake, header-read, request and
 //! connection-life timeouts, and connection limits per address and per person ([`server`]).
-//! The same process serves the dispatch desk of Bosättningsenheten (`/expedition/`), for the
-//! agency's own staff with a desk grant ([`desk`], [`desk_pages`], [`receipt`]).
+//! The dispatch desk of Bosättningsenheten (`/expedition/`), for the agency's own staff with a
+//! desk grant ([`desk`], [`desk_pages`], [`receipt`]), is built from the same parts and served
+//! by a program of its own.
 //! Files: `config` (its settings), `server` (TLS and HTTP), `backend` (the daemon's socket),
 //! `routes` and `pages` (the portal), `desk`, `desk_send`, `desk_pages`, `receipt` and
 //! `report` (the desk), `words` (Swedish).
@@ -65,7 +66,7 @@ pub fn main(door: WebDoor) -> std::process::ExitCode {
 #[derive(Debug, clap::Parser)]
 #[command(
     version,
-    about = "kurir's web door (see kurir-portal(8) and kurir-desk(8))"
+    about = "kurir's web door: the municipality portal (kurir-portal) or the dispatch desk (kurir-desk); see kurir.toml(5), [portal] and [desk]"
 )]
 struct Args {
     /// The settings file (default: none, the built-in defaults and KURIR_* variables).
