@@ -287,20 +287,8 @@ fn root_without_a_daemon_answers_and_submits_as_the_store_s_owner_and_leaves_not
     env.stop();
     // The store and spool belong to the service's user (here nobody); root runs commands by
     // hand while the daemon is stopped.
-    let nobody = 65534;
-    let mut all = vec![env.path().join("state"), env.spool()];
-    while let Some(path) = all.pop() {
-        std::os::unix::fs::lchown(&path, Some(nobody), Some(nobody)).expect("chown");
-        if path.is_dir() && !path.is_symlink() {
-            all.extend(
-                std::fs::read_dir(&path)
-                    .expect("dir")
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.path()),
-            );
-        }
-    }
-    std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let nobody = common::postfix::NOBODY;
+    env.give_folders_to(nobody);
     // Answered from the store, by a process of the store's owner: a read and a write.
     let status = env.ok(&["status", &job]);
     assert!(status.contains(&job), "{status}");

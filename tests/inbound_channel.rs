@@ -154,19 +154,9 @@ fn the_pipe_run_by_root_writes_as_the_spool_s_owner() {
     env.stop();
     // The spool and the store belong to the service's user (here nobody); root runs the pipe
     // by hand.
-    let nobody = 65534;
-    let chown = |path: &std::path::Path| {
-        std::os::unix::fs::chown(path, Some(nobody), Some(nobody)).expect("chown");
-    };
-    chown(&env.spool());
-    chown(&env.path().join("state"));
+    let nobody = common::postfix::NOBODY;
+    env.give_folders_to(nobody);
     let _ = std::fs::remove_dir_all(env.spool().join("inbound"));
-    // The spool's owner must reach it (root's pipe has that user store the message).
-    std::fs::set_permissions(
-        env.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
     let key = key_of(&env);
     let code: Kommunkod = "2480".parse().expect("code");
     let to = key

@@ -99,44 +99,51 @@ where
         let owner = crate::fsutil::Owner::of(state_dir).map_err(|e| {
             ControlError::Local(format!("reading the owner of {}: {e}", state_dir.display()))
         })?;
-        if let Some(owner) = owner {
-            let task = crate::cli::as_owner::Task::Answer {
-                principal,
-                command: call.into(),
-            };
-            let (code, out) = crate::cli::as_owner::run(owner, settings, &task, true)
-                .map_err(|e| ControlError::Local(format!("{e:#}")))?;
-            if code != std::process::ExitCode::SUCCESS {
-                return Err(ControlError::Local(
-                    "answering as the store's owner failed (its error is above)".into(),
-                ));
-            }
-            let answer: protocol::Answer = serde_json::from_slice(&out).map_err(|e| {
-                ControlError::Local(format!("reading the store's owner's answer: {e}"))
-            })?;
-            return match answer {
-                protocol::Answer::Ok(value) => Ok(Ok(protocol::decode(&socket, value)?)),
-                protocol::Answer::Err(refused) => Ok(Err(refused)),
-            };
-        }
-        match Store::open(state_dir) {
-            Ok(store) => {
-                return match answer_locally(settings, store, seed, principal, call.into())? {
-                    Ok(value) => Ok(Ok(protocol::decode(&socket, value)?)),
-                    Err(refused) => Ok(Err(refused)),
-                };
-            }
-            // The daemon is starting or stopping: its socket will answer in a moment.
-            Err(e) if e.is_locked() => {
-                last_store_error = Some(e);
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            Err(store) => return Err(ControlError::Unreachable { socket, store }),
-        }
+        let local = match owner {
+            Some(owner) => answer_as(owner, settings, principal, call.into())?,
+            None => match Store::open(state_dir) {
+                Ok(store) => answer_locally(settings, store, seed, principal, call.into())?,
+                // The daemon is starting or stopping: its socket will answer in a moment.
+                Err(e) if e.is_locked() => {
+                    last_store_error = Some(e);
+                    std::thread::sleep(Duration::from_millis(250));
+                    continue;
+                }
+                Err(store) => return Err(ControlError::Unreachable { socket, store }),
+            },
+        };
+        return match local {
+            Ok(value) => Ok(Ok(protocol::decode(&socket, value)?)),
+            Err(refused) => Ok(Err(refused)),
+        };
     }
     Err(ControlError::Unreachable {
         socket,
         store: last_store_error.unwrap_or_else(StoreError::locked),
+    })
+}
+
+/// Has a process of the store's `owner` answer `command` from the store (root's command line,
+/// no daemon running: [`crate::cli::as_owner`]).
+fn answer_as(
+    owner: crate::fsutil::Owner,
+    settings: &Settings,
+    principal: Principal,
+    command: Command,
+) -> Result<Result<serde_json::Value, ServiceError>, ControlError> {
+    let task = crate::cli::as_owner::Task::Answer { principal, command };
+    let (code, out) = crate::cli::as_owner::run(owner, settings, &task, true)
+        .map_err(|e| ControlError::Local(format!("{e:#}")))?;
+    if code != std::process::ExitCode::SUCCESS {
+        return Err(ControlError::Local(
+            "answering as the store's owner failed (its error is above)".into(),
+        ));
+    }
+    let answer: protocol::Answer = serde_json::from_slice(&out)
+        .map_err(|e| ControlError::Local(format!("reading the store's owner's answer: {e}")))?;
+    Ok(match answer {
+        protocol::Answer::Ok(value) => Ok(value),
+        protocol::Answer::Err(refused) => Err(refused),
     })
 }
 

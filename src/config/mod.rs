@@ -133,11 +133,6 @@ impl Settings {
 
     /// Takes every relative path as relative to `folder`.
     fn resolve_from(&mut self, folder: &Path) {
-        let resolve = |p: &mut std::path::PathBuf| {
-            if !p.as_os_str().is_empty() && p.is_relative() {
-                *p = folder.join(&*p);
-            }
-        };
         for p in [
             &mut self.spool.dir,
             &mut self.store.dir,
@@ -148,7 +143,7 @@ impl Settings {
             &mut self.smime.sign_key,
             &mut self.registry.smime_ca,
         ] {
-            resolve(p);
+            kurir_protocol::config::resolve_path(p, folder);
         }
         self.portal.resolve_from(folder);
         self.desk.resolve_from(folder);

@@ -494,8 +494,8 @@ impl Store {
     }
 
     /// Notes these alerts raised (their files written): the alert writer's, after it wrote
-    /// them. Flushed: a crash after it would otherwise raise them again (harmless: the file
-    /// is there, and raising skips it).
+    /// them. Durable with the next flush: lost in a crash, the note is made again — the
+    /// alert's file is there, so it is not raised twice.
     pub fn mark_alerts_raised(
         &self,
         raised: &[(JobId, crate::store::state::AlertMark)],

@@ -439,7 +439,7 @@ impl Store {
         if job.owes_receipt() {
             self.receipts_wanted.notify_one();
         }
-        if !job.owed_alerts().is_empty() {
+        if job.owes_alert() {
             self.alerts_wanted.notify_one();
         }
         if let Some(observer) = self.observer.get() {

@@ -115,6 +115,27 @@ impl Env {
         cmd
     }
 
+    /// Gives the spool and the store, with everything in them, to `uid`, and lets that user
+    /// pass through this folder: the daemon's folders as the package leaves them to its user,
+    /// for a test that runs kurir as root beside them.
+    pub fn give_folders_to(&self, uid: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let mut all = vec![self.path().join("state"), self.spool()];
+        while let Some(path) = all.pop() {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(uid)).expect("chown");
+            if path.is_dir() && !path.is_symlink() {
+                all.extend(
+                    std::fs::read_dir(&path)
+                        .expect("dir")
+                        .filter_map(|e| e.ok())
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        std::fs::set_permissions(self.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+
     /// Runs kurir with `args` and returns its output (whatever the exit status).
     pub fn run(&self, args: &[&str]) -> Output {
         self.kurir().args(args).output().expect("kurir runs")

@@ -185,10 +185,7 @@ pub fn read<T>(file: Option<&Path>) -> Result<T, ConfigError>
 where
     T: Default + Serialize + DeserializeOwned,
 {
-    let origin = match file {
-        Some(path) => format!("file {}", path.display()),
-        None => "(built-in defaults and environment)".to_string(),
-    };
+    let origin = origin_of(file);
     let invalid = |e: config::ConfigError| ConfigError::Invalid {
         origin: origin.clone(),
         message: without_contents(&e),
@@ -332,10 +329,16 @@ impl WebSettings {
         .into_iter()
         .chain(self.crl.iter_mut())
         {
-            if !p.as_os_str().is_empty() && p.is_relative() {
-                *p = folder.join(&*p);
-            }
+            resolve_path(p, folder);
         }
+    }
+}
+
+/// Takes `path`, when set and relative, as relative to `folder` (the settings file's): how
+/// every path setting is read.
+pub fn resolve_path(path: &mut PathBuf, folder: &Path) {
+    if !path.as_os_str().is_empty() && path.is_relative() {
+        *path = folder.join(&*path);
     }
 }
 

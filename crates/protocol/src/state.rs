@@ -615,6 +615,14 @@ impl JobRecord {
         }
     }
 
+    /// Whether an alert is marked and not yet raised ([`JobRecord::owed_alerts`], without
+    /// listing them: asked at every write).
+    pub fn owes_alert(&self) -> bool {
+        self.alerts_raised
+            .as_ref()
+            .is_some_and(|raised| self.alerts.iter().any(|mark| !raised.contains(mark)))
+    }
+
     /// Notes `mark`'s alert raised; whether that changed anything.
     pub fn alert_raised(&mut self, mark: AlertMark) -> bool {
         // A record from before 0.3: what it marked then was raised then.

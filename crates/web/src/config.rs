@@ -64,9 +64,7 @@ impl WebConfig {
             config.portal.resolve_from(&folder);
             config.desk.resolve_from(&folder);
             for p in [&mut config.store.dir, &mut config.smime.sign_key] {
-                if !p.as_os_str().is_empty() && p.is_relative() {
-                    *p = folder.join(&*p);
-                }
+                kurir_protocol::config::resolve_path(p, &folder);
             }
         }
         config
