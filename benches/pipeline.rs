@@ -91,7 +91,7 @@ fn prove_municipalities(store: &Store, codes: &[Kommunkod], cert_pems: Option<&[
         )
         .expect("proven");
         store
-            .register(*code, &r, "bench", "proven for the benchmark")
+            .register(*code, &r, "bench", &kurir::registry::RegistryAction::Set)
             .expect("register");
     }
 }

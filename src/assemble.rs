@@ -188,6 +188,7 @@ impl Kurir {
             sender: settings.sender.clone(),
             working_hours: hours_for_print.clone(),
             print_confirm_within: settings.print.confirm_within,
+            read_within: settings.proof.read_within,
             pdf_limits: crate::pdf::PdfLimits::from_settings(&settings.spool),
             state_dir: settings.store.dir.clone(),
         });

@@ -95,7 +95,7 @@ fn world(adjust: impl FnOnce(&mut Settings)) -> World {
     )
     .expect("confirmed");
     store
-        .register(code, &reg, "test", "proven for the test")
+        .register(code, &reg, "test", &kurir::registry::RegistryAction::Set)
         .expect("register");
     World {
         _dir: dir,

@@ -163,7 +163,7 @@ fn a_caseworker_sends_a_decision_follows_it_to_read_and_takes_the_receipt_for_th
     assert!(page.contains("aria-invalid=\"true\""), "{page}");
 
     let id = send_decision(&client);
-    page_shows(&client, &id, "✓ mottaget av reläet");
+    page_shows(&client, &id, "✓ skickat");
     let page = page_shows(&client, &id, "✓ levererat");
     assert!(
         page.contains(common::CASE),
@@ -174,7 +174,7 @@ fn a_caseworker_sends_a_decision_follows_it_to_read_and_takes_the_receipt_for_th
     for words in [
         "Mottaget och kontrollerat: 2 handlingar",
         "Väg: kommun 2480 med skyddad e-post.",
-        "Kommun 2480: e-posten togs emot av",
+        "Kommun 2480: Migrationsverkets e-postserver tog emot e-posten",
         "Kommun 2480: levererat till kommunens e-postserver.",
     ] {
         assert!(
@@ -229,7 +229,7 @@ fn a_caseworker_sends_a_decision_follows_it_to_read_and_takes_the_receipt_for_th
         .inbound(&return_path, mdn.as_bytes())
         .status
         .success());
-    page_shows(&client, &id, "✓ läst");
+    page_shows(&client, &id, "✓ öppnat");
 
     let list = client
         .get(&format!(
@@ -261,15 +261,31 @@ fn a_caseworker_sends_a_decision_follows_it_to_read_and_takes_the_receipt_for_th
     assert!(common::qpdf_ok(&file), "qpdf --check rejects the receipt");
     let text = common::pdftotext(&file, 1, 9);
     let docs = status_documents(&rig, &id);
+    // It opens with who sent it, when it reached the municipality's server and when it was
+    // opened; the servers' own words and the fingerprints follow under their own heading.
+    let lead = text.split("Dossiernummer").next().unwrap_or_default();
     for needle in [
-        common::CASE,
-        &docs[0],
-        &docs[1],
-        "levererat",
-        "Umeå kommun",
-        "läst",
+        "Hanna Handläggare, Bosättningsenheten skickade",
+        "nådde kommunens e-postserver",
+        "öppnades",
     ] {
+        assert!(
+            lead.contains(needle),
+            "the receipt's first sentence lacks {needle}:\n{text}"
+        );
+    }
+    let technical = text
+        .split_once("Tekniska uppgifter")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no technical part:\n{text}"));
+    for needle in [common::CASE, "Umeå kommun", "Öppnat"] {
         assert!(text.contains(needle), "the receipt lacks {needle}:\n{text}");
+    }
+    for needle in [docs[0].as_str(), docs[1].as_str(), "250 2.0.0"] {
+        assert!(
+            technical.contains(needle),
+            "the technical part lacks {needle}:\n{text}"
+        );
     }
     let fonts = std::process::Command::new("pdffonts")
         .arg(&file)
@@ -339,7 +355,7 @@ fn an_unread_decision_is_listed_to_phone_and_ringt_closes_it_for_good_naming_the
 
     let calls = client.get("/expedition/att-ringa").body;
     assert!(
-        calls.contains("Umeå kommun: beslutet har inte lästs, ring kommunen nu"),
+        calls.contains("Umeå kommun: beslutet har inte öppnats, ring kommunen nu"),
         "{calls}"
     );
     assert!(
@@ -362,11 +378,37 @@ fn an_unread_decision_is_listed_to_phone_and_ringt_closes_it_for_good_naming_the
         refused.body
     );
     assert!(staff(&rig).get("/expedition/att-ringa").body.contains(&id));
+    // Nobody answered: the try is noted in the job's history and the call stays listed.
+    let tried = client.post(
+        &format!("/expedition/att-ringa/{id}"),
+        &[
+            ("csrf", &token),
+            ("anteckning", "Växeln svarade inte"),
+            ("utfall", "inget-svar"),
+        ],
+    );
+    assert_eq!(tried.status, 303, "{}", tried.body);
+    let calls = client
+        .get("/expedition/att-ringa?meddelande=inget-svar")
+        .body;
+    assert!(
+        calls.contains(&id),
+        "closed by a call nobody answered: {calls}"
+    );
+    assert!(calls.contains("Larmet är kvar"), "{calls}");
+    assert!(
+        common::has_event(
+            &rig.env.status(&id),
+            &format!("called, no answer by {STAFF_HSA} (Hanna Handläggare) via desk: ringt: inget svar; Växeln svarade inte")
+        ),
+        "the unanswered call is not in the history"
+    );
     let done = client.post(
         &format!("/expedition/att-ringa/{id}"),
         &[
             ("csrf", &token),
             ("anteckning", "Registraturen läser beslutet nu"),
+            ("utfall", "vet"),
         ],
     );
     assert_eq!(done.status, 303, "{}", done.body);
@@ -377,7 +419,7 @@ fn an_unread_decision_is_listed_to_phone_and_ringt_closes_it_for_good_naming_the
     assert!(
         common::has_event(
             &status,
-            &format!("acknowledged by {STAFF_HSA} (Hanna Handläggare) via desk: ringt: Registraturen läser beslutet nu")
+            &format!("acknowledged by {STAFF_HSA} (Hanna Handläggare) via desk: ringt: kommunen vet om beslutet; Registraturen läser beslutet nu")
         ),
         "{status:#}"
     );
@@ -573,6 +615,114 @@ fn reads_another_site_asks_for_are_refused_and_a_persons_readings_of_a_job_coale
     assert_eq!(views_of(&rig, &id), before + 1, "readings not coalesced");
 }
 
+/// The value of the hidden field `name` on `page`.
+fn hidden(page: &str, name: &str) -> Option<String> {
+    page.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .map(str::to_string)
+}
+
+#[test]
+fn the_send_form_shows_every_problem_at_once_and_keeps_the_files_that_passed() {
+    let rig = desk_rig(|_| {});
+    let client = staff(&rig);
+    let token = csrf(&client.get("/expedition/skicka").body);
+    let beslut = common::pdf::beslut("BESLUT-MARKER");
+    let god_man = common::pdf::god_man("GODMAN-MARKER");
+
+    // Three things wrong at once: each at its field and all in one list at the top, each a
+    // link to its field; the decision that passed is kept, by its name.
+    let (status, _, page) = client.upload(
+        &[
+            ("csrf", &token),
+            ("kommun", "Atlantis"),
+            ("arende", "12345678"),
+        ],
+        &[
+            ("anvisningsbeslut", "Beslut 2026-12-07.pdf", &beslut),
+            ("godman", "godman.pdf", &god_man[..god_man.len() / 2]),
+        ],
+    );
+    assert_eq!(status, 422, "{page}");
+    let summary = page
+        .split("class=\"error-summary\"")
+        .nth(1)
+        .and_then(|r| r.split("</div>").next())
+        .unwrap_or_else(|| panic!("no list of problems:\n{page}"));
+    for field in ["kommun", "arende", "godman"] {
+        assert!(
+            summary.contains(&format!("href=\"#{field}\"")),
+            "{field} is not in the list:\n{summary}"
+        );
+        assert!(
+            page.contains(&format!("id=\"{field}-fel\"")),
+            "{field}: {page}"
+        );
+    }
+    assert!(summary.contains("3 saker behöver rättas"), "{summary}");
+    assert!(
+        !page.contains("id=\"anvisningsbeslut-fel\""),
+        "the good decision was refused"
+    );
+    assert!(
+        page.contains("Vald och kontrollerad: <strong>Beslut 2026-12-07.pdf</strong>"),
+        "{page}"
+    );
+    let kept = hidden(&page, "behall").expect("the kept files' id");
+
+    // Fixed, without choosing the decision again: the review names both files and opens each.
+    let (status, _, page) = client.upload(
+        &[
+            ("csrf", &token),
+            ("behall", &kept),
+            ("kommun", "Umeå"),
+            ("arende", common::CASE),
+        ],
+        &[("godman", "godman.pdf", &god_man)],
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Granska och skicka"), "{page}");
+    for name in ["Beslut 2026-12-07.pdf", "godman.pdf"] {
+        assert!(
+            page.contains(name),
+            "the review does not name {name}:\n{page}"
+        );
+    }
+    let draft = hidden(&page, "utkast").expect("the draft");
+    let path = format!("/expedition/skicka/utkast/{draft}/anvisningsbeslut.pdf");
+    assert!(
+        page.contains(&path),
+        "no link to open the decision:\n{page}"
+    );
+    let (status, head, pdf) =
+        request_raw(&rig.served.addr, &client.tls, "GET", &path, &[], b"").expect("the PDF");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-type: application/pdf"), "{head}");
+    assert_eq!(pdf, beslut, "the decision to open is not the one chosen");
+    // The kept files were used once: their id makes no second draft.
+    let (_, _, again) = client.upload(
+        &[
+            ("csrf", &token),
+            ("behall", &kept),
+            ("kommun", "Umeå"),
+            ("arende", common::CASE),
+        ],
+        &[],
+    );
+    assert!(again.contains("id=\"anvisningsbeslut-fel\""), "{again}");
+    // A card without a caseworker's grant cannot open the draft's documents (another
+    // caseworker's is refused by the draft's owner: `intake::draft`'s tests).
+    let other = connector(&rig.world.ca.pem, Some(&rig.served.person));
+    let (status, _, body) =
+        request_raw(&rig.served.addr, &other, "GET", &path, &[], b"").expect("answer");
+    assert_ne!(status, 200, "another card opened the draft");
+    assert!(
+        !body.windows(8).any(|w| w == b"%PDF-1.7"),
+        "the PDF went to another card"
+    );
+}
+
 #[test]
 fn a_compromised_portal_can_send_no_decision_list_no_case_and_cancel_no_job() {
     let rig = desk_rig(|_| {});
@@ -587,7 +737,7 @@ fn a_compromised_portal_can_send_no_decision_list_no_case_and_cancel_no_job() {
     // A decision as the desk sends it (refused before its PDF is looked at).
     let pdf = openssl::base64::encode_block(b"%PDF-1.7 forged");
     let draft = format!(
-        r#"{{"command":"DeskDraft","to":"2480","case":"{}","copy_to":[],"documents":[{{"kind":"anvisningsbeslut","bytes":"{pdf}"}}]}}"#,
+        r#"{{"command":"DeskDraft","to":"2480","case":"{}","copy_to":[],"documents":[{{"kind":"anvisningsbeslut","bytes":"{pdf}","name":"beslut.pdf"}}]}}"#,
         common::CASE
     );
     let list = r#"{"command":"DeskJobs","search":"","filter":"all","limit":10}"#;

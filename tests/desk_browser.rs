@@ -1,16 +1,18 @@
 //! The dispatch desk in a real browser: headless Chromium signed in with a caseworker's card,
 //! driven by tests/desk_browser.py against the real mail world (the agency's Postfix relay with
-//! DSN, the municipality's Postfix). A decision sent through the form (a damaged PDF refused at
-//! its field first) is seen accepted, delivered when the real DSN comes back through `kurir
-//! inbound`, read after a read notification; a decision nobody reads is listed under Att ringa
-//! once its deadline passes, and "Ringt" closes it with the person named in its history. Every
-//! page passes axe-core's WCAG 2.1 A/AA rules; screenshots land in target/screenshots/desk/.
+//! DSN, the municipality's Postfix). A decision sent through the form (two problems listed at
+//! once first, the file that passed kept) is seen sent, delivered when the real DSN comes back
+//! through `kurir inbound`, opened after a read notification; a decision nobody opens is listed
+//! under Att ringa once its deadline passes, with what to say, and a call nobody answers keeps
+//! it while one that reaches the municipality closes it. Every page passes axe-core's WCAG 2.1
+//! A/AA rules and reads in Swedish — no English from kurir's histories, no raw UTC time;
+//! screenshots land in target/screenshots/desk/.
 
 mod common;
 
 use std::path::Path;
 
-use common::browser::{assert_no_violations, Browser};
+use common::browser::{assert_no_violations, assert_swedish, Browser};
 use common::desk::{a_week_passes, desk_rig, DeskRig, STAFF_HSA};
 use common::portal::PERSON_CA;
 
@@ -95,29 +97,77 @@ fn a_caseworker_sends_follows_and_phones_in_chromium_and_every_page_passes_axe()
         &context,
     );
     assert_no_violations(&found);
+    assert_swedish(&found);
+    let text = |key: &str| found[key].as_str().unwrap_or("").to_string();
+    // Every problem at once, each a link to its field; the file that passed is kept.
+    assert_eq!(
+        found["summary_links"],
+        serde_json::json!(["anvisningsbeslut", "arende"])
+    );
     assert!(
-        found["error_described"]
-            .as_str()
-            .unwrap_or("")
-            .contains("anvisningsbeslut-fel"),
+        text("error_described").contains("anvisningsbeslut-fel"),
         "{found}"
     );
     assert!(
-        found["error_text"]
-            .as_str()
-            .unwrap_or("")
-            .contains("PDF-filen är skadad"),
+        text("error_text").contains("PDF-filen är skadad"),
+        "{found}"
+    );
+    assert!(text("god_man_kept").contains("godman.pdf"), "{found}");
+    // The review names the files it will send, each with a link to open it.
+    assert!(
+        text("route").contains("Med skyddad e-post till registrator@umea.test"),
+        "{found}"
+    );
+    for name in ["beslut.pdf", "godman.pdf"] {
+        assert!(text("review_files").contains(name), "{found}");
+    }
+    assert_eq!(found["review_opens"], 2, "{found}");
+    // The job's page leads with its status in words, and offers nothing a finished job
+    // cannot do.
+    assert!(
+        text("status_delivered")
+            .contains("Beslutet har kommit fram till kommunen men är inte öppnat än"),
         "{found}"
     );
     assert!(
-        found["route"]
-            .as_str()
-            .unwrap_or("")
-            .contains("Med skyddad e-post till registrator@umea.test"),
+        text("status_opened").contains("Klart: beslutet har kommit fram och är öppnat"),
         "{found}"
     );
-    assert_eq!(found["list_has_job"], true);
+    assert!(
+        text("actions_on_finished").contains("Inga åtgärder behövs")
+            && !text("actions_on_finished").contains("Skicka igen"),
+        "{found}"
+    );
+    assert_eq!(found["notice_after_reload"], false, "{found}");
+    assert_eq!(found["list_links_case"], true, "{found}");
+    assert_eq!(found["list_sent_by"], true, "{found}");
     assert_eq!(found["receipt_has_case"], true);
+    // The receipt opens with who sent it, when it reached the server and when it was opened.
+    let lead = text("receipt_lead");
+    for words in [
+        "Hanna Handläggare, Bosättningsenheten skickade beslutet",
+        "nådde kommunens e-postserver",
+        "öppnades",
+    ] {
+        assert!(lead.contains(words), "{lead}");
+    }
+    assert_eq!(found["refusal_frame"], true, "{found}");
+    assert!(
+        text("refusal_title").starts_with("Utskicket finns inte"),
+        "{found}"
+    );
+    for part in [
+        "Hur tillgänglig är webbplatsen?",
+        "delvis förenlig",
+        "Innehåll som inte är tillgängligt",
+        "Hur vi testat webbplatsen",
+        "Redogörelsen uppdaterades senast",
+    ] {
+        assert!(
+            text("statement").contains(part),
+            "the statement lacks {part:?}"
+        );
+    }
     let sent = found["job"].as_str().expect("the job").to_string();
     let history = rig.env.ok(&["status", &sent]);
     assert!(history.contains("2480: read"), "{history}");
@@ -136,13 +186,37 @@ fn a_caseworker_sends_follows_and_phones_in_chromium_and_every_page_passes_axe()
     let context = || format!("daemon log:\n{}", rig.env.log_tail(30));
     let calls = browser.run(
         "desk_browser.py",
-        &["--phase", "calls", "--url", &url, "--job", &unread],
+        &[
+            "--phase",
+            "calls",
+            "--url",
+            &url,
+            "--job",
+            &unread,
+            "--case",
+            common::CASE,
+        ],
         &screenshots,
         &context,
     );
     assert_no_violations(&calls);
+    assert_swedish(&calls);
+    let said = |key: &str| calls[key].as_str().unwrap_or("").to_string();
     assert_eq!(calls["calls_name_phone"], true, "{calls}");
+    assert_eq!(calls["calls_case"], true, "{calls}");
+    for words in [
+        "Att säga",
+        "Det har inte öppnats",
+        "Kommunen vet om beslutet",
+        "Inget svar",
+    ] {
+        assert!(said("calls_what_to_say").contains(words), "{calls}");
+    }
+    assert!(said("menu").contains("Att ringa (1 samtal)"), "{calls}");
+    assert_eq!(calls["kept_after_no_answer"], true, "{calls}");
     assert_eq!(calls["closed"], true, "{calls}");
+    assert!(!said("menu_after").contains("samtal)"), "{calls}");
+    assert!(said("timeline").contains("Ringt utan svar"), "{calls}");
     let status = rig.env.status(&unread);
     assert!(
         common::has_event(&status, &format!("acknowledged by {STAFF_HSA}")),

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Drives the municipality portal in headless Chromium (Debian chromium + chromium-driver) over
 WebDriver (selenium), signed in with a client certificate from the test's NSS database: signs
-in, changes the decision address, sends the code, reads it from the real SMTP test server's
-mailbox, types it, and sees the route change to e-mail. Runs axe-core's WCAG 2.1 A/AA rules on
-every page and saves screenshots. Prints one JSON line with what it found; exits non-zero on a
+in, changes the decision address (saving sends the code: step 2 comes first on the page), reads
+the code from the real SMTP test server's mailbox, types it, sees the route change to e-mail and
+the change in the history in words. Runs axe-core's WCAG 2.1 A/AA rules on every page, reads
+its text for English and raw UTC times, and saves screenshots. Prints one JSON line with what it found; exits non-zero on a
 failed check.
 
 Called by tests/portal_browser.rs, which sets up the daemon, the certificates and the policy.
@@ -69,26 +70,33 @@ def main():
         phone = driver.find_element(By.ID, "phone")
         phone.clear()
         phone.send_keys("090-16 10 00")
-        driver.find_element(By.XPATH, "//button[text()='Spara ändringarna']").click()
-        wait_for("Ändringarna är sparade", "saving")
         sent_at = time.time() - 1
-        driver.find_element(By.XPATH, "//button[text()='Skicka kod']").click()
-        wait_for("En kod är skickad", "sending the code")
-        axe("bevisa")
+        # Step 1: saving sends the code at once; step 2 (the code) is then first on the page.
+        driver.find_element(By.XPATH, "//button[text()='Spara ändringarna']").click()
+        wait_for("Steg 1 av 2 är klart", "saving and sending the code")
+        found["first_heading"] = driver.find_element(By.CSS_SELECTOR, "main h2").text
+        found["step_two"] = driver.find_element(By.ID, "rubrik-kod").find_element(
+            By.XPATH, "..").text
+        axe("steg-2")
         code = code_from_mailbox(args.mailbox, sent_at)
         driver.find_element(By.ID, "kod").send_keys(code)
         driver.find_element(By.XPATH, "//button[text()='Bekräfta adressen']").click()
-        wait_for("Adressen är bevisad", "confirming")
+        wait_for("Adressen är bekräftad", "confirming")
         route = driver.find_element(By.ID, "vag").text
         found["route"] = route
         found["history_has_hsa_id"] = args.hsa_id in driver.page_source
-        axe("bevisad")
+        found["history"] = driver.find_element(By.ID, "rubrik-historik").find_element(
+            By.XPATH, "..").text
+        axe("bekraftad")
         driver.get(args.url + "/tillganglighet")
         axe("tillganglighet")
         driver.get(args.url + "/kommun/0180")
         if "har inte behörighet" not in driver.page_source:
             raise SystemExit("another municipality was not refused: " + driver.page_source[:2000])
         axe("nekad")
+        driver.get(args.url + "/kommun/9999")
+        found["unknown_title"] = driver.title
+        axe("okand-kommun")
         # An error tied to its field.
         driver.get(args.url + "/kommun/2480")
         phone = driver.find_element(By.ID, "phone")

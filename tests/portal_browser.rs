@@ -1,15 +1,17 @@
 //! The municipality portal in a real browser: headless Chromium (Debian `chromium`,
 //! `chromium-driver`) with the test person's client certificate in its NSS database and the
 //! `AutoSelectCertificateForUrls` policy, driven over WebDriver by tests/portal_browser.py.
-//! A technician signs in, changes the decision address, sends the code, types the code the
-//! real SMTP test server received, and sees the route change to e-mail; axe-core's WCAG 2.1
-//! A/AA rules find no violation on any page; screenshots land in target/screenshots/portal/.
+//! A technician signs in, changes the decision address (saving sends the code, and step 2
+//! leads the page), types the code the real SMTP test server received, and sees the route
+//! change to e-mail and the change in the history in words; axe-core's WCAG 2.1 A/AA rules
+//! find no violation on any page, and no page shows English history words or a raw UTC time;
+//! screenshots land in target/screenshots/portal/.
 
 mod common;
 
 use std::path::Path;
 
-use common::browser::{assert_no_violations, Browser};
+use common::browser::{assert_no_violations, assert_swedish, Browser};
 use common::mail::UMEA;
 use common::portal::{portal, HSA, PERSON_CA};
 
@@ -39,7 +41,39 @@ fn a_technician_proves_the_address_in_chromium_and_every_page_passes_axe() {
         &|| format!("daemon log:\n{}", p.rig.env.log_tail(30)),
     );
     assert_no_violations(&found);
-    assert_eq!(found["pages"].as_array().map(Vec::len), Some(7), "{found}");
+    assert_swedish(&found);
+    assert_eq!(found["pages"].as_array().map(Vec::len), Some(8), "{found}");
+    let text = |key: &str| found[key].as_str().unwrap_or("").to_string();
+    // Saving a new address sent its code: step 2 leads the page and says what happens when.
+    assert_eq!(
+        text("first_heading"),
+        "Steg 2 av 2: skriv in koden",
+        "{found}"
+    );
+    for words in [
+        "En kod är skickad till",
+        "används först när den är bekräftad",
+        "tidigare adress och kontaktpersoner",
+    ] {
+        assert!(text("step_two").contains(words), "{found}");
+    }
+    // One line per change, saying what changed to what and by whom, in local time.
+    for words in [
+        "Särskild adress för beslut satt till",
+        "Telefon",
+        "Kod för att bekräfta adressen skickad till",
+        "bekräftad med koden",
+        common::portal::PERSON,
+    ] {
+        assert!(
+            text("history").contains(words),
+            "the history lacks {words:?}: {found}"
+        );
+    }
+    assert!(
+        text("unknown_title").starts_with("Kommunen finns inte"),
+        "{found}"
+    );
     assert!(
         found["route"]
             .as_str()
@@ -54,7 +88,7 @@ fn a_technician_proves_the_address_in_chromium_and_every_page_passes_axe() {
         .unwrap_or("")
         .contains("phone-fel"));
     assert_eq!(found["error_invalid"], "true");
-    for page in ["start", "kommun", "bevisad", "tillganglighet"] {
+    for page in ["start", "kommun", "steg-2", "bekraftad", "tillganglighet"] {
         assert!(
             screenshots.join(format!("{page}.png")).is_file(),
             "no screenshot of {page}"

@@ -53,12 +53,11 @@ fn a_changed_decision_address_is_announced_and_one_outside_the_domains_waits_for
     // An address in another domain can be proven but is not used until the agency approves.
     let outside = "beslut@elsewhere.example";
     assert_eq!(change(&p, outside, ""), 303);
-    assert_eq!(post(&p, "/kommun/2480/skicka-kod", &[]).status, 303);
     let code = code_sent_to(&p, outside);
     let confirmed = post(&p, "/kommun/2480/bekrafta", &[("kod", &code)]);
     assert_eq!(confirmed.status, 303);
     assert!(
-        confirmed.head.contains("meddelande=bevisad-vantar"),
+        confirmed.head.contains("meddelande=bekraftad-vantar"),
         "{}",
         confirmed.head
     );
@@ -277,8 +276,9 @@ fn a_revoked_card_is_refused_and_a_new_revocation_list_takes_effect_without_a_re
 fn a_person_may_ask_for_three_codes_an_hour() {
     let p = portal();
     proven_umea(&p);
+    // Saving the new address sent the first.
     assert_eq!(change(&p, "beslut@umea-test.example", ""), 303);
-    for _ in 0..3 {
+    for _ in 0..2 {
         assert_eq!(post(&p, "/kommun/2480/skicka-kod", &[]).status, 303);
     }
     let fourth = post(&p, "/kommun/2480/skicka-kod", &[]);

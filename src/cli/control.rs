@@ -238,6 +238,7 @@ fn answer_locally(
         working_hours: ServiceParts::working_hours(settings)
             .map_err(|e| ControlError::Local(format!("[working_hours]: {e}")))?,
         print_confirm_within: settings.print.confirm_within,
+        read_within: settings.proof.read_within,
         pdf_limits: crate::pdf::PdfLimits::from_settings(&settings.spool),
         state_dir: settings.store.dir.clone(),
     });

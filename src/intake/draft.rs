@@ -53,6 +53,7 @@ pub fn create(
             kind: *kind,
             pages: summary.pages,
             sha256: summary.sha256,
+            name: String::new(),
         });
     }
     // Counted again and written under one lock: uploads checked side by side cannot pass the
@@ -81,10 +82,103 @@ pub fn send(spool: &Spool, id: &DraftId, owner: &str) -> Result<JobId, DraftErro
     if found != owner {
         return Err(DraftError::NotYours);
     }
+    // Documents kept for a form that must be fixed are no job: they are never handed over.
+    if !dir.join("job.toml").is_file() {
+        return Err(DraftError::Gone);
+    }
     std::fs::remove_file(&marker).map_err(|_| DraftError::Gone)?;
     let job = JobId::generate();
     hand_over(spool, &dir, &job).map_err(|_| DraftError::Gone)?;
     Ok(job)
+}
+
+/// The document of `kind` in `owner`'s draft, for them to open before sending it: read
+/// without following a link, at most `max` bytes.
+pub fn document(
+    spool: &Spool,
+    id: &DraftId,
+    owner: &str,
+    kind: DocumentKind,
+    max: u64,
+) -> Result<Vec<u8>, DraftError> {
+    let dir = folder(spool, id);
+    if draft_lapsed(&dir) {
+        return Err(DraftError::Gone);
+    }
+    let found = std::fs::read_to_string(dir.join(OWNER_FILE)).map_err(|_| DraftError::Gone)?;
+    if found != owner {
+        return Err(DraftError::NotYours);
+    }
+    let suffix = format!("-{}.pdf", kind.as_str());
+    let file = std::fs::read_dir(&dir)
+        .map_err(|_| DraftError::Gone)?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| name.ends_with(&suffix))
+        .ok_or(DraftError::Gone)?;
+    crate::fsutil::read_bounded(&dir.join(file), max).map_err(|_| DraftError::Gone)
+}
+
+/// A document kept for the person's next try: its kind, bytes and file name.
+pub type KeptDocument = (DocumentKind, Vec<u8>, String);
+
+fn kept_file(kind: DocumentKind) -> String {
+    format!("kept-{}.pdf", kind.as_str())
+}
+
+fn kept_name(kind: DocumentKind) -> String {
+    format!("kept-{}.name", kind.as_str())
+}
+
+/// Keeps the documents of a form that must be fixed, as `owner`'s, so that they need not be
+/// chosen again: a folder like a draft's (swept after the same hour, counted against the
+/// same cap), holding no job and never handed over.
+pub fn keep(spool: &Spool, owner: &str, documents: &[KeptDocument]) -> Result<DraftId, DraftError> {
+    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _writing = WRITING.lock().unwrap_or_else(|p| p.into_inner());
+    if open_drafts_of(spool, owner) >= MAX_DRAFTS_PER_PERSON {
+        return Err(DraftError::TooMany);
+    }
+    let id = DraftId::generate()?;
+    let dir = folder(spool, &id);
+    let write = |e: std::io::Error| DraftError::Write(e.to_string());
+    crate::fsutil::create_private_dir(&spool.tmp()).map_err(write)?;
+    crate::fsutil::create_private_dir(&dir).map_err(write)?;
+    for (kind, bytes, name) in documents {
+        crate::fsutil::write_new(&dir.join(kept_file(*kind)), bytes).map_err(write)?;
+        crate::fsutil::write_new(&dir.join(kept_name(*kind)), name.as_bytes()).map_err(write)?;
+    }
+    crate::fsutil::write_new(&dir.join(OWNER_FILE), owner.as_bytes()).map_err(write)?;
+    Ok(id)
+}
+
+/// The documents kept as `owner`'s under `id` (none if they are gone), read without
+/// following a link and at most `max` bytes each.
+pub fn kept(spool: &Spool, id: &DraftId, owner: &str, max: u64) -> Vec<KeptDocument> {
+    let dir = folder(spool, id);
+    let mine = std::fs::read_to_string(dir.join(OWNER_FILE)).is_ok_and(|o| o == owner);
+    if !mine || draft_lapsed(&dir) {
+        return Vec::new();
+    }
+    [DocumentKind::Anvisningsbeslut, DocumentKind::GodMan]
+        .into_iter()
+        .filter_map(|kind| {
+            let bytes = crate::fsutil::read_bounded(&dir.join(kept_file(kind)), max).ok()?;
+            let name = crate::fsutil::read_bounded(&dir.join(kept_name(kind)), 1024)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            Some((kind, bytes, name))
+        })
+        .collect()
+}
+
+/// Removes `owner`'s kept documents `id` (used, or replaced by a newer keep).
+pub fn discard(spool: &Spool, id: &DraftId, owner: &str) {
+    let dir = folder(spool, id);
+    let mine = std::fs::read_to_string(dir.join(OWNER_FILE)).is_ok_and(|o| o == owner);
+    if mine && !dir.join("job.toml").exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 /// How many unsent, unlapsed drafts `owner` has.
@@ -110,6 +204,49 @@ mod tests {
             documents: vec![(DocumentKind::Anvisningsbeslut, bytes)],
             submission_key: None,
         }
+    }
+
+    #[test]
+    fn a_drafts_documents_and_kept_files_open_only_for_their_owner_and_kept_files_are_never_sent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::new(dir.path());
+        let limits = PdfLimits::from_settings(&crate::config::SpoolSettings::default());
+        let pdf = crate::pdf::tests::simple_pdf(None);
+        let (id, _) = create(&spool, "SE2321000016-a1", &job(pdf.clone()), &limits).expect("draft");
+        let kind = DocumentKind::Anvisningsbeslut;
+        assert_eq!(
+            document(&spool, &id, "SE2321000016-a1", kind, 1 << 20).as_deref(),
+            Ok(pdf.as_slice())
+        );
+        assert_eq!(
+            document(&spool, &id, "SE2321000016-b2", kind, 1 << 20),
+            Err(DraftError::NotYours)
+        );
+        let held = keep(
+            &spool,
+            "SE2321000016-a1",
+            &[(kind, pdf.clone(), "b.pdf".into())],
+        )
+        .expect("kept");
+        assert!(kept_of_other(&spool, &held));
+        assert_eq!(
+            kept(&spool, &held, "SE2321000016-a1", 1 << 20),
+            vec![(kind, pdf, "b.pdf".to_string())]
+        );
+        // Kept files are no job: sending them is refused, and discarding them leaves nothing.
+        assert_eq!(
+            send(&spool, &held, "SE2321000016-a1"),
+            Err(DraftError::Gone)
+        );
+        discard(&spool, &held, "SE2321000016-a1");
+        assert!(kept(&spool, &held, "SE2321000016-a1", 1 << 20).is_empty());
+    }
+
+    /// Another person's card gets nothing of `id`, and cannot discard it.
+    fn kept_of_other(spool: &Spool, id: &DraftId) -> bool {
+        discard(spool, id, "SE2321000016-b2");
+        kept(spool, id, "SE2321000016-b2", 1 << 20).is_empty()
+            && !kept(spool, id, "SE2321000016-a1", 1 << 20).is_empty()
     }
 
     #[test]

@@ -695,8 +695,15 @@ pub fn email_text(alert: &Alert) -> (String, String) {
     lines.push(String::new());
     lines.push(format!("Gör så här: {}", atgard(alert.kind)));
     if let Some(job) = &alert.job_id {
+        if alert.kind.is_a_call() {
+            lines.push(
+                "På expeditionen: sidan Att ringa, med vad du ska säga; där stänger du larmet \
+                 när kommunen vet om beslutet."
+                    .to_string(),
+            );
+        }
         lines.push(format!(
-            "Läget: `kurir status {job}`. Kvittera: `kurir acknowledge {job} --reason \"...\"`."
+            "Status: `kurir status {job}`. Kvittera: `kurir acknowledge {job} --reason \"...\"`."
         ));
     }
     lines.push(String::new());

@@ -129,13 +129,6 @@ pub struct Operations<'a> {
     pub spool: &'a Spool,
 }
 
-const ACTIVE: [JobState; 4] = [
-    JobState::Received,
-    JobState::Queued,
-    JobState::Deferred,
-    JobState::FallenBack,
-];
-
 impl Operations<'_> {
     fn job(&self, id: &JobId) -> Result<JobRecord, OperatorError> {
         self.store
@@ -174,7 +167,7 @@ impl Operations<'_> {
         match target {
             Target::Job(id) => {
                 let job = self.job(id)?;
-                if !ACTIVE.contains(&job.state) {
+                if !job.state.is_waiting() {
                     return Err(Self::busy_or(&job, hint));
                 }
                 Ok(vec![job])
@@ -182,13 +175,13 @@ impl Operations<'_> {
             Target::Municipality(code) => Ok(self
                 .jobs_of(*code)?
                 .into_iter()
-                .filter(|j| ACTIVE.contains(&j.state))
+                .filter(|j| j.state.is_waiting())
                 .collect()),
             Target::Everything => Ok(self
                 .store
                 .pending()?
                 .into_iter()
-                .filter(|j| ACTIVE.contains(&j.state))
+                .filter(|j| j.state.is_waiting())
                 .collect()),
         }
     }
@@ -247,7 +240,7 @@ impl Operations<'_> {
         let jobs = match target {
             Target::Job(id) => {
                 let job = self.job(id)?;
-                if job.state != JobState::Held {
+                if !job.allows(Action::Release) {
                     return Err(Self::refuse(&job, StateHint::ReleaseNeedsHeld));
                 }
                 vec![job]
@@ -306,13 +299,33 @@ impl Operations<'_> {
         Ok(ActionDone::of(Action::Acknowledge, vec![id.clone()]))
     }
 
+    /// Notes a phone call about the job's open alerts that reached nobody: the history says
+    /// who tried and when, and the alerts stay open for the next call.
+    pub fn called_no_answer(&self, id: &JobId, actor: &Actor) -> Result<ActionDone, OperatorError> {
+        if actor.reason.trim().is_empty() {
+            return Err(OperatorError::NoReason);
+        }
+        let job = self.job(id)?;
+        if job.open_alerts().is_empty() {
+            return Err(Self::refuse(&job, StateHint::NoOpenAlert));
+        }
+        self.store.transition(
+            id,
+            &[job.state],
+            &actor.did(PersonAction::CalledNoAnswer),
+            &[],
+            |_| {},
+        )?;
+        Ok(ActionDone::of(Action::CallNoted, vec![id.clone()]))
+    }
+
     /// Stops a job for good; its receipt (written by the receipt writer) says so.
     pub fn cancel(&self, id: &JobId, actor: &Actor) -> Result<ActionDone, OperatorError> {
         if actor.reason.trim().is_empty() {
             return Err(OperatorError::NoReason);
         }
         let job = self.job(id)?;
-        if job.state.is_final() || job.state == JobState::Sending {
+        if !job.allows(Action::Cancel) {
             return Err(Self::busy_or(&job, StateHint::Finished));
         }
         self.store.transition(
@@ -331,10 +344,10 @@ impl Operations<'_> {
             return Err(OperatorError::NoReason);
         }
         let job = self.job(id)?;
-        if !ACTIVE.contains(&job.state) && job.state != JobState::Held {
+        if !job.state.is_waiting() && job.state != JobState::Held {
             return Err(Self::busy_or(&job, StateHint::Finished));
         }
-        if !job.recipients.iter().any(|r| r.awaits_email()) {
+        if !job.allows(Action::Reroute) {
             return Err(Self::refuse(&job, StateHint::NoEmailRecipient));
         }
         let now = Timestamp::now();

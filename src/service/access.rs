@@ -28,13 +28,14 @@ fn desk_permission(command: &Command) -> Option<Desk> {
     use Command::*;
     let one_job = |target: &Target| matches!(target, Target::Job(_));
     match command {
-        DeskJobs(_) | DeskJob(_) | OpenAlerts(_) | Acknowledge(_) | Reroute(_) => {
-            Some(Desk::AnyStaff)
-        }
+        DeskJobs(_) | DeskJob(_) | OpenAlerts(_) | Acknowledge(_) | CallNoAnswer(_)
+        | CallCount(_) | Reroute(_) => Some(Desk::AnyStaff),
         Retry(call) if one_job(&call.target) => Some(Desk::AnyStaff),
         Cancel(_) => Some(Desk::AnyStaff),
         // Caseworkers send decisions; operations do not send their own.
-        DeskDraft(_) | DeskSend(_) => Some(Desk::Only(StaffRole::Handlaggare)),
+        DeskDraft(_) | DeskDraftDocument(_) | DeskSend(_) => {
+            Some(Desk::Only(StaffRole::Handlaggare))
+        }
         // Holding and releasing is operations' tool.
         Hold(call::Hold { target, .. }) | Release(call::Release { target, .. })
             if one_job(target) =>
@@ -77,6 +78,7 @@ fn needs(principal: &Principal, command: &Command) -> Needs {
             Command::MyMunicipalities(_)
             | Command::PortalReport(_)
             | Command::DeskDraft(_)
+            | Command::DeskDraftDocument(_)
             | Command::DeskSend(_)
             | Command::DeskJob(_) => Needs::Refused,
             _ => Needs::Nothing,
@@ -210,6 +212,12 @@ mod tests {
                 reason: reason(),
             }
             .into(),
+            CallNoAnswer {
+                id: id(),
+                reason: reason(),
+            }
+            .into(),
+            CallCount {}.into(),
             PrintBatches {}.into(),
             PrintConfirm {
                 batch: "b".into(),
@@ -230,10 +238,16 @@ mod tests {
             StaffList {}.into(),
             WhoAmI {}.into(),
             DeskDraft {
-                to: code,
+                to: Some(code),
                 case: "12-345678".into(),
                 copy_to: vec![],
                 documents: vec![],
+                kept: None,
+            }
+            .into(),
+            DeskDraftDocument {
+                draft: draft(),
+                kind: crate::job::DocumentKind::Anvisningsbeslut,
             }
             .into(),
             DeskSend { draft: draft() }.into(),
@@ -337,6 +351,8 @@ mod tests {
         ("QuarantineDelete", "-xxxx"),
         ("OpenAlerts", "-xsxx"),
         ("Acknowledge", "-xsxx"),
+        ("CallNoAnswer", "-xsxx"),
+        ("CallCount", "-xsxx"),
         ("PrintBatches", "-xxxx"),
         ("PrintConfirm", "-xxxx"),
         ("StaffGrant", "-xxxx"),
@@ -344,6 +360,7 @@ mod tests {
         ("StaffList", "-xxxx"),
         ("WhoAmI", "-x-xx"),
         ("DeskDraft", "xxhxx"),
+        ("DeskDraftDocument", "xxhxx"),
         ("DeskSend", "xxhxx"),
         ("DeskJobs", "-xsxx"),
         ("DeskJob", "xxsxx"),

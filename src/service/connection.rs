@@ -386,7 +386,7 @@ impl Core {
             code,
             (registered, registered),
             &Principal::Operator("kurir".into()),
-            "connection check failed: the municipality was told what to fix",
+            crate::registry::RegistryAction::ConnectionCheckFailed,
             vec![notice],
         )
     }

@@ -4,18 +4,25 @@
 
 use jiff::Timestamp;
 
-use super::call::{DeskFilter, DeskView, Upload};
+use super::call::{DeskFilter, DeskView};
 use super::reply::{DeskJob, DeskRow, DraftPreview, OpenAlert, ProofChain, RoutePreview};
 use super::{Core, Principal, ServiceError};
-use crate::intake::draft::{self, DraftId};
+use crate::intake::draft::{self, DraftDocument, DraftId};
 use crate::intake::route;
 use crate::intake::submit::JobContents;
-use crate::job::{CaseNumber, JobId, Kommunkod, Manifest};
+use crate::job::{CaseNumber, DocumentKind, JobId, Kommunkod, Manifest};
 use crate::registry::{check_hsa_id, Person, StaffGrant, StaffRole};
 use crate::store::state::{JobRecord, ReportKind};
+use kurir_protocol::draft::{DraftFixes, DraftOutcome, DraftProblem};
 
 /// How long sending from the desk waits for intake to take the job in before it answers.
 const TAKE_IN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A file name as the person's browser gave it, shown back to them: no control characters,
+/// at most 120 characters.
+fn tidy_name(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(120).collect()
+}
 
 /// How a draft names its owner: the HSA-id and the card's CA, so that a card from another CA
 /// with the same HSA-id cannot send it.
@@ -79,32 +86,98 @@ impl Core {
             .filter(|g| g.admits(person)))
     }
 
+    /// Checks a decision from the desk. Everything is checked, whatever fails: the person
+    /// fixes every problem in one go. Documents not chosen again come from what was kept at the
+    /// last try; those that pass are kept again while anything else must be fixed.
     pub(super) fn desk_draft(
         &self,
         person: &Person,
-        to: Kommunkod,
-        case: String,
-        copy_to: Vec<Kommunkod>,
-        documents: Vec<Upload>,
-    ) -> Result<Box<DraftPreview>, ServiceError> {
-        let case: CaseNumber = case.parse().map_err(|_| ServiceError::CaseNumber)?;
-        for code in std::iter::once(&to).chain(copy_to.iter()) {
+        q: super::call::DeskDraft,
+    ) -> Result<DraftOutcome, ServiceError> {
+        let owner = owner_of(person);
+        let max = self.pdf_limits.max_bytes;
+        let kept = match &q.kept {
+            Some(id) => draft::kept(&self.spool, id, &owner, max),
+            None => Vec::new(),
+        };
+        let mut problems = Vec::new();
+        let to = q.to.filter(|code| self.seed.require(*code).is_ok());
+        if to.is_none() {
+            problems.push(DraftProblem::Municipality);
+        }
+        let case = q.case.trim().parse::<CaseNumber>();
+        if case.is_err() {
+            problems.push(DraftProblem::CaseNumber);
+        }
+        let mut copies = Vec::new();
+        for code in &q.copy_to {
             self.seed.require(*code)?;
+            if Some(*code) == to {
+                problems.push(DraftProblem::CopyToAssigned);
+            } else if !copies.contains(code) {
+                copies.push(*code);
+            }
         }
-        if copy_to.contains(&to) {
-            return Err(ServiceError::CopyToAssigned(to));
-        }
-        let mut copies = copy_to.clone();
         copies.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
-        copies.dedup();
+        // Each kind as chosen now, else as kept; each checked as `kurir submit` checks it.
+        let mut passed: Vec<(draft::KeptDocument, DraftDocument)> = Vec::new();
+        for kind in [DocumentKind::Anvisningsbeslut, DocumentKind::GodMan] {
+            let chosen = q
+                .documents
+                .iter()
+                .find(|u| u.kind == kind && !u.bytes.is_empty())
+                .map(|u| (kind, u.bytes.clone(), tidy_name(&u.name)))
+                .or_else(|| kept.iter().find(|k| k.0 == kind).cloned());
+            let Some(document) = chosen else {
+                if kind == DocumentKind::Anvisningsbeslut {
+                    problems.push(DraftProblem::NoDecision);
+                }
+                continue;
+            };
+            match crate::pdf::validate(&document.1, &self.pdf_limits) {
+                Ok(summary) => {
+                    let held = DraftDocument {
+                        kind,
+                        pages: summary.pages,
+                        sha256: summary.sha256,
+                        name: document.2.clone(),
+                    };
+                    passed.push((document, held));
+                }
+                Err(reason) => problems.push(DraftProblem::Document { kind, reason }),
+            }
+        }
+        if let Some(id) = &q.kept {
+            draft::discard(&self.spool, id, &owner);
+        }
+        let (Some(to), Ok(case), true) = (to, case, problems.is_empty()) else {
+            let kept_now: Vec<draft::KeptDocument> =
+                passed.iter().map(|(k, _)| k.clone()).collect();
+            let kept = match kept_now.is_empty() {
+                true => None,
+                false => Some(draft::keep(&self.spool, &owner, &kept_now)?),
+            };
+            return Ok(DraftOutcome::NeedsFixing(DraftFixes {
+                problems,
+                kept,
+                documents: passed.into_iter().map(|(_, held)| held).collect(),
+            }));
+        };
+        let names: Vec<String> = passed.iter().map(|(k, _)| k.2.clone()).collect();
         let job = JobContents {
             to,
             case: case.clone(),
             copy_to: copies.clone(),
-            documents: documents.into_iter().map(|u| (u.kind, u.bytes)).collect(),
+            documents: passed
+                .into_iter()
+                .map(|((kind, bytes, _), _)| (kind, bytes))
+                .collect(),
             submission_key: None,
         };
-        let (draft, held) = draft::create(&self.spool, &owner_of(person), &job, &self.pdf_limits)?;
+        let (draft, mut held) = draft::create(&self.spool, &owner, &job, &self.pdf_limits)?;
+        for (document, name) in held.iter_mut().zip(names) {
+            document.name = name;
+        }
         let routes = std::iter::once(to)
             .chain(copies.iter().copied())
             .map(|code| {
@@ -123,25 +196,33 @@ impl Core {
                 })
             })
             .collect::<Result<Vec<_>, ServiceError>>()?;
-        Ok(Box::new(DraftPreview {
+        Ok(DraftOutcome::Ready(Box::new(DraftPreview {
             draft,
             case: case.expose().to_string(),
             routes,
             documents: held,
-        }))
+        })))
+    }
+
+    pub(super) fn desk_draft_document(
+        &self,
+        person: &Person,
+        draft: DraftId,
+        kind: crate::job::DocumentKind,
+    ) -> Result<kurir_protocol::call::DraftFile, ServiceError> {
+        let bytes = draft::document(
+            &self.spool,
+            &draft,
+            &owner_of(person),
+            kind,
+            self.pdf_limits.max_bytes,
+        )?;
+        Ok(kurir_protocol::call::DraftFile { bytes })
     }
 
     pub(super) fn desk_send(&self, person: &Person, draft: DraftId) -> Result<JobId, ServiceError> {
         let id = draft::send(&self.spool, &draft, &owner_of(person))?;
-        self.store.audit_operator(crate::store::audit::Draft {
-            kind: crate::store::audit::AuditKind::Operator,
-            job_id: Some(id.clone()),
-            kommunkod: None,
-            state: None,
-            operator: Some(person.on_desk()),
-            action: "decision sent from the dispatch desk".into(),
-            data: serde_json::Value::Null,
-        })?;
+        self.store.record_desk_send(&id, &person.on_desk())?;
         tracing::info!(job_id = %id, hsa_id = %person.hsa_id, "decision sent from the dispatch desk");
         // The person is shown the job next: give intake (woken by the rename) a moment to take
         // it in, so the page shows the job rather than nothing. Intake is usually done within
@@ -162,7 +243,7 @@ impl Core {
 
     /// The case number in the job's manifest, while its folder is in the spool (retention
     /// removes it with the documents; the store never holds it).
-    fn case_of(&self, id: &JobId) -> Option<String> {
+    pub(super) fn case_of(&self, id: &JobId) -> Option<String> {
         let text = std::fs::read_to_string(self.spool.active_job(id).join("job.toml")).ok()?;
         let manifest = Manifest::parse(&text, 64).ok()?;
         Some(manifest.case.expose().to_string())
@@ -190,6 +271,10 @@ impl Core {
                         .filter(|c| c.kind == ReportKind::Relayed)
                         .map(|c| c.at),
                     read_at: email.and_then(|e| e.read_notice()).map(|n| n.at),
+                    open_by: email
+                        .filter(|e| e.holds() && e.read_notice().is_none())
+                        .and_then(|e| e.accepted.as_ref())
+                        .map(|a| self.working_hours.add(a.at, self.read_within)),
                     rejected: email.and_then(|e| e.rejected.clone()),
                     batch: r.letter.as_ref().map(|l| l.batch.clone()),
                     printed_at: r.letter.as_ref().and_then(|l| l.printed_at),
@@ -246,6 +331,7 @@ impl Core {
                 }
             }
             rows.push(DeskRow {
+                sent_by: self.store.sender(&job.id)?,
                 job_id: job.id.clone(),
                 case,
                 received_at: job.received_at,
@@ -292,6 +378,7 @@ impl Core {
             .map(|mark| self.open_alert(&id, mark, job.to))
             .collect::<Result<Vec<_>, ServiceError>>()?;
         Ok(Box::new(DeskJob {
+            sent_by: self.store.sender(&id)?,
             case: self.case_of(&id),
             chains: self.chains(&job),
             audit_position: self.store.audit_position(&id)?,
@@ -323,7 +410,16 @@ impl Core {
             .ok()
             .and_then(|bytes| serde_json::from_slice::<crate::ops::alert::Alert>(&bytes).ok())
             .map(|a| a.at);
+        let sent = self.store.get(job_id)?.and_then(|job| {
+            job.recipients
+                .iter()
+                .filter(|r| code.is_none_or(|c| r.kommunkod == c))
+                .find_map(|r| r.email.as_ref()?.accepted.as_ref())
+                .map(|a| (a.address.clone(), a.at))
+        });
         Ok(OpenAlert {
+            case: None,
+            sent,
             job_id: job_id.clone(),
             kind: mark.kind,
             team: mark.kind.team(),

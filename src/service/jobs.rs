@@ -100,6 +100,17 @@ impl Core {
         Ok(out)
     }
 
+    /// How many open alerts ask dispatch to phone ([`AlertKind::is_a_call`]): one call each,
+    /// as the desk's Att ringa lists them.
+    pub(super) fn call_count(&self) -> Result<usize, ServiceError> {
+        Ok(self
+            .store
+            .open_alerts()?
+            .into_iter()
+            .filter(|(_, mark)| mark.kind.is_a_call())
+            .count())
+    }
+
     pub(super) fn print_batches(
         &self,
     ) -> Result<Vec<crate::queue::print_shop::BatchView>, ServiceError> {

@@ -100,6 +100,9 @@ pub struct ServiceParts {
     pub working_hours: WorkingHours,
     /// Working time within which a closed print batch must be confirmed.
     pub print_confirm_within: Duration,
+    /// Working time after the relay accepted a message within which it must be opened
+    /// (`[proof] read_within`): the desk shows when the alert comes if it is not.
+    pub read_within: Duration,
     /// What a document must be to be sent (the desk checks drafts as `kurir submit` does).
     pub pdf_limits: crate::pdf::PdfLimits,
     /// The state folder (its keys go into backups).
@@ -130,6 +133,7 @@ struct Core {
     sender: SenderSettings,
     working_hours: WorkingHours,
     print_confirm_within: SignedDuration,
+    read_within: SignedDuration,
     pdf_limits: crate::pdf::PdfLimits,
     state_dir: std::path::PathBuf,
     /// Domains whose mail servers are being checked now (one check per domain at a time).
@@ -216,6 +220,8 @@ impl Service {
                 working_hours: parts.working_hours,
                 print_confirm_within: SignedDuration::try_from(parts.print_confirm_within)
                     .unwrap_or(SignedDuration::from_hours(8)),
+                read_within: SignedDuration::try_from(parts.read_within)
+                    .unwrap_or(SignedDuration::MAX),
                 pdf_limits: parts.pdf_limits,
                 state_dir: parts.state_dir,
                 checking: Mutex::new(std::collections::HashSet::new()),
@@ -419,6 +425,12 @@ impl Core {
                 reply::<c::PrintConfirm>(self.print_confirm(principal, q.batch, q.reason))
             }
             Command::Acknowledge(q) => reply::<c::Acknowledge>(self.acknowledge(principal, q)),
+            Command::CallCount(_) => reply::<c::CallCount>(self.call_count()),
+            Command::CallNoAnswer(q) => {
+                reply::<c::CallNoAnswer>(self.act(principal, q.reason, |ops, actor| {
+                    ops.called_no_answer(&q.id, actor)
+                }))
+            }
             Command::StaffGrant(q) => reply::<c::StaffGrant>(
                 self.staff_grant(principal, q.hsa_id, q.name, q.role, q.issuer),
             ),
@@ -430,13 +442,12 @@ impl Core {
                 Principal::Staff(person) => self.desk_grant(person).map(|g| g.map(|g| g.role)),
                 _ => Ok(None),
             }),
-            Command::DeskDraft(q) => reply::<c::DeskDraft>(self.desk_draft(
-                person_of(principal)?,
-                q.to,
-                q.case,
-                q.copy_to,
-                q.documents,
-            )),
+            Command::DeskDraft(q) => {
+                reply::<c::DeskDraft>(self.desk_draft(person_of(principal)?, q))
+            }
+            Command::DeskDraftDocument(q) => reply::<c::DeskDraftDocument>(
+                self.desk_draft_document(person_of(principal)?, q.draft, q.kind),
+            ),
             Command::DeskSend(q) => {
                 reply::<c::DeskSend>(self.desk_send(person_of(principal)?, q.draft))
             }
@@ -521,8 +532,12 @@ impl Core {
 
     /// The open alerts; a member of staff's reading of them is in the audit chain.
     fn open_alerts_for(&self, principal: &Principal) -> Result<Vec<OpenAlert>, ServiceError> {
-        let alerts = self.open_alerts()?;
+        let mut alerts = self.open_alerts()?;
         if let Principal::Staff(person) = principal {
+            // The caller names the case when they phone; only staff see it.
+            for alert in alerts.iter_mut().filter(|a| a.kind.is_a_call()) {
+                alert.case = self.case_of(&alert.job_id);
+            }
             let mut shown: Vec<_> = alerts.iter().map(|a| a.job_id.clone()).collect();
             shown.dedup();
             self.store.audit_list_view(

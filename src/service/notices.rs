@@ -180,7 +180,7 @@ impl Core {
                 code,
                 (&registered, &after),
                 &Principal::Operator("kurir".into()),
-                &format!("certificate expiry notice ({threshold} days) queued"),
+                crate::registry::RegistryAction::CertificateExpiryNotice { days: threshold },
                 notices,
             )?;
             let alert = self.alerter.about_registration(

@@ -10,7 +10,7 @@ use crate::job::Kommunkod;
 use crate::ops::alert::AlertKind;
 use crate::registry::{
     bulk, check_domain, check_hsa_id, diff, new_verification_code, Changes, Grant, Proven,
-    Registered, RegistryError,
+    Registered, RegistryAction, RegistryError,
 };
 use crate::store::Notice;
 
@@ -123,7 +123,13 @@ impl Core {
         let now = Timestamp::now();
         registered.apply_with(&changes, now, self.context(principal, &operator))?;
         let changed = diff(&before.redacted(), &registered.redacted());
-        self.record_change(code, (&before, &registered), principal, "set", Vec::new())?;
+        self.record_change(
+            code,
+            (&before, &registered),
+            principal,
+            RegistryAction::Set,
+            Vec::new(),
+        )?;
         tracing::info!(kommunkod = %code, operator = %operator, "municipality registration changed");
         Ok(Box::new(RegistrationChanged {
             kommunkod: code,
@@ -159,7 +165,9 @@ impl Core {
             code,
             (&before, &registered),
             principal,
-            &format!("verification code sent to {address}"),
+            RegistryAction::CodeSent {
+                address: address.clone(),
+            },
             Vec::new(),
         )?;
         Ok(PreparedCode {
@@ -191,7 +199,7 @@ impl Core {
                     code,
                     (&before, &registered),
                     principal,
-                    "wrong verification code",
+                    RegistryAction::WrongCode,
                     Vec::new(),
                 )?;
                 return Err(e.into());
@@ -199,18 +207,24 @@ impl Core {
             Err(e) => return Err(e.into()),
         };
         let (what, awaiting) = match &proven {
-            Proven::InUse(address) => (format!("address {address} confirmed"), None),
+            Proven::InUse(address) => (
+                RegistryAction::Confirmed {
+                    address: address.clone(),
+                    awaits_approval: false,
+                },
+                None,
+            ),
             Proven::AwaitsApproval(address) => (
-                format!(
-                    "address {address} confirmed; outside the municipality's mail domains, it \
-                     waits for the agency's approval"
-                ),
+                RegistryAction::Confirmed {
+                    address: address.clone(),
+                    awaits_approval: true,
+                },
                 Some(address.clone()),
             ),
         };
         // Proving an address changes where decisions go (or what waits for approval): it is
         // announced like any other change, naming the address decisions now go to.
-        self.record_change(code, (&before, &registered), principal, &what, Vec::new())?;
+        self.record_change(code, (&before, &registered), principal, what, Vec::new())?;
         tracing::info!(kommunkod = %code, operator = %operator, awaits_approval = awaiting.is_some(), "address confirmed");
         Ok(AddressConfirmed {
             kommunkod: code,
@@ -230,7 +244,7 @@ impl Core {
         code: Kommunkod,
         (before, after): (&Registered, &Registered),
         principal: &Principal,
-        what: &str,
+        what: RegistryAction,
         also: Vec<Notice>,
     ) -> Result<(), ServiceError> {
         let mut after = after.clone();
@@ -255,7 +269,7 @@ impl Core {
             .collect();
         notices.extend(also);
         self.store
-            .register_notifying(code, after, &principal.recorded_as(), what, &notices)?;
+            .register_notifying(code, after, &principal.recorded_as(), &what, &notices)?;
         if !lines.is_empty() {
             let told = notices
                 .first()
@@ -314,10 +328,10 @@ impl Core {
                 by: waiting.by,
             });
         }
-        let approved_what = format!(
-            "approved what waited for approval (digest {now}): {}",
-            waiting.items()
-        );
+        let approved_what = RegistryAction::Approved {
+            digest: now.to_string(),
+            items: waiting.items(),
+        };
         let mut registered = before.clone();
         registered.approve(code)?;
         let changed = diff(&before.redacted(), &registered.redacted());
@@ -325,7 +339,7 @@ impl Core {
             code,
             (&before, &registered),
             principal,
-            &approved_what,
+            approved_what,
             Vec::new(),
         )?;
         Ok(Box::new(RegistrationChanged {
@@ -356,7 +370,9 @@ impl Core {
             code,
             (&before, &registered),
             principal,
-            &format!("refused what waited for approval: {}", reason.trim()),
+            RegistryAction::Refused {
+                reason: reason.trim().to_string(),
+            },
             Vec::new(),
         )?;
         Ok(Box::new(RegistrationChanged {
@@ -404,7 +420,9 @@ impl Core {
             code,
             (&before, &registered),
             principal,
-            &format!("mail domains now {}", registered.domains.join(", ")),
+            RegistryAction::Domains {
+                domains: registered.domains.clone(),
+            },
             Vec::new(),
         )?;
         Ok(Box::new(RegistrationChanged {
@@ -442,7 +460,9 @@ impl Core {
             code,
             (&before, &registered),
             principal,
-            &format!("portal access granted to {hsa_id}"),
+            RegistryAction::AccessGranted {
+                hsa_id: hsa_id.clone(),
+            },
             Vec::new(),
         )?;
         Ok(GrantsNow {
@@ -469,7 +489,9 @@ impl Core {
             code,
             (&before, &registered),
             principal,
-            &format!("portal access revoked for {hsa_id}"),
+            RegistryAction::AccessRevoked {
+                hsa_id: hsa_id.clone(),
+            },
             Vec::new(),
         )?;
         Ok(GrantsNow {
@@ -534,7 +556,13 @@ impl Core {
             // Each row passes the same gate as any other change: announced where it moves
             // decisions, its out-of-domain addresses waiting for approval.
             for (code, before, after, _) in &planned {
-                self.record_change(*code, (before, after), principal, "import", Vec::new())?;
+                self.record_change(
+                    *code,
+                    (before, after),
+                    principal,
+                    RegistryAction::Import,
+                    Vec::new(),
+                )?;
             }
             tracing::info!(municipalities = planned.len(), operator = %operator, "registrations imported");
         }

@@ -249,6 +249,9 @@ pub struct Store {
     notices: sled::Tree,
     /// Every connection check, by domain and time ([`connections`]).
     connection_checks: sled::Tree,
+    /// Who on the dispatch desk sent each job sent from there: job id → how the person is
+    /// recorded ([`crate::registry::Person::on_desk`]).
+    senders: sled::Tree,
     /// The latest check per domain, decoded (routing reads it for every job).
     latest_checks:
         Arc<Mutex<HashMap<String, Option<crate::registry::connection::ConnectionCheck>>>>,
@@ -388,6 +391,7 @@ impl Store {
             submissions: db.open_tree("submissions")?,
             notices: db.open_tree("notices")?,
             connection_checks: db.open_tree("connection_checks")?,
+            senders: db.open_tree("senders")?,
             latest_checks: Arc::default(),
             gate: Arc::default(),
             journal: Arc::new(journal),

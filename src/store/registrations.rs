@@ -16,7 +16,7 @@ pub struct RelayHealth {
     pub last_error: Option<String>,
 }
 
-use crate::registry::changed_fields;
+use crate::registry::{changed_fields, RegistryAction};
 
 impl Store {
     /// What has been registered for a municipality (default: nothing). Read for every job
@@ -41,15 +41,15 @@ impl Store {
     }
 
     /// Replaces a municipality's registration, keeping the previous value in its history.
-    /// `what` says in words what changed (e.g. "set", "verification code sent").
+    /// `action` says what was done (the history keeps it as a value and in English words).
     pub fn register(
         &self,
         code: Kommunkod,
         after: &Registered,
         operator: &str,
-        what: &str,
+        action: &RegistryAction,
     ) -> Result<RegistryChange, StoreError> {
-        self.register_notifying(code, after, operator, what, &[])
+        self.register_notifying(code, after, operator, action, &[])
     }
 
     /// [`Store::register`], queueing `notices` in the same transaction: a change that must be
@@ -59,10 +59,10 @@ impl Store {
         code: Kommunkod,
         after: &Registered,
         operator: &str,
-        what: &str,
+        action: &RegistryAction,
         notices: &[Notice],
     ) -> Result<RegistryChange, StoreError> {
-        let change = self.register_change(code, after, operator, what, notices)?;
+        let change = self.register_change(code, after, operator, action, notices)?;
         if !notices.is_empty() {
             self.notices_wanted.notify_one();
         }
@@ -76,10 +76,11 @@ impl Store {
         code: Kommunkod,
         after: &Registered,
         operator: &str,
-        what: &str,
+        action: &RegistryAction,
         notices: &[Notice],
     ) -> Result<RegistryChange, StoreError> {
         let at = Timestamp::now();
+        let what = action.to_string();
         let mut cache = self
             .registry_cache
             .lock()
@@ -102,7 +103,8 @@ impl Store {
             let change = RegistryChange {
                 at,
                 operator: operator.to_string(),
-                what: what.to_string(),
+                what: what.clone(),
+                action: Some(action.clone()),
                 before,
                 after: after.clone(),
                 notice: notices.first().map(|n| crate::registry::NoticeRef {
@@ -124,7 +126,7 @@ impl Store {
                     kommunkod: Some(code),
                     state: None,
                     operator: Some(operator.to_string()),
-                    action: what.to_string(),
+                    action: what.clone(),
                     data: serde_json::json!({ "fields": changed_fields(&change.before, &change.after) }),
                 },
                 at,

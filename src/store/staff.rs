@@ -127,6 +127,30 @@ impl Store {
         })
     }
 
+    /// Records that `operator`, a member of staff on the desk, sent job `id`: in the audit
+    /// chain, and where the desk's list reads who sent each job.
+    pub fn record_desk_send(&self, id: &JobId, operator: &str) -> Result<(), StoreError> {
+        self.senders
+            .insert(id.as_str().as_bytes(), operator.as_bytes())?;
+        self.audit_operator(Draft {
+            kind: AuditKind::Operator,
+            job_id: Some(id.clone()),
+            kommunkod: None,
+            state: None,
+            operator: Some(operator.to_string()),
+            action: "decision sent from the dispatch desk".into(),
+            data: serde_json::Value::Null,
+        })
+    }
+
+    /// Who on the desk sent job `id`, if it was sent from there.
+    pub fn sender(&self, id: &JobId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .senders
+            .get(id.as_str().as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     /// The newest audit entry about job `id`: where the job stands in the chain (its
     /// sequence number and hash), for the receipt in the case file.
     pub fn audit_position(&self, id: &JobId) -> Result<Option<(u64, String)>, StoreError> {

@@ -397,11 +397,16 @@ fn registry_changes_keep_history() {
     // Read (and kept in memory) before each change: a read after it sees the change.
     assert_eq!(store.registered(code).expect("read"), Registered::default());
     store
-        .register(code, &first, "anna", "set")
+        .register(code, &first, "anna", &crate::registry::RegistryAction::Set)
         .expect("register");
     assert_eq!(store.registered(code).expect("read"), first);
     store
-        .register(code, &Registered::default(), "bo", "set")
+        .register(
+            code,
+            &Registered::default(),
+            "bo",
+            &crate::registry::RegistryAction::Set,
+        )
         .expect("register");
     assert_eq!(store.registered(code).expect("read"), Registered::default());
     let history = store.registry_history(code).expect("history");

@@ -148,3 +148,19 @@ pub fn assert_no_violations(found: &serde_json::Value) {
         );
     }
 }
+
+/// Every page the script read is in Swedish: none of kurir's English history words, and no
+/// time in UTC as machines write it, in what a person reads (folded technical details aside).
+pub fn assert_swedish(found: &serde_json::Value) {
+    for key in ["english", "utc"] {
+        let pages = found[key].as_object().expect("the words read");
+        assert!(!pages.is_empty(), "no page was read");
+        for (page, hits) in pages {
+            assert_eq!(
+                hits.as_array().map(Vec::len),
+                Some(0),
+                "{page} shows {key}: {hits}"
+            );
+        }
+    }
+}

@@ -101,7 +101,7 @@ pub fn prove(store: &Store, code: &str, address: &str) {
     )
     .expect("proven");
     store
-        .register(code, &r, "test", "proven for the test")
+        .register(code, &r, "test", &kurir::registry::RegistryAction::Set)
         .expect("register");
 }
 

@@ -74,6 +74,8 @@ pub enum Action {
     QuarantineDelete,
     /// Its open alerts dealt with by a person.
     Acknowledge,
+    /// A phone call about its open alerts that reached nobody, noted; the alerts stay open.
+    CallNoted,
 }
 
 /// What an operator action did: the action and the jobs it touched.

@@ -8,12 +8,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{ActionDone, Target};
-use crate::draft::DraftId;
+use crate::draft::{DraftId, DraftOutcome};
 use crate::job::{DocumentKind, JobId, Kommunkod};
 use crate::registry::{Changes, RegistryChange, SeedMunicipality, StaffRole};
 use crate::reply::{
     AddressConfirmed, CodeSent, ConnectionReport, CrlInfo, DeskJob as DeskJobView, DeskRow,
-    DraftPreview, MunicipalityView, OpenAlert, RegistrationChanged, WebStatus,
+    MunicipalityView, OpenAlert, RegistrationChanged, WebStatus,
 };
 
 /// A request with the one type of answer it gets. The service's handler for a call returns
@@ -94,20 +94,42 @@ calls! {
         /// What was done (recorded; required).
         reason: String,
     } => ActionDone;
+    /// Records a phone call about a job's open alerts that reached nobody: the alerts stay
+    /// open, the note goes into the job's history.
+    CallNoAnswer {
+        /// The job.
+        id: JobId,
+        /// What was tried (recorded; required).
+        reason: String,
+    } => ActionDone;
+    /// How many decisions the desk's caseworkers should phone about now (the menu's count).
+    CallCount {} => usize;
     /// Who the signed-in person is to the desk: their staff role, if any.
     WhoAmI {} => Option<StaffRole>;
-    /// Checks a decision exactly as `kurir submit` would and keeps it as the person's draft;
-    /// answers how it will go.
+    /// Checks a decision exactly as `kurir submit` would and keeps it as the person's draft,
+    /// answering how it will go; or answers everything that must be fixed first, keeping the
+    /// documents that passed so that the person need not choose them again.
     DeskDraft {
-        /// The assigned municipality.
-        to: Kommunkod,
+        /// The assigned municipality (`None`: what the person typed names none; the rest is
+        /// checked all the same).
+        to: Option<Kommunkod>,
         /// The case number (`xx-xxxxxx`).
         case: String,
         /// Municipalities that get a copy.
         copy_to: Vec<Kommunkod>,
-        /// The documents, in order.
+        /// The documents chosen now, in order.
         documents: Vec<Upload>,
-    } => Box<DraftPreview>;
+        /// Documents kept from the person's last try, used for each kind not chosen again.
+        #[serde(default)]
+        kept: Option<DraftId>,
+    } => DraftOutcome;
+    /// One document of the person's draft, to open on the review page.
+    DeskDraftDocument {
+        /// The draft.
+        draft: DraftId,
+        /// Which document.
+        kind: DocumentKind,
+    } => DraftFile;
     /// Sends the person's draft.
     DeskSend {
         /// The draft.
@@ -184,6 +206,17 @@ pub struct Upload {
     /// Which document.
     pub kind: DocumentKind,
     /// The file, base64 on the wire.
+    #[serde(with = "base64_bytes")]
+    pub bytes: Vec<u8>,
+    /// The file's name on the person's computer, shown back to them on the review page.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A document of a draft, for the person to open before they send it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftFile {
+    /// The PDF, base64 on the wire.
     #[serde(with = "base64_bytes")]
     pub bytes: Vec<u8>,
 }

@@ -76,6 +76,48 @@ pub enum DraftError {
     Write(String),
 }
 
+/// What the desk's check of a decision found: ready to send, or what must be fixed first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DraftOutcome {
+    /// Checked and kept as a draft: how it will go.
+    Ready(Box<crate::reply::DraftPreview>),
+    /// Everything that must be fixed, and the documents that passed, kept.
+    NeedsFixing(DraftFixes),
+}
+
+/// What must be fixed before a decision can be drafted, and what was kept meanwhile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DraftFixes {
+    /// Every problem found, in the form's order.
+    pub problems: Vec<DraftProblem>,
+    /// The documents that passed, kept for the next try (`None`: none passed).
+    pub kept: Option<DraftId>,
+    /// What is kept.
+    pub documents: Vec<DraftDocument>,
+}
+
+/// One thing that keeps a decision from being drafted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "problem")]
+pub enum DraftProblem {
+    /// No municipality was named (or none that exists).
+    Municipality,
+    /// The case number is not `xx-xxxxxx`.
+    CaseNumber,
+    /// A copy cannot go to the assigned municipality itself.
+    CopyToAssigned,
+    /// No anvisningsbeslut was chosen.
+    NoDecision,
+    /// A document was refused, as `kurir submit` would refuse it.
+    Document {
+        /// Which document.
+        kind: DocumentKind,
+        /// Why.
+        reason: PdfError,
+    },
+}
+
 /// What a draft holds, for the confirmation page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DraftDocument {
@@ -85,4 +127,7 @@ pub struct DraftDocument {
     pub pages: u32,
     /// SHA-256 of the file.
     pub sha256: String,
+    /// The file's name as the person uploaded it (shown back to them; empty if none).
+    #[serde(default)]
+    pub name: String,
 }

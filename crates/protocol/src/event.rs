@@ -243,6 +243,8 @@ pub enum PersonAction {
     },
     /// Deleted the quarantined job's folder.
     DeletedFromQuarantine,
+    /// Phoned the municipality about an open alert and reached nobody: the alert stays open.
+    CalledNoAnswer,
 }
 
 /// One report as the history keeps it.
@@ -361,6 +363,7 @@ impl std::fmt::Display for EventKind {
                     PersonAction::ReleasedFromQuarantine { name } => {
                         write!(f, "released from quarantine as incoming/{name}")?
                     }
+                    PersonAction::CalledNoAnswer => f.write_str("called, no answer")?,
                     PersonAction::DeletedFromQuarantine => {
                         f.write_str("deleted from quarantine")?
                     }

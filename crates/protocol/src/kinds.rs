@@ -238,6 +238,12 @@ impl AlertKind {
         }
     }
 
+    /// An alert of this kind asks dispatch to phone the municipality (the desk's Att ringa):
+    /// dispatch's alerts, but for a quarantined submission, which is fixed, not phoned about.
+    pub fn is_a_call(self) -> bool {
+        self.team() == Team::Dispatch && self != AlertKind::Quarantined
+    }
+
     /// The kind named `name` (as [`AlertKind::as_str`] gives it).
     pub fn named(name: &str) -> Option<AlertKind> {
         AlertKind::ALL.into_iter().find(|k| k.as_str() == name)
@@ -353,7 +359,7 @@ pub fn rubrik(kind: AlertKind) -> &'static str {
         AlertKind::Failed => "beslutet kunde inte levereras",
         AlertKind::Quarantined => "en inlämning ligger i karantän",
         AlertKind::Unconfirmed => "ingen leveransrapport bekräftar beslutet",
-        AlertKind::Unread => "beslutet har inte lästs, ring kommunen nu",
+        AlertKind::Unread => "beslutet har inte öppnats, ring kommunen nu",
         AlertKind::ConflictingReport => "en leveransrapport motsäger tidigare rapporter",
         AlertKind::ReportNamesAnotherAddress => {
             "en leveransrapport om beslutet nämner en annan adress"

@@ -31,6 +31,14 @@ pub struct OpenAlert {
     /// When the alert was raised (while its file is kept).
     #[serde(default)]
     pub since: Option<Timestamp>,
+    /// The job's case number, for the desk's caller (while its folder is in the spool; only
+    /// to a member of staff).
+    #[serde(default)]
+    pub case: Option<String>,
+    /// Where the decision went by e-mail to this municipality, and when the relay accepted
+    /// it.
+    #[serde(default)]
+    pub sent: Option<(String, Timestamp)>,
 }
 
 /// How a draft will go, for the desk's confirmation page.
@@ -84,6 +92,10 @@ pub struct ProofChain {
     pub relayed_at: Option<Timestamp>,
     /// When a read notification said it was displayed.
     pub read_at: Option<Timestamp>,
+    /// While it is not opened: when the alert to phone the municipality comes if it is not
+    /// (`[proof] read_within` of working time after the relay accepted it).
+    #[serde(default)]
+    pub open_by: Option<Timestamp>,
     /// A permanent failure that sent this recipient to post.
     pub rejected: Option<String>,
     /// The print batch of its letter.
@@ -107,6 +119,9 @@ pub struct DeskRow {
     pub chains: Vec<ProofChain>,
     /// Its open alerts.
     pub open_alerts: Vec<crate::state::AlertKind>,
+    /// Who on the desk sent it (as recorded), if it was sent from there.
+    #[serde(default)]
+    pub sent_by: Option<String>,
 }
 
 /// One job for the desk's page and the receipt for the case file.
@@ -126,6 +141,9 @@ pub struct DeskJob {
     pub open_alerts: Vec<OpenAlert>,
     /// The job's newest entry in the audit chain: sequence number and hash.
     pub audit_position: Option<(u64, String)>,
+    /// Who on the desk sent it (as recorded), if it was sent from there.
+    #[serde(default)]
+    pub sent_by: Option<String>,
 }
 
 /// What a web process (the portal or the desk) reports of itself to the daemon.

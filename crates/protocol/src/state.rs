@@ -43,6 +43,15 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// A state in which a person may retry or hold the job: kurir still works on it and is
+    /// not sending it this moment.
+    pub fn is_waiting(self) -> bool {
+        matches!(
+            self,
+            JobState::Received | JobState::Queued | JobState::Deferred | JobState::FallenBack
+        )
+    }
+
     /// A state after which kurir does nothing more with the job by itself.
     pub fn is_final(self) -> bool {
         matches!(
@@ -476,6 +485,27 @@ pub struct JobRecord {
 
 /// The job's state machine: the one place each state is set, with what goes with it (when it
 /// is due next, the alert marks it owes). `tests/architecture.rs` finds any other.
+impl JobRecord {
+    /// Whether a person's `action` can be taken on the job as it stands: the one rule the
+    /// operator commands apply, and the desk offers only the actions it allows.
+    pub fn allows(&self, action: crate::action::Action) -> bool {
+        use crate::action::Action;
+        match action {
+            Action::Retry | Action::Hold => self.state.is_waiting(),
+            Action::Release => self.state == JobState::Held,
+            Action::Cancel => !self.state.is_final() && self.state != JobState::Sending,
+            Action::Reroute => {
+                (self.state.is_waiting() || self.state == JobState::Held)
+                    && self.recipients.iter().any(Recipient::awaits_email)
+            }
+            Action::Acknowledge | Action::CallNoted => !self.open_alerts().is_empty(),
+            Action::QuarantineRelease | Action::QuarantineDelete => {
+                self.state == JobState::Quarantined
+            }
+        }
+    }
+}
+
 impl JobRecord {
     /// A job as intake first records it: received at `now` from the spool entry `source`,
     /// nothing known of it yet. The one place a record is made; every later state is a

@@ -13,73 +13,84 @@ use serde::Deserialize;
 use super::backend::Asked;
 use super::desk_pages::{self, Desk};
 use super::pages::Frame;
-use super::routes::{html, refused, unavailable, Portal};
+use super::routes::{html, Portal};
 use super::{receipt, words};
 use kurir_protocol::action::ActionDone;
 use kurir_protocol::action::Target;
 use kurir_protocol::call::{DeskFilter, DeskView};
 use kurir_protocol::job::JobId;
 use kurir_protocol::registry::{Person, StaffRole};
-use kurir_protocol::state::Team;
 use kurir_protocol::{call, ServiceError};
 
 /// The person's desk role, or the page that says they have none.
 pub(super) async fn desk_of(portal: &Portal, person: &Person) -> Result<Desk, Box<Response>> {
-    match portal.ask(person, call::WhoAmI {}).await {
-        Ok(Some(role)) => Ok(Desk {
-            sends: role == StaffRole::Handlaggare,
-            holds: role == StaffRole::Drift,
-        }),
+    let role = match portal.ask(person, call::WhoAmI {}).await {
+        Ok(Some(role)) => role,
         Ok(None) => {
             tracing::warn!(hsa_id = %person.hsa_id, "desk: no desk access");
-            Err(Box::new(not_staff()))
+            return Err(Box::new(not_staff(portal)));
         }
-        Err(Asked::Unavailable) => Err(Box::new(unavailable())),
-        Err(Asked::Refused(e)) => Err(Box::new(refusal(&e))),
-    }
+        Err(Asked::Unavailable) => return Err(Box::new(portal.unavailable())),
+        Err(Asked::Refused(e)) => return Err(Box::new(refusal(portal, &e))),
+    };
+    // The menu's count; a page still opens if it cannot be had.
+    let calls = portal
+        .ask(person, call::CallCount {})
+        .await
+        .unwrap_or_default();
+    Ok(Desk {
+        sends: role == StaffRole::Handlaggare,
+        holds: role == StaffRole::Drift,
+        calls,
+    })
 }
 
-fn not_staff() -> Response {
-    refused(
+fn not_staff(portal: &Portal) -> Response {
+    portal.refused(
         StatusCode::FORBIDDEN,
-        "Ingen behörighet",
-        "Expeditionen är för Migrationsverkets personal med behörighet. Kontakta driften om du \
-         ska ha tillgång.",
+        "Ingen behörighet till expeditionen",
+        "Expeditionen är för Migrationsverkets personal med behörighet. Driften ger \
+         behörighet per person.",
     )
 }
 
 /// The page for a refusal of access or existence; any other refusal is shown where it belongs.
-pub(super) fn refusal(error: &ServiceError) -> Response {
+pub(super) fn refusal(portal: &Portal, error: &ServiceError) -> Response {
     match error {
-        ServiceError::NotStaff(_) => not_staff(),
-        ServiceError::RoleForbids(role) => refused(
+        ServiceError::NotStaff(_) => not_staff(portal),
+        ServiceError::RoleForbids(role) => portal.refused(
             StatusCode::FORBIDDEN,
-            "Ingen behörighet",
-            &format!("Din roll ({}) får inte göra det.", role.as_str()),
+            "Din roll får inte göra det",
+            match role {
+                StaffRole::Drift => {
+                    "Beslut skickas av handläggare; din roll i expeditionen är drift."
+                }
+                _ => "Det är driftens uppgift; din roll i expeditionen är handläggare.",
+            },
         ),
-        ServiceError::NotPermitted => refused(
+        ServiceError::NotPermitted => portal.refused(
             StatusCode::FORBIDDEN,
-            "Ingen behörighet",
-            "Det du försökte göra får du inte göra här.",
+            "Det får inte göras här",
+            "Det du försökte göra får du inte göra i expeditionen.",
         ),
-        ServiceError::NotTakenIn(_) => refused(
+        ServiceError::NotTakenIn(_) => portal.refused(
             StatusCode::ACCEPTED,
-            "Utskicket tas emot",
+            "Beslutet tas emot",
             "Beslutet är mottaget och tas in just nu. Ladda om sidan om en stund.",
         ),
-        ServiceError::UnknownJob(_) => refused(
+        ServiceError::UnknownJob(_) => portal.refused(
             StatusCode::NOT_FOUND,
             "Utskicket finns inte",
-            "Det finns inget utskick med det id:t (ett nyss skickat syns inom några sekunder).",
+            "Det finns inget sådant utskick (ett nyss skickat syns inom några sekunder).",
         ),
-        ServiceError::PersonalDataInText(_) => refused(
+        ServiceError::PersonalDataInText(_) => portal.refused(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Texten sparades inte",
             &words::desk_error(error),
         ),
         _ => {
             tracing::error!(error = %error, "desk: the service failed");
-            unavailable()
+            portal.unavailable()
         }
     }
 }
@@ -92,12 +103,8 @@ pub(super) fn frame<'a>(person: &'a Person, token: &'a str) -> Frame<'a> {
     }
 }
 
-pub(super) fn forged() -> Response {
-    refused(
-        StatusCode::FORBIDDEN,
-        "Förbjudet",
-        "Formuläret saknade en giltig kontrollkod. Ladda om sidan och försök igen.",
-    )
+pub(super) fn forged(portal: &Portal) -> Response {
+    portal.form_expired()
 }
 
 pub(super) async fn start() -> Redirect {
@@ -135,13 +142,10 @@ pub(super) async fn jobs(
     };
     let rows = match portal.ask(&person, command).await {
         Ok(rows) => rows,
-        Err(Asked::Unavailable) => return unavailable(),
-        Err(Asked::Refused(e)) => return refusal(&e),
+        Err(Asked::Unavailable) => return portal.unavailable(),
+        Err(Asked::Refused(e)) => return refusal(&portal, &e),
     };
-    let notice = query.meddelande.as_deref().and_then(|m| match m {
-        "ringt" => Some("Samtalet är antecknat och larmet stängt."),
-        _ => None,
-    });
+    let notice = call_notice(query.meddelande.as_deref());
     let token = portal.csrf_token(&person);
     html(
         StatusCode::OK,
@@ -162,16 +166,16 @@ async fn job_and_desk(
     person: &Person,
     id: &str,
 ) -> Result<(JobId, Desk), Box<Response>> {
-    let id = parse_job(id)?;
+    let id = parse_job(portal, id)?;
     Ok((id, desk_of(portal, person).await?))
 }
 
-fn parse_job(id: &str) -> Result<JobId, Box<Response>> {
+fn parse_job(portal: &Portal, id: &str) -> Result<JobId, Box<Response>> {
     id.parse::<JobId>().map_err(|_| {
-        Box::new(refused(
+        Box::new(portal.refused(
             StatusCode::NOT_FOUND,
             "Utskicket finns inte",
-            "Det finns inget utskick med det id:t.",
+            "Det finns inget sådant utskick.",
         ))
     })
 }
@@ -197,8 +201,8 @@ async fn desk_job(
 ) -> Result<Box<kurir_protocol::reply::DeskJob>, Box<Response>> {
     match portal.ask(person, call::DeskJob { id, view }).await {
         Ok(job) => Ok(job),
-        Err(Asked::Unavailable) => Err(Box::new(unavailable())),
-        Err(Asked::Refused(e)) => Err(Box::new(refusal(&e))),
+        Err(Asked::Unavailable) => Err(Box::new(portal.unavailable())),
+        Err(Asked::Refused(e)) => Err(Box::new(refusal(portal, &e))),
     }
 }
 
@@ -217,10 +221,12 @@ pub(super) async fn job(
         Ok(found) => found,
         Err(page) => return *page,
     };
+    // What was just done, in words that stay true however far the job has come since (a
+    // reload shows it again); the status under it is the job's as it is now.
     let notice = match message.meddelande.as_deref() {
         Some("skickat") => Some((
             true,
-            "Beslutet är lämnat till kurir och skickas nu.".to_string(),
+            format!("Du skickade beslutet {}.", words::when(job.job.received_at)),
         )),
         Some("gjort") => Some((
             true,
@@ -274,8 +280,8 @@ fn action_command(word: &str, id: JobId, reason: String) -> Option<JobAction> {
 fn action_label(desk: Desk, word: &str) -> Option<&'static str> {
     desk_pages::actions(desk)
         .into_iter()
-        .find(|(w, _)| *w == word)
-        .map(|(_, label)| label)
+        .find(|(w, _, _)| *w == word)
+        .map(|(_, _, label)| label)
 }
 
 pub(super) async fn action_form(
@@ -288,11 +294,7 @@ pub(super) async fn action_form(
         Err(page) => return *page,
     };
     let Some(label) = action_label(desk, &word) else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            "Ingen sådan åtgärd",
-            "Åtgärden finns inte för din roll.",
-        );
+        return no_such_action(&portal);
     };
     let token = portal.csrf_token(&person);
     html(
@@ -321,7 +323,7 @@ pub(super) async fn action(
     Form(form): Form<ActionForm>,
 ) -> Response {
     if !portal.token_ok(&person, &form.csrf) {
-        return forged();
+        return forged(&portal);
     }
     let (id, desk) = match job_and_desk(&portal, &person, &id).await {
         Ok(found) => found,
@@ -332,11 +334,7 @@ pub(super) async fn action(
         action_label(desk, &word),
         action_command(&word, id.clone(), reason.clone()),
     ) else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            "Ingen sådan åtgärd",
-            "Åtgärden finns inte för din roll.",
-        );
+        return no_such_action(&portal);
     };
     let token = portal.csrf_token(&person);
     let again = |status: StatusCode, text: String| {
@@ -362,13 +360,13 @@ pub(super) async fn action(
         Ok(_) => {
             Redirect::to(&format!("/expedition/utskick/{id}?meddelande=gjort")).into_response()
         }
-        Err(Asked::Unavailable) => unavailable(),
+        Err(Asked::Unavailable) => portal.unavailable(),
         Err(Asked::Refused(
             e @ (ServiceError::NotStaff(_)
             | ServiceError::RoleForbids(_)
             | ServiceError::NotPermitted
             | ServiceError::UnknownJob(_)),
-        )) => refusal(&e),
+        )) => refusal(&portal, &e),
         Err(Asked::Refused(e)) => again(StatusCode::CONFLICT, words::desk_error(&e)),
     }
 }
@@ -384,20 +382,12 @@ pub(super) async fn calls(
     };
     let alerts = match portal.ask(&person, call::OpenAlerts {}).await {
         Ok(alerts) => alerts,
-        Err(Asked::Unavailable) => return unavailable(),
-        Err(Asked::Refused(e)) => return refusal(&e),
+        Err(Asked::Unavailable) => return portal.unavailable(),
+        Err(Asked::Refused(e)) => return refusal(&portal, &e),
     };
     // Dispatch's calls, not operations' alerts; a quarantined submission is not a call.
-    let calls: Vec<_> = alerts
-        .into_iter()
-        .filter(|a| {
-            a.team == Team::Dispatch && a.kind != kurir_protocol::state::AlertKind::Quarantined
-        })
-        .collect();
-    let notice = match message.meddelande.as_deref() {
-        Some("ringt") => Some("Samtalet är antecknat och larmet stängt."),
-        _ => None,
-    };
+    let calls: Vec<_> = alerts.into_iter().filter(|a| a.kind.is_a_call()).collect();
+    let notice = call_notice(message.meddelande.as_deref());
     let token = portal.csrf_token(&person);
     html(
         StatusCode::OK,
@@ -409,6 +399,27 @@ pub(super) async fn calls(
 pub(super) struct CalledForm {
     csrf: String,
     anteckning: String,
+    /// How the call ended: `vet` (the municipality knows of the decision: close the alert)
+    /// or `inget-svar` (nobody answered: note it, keep the alert).
+    #[serde(default)]
+    utfall: String,
+}
+
+/// What the calls page says after a call was noted.
+fn call_notice(word: Option<&str>) -> Option<&'static str> {
+    match word {
+        Some("ringt") => Some("Samtalet är antecknat och larmet stängt."),
+        Some("inget-svar") => Some("Samtalet är antecknat. Larmet är kvar: ring igen om en stund."),
+        _ => None,
+    }
+}
+
+fn no_such_action(portal: &Portal) -> Response {
+    portal.refused(
+        StatusCode::NOT_FOUND,
+        "Åtgärden finns inte",
+        "Åtgärden finns inte för din roll.",
+    )
 }
 
 pub(super) async fn called(
@@ -418,26 +429,47 @@ pub(super) async fn called(
     Form(form): Form<CalledForm>,
 ) -> Response {
     if !portal.token_ok(&person, &form.csrf) {
-        return forged();
+        return forged(&portal);
     }
-    let id = match parse_job(&id) {
+    let id = match parse_job(&portal, &id) {
         Ok(id) => id,
         Err(page) => return *page,
     };
     let note = form.anteckning.trim();
-    let reason = if note.is_empty() {
-        "ringt".to_string()
-    } else {
-        format!("ringt: {note}")
+    let answered = form.utfall != "inget-svar";
+    let reason = match (answered, note.is_empty()) {
+        (true, true) => "ringt: kommunen vet om beslutet".to_string(),
+        (true, false) => format!("ringt: kommunen vet om beslutet; {note}"),
+        (false, true) => "ringt: inget svar".to_string(),
+        (false, false) => format!("ringt: inget svar; {note}"),
     };
-    match portal.ask(&person, call::Acknowledge { id, reason }).await {
-        Ok(_) => Redirect::to("/expedition/att-ringa?meddelande=ringt").into_response(),
-        Err(Asked::Unavailable) => unavailable(),
+    let (asked, done) = if answered {
+        (
+            portal.ask(&person, call::Acknowledge { id, reason }).await,
+            "ringt",
+        )
+    } else {
+        (
+            portal.ask(&person, call::CallNoAnswer { id, reason }).await,
+            "inget-svar",
+        )
+    };
+    let back = format!("/expedition/att-ringa?meddelande={done}");
+    match asked {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err(Asked::Unavailable) => portal.unavailable(),
         Err(Asked::Refused(ServiceError::WrongState { .. })) => {
             // Closed meanwhile (a report came, or a colleague called): nothing to do.
             Redirect::to("/expedition/att-ringa?meddelande=ringt").into_response()
         }
-        Err(Asked::Refused(e)) => refusal(&e),
+        Err(Asked::Refused(
+            e @ (ServiceError::PersonalDataInText(_) | ServiceError::ReasonRequired),
+        )) => portal.refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Anteckningen sparades inte",
+            &words::desk_error(&e),
+        ),
+        Err(Asked::Refused(e)) => refusal(&portal, &e),
     }
 }
 
@@ -456,7 +488,7 @@ pub(super) async fn receipt_page(
         desk_pages::receipt(
             &frame(&person, &token),
             desk,
-            &receipt::blocks(&job, &person),
+            &receipt::receipt(&job, &person),
         ),
     )
 }
@@ -470,7 +502,7 @@ pub(super) async fn receipt_pdf(
         Ok(found) => found,
         Err(page) => return *page,
     };
-    let blocks = receipt::blocks(&job, &person);
+    let blocks = receipt::receipt(&job, &person).all();
     let rendered =
         tokio::task::spawn_blocking(move || crate::report::render(receipt::TITLE, &blocks)).await;
     match rendered {
@@ -488,11 +520,11 @@ pub(super) async fn receipt_pdf(
             .into_response(),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "desk: the receipt could not be laid out");
-            unavailable()
+            portal.unavailable()
         }
         Err(e) => {
             tracing::error!(error = %e, "desk: the receipt task failed");
-            unavailable()
+            portal.unavailable()
         }
     }
 }

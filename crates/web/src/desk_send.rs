@@ -4,21 +4,21 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Multipart, State};
-use axum::http::StatusCode;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 
 use super::backend::Asked;
 use super::desk::{desk_of, forged, frame, refusal};
-use super::desk_pages::{self, Desk, FieldError, SendFields};
-use super::routes::{html, refused, unavailable, Portal};
+use super::desk_pages::{self, Desk, FieldError, Kept, SendFields};
+use super::routes::{html, Portal};
 use super::words;
 use kurir_protocol::call::Upload;
-use kurir_protocol::draft::{DraftError, DraftId};
+use kurir_protocol::draft::{DraftError, DraftId, DraftOutcome, DraftProblem};
 use kurir_protocol::job::{DocumentKind, Kommunkod};
-use kurir_protocol::registry::{Person, RegistryError, StaffRole};
+use kurir_protocol::registry::{Person, StaffRole};
 use kurir_protocol::{call, ServiceError};
 
 pub use kurir_protocol::call::DESK_UPLOAD_BYTES;
@@ -104,13 +104,27 @@ fn municipality(portal: &Portal, typed: &str) -> Option<Kommunkod> {
         .map(|m| m.code)
 }
 
+fn case_number_error() -> FieldError {
+    FieldError {
+        field: "arende",
+        text: format!(
+            "Skriv dossiernumret som två siffror, bindestreck och sex siffror, t.ex. {}.",
+            CASE_EXAMPLE
+        ),
+    }
+}
+
+/// How a case number looks, in every hint and error.
+pub const CASE_EXAMPLE: &str = "12-345678";
+
 /// The desk of a person who may send decisions (a caseworker), or the page that says why not.
 async fn sender_desk(portal: &Portal, person: &Person) -> Result<Desk, Box<Response>> {
     let desk = desk_of(portal, person).await?;
     if !desk.sends {
-        return Err(Box::new(refusal(&ServiceError::RoleForbids(
-            StaffRole::Drift,
-        ))));
+        return Err(Box::new(refusal(
+            portal,
+            &ServiceError::RoleForbids(StaffRole::Drift),
+        )));
     }
     Ok(desk)
 }
@@ -131,7 +145,8 @@ pub(super) async fn send_form(
             desk,
             &municipalities(&portal),
             &SendFields::default(),
-            None,
+            &[],
+            &Kept::default(),
         ),
     )
 }
@@ -148,7 +163,7 @@ pub(super) async fn send_check(
         Err(page) => return *page,
     };
     let Some(_mine) = UploadOf::claim(&portal, &person) else {
-        return refused(
+        return portal.refused(
             StatusCode::TOO_MANY_REQUESTS,
             "Försök igen om en stund",
             "Ett annat beslut laddas upp från ditt kort just nu. Vänta tills det är klart.",
@@ -156,7 +171,7 @@ pub(super) async fn send_check(
     };
     let Ok(Ok(_reading)) = tokio::time::timeout(UPLOAD_QUEUE_WAIT, portal.uploads.acquire()).await
     else {
-        return refused(
+        return portal.refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "Försök igen om en stund",
             "Många beslut laddas upp just nu. Gå tillbaka och skicka formuläret igen om en \
@@ -164,7 +179,7 @@ pub(super) async fn send_check(
         );
     };
     let cut_off = || {
-        refused(
+        portal.refused(
             StatusCode::BAD_REQUEST,
             "Uppladdningen kom inte fram hel",
             "Gå tillbaka och skicka formuläret igen.",
@@ -174,19 +189,21 @@ pub(super) async fn send_check(
     // after it is read before it is checked, and text fields are short.
     let mut token_checked = false;
     let mut fields = SendFields::default();
-    let mut decision = Vec::new();
-    let mut god_man = Vec::new();
+    let mut kept = String::new();
+    let mut decision = (Vec::new(), String::new());
+    let mut god_man = (Vec::new(), String::new());
     while let Ok(Some(mut field)) = multipart.next_field().await {
         let name = field.name().unwrap_or("").to_string();
+        let file_name = field.file_name().unwrap_or("").to_string();
         if name == "csrf" {
             let Ok(token) = read_capped(&mut field, TEXT_FIELD_BYTES).await else {
-                return forged();
+                return forged(&portal);
             };
             token_checked = portal.token_ok(&person, &String::from_utf8_lossy(&token));
             continue;
         }
         if !token_checked {
-            return forged();
+            return forged(&portal);
         }
         let cap = match name.as_str() {
             "anvisningsbeslut" | "godman" => DESK_UPLOAD_BYTES,
@@ -199,112 +216,133 @@ pub(super) async fn send_check(
         match name.as_str() {
             "kommun" => fields.kommun = text(),
             "arende" => fields.arende = text(),
+            "behall" => kept = text(),
             "kopia" => fields.kopia = text(),
-            "anvisningsbeslut" => decision = bytes,
-            "godman" => god_man = bytes,
+            "anvisningsbeslut" => decision = (bytes, file_name),
+            "godman" => god_man = (bytes, file_name),
             _ => {}
         }
     }
     if !token_checked {
-        return forged();
+        return forged(&portal);
     }
-    let again = |error: FieldError| {
-        let token = portal.csrf_token(&person);
-        html(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            desk_pages::send_form(
-                &frame(&person, &token),
-                desk,
-                &municipalities(&portal),
-                &fields,
-                Some(&error),
-            ),
-        )
-    };
-    let Some(to) = municipality(&portal, &fields.kommun) else {
-        return again(FieldError {
-            field: "kommun",
-            text: "Välj en av Sveriges 290 kommuner, med namn eller kommunkod.".into(),
-        });
-    };
+    // Every problem at once, in the form's order: what the portal can tell (a municipality
+    // as typed), then what the daemon finds checking the rest — which it does whatever
+    // failed here, keeping the documents that pass so they need not be chosen again.
+    let mut errors = Vec::new();
+    let to = municipality(&portal, &fields.kommun);
     let copy_to = if fields.kopia.trim().is_empty() {
         Vec::new()
     } else {
         match municipality(&portal, &fields.kopia) {
             Some(code) => vec![code],
             None => {
-                return again(FieldError {
+                errors.push(FieldError {
                     field: "kopia",
                     text: "Välj en av Sveriges 290 kommuner, eller lämna fältet tomt.".into(),
-                })
+                });
+                Vec::new()
             }
         }
     };
-    if decision.is_empty() {
-        return again(FieldError {
-            field: "anvisningsbeslut",
-            text: "Ladda upp anvisningsbeslutet som PDF.".into(),
-        });
-    }
-    let mut documents = vec![Upload {
-        kind: DocumentKind::Anvisningsbeslut,
-        bytes: decision,
-    }];
-    if !god_man.is_empty() {
-        documents.push(Upload {
-            kind: DocumentKind::GodMan,
-            bytes: god_man,
-        });
+    let mut documents = Vec::new();
+    for (kind, (bytes, name)) in [
+        (DocumentKind::Anvisningsbeslut, decision),
+        (DocumentKind::GodMan, god_man),
+    ] {
+        if !bytes.is_empty() {
+            documents.push(Upload { kind, bytes, name });
+        }
     }
     let command = call::DeskDraft {
         to,
         case: fields.arende.trim().to_string(),
         copy_to,
         documents,
+        kept: DraftId::try_from(kept.clone()).ok(),
     };
+    let token = portal.csrf_token(&person);
     match portal.ask(&person, command).await {
-        Ok(preview) => {
-            let token = portal.csrf_token(&person);
+        Ok(DraftOutcome::Ready(preview)) if errors.is_empty() => html(
+            StatusCode::OK,
+            desk_pages::confirm(&frame(&person, &token), desk, &preview),
+        ),
+        // The daemon found nothing, but the portal did (a copy's municipality): the draft it
+        // made waits unused and lapses within the hour.
+        Ok(DraftOutcome::Ready(_)) => html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            desk_pages::send_form(
+                &frame(&person, &token),
+                desk,
+                &municipalities(&portal),
+                &fields,
+                &errors,
+                &Kept::default(),
+            ),
+        ),
+        Ok(DraftOutcome::NeedsFixing(fixes)) => {
+            let mut all: Vec<FieldError> = fixes.problems.iter().map(problem_at_field).collect();
+            all.extend(errors);
+            let order = ["kommun", "arende", "anvisningsbeslut", "godman", "kopia"];
+            all.sort_by_key(|e| order.iter().position(|f| *f == e.field));
+            let kept = Kept {
+                id: fixes.kept.map(|id| id.as_str().to_string()),
+                documents: fixes.documents,
+            };
             html(
-                StatusCode::OK,
-                desk_pages::confirm(&frame(&person, &token), desk, &preview),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                desk_pages::send_form(
+                    &frame(&person, &token),
+                    desk,
+                    &municipalities(&portal),
+                    &fields,
+                    &all,
+                    &kept,
+                ),
             )
         }
-        Err(Asked::Unavailable) => unavailable(),
-        Err(Asked::Refused(error)) => {
-            let at_field = match &error {
-                ServiceError::CaseNumber => Some((
-                    "arende",
-                    "Skriv ärendenumret som xx-xxxxxx, t.ex. 12-345678.".to_string(),
-                )),
-                ServiceError::CopyToAssigned(_) => Some((
-                    "kopia",
-                    "Kopian kan inte gå till anvisningskommunen själv.".into(),
-                )),
-                ServiceError::Registry(RegistryError::UnknownKommunkod(_)) => {
-                    Some(("kommun", "Välj en av Sveriges 290 kommuner.".into()))
-                }
-                ServiceError::Draft(DraftError::Document { kind, problem }) => Some((
-                    match kind {
-                        DocumentKind::Anvisningsbeslut => "anvisningsbeslut",
-                        DocumentKind::GodMan => "godman",
-                    },
-                    words::pdf_problem(problem),
-                )),
-                ServiceError::Draft(DraftError::NoDecision) => Some((
-                    "anvisningsbeslut",
-                    "Ladda upp anvisningsbeslutet som PDF.".into(),
-                )),
-                ServiceError::Draft(DraftError::TooMany) => {
-                    Some(("anvisningsbeslut", words::desk_error(&error)))
-                }
-                _ => None,
-            };
-            match at_field {
-                Some((field, text)) => again(FieldError { field, text }),
-                None => refusal(&error),
-            }
-        }
+        Err(Asked::Unavailable) => portal.unavailable(),
+        Err(Asked::Refused(error @ ServiceError::Draft(DraftError::TooMany))) => html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            desk_pages::send_form(
+                &frame(&person, &token),
+                desk,
+                &municipalities(&portal),
+                &fields,
+                &[FieldError {
+                    field: "anvisningsbeslut",
+                    text: words::desk_error(&error),
+                }],
+                &Kept::default(),
+            ),
+        ),
+        Err(Asked::Refused(error)) => refusal(&portal, &error),
+    }
+}
+
+/// Where a problem the daemon found is shown, and in what words.
+fn problem_at_field(problem: &DraftProblem) -> FieldError {
+    match problem {
+        DraftProblem::Municipality => FieldError {
+            field: "kommun",
+            text: "Välj en av Sveriges 290 kommuner, med namn eller kommunkod.".into(),
+        },
+        DraftProblem::CaseNumber => case_number_error(),
+        DraftProblem::CopyToAssigned => FieldError {
+            field: "kopia",
+            text: "Kopian kan inte gå till anvisningskommunen själv.".into(),
+        },
+        DraftProblem::NoDecision => FieldError {
+            field: "anvisningsbeslut",
+            text: "Välj anvisningsbeslutet (PDF).".into(),
+        },
+        DraftProblem::Document { kind, reason } => FieldError {
+            field: match kind {
+                DocumentKind::Anvisningsbeslut => "anvisningsbeslut",
+                DocumentKind::GodMan => "godman",
+            },
+            text: words::pdf_problem(reason),
+        },
     }
 }
 
@@ -320,21 +358,68 @@ pub(super) async fn send_confirm(
     Form(form): Form<DraftForm>,
 ) -> Response {
     if !portal.token_ok(&person, &form.csrf) {
-        return forged();
+        return forged(&portal);
     }
     let Ok(draft) = DraftId::try_from(form.utkast) else {
-        return refused(StatusCode::BAD_REQUEST, "Fel", "Utkastet finns inte.");
+        return portal.refused(
+            StatusCode::BAD_REQUEST,
+            "Utkastet finns inte",
+            "Utkastet finns inte. Fyll i formuläret igen.",
+        );
     };
     match portal.ask(&person, call::DeskSend { draft }).await {
         Ok(id) => {
             Redirect::to(&format!("/expedition/utskick/{id}?meddelande=skickat")).into_response()
         }
-        Err(Asked::Unavailable) => unavailable(),
-        Err(Asked::Refused(ServiceError::Draft(DraftError::Gone))) => refused(
-            StatusCode::GONE,
-            "Utkastet finns inte längre",
-            &words::desk_error(&ServiceError::Draft(DraftError::Gone)),
-        ),
-        Err(Asked::Refused(error)) => refusal(&error),
+        Err(Asked::Unavailable) => portal.unavailable(),
+        Err(Asked::Refused(ServiceError::Draft(DraftError::Gone))) => draft_gone(&portal),
+        Err(Asked::Refused(error)) => refusal(&portal, &error),
     }
+}
+
+/// One document of the person's draft, to open on the review page before sending: the
+/// person's own upload, given back as a download (opened in their PDF reader, never rendered
+/// by the desk).
+pub(super) async fn draft_document(
+    State(portal): State<Arc<Portal>>,
+    Extension(person): Extension<Person>,
+    Path((draft, file)): Path<(String, String)>,
+) -> Response {
+    if let Err(page) = sender_desk(&portal, &person).await {
+        return *page;
+    }
+    let kind = file
+        .strip_suffix(".pdf")
+        .and_then(|k| k.parse::<DocumentKind>().ok());
+    let (Ok(draft), Some(kind)) = (DraftId::try_from(draft), kind) else {
+        return draft_gone(&portal);
+    };
+    match portal
+        .ask(&person, call::DeskDraftDocument { draft, kind })
+        .await
+    {
+        Ok(file) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/pdf".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{}.pdf\"", kind.as_str()),
+                ),
+            ],
+            file.bytes,
+        )
+            .into_response(),
+        Err(Asked::Unavailable) => portal.unavailable(),
+        Err(Asked::Refused(ServiceError::Draft(_))) => draft_gone(&portal),
+        Err(Asked::Refused(error)) => refusal(&portal, &error),
+    }
+}
+
+fn draft_gone(portal: &Portal) -> Response {
+    portal.refused(
+        StatusCode::GONE,
+        "Utkastet finns inte längre",
+        &words::desk_error(&ServiceError::Draft(DraftError::Gone)),
+    )
 }

@@ -31,6 +31,8 @@ pub enum Block {
     Title(String),
     /// A section heading.
     Heading(String),
+    /// The sentence a reader needs first, under the title (a little larger than text).
+    Lead(String),
     /// A paragraph; line breaks in it are kept.
     Text(String),
     /// A label and its value beside it (the value wraps in its column).
@@ -193,11 +195,11 @@ pub fn render(title: &str, blocks: &[Block]) -> Result<Vec<u8>, ReportError> {
                     .collect();
                 place(&mut pages, &mut y, lines, 10.0, true);
             }
-            Block::Text(text) | Block::Small(text) => {
-                let size = if matches!(block, Block::Small(_)) {
-                    8.5
-                } else {
-                    10.0
+            Block::Text(text) | Block::Small(text) | Block::Lead(text) => {
+                let size = match block {
+                    Block::Small(_) => 8.5,
+                    Block::Lead(_) => 11.5,
+                    _ => 10.0,
                 };
                 let lines = regular
                     .wrap(text, size, text_w)

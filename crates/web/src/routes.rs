@@ -12,11 +12,11 @@ use maud::Markup;
 use serde::Deserialize;
 
 use super::backend::{Asked, Backend};
-use super::pages::{self, Fields, Frame, Notice};
+use super::pages::{self, Area, Fields, Frame, Notice};
 use super::words;
 use kurir_protocol::config::SenderSettings;
 use kurir_protocol::job::Kommunkod;
-use kurir_protocol::registry::{Changes, Person, RegistryError, Seed};
+use kurir_protocol::registry::{Changes, Person, RegistryAction, RegistryError, Seed};
 use kurir_protocol::reply::MunicipalityView;
 use kurir_protocol::{call, Call, ServiceError};
 
@@ -68,7 +68,6 @@ impl Portal {
             && kurir_protocol::digest::same_secret(&self.csrf_token(person), token)
     }
 
-    /// The 290 municipalities.
     /// Which door this program serves.
     pub(super) fn door(&self) -> kurir_protocol::config::WebDoor {
         self.backend.door()
@@ -100,14 +99,40 @@ pub(super) fn html(status: StatusCode, markup: Markup) -> Response {
         .into_response()
 }
 
-/// The page while the daemon does not answer.
-pub(super) fn unavailable() -> Response {
-    html(StatusCode::SERVICE_UNAVAILABLE, pages::unavailable(None))
-}
+impl Portal {
+    /// A post whose form token did not hold (an old page, or a form not from here).
+    pub(super) fn form_expired(&self) -> Response {
+        self.refused(
+            StatusCode::FORBIDDEN,
+            "Formuläret har gått ut",
+            "Formuläret kunde inte tas emot: sidan var för gammal eller kom inte härifrån. \
+             Inget sparades. Gå tillbaka, ladda om sidan och försök igen.",
+        )
+    }
 
-/// A refusal page.
-pub(super) fn refused(status: StatusCode, title: &str, text: &str) -> Response {
-    html(status, pages::refused(None, title, text))
+    /// Whom the person contacts: Bosättningsenheten.
+    pub(super) fn contact(&self) -> pages::Contact<'_> {
+        pages::Contact {
+            email: &self.sender.email,
+            phone: &self.sender.phone,
+        }
+    }
+
+    /// The page while the daemon does not answer, in this door's frame.
+    pub(super) fn unavailable(&self) -> Response {
+        html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::unavailable(Area::of(self.door())),
+        )
+    }
+
+    /// A refusal page in this door's frame, with whom to contact.
+    pub(super) fn refused(&self, status: StatusCode, title: &str, text: &str) -> Response {
+        html(
+            status,
+            pages::refused(Area::of(self.door()), title, text, &self.contact()),
+        )
+    }
 }
 
 /// The page for a request the service refused for reasons of access or existence; `None`
@@ -116,33 +141,30 @@ fn refusal_page(portal: &Portal, person: &Person, error: &ServiceError) -> Optio
     match error {
         ServiceError::NoGrant { code, .. } => {
             tracing::warn!(hsa_id = %person.hsa_id, kommunkod = %code, "portal: no grant for this municipality");
-            Some(refused(
+            Some(portal.refused(
                 StatusCode::FORBIDDEN,
                 "Ingen behörighet",
                 &format!(
                     "Ditt HSA-id ({}) har inte behörighet för {}. Migrationsverket ger behörighet \
-                     per person; kontakta Bosättningsenheten om du ska sköta kommunens adress.",
+                     per person; kontakta Bosättningsenheten om du ska sköta kommunens uppgifter.",
                     person.hsa_id,
                     portal.name_of(*code)
                 ),
             ))
         }
-        ServiceError::Registry(RegistryError::UnknownKommunkod(_)) => Some(refused(
+        ServiceError::Registry(RegistryError::UnknownKommunkod(_)) => Some(portal.refused(
             StatusCode::NOT_FOUND,
-            "Ingen behörighet",
-            "Det finns ingen sådan kommun.",
+            "Kommunen finns inte",
+            "Det finns ingen kommun med den kommunkoden.",
         )),
-        ServiceError::NotPermitted => Some(refused(
+        ServiceError::NotPermitted => Some(portal.refused(
             StatusCode::FORBIDDEN,
             "Ingen behörighet",
             "Det du försökte göra får bara Migrationsverket göra.",
         )),
         ServiceError::Store(_) | ServiceError::Internal(_) | ServiceError::Io { .. } => {
             tracing::error!(error = %error, "portal: the service failed");
-            Some(html(
-                StatusCode::SERVICE_UNAVAILABLE,
-                pages::unavailable(None),
-            ))
+            Some(portal.unavailable())
         }
         _ => None,
     }
@@ -160,9 +182,9 @@ pub(super) async fn index(
     };
     let mine = match portal.ask(&person, call::MyMunicipalities {}).await {
         Ok(list) => list,
-        Err(Asked::Unavailable) => return unavailable(),
+        Err(Asked::Unavailable) => return portal.unavailable(),
         Err(Asked::Refused(e)) => {
-            return refusal_page(&portal, &person, &e).unwrap_or_else(unavailable)
+            return refusal_page(&portal, &person, &e).unwrap_or_else(|| portal.unavailable())
         }
     };
     let mine: Vec<(String, String)> = mine
@@ -184,7 +206,7 @@ pub(super) async fn accessibility(
     };
     html(
         StatusCode::OK,
-        pages::accessibility(Some(&frame), &portal.sender.email, &portal.sender.phone),
+        pages::accessibility(Area::of(portal.door()), Some(&frame), &portal.contact()),
     )
 }
 
@@ -203,9 +225,9 @@ async fn view(
 ) -> Result<Box<MunicipalityView>, Box<Response>> {
     match portal.ask(person, call::MunicipalityShow { code }).await {
         Ok(view) => Ok(view),
-        Err(Asked::Unavailable) => Err(Box::new(unavailable())),
+        Err(Asked::Unavailable) => Err(Box::new(portal.unavailable())),
         Err(Asked::Refused(e)) => Err(Box::new(
-            refusal_page(portal, person, &e).unwrap_or_else(unavailable),
+            refusal_page(portal, person, &e).unwrap_or_else(|| portal.unavailable()),
         )),
     }
 }
@@ -250,12 +272,12 @@ async fn render(
     )
 }
 
-fn parse_code(code: &str) -> Result<Kommunkod, Box<Response>> {
+fn parse_code(portal: &Portal, code: &str) -> Result<Kommunkod, Box<Response>> {
     code.parse::<Kommunkod>().map_err(|_| {
-        Box::new(refused(
+        Box::new(portal.refused(
             StatusCode::NOT_FOUND,
-            "Ingen behörighet",
-            "Det finns ingen sådan kommun.",
+            "Kommunen finns inte",
+            "Det finns ingen kommun med den kommunkoden.",
         ))
     })
 }
@@ -271,23 +293,30 @@ pub(super) async fn municipality(
     Path(code): Path<String>,
     Query(message): Query<Message>,
 ) -> Response {
-    let code = match parse_code(&code) {
+    let code = match parse_code(&portal, &code) {
         Ok(code) => code,
         Err(page) => return *page,
     };
+    let said = |text: &str| Notice::Done(text.to_string());
     let notice = match message.meddelande.as_deref() {
-        Some("sparat") => Notice::Done("Ändringarna är sparade."),
-        Some("certifikat") => Notice::Done("Certifikatet är sparat."),
-        Some("kod-skickad") => Notice::Done("En kod är skickad till adressen. Skriv in den nedan."),
-        Some("kontrollerad") => {
-            Notice::Done("Er e-postserver är kontrollerad; resultatet står nedan.")
-        }
-        Some("bekraftad") => Notice::Done("Adressen är bevisad: beslut skickas nu dit."),
-        Some("bevisad-vantar") => Notice::Done(
-            "Adressen är bevisad. Den ligger utanför kommunens e-postdomäner och används när \
+        Some("sparat") => said("Ändringarna är sparade och gäller nu."),
+        Some("sparat-vantar") => said(
+            "Ändringarna är sparade. Det som väntar på Migrationsverkets godkännande (se nedan) \
+             används först när det är godkänt; resten gäller nu.",
+        ),
+        Some("sparat-kod-skickad") => said(
+            "Steg 1 av 2 är klart: ändringarna är sparade och en kod är skickad till den nya \
+             adressen. Den används först när du har skrivit in koden nedan.",
+        ),
+        Some("certifikat") => said("Certifikatet är sparat."),
+        Some("kod-skickad") => said("En ny kod är skickad. Skriv in den nedan."),
+        Some("kontrollerad") => said("Er e-postserver är kontrollerad; resultatet står nedan."),
+        Some("bekraftad") => confirmed_notice(&portal, &person, code).await,
+        Some("bekraftad-vantar") => said(
+            "Adressen är bekräftad. Den ligger utanför kommunens e-postdomäner och används när \
              Migrationsverket har godkänt den; till dess går beslut som förut.",
         ),
-        Some("oforandrat") => Notice::Done("Inget ändrades."),
+        Some("oforandrat") => said("Inget ändrades."),
         _ => Notice::None,
     };
     render(&portal, &person, code, notice, None, StatusCode::OK).await
@@ -301,13 +330,9 @@ fn checked(
     code: &str,
 ) -> Result<Kommunkod, Box<Response>> {
     if !portal.token_ok(person, token) {
-        return Err(Box::new(refused(
-            StatusCode::FORBIDDEN,
-            "Förbjudet",
-            "Formuläret saknade en giltig kontrollkod. Ladda om sidan och försök igen.",
-        )));
+        return Err(Box::new(portal.form_expired()));
     }
-    parse_code(code)
+    parse_code(portal, code)
 }
 
 fn done(code: Kommunkod, what: &str) -> Response {
@@ -326,7 +351,7 @@ async fn act<C: Call>(
 ) -> Response {
     match portal.ask(person, command).await {
         Ok(_) => done(code, done_word),
-        Err(Asked::Unavailable) => unavailable(),
+        Err(Asked::Unavailable) => portal.unavailable(),
         Err(Asked::Refused(error)) => {
             if let Some(page) = refusal_page(portal, person, &error) {
                 return page;
@@ -387,17 +412,103 @@ pub(super) async fn change(
         return done(code, "oforandrat");
     }
     let command = call::MunicipalitySet { code, changes };
-    act(&portal, &person, code, command, "sparat", |error| {
-        let notice = match error {
-            ServiceError::Registry(e) => {
-                let (field, words) = words::field_error(e);
-                Notice::Error(words, Some(field))
+    save(&portal, &person, code, command, typed).await
+}
+
+/// What the page says after an address was confirmed: where decisions go now (by e-mail to
+/// it, or still by post until its mail server passes the check), and who was told, as the
+/// confirmation's own history entry recorded it.
+async fn confirmed_notice(portal: &Portal, person: &Person, code: Kommunkod) -> Notice {
+    let goes = match portal.ask(person, call::MunicipalityShow { code }).await {
+        Ok(view) => match view.route {
+            kurir_protocol::registry::route::Route::Email { .. } => {
+                "beslut skickas nu dit med skyddad e-post."
             }
-            _ => Notice::Error("Ändringarna kunde inte sparas.".into(), None),
-        };
-        (notice, Some(typed), StatusCode::UNPROCESSABLE_ENTITY)
-    })
-    .await
+            kurir_protocol::registry::route::Route::Post { .. } => {
+                "beslut går ändå med post tills vidare; skälet står under Så skickas beslut nu."
+            }
+        },
+        Err(_) => "se nedan hur beslut skickas nu.",
+    };
+    let history = portal
+        .ask(person, call::MunicipalityHistory { code })
+        .await
+        .unwrap_or_default();
+    let told = history
+        .last()
+        .filter(|c| matches!(c.action, Some(RegistryAction::Confirmed { .. })))
+        .and_then(|c| c.notice.as_ref())
+        .map(|n| {
+            format!(
+                " Ett meddelande om ändringen gick till {}.",
+                n.to.join(", ")
+            )
+        })
+        .unwrap_or_default();
+    Notice::Done(format!("Adressen är bekräftad: {goes}{told}"))
+}
+
+/// Saves a change. A new address is step 1 of two: the code goes to it at once, so that the
+/// person's next step is only to type it; what waits for the agency's approval is said to.
+async fn save(
+    portal: &Portal,
+    person: &Person,
+    code: Kommunkod,
+    command: call::MunicipalitySet,
+    typed: Fields,
+) -> Response {
+    let new_address = command.changes.email.is_some() || command.changes.decision_email.is_some();
+    match portal.ask(person, command).await {
+        Ok(changed) if new_address && changed.registered.pending.is_some() => {}
+        Ok(changed) if changed.registered.awaiting_approval.is_some() => {
+            return done(code, "sparat-vantar")
+        }
+        Ok(_) => return done(code, "sparat"),
+        Err(Asked::Unavailable) => return portal.unavailable(),
+        Err(Asked::Refused(error)) => {
+            if let Some(page) = refusal_page(portal, person, &error) {
+                return page;
+            }
+            let notice = match &error {
+                ServiceError::Registry(e) => {
+                    let (field, words) = words::field_error(e);
+                    Notice::Error(words, Some(field))
+                }
+                _ => Notice::Error("Ändringarna kunde inte sparas.".into(), None),
+            };
+            return render(
+                portal,
+                person,
+                code,
+                notice,
+                Some(typed),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    }
+    match portal.ask(person, call::MunicipalityVerify { code }).await {
+        Ok(_) => done(code, "sparat-kod-skickad"),
+        Err(Asked::Unavailable) => portal.unavailable(),
+        Err(Asked::Refused(error)) => {
+            if let Some(page) = refusal_page(portal, person, &error) {
+                return page;
+            }
+            let text = format!(
+                "Ändringarna är sparade, men koden kunde inte skickas: {}",
+                words::send_error(&error)
+            );
+            render(
+                portal,
+                person,
+                code,
+                Notice::Error(text, None),
+                None,
+                StatusCode::BAD_GATEWAY,
+            )
+            .await
+        }
+    }
 }
 
 pub(super) async fn certificate(
@@ -542,9 +653,9 @@ pub(super) async fn confirm(
         secret: form.kod.trim().to_string(),
     };
     match portal.ask(&person, command).await {
-        Ok(confirmed) if confirmed.awaiting_approval.is_some() => done(code, "bevisad-vantar"),
+        Ok(confirmed) if confirmed.awaiting_approval.is_some() => done(code, "bekraftad-vantar"),
         Ok(_) => done(code, "bekraftad"),
-        Err(Asked::Unavailable) => unavailable(),
+        Err(Asked::Unavailable) => portal.unavailable(),
         Err(Asked::Refused(error)) => {
             if let Some(page) = refusal_page(&portal, &person, &error) {
                 return page;

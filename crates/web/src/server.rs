@@ -165,11 +165,20 @@ fn router(portal: Arc<Portal>, door: WebDoor) -> Router {
         WebDoor::Portal => limited(portal_pages(common)),
         WebDoor::Desk => limited(desk_pages(common)).merge(upload),
     };
+    // The refusal of a cross-site post, in the door's frame, made once.
+    let refusal: Arc<str> = pages::refused(
+        pages::Area::of(door),
+        "Formuläret togs inte emot",
+        "Formuläret skickades från en annan webbplats och togs inte emot. Inget sparades.",
+        &portal.contact(),
+    )
+    .into_string()
+    .into();
     let mut app = forms
         .with_state(portal)
         // A post from another site is refused before any handler runs: the browser would
         // send the person's certificate with it.
-        .layer(CsrfLayer::new().with_rejection_response(|_| cross_site()))
+        .layer(CsrfLayer::new().with_rejection_response(move |_| cross_site(&refusal)))
         // So is a read of the desk that another site makes the browser do (an image, a
         // frame, a script): every read of a decision is in the audit chain.
         .layer(axum::middleware::from_fn(desk_reads_from_this_site_only))
@@ -205,6 +214,10 @@ fn desk_pages(common: Router<Arc<Portal>>) -> Router<Arc<Portal>> {
         .route("/expedition", get(desk::start))
         .route("/expedition/skicka", get(desk_send::send_form))
         .route("/expedition/skicka/bekrafta", post(desk_send::send_confirm))
+        .route(
+            "/expedition/skicka/utkast/{draft}/{file}",
+            get(desk_send::draft_document),
+        )
         .route("/expedition/utskick", get(desk::jobs))
         .route("/expedition/utskick/{id}", get(desk::job))
         .route("/expedition/utskick/{id}/kvitto", get(desk::receipt_page))
@@ -263,16 +276,11 @@ async fn desk_reads_from_this_site_only(
         .into_response()
 }
 
-fn cross_site() -> axum::response::Response {
+fn cross_site(page: &str) -> axum::response::Response {
     (
         StatusCode::FORBIDDEN,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        pages::refused(
-            None,
-            "Förbjudet",
-            "Formuläret skickades från en annan webbplats och togs inte emot.",
-        )
-        .into_string(),
+        page.to_string(),
     )
         .into_response()
 }

@@ -1,10 +1,200 @@
-//! The portal's Swedish: each route, refusal and field error worded from its variant, never
-//! from another surface's text.
+//! The pages' Swedish: each route, state, event, history entry, refusal and field error worded
+//! from its variant, never from another surface's text; every time in Swedish local time.
+//!
+//! One vocabulary, the case system's: *status* (not tillstånd), an address is *bekräftad* by
+//! its code while a delivery has a *leveransbevis*, a message is *öppnat*, and the case number
+//! is the *dossiernummer*. What has not happened yet says so in words ("inte öppnat än").
 
+use jiff::Timestamp;
 use kurir_protocol::event::EventKind;
 use kurir_protocol::registry::route::{PostReason, Route};
-use kurir_protocol::registry::{CertificateProblem, EmailField, PostalProblem, RegistryError};
+use kurir_protocol::registry::{
+    CertificateProblem, EmailField, PostalProblem, Recorded, Registered, RegistryAction,
+    RegistryChange, RegistryError,
+};
 use kurir_protocol::ServiceError;
+
+/// The case number's one name on every page, and how it is written.
+pub const DOSSIERNUMMER: &str = "Dossiernummer";
+
+fn stockholm() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get("Europe/Stockholm").unwrap_or(jiff::tz::TimeZone::UTC)
+}
+
+/// A time as people read it: Swedish local time to the minute, `2026-12-07 10:15`.
+pub fn when(at: Timestamp) -> String {
+    at.to_zoned(stockholm())
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// A day as people read it: `2026-12-07`, in Swedish local time.
+pub fn day(at: Timestamp) -> String {
+    at.to_zoned(stockholm()).strftime("%Y-%m-%d").to_string()
+}
+
+/// A certificate's date as OpenSSL prints it (`Dec  7 10:00:00 2026 GMT`), as a Swedish day;
+/// the text itself if it does not read as one.
+pub fn certificate_day(openssl: &str) -> String {
+    let tidy = openssl.split_whitespace().collect::<Vec<_>>().join(" ");
+    jiff::fmt::strtime::parse("%b %d %H:%M:%S %Y GMT", &tidy)
+        .and_then(|t| t.to_datetime())
+        .and_then(|t| t.to_zoned(jiff::tz::TimeZone::UTC))
+        .map(|z| day(z.timestamp()))
+        .unwrap_or_else(|_| openssl.to_string())
+}
+
+/// Who did something, as a history names them.
+pub fn who(recorded: &str) -> String {
+    match Recorded::read(recorded) {
+        Recorded::Portal { hsa_id, name } => format!("{name} ({hsa_id}), kommunen"),
+        Recorded::Desk { name, .. } => format!("{name}, Bosättningsenheten"),
+        Recorded::Kurir => "kurir (automatiskt)".into(),
+        Recorded::Operator(name) => format!("{name}, Migrationsverkets drift"),
+    }
+}
+
+/// One entry of a municipality's history: what changed, to what (one sentence each).
+pub fn registry_change(change: &RegistryChange) -> Vec<String> {
+    let fields = || field_changes(&change.before, &change.after);
+    let mut lines = match &change.action {
+        Some(RegistryAction::Set) => fields(),
+        Some(RegistryAction::Import) => {
+            let mut lines = vec!["Uppgifter lästes in från en fil av Migrationsverket.".into()];
+            lines.extend(fields());
+            lines
+        }
+        Some(RegistryAction::CodeSent { address }) => {
+            vec![format!(
+                "Kod för att bekräfta adressen skickad till {address}."
+            )]
+        }
+        Some(RegistryAction::WrongCode) => {
+            vec!["Fel kod skrevs in för att bekräfta adressen.".into()]
+        }
+        Some(RegistryAction::Confirmed {
+            address,
+            awaits_approval: false,
+        }) => vec![format!(
+            "Adressen {address} bekräftad med koden: beslut skickas dit."
+        )],
+        Some(RegistryAction::Confirmed { address, .. }) => vec![format!(
+            "Adressen {address} bekräftad med koden. Den ligger utanför kommunens \
+             e-postdomäner och används när Migrationsverket har godkänt den."
+        )],
+        Some(RegistryAction::Approved { .. }) => {
+            let mut lines = vec!["Migrationsverket godkände det som väntade.".into()];
+            lines.extend(fields());
+            lines
+        }
+        Some(RegistryAction::Refused { reason }) => vec![format!(
+            "Migrationsverket godkände inte det som väntade. Skäl: {reason}"
+        )],
+        Some(RegistryAction::Domains { domains }) => vec![format!(
+            "Kommunens e-postdomäner är nu {}.",
+            if domains.is_empty() {
+                "inga".to_string()
+            } else {
+                domains.join(", ")
+            }
+        )],
+        Some(RegistryAction::AccessGranted { hsa_id }) => {
+            vec![format!(
+                "{hsa_id} fick behörighet att sköta kommunens uppgifter här."
+            )]
+        }
+        Some(RegistryAction::AccessRevoked { hsa_id }) => {
+            vec![format!("{hsa_id} har inte längre behörighet här.")]
+        }
+        Some(RegistryAction::CertificateExpiryNotice { days }) => vec![format!(
+            "Påminnelse skickad: S/MIME-certifikatet går ut inom {days} dagar."
+        )],
+        Some(RegistryAction::ConnectionCheckFailed) => vec![
+            "Kontrollen av kommunens e-postserver gick inte igenom; kontaktpersonerna fick \
+             veta vad som ska rättas."
+                .into(),
+        ],
+        // Written before kurir 0.3 kept the change as a value: what the fields say.
+        None => fields(),
+    };
+    if lines.is_empty() {
+        lines.push("Inga uppgifter ändrades.".into());
+    }
+    if let Some(notice) = &change.notice {
+        lines.push(format!(
+            "Meddelande om ändringen skickat till {}.",
+            notice.to.join(", ")
+        ));
+    }
+    lines
+}
+
+/// Each registered field that differs, as "Fältet ändrat från … till …".
+fn field_changes(before: &Registered, after: &Registered) -> Vec<String> {
+    let shown = |v: Option<String>| v.filter(|v| !v.is_empty());
+    let one = |label: &str, b: Option<String>, a: Option<String>| match (shown(b), shown(a)) {
+        (b, a) if b == a => None,
+        (None, Some(a)) => Some(format!("{label} satt till {a}.")),
+        (Some(b), None) => Some(format!("{label} borttagen (var {b}).")),
+        (Some(b), Some(a)) => Some(format!("{label} ändrad från {b} till {a}.")),
+        (None, None) => None,
+    };
+    let contacts = |r: &Registered| {
+        Some(
+            r.contacts
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    };
+    let postal = |r: &Registered| r.postal_address.as_ref().map(|p| p.lines().join(", "));
+    let pending = |r: &Registered| r.pending.as_ref().map(|p| p.address.clone());
+    let cert = |r: &Registered| {
+        r.smime_cert.as_ref().map(|c| {
+            format!(
+                "{} (giltigt till {})",
+                c.subject,
+                certificate_day(&c.not_after)
+            )
+        })
+    };
+    let yes_no = |b: bool| Some(if b { "ja" } else { "nej" }.to_string());
+    [
+        one(
+            "Officiell e-postadress",
+            before.official_email.clone(),
+            after.official_email.clone(),
+        ),
+        one(
+            "Särskild adress för beslut",
+            before.decision_email.clone(),
+            after.decision_email.clone(),
+        ),
+        one(
+            "Adress som väntar på bekräftelse",
+            pending(before),
+            pending(after),
+        ),
+        one(
+            "Bekräftad adress (tar emot beslut)",
+            before.active_address.clone(),
+            after.active_address.clone(),
+        ),
+        one("Telefon", before.phone.clone(), after.phone.clone()),
+        one("Kontaktpersoner", contacts(before), contacts(after)),
+        one("Postadress", postal(before), postal(after)),
+        one("S/MIME-certifikat", cert(before), cert(after)),
+        one(
+            "Säker anslutning avtalad",
+            yes_no(before.secure_connection),
+            yes_no(after.secure_connection),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
 
 /// How decisions go now.
 pub fn route(route: &Route) -> String {
@@ -16,7 +206,7 @@ pub fn route(route: &Route) -> String {
                 PostReason::NoSecureConnection => {
                     "kommunen har ingen säker anslutning ännu (Migrationsverket sätter upp den)."
                 }
-                PostReason::NoVerifiedAddress => "ingen adress är bevisad ännu.",
+                PostReason::NoVerifiedAddress => "ingen adress är bekräftad ännu.",
                 PostReason::ConnectionNotChecked => {
                     "Migrationsverket har ännu inte kontrollerat er e-postserver."
                 }
@@ -89,10 +279,16 @@ pub fn certificate(problem: &CertificateProblem) -> String {
             "Certifikatet kunde inte kontrolleras just nu. Försök igen om en stund.".into()
         }
         CertificateProblem::Expired(at) => {
-            format!("Certifikatet har slutat gälla ({at}). Ladda upp det nya certifikatet.")
+            format!(
+                "Certifikatet slutade gälla {}. Ladda upp det nya certifikatet.",
+                certificate_day(at)
+            )
         }
         CertificateProblem::NotYetValid(at) => {
-            format!("Certifikatet gäller först från {at}. Ladda upp det när det börjar gälla.")
+            format!(
+                "Certifikatet gäller först från {}. Ladda upp det när det börjar gälla.",
+                certificate_day(at)
+            )
         }
         CertificateProblem::NotForEmail => {
             "Certifikatet är inte gjort för e-post (det saknar användningen emailProtection)."
@@ -153,7 +349,7 @@ pub fn send_error(error: &ServiceError) -> &'static str {
              försök igen om en timme."
         }
         ServiceError::Registry(RegistryError::NothingPending(_)) => {
-            "Ingen ny adress väntar på bevis, så ingen kod skickades."
+            "Ingen ny adress väntar på bekräftelse, så ingen kod skickades."
         }
         ServiceError::NoRelay => {
             "Migrationsverket kan inte skicka skyddad e-post just nu, så ingen kod skickades."
@@ -169,7 +365,7 @@ pub fn send_error(error: &ServiceError) -> &'static str {
 pub fn check_error(error: &ServiceError) -> &'static str {
     match error {
         ServiceError::NothingToCheck(_) => {
-            "Kommunen har ingen bevisad adress ännu, så det finns ingen e-postserver att kontrollera."
+            "Kommunen har ingen bekräftad adress ännu, så det finns ingen e-postserver att kontrollera."
         }
         _ => "Kontrollen kunde inte göras just nu. Försök igen om en stund.",
     }
@@ -206,7 +402,7 @@ pub fn state(state: kurir_protocol::state::JobState) -> &'static str {
         FallenBack => "går med post i stället",
         PrintQueued => "i utskriftskön",
         Printed => "utskrivet och postat",
-        Delivered => "levererat",
+        Delivered => "skickat",
         Failed => "misslyckat",
         Cancelled => "stoppat",
         Held => "pausat",
@@ -216,10 +412,7 @@ pub fn state(state: kurir_protocol::state::JobState) -> &'static str {
 
 /// A document's kind, in Swedish.
 pub fn document(kind: kurir_protocol::job::DocumentKind) -> &'static str {
-    match kind {
-        kurir_protocol::job::DocumentKind::Anvisningsbeslut => "Anvisningsbeslut",
-        kurir_protocol::job::DocumentKind::GodMan => "Anmälan om behov av god man",
-    }
+    kind.swedish_title()
 }
 
 /// Why a document was refused, in Swedish (the field shows it).
@@ -277,9 +470,9 @@ pub fn desk_error(error: &ServiceError) -> String {
                 StateHint::Finished => "det är redan avslutat",
                 StateHint::NoEmailRecipient => "ingen mottagare väntar på e-post",
                 StateHint::NoOpenAlert => "det har inget öppet larm",
-                _ => "det går inte i dess läge",
+                _ => "det går inte med utskickets status",
             };
-            format!("Det gick inte: utskicket är {} – {why}.", state(*s))
+            format!("Det gick inte: {why}. (Utskickets status: {}.)", state(*s))
         }
         ServiceError::ReasonRequired => "Skriv ett skäl: det sparas i utskickets historik.".into(),
         ServiceError::PersonalDataInText(found) => format!(
@@ -360,11 +553,10 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
             format!("Väntar: driften har pausat utskick till kommun {kommunkod}.")
         }
         Sending { .. } => "Skickas med skyddad e-post.".into(),
-        Accepted {
-            kommunkod, relay, ..
-        } => {
-            format!("Kommun {kommunkod}: e-posten togs emot av {relay} över krypterad förbindelse.")
-        }
+        Accepted { kommunkod, .. } => format!(
+            "Kommun {kommunkod}: Migrationsverkets e-postserver tog emot e-posten över krypterad \
+             förbindelse."
+        ),
         AttemptDeferred { kommunkod, .. } => {
             format!("Kommun {kommunkod}: e-posten kom inte fram den här gången och skickas igen.")
         }
@@ -425,6 +617,7 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
         }
         HandlingFailed { .. } => "Ett tekniskt fel uppstod. Nytt försök görs om en stund.".into(),
         ByPerson { action, by, reason } => {
+            let by = who(by);
             let done = match action {
                 PersonAction::RetryRequested => "Nytt försök begärt".to_string(),
                 PersonAction::Held => "Pausat".into(),
@@ -440,6 +633,7 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
                 PersonAction::ReroutedToPost => "Ändrat till post".into(),
                 PersonAction::ReleasedFromQuarantine { .. } => "Släppt ur karantän".into(),
                 PersonAction::DeletedFromQuarantine => "Raderat ur karantän".into(),
+                PersonAction::CalledNoAnswer => "Ringt utan svar; larmet är kvar".into(),
             };
             if reason.trim().is_empty() {
                 format!("{done} av {by}.")
@@ -448,8 +642,10 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
             }
         }
         Printed { batch, by, note } => {
-            let mut text =
-                format!("Utskriftsbatch {batch} är utskriven och postad (bekräftat av {by})");
+            let mut text = format!(
+                "Utskriftsbatch {batch} är utskriven och postad (bekräftat av {})",
+                who(by)
+            );
             if !note.trim().is_empty() {
                 text.push_str(&format!(": {}", note.trim()));
             }

@@ -28,12 +28,12 @@ pub use cert::{
     check_certificate_for_email, holds_private_key, CertPolicy, CertificateProblem, RegisteredCert,
     SmimeTrust,
 };
-pub use change::{changed_fields, diff, FieldChange, NoticeRef, RegistryChange};
+pub use change::{changed_fields, diff, FieldChange, NoticeRef, RegistryAction, RegistryChange};
 pub use code::{
     new_verification_code, CodeKey, PendingAddress, CODE_KEY_FILE, MAX_CODES_PER_HOUR,
     MAX_CODE_ATTEMPTS,
 };
-pub use person::{check_hsa_id, Grant, Person, StaffGrant, StaffRole};
+pub use person::{check_hsa_id, Grant, Person, Recorded, StaffGrant, StaffRole};
 pub use route::DecisionRoute;
 pub use seed::{Seed, SeedMunicipality};
 

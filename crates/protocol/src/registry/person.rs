@@ -34,6 +34,51 @@ impl Person {
     }
 }
 
+/// Who a history or the audit chain names, read back from the words [`Person::operator`],
+/// [`Person::on_desk`] and an operator's name give: the one reader of that one format, so that
+/// a page can say "by whom" in its own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// A municipality person on the portal.
+    Portal {
+        /// Their HSA-id.
+        hsa_id: String,
+        /// Their name.
+        name: String,
+    },
+    /// A member of the agency's staff on the dispatch desk.
+    Desk {
+        /// Their HSA-id.
+        hsa_id: String,
+        /// Their name.
+        name: String,
+    },
+    /// kurir itself (a scheduled notice, a failed check).
+    Kurir,
+    /// An operator at the command line (or a web process), by name.
+    Operator(String),
+}
+
+impl Recorded {
+    /// Reads `text` as recorded.
+    pub fn read(text: &str) -> Recorded {
+        let person = |rest: &str| {
+            let (hsa_id, name) = rest.split_once(" (")?;
+            Some((hsa_id.to_string(), name.strip_suffix(')')?.to_string()))
+        };
+        if let Some((hsa_id, name)) = text.strip_suffix(" via portal").and_then(person) {
+            return Recorded::Portal { hsa_id, name };
+        }
+        if let Some((hsa_id, name)) = text.strip_suffix(" via desk").and_then(person) {
+            return Recorded::Desk { hsa_id, name };
+        }
+        match text {
+            "kurir" => Recorded::Kurir,
+            other => Recorded::Operator(other.to_string()),
+        }
+    }
+}
+
 /// A person the agency lets manage a municipality's registration in the portal, by the HSA-id
 /// on their SITHS certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,5 +173,41 @@ impl StaffGrant {
                 .issuer
                 .as_ref()
                 .is_none_or(|issuer| person.issuer.as_deref() == Some(issuer.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod recorded_tests {
+    use super::*;
+
+    fn person() -> Person {
+        Person {
+            hsa_id: "SE2321000016-abc1".into(),
+            name: "Anna (Ann) Berg".into(),
+            issuer: None,
+        }
+    }
+
+    #[test]
+    fn what_a_person_is_recorded_as_reads_back_as_the_same_person() {
+        assert_eq!(
+            Recorded::read(&person().operator()),
+            Recorded::Portal {
+                hsa_id: "SE2321000016-abc1".into(),
+                name: "Anna (Ann) Berg".into()
+            }
+        );
+        assert_eq!(
+            Recorded::read(&person().on_desk()),
+            Recorded::Desk {
+                hsa_id: "SE2321000016-abc1".into(),
+                name: "Anna (Ann) Berg".into()
+            }
+        );
+        assert_eq!(Recorded::read("kurir"), Recorded::Kurir);
+        assert_eq!(
+            Recorded::read("ops-erik"),
+            Recorded::Operator("ops-erik".into())
+        );
     }
 }
