@@ -265,7 +265,7 @@ fn a_caseworker_sends_a_decision_follows_it_to_read_and_takes_the_receipt_for_th
     // opened; the servers' own words and the fingerprints follow under their own heading.
     let lead = text.split("Dossiernummer").next().unwrap_or_default();
     for needle in [
-        "Hanna Handläggare, Bosättningsenheten skickade",
+        "Hanna Handläggare (SE2021000001-hand1), Bosättningsenheten skickade",
         "nådde kommunens e-postserver",
         "öppnades",
     ] {
@@ -367,7 +367,12 @@ fn an_unread_decision_is_listed_to_phone_and_ringt_closes_it_for_good_naming_the
     // redacted: refused, saying why, and the call stays on the list.
     let refused = client.post(
         &format!("/expedition/att-ringa/{id}"),
-        &[("csrf", &token), ("anteckning", "Pratade om 12-345678")],
+        &[
+            ("csrf", &token),
+            ("anteckning", "Pratade om 12-345678"),
+            ("larm", "unread"),
+            ("mottagare", "2480"),
+        ],
     );
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert!(
@@ -377,6 +382,24 @@ fn an_unread_decision_is_listed_to_phone_and_ringt_closes_it_for_good_naming_the
         "{}",
         refused.body
     );
+    // A note longer than a history keeps is refused, saying how long it may be.
+    let long = "Ringde växeln. ".repeat(80);
+    let too_long = client.post(
+        &format!("/expedition/att-ringa/{id}"),
+        &[
+            ("csrf", &token),
+            ("anteckning", &long),
+            ("utfall", "inget-svar"),
+            ("larm", "unread"),
+            ("mottagare", "2480"),
+        ],
+    );
+    assert_eq!(too_long.status, 422, "{}", too_long.body);
+    assert!(
+        too_long.body.contains("högst 1000 tecken"),
+        "{}",
+        too_long.body
+    );
     assert!(staff(&rig).get("/expedition/att-ringa").body.contains(&id));
     // Nobody answered: the try is noted in the job's history and the call stays listed.
     let tried = client.post(
@@ -385,6 +408,8 @@ fn an_unread_decision_is_listed_to_phone_and_ringt_closes_it_for_good_naming_the
             ("csrf", &token),
             ("anteckning", "Växeln svarade inte"),
             ("utfall", "inget-svar"),
+            ("larm", "unread"),
+            ("mottagare", "2480"),
         ],
     );
     assert_eq!(tried.status, 303, "{}", tried.body);
@@ -409,6 +434,8 @@ fn an_unread_decision_is_listed_to_phone_and_ringt_closes_it_for_good_naming_the
             ("csrf", &token),
             ("anteckning", "Registraturen läser beslutet nu"),
             ("utfall", "vet"),
+            ("larm", "unread"),
+            ("mottagare", "2480"),
         ],
     );
     assert_eq!(done.status, 303, "{}", done.body);

@@ -145,7 +145,7 @@ fn a_caseworker_sends_follows_and_phones_in_chromium_and_every_page_passes_axe()
     // The receipt opens with who sent it, when it reached the server and when it was opened.
     let lead = text("receipt_lead");
     for words in [
-        "Hanna Handläggare, Bosättningsenheten skickade beslutet",
+        "Hanna Handläggare (SE2021000001-hand1), Bosättningsenheten skickade beslutet",
         "nådde kommunens e-postserver",
         "öppnades",
     ] {

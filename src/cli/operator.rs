@@ -261,7 +261,11 @@ pub fn run(command: OperatorCommand, daemon: &Daemon<'_>) -> anyhow::Result<Exit
             })?,
         },
         OperatorCommand::Acknowledge { job_id, actor } => {
-            actor.act(daemon, |reason| call::Acknowledge { id: job_id, reason })?
+            actor.act(daemon, |reason| call::Acknowledge {
+                id: job_id,
+                reason,
+                alert: None,
+            })?
         }
         OperatorCommand::Alerts { json } => {
             let open = daemon.ask(None, call::OpenAlerts {})?;

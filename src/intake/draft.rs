@@ -56,8 +56,18 @@ pub fn create(
             name: String::new(),
         });
     }
-    // Counted again and written under one lock: uploads checked side by side cannot pass the
-    // cap together.
+    let id = new_folder(spool, owner, |dir| write_job(spool, dir, job))?;
+    Ok((id, held))
+}
+
+/// A new folder of `owner`'s, filled by `fill` and then marked as theirs. Counted and written
+/// under one lock, drafts and kept files alike: uploads checked side by side cannot pass the
+/// cap together.
+fn new_folder(
+    spool: &Spool,
+    owner: &str,
+    fill: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
+) -> Result<DraftId, DraftError> {
     static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _writing = WRITING.lock().unwrap_or_else(|p| p.into_inner());
     if open_drafts_of(spool, owner) >= MAX_DRAFTS_PER_PERSON {
@@ -66,9 +76,9 @@ pub fn create(
     let id = DraftId::generate()?;
     let dir = folder(spool, &id);
     let write = |e: std::io::Error| DraftError::Write(e.to_string());
-    write_job(spool, &dir, job).map_err(write)?;
+    fill(&dir).map_err(write)?;
     crate::fsutil::write_new(&dir.join(OWNER_FILE), owner.as_bytes()).map_err(write)?;
-    Ok((id, held))
+    Ok(id)
 }
 
 /// Sends `owner`'s draft: hands it over to intake under a new job id.
@@ -78,7 +88,7 @@ pub fn send(spool: &Spool, id: &DraftId, owner: &str) -> Result<JobId, DraftErro
         return Err(DraftError::Gone);
     }
     let marker = dir.join(OWNER_FILE);
-    let found = std::fs::read_to_string(&marker).map_err(|_| DraftError::Gone)?;
+    let found = owner_of_folder(&dir).ok_or(DraftError::Gone)?;
     if found != owner {
         return Err(DraftError::NotYours);
     }
@@ -105,7 +115,7 @@ pub fn document(
     if draft_lapsed(&dir) {
         return Err(DraftError::Gone);
     }
-    let found = std::fs::read_to_string(dir.join(OWNER_FILE)).map_err(|_| DraftError::Gone)?;
+    let found = owner_of_folder(&dir).ok_or(DraftError::Gone)?;
     if found != owner {
         return Err(DraftError::NotYours);
     }
@@ -134,29 +144,22 @@ fn kept_name(kind: DocumentKind) -> String {
 /// chosen again: a folder like a draft's (swept after the same hour, counted against the
 /// same cap), holding no job and never handed over.
 pub fn keep(spool: &Spool, owner: &str, documents: &[KeptDocument]) -> Result<DraftId, DraftError> {
-    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _writing = WRITING.lock().unwrap_or_else(|p| p.into_inner());
-    if open_drafts_of(spool, owner) >= MAX_DRAFTS_PER_PERSON {
-        return Err(DraftError::TooMany);
-    }
-    let id = DraftId::generate()?;
-    let dir = folder(spool, &id);
-    let write = |e: std::io::Error| DraftError::Write(e.to_string());
-    crate::fsutil::create_private_dir(&spool.tmp()).map_err(write)?;
-    crate::fsutil::create_private_dir(&dir).map_err(write)?;
-    for (kind, bytes, name) in documents {
-        crate::fsutil::write_new(&dir.join(kept_file(*kind)), bytes).map_err(write)?;
-        crate::fsutil::write_new(&dir.join(kept_name(*kind)), name.as_bytes()).map_err(write)?;
-    }
-    crate::fsutil::write_new(&dir.join(OWNER_FILE), owner.as_bytes()).map_err(write)?;
-    Ok(id)
+    new_folder(spool, owner, |dir| {
+        crate::fsutil::create_private_dir(&spool.tmp())?;
+        crate::fsutil::create_private_dir(dir)?;
+        for (kind, bytes, name) in documents {
+            crate::fsutil::write_new(&dir.join(kept_file(*kind)), bytes)?;
+            crate::fsutil::write_new(&dir.join(kept_name(*kind)), name.as_bytes())?;
+        }
+        Ok(())
+    })
 }
 
 /// The documents kept as `owner`'s under `id` (none if they are gone), read without
 /// following a link and at most `max` bytes each.
 pub fn kept(spool: &Spool, id: &DraftId, owner: &str, max: u64) -> Vec<KeptDocument> {
     let dir = folder(spool, id);
-    let mine = std::fs::read_to_string(dir.join(OWNER_FILE)).is_ok_and(|o| o == owner);
+    let mine = owner_of_folder(&dir).is_some_and(|o| o == owner);
     if !mine || draft_lapsed(&dir) {
         return Vec::new();
     }
@@ -175,10 +178,23 @@ pub fn kept(spool: &Spool, id: &DraftId, owner: &str, max: u64) -> Vec<KeptDocum
 /// Removes `owner`'s kept documents `id` (used, or replaced by a newer keep).
 pub fn discard(spool: &Spool, id: &DraftId, owner: &str) {
     let dir = folder(spool, id);
-    let mine = std::fs::read_to_string(dir.join(OWNER_FILE)).is_ok_and(|o| o == owner);
+    let mine = owner_of_folder(&dir).is_some_and(|o| o == owner);
     if mine && !dir.join("job.toml").exists() {
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// Whose folder `dir` is: the owner file of a real folder the daemon's user made, read
+/// without following a link, at most a line. `spool/tmp/` may be writable by the submit group:
+/// what a member plants there (a link to `/dev/zero`, a FIFO, a folder of theirs) names no one.
+fn owner_of_folder(dir: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir).ok()?;
+    if !meta.is_dir() || meta.uid() != crate::fsutil::own_euid() {
+        return None;
+    }
+    let bytes = crate::fsutil::read_bounded(&dir.join(OWNER_FILE), 1024).ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// How many unsent, unlapsed drafts `owner` has.
@@ -186,9 +202,7 @@ fn open_drafts_of(spool: &Spool, owner: &str) -> usize {
     spool
         .drafts()
         .into_iter()
-        .filter(|(dir, old)| {
-            !old && std::fs::read_to_string(dir.join(OWNER_FILE)).is_ok_and(|o| o == owner)
-        })
+        .filter(|(dir, old)| !old && owner_of_folder(dir).is_some_and(|o| o == owner))
         .count()
 }
 
@@ -240,6 +254,35 @@ mod tests {
         );
         discard(&spool, &held, "SE2321000016-a1");
         assert!(kept(&spool, &held, "SE2321000016-a1", 1 << 20).is_empty());
+    }
+
+    #[test]
+    fn what_the_submit_group_plants_in_tmp_names_no_owner_and_stalls_no_draft() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::new(dir.path());
+        std::fs::create_dir_all(spool.tmp()).expect("tmp");
+        // An owner file that is a link to an endless file, and one that is a FIFO.
+        let endless = spool
+            .tmp()
+            .join(format!("{DRAFT_PREFIX}{}", "a".repeat(32)));
+        std::fs::create_dir(&endless).expect("dir");
+        std::os::unix::fs::symlink("/dev/zero", endless.join(OWNER_FILE)).expect("link");
+        let fifo = spool
+            .tmp()
+            .join(format!("{DRAFT_PREFIX}{}", "b".repeat(32)));
+        std::fs::create_dir(&fifo).expect("dir");
+        nix::unistd::mkfifo(&fifo.join(OWNER_FILE), nix::sys::stat::Mode::S_IRWXU).expect("fifo");
+        // A folder that is a link to elsewhere, holding a real owner file.
+        let elsewhere = tempfile::tempdir().expect("elsewhere");
+        std::fs::write(elsewhere.path().join(OWNER_FILE), "SE2321000016-a1").expect("owner");
+        let linked = spool
+            .tmp()
+            .join(format!("{DRAFT_PREFIX}{}", "c".repeat(32)));
+        std::os::unix::fs::symlink(elsewhere.path(), &linked).expect("link");
+        assert_eq!(open_drafts_of(&spool, "SE2321000016-a1"), 0);
+        let limits = PdfLimits::from_settings(&crate::config::SpoolSettings::default());
+        let pdf = crate::pdf::tests::simple_pdf(None);
+        create(&spool, "SE2321000016-a1", &job(pdf), &limits).expect("a draft all the same");
     }
 
     /// Another person's card gets nothing of `id`, and cannot discard it.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::job::{JobId, Kommunkod};
 use crate::spool::Spool;
 use crate::store::event::{EventKind, PersonAction};
-use crate::store::kinds::Team;
+use crate::store::kinds::{AlertMark, Team};
 use crate::store::state::{JobRecord, JobState};
 use crate::store::{HoldNote, RelayHealth, Store, StoreError};
 
@@ -273,6 +273,7 @@ impl Operations<'_> {
         id: &JobId,
         actor: &Actor,
         only: Option<Team>,
+        alert: Option<AlertMark>,
     ) -> Result<ActionDone, OperatorError> {
         if actor.reason.trim().is_empty() {
             return Err(OperatorError::NoReason);
@@ -282,6 +283,7 @@ impl Operations<'_> {
             .open_alerts()
             .into_iter()
             .filter(|m| only.is_none_or(|team| m.kind.team() == team))
+            .filter(|m| alert.is_none_or(|one| *m == one))
             .collect();
         if open.is_empty() {
             return Err(Self::refuse(&job, StateHint::NoOpenAlert));
@@ -301,12 +303,17 @@ impl Operations<'_> {
 
     /// Notes a phone call about the job's open alerts that reached nobody: the history says
     /// who tried and when, and the alerts stay open for the next call.
-    pub fn called_no_answer(&self, id: &JobId, actor: &Actor) -> Result<ActionDone, OperatorError> {
+    pub fn called_no_answer(
+        &self,
+        id: &JobId,
+        actor: &Actor,
+        alert: AlertMark,
+    ) -> Result<ActionDone, OperatorError> {
         if actor.reason.trim().is_empty() {
             return Err(OperatorError::NoReason);
         }
         let job = self.job(id)?;
-        if job.open_alerts().is_empty() {
+        if !alert.kind.is_a_call() || !job.open_alerts().contains(&alert) {
             return Err(Self::refuse(&job, StateHint::NoOpenAlert));
         }
         self.store.transition(
@@ -536,20 +543,56 @@ mod tests {
             operator: "SE2321000016-a1".into(),
             reason: "ringt".into(),
         };
-        ops.acknowledge(&job.id, &actor, Some(Team::Dispatch))
+        ops.acknowledge(&job.id, &actor, Some(Team::Dispatch), None)
             .expect("acknowledged");
         let open = store.get(&job.id).expect("get").expect("job").open_alerts();
         assert_eq!(open, vec![AlertMark::job(AlertKind::ConflictingReport)]);
         // Nothing of dispatch's is left for the caseworker to close.
         assert!(ops
-            .acknowledge(&job.id, &actor, Some(Team::Dispatch))
+            .acknowledge(&job.id, &actor, Some(Team::Dispatch), None)
             .is_err());
-        ops.acknowledge(&job.id, &actor, None).expect("operations");
+        ops.acknowledge(&job.id, &actor, None, None)
+            .expect("operations");
         assert!(store
             .get(&job.id)
             .expect("get")
             .expect("job")
             .open_alerts()
             .is_empty());
+    }
+
+    #[test]
+    fn a_call_closes_the_one_alert_it_answers_and_an_unanswered_call_closes_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let spool = Spool::new(dir.path().join("spool"));
+        let mut job = JobRecord::for_tests(JobState::Delivered);
+        let assigned = AlertMark::recipient(AlertKind::FellBack, "2480".parse().expect("code"));
+        let copy = AlertMark::recipient(AlertKind::FellBack, "0180".parse().expect("code"));
+        job.alerts = vec![assigned, copy];
+        let note = EventKind::Note {
+            text: "delivered".into(),
+        };
+        store
+            .enqueue(&job, &[(JobState::Delivered, note)])
+            .expect("enqueue");
+        let ops = Operations {
+            store: &store,
+            spool: &spool,
+        };
+        let actor = Actor {
+            operator: "SE2321000016-a1".into(),
+            reason: "ringt".into(),
+        };
+        let open = || store.get(&job.id).expect("get").expect("job").open_alerts();
+        ops.called_no_answer(&job.id, &actor, copy).expect("noted");
+        assert_eq!(open(), vec![assigned, copy]);
+        // An alert the job does not have, or one that is no call, is no call to note.
+        let conflict = AlertMark::job(AlertKind::ConflictingReport);
+        assert!(ops.called_no_answer(&job.id, &actor, conflict).is_err());
+        // The copy municipality knows: the assigned one must still be called.
+        ops.acknowledge(&job.id, &actor, Some(Team::Dispatch), Some(copy))
+            .expect("acknowledged");
+        assert_eq!(open(), vec![assigned]);
     }
 }

@@ -74,6 +74,16 @@ enum Needs {
 
 fn needs(principal: &Principal, command: &Command) -> Needs {
     match principal {
+        // An operator's name is what histories record: one that reads as a person on the
+        // portal or the desk would put words in that person's mouth.
+        Principal::Operator(name)
+            if matches!(
+                crate::registry::Recorded::read(name),
+                crate::registry::Recorded::Portal { .. } | crate::registry::Recorded::Desk { .. }
+            ) =>
+        {
+            Needs::Refused
+        }
         Principal::Operator(_) => match command {
             Command::MyMunicipalities(_)
             | Command::PortalReport(_)
@@ -210,11 +220,13 @@ mod tests {
             Acknowledge {
                 id: id(),
                 reason: reason(),
+                alert: None,
             }
             .into(),
             CallNoAnswer {
                 id: id(),
                 reason: reason(),
+                alert: crate::store::kinds::AlertMark::job(crate::store::kinds::AlertKind::Unread),
             }
             .into(),
             CallCount {}.into(),
@@ -243,6 +255,7 @@ mod tests {
                 copy_to: vec![],
                 documents: vec![],
                 kept: None,
+                incomplete: false,
             }
             .into(),
             DeskDraftDocument {
@@ -397,6 +410,17 @@ mod tests {
             Needs::DeskGrant(Desk::Only(StaffRole::Handlaggare)) => 'h',
             Needs::DeskGrant(Desk::Only(StaffRole::Drift)) => 'd',
         }
+    }
+
+    #[test]
+    fn an_operator_named_like_a_person_on_the_portal_or_the_desk_is_refused() {
+        let forged = Principal::Operator("SE2321000016-x (Anna Berg) via desk".into());
+        let status: Command = call::OpenAlerts {}.into();
+        assert_eq!(needs(&forged, &status), Needs::Refused);
+        let forged = Principal::Operator("SE2321000016-x (Anna Berg) via portal".into());
+        assert_eq!(needs(&forged, &status), Needs::Refused);
+        let plain = Principal::Operator("drift-olle".into());
+        assert_eq!(needs(&plain, &status), Needs::Nothing);
     }
 
     #[test]

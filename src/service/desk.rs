@@ -150,7 +150,7 @@ impl Core {
         if let Some(id) = &q.kept {
             draft::discard(&self.spool, id, &owner);
         }
-        let (Some(to), Ok(case), true) = (to, case, problems.is_empty()) else {
+        let (Some(to), Ok(case), true) = (to, case, problems.is_empty() && !q.incomplete) else {
             let kept_now: Vec<draft::KeptDocument> =
                 passed.iter().map(|(k, _)| k.clone()).collect();
             let kept = match kept_now.is_empty() {
@@ -217,6 +217,17 @@ impl Core {
             kind,
             self.pdf_limits.max_bytes,
         )?;
+        // A decision's document read on the desk, like every read of a job: not yet a job,
+        // so named by its kind.
+        self.store.audit_operator(crate::store::audit::Draft {
+            kind: crate::store::audit::AuditKind::View,
+            job_id: None,
+            kommunkod: None,
+            state: None,
+            operator: Some(person.on_desk()),
+            action: "a draft's document opened on the dispatch desk".into(),
+            data: serde_json::json!({ "document": kind.as_str() }),
+        })?;
         Ok(kurir_protocol::call::DraftFile { bytes })
     }
 
@@ -418,6 +429,7 @@ impl Core {
                 .map(|a| (a.address.clone(), a.at))
         });
         Ok(OpenAlert {
+            recipient: mark.kommunkod,
             case: None,
             sent,
             job_id: job_id.clone(),

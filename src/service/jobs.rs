@@ -20,6 +20,10 @@ pub(super) fn refuse_personal_data(text: &str) -> Result<(), ServiceError> {
     }
 }
 
+/// The longest reason or note a person's action records: it is kept for good, in the job's
+/// history and the audit chain, and a few sentences say what was done.
+const MAX_REASON_CHARS: usize = 1000;
+
 impl Core {
     fn operations(&self) -> Operations<'_> {
         Operations {
@@ -31,6 +35,11 @@ impl Core {
     /// Who acts, and why, as the history records it: a reason holding what identifies a
     /// child is refused (it would be kept where it cannot be redacted).
     fn actor(principal: &Principal, reason: String) -> Result<Actor, ServiceError> {
+        if reason.chars().count() > MAX_REASON_CHARS {
+            return Err(ServiceError::ReasonTooLong {
+                max: MAX_REASON_CHARS,
+            });
+        }
         refuse_personal_data(&reason)?;
         Ok(Actor {
             operator: principal.recorded_as(),

@@ -428,7 +428,7 @@ impl Core {
             Command::CallCount(_) => reply::<c::CallCount>(self.call_count()),
             Command::CallNoAnswer(q) => {
                 reply::<c::CallNoAnswer>(self.act(principal, q.reason, |ops, actor| {
-                    ops.called_no_answer(&q.id, actor)
+                    ops.called_no_answer(&q.id, actor, q.alert)
                 }))
             }
             Command::StaffGrant(q) => reply::<c::StaffGrant>(
@@ -565,7 +565,7 @@ impl Core {
             _ => None,
         };
         self.act(principal, q.reason, |ops, actor| {
-            ops.acknowledge(&q.id, actor, only)
+            ops.acknowledge(&q.id, actor, only, q.alert)
         })
     }
 

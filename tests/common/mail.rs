@@ -104,25 +104,32 @@ pub fn parse(bytes: &[u8]) -> mail_parser::Message<'_> {
         .expect("MIME parses")
 }
 
-/// Reads the verification code out of the newest message at the peer.
+/// Reads the verification code out of the newest message at the peer that holds one (a notice
+/// of the change may arrive after it), waiting up to a minute for it.
 pub fn code_from_peer(rig: &Rig, encrypted_to: Option<&Identity>) -> String {
-    let message = rig
-        .peer
-        .messages()
-        .pop()
-        .expect("verification message arrived");
-    let raw = std::fs::read(&message).expect("read");
-    let signed = match encrypted_to {
-        Some(who) => decrypt(&message, who),
-        None => raw,
+    let code_in = |message: &std::path::Path| {
+        let raw = std::fs::read(message).ok()?;
+        let signed = match encrypted_to {
+            Some(who) => decrypt(message, who),
+            None => raw,
+        };
+        let (inner, _) = verify(&signed, &rig.ca.pem, rig.env.path());
+        let text = parse(&inner).body_text(0)?.to_string();
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("Verifieringskod: "))
+            .map(|code| code.trim().to_string())
     };
-    let (inner, _) = verify(&signed, &rig.ca.pem, rig.env.path());
-    let text = parse(&inner).body_text(0).expect("text body").to_string();
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("Verifieringskod: "))
-        .expect("a line `Verifieringskod: <code>`")
-        .trim()
-        .to_string()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(code) = rig.peer.messages().iter().rev().find_map(|m| code_in(m)) {
+            return code;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no message with a line `Verifieringskod: <code>` arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Registers 2480 with an address, a certificate and a secure connection, and proves it.

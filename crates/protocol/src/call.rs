@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::action::{ActionDone, Target};
 use crate::draft::{DraftId, DraftOutcome};
 use crate::job::{DocumentKind, JobId, Kommunkod};
+use crate::kinds::AlertMark;
 use crate::registry::{Changes, RegistryChange, SeedMunicipality, StaffRole};
 use crate::reply::{
     AddressConfirmed, CodeSent, ConnectionReport, CrlInfo, DeskJob as DeskJobView, DeskRow,
@@ -93,6 +94,11 @@ calls! {
         id: JobId,
         /// What was done (recorded; required).
         reason: String,
+        /// Only this alert (the desk closes the one call that was made: the copy
+        /// municipality's answer does not close the assigned one's); `None`: every alert the
+        /// person may close.
+        #[serde(default)]
+        alert: Option<AlertMark>,
     } => ActionDone;
     /// Records a phone call about a job's open alerts that reached nobody: the alerts stay
     /// open, the note goes into the job's history.
@@ -101,6 +107,8 @@ calls! {
         id: JobId,
         /// What was tried (recorded; required).
         reason: String,
+        /// The call that was tried: an open alert of the job that asks dispatch to phone.
+        alert: AlertMark,
     } => ActionDone;
     /// How many decisions the desk's caseworkers should phone about now (the menu's count).
     CallCount {} => usize;
@@ -122,6 +130,9 @@ calls! {
         /// Documents kept from the person's last try, used for each kind not chosen again.
         #[serde(default)]
         kept: Option<DraftId>,
+        /// The form has problems the desk found itself: check and keep, but draft nothing.
+        #[serde(default)]
+        incomplete: bool,
     } => DraftOutcome;
     /// One document of the person's draft, to open on the review page.
     DeskDraftDocument {

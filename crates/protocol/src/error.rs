@@ -75,6 +75,12 @@ pub enum ServiceError {
     /// The action needs a reason for the history.
     #[error("give a reason (--reason): it is recorded in the job's history")]
     ReasonRequired,
+    /// A reason or note longer than a history keeps.
+    #[error("the reason is longer than {max} characters: say it shorter")]
+    ReasonTooLong {
+        /// The most characters a reason may have.
+        max: usize,
+    },
     /// What waits for approval is not what the operator reviewed: it changed after `show`.
     #[error("what waits for approval in kommun {code} is not what you reviewed (it now has digest {now}): run `kurir municipality show {code}` again and approve what it shows")]
     ApprovalChanged {

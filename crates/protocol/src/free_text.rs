@@ -43,8 +43,12 @@ pub fn personal_data_in(text: &str) -> Option<PersonalData> {
     runs.iter().find_map(|run| judge(run))
 }
 
-/// What may stand between the parts of a number as people write them.
-const SEPARATORS: [char; 7] = ['-', '+', '\u{2013}', '\u{2014}', ' ', '.', '/'];
+/// What may stand between the parts of a number as people write them, and as word processors
+/// and case systems paste it (non-breaking spaces and hyphens, the minus sign).
+const SEPARATORS: [char; 12] = [
+    '-', '+', '\u{2013}', '\u{2014}', ' ', '.', '/', '\u{00A0}', '\u{202F}', '\u{2010}',
+    '\u{2011}', '\u{2212}',
+];
 
 /// The ASCII digit of a decimal digit of any script this checks (ASCII and full-width).
 fn decimal_digit(c: char) -> Option<char> {
@@ -128,6 +132,13 @@ mod tests {
                 Some(PersonalData::CaseNumber),
             ),
             ("ärende 12345678", Some(PersonalData::CaseNumber)),
+            // As pasted from a word processor: a non-breaking space, a non-breaking hyphen.
+            ("ärende 12\u{00A0}345678", Some(PersonalData::CaseNumber)),
+            ("ärende 12\u{2011}345678", Some(PersonalData::CaseNumber)),
+            (
+                "barnet 811218\u{2212}9876",
+                Some(PersonalData::IdentityNumber),
+            ),
             ("barnet 811218-9876", Some(PersonalData::IdentityNumber)),
             ("barnet 8112189876", Some(PersonalData::IdentityNumber)),
             ("barnet 19811218-9876", Some(PersonalData::IdentityNumber)),

@@ -31,6 +31,11 @@ pub struct OpenAlert {
     /// When the alert was raised (while its file is kept).
     #[serde(default)]
     pub since: Option<Timestamp>,
+    /// The recipient the alert itself names (`kommunkod` above falls back to the assigned
+    /// municipality for an alert about the whole job): with `kind`, the alert's mark, which
+    /// closes this one alert and no other.
+    #[serde(default)]
+    pub recipient: Option<Kommunkod>,
     /// The job's case number, for the desk's caller (while its folder is in the spool; only
     /// to a member of staff).
     #[serde(default)]

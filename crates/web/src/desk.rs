@@ -403,6 +403,11 @@ pub(super) struct CalledForm {
     /// or `inget-svar` (nobody answered: note it, keep the alert).
     #[serde(default)]
     utfall: String,
+    /// The alert the call was about (its kind), and the recipient it names, if any.
+    #[serde(default)]
+    larm: String,
+    #[serde(default)]
+    mottagare: String,
 }
 
 /// What the calls page says after a call was noted.
@@ -435,6 +440,17 @@ pub(super) async fn called(
         Ok(id) => id,
         Err(page) => return *page,
     };
+    let kind = kurir_protocol::state::AlertKind::named(&form.larm);
+    let recipient = form
+        .mottagare
+        .parse::<kurir_protocol::job::Kommunkod>()
+        .ok();
+    let Some(alert) = kind.map(|kind| match recipient {
+        Some(code) => kurir_protocol::state::AlertMark::recipient(kind, code),
+        None => kurir_protocol::state::AlertMark::job(kind),
+    }) else {
+        return portal.form_expired();
+    };
     let note = form.anteckning.trim();
     let answered = form.utfall != "inget-svar";
     let reason = match (answered, note.is_empty()) {
@@ -445,12 +461,23 @@ pub(super) async fn called(
     };
     let (asked, done) = if answered {
         (
-            portal.ask(&person, call::Acknowledge { id, reason }).await,
+            portal
+                .ask(
+                    &person,
+                    call::Acknowledge {
+                        id,
+                        reason,
+                        alert: Some(alert),
+                    },
+                )
+                .await,
             "ringt",
         )
     } else {
         (
-            portal.ask(&person, call::CallNoAnswer { id, reason }).await,
+            portal
+                .ask(&person, call::CallNoAnswer { id, reason, alert })
+                .await,
             "inget-svar",
         )
     };
@@ -463,7 +490,9 @@ pub(super) async fn called(
             Redirect::to("/expedition/att-ringa?meddelande=ringt").into_response()
         }
         Err(Asked::Refused(
-            e @ (ServiceError::PersonalDataInText(_) | ServiceError::ReasonRequired),
+            e @ (ServiceError::PersonalDataInText(_)
+            | ServiceError::ReasonRequired
+            | ServiceError::ReasonTooLong { .. }),
         )) => portal.refused(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Anteckningen sparades inte",

@@ -647,6 +647,8 @@ pub fn calls(frame: &Frame<'_>, desk: Desk, alerts: &[OpenAlert], notice: Option
                     p { (what_to_say(a)) }
                     form method="post" action={ "/expedition/att-ringa/" (a.job_id.as_str()) } {
                         (csrf(frame))
+                        input type="hidden" name="larm" value=(a.kind.as_str());
+                        @if let Some(code) = a.recipient { input type="hidden" name="mottagare" value=(code.as_str()); }
                         label for={ "anteckning-" (i) } { "Anteckning om samtalet" }
                         p class="hint" id={ "anteckning-" (i) "-hint" } { "Vem du talade med, eller vad du försökte. Skriv inte dossiernummer eller personnummer." }
                         textarea id={ "anteckning-" (i) } name="anteckning" rows="2" aria-describedby={ "anteckning-" (i) "-hint" } {}

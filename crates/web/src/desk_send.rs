@@ -260,25 +260,13 @@ pub(super) async fn send_check(
         copy_to,
         documents,
         kept: DraftId::try_from(kept.clone()).ok(),
+        incomplete: !errors.is_empty(),
     };
     let token = portal.csrf_token(&person);
     match portal.ask(&person, command).await {
-        Ok(DraftOutcome::Ready(preview)) if errors.is_empty() => html(
+        Ok(DraftOutcome::Ready(preview)) => html(
             StatusCode::OK,
             desk_pages::confirm(&frame(&person, &token), desk, &preview),
-        ),
-        // The daemon found nothing, but the portal did (a copy's municipality): the draft it
-        // made waits unused and lapses within the hour.
-        Ok(DraftOutcome::Ready(_)) => html(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            desk_pages::send_form(
-                &frame(&person, &token),
-                desk,
-                &municipalities(&portal),
-                &fields,
-                &errors,
-                &Kept::default(),
-            ),
         ),
         Ok(DraftOutcome::NeedsFixing(fixes)) => {
             let mut all: Vec<FieldError> = fixes.problems.iter().map(problem_at_field).collect();
@@ -388,6 +376,23 @@ pub(super) async fn draft_document(
     if let Err(page) = sender_desk(&portal, &person).await {
         return *page;
     }
+    // A document as large as an upload is held while it is sent: the same slots as uploads.
+    let Some(_mine) = UploadOf::claim(&portal, &person) else {
+        return portal.refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Försök igen om en stund",
+            "Ett annat beslut laddas upp eller hämtas från ditt kort just nu. Vänta tills det \
+             är klart.",
+        );
+    };
+    let Ok(Ok(_reading)) = tokio::time::timeout(UPLOAD_QUEUE_WAIT, portal.uploads.acquire()).await
+    else {
+        return portal.refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Försök igen om en stund",
+            "Många beslut laddas upp just nu. Försök igen om en stund.",
+        );
+    };
     let kind = file
         .strip_suffix(".pdf")
         .and_then(|k| k.parse::<DocumentKind>().ok());

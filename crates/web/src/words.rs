@@ -48,7 +48,7 @@ pub fn certificate_day(openssl: &str) -> String {
 pub fn who(recorded: &str) -> String {
     match Recorded::read(recorded) {
         Recorded::Portal { hsa_id, name } => format!("{name} ({hsa_id}), kommunen"),
-        Recorded::Desk { name, .. } => format!("{name}, Bosättningsenheten"),
+        Recorded::Desk { hsa_id, name } => format!("{name} ({hsa_id}), Bosättningsenheten"),
         Recorded::Kurir => "kurir (automatiskt)".into(),
         Recorded::Operator(name) => format!("{name}, Migrationsverkets drift"),
     }
@@ -475,6 +475,9 @@ pub fn desk_error(error: &ServiceError) -> String {
             format!("Det gick inte: {why}. (Utskickets status: {}.)", state(*s))
         }
         ServiceError::ReasonRequired => "Skriv ett skäl: det sparas i utskickets historik.".into(),
+        ServiceError::ReasonTooLong { max } => {
+            format!("Texten är för lång: högst {max} tecken. Skriv det kortare.")
+        }
         ServiceError::PersonalDataInText(found) => format!(
             "Texten ser ut att innehålla {}. Den sparas för alltid i utskickets historik, i \
              kvittot och i granskningsloggen, som inte går att rensa. Skriv den utan numret.",
@@ -713,5 +716,52 @@ fn post_reason_short(reason: PostReason) -> &'static str {
         PostReason::ConnectionNotChecked => "e-postservern är inte kontrollerad",
         PostReason::ConnectionFailed => "kontrollen av e-postservern gick inte igenom",
         PostReason::ConnectionCheckOutdated => "kontrollen av e-postservern är för gammal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_date_reads_as_a_swedish_day_and_odd_text_stays_as_it_is() {
+        assert_eq!(certificate_day("Dec  7 10:00:00 2026 GMT"), "2026-12-07");
+        assert_eq!(certificate_day("Jun 30 23:30:00 2027 GMT"), "2027-07-01");
+        assert_eq!(certificate_day("someday"), "someday");
+    }
+
+    #[test]
+    fn a_history_entry_says_what_changed_to_what_and_who_did_it_in_swedish() {
+        let before = Registered {
+            phone: Some("090-16 10 00".into()),
+            ..Registered::default()
+        };
+        let after = Registered {
+            phone: Some("090-16 20 00".into()),
+            decision_email: Some("beslut@umea.se".into()),
+            ..Registered::default()
+        };
+        let change = RegistryChange {
+            at: Timestamp::UNIX_EPOCH,
+            operator: "SE2321000016-abc1 (Anna Berg) via portal".into(),
+            what: "set".into(),
+            action: Some(RegistryAction::Set),
+            before,
+            after,
+            notice: None,
+        };
+        assert_eq!(
+            registry_change(&change),
+            vec![
+                "Särskild adress för beslut satt till beslut@umea.se.".to_string(),
+                "Telefon ändrad från 090-16 10 00 till 090-16 20 00.".to_string(),
+            ]
+        );
+        assert_eq!(
+            who(&change.operator),
+            "Anna Berg (SE2321000016-abc1), kommunen"
+        );
+        assert_eq!(who("kurir"), "kurir (automatiskt)");
+        assert_eq!(when(Timestamp::UNIX_EPOCH), "1970-01-01 01:00");
     }
 }
