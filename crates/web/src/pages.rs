@@ -593,8 +593,9 @@ pub fn accessibility(area: Area, frame: Option<&Frame<'_>>, contact: &Contact<'_
             h2 { "Hur vi testat webbplatsen" }
             p { "Vi har själva granskat webbplatsen. Varje sida som testerna når kontrolleras \
                  automatiskt med axe-core mot WCAG 2.1 nivå A och AA i webbläsaren Chromium, vid \
-                 varje ändring av programmet. Vi har också gått igenom sidorna med enbart \
-                 tangentbord. Automatiska test täcker bara en del av kraven." }
+                 varje ändring av programmet, och testerna går igenom formulären som en användare \
+                 gör. Automatiska test täcker bara en del av kraven; en fullständig manuell \
+                 granskning med skärmläsare är ännu inte gjord." }
             p { "Senaste bedömningen gjordes " (ACCESSIBILITY_ASSESSED) "." }
             p { "Webbplatsen publicerades 2026-11-30. Redogörelsen uppdaterades senast " (ACCESSIBILITY_ASSESSED) "." }
         },
