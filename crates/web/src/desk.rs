@@ -453,11 +453,13 @@ pub(super) async fn called(
     };
     let note = form.anteckning.trim();
     let answered = form.utfall != "inget-svar";
+    // An answered call closes the alert, so its reason says it was a call; an unanswered
+    // one is its own kind of entry and needs only what was tried.
     let reason = match (answered, note.is_empty()) {
         (true, true) => "ringt: kommunen vet om beslutet".to_string(),
         (true, false) => format!("ringt: kommunen vet om beslutet; {note}"),
-        (false, true) => "ringt: inget svar".to_string(),
-        (false, false) => format!("ringt: inget svar; {note}"),
+        (false, true) => "inget svar".to_string(),
+        (false, false) => note.to_string(),
     };
     let (asked, done) = if answered {
         (

@@ -514,20 +514,20 @@ pub fn job(frame: &Frame<'_>, desk: Desk, j: &DeskJob, notice: Option<(bool, Str
                 h2 id="rubrik-tidslinje" { "Tidslinje" }
                 table {
                     caption { "Varje händelse; arbetstid räknas från mottagandet" }
-                    thead { tr { th scope="col" { "Tid" } th scope="col" { "Arbetstid" } th scope="col" { "Status" } th scope="col" { "Händelse" } } }
+                    thead { tr { th scope="col" { "Tid" } th scope="col" { "Arbetstid" } th scope="col" { "Steg" } th scope="col" { "Händelse" } } }
                     tbody { @for (i, e) in j.events.iter().enumerate() {
                         tr {
                             td class="when" { (when(e.at)) }
                             td { (working(j.working_seconds.get(i).copied().unwrap_or(0))) }
                             td { (words::state(e.state)) }
                             @match &e.what {
-                                Some(what) => td { (words::event(what, &when)) },
-                                // Written before kurir worded its history as values: kept as
-                                // it was, under its own heading.
-                                None => td {
+                                // Written before kurir worded its history as values (or words a
+                                // migration gave): kept as it was, under its own heading.
+                                None | Some(kurir_protocol::event::EventKind::Note { .. }) => td {
                                     "Händelse från en äldre version av kurir."
                                     details { summary { "Tekniska uppgifter" } p lang="en" { (e.detail) } }
                                 },
+                                Some(what) => td { (words::event(what, &when)) },
                             }
                         }
                     } }

@@ -479,8 +479,8 @@ pub fn desk_error(error: &ServiceError) -> String {
             format!("Texten är för lång: högst {max} tecken. Skriv det kortare.")
         }
         ServiceError::PersonalDataInText(found) => format!(
-            "Texten ser ut att innehålla {}. Den sparas för alltid i utskickets historik, i \
-             kvittot och i granskningsloggen, som inte går att rensa. Skriv den utan numret.",
+            "Texten ser ut att innehålla {}. Den sparas för alltid i utskickets historik och i \
+             revisionskedjan, som inte går att rensa. Skriv den utan numret.",
             match found {
                 kurir_protocol::free_text::PersonalData::CaseNumber => "ett dossiernummer",
                 kurir_protocol::free_text::PersonalData::IdentityNumber => "ett personnummer",
@@ -492,8 +492,8 @@ pub fn desk_error(error: &ServiceError) -> String {
                 .into()
         }
         ServiceError::Draft(kurir_protocol::draft::DraftError::TooMany) => format!(
-            "Du har redan {} utkast som inte är skickade. Skicka dem eller vänta en timme, så \
-             tas de bort.",
+            "Du har redan {} utkast eller sparade filer som inte är skickade. De tas bort inom en \
+             timme; försök igen då.",
             kurir_protocol::draft::MAX_DRAFTS_PER_PERSON
         ),
         _ => "Det gick inte just nu. Försök igen om en stund.".into(),
@@ -636,12 +636,19 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
                 PersonAction::ReroutedToPost => "Ändrat till post".into(),
                 PersonAction::ReleasedFromQuarantine { .. } => "Släppt ur karantän".into(),
                 PersonAction::DeletedFromQuarantine => "Raderat ur karantän".into(),
-                PersonAction::CalledNoAnswer => "Ringt utan svar; larmet är kvar".into(),
+                PersonAction::CalledNoAnswer => "Ringt utan svar".into(),
+            };
+            let still = match action {
+                PersonAction::CalledNoAnswer => " Larmet är kvar.",
+                _ => "",
             };
             if reason.trim().is_empty() {
-                format!("{done} av {by}.")
+                format!("{done} av {by}.{still}")
             } else {
-                format!("{done} av {by}: {}", reason.trim())
+                format!(
+                    "{done} av {by}: {}.{still}",
+                    reason.trim().trim_end_matches('.')
+                )
             }
         }
         Printed { batch, by, note } => {
@@ -703,7 +710,8 @@ pub fn event(what: &EventKind, when: &dyn Fn(jiff::Timestamp) -> String) -> Stri
         DocumentsRemoved => "Handlingarna har gallrats efter lagringstiden. Kvittot och \
                              revisionskedjan behåller deras SHA-256."
             .into(),
-        Note { text } => text.clone(),
+        // Words a migration or a test gave, in the history's English: not a sentence of ours.
+        Note { .. } => "Händelse från en äldre version av kurir.".into(),
     }
 }
 
