@@ -738,6 +738,33 @@ fn the_send_form_shows_every_problem_at_once_and_keeps_the_files_that_passed() {
         &[],
     );
     assert!(again.contains("id=\"anvisningsbeslut-fel\""), "{again}");
+    // A god man notice kept by mistake can be left out without starting over.
+    let (status, _, page) = client.upload(
+        &[("csrf", &token), ("kommun", "Umeå"), ("arende", "fel")],
+        &[
+            ("anvisningsbeslut", "beslut.pdf", &beslut),
+            ("godman", "fel-godman.pdf", &god_man),
+        ],
+    );
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("name=\"utan-godman\""), "{page}");
+    let both = hidden(&page, "behall").expect("both kept");
+    let (status, _, page) = client.upload(
+        &[
+            ("csrf", &token),
+            ("behall", &both),
+            ("kommun", "Umeå"),
+            ("arende", common::CASE),
+            ("utan-godman", "ja"),
+        ],
+        &[],
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("beslut.pdf"), "{page}");
+    assert!(
+        !page.contains("fel-godman.pdf"),
+        "the notice left out went along: {page}"
+    );
     // A card without a caseworker's grant cannot open the draft's documents (another
     // caseworker's is refused by the draft's owner: `intake::draft`'s tests).
     let other = connector(&rig.world.ca.pem, Some(&rig.served.person));

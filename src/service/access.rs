@@ -256,6 +256,7 @@ mod tests {
                 documents: vec![],
                 kept: None,
                 incomplete: false,
+                without: vec![],
             }
             .into(),
             DeskDraftDocument {

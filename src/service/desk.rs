@@ -127,7 +127,11 @@ impl Core {
                 .iter()
                 .find(|u| u.kind == kind && !u.bytes.is_empty())
                 .map(|u| (kind, u.bytes.clone(), tidy_name(&u.name)))
-                .or_else(|| kept.iter().find(|k| k.0 == kind).cloned());
+                .or_else(|| {
+                    kept.iter()
+                        .find(|k| k.0 == kind && !q.without.contains(&kind))
+                        .cloned()
+                });
             let Some(document) = chosen else {
                 if kind == DocumentKind::Anvisningsbeslut {
                     problems.push(DraftProblem::NoDecision);

@@ -133,6 +133,9 @@ calls! {
         /// The form has problems the desk found itself: check and keep, but draft nothing.
         #[serde(default)]
         incomplete: bool,
+        /// Kinds the person no longer wants sent: what was kept of them is not used.
+        #[serde(default)]
+        without: Vec<DocumentKind>,
     } => DraftOutcome;
     /// One document of the person's draft, to open on the review page.
     DeskDraftDocument {

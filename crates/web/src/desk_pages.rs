@@ -138,6 +138,12 @@ pub fn send_form(
             @if let Some(e) = &e { p class="error" id={ (id) "-fel" } { "Fel: " (e) } }
             input type="file" id=(id) name=(id) accept=".pdf,application/pdf" aria-describedby=(by)
                 aria-invalid=[e.as_ref().map(|_| "true")];
+            @if held.is_some() && kind == kurir_protocol::job::DocumentKind::GodMan {
+                label class="inline" {
+                    input type="checkbox" name="utan-godman" value="ja";
+                    " Skicka ingen anmälan om behov av god man (ta bort den valda filen)"
+                }
+            }
         }
     };
     let summary: Vec<(&str, String)> = errors.iter().map(|e| (e.field, e.text.clone())).collect();

@@ -190,6 +190,7 @@ pub(super) async fn send_check(
     let mut token_checked = false;
     let mut fields = SendFields::default();
     let mut kept = String::new();
+    let mut without_god_man = false;
     let mut decision = (Vec::new(), String::new());
     let mut god_man = (Vec::new(), String::new());
     while let Ok(Some(mut field)) = multipart.next_field().await {
@@ -217,6 +218,7 @@ pub(super) async fn send_check(
             "kommun" => fields.kommun = text(),
             "arende" => fields.arende = text(),
             "behall" => kept = text(),
+            "utan-godman" => without_god_man = text() == "ja",
             "kopia" => fields.kopia = text(),
             "anvisningsbeslut" => decision = (bytes, file_name),
             "godman" => god_man = (bytes, file_name),
@@ -261,6 +263,11 @@ pub(super) async fn send_check(
         documents,
         kept: DraftId::try_from(kept.clone()).ok(),
         incomplete: !errors.is_empty(),
+        without: if without_god_man {
+            vec![DocumentKind::GodMan]
+        } else {
+            Vec::new()
+        },
     };
     let token = portal.csrf_token(&person);
     match portal.ask(&person, command).await {

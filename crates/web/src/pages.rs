@@ -44,7 +44,7 @@ select,input[type=search],input[type=file]{font:inherit;padding:.3rem}\
 .step{border-left:6px solid #0b3d5c;padding:.25rem 1rem;background:#f1f5f8}\
 button.secondary{background:#fff;color:#0b3d5c;border:2px solid #0b3d5c}\
 .choices button{display:inline-block;margin-right:.75rem}.call{border-top:2px solid #767676}\
-p.line{margin:0}.when,.step{white-space:nowrap}details{margin:.5rem 0}summary{cursor:pointer}\
+label.inline{font-weight:400}label.inline input{margin-right:.4rem}p.line{margin:0}.when,.step{white-space:nowrap}details{margin:.5rem 0}summary{cursor:pointer}\
 @media print{header nav,footer,.skip,.noprint{display:none}main{max-width:none}}";
 
 /// Which part of the portal a page belongs to: its header, title and navigation.
