@@ -270,6 +270,20 @@ pub(super) async fn send_check(
         },
     };
     let token = portal.csrf_token(&person);
+    // The form again, with what must be fixed and what was kept.
+    let again = |errors: &[FieldError], kept: &Kept| {
+        html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            desk_pages::send_form(
+                &frame(&person, &token),
+                desk,
+                &municipalities(&portal),
+                &fields,
+                errors,
+                kept,
+            ),
+        )
+    };
     match portal.ask(&person, command).await {
         Ok(DraftOutcome::Ready(preview)) => html(
             StatusCode::OK,
@@ -284,32 +298,15 @@ pub(super) async fn send_check(
                 id: fixes.kept.map(|id| id.as_str().to_string()),
                 documents: fixes.documents,
             };
-            html(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                desk_pages::send_form(
-                    &frame(&person, &token),
-                    desk,
-                    &municipalities(&portal),
-                    &fields,
-                    &all,
-                    &kept,
-                ),
-            )
+            again(&all, &kept)
         }
         Err(Asked::Unavailable) => portal.unavailable(),
-        Err(Asked::Refused(error @ ServiceError::Draft(DraftError::TooMany))) => html(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            desk_pages::send_form(
-                &frame(&person, &token),
-                desk,
-                &municipalities(&portal),
-                &fields,
-                &[FieldError {
-                    field: "anvisningsbeslut",
-                    text: words::desk_error(&error),
-                }],
-                &Kept::default(),
-            ),
+        Err(Asked::Refused(error @ ServiceError::Draft(DraftError::TooMany))) => again(
+            &[FieldError {
+                field: "anvisningsbeslut",
+                text: words::desk_error(&error),
+            }],
+            &Kept::default(),
         ),
         Err(Asked::Refused(error)) => refusal(&portal, &error),
     }
