@@ -56,8 +56,14 @@ pub fn create(
             name: String::new(),
         });
     }
-    let id = new_folder(spool, owner, |dir| write_job(spool, dir, job))?;
+    let id = keep_checked(spool, owner, job)?;
     Ok((id, held))
+}
+
+/// Keeps as `owner`'s draft a job whose documents were already checked as `kurir submit`
+/// checks them (the desk checks every field at once before it drafts anything).
+pub fn keep_checked(spool: &Spool, owner: &str, job: &JobContents) -> Result<DraftId, DraftError> {
+    new_folder(spool, owner, |dir| write_job(spool, dir, job))
 }
 
 /// A new folder of `owner`'s, filled by `fill` and then marked as theirs. Counted and written

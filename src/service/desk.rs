@@ -167,21 +167,19 @@ impl Core {
                 documents: passed.into_iter().map(|(_, held)| held).collect(),
             }));
         };
-        let names: Vec<String> = passed.iter().map(|(k, _)| k.2.clone()).collect();
+        // Checked above, each once: written as they are.
+        let (documents, held): (Vec<_>, Vec<_>) = passed
+            .into_iter()
+            .map(|((kind, bytes, _), held)| ((kind, bytes), held))
+            .unzip();
         let job = JobContents {
             to,
             case: case.clone(),
             copy_to: copies.clone(),
-            documents: passed
-                .into_iter()
-                .map(|((kind, bytes, _), _)| (kind, bytes))
-                .collect(),
+            documents,
             submission_key: None,
         };
-        let (draft, mut held) = draft::create(&self.spool, &owner, &job, &self.pdf_limits)?;
-        for (document, name) in held.iter_mut().zip(names) {
-            document.name = name;
-        }
+        let draft = draft::keep_checked(&self.spool, &owner, &job)?;
         let routes = std::iter::once(to)
             .chain(copies.iter().copied())
             .map(|code| {
